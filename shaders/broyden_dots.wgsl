@@ -1,0 +1,43 @@
+// Broyden: every dot product the rank-one update needs, against the factors before the update.
+// With Δx = x' − x, Δg = g' − g and column c of U (dim × L) and of Vᵀ (stored as rows):
+//   column c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
+//   column c = ncols:  ( Δx·Δg,   Δx·g',    0,        0 )
+// partials[c * groups + g] per workgroup g; broyden_coef.wgsl sums them.
+// Bindings: ctrl (read); params {n, groups, stride}; x, x_new, gx, gx_new [n]; u_cols, vt_rows [L × stride];
+//           partials [(ncols + 1) × groups] vec4.
+// Dispatch: (groups, ncols + 1) where ncols = valid columns before this update.
+
+struct DotsParams { n: u32, groups: u32, stride: u32 }
+
+@group(0) @binding(0) var<storage, read> ctrl: Control;
+@group(0) @binding(1) var<uniform> params: DotsParams;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> x_new: array<f32>;
+@group(0) @binding(4) var<storage, read> gx: array<f32>;
+@group(0) @binding(5) var<storage, read> gx_new: array<f32>;
+@group(0) @binding(6) var<storage, read> u_cols: array<f32>;
+@group(0) @binding(7) var<storage, read> vt_rows: array<f32>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  if (solve_done(lid)) { return; }
+  let c = group.y;
+  let ncols = grid.y - 1u;
+  let base = c * params.stride;
+  var sums = vec4<f32>(0.0);
+  for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
+    let dx = x_new[i] - x[i];
+    let g_new = gx_new[i];
+    let dg = g_new - gx[i];
+    if (c < ncols) {
+      let vt = vt_rows[base + i];
+      sums += vec4<f32>(dx * u_cols[base + i], vt * dg, vt * g_new, 0.0);
+    } else {
+      sums += vec4<f32>(dx * dg, dx * g_new, 0.0, 0.0);
+    }
+  }
+  let total = workgroup_sum(sums, lid);
+  if (lid == 0u) { partials[c * params.groups + group.x] = total; }
+}

@@ -1,0 +1,31 @@
+// Residual partial sums of one evaluation y = f(x), per workgroup:
+//   partials[g] = ( Σ (y − x)², Σ y², Σ (2y − x)², 0 )  over the elements workgroup g owns.
+// (x, y) is (u, f(u)); finish.wgsl picks the sums that the solver's diffs() needs.
+// Bindings: ctrl (done gate, or skip_eval when params.gate_on_eval = 1); params {n, groups, gate_on_eval};
+//           x, y [n]; partials [groups] vec4.
+// Dispatch: (groups). Element i belongs to workgroup (i / 256) mod groups: a fixed assignment,
+// so the sums are bit-identical run to run.
+
+struct ResidualParams { n: u32, groups: u32, gate_on_eval: u32 }
+
+@group(0) @binding(0) var<storage, read> ctrl: Control;
+@group(0) @binding(1) var<uniform> params: ResidualParams;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
+
+var<workgroup> skip_value: u32;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (lid == 0u) { skip_value = select(ctrl.done, ctrl.skip_eval, params.gate_on_eval != 0u); }
+  if (workgroupUniformLoad(&skip_value) != 0u) { return; }
+  var sums = vec4<f32>(0.0);
+  for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
+    let r = y[i] - x[i];
+    let z = y[i] + r;
+    sums += vec4<f32>(r * r, y[i] * y[i], z * z, 0.0);
+  }
+  let total = workgroup_sum(sums, lid);
+  if (lid == 0u) { partials[group.x] = total; }
+}

@@ -1,0 +1,199 @@
+/**
+ * The engine: one GPUDevice, its compiled kernels, a buffer pool, and the tensor factory.
+ * `Engine.create()` finds a device (browser or Node); `Engine.fromDevice()` joins an app's own.
+ */
+import { BufferUsage, MapMode } from './gpu/flags';
+import { acquireDevice } from './gpu/device';
+import { Kernel } from './gpu/kernel';
+import { BufferPool, STORAGE_USAGE } from './gpu/pool';
+import { Tensor, checkShape } from './tensor';
+import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './errors';
+import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
+
+/** Options of {@link Engine.create}. */
+export interface EngineOptions {
+  /** Passed to `requestAdapter`. Default `'high-performance'`. */
+  powerPreference?: GPUPowerPreference;
+}
+
+export class Engine {
+  /** The WebGPU device every tensor and kernel of this engine lives on. */
+  readonly device: GPUDevice;
+  /** Number of GPU→CPU readbacks (`mapAsync` calls) made so far: a diagnostic for residency. */
+  readbackCount = 0;
+  private readonly pool: BufferPool;
+  private readonly kernels = new Map<string, Promise<Kernel>>();
+  private readonly uniforms = new Map<string, GPUBuffer>();
+  private lostReason: string | null = null;
+
+  private constructor(device: GPUDevice, private readonly ownsDevice: boolean) {
+    this.device = device;
+    this.pool = new BufferPool(device);
+    void device.lost.then((info) => {
+      this.lostReason = info.message || info.reason || 'device lost';
+    });
+  }
+
+  /** Finds a WebGPU device: `navigator.gpu` in a browser, Dawn (`webgpu` package) in Node. */
+  static async create(options: EngineOptions = {}): Promise<Engine> {
+    return new Engine(await acquireDevice(options.powerPreference), true);
+  }
+
+  /** Uses a device the application already owns; `destroy()` will not destroy it. */
+  static fromDevice(device: GPUDevice): Engine {
+    return new Engine(device, false);
+  }
+
+  /** Bytes of GPU memory the engine's pool holds now, and the peak so far. */
+  get memory(): { allocatedBytes: number; peakBytes: number } {
+    return { allocatedBytes: this.pool.allocatedBytes, peakBytes: this.pool.peakBytes };
+  }
+
+  /** Uploads `data` as a float32 tensor of `shape`. Rejects NaN/Infinity. */
+  tensor(data: Float32Array | Float64Array | number[], shape: readonly number[]): Tensor {
+    this.assertAlive('engine.tensor');
+    checkShape(shape, 'shape');
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== size) {
+      throw new ShapeError('data', `has ${data.length} values but shape [${shape.join(', ')}] needs ${size}`);
+    }
+    const values = data instanceof Float32Array ? data : Float32Array.from(data);
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) throw new NonFiniteError('data', `value ${values[i]} at index ${i} is not finite`);
+    }
+    const buffer = this.allocate(size * 4, 'data');
+    this.device.queue.writeBuffer(buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+    return new Tensor(this, buffer, shape, true);
+  }
+
+  /** A tensor of zeros. */
+  zeros(shape: readonly number[]): Tensor {
+    this.assertAlive('engine.zeros');
+    checkShape(shape, 'shape');
+    const size = shape.reduce((a, b) => a * b, 1);
+    const buffer = this.allocate(size * 4, 'shape');
+    const encoder = this.device.createCommandEncoder();
+    encoder.clearBuffer(buffer);
+    this.device.queue.submit([encoder.finish()]);
+    return new Tensor(this, buffer, shape, true);
+  }
+
+  /**
+   * Zero-copy view of a caller's buffer (needs STORAGE usage; COPY_SRC to `read()` it). The
+   * caller keeps ownership: `dispose()` on the tensor leaves the buffer alone. Values are not
+   * checked for NaN (that would need a readback); a solve that meets NaN ends with
+   * `stats.converged = false`.
+   */
+  wrap(buffer: GPUBuffer, shape: readonly number[]): Tensor {
+    this.assertAlive('engine.wrap');
+    checkShape(shape, 'shape');
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (!(buffer.usage & BufferUsage.STORAGE)) throw new ShapeError('buffer', 'needs GPUBufferUsage.STORAGE');
+    if (buffer.size < size * 4) {
+      throw new ShapeError('buffer', `holds ${buffer.size} bytes but shape [${shape.join(', ')}] needs ${size * 4}`);
+    }
+    return new Tensor(this, buffer, shape, false);
+  }
+
+  /**
+   * The tanh implicit block `f(u, Qd) = tanh(u @ w + Qd + b)`, with `w` of shape `[d, d]`
+   * (row-major) and `b` of shape `[d]`, given as tensors or as arrays to upload.
+   */
+  implicitBlock(params: TanhBlockParams): TanhBlock {
+    this.assertAlive('engine.implicitBlock');
+    return TanhBlock.create(this, params);
+  }
+
+  /** Releases the pool; destroys the device if the engine created it. */
+  destroy(): void {
+    this.pool.trim();
+    for (const buffer of this.uniforms.values()) buffer.destroy();
+    this.uniforms.clear();
+    if (this.ownsDevice) this.device.destroy();
+  }
+
+  // ---- internal (used by layers and solvers; not part of the public API) ----
+
+  /** @internal Throws DeviceLostError if the device is gone. */
+  assertAlive(what: string): void {
+    if (this.lostReason !== null) throw new DeviceLostError(what, `the GPU device was lost (${this.lostReason})`);
+  }
+
+  /** @internal A storage buffer of at least `bytes`, checked against the device limits. */
+  allocate(bytes: number, argument: string, usage: number = STORAGE_USAGE): GPUBuffer {
+    const limits = this.device.limits;
+    if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
+      throw new LimitError(
+        argument,
+        `needs a ${bytes}-byte buffer; this device allows maxStorageBufferBindingSize = ${limits.maxStorageBufferBindingSize}, ` +
+          `maxBufferSize = ${limits.maxBufferSize}`,
+      );
+    }
+    return this.pool.acquire(bytes, usage);
+  }
+
+  /** @internal Gives a buffer back to the pool. */
+  releaseBuffer(buffer: GPUBuffer): void {
+    this.pool.release(buffer);
+  }
+
+  /** @internal A compiled kernel, compiled once per engine and cached by `key`. */
+  kernel(key: string, source: string, entryPoint = 'main'): Promise<Kernel> {
+    let kernel = this.kernels.get(key);
+    if (!kernel) {
+      kernel = Kernel.compile(this.device, key, source, entryPoint);
+      this.kernels.set(key, kernel);
+      kernel.catch(() => this.kernels.delete(key));
+    }
+    return kernel;
+  }
+
+  /**
+   * @internal A uniform buffer holding `bytes`, cached by `key`: the same configuration gets the
+   * same buffer (and so the same cached bind groups) every solve.
+   */
+  uniformBuffer(key: string, bytes: ArrayBuffer): GPUBuffer {
+    let buffer = this.uniforms.get(key);
+    if (!buffer) {
+      buffer = this.device.createBuffer({ label: key, size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+      this.device.queue.writeBuffer(buffer, 0, bytes);
+      this.uniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /** @internal Uniform buffer for `kernel`'s `params` struct with these values. */
+  params(kernel: Kernel, values: Record<string, number>): GPUBuffer {
+    const layout = kernel.params;
+    if (!layout) throw new Error(`kernel ${kernel.label} has no params uniform`);
+    const key = `${kernel.label}|${Object.entries(values).map(([k, v]) => `${k}=${v}`).join(',')}`;
+    const cached = this.uniforms.get(key);
+    return cached ?? this.uniformBuffer(key, layout.pack(values));
+  }
+
+  /** @internal Copies `bytes` of `buffer` (from `offset`) to the CPU. Counted in readbackCount. */
+  async readBuffer(buffer: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(buffer, bytes, offset));
+  }
+
+  /** @internal Raw bytes readback; see readBuffer. */
+  async readBytes(buffer: GPUBuffer, bytes: number, offset = 0, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
+    this.assertAlive('read');
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.pool.acquire(size, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'anchorax staging');
+    const enc = encoder ?? this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    this.readbackCount++;
+    try {
+      await staging.mapAsync(MapMode.READ, 0, size);
+    } catch (err) {
+      this.assertAlive('read');
+      throw err;
+    }
+    const copy = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.pool.release(staging);
+    return copy;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * A compute kernel: one WGSL entry point, its pipeline, and a bind-group layout derived from the
+ * shader itself with wgsl_reflect (never written by hand). Kernels encode into a pass the
+ * caller owns (`kernel.dispatch(pass, group, ...)`), so solvers compose many of them into one
+ * command buffer.
+ */
+import { ShaderStage } from './flags';
+import { WgslReflect, ResourceType, type VariableInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { AnchoraxError, OptionError } from '../errors';
+
+/** A buffer, or a region of one (offset/size in bytes; offset a multiple of 256). */
+export type BufferRegion = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+/** WGSL compile error with the compiler's messages and line numbers. */
+export class ShaderCompileError extends AnchoraxError {}
+
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+function bufferId(buffer: GPUBuffer): number {
+  let id = bufferIds.get(buffer);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(buffer, id);
+  }
+  return id;
+}
+
+function isBuffer(region: BufferRegion): region is GPUBuffer {
+  return (region as GPUBuffer).mapState !== undefined && typeof (region as GPUBuffer).destroy === 'function';
+}
+
+/** Packs named scalar values into a uniform struct following the shader's reflected layout. */
+export class UniformLayout {
+  readonly size: number;
+  private readonly members: Map<string, { offset: number; type: string }>;
+  constructor(variable: VariableInfo) {
+    this.size = Math.max(16, Math.ceil(variable.size / 16) * 16);
+    this.members = new Map((variable.members ?? []).map((m) => [m.name, { offset: m.offset, type: m.type.name }]));
+  }
+  /** Encodes `values`; every member of the struct must be given (a missing one is a bug). */
+  pack(values: Record<string, number>): ArrayBuffer {
+    const bytes = new ArrayBuffer(this.size);
+    const view = new DataView(bytes);
+    for (const [name, { offset, type }] of this.members) {
+      const value = values[name];
+      if (value === undefined) throw new Error(`uniform member "${name}" not given`);
+      if (type === 'f32') view.setFloat32(offset, value, true);
+      else if (type === 'i32') view.setInt32(offset, value, true);
+      else if (type === 'u32') view.setUint32(offset, value, true);
+      else throw new Error(`uniform member "${name}" has unsupported type ${type}`);
+    }
+    return bytes;
+  }
+}
+
+interface BindingSlot {
+  name: string;
+  binding: number;
+  type: GPUBufferBindingType;
+}
+
+const MAX_CACHED_GROUPS = 512;
+
+export class Kernel {
+  readonly label: string;
+  readonly workgroupSize: [number, number, number];
+  /** Layout of the `params` uniform, when the shader declares one. */
+  readonly params?: UniformLayout;
+  private readonly pipeline: GPUComputePipeline;
+  private readonly layout: GPUBindGroupLayout;
+  private readonly slots: BindingSlot[];
+  private readonly groups = new Map<string, GPUBindGroup>();
+
+  private constructor(
+    private readonly device: GPUDevice,
+    label: string,
+    pipeline: GPUComputePipeline,
+    layout: GPUBindGroupLayout,
+    slots: BindingSlot[],
+    workgroupSize: [number, number, number],
+    params?: UniformLayout,
+  ) {
+    this.label = label;
+    this.pipeline = pipeline;
+    this.layout = layout;
+    this.slots = slots;
+    this.workgroupSize = workgroupSize;
+    this.params = params;
+  }
+
+  /** Compiles `source` (already composed from shared pieces) and reflects its bindings. */
+  static async compile(device: GPUDevice, label: string, source: string, entryPoint = 'main'): Promise<Kernel> {
+    const module = device.createShaderModule({ label, code: source });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length > 0) {
+      const lines = source.split('\n');
+      const text = errors
+        .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`)
+        .join('\n');
+      throw new ShaderCompileError(label, `WGSL does not compile:\n${text}`);
+    }
+    const reflect = new WgslReflect(source);
+    const entry = reflect.entry.compute.find((f) => f.name === entryPoint);
+    if (!entry) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
+    const slots: BindingSlot[] = [];
+    let params: UniformLayout | undefined;
+    for (const resource of entry.resources) {
+      if (resource.group !== 0) throw new ShaderCompileError(label, `binding ${resource.name} must be in @group(0)`);
+      if (resource.resourceType === ResourceType.Uniform) {
+        slots.push({ name: resource.name, binding: resource.binding, type: 'uniform' });
+        if (resource.name === 'params') params = new UniformLayout(resource);
+      } else if (resource.resourceType === ResourceType.Storage) {
+        const type = resource.access === 'read' ? 'read-only-storage' : 'storage';
+        slots.push({ name: resource.name, binding: resource.binding, type });
+      } else {
+        throw new ShaderCompileError(label, `binding ${resource.name}: only buffers are supported`);
+      }
+    }
+    slots.sort((a, b) => a.binding - b.binding);
+    const layout = device.createBindGroupLayout({
+      label,
+      entries: slots.map((s) => ({ binding: s.binding, visibility: ShaderStage.COMPUTE, buffer: { type: s.type } })),
+    });
+    const pipeline = device.createComputePipeline({
+      label,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint },
+    });
+    const size = entry.workgroupSize ?? [1, 1, 1];
+    return new Kernel(device, label, pipeline, layout, slots, [size[0] ?? 1, size[1] ?? 1, size[2] ?? 1], params);
+  }
+
+  /** Names of the bindings the shader uses, in binding order. */
+  get bindingNames(): string[] {
+    return this.slots.map((s) => s.name);
+  }
+
+  /**
+   * A bind group for these resources (by binding name), cached by buffer identity: solvers ask
+   * for the same groups every iteration and get them without allocation.
+   */
+  bind(resources: Record<string, BufferRegion>): GPUBindGroup {
+    let key = '';
+    for (const slot of this.slots) {
+      const region = resources[slot.name];
+      if (!region) throw new OptionError(this.label, `binding "${slot.name}" was not given`);
+      const b = isBuffer(region) ? { buffer: region, offset: 0, size: undefined } : region;
+      key += `${bufferId(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1};`;
+    }
+    const cached = this.groups.get(key);
+    if (cached) return cached;
+    const group = this.device.createBindGroup({
+      label: this.label,
+      layout: this.layout,
+      entries: this.slots.map((slot) => {
+        const region = resources[slot.name] as BufferRegion;
+        return { binding: slot.binding, resource: isBuffer(region) ? { buffer: region } : (region as GPUBufferBinding) };
+      }),
+    });
+    if (this.groups.size >= MAX_CACHED_GROUPS) {
+      const oldest = this.groups.keys().next().value;
+      if (oldest !== undefined) this.groups.delete(oldest);
+    }
+    this.groups.set(key, group);
+    return group;
+  }
+
+  /** Encodes one dispatch into a pass the caller owns. */
+  dispatch(pass: GPUComputePassEncoder, group: GPUBindGroup, x: number, y = 1, z = 1): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y, z);
+  }
+}

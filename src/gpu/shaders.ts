@@ -1,0 +1,48 @@
+/**
+ * WGSL sources, composed from the shared pieces in shaders/lib (each piece is written once and
+ * prepended where a kernel needs it).
+ */
+import gate from '../../shaders/lib/gate.wgsl?raw';
+import activations from '../../shaders/lib/activations.wgsl?raw';
+import control from '../../shaders/lib/control.wgsl?raw';
+import reduce from '../../shaders/lib/reduce.wgsl?raw';
+import blockForward from '../../shaders/block_forward.wgsl?raw';
+import residual from '../../shaders/residual.wgsl?raw';
+import finish from '../../shaders/finish.wgsl?raw';
+import commit from '../../shaders/commit.wgsl?raw';
+import andersonGram from '../../shaders/anderson_gram.wgsl?raw';
+import andersonSolve from '../../shaders/anderson_solve.wgsl?raw';
+import andersonMix from '../../shaders/anderson_mix.wgsl?raw';
+import broydenStep from '../../shaders/broyden_step.wgsl?raw';
+import broydenFinalize from '../../shaders/broyden_finalize.wgsl?raw';
+import broydenDots from '../../shaders/broyden_dots.wgsl?raw';
+import broydenCoef from '../../shaders/broyden_coef.wgsl?raw';
+import broydenRankOne from '../../shaders/broyden_rank_one.wgsl?raw';
+import broydenUpdate from '../../shaders/broyden_update.wgsl?raw';
+import lineSearch from '../../shaders/line_search.wgsl?raw';
+import transpose from '../../shaders/transpose.wgsl?raw';
+
+const compose = (...parts: string[]): string => parts.join('\n');
+
+/** The Control struct's source, for reflecting its layout on the CPU side. */
+export const CONTROL_WGSL = control;
+
+export const SHADERS = {
+  blockForward: compose(gate, activations, blockForward),
+  residual: compose(control, reduce, residual),
+  finish: compose(control, reduce, finish),
+  commit: compose(control, commit),
+  andersonGram: compose(control, reduce, andersonGram),
+  andersonSolve: compose(control, andersonSolve),
+  andersonMix: compose(control, andersonMix),
+  broydenStep: compose(control, broydenStep),
+  broydenFinalize: compose(control, reduce, broydenFinalize),
+  broydenDots: compose(control, reduce, broydenDots),
+  broydenCoef: compose(control, broydenCoef),
+  broydenRankOne: compose(control, reduce, broydenRankOne),
+  broydenUpdate: compose(control, reduce, broydenUpdate),
+  lineSearch: compose(control, reduce, lineSearch),
+  transpose: compose(transpose),
+} as const;
+
+export type ShaderName = keyof typeof SHADERS;

@@ -1,0 +1,14 @@
+// CPU float64 oracle for the GPU solvers and gradients. Imports nothing outside src/reference/.
+export { refBlockForward, refBlockVjp, refBlockJtv, refBlockMap, type RefBlock, type RefBlockGrads } from './block';
+export {
+  refPicard,
+  refAnderson,
+  refBroyden,
+  refBroydenMatvec,
+  type RefMap,
+  type RefSolveOptions,
+  type RefSolveResult,
+  type RefBroydenFactors,
+} from './solvers';
+export { refArmijoLineSearch, type RefLineSearchResult } from './linesearch';
+export { refPreconditionGdeq, refIftAdjoint, refJfb, refGdeq, refIft, type RefGrads } from './backprop';

@@ -1,0 +1,292 @@
+/**
+ * What every solver shares: input checks, the GPU buffers of one solve (control block, partial
+ * sums, best-so-far), the common kernels (evaluate, residual sums, finish, commit), and the
+ * scheduler that encodes iterations in chunks and looks at the GPU's convergence flag once per
+ * chunk — with the next chunk already submitted, so the readback latency overlaps GPU work.
+ */
+import type { Engine } from '../engine';
+import { ShapeError, OptionError } from '../errors';
+import type { BufferRegion, Kernel } from '../gpu/kernel';
+import { SHADERS, type ShaderName } from '../gpu/shaders';
+import type { ImplicitLayer } from '../layers/layer';
+import { Tensor } from '../tensor';
+import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
+import { resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
+
+/** Convergence statistics of a solve. */
+export interface SolveStats {
+  /** Iterations performed. */
+  nstep: number;
+  /** Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal). */
+  absResidual: number;
+  /** Lowest relative residual seen (the last one with returnFinal). */
+  relResidual: number;
+  /** Whether the last stop-mode residual fell below eps. */
+  converged: boolean;
+  /** Whether a residual became NaN/Infinite (the solve then stopped with the best finite iterate). */
+  nonFinite: boolean;
+  /** Every measured (abs, rel) residual in order, the initial one first (with `trace: true`). */
+  trace?: { abs: number[]; rel: number[] };
+}
+
+/** Broyden factors of the best iterate: B = −I + U Vᵀ over the valid columns. */
+export interface BroydenFactors {
+  /** U, shape [dim, L] (dim = all batch rows flattened). */
+  Us: Tensor;
+  /** Vᵀ, shape [L, dim]. */
+  VTs: Tensor;
+  /** Which of the L columns hold a factor. */
+  validMask: boolean[];
+}
+
+/** What a solver returns. */
+export interface SolveResult {
+  /** The fixed point (best iterate), shape of Qd. */
+  uStar: Tensor;
+  /** The iterate before uStar. */
+  uPrev: Tensor;
+  /** Number of evaluations of f, counted as the original counts them. */
+  tnstep: number;
+  stats: SolveStats;
+  /** With `returnB` (Broyden): the factors of the best iterate. */
+  B?: BroydenFactors;
+  /** Frees uStar, uPrev and B. */
+  dispose(): void;
+}
+
+/** Finish modes of shaders/finish.wgsl. */
+export const FinishMode = {
+  picardFirst: 0,
+  picard: 1,
+  andersonFirst: 2,
+  anderson: 3,
+  broydenFirst: 4,
+  broyden: 5,
+} as const;
+export type FinishMode = (typeof FinishMode)[keyof typeof FinishMode];
+
+/** Largest number of workgroups a reduction uses (finish sums its partials in one workgroup). */
+const MAX_REDUCE_GROUPS = 256;
+const MAX_ELEMENT_GROUPS = 65535;
+
+function isLayer(value: unknown): value is ImplicitLayer {
+  return typeof value === 'object' && value !== null && 'encodeForward' in value && 'featureSize' in value;
+}
+
+/** One solve in progress. */
+export class SolveRun {
+  readonly opts: ResolvedOptions;
+  /** Rows of the state (1 for an unbatched [d] state). */
+  readonly batch: number;
+  /** Flattened state size. */
+  readonly n: number;
+  /** n rounded up so that slots of a ring start 256-byte aligned (bindable by offset). */
+  readonly stride: number;
+  /** Workgroups of reduction kernels. */
+  readonly reduceGroups: number;
+  /** Workgroups of elementwise kernels (256 threads, grid-stride). */
+  readonly elementGroups: number;
+  readonly ctrl: GPUBuffer;
+  readonly partials: GPUBuffer;
+  readonly bestU: GPUBuffer;
+  readonly bestPrev: GPUBuffer;
+  private readonly scratch: GPUBuffer[] = [];
+  private kernels = new Map<ShaderName, Kernel>();
+
+  private constructor(
+    readonly engine: Engine,
+    readonly layer: ImplicitLayer,
+    readonly Qd: Tensor,
+    options: ResolvedOptions,
+  ) {
+    this.opts = options;
+    this.batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
+    this.n = Qd.size;
+    this.stride = Math.ceil(this.n / 64) * 64;
+    this.reduceGroups = Math.min(MAX_REDUCE_GROUPS, Math.ceil(this.n / 1024));
+    this.elementGroups = Math.min(MAX_ELEMENT_GROUPS, Math.ceil(this.n / 256));
+    const traceBytes = (options.maxDepth + 2) * TRACE_ENTRY_BYTES;
+    this.ctrl = this.scratchBuffer((CONTROL_HEADER_BYTES + traceBytes) / 4);
+    this.partials = this.scratchBuffer(4 * this.reduceGroups);
+    this.bestU = engine.allocate(this.n * 4, 'Qd');
+    this.bestPrev = engine.allocate(this.n * 4, 'Qd');
+  }
+
+  /** Checks the arguments, compiles what the solve needs, and allocates its buffers. */
+  static async start(
+    solver: SolverName,
+    layer: ImplicitLayer,
+    Qd: Tensor,
+    options: SolverOptions | undefined,
+    kernels: readonly ShaderName[],
+  ): Promise<SolveRun> {
+    if (!isLayer(layer)) throw new OptionError('f', 'must be an implicit layer (e.g. engine.implicitBlock({ w, b }))');
+    const engine = layer.engine;
+    engine.assertAlive(solver);
+    if (!(Qd instanceof Tensor)) throw new ShapeError('Qd', 'must be a Tensor (engine.tensor(data, shape))');
+    Qd.assertUsable(engine, 'Qd');
+    const d = layer.featureSize;
+    const shapeOk = (Qd.shape.length === 1 && Qd.shape[0] === d) || (Qd.shape.length === 2 && Qd.shape[1] === d);
+    if (!shapeOk) throw new ShapeError('Qd', `must have shape [${d}] or [batch, ${d}], got [${Qd.shape.join(', ')}]`);
+    const opts = resolveOptions(solver, options);
+    if (opts.u0) {
+      opts.u0.assertUsable(engine, 'options.u0');
+      if (opts.u0.shape.join() !== Qd.shape.join()) {
+        throw new ShapeError('options.u0', `must have Qd's shape [${Qd.shape.join(', ')}], got [${opts.u0.shape.join(', ')}]`);
+      }
+    }
+    const run = new SolveRun(engine, layer, Qd, opts);
+    const needed: ShaderName[] = ['residual', 'finish', 'commit', ...kernels];
+    for (const name of needed) run.kernels.set(name, await engine.kernel(name, SHADERS[name]));
+    await layer.prepare(run.batch);
+    engine.assertAlive(solver);
+    return run;
+  }
+
+  kernel(name: ShaderName): Kernel {
+    const kernel = this.kernels.get(name);
+    if (!kernel) throw new Error(`kernel ${name} was not compiled for this solve`);
+    return kernel;
+  }
+
+  /** A scratch buffer of `floats` values, returned to the pool when the solve ends. */
+  scratchBuffer(floats: number): GPUBuffer {
+    const buffer = this.engine.allocate(floats * 4, 'Qd');
+    this.scratch.push(buffer);
+    return buffer;
+  }
+
+  /** Uniform buffer of `name`'s params struct. */
+  params(name: ShaderName, values: Record<string, number>): GPUBuffer {
+    return this.engine.params(this.kernel(name), values);
+  }
+
+  /** Slot `index` of a ring buffer laid out with `stride`. */
+  slot(ring: GPUBuffer, index: number): BufferRegion {
+    return { buffer: ring, offset: index * this.stride * 4, size: this.n * 4 };
+  }
+
+  /** output = f(input, Qd), skipped on the GPU once the solve is done. */
+  evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion): void {
+    this.layer.encodeForward(pass, { input, output, Qd: this.Qd.buffer, gate: this.ctrl }, this.batch);
+  }
+
+  /** Residual partial sums of y = f(x) into `partials`. */
+  residual(pass: GPUComputePassEncoder, x: BufferRegion, y: BufferRegion, gateOnEval = false): void {
+    const kernel = this.kernel('residual');
+    const params = this.params('residual', { n: this.n, groups: this.reduceGroups, gate_on_eval: gateOnEval ? 1 : 0 });
+    kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, x, y, partials: this.partials }), this.reduceGroups);
+  }
+
+  /** Measures, keeps the best, counts and decides whether to stop (one workgroup). */
+  finish(pass: GPUComputePassEncoder, mode: FinishMode): void {
+    const o = this.opts;
+    const kernel = this.kernel('finish');
+    const params = this.params('finish', {
+      eps: o.eps,
+      stop_rel: o.stopMode === 'rel' ? 1 : 0,
+      return_final: o.returnFinal ? 1 : 0,
+      max_depth: o.maxDepth,
+      groups: this.reduceGroups,
+      mode,
+      trace_cap: o.maxDepth + 2,
+      memory: o.lbfgsThres,
+    });
+    kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, partials: this.partials }), 1);
+  }
+
+  /** best <- (candidate, previous) when finish found an improvement. */
+  commit(pass: GPUComputePassEncoder, candidate: BufferRegion, previous: BufferRegion): void {
+    this.commitInto(pass, candidate, previous, this.bestU, this.bestPrev, this.n);
+  }
+
+  /** The same conditional copy of `count` floats into any pair of buffers (e.g. Broyden factors). */
+  commitInto(
+    pass: GPUComputePassEncoder,
+    candidate: BufferRegion,
+    previous: BufferRegion,
+    bestA: GPUBuffer,
+    bestB: GPUBuffer,
+    count: number,
+  ): void {
+    const kernel = this.kernel('commit');
+    const groups = Math.min(MAX_ELEMENT_GROUPS, Math.ceil(count / 256));
+    const params = this.params('commit', { n: count, groups });
+    const group = kernel.bind({ ctrl: this.ctrl, params, candidate, previous, best_u: bestA, best_prev: bestB });
+    kernel.dispatch(pass, group, groups);
+  }
+
+  /** Copies u0 (or zeros) into `target`. */
+  encodeStart(encoder: GPUCommandEncoder, target: GPUBuffer, offset = 0): void {
+    if (this.opts.u0) encoder.copyBufferToBuffer(this.opts.u0.buffer, 0, target, offset, this.n * 4);
+    else encoder.clearBuffer(target, offset, this.n * 4);
+  }
+
+  /**
+   * Runs the solve: `init` once, then `iterate(pass, t)` for t in [first, end), `checkEvery`
+   * iterations per submit. Iterations past convergence are skipped on the GPU.
+   */
+  async run(
+    init: (encoder: GPUCommandEncoder) => void,
+    iterate: (pass: GPUComputePassEncoder, t: number) => void,
+    first: number,
+    end: number,
+  ): Promise<ControlSnapshot> {
+    const { engine } = this;
+    engine.device.queue.writeBuffer(this.ctrl, 0, initialControl());
+    const copyBytes = this.opts.trace ? this.ctrl.size : CONTROL_HEADER_BYTES;
+    let t = first;
+    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> => {
+      const encoder = engine.device.createCommandEncoder({ label: 'anchorax solve' });
+      if (withInit) init(encoder);
+      const pass = encoder.beginComputePass();
+      const stop = Math.min(end, t + this.opts.checkEvery);
+      for (; t < stop; t++) iterate(pass, t);
+      pass.end();
+      return engine.readBytes(this.ctrl, copyBytes, 0, encoder).then(decodeControl);
+    };
+    const inFlight = [submitChunk(true)];
+    if (t < end && this.opts.overlap) inFlight.push(submitChunk(false));
+    let snapshot: ControlSnapshot | undefined;
+    while (inFlight.length > 0) {
+      snapshot = await (inFlight.shift() as Promise<ControlSnapshot>);
+      if (snapshot.done) break;
+      if (t < end) inFlight.push(submitChunk(false));
+    }
+    // A chunk submitted ahead may still be in flight: its kernels are no-ops now, and its readback
+    // returns its staging buffer to the pool by itself.
+    for (const pending of inFlight) pending.catch(() => undefined);
+    engine.assertAlive('solve');
+    return snapshot as ControlSnapshot;
+  }
+
+  /** Hands the best iterate out as tensors and returns the scratch buffers to the pool. */
+  result(snapshot: ControlSnapshot, B?: BroydenFactors): SolveResult {
+    const shape = this.Qd.shape;
+    const uStar = new Tensor(this.engine, this.bestU, shape, true);
+    const uPrev = new Tensor(this.engine, this.bestPrev, shape, true);
+    for (const buffer of this.scratch) this.engine.releaseBuffer(buffer);
+    this.scratch.length = 0;
+    const stats: SolveStats = {
+      nstep: snapshot.nstep,
+      absResidual: snapshot.bestAbs,
+      relResidual: snapshot.bestRel,
+      converged: snapshot.converged && !snapshot.nonFinite,
+      nonFinite: snapshot.nonFinite,
+    };
+    if (snapshot.trace) stats.trace = snapshot.trace;
+    return {
+      uStar,
+      uPrev,
+      tnstep: snapshot.tnstep,
+      stats,
+      B,
+      dispose() {
+        uStar.dispose();
+        uPrev.dispose();
+        B?.Us.dispose();
+        B?.VTs.dispose();
+      },
+    };
+  }
+}

@@ -1,0 +1,43 @@
+// Shared helpers of the GPU tests: one engine per test file, seeded random data, comparisons.
+import { Engine } from '../../src';
+
+/** Creates the engine (Dawn in Node; SwiftShader when there is no GPU). */
+export function createTestEngine(): Promise<Engine> {
+  return Engine.create();
+}
+
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values in [-scale, scale). */
+export function randomArray(random: () => number, size: number, scale = 1): Float64Array {
+  return Float64Array.from({ length: size }, () => (2 * random() - 1) * scale);
+}
+
+/** max |a_i − b_i|. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** ‖a − b‖ / ‖b‖. */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.sqrt(den);
+}
