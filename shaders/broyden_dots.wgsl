@@ -3,21 +3,18 @@
 //   column c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
 //   column c = ncols:  ( Δx·Δg,   Δx·g',    0,        0 )
 // partials[c * groups + g] per workgroup g; broyden_coef.wgsl sums them.
-// Bindings: ctrl (read); params {n, groups, stride}; x, x_new, gx, gx_new [n]; u_cols, vt_rows [L × stride];
+// (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
+// Bindings: ctrl (read); params {n, groups, stride, cur, memory}; state, factors (read);
 //           partials [(ncols + 1) × groups] vec4.
 // Dispatch: (groups, ncols + 1) where ncols = valid columns before this update.
 
-struct DotsParams { n: u32, groups: u32, stride: u32 }
+struct DotsParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;
 @group(0) @binding(1) var<uniform> params: DotsParams;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> x_new: array<f32>;
-@group(0) @binding(4) var<storage, read> gx: array<f32>;
-@group(0) @binding(5) var<storage, read> gx_new: array<f32>;
-@group(0) @binding(6) var<storage, read> u_cols: array<f32>;
-@group(0) @binding(7) var<storage, read> vt_rows: array<f32>;
-@group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> state: array<f32>;
+@group(0) @binding(3) var<storage, read> factors: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3u,
@@ -25,15 +22,16 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3
   if (solve_done(lid)) { return; }
   let c = group.y;
   let ncols = grid.y - 1u;
-  let base = c * params.stride;
+  let cur = params.cur;
+  let stride = params.stride;
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let dx = x_new[i] - x[i];
-    let g_new = gx_new[i];
-    let dg = g_new - gx[i];
+    let dx = state[x_new_index(cur, stride, i)] - state[x_index(cur, stride, i)];
+    let g_new = state[g_new_index(cur, stride, i)];
+    let dg = g_new - state[g_index(cur, stride, i)];
     if (c < ncols) {
-      let vt = vt_rows[base + i];
-      sums += vec4<f32>(dx * u_cols[base + i], vt * dg, vt * g_new, 0.0);
+      let vt = factors[vt_index(params.memory, stride, c, i)];
+      sums += vec4<f32>(dx * factors[u_index(stride, c, i)], vt * dg, vt * g_new, 0.0);
     } else {
       sums += vec4<f32>(dx * dg, dx * g_new, 0.0, 0.0);
     }

@@ -1,21 +1,21 @@
-// Broyden: the trial point of an evaluation, x_eval = x + s·update with s = ctrl.ls_eval_s
+// Broyden: the trial point of an evaluation, x_new = x + s·update with s = ctrl.ls_eval_s
 // (1 without line search). Gated like a layer evaluation (ctrl.skip_eval).
-// Bindings: ctrl (read); params {n, groups}; x, update [n]; x_eval [n].
+// (includes lib/broyden_state.wgsl)
+// Bindings: ctrl (read); params {n, groups, stride, cur}; update [n]; state (rw; writes x_new).
 // Dispatch: (groups), 256 threads, grid-stride.
 
-struct StepParams { n: u32, groups: u32 }
+struct StepParams { n: u32, groups: u32, stride: u32, cur: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;
 @group(0) @binding(1) var<uniform> params: StepParams;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> update: array<f32>;
-@group(0) @binding(4) var<storage, read_write> x_eval: array<f32>;
+@group(0) @binding(2) var<storage, read> update: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state: array<f32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3u) {
   if (ctrl.skip_eval != 0u) { return; }
   let s = ctrl.ls_eval_s;
   for (var i = id.x; i < params.n; i += params.groups * 256u) {
-    x_eval[i] = x[i] + s * update[i];
+    state[x_new_index(params.cur, params.stride, i)] = state[x_index(params.cur, params.stride, i)] + s * update[i];
   }
 }

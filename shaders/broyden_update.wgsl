@@ -3,22 +3,21 @@
 //   update_i = −(B_new·g')_i = g'_i − Σ_{j ≠ col} U_j[i] d_j − u_i (v·g')
 // Every workgroup sums the partials of broyden_rank_one.wgsl itself, in the same fixed order, so
 // all of them see the same scalars without another dispatch.
-// Bindings: ctrl (read); params {n, groups, stride}; coef; gx_new, v_new, w_new [n]; partials [groups];
-//           u_cols, vt_rows [L × stride] (rw); update [n] (rw).
+// (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
+// Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef; state, vw, partials (read);
+//           factors (rw); update [n] (rw).
 // Dispatch: (groups).
 
-struct UpdateParams { n: u32, groups: u32, stride: u32 }
+struct UpdateParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;
 @group(0) @binding(1) var<uniform> params: UpdateParams;
 @group(0) @binding(2) var<storage, read> coef: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> gx_new: array<f32>;
-@group(0) @binding(4) var<storage, read> v_new: array<f32>;
-@group(0) @binding(5) var<storage, read> w_new: array<f32>;
-@group(0) @binding(6) var<storage, read> partials: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> u_cols: array<f32>;
-@group(0) @binding(8) var<storage, read_write> vt_rows: array<f32>;
-@group(0) @binding(9) var<storage, read_write> update: array<f32>;
+@group(0) @binding(3) var<storage, read> state: array<f32>;
+@group(0) @binding(4) var<storage, read> vw: array<f32>;
+@group(0) @binding(5) var<storage, read> partials: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> factors: array<f32>;
+@group(0) @binding(7) var<storage, read_write> update: array<f32>;
 
 fn finite_or_zero(value: f32) -> f32 {
   return select(0.0, value, is_finite(value));
@@ -35,15 +34,15 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   let header = coef[0];
   let col = bitcast<u32>(header.x);
   let n_new = bitcast<u32>(header.z);
-  let s = params.stride;
+  let stride = params.stride;
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let u = finite_or_zero(w_new[i] / denom);
-    var next = gx_new[i] - u * v_gnew;
+    let u = finite_or_zero(vw[stride + i] / denom);
+    var next = state[g_new_index(params.cur, stride, i)] - u * v_gnew;
     for (var j = 0u; j < n_new; j++) {
-      if (j != col) { next -= u_cols[j * s + i] * coef[1u + j].z; }
+      if (j != col) { next -= factors[u_index(stride, j, i)] * coef[1u + j].z; }
     }
-    u_cols[col * s + i] = u;
-    vt_rows[col * s + i] = finite_or_zero(v_new[i]);
+    factors[u_index(stride, col, i)] = u;
+    factors[vt_index(params.memory, stride, col, i)] = finite_or_zero(vw[i]);
     update[i] = next;
   }
 }

@@ -10,6 +10,9 @@ import { Tensor, checkShape } from './tensor';
 import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './errors';
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 
+/** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
+const LOST_GRACE_MS = 250;
+
 /** Options of {@link Engine.create}. */
 export interface EngineOptions {
   /** Passed to `requestAdapter`. Default `'high-performance'`. */
@@ -25,11 +28,13 @@ export class Engine {
   private readonly kernels = new Map<string, Promise<Kernel>>();
   private readonly uniforms = new Map<string, GPUBuffer>();
   private lostReason: string | null = null;
+  /** Settles once `device.lost` has resolved and `lostReason` is set. */
+  private readonly lost: Promise<void>;
 
   private constructor(device: GPUDevice, private readonly ownsDevice: boolean) {
     this.device = device;
     this.pool = new BufferPool(device);
-    void device.lost.then((info) => {
+    this.lost = device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'device lost';
     });
   }
@@ -49,7 +54,13 @@ export class Engine {
     return { allocatedBytes: this.pool.allocatedBytes, peakBytes: this.pool.peakBytes };
   }
 
-  /** Uploads `data` as a float32 tensor of `shape`. Rejects NaN/Infinity. */
+  /**
+   * Uploads `data` as a float32 tensor of `shape`.
+   *
+   * @throws ShapeError (`'shape'`: not a non-empty list of positive integers; `'data'`: wrong
+   * length), NonFiniteError (`'data'`: NaN/Infinity), LimitError (`'data'`: too large for the
+   * device), DeviceLostError.
+   */
   tensor(data: Float32Array | Float64Array | number[], shape: readonly number[]): Tensor {
     this.assertAlive('engine.tensor');
     checkShape(shape, 'shape');
@@ -66,7 +77,12 @@ export class Engine {
     return new Tensor(this, buffer, shape, true);
   }
 
-  /** A tensor of zeros. */
+  /**
+   * A tensor of zeros.
+   *
+   * @throws ShapeError (`'shape'`), LimitError (`'shape'`: too large for the device; nothing is
+   * allocated), DeviceLostError.
+   */
   zeros(shape: readonly number[]): Tensor {
     this.assertAlive('engine.zeros');
     checkShape(shape, 'shape');
@@ -82,7 +98,10 @@ export class Engine {
    * Zero-copy view of a caller's buffer (needs STORAGE usage; COPY_SRC to `read()` it). The
    * caller keeps ownership: `dispose()` on the tensor leaves the buffer alone. Values are not
    * checked for NaN (that would need a readback); a solve that meets NaN ends with
-   * `stats.converged = false`.
+   * `stats.converged = false` and `stats.nonFinite = true`.
+   *
+   * @throws ShapeError (`'buffer'`) when the buffer lacks STORAGE usage or is smaller than `shape`.
+   * @throws LimitError (`'buffer'`) when the buffer is larger than the device can bind.
    */
   wrap(buffer: GPUBuffer, shape: readonly number[]): Tensor {
     this.assertAlive('engine.wrap');
@@ -92,12 +111,16 @@ export class Engine {
     if (buffer.size < size * 4) {
       throw new ShapeError('buffer', `holds ${buffer.size} bytes but shape [${shape.join(', ')}] needs ${size * 4}`);
     }
+    this.assertFits(buffer.size, 'buffer');
     return new Tensor(this, buffer, shape, false);
   }
 
   /**
    * The tanh implicit block `f(u, Qd) = tanh(u @ w + Qd + b)`, with `w` of shape `[d, d]`
-   * (row-major) and `b` of shape `[d]`, given as tensors or as arrays to upload.
+   * (row-major) and `b` of shape `[d]`, given as tensors or as arrays to upload. d is read from `w`.
+   *
+   * @throws ShapeError (`'w'`, `'b'`), NonFiniteError (`'w'`, `'b'`: NaN/Infinity in an array),
+   * DisposedError / EngineMismatchError (`'w'`, `'b'`: unusable tensors), DeviceLostError.
    */
   implicitBlock(params: TanhBlockParams): TanhBlock {
     this.assertAlive('engine.implicitBlock');
@@ -119,8 +142,11 @@ export class Engine {
     if (this.lostReason !== null) throw new DeviceLostError(what, `the GPU device was lost (${this.lostReason})`);
   }
 
-  /** @internal A storage buffer of at least `bytes`, checked against the device limits. */
-  allocate(bytes: number, argument: string, usage: number = STORAGE_USAGE): GPUBuffer {
+  /**
+   * @internal Throws LimitError (naming `argument`) unless a storage buffer of `bytes` can be
+   * created and bound on this device. Allocates nothing.
+   */
+  assertFits(bytes: number, argument: string): void {
     const limits = this.device.limits;
     if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
       throw new LimitError(
@@ -129,7 +155,29 @@ export class Engine {
           `maxBufferSize = ${limits.maxBufferSize}`,
       );
     }
+  }
+
+  /** @internal A storage buffer of at least `bytes`, checked against the device limits first. */
+  allocate(bytes: number, argument: string, usage: number = STORAGE_USAGE): GPUBuffer {
+    this.assertFits(bytes, argument);
     return this.pool.acquire(bytes, usage);
+  }
+
+  /**
+   * @internal After a GPU operation failed: waits briefly for `device.lost` (which settles
+   * asynchronously, possibly after the failure is reported) and throws DeviceLostError naming
+   * `what` if the device is gone. Returns normally when it is not.
+   */
+  async assertAliveAfterFailure(what: string): Promise<void> {
+    if (this.lostReason === null) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, LOST_GRACE_MS);
+      });
+      await Promise.race([this.lost, timeout]);
+      clearTimeout(timer);
+    }
+    this.assertAlive(what);
   }
 
   /** @internal Gives a buffer back to the pool. */
@@ -188,7 +236,7 @@ export class Engine {
     try {
       await staging.mapAsync(MapMode.READ, 0, size);
     } catch (err) {
-      this.assertAlive('read');
+      await this.assertAliveAfterFailure('read');
       throw err;
     }
     const copy = staging.getMappedRange(0, size).slice(0, bytes);

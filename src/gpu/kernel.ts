@@ -5,8 +5,8 @@
  * command buffer.
  */
 import { ShaderStage } from './flags';
-import { WgslReflect, ResourceType, type VariableInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
-import { AnchoraxError, OptionError } from '../errors';
+import { WgslReflect, ResourceType } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { AnchoraxError, LimitError, OptionError } from '../errors';
 
 /** A buffer, or a region of one (offset/size in bytes; offset a multiple of 256). */
 export type BufferRegion = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -29,11 +29,20 @@ function isBuffer(region: BufferRegion): region is GPUBuffer {
   return (region as GPUBuffer).mapState !== undefined && typeof (region as GPUBuffer).destroy === 'function';
 }
 
+/**
+ * What UniformLayout reads of wgsl_reflect's `VariableInfo`. Structural on purpose: wgsl_reflect
+ * is bundled into dist/anchorax.js, so the published .d.ts files must not import its types.
+ */
+interface ReflectedStruct {
+  readonly size: number;
+  readonly members: readonly { name: string; offset: number; type: { name: string } }[] | null;
+}
+
 /** Packs named scalar values into a uniform struct following the shader's reflected layout. */
 export class UniformLayout {
   readonly size: number;
   private readonly members: Map<string, { offset: number; type: string }>;
-  constructor(variable: VariableInfo) {
+  constructor(variable: ReflectedStruct) {
     this.size = Math.max(16, Math.ceil(variable.size / 16) * 16);
     this.members = new Map((variable.members ?? []).map((m) => [m.name, { offset: m.offset, type: m.type.name }]));
   }
@@ -118,6 +127,15 @@ export class Kernel {
       }
     }
     slots.sort((a, b) => a.binding - b.binding);
+    const storageCount = slots.filter((s) => s.type !== 'uniform').length;
+    if (storageCount > device.limits.maxStorageBuffersPerShaderStage) {
+      throw new LimitError(
+        label,
+        `binds ${storageCount} storage buffers; this device allows maxStorageBuffersPerShaderStage = ${device.limits.maxStorageBuffersPerShaderStage}`,
+      );
+    }
+    // Validation errors would otherwise only surface later as silently skipped submits.
+    device.pushErrorScope('validation');
     const layout = device.createBindGroupLayout({
       label,
       entries: slots.map((s) => ({ binding: s.binding, visibility: ShaderStage.COMPUTE, buffer: { type: s.type } })),
@@ -127,6 +145,8 @@ export class Kernel {
       layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint },
     });
+    const invalid = await device.popErrorScope();
+    if (invalid) throw new ShaderCompileError(label, `pipeline rejected by the device: ${invalid.message}`);
     const size = entry.workgroupSize ?? [1, 1, 1];
     return new Kernel(device, label, pipeline, layout, slots, [size[0] ?? 1, size[1] ?? 1, size[2] ?? 1], params);
   }

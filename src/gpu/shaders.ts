@@ -6,6 +6,7 @@ import gate from '../../shaders/lib/gate.wgsl?raw';
 import activations from '../../shaders/lib/activations.wgsl?raw';
 import control from '../../shaders/lib/control.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
+import broydenState from '../../shaders/lib/broyden_state.wgsl?raw';
 import blockForward from '../../shaders/block_forward.wgsl?raw';
 import residual from '../../shaders/residual.wgsl?raw';
 import finish from '../../shaders/finish.wgsl?raw';
@@ -35,12 +36,12 @@ export const SHADERS = {
   andersonGram: compose(control, reduce, andersonGram),
   andersonSolve: compose(control, andersonSolve),
   andersonMix: compose(control, andersonMix),
-  broydenStep: compose(control, broydenStep),
-  broydenFinalize: compose(control, reduce, broydenFinalize),
-  broydenDots: compose(control, reduce, broydenDots),
+  broydenStep: compose(control, broydenState, broydenStep),
+  broydenFinalize: compose(control, broydenState, reduce, broydenFinalize),
+  broydenDots: compose(control, broydenState, reduce, broydenDots),
   broydenCoef: compose(control, broydenCoef),
-  broydenRankOne: compose(control, reduce, broydenRankOne),
-  broydenUpdate: compose(control, reduce, broydenUpdate),
+  broydenRankOne: compose(control, broydenState, reduce, broydenRankOne),
+  broydenUpdate: compose(control, broydenState, reduce, broydenUpdate),
   lineSearch: compose(control, reduce, lineSearch),
   transpose: compose(transpose),
 } as const;

@@ -3,7 +3,7 @@
  * first ImplicitLayer.
  */
 import type { Engine } from '../engine';
-import { NonFiniteError, ShapeError } from '../errors';
+import { LimitError, NonFiniteError, ShapeError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
@@ -20,7 +20,10 @@ export interface TanhBlockParams {
 const ROWS_PER_GROUP = 4;
 const COLS_PER_GROUP = 64;
 
-function toTensor(engine: Engine, value: Tensor | Float32Array | number[], name: string, shape: number[]): Tensor {
+type ParamValue = Tensor | Float32Array | number[];
+
+/** Validates a parameter (usable tensor, or finite values of the right count) without uploading it. */
+function checkParam(engine: Engine, value: ParamValue, name: string, shape: number[]): ParamValue {
   if (value instanceof Tensor) {
     value.assertUsable(engine, name);
     if (value.shape.join() !== shape.join()) {
@@ -36,7 +39,24 @@ function toTensor(engine: Engine, value: Tensor | Float32Array | number[], name:
   for (let i = 0; i < value.length; i++) {
     if (!Number.isFinite(value[i])) throw new NonFiniteError(name, `value ${value[i]} at index ${i} is not finite`);
   }
-  return engine.tensor(value, shape);
+  engine.assertFits(size * 4, name);
+  return value;
+}
+
+function upload(engine: Engine, value: ParamValue, shape: number[]): Tensor {
+  return value instanceof Tensor ? value : engine.tensor(value, shape);
+}
+
+/** d of a weight given as a [d, d] tensor or as d² values. */
+function featureSizeOf(w: ParamValue): number {
+  if (w instanceof Tensor) {
+    if (w.shape.length !== 2 || w.shape[0] !== w.shape[1]) throw new ShapeError('w', `must have shape [d, d], got [${w.shape.join(', ')}]`);
+    return w.shape[0];
+  }
+  if (!(w instanceof Float32Array) && !Array.isArray(w)) throw new ShapeError('w', 'must be a Tensor, a Float32Array or a number[]');
+  const d = Math.round(Math.sqrt(w.length));
+  if (d < 1 || d * d !== w.length) throw new ShapeError('w', `must have d × d values, got ${w.length}`);
+  return d;
 }
 
 /** `f(u, Qd) = tanh(u @ w + Qd + b)` for states of shape [d] or [batch, d]. */
@@ -50,19 +70,28 @@ export class TanhBlock implements ImplicitLayer {
     this.params = Object.freeze({ w, b });
   }
 
-  /** @internal Use `engine.implicitBlock`. */
+  /**
+   * @internal Use `engine.implicitBlock`. The feature size d comes from `w` (d × d); `b` must
+   * then have d values.
+   */
   static create(engine: Engine, params: TanhBlockParams): TanhBlock {
     if (typeof params !== 'object' || params === null) throw new ShapeError('params', 'must be { w, b }');
     const { w, b } = params;
-    if (b === undefined) throw new ShapeError('b', 'is required');
     if (w === undefined) throw new ShapeError('w', 'is required');
-    const d = b instanceof Tensor ? b.size : b.length;
-    if (b instanceof Tensor && b.shape.length !== 1) throw new ShapeError('b', `must have shape [d], got [${b.shape.join(', ')}]`);
-    if (d < 1) throw new ShapeError('b', 'must have at least one value');
-    return new TanhBlock(engine, toTensor(engine, w, 'w', [d, d]), toTensor(engine, b, 'b', [d]));
+    if (b === undefined) throw new ShapeError('b', 'is required');
+    const d = featureSizeOf(w);
+    const weight = checkParam(engine, w, 'w', [d, d]);
+    const bias = checkParam(engine, b, 'b', [d]);
+    return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]));
   }
 
-  async prepare(): Promise<void> {
+  /** Compiles the forward kernel; throws LimitError (`'Qd'`) when `batch` rows need more workgroups than the device allows. */
+  async prepare(batch: number): Promise<void> {
+    const groups = Math.ceil(batch / ROWS_PER_GROUP);
+    const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
+    if (groups > limit) {
+      throw new LimitError('Qd', `${batch} rows need ${groups} workgroups in one dimension; this device allows ${limit} (at most ${limit * ROWS_PER_GROUP} rows)`);
+    }
     this.forward ??= await this.engine.kernel('blockForward', SHADERS.blockForward);
   }
 

@@ -5,7 +5,7 @@
  * Per iteration: x' = x + s·update (Armijo line search optional), g' = f(x') − x', best-so-far,
  * then the rank-one update  vᵀ = Δxᵀ B,  u = (Δx − B Δg) / (vᵀΔg + 1e-9)  into column nstep mod L,
  * and the next direction update = −B g' (dots → coefficients → v, w → update; see the shaders).
- * shaders/broyden_coef.wgsl.
+ * Iterate and residual pairs alternate between the slots of one state buffer by parity.
  */
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
@@ -22,127 +22,116 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   ]);
   const { n, stride, reduceGroups, elementGroups, opts, engine } = run;
   const memory = opts.lbfgsThres;
-  const xs = [run.scratchBuffer(n), run.scratchBuffer(n)];
-  const gxs = [run.scratchBuffer(n), run.scratchBuffer(n)];
+  const state = run.scratchBuffer(4 * stride); // x_a, x_b, g_a, g_b
+  const factors = run.scratchBuffer(2 * memory * stride); // U columns, then Vᵀ rows
+  const vw = run.scratchBuffer(2 * stride);
   const fx = run.scratchBuffer(n);
   const update = run.scratchBuffer(n);
-  const us = run.scratchBuffer(memory * stride);
-  const vts = run.scratchBuffer(memory * stride);
   const dotPartials = run.scratchBuffer(4 * reduceGroups * (memory + 1));
   const coef = run.scratchBuffer(4 * (memory + 2));
-  const vNew = run.scratchBuffer(n);
-  const wNew = run.scratchBuffer(n);
-  const bestUs = opts.returnB ? run.scratchBuffer(memory * stride) : undefined;
-  const bestVts = opts.returnB ? run.scratchBuffer(memory * stride) : undefined;
+  const bestFactors = opts.returnB ? [run.scratchBuffer(memory * stride), run.scratchBuffer(memory * stride)] : undefined;
+  const slot = (index: number) => run.slot(state, index);
+  const uColumns = { buffer: factors, offset: 0, size: memory * stride * 4 };
+  const vtRows = { buffer: factors, offset: memory * stride * 4, size: memory * stride * 4 };
 
-  const stepKernel = run.kernel('broydenStep');
-  const stepParams = run.params('broydenStep', { n, groups: elementGroups });
-  const finalizeKernel = run.kernel('broydenFinalize');
-  const dotsKernel = run.kernel('broydenDots');
-  const dotsParams = run.params('broydenDots', { n, groups: reduceGroups, stride });
-  const coefKernel = run.kernel('broydenCoef');
-  const coefGroup = coefKernel.bind({
-    ctrl: run.ctrl,
-    params: run.params('broydenCoef', { groups: reduceGroups, memory }),
-    partials: dotPartials,
-    coef,
+  /** Bind groups of one kernel for both parities (cur = t mod 2), made once. */
+  const byParity = (make: (cur: number) => GPUBindGroup): GPUBindGroup[] => [make(0), make(1)];
+  const k = (name: Parameters<typeof run.kernel>[0]) => run.kernel(name);
+  const layout = (cur: number) => ({ n, groups: reduceGroups, stride, cur, memory });
+
+  const stepGroups = byParity((cur) =>
+    k('broydenStep').bind({ ctrl: run.ctrl, params: run.params('broydenStep', { n, groups: elementGroups, stride, cur }), update, state }),
+  );
+  const finalizeGroup = (cur: number, applyStep: boolean) =>
+    k('broydenFinalize').bind({
+      ctrl: run.ctrl,
+      params: run.params('broydenFinalize', { n, groups: reduceGroups, stride, cur, apply_step: applyStep ? 1 : 0 }),
+      update, fx, state, partials: run.partials,
+    });
+  const finalizeGroups = byParity((cur) => finalizeGroup(cur, opts.ls));
+  const dotsGroups = byParity((cur) =>
+    k('broydenDots').bind({ ctrl: run.ctrl, params: run.params('broydenDots', layout(cur)), state, factors, partials: dotPartials }),
+  );
+  const coefGroup = k('broydenCoef').bind({
+    ctrl: run.ctrl, params: run.params('broydenCoef', { groups: reduceGroups, memory }), partials: dotPartials, coef,
   });
-  const rankOneKernel = run.kernel('broydenRankOne');
-  const rankOneParams = run.params('broydenRankOne', { n, groups: reduceGroups, stride });
-  const updateKernel = run.kernel('broydenUpdate');
-  const updateParams = run.params('broydenUpdate', { n, groups: reduceGroups, stride });
-  const lineSearchKernel = run.kernel('lineSearch');
-  const lineSearchGroup = lineSearchKernel.bind({
-    ctrl: run.ctrl,
-    params: run.params('lineSearch', { groups: reduceGroups }),
-    partials: run.partials,
+  const rankOneGroups = byParity((cur) =>
+    k('broydenRankOne').bind({
+      ctrl: run.ctrl, params: run.params('broydenRankOne', layout(cur)), coef, state, factors, vw, partials: run.partials,
+    }),
+  );
+  const updateGroups = byParity((cur) =>
+    k('broydenUpdate').bind({
+      ctrl: run.ctrl, params: run.params('broydenUpdate', layout(cur)), coef, state, vw, partials: run.partials, factors, update,
+    }),
+  );
+  const lineSearchGroup = k('lineSearch').bind({
+    ctrl: run.ctrl, params: run.params('lineSearch', { groups: reduceGroups }), partials: run.partials,
   });
 
-  const finalize = (pass: GPUComputePassEncoder, x: GPUBuffer, xEval: GPUBuffer, gxNew: GPUBuffer, applyStep: boolean) => {
-    const params = run.params('broydenFinalize', { n, groups: reduceGroups, apply_step: applyStep ? 1 : 0 });
-    const group = finalizeKernel.bind({ ctrl: run.ctrl, params, x, update, fx, x_eval: xEval, gx_new: gxNew, partials: run.partials });
-    finalizeKernel.dispatch(pass, group, reduceGroups);
-  };
-  const trialPoint = (pass: GPUComputePassEncoder, x: GPUBuffer, xEval: GPUBuffer) => {
-    stepKernel.dispatch(pass, stepKernel.bind({ ctrl: run.ctrl, params: stepParams, x, update, x_eval: xEval }), elementGroups);
-    run.evaluate(pass, xEval, fx);
+  /** x_new = x + s·update, then f(x_new) into fx. */
+  const trialPoint = (pass: GPUComputePassEncoder, cur: number) => {
+    k('broydenStep').dispatch(pass, stepGroups[cur], elementGroups);
+    run.evaluate(pass, slot(1 - cur), fx);
   };
 
   const snapshot = await run.run(
     (encoder) => {
-      run.encodeStart(encoder, xs[0]);
-      encoder.clearBuffer(us);
-      encoder.clearBuffer(vts);
-      if (bestUs && bestVts) {
-        encoder.clearBuffer(bestUs);
-        encoder.clearBuffer(bestVts);
-      }
+      run.encodeStart(encoder, state); // x0 in slot 0
+      encoder.clearBuffer(factors);
+      for (const buffer of bestFactors ?? []) encoder.clearBuffer(buffer);
       const pass = encoder.beginComputePass();
-      run.evaluate(pass, xs[0], fx);
-      finalize(pass, update, xs[0], gxs[0], false); // g(x0); x0 stays
+      run.evaluate(pass, slot(0), fx);
+      k('broydenFinalize').dispatch(pass, finalizeGroup(1, false), reduceGroups); // g0 = f(x0) − x0 into slot 2
       run.finish(pass, FinishMode.broydenFirst);
-      run.commit(pass, xs[0], xs[0]);
+      run.commit(pass, slot(0), slot(0));
       pass.end();
-      encoder.copyBufferToBuffer(gxs[0], 0, update, 0, n * 4); // first direction: update = g(x0)
+      encoder.copyBufferToBuffer(state, 2 * stride * 4, update, 0, n * 4); // first direction: update = g0
     },
     (pass, t) => {
-      const [x, xNew] = [xs[t % 2], xs[(t + 1) % 2]];
-      const [gx, gxNew] = [gxs[t % 2], gxs[(t + 1) % 2]];
+      const cur = t % 2;
       if (opts.ls) {
-        for (let k = 0; k < LINE_SEARCH_EVALS; k++) {
-          trialPoint(pass, x, xNew);
-          run.residual(pass, xNew, fx, true);
-          lineSearchKernel.dispatch(pass, lineSearchGroup, 1);
+        for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
+          trialPoint(pass, cur);
+          run.residual(pass, slot(1 - cur), fx, true);
+          k('lineSearch').dispatch(pass, lineSearchGroup, 1);
         }
       } else {
-        trialPoint(pass, x, xNew);
+        trialPoint(pass, cur);
       }
-      finalize(pass, x, xNew, gxNew, opts.ls);
+      k('broydenFinalize').dispatch(pass, finalizeGroups[cur], reduceGroups);
       run.finish(pass, FinishMode.broyden);
-      run.commit(pass, xNew, x);
-      if (bestUs && bestVts) run.commitInto(pass, us, vts, bestUs, bestVts, memory * stride);
-
-      const columns = Math.min(t, memory);
-      const dotsGroup = dotsKernel.bind({
-        ctrl: run.ctrl, params: dotsParams, x, x_new: xNew, gx, gx_new: gxNew, u_cols: us, vt_rows: vts, partials: dotPartials,
-      });
-      dotsKernel.dispatch(pass, dotsGroup, reduceGroups, columns + 1);
-      coefKernel.dispatch(pass, coefGroup, 1);
-      const rankOneGroup = rankOneKernel.bind({
-        ctrl: run.ctrl, params: rankOneParams, coef, x, x_new: xNew, gx, gx_new: gxNew, u_cols: us, vt_rows: vts,
-        v_new: vNew, w_new: wNew, partials: run.partials,
-      });
-      rankOneKernel.dispatch(pass, rankOneGroup, reduceGroups);
-      const updateGroup = updateKernel.bind({
-        ctrl: run.ctrl, params: updateParams, coef, gx_new: gxNew, v_new: vNew, w_new: wNew, partials: run.partials,
-        u_cols: us, vt_rows: vts, update,
-      });
-      updateKernel.dispatch(pass, updateGroup, reduceGroups);
+      run.commit(pass, slot(1 - cur), slot(cur));
+      if (bestFactors) run.commitInto(pass, uColumns, vtRows, bestFactors[0], bestFactors[1], memory * stride);
+      k('broydenDots').dispatch(pass, dotsGroups[cur], reduceGroups, Math.min(t, memory) + 1);
+      k('broydenCoef').dispatch(pass, coefGroup, 1);
+      k('broydenRankOne').dispatch(pass, rankOneGroups[cur], reduceGroups);
+      k('broydenUpdate').dispatch(pass, updateGroups[cur], reduceGroups);
     },
     0,
     opts.maxDepth,
   );
 
-  let factors: BroydenFactors | undefined;
-  if (bestUs && bestVts) {
-    const transpose = run.kernel('transpose');
+  let factorsOut: BroydenFactors | undefined;
+  if (bestFactors) {
+    const transpose = k('transpose');
     const Us = engine.allocate(n * memory * 4, 'options.lbfgsThres');
     const VTs = engine.allocate(n * memory * 4, 'options.lbfgsThres');
     const encoder = engine.device.createCommandEncoder({ label: 'anchorax broyden factors' });
     const pass = encoder.beginComputePass();
-    const dispatchCopy = (src: GPUBuffer, dst: GPUBuffer, transposed: number) => {
+    const copy = (src: GPUBuffer, dst: GPUBuffer, transposed: number) => {
       const params = run.params('transpose', { n, memory, stride, transpose: transposed });
       transpose.dispatch(pass, transpose.bind({ params, src, dst }), Math.ceil(n / 64), memory);
     };
-    dispatchCopy(bestUs, Us, 1);
-    dispatchCopy(bestVts, VTs, 0);
+    copy(bestFactors[0], Us, 1);
+    copy(bestFactors[1], VTs, 0);
     pass.end();
     engine.device.queue.submit([encoder.finish()]);
-    factors = {
+    factorsOut = {
       Us: new Tensor(engine, Us, [n, memory], true),
       VTs: new Tensor(engine, VTs, [memory, n], true),
       validMask: Array.from({ length: memory }, (_, j) => j < snapshot.bestNValid),
     };
   }
-  return run.result(snapshot, factors);
+  return run.result(snapshot, factorsOut);
 }

@@ -3,7 +3,7 @@
  * are accepted and ignored), their defaults, and validation with errors that name the option.
  */
 import { OptionError } from '../errors';
-import type { Tensor } from '../tensor';
+import { Tensor } from '../tensor';
 
 export type StopMode = 'abs' | 'rel';
 
@@ -101,10 +101,13 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
   return value;
 }
 
-/** Fills in defaults for `solver` and validates every option. */
+/**
+ * Fills in defaults for `solver` and validates every option.
+ * @throws OptionError naming `options` or `options.<name>`.
+ */
 export function resolveOptions(solver: SolverName, options: SolverOptions | undefined): ResolvedOptions {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new OptionError('options', 'must be an object');
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw new OptionError('options', `must be an object, got ${Array.isArray(options) ? 'an array' : String(options)}`);
   }
   const o = (options ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(o)) {
@@ -120,7 +123,7 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
   const mixingParam = number(o.mixingParam, 'mixingParam', 1);
   if (mixingParam < 0 || mixingParam > 1) fail('mixingParam', `must lie in [0, 1], got ${mixingParam}`);
   const u0 = o.u0;
-  if (u0 !== undefined && (typeof u0 !== 'object' || u0 === null || !('buffer' in u0))) fail('u0', 'must be a Tensor');
+  if (u0 !== undefined && !(u0 instanceof Tensor)) fail('u0', 'must be a Tensor');
   return {
     eps: number(o.eps, 'eps', 1e-3),
     maxDepth,

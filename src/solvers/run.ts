@@ -5,7 +5,7 @@
  * chunk — with the next chunk already submitted, so the readback latency overlaps GPU work.
  */
 import type { Engine } from '../engine';
-import { ShapeError, OptionError } from '../errors';
+import { AnchoraxError, DeviceLostError, ShapeError, OptionError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS, type ShaderName } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
@@ -70,7 +70,47 @@ const MAX_REDUCE_GROUPS = 256;
 const MAX_ELEMENT_GROUPS = 65535;
 
 function isLayer(value: unknown): value is ImplicitLayer {
-  return typeof value === 'object' && value !== null && 'encodeForward' in value && 'featureSize' in value;
+  if (typeof value !== 'object' || value === null) return false;
+  const layer = value as Partial<Record<keyof ImplicitLayer, unknown>>;
+  const engine = layer.engine as { assertAlive?: unknown } | null | undefined;
+  return (
+    typeof layer.encodeForward === 'function' &&
+    typeof layer.prepare === 'function' &&
+    typeof layer.featureSize === 'number' &&
+    Number.isInteger(layer.featureSize) &&
+    layer.featureSize >= 1 &&
+    typeof layer.params === 'object' &&
+    layer.params !== null &&
+    typeof engine === 'object' &&
+    engine !== null &&
+    typeof engine.assertAlive === 'function'
+  );
+}
+
+/**
+ * The largest buffers `solver` will allocate, with the argument to blame when one does not fit.
+ * Checked before anything is allocated, so a problem too large for the device fails at once and
+ * leaves the pool as it was.
+ */
+function largestBuffers(solver: SolverName, opts: ResolvedOptions, n: number, stride: number): [number, string][] {
+  const buffers: [number, string][] = [
+    [n * 4, 'Qd'],
+    [controlBytes(opts), 'options.maxDepth'],
+  ];
+  if (solver === 'anderson') {
+    buffers.push([(opts.windowSize + 1) * stride * 4, 'options.windowSize'], [16 * opts.maxDepth, 'options.maxDepth']);
+  }
+  if (solver === 'broyden') buffers.push([opts.lbfgsThres * stride * 4, 'options.lbfgsThres']);
+  return buffers;
+}
+
+/** Entries of the control block's trace: every measurement with `trace`, else a placeholder. */
+function traceEntries(opts: ResolvedOptions): number {
+  return opts.trace ? opts.maxDepth + 2 : 1;
+}
+
+function controlBytes(opts: ResolvedOptions): number {
+  return CONTROL_HEADER_BYTES + traceEntries(opts) * TRACE_ENTRY_BYTES;
 }
 
 /** One solve in progress. */
@@ -91,28 +131,39 @@ export class SolveRun {
   readonly bestU: GPUBuffer;
   readonly bestPrev: GPUBuffer;
   private readonly scratch: GPUBuffer[] = [];
-  private kernels = new Map<ShaderName, Kernel>();
+  private readonly kernels: Map<ShaderName, Kernel>;
 
   private constructor(
+    readonly solver: SolverName,
     readonly engine: Engine,
     readonly layer: ImplicitLayer,
     readonly Qd: Tensor,
     options: ResolvedOptions,
+    kernels: Map<ShaderName, Kernel>,
   ) {
     this.opts = options;
+    this.kernels = kernels;
     this.batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
     this.n = Qd.size;
-    this.stride = Math.ceil(this.n / 64) * 64;
+    this.stride = SolveRun.strideOf(this.n);
     this.reduceGroups = Math.min(MAX_REDUCE_GROUPS, Math.ceil(this.n / 1024));
     this.elementGroups = Math.min(MAX_ELEMENT_GROUPS, Math.ceil(this.n / 256));
-    const traceBytes = (options.maxDepth + 2) * TRACE_ENTRY_BYTES;
-    this.ctrl = this.scratchBuffer((CONTROL_HEADER_BYTES + traceBytes) / 4);
+    this.ctrl = this.scratchBuffer(controlBytes(options) / 4);
     this.partials = this.scratchBuffer(4 * this.reduceGroups);
     this.bestU = engine.allocate(this.n * 4, 'Qd');
     this.bestPrev = engine.allocate(this.n * 4, 'Qd');
   }
 
-  /** Checks the arguments, compiles what the solve needs, and allocates its buffers. */
+  private static strideOf(n: number): number {
+    return Math.ceil(n / 64) * 64;
+  }
+
+  /**
+   * Checks the arguments, compiles what the solve needs, checks the problem against the device
+   * limits, and only then allocates its buffers.
+   * @throws OptionError (`'f'`, `'options…'`), ShapeError (`'Qd'`, `'options.u0'`), DisposedError /
+   * EngineMismatchError (`'Qd'`, `'options.u0'`, `'f.params.<name>'`), LimitError, DeviceLostError.
+   */
   static async start(
     solver: SolverName,
     layer: ImplicitLayer,
@@ -135,12 +186,22 @@ export class SolveRun {
         throw new ShapeError('options.u0', `must have Qd's shape [${Qd.shape.join(', ')}], got [${opts.u0.shape.join(', ')}]`);
       }
     }
-    const run = new SolveRun(engine, layer, Qd, opts);
+    for (const [name, param] of Object.entries(layer.params)) {
+      if (!(param instanceof Tensor)) throw new OptionError(`f.params.${name}`, 'must be a Tensor');
+      param.assertUsable(engine, `f.params.${name}`);
+    }
+    const stride = SolveRun.strideOf(Qd.size);
+    for (const [bytes, argument] of largestBuffers(solver, opts, Qd.size, stride)) engine.assertFits(bytes, argument);
+    const compiled = new Map<ShaderName, Kernel>();
     const needed: ShaderName[] = ['residual', 'finish', 'commit', ...kernels];
-    for (const name of needed) run.kernels.set(name, await engine.kernel(name, SHADERS[name]));
-    await layer.prepare(run.batch);
+    for (const name of needed) compiled.set(name, await engine.kernel(name, SHADERS[name]));
+    await layer.prepare(Qd.shape.length === 2 ? Qd.shape[0] : 1);
     engine.assertAlive(solver);
-    return run;
+    // Checked again: Qd, u0 or a parameter may have been disposed while the kernels compiled.
+    Qd.assertUsable(engine, 'Qd');
+    opts.u0?.assertUsable(engine, 'options.u0');
+    for (const [name, param] of Object.entries(layer.params)) param.assertUsable(engine, `f.params.${name}`);
+    return new SolveRun(solver, engine, layer, Qd, opts, compiled);
   }
 
   kernel(name: ShaderName): Kernel {
@@ -189,7 +250,7 @@ export class SolveRun {
       max_depth: o.maxDepth,
       groups: this.reduceGroups,
       mode,
-      trace_cap: o.maxDepth + 2,
+      trace_cap: traceEntries(o),
       memory: o.lbfgsThres,
     });
     kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, partials: this.partials }), 1);
@@ -245,18 +306,29 @@ export class SolveRun {
       pass.end();
       return engine.readBytes(this.ctrl, copyBytes, 0, encoder).then(decodeControl);
     };
-    const inFlight = [submitChunk(true)];
-    if (t < end && this.opts.overlap) inFlight.push(submitChunk(false));
+    const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
-    while (inFlight.length > 0) {
-      snapshot = await (inFlight.shift() as Promise<ControlSnapshot>);
-      if (snapshot.done) break;
-      if (t < end) inFlight.push(submitChunk(false));
+    try {
+      inFlight.push(submitChunk(true));
+      if (t < end && this.opts.overlap) inFlight.push(submitChunk(false));
+      while (inFlight.length > 0) {
+        snapshot = await (inFlight.shift() as Promise<ControlSnapshot>);
+        if (snapshot.done) break;
+        if (t < end) inFlight.push(submitChunk(false));
+      }
+    } catch (err) {
+      // A lost device shows up as a failed readback, or as device.lost settling a moment later;
+      // report it under the solver's name. Other typed errors pass through at once.
+      if (err instanceof AnchoraxError && !(err instanceof DeviceLostError)) throw err;
+      await engine.assertAliveAfterFailure(this.solver);
+      throw err;
+    } finally {
+      // A chunk submitted ahead may still be in flight: its kernels are no-ops now (or the device
+      // is gone), and its readback returns its staging buffer to the pool by itself. Its failure,
+      // if any, is already reported by the one awaited above.
+      for (const pending of inFlight) pending.catch(() => undefined);
     }
-    // A chunk submitted ahead may still be in flight: its kernels are no-ops now, and its readback
-    // returns its staging buffer to the pool by itself.
-    for (const pending of inFlight) pending.catch(() => undefined);
-    engine.assertAlive('solve');
+    engine.assertAlive(this.solver);
     return snapshot as ControlSnapshot;
   }
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The full benchmark on a machine with a GPU and no package registry. Prepare here:
+#   npm ci && bash ../shared/tools/pack-gpu-runtime.sh && npx vite build --config bench/vite.config.ts
+# then, on the GPU machine, from the project root (with .gpu-runtime/ and bench/dist/ copied over):
+#   bash bench/gpu-run.sh OUT_DIR
+set -uo pipefail
+out=${1:?usage: bench/gpu-run.sh OUT_DIR}
+mkdir -p "$out"
+source .gpu-runtime/activate.sh
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1
+node bench/dist/run.mjs --sizes 256,1024,4096 --batches 1,64,256 --repeats 5 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee "$out/bench.log"
+node bench/dist/run.mjs --sizes 4096 --batches 1024 --repeats 2 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/bench.log"

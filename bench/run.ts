@@ -1,0 +1,54 @@
+/**
+ * `npm run bench [-- --quick] [--sizes 256,1024] [--batches 1,64] [--repeats 5] [--out DIR] [--no-write]`
+ * Runs the suite on Dawn in Node, prints a markdown table, writes JSON to bench/results/ (or DIR)
+ * and appends the table to bench/RESULTS.md (or DIR/RESULTS.md) with the date, adapter and machine.
+ * `--quick` (for SwiftShader, a CPU) runs fewer iterations per solve and fewer repeats.
+ */
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Engine } from '../src';
+import { TABLE_HEADER, formatRow, runSuite, standardCases } from './suite';
+
+function argument(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const list = (value: string | undefined, fallback: number[]) => (value ? value.split(',').map(Number) : fallback);
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const sizes = list(argument('sizes'), [256, 1024]);
+  const batches = list(argument('batches'), [1, 64]);
+  const repeats = Number(argument('repeats') ?? (quick ? 3 : 7));
+  const depthScale = quick ? 0.25 : 1;
+  const outDir = argument('out');
+  const engine = await Engine.create();
+  const info = engine.device.adapterInfo;
+  const adapter = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  const machine = `${hostname()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}`;
+  console.log(`adapter: ${adapter}\nmachine: ${machine}\n`);
+  console.log(TABLE_HEADER);
+  const rows = await runSuite(engine, standardCases(sizes, batches, depthScale), repeats, (line) => console.log(line));
+  const stamp = new Date().toISOString();
+  if (!process.argv.includes('--no-write')) {
+    const dir = outDir ? `${outDir}/` : fileURLToPath(new URL('./results/', import.meta.url));
+    const resultsMd = outDir ? `${outDir}/RESULTS.md` : fileURLToPath(new URL('./RESULTS.md', import.meta.url));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}solvers-${stamp.replace(/[:.]/g, '-')}.json`, JSON.stringify({ stamp, adapter, machine, repeats, rows }, null, 2));
+    const table = rows.map(formatRow);
+    appendFileSync(
+      resultsMd,
+      `\n## ${stamp.slice(0, 16).replace('T', ' ')} UTC — ${adapter}\n\nMachine: ${machine}. Median of ${repeats} solves after a warm-up; eps = 0 (fixed work).\n\n${TABLE_HEADER}\n${table.join('\n')}\n`,
+    );
+  }
+  engine.destroy();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

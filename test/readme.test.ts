@@ -1,0 +1,39 @@
+// The README's quickstart, run exactly as written (only the package name is pointed at src/).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function quickstartSource(): string {
+  const readme = readFileSync(`${root}README.md`, 'utf8');
+  const match = /<!-- quickstart -->\s*```ts\n([\s\S]*?)```/.exec(readme);
+  if (!match) throw new Error('README has no <!-- quickstart --> ts block');
+  return match[1];
+}
+
+describe('README quickstart', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('runs as written and each solver reaches the fixed point', async () => {
+    const source = quickstartSource().replace("from 'anchorax'", `from '${root}src/index.ts'`);
+    expect(source).toContain(`${root}src/index.ts`);
+    mkdirSync(`${root}test/artifacts`, { recursive: true });
+    const file = `${root}test/artifacts/quickstart.ts`;
+    writeFileSync(file, source);
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+      lines.push(args.map(String).join(' '));
+    });
+    await import(/* @vite-ignore */ file);
+    expect(lines).toHaveLength(3);
+    for (const [line, name] of lines.map((l, i) => [l, ['picard', 'anderson', 'broyden'][i]] as const)) {
+      const m = /^(\w+): (\d+) evaluations of f, ‖f\(u\) − u‖ = (\S+), u\[0\] = (\S+)$/.exec(line);
+      expect(m, line).not.toBeNull();
+      expect(m?.[1]).toBe(name);
+      expect(Number(m?.[2])).toBeGreaterThan(1);
+      expect(Number(m?.[3])).toBeLessThan(1e-4);
+      expect(Math.abs(Number(m?.[4]))).toBeLessThan(1);
+    }
+  });
+});
