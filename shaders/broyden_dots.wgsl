@@ -1,11 +1,12 @@
 // Broyden: every dot product the rank-one update needs, against the factors before the update.
-// With Δx = x' − x, Δg = g' − g and column c of U (dim × L) and of Vᵀ (stored as rows):
+// With Δx = x' − x = s·update (computed as the step itself: x' − x would cancel in float32 near
+// convergence), Δg = g' − g and column c of U (dim × L) and of Vᵀ (stored as rows):
 //   column c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
 //   column c = ncols:  ( Δx·Δg,   Δx·g',    0,        0 )
 // partials[c * groups + g] per workgroup g; broyden_coef.wgsl sums them.
 // (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; state, factors (read);
-//           partials [(ncols + 1) × groups] vec4.
+//           partials [(ncols + 1) × groups] vec4; update [n] (the step direction of this iteration).
 // Dispatch: (groups, ncols + 1) where ncols = valid columns before this update.
 
 struct DotsParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
@@ -15,6 +16,7 @@ struct DotsParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 @group(0) @binding(2) var<storage, read> state: array<f32>;
 @group(0) @binding(3) var<storage, read> factors: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> update: array<f32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3u,
@@ -26,7 +28,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3
   let stride = params.stride;
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let dx = state[x_new_index(cur, stride, i)] - state[x_index(cur, stride, i)];
+    let dx = ctrl.step_s * update[i];
     let g_new = state[g_new_index(cur, stride, i)];
     let dg = g_new - state[g_index(cur, stride, i)];
     if (c < ncols) {

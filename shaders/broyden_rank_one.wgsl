@@ -6,7 +6,7 @@
 // algebraic shortcut through Σ a_j c_j cancels badly in float32 when |U| is large).
 // (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef (broyden_coef.wgsl);
-//           state, factors (read); vw (rw); partials [groups] vec4.
+//           state, factors (read); vw (rw); partials [groups] vec4; update [n] (Δx = ctrl.step_s · update).
 // Dispatch: (groups).
 
 struct RankOneParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
@@ -18,6 +18,7 @@ struct RankOneParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 @group(0) @binding(4) var<storage, read> factors: array<f32>;
 @group(0) @binding(5) var<storage, read_write> vw: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> update: array<f32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -27,7 +28,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   let stride = params.stride;
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let dx = state[x_new_index(cur, stride, i)] - state[x_index(cur, stride, i)];
+    let dx = ctrl.step_s * update[i];
     let g_new = state[g_new_index(cur, stride, i)];
     let dg = g_new - state[g_index(cur, stride, i)];
     var v = -dx;

@@ -142,6 +142,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   ctrl.improved = improved;
   ctrl.done = select(0u, 1u, done);
   ctrl.skip_eval = ctrl.done;
+  ctrl.step_s = ctrl.ls_s;
   ctrl.ls_phase = 0u;
   ctrl.ls_s = 1.0;
   ctrl.ls_eval_s = 1.0;

@@ -9,6 +9,8 @@ import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
 import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './errors';
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
+import { Adam, type AdamOptions } from './optim/adam';
+import { SGD, type SgdOptions } from './optim/sgd';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
@@ -27,6 +29,7 @@ export class Engine {
   private readonly pool: BufferPool;
   private readonly kernels = new Map<string, Promise<Kernel>>();
   private readonly uniforms = new Map<string, GPUBuffer>();
+  private openGateBuffer?: GPUBuffer;
   private lostReason: string | null = null;
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
@@ -127,6 +130,27 @@ export class Engine {
     return TanhBlock.create(this, params);
   }
 
+  /**
+   * An Adam optimizer over `params` (AdamW when `weightDecay` > 0: the decay is decoupled,
+   * `p ← p − lr·weightDecay·p`, not added to the gradient). Moments and step count stay on the GPU.
+   *
+   * @throws OptionError (`'options.<name>'`), ShapeError (`'params'`, `'params[i]'`),
+   * DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
+   */
+  adam(params: readonly Tensor[], options?: AdamOptions): Adam {
+    return new Adam(this, params, options);
+  }
+
+  /**
+   * An SGD optimizer over `params`, with optional momentum and (L2, PyTorch-style) weight decay.
+   *
+   * @throws OptionError (`'options.<name>'`), ShapeError (`'params'`, `'params[i]'`),
+   * DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
+   */
+  sgd(params: readonly Tensor[], options?: SgdOptions): SGD {
+    return new SGD(this, params, options);
+  }
+
   /** Releases the pool; destroys the device if the engine created it. */
   destroy(): void {
     this.pool.trim();
@@ -178,6 +202,12 @@ export class Engine {
       clearTimeout(timer);
     }
     this.assertAlive(what);
+  }
+
+  /** @internal An evaluation gate that is always open (word 0 = 0), for work outside a solve. */
+  openGate(): GPUBuffer {
+    this.openGateBuffer ??= this.device.createBuffer({ label: 'anchorax open gate', size: 16, usage: BufferUsage.STORAGE });
+    return this.openGateBuffer;
   }
 
   /** @internal Gives a buffer back to the pool. */

@@ -10,13 +10,21 @@
 export { Engine, type EngineOptions } from './engine';
 export { Tensor } from './tensor';
 export { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
-export type { ImplicitLayer, ForwardIO } from './layers/layer';
+export type { ImplicitLayer, ForwardIO, AdjointIO } from './layers/layer';
 export type { BufferRegion } from './gpu/kernel';
 export { ShaderCompileError } from './gpu/kernel';
 export { picard } from './solvers/picard';
 export { anderson } from './solvers/anderson';
 export { broyden } from './solvers/broyden';
 export type { SolverOptions, StopMode } from './solvers/options';
+export { Optimizer } from './optim/optimizer';
+export { Adam, type AdamOptions } from './optim/adam';
+export { SGD, type SgdOptions } from './optim/sgd';
+export { GradientAccumulator } from './optim/accumulate';
+export { jfb } from './backprop/jfb';
+export { gdeq } from './backprop/gdeq';
+export { ift, type IftOptions, type IftResult } from './backprop/ift';
+export type { Solver, ImplicitOptions, ImplicitResult, Gradients } from './backprop/implicit';
 export type { SolveResult, SolveStats, BroydenFactors } from './solvers/run';
 export {
   AnchoraxError,

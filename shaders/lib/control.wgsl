@@ -22,7 +22,7 @@ struct Control {
   ls_phase: u32,     // 0 at s = 1, 1 at the quadratic step, 2 halving, 3 finished
   ls_extra: u32,     // extra evaluations this iteration
   ntrace: u32,
-  _pad0: u32,
+  step_s: f32,       // Broyden: the step s of the iteration just measured (Δx = s·update)
   _pad1: u32,
   trace: array<vec2<f32>>, // (abs, rel) of every measurement, the initial one first
 }

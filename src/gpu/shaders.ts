@@ -7,7 +7,11 @@ import activations from '../../shaders/lib/activations.wgsl?raw';
 import control from '../../shaders/lib/control.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import broydenState from '../../shaders/lib/broyden_state.wgsl?raw';
+import blockTile from '../../shaders/lib/block_tile.wgsl?raw';
 import blockForward from '../../shaders/block_forward.wgsl?raw';
+import blockDelta from '../../shaders/block_delta.wgsl?raw';
+import blockParamGrads from '../../shaders/block_param_grads.wgsl?raw';
+import blockInputGrad from '../../shaders/block_input_grad.wgsl?raw';
 import residual from '../../shaders/residual.wgsl?raw';
 import finish from '../../shaders/finish.wgsl?raw';
 import commit from '../../shaders/commit.wgsl?raw';
@@ -21,7 +25,11 @@ import broydenCoef from '../../shaders/broyden_coef.wgsl?raw';
 import broydenRankOne from '../../shaders/broyden_rank_one.wgsl?raw';
 import broydenUpdate from '../../shaders/broyden_update.wgsl?raw';
 import lineSearch from '../../shaders/line_search.wgsl?raw';
+import gdeqPrecondition from '../../shaders/gdeq_precondition.wgsl?raw';
 import transpose from '../../shaders/transpose.wgsl?raw';
+import adam from '../../shaders/adam.wgsl?raw';
+import sgd from '../../shaders/sgd.wgsl?raw';
+import accumulate from '../../shaders/accumulate.wgsl?raw';
 
 const compose = (...parts: string[]): string => parts.join('\n');
 
@@ -29,7 +37,10 @@ const compose = (...parts: string[]): string => parts.join('\n');
 export const CONTROL_WGSL = control;
 
 export const SHADERS = {
-  blockForward: compose(gate, activations, blockForward),
+  blockForward: compose(gate, activations, blockTile, blockForward),
+  blockDelta: compose(gate, activations, blockTile, blockDelta),
+  blockParamGrads: compose(gate, blockParamGrads),
+  blockInputGrad: compose(gate, blockInputGrad),
   residual: compose(control, reduce, residual),
   finish: compose(control, reduce, finish),
   commit: compose(control, commit),
@@ -44,6 +55,10 @@ export const SHADERS = {
   broydenUpdate: compose(control, broydenState, reduce, broydenUpdate),
   lineSearch: compose(control, reduce, lineSearch),
   transpose: compose(transpose),
+  gdeqPrecondition: compose(reduce, gdeqPrecondition),
+  adam: compose(adam),
+  sgd: compose(sgd),
+  accumulate: compose(accumulate),
 } as const;
 
 export type ShaderName = keyof typeof SHADERS;

@@ -21,6 +21,28 @@ export interface ForwardIO {
   gate: GPUBuffer;
 }
 
+/**
+ * Buffers of one vector-Jacobian product of f at (input, Qd) with cotangent `gradOutput`.
+ * Each output is optional: a layer computes only what it is given a buffer for.
+ */
+export interface AdjointIO {
+  /** The point u of linearisation. */
+  input: BufferRegion;
+  Qd: BufferRegion;
+  /** ḡ, the cotangent of f's output. */
+  gradOutput: BufferRegion;
+  /** ∂u = J_uᵀ ḡ (what the IFT adjoint solve needs). */
+  gradInput?: BufferRegion;
+  /** Added to ∂u when given (the IFT system λ ↦ J_fᵀλ + ḡ uses it). */
+  gradInputAdd?: BufferRegion;
+  /** ∂Qd. */
+  gradQd?: BufferRegion;
+  /** ∂params, by the names of `params`, each the size of its parameter. */
+  gradParams?: Readonly<Record<string, GPUBuffer>>;
+  /** Evaluation gate, as in ForwardIO. */
+  gate: GPUBuffer;
+}
+
 /** An implicit layer `u ↦ f(u, Qd)` whose fixed point the solvers find. */
 export interface ImplicitLayer {
   readonly engine: Engine;
@@ -28,8 +50,10 @@ export interface ImplicitLayer {
   readonly featureSize: number;
   /** The layer's trainable parameters, by name. */
   readonly params: Readonly<Record<string, Tensor>>;
-  /** Compiles what `encodeForward` needs for `batch` rows; called before encoding a solve. */
+  /** Compiles what the encoders need for `batch` rows; called before encoding. */
   prepare(batch: number): Promise<void>;
   /** Encodes `io.output = f(io.input, io.Qd)` for `batch` rows into a pass the caller owns. */
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void;
+  /** Encodes the vector-Jacobian product described by `io` (see AdjointIO). */
+  encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void;
 }

@@ -7,7 +7,7 @@ import { LimitError, NonFiniteError, ShapeError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
-import type { ForwardIO, ImplicitLayer } from './layer';
+import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 
 /** Parameters of {@link TanhBlock}: tensors, or arrays to upload. */
 export interface TanhBlockParams {
@@ -63,7 +63,9 @@ function featureSizeOf(w: ParamValue): number {
 export class TanhBlock implements ImplicitLayer {
   readonly featureSize: number;
   readonly params: Readonly<{ w: Tensor; b: Tensor }>;
-  private forward?: Kernel;
+  private kernels?: { forward: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
+  /** δ = ḡ ⊙ (1 − y²) scratch per batch size, for adjoints that do not ask for ∂Qd. */
+  private readonly deltas = new Map<number, GPUBuffer>();
 
   private constructor(readonly engine: Engine, w: Tensor, b: Tensor) {
     this.featureSize = b.size;
@@ -85,30 +87,74 @@ export class TanhBlock implements ImplicitLayer {
     return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]));
   }
 
-  /** Compiles the forward kernel; throws LimitError (`'Qd'`) when `batch` rows need more workgroups than the device allows. */
+  /**
+   * Compiles the forward and adjoint kernels; throws LimitError (`'Qd'`) when `batch` rows need
+   * more workgroups than the device allows.
+   */
   async prepare(batch: number): Promise<void> {
     const groups = Math.ceil(batch / ROWS_PER_GROUP);
     const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
     if (groups > limit) {
       throw new LimitError('Qd', `${batch} rows need ${groups} workgroups in one dimension; this device allows ${limit} (at most ${limit * ROWS_PER_GROUP} rows)`);
     }
-    this.forward ??= await this.engine.kernel('blockForward', SHADERS.blockForward);
+    const { engine } = this;
+    this.kernels ??= {
+      forward: await engine.kernel('blockForward', SHADERS.blockForward),
+      delta: await engine.kernel('blockDelta', SHADERS.blockDelta),
+      paramGrads: await engine.kernel('blockParamGrads', SHADERS.blockParamGrads),
+      inputGrad: await engine.kernel('blockInputGrad', SHADERS.blockInputGrad),
+    };
+    if (!this.deltas.has(batch)) this.deltas.set(batch, engine.allocate(batch * this.featureSize * 4, 'Qd'));
+  }
+
+  private prepared(batch: number): { kernels: NonNullable<TanhBlock['kernels']>; delta: GPUBuffer } {
+    const delta = this.deltas.get(batch);
+    if (!this.kernels || !delta) throw new Error(`TanhBlock.prepare(${batch}) must run before encoding`);
+    return { kernels: this.kernels, delta };
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
-    const kernel = this.forward;
-    if (!kernel) throw new Error('TanhBlock.prepare() must run before encodeForward');
+    const { forward } = this.prepared(batch).kernels;
     const d = this.featureSize;
     const { w, b } = this.params;
-    const group = kernel.bind({
+    const group = forward.bind({
       gate: io.gate,
-      params: this.engine.params(kernel, { d, batch }),
+      params: this.engine.params(forward, { d, batch }),
       u: io.input,
       qd: io.Qd,
       w: w.buffer,
       b: b.buffer,
       out: io.output,
     });
-    kernel.dispatch(pass, group, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
+    forward.dispatch(pass, group, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
+  }
+
+  /** δ = ḡ ⊙ (1 − y²) (= ∂Qd), then ∂w = uᵀδ, ∂b = Σ_rows δ and ∂u = δ wᵀ as asked. */
+  encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void {
+    const { kernels, delta: scratch } = this.prepared(batch);
+    const d = this.featureSize;
+    const { w, b } = this.params;
+    const sizes = { d, batch };
+    const delta = io.gradQd ?? scratch;
+    const deltaGroup = kernels.delta.bind({
+      gate: io.gate, params: this.engine.params(kernels.delta, sizes), u: io.input, qd: io.Qd, w: w.buffer, b: b.buffer,
+      g_out: io.gradOutput, delta,
+    });
+    kernels.delta.dispatch(pass, deltaGroup, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
+    if (io.gradParams) {
+      const { w: dw, b: db } = io.gradParams;
+      if (!dw || !db) throw new Error('TanhBlock adjoint needs gradParams.w and gradParams.b together');
+      const group = kernels.paramGrads.bind({
+        gate: io.gate, params: this.engine.params(kernels.paramGrads, sizes), u: io.input, delta, dw, db,
+      });
+      kernels.paramGrads.dispatch(pass, group, Math.ceil(d / 64), d);
+    }
+    if (io.gradInput) {
+      const params = this.engine.params(kernels.inputGrad, { d, batch, use_add: io.gradInputAdd ? 1 : 0 });
+      const group = kernels.inputGrad.bind({
+        gate: io.gate, params, delta, w: w.buffer, add: io.gradInputAdd ?? delta, du: io.gradInput,
+      });
+      kernels.inputGrad.dispatch(pass, group, Math.ceil(d / 16), Math.ceil(batch / 16));
+    }
   }
 }

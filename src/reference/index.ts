@@ -12,3 +12,4 @@ export {
 } from './solvers';
 export { refArmijoLineSearch, type RefLineSearchResult } from './linesearch';
 export { refPreconditionGdeq, refIftAdjoint, refJfb, refGdeq, refIft, type RefGrads } from './backprop';
+export { RefAdam, RefSgd, type RefAdamOptions, type RefSgdOptions } from './optim';

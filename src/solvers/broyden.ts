@@ -50,14 +50,14 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     });
   const finalizeGroups = byParity((cur) => finalizeGroup(cur, opts.ls));
   const dotsGroups = byParity((cur) =>
-    k('broydenDots').bind({ ctrl: run.ctrl, params: run.params('broydenDots', layout(cur)), state, factors, partials: dotPartials }),
+    k('broydenDots').bind({ ctrl: run.ctrl, params: run.params('broydenDots', layout(cur)), state, factors, partials: dotPartials, update }),
   );
   const coefGroup = k('broydenCoef').bind({
     ctrl: run.ctrl, params: run.params('broydenCoef', { groups: reduceGroups, memory }), partials: dotPartials, coef,
   });
   const rankOneGroups = byParity((cur) =>
     k('broydenRankOne').bind({
-      ctrl: run.ctrl, params: run.params('broydenRankOne', layout(cur)), coef, state, factors, vw, partials: run.partials,
+      ctrl: run.ctrl, params: run.params('broydenRankOne', layout(cur)), coef, state, factors, vw, partials: run.partials, update,
     }),
   );
   const updateGroups = byParity((cur) =>

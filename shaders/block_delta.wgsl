@@ -1,0 +1,33 @@
+// Tanh implicit block, first step of the adjoint: recomputes y = tanh(u @ w + qd + b) and
+//   delta[r, j] = g_out[r, j] · (1 − y[r, j]²)
+// which is also ∂Qd (so a caller that wants ∂Qd passes that buffer as delta).
+// (includes lib/gate.wgsl, lib/activations.wgsl, lib/block_tile.wgsl)
+// Bindings: gate; params {d, batch}; u, qd, g_out [batch, d]; w [d, d]; b [d]; delta [batch, d].
+// Dispatch: (ceil(d / 64), ceil(batch / 4)).
+
+struct BlockParams { d: u32, batch: u32 }
+
+@group(0) @binding(1) var<uniform> params: BlockParams;
+@group(0) @binding(2) var<storage, read> u: array<f32>;
+@group(0) @binding(3) var<storage, read> qd: array<f32>;
+@group(0) @binding(4) var<storage, read> w: array<f32>;
+@group(0) @binding(5) var<storage, read> b: array<f32>;
+@group(0) @binding(6) var<storage, read> g_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> delta: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  let j = group.x * COLS + lid;
+  let r0 = group.y * ROWS;
+  let acc = tile_matmul(lid, j, r0);
+  if (j >= params.d) { return; }
+  for (var t = 0u; t < ROWS; t++) {
+    let r = r0 + t;
+    if (r < params.batch) {
+      let i = r * params.d + j;
+      let y = safe_tanh(acc[t] + qd[i] + b[j]);
+      delta[i] = g_out[i] * (1.0 - y * y);
+    }
+  }
+}

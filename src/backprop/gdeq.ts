@@ -1,0 +1,59 @@
+/**
+ * GDEQ: JFB with the incoming gradient preconditioned by the solver's best Broyden factors,
+ * g̃ = −(gᵀB) = g − (gᵀU)Vᵀ over the valid columns. With picard or anderson there are no factors
+ * and GDEQ equals JFB.
+ */
+import { LimitError } from '../errors';
+import { SHADERS } from '../gpu/shaders';
+import type { ImplicitLayer } from '../layers/layer';
+import type { BroydenFactors } from '../solvers/run';
+import type { Tensor } from '../tensor';
+import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type ImplicitResult } from './implicit';
+
+const MAX_COLUMNS = 1024;
+
+/** Solves for the fixed point and returns it with a GDEQ `backward`. */
+export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptions): Promise<ImplicitResult> {
+  const solved = await solveAndRecompute(f, Qd, options, true);
+  const factors = solved.result.B;
+  const engine = f.engine;
+  const valid = factors ? factors.validMask.filter(Boolean).length : 0;
+  if (factors && factors.validMask.length > MAX_COLUMNS) {
+    throw new LimitError('options.lbfgsThres', `GDEQ supports at most ${MAX_COLUMNS} Broyden columns`);
+  }
+  const [dots, apply] = factors && valid > 0
+    ? await Promise.all([
+        engine.kernel('gdeqDots', SHADERS.gdeqPrecondition, 'dots'),
+        engine.kernel('gdeqApply', SHADERS.gdeqPrecondition, 'apply'),
+      ])
+    : [undefined, undefined];
+
+  return implicitResult(
+    solved,
+    async (gradUStar) => {
+      const encoder = engine.device.createCommandEncoder({ label: 'anchorax gdeq backward' });
+      let cotangent = gradUStar.buffer;
+      let scratch: GPUBuffer[] = [];
+      if (factors && dots && apply && valid > 0) {
+        const n = Qd.size;
+        const memory = factors.validMask.length;
+        const groups = Math.min(256, Math.ceil(n / 1024));
+        const partials = engine.allocate(16 * groups * valid, 'Qd');
+        const preconditioned = engine.allocate(n * 4, 'Qd');
+        scratch = [partials, preconditioned];
+        const params = engine.params(dots, { n, memory, valid, groups });
+        const bindings = { params, g: gradUStar.buffer, us: factors.Us.buffer, vts: factors.VTs.buffer, partials, out: preconditioned };
+        const pass = encoder.beginComputePass();
+        dots.dispatch(pass, dots.bind(bindings), groups, valid);
+        apply.dispatch(pass, apply.bind(bindings), groups);
+        pass.end();
+        cotangent = preconditioned;
+      }
+      const grads = vjp(solved, solved.result.uPrev.buffer, cotangent, encoder);
+      engine.device.queue.submit([encoder.finish()]);
+      for (const buffer of scratch) engine.releaseBuffer(buffer);
+      return grads;
+    },
+    factors satisfies BroydenFactors | undefined,
+  );
+}

@@ -1,0 +1,120 @@
+/**
+ * What JFB, GDEQ and IFT share: run the solver, recompute the last step uStar = f(uPrev) in
+ * inference mode (the value the wrappers return), and encode a layer's VJP into gradient tensors.
+ */
+import type { Engine } from '../engine';
+import { DisposedError, OptionError, ShapeError } from '../errors';
+import type { ImplicitLayer } from '../layers/layer';
+import { broyden } from '../solvers/broyden';
+import type { SolverOptions } from '../solvers/options';
+import type { BroydenFactors, SolveResult, SolveStats } from '../solvers/run';
+import { Tensor } from '../tensor';
+
+/** A solver function: `picard`, `anderson` or `broyden`. */
+export type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
+
+/** Options of `jfb`, `gdeq` and `ift`: the solver and its options. */
+export interface ImplicitOptions extends SolverOptions {
+  /** The forward solver. Default `broyden`. */
+  solver?: Solver;
+}
+
+/** Gradients by parameter name (for the tanh block `w` and `b`), plus `Qd`. */
+export type Gradients = { readonly Qd: Tensor } & Readonly<Record<string, Tensor>>;
+
+/** What `jfb`, `gdeq` and `ift` return. */
+export interface ImplicitResult {
+  /** f(uPrev), recomputed after the solve (this is the value gradients flow through). */
+  uStar: Tensor;
+  uPrev: Tensor;
+  tnstep: number;
+  stats: SolveStats;
+  /** Gradients of a loss with ∂loss/∂uStar = gradUStar. Call once. */
+  backward(gradUStar: Tensor): Promise<Gradients>;
+  /** Frees uStar, uPrev and the solver's factors. */
+  dispose(): void;
+}
+
+/** A solve whose uStar has been recomputed as f(uPrev). */
+export interface Solved {
+  layer: ImplicitLayer;
+  Qd: Tensor;
+  batch: number;
+  result: SolveResult;
+  uStar: Tensor;
+}
+
+/** Runs the solver and recomputes uStar = f(uPrev). */
+export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: ImplicitOptions | undefined, wantFactors: boolean): Promise<Solved> {
+  const { solver = broyden, ...solverOptions } = options ?? {};
+  if (typeof solver !== 'function') throw new OptionError('options.solver', 'must be picard, anderson or broyden');
+  const result = await solver(f, Qd, wantFactors ? { ...solverOptions, returnB: true } : solverOptions);
+  const engine = f.engine;
+  const batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
+  const uStar = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
+  const encoder = engine.device.createCommandEncoder({ label: 'anchorax recompute uStar' });
+  const pass = encoder.beginComputePass();
+  f.encodeForward(pass, { input: result.uPrev.buffer, output: uStar.buffer, Qd: Qd.buffer, gate: engine.openGate() }, batch);
+  pass.end();
+  engine.device.queue.submit([encoder.finish()]);
+  result.uStar.dispose();
+  return { layer: f, Qd, batch, result, uStar };
+}
+
+/** Checks a gradient argument: a live tensor of uStar's shape on the right engine. */
+export function checkGradient(engine: Engine, grad: unknown, shape: readonly number[], name: string): Tensor {
+  if (!(grad instanceof Tensor)) throw new ShapeError(name, 'must be a Tensor');
+  grad.assertUsable(engine, name);
+  if (grad.shape.join() !== shape.join()) {
+    throw new ShapeError(name, `must have uStar's shape [${shape.join(', ')}], got [${grad.shape.join(', ')}]`);
+  }
+  return grad;
+}
+
+/** Encodes the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors. */
+export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, encoder: GPUCommandEncoder): Gradients {
+  const { layer, Qd, batch } = solved;
+  const engine = layer.engine;
+  const grads: Record<string, Tensor> = {};
+  const gradParams: Record<string, GPUBuffer> = {};
+  for (const [name, param] of Object.entries(layer.params)) {
+    const t = new Tensor(engine, engine.allocate(param.size * 4, name), param.shape, true);
+    grads[name] = t;
+    gradParams[name] = t.buffer;
+  }
+  const gradQd = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
+  const pass = encoder.beginComputePass();
+  layer.encodeAdjoint(pass, { input: point, Qd: Qd.buffer, gradOutput: cotangent, gradQd: gradQd.buffer, gradParams, gate: engine.openGate() }, batch);
+  pass.end();
+  return { ...grads, Qd: gradQd };
+}
+
+/**
+ * Builds the result object around a solve and a backward function; guards against a second
+ * backward call and use after dispose.
+ */
+export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promise<Gradients>, factors?: BroydenFactors): ImplicitResult {
+  let used = false;
+  let disposed = false;
+  const { result, uStar } = solved;
+  return {
+    uStar,
+    uPrev: result.uPrev,
+    tnstep: result.tnstep,
+    stats: result.stats,
+    async backward(gradUStar: Tensor): Promise<Gradients> {
+      if (disposed) throw new DisposedError('backward', 'the result was disposed');
+      if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
+      const grad = checkGradient(solved.layer.engine, gradUStar, uStar.shape, 'gradUStar');
+      used = true;
+      return backward(grad);
+    },
+    dispose() {
+      disposed = true;
+      uStar.dispose();
+      result.uPrev.dispose();
+      factors?.Us.dispose();
+      factors?.VTs.dispose();
+    },
+  };
+}

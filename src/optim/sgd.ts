@@ -1,0 +1,105 @@
+/**
+ * Stochastic gradient descent with optional momentum and weight decay; the momentum buffers live
+ * on the GPU.
+ */
+import type { Engine } from '../engine';
+import type { Kernel, UniformLayout } from '../gpu/kernel';
+import { SHADERS } from '../gpu/shaders';
+import type { Tensor } from '../tensor';
+import { dispatchElementwise, numberIn, optionRecord, region } from './common';
+import { Optimizer } from './optimizer';
+
+/** Options of {@link Engine.sgd}. */
+export interface SgdOptions {
+  /** Learning rate, ≥ 0 (change it later with `setLearningRate`). Default 1e-3. */
+  lr?: number;
+  /** Momentum μ in [0, 1). 0 keeps no momentum buffers. Default 0. */
+  momentum?: number;
+  /**
+   * L2 weight decay, ≥ 0, added to the gradient (`g + weightDecay·p`) before momentum, as in
+   * PyTorch's `SGD`. Without momentum this equals decoupled decay. Default 0.
+   */
+  weightDecay?: number;
+}
+
+const KNOWN = ['lr', 'momentum', 'weightDecay'] as const;
+
+interface SgdConfig {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+}
+
+function resolve(options: SgdOptions | undefined): SgdConfig {
+  const o = optionRecord(options, KNOWN);
+  return {
+    lr: numberIn(o.lr, 'options.lr', 1e-3, 0),
+    momentum: numberIn(o.momentum, 'options.momentum', 0, 0, 1, true),
+    weightDecay: numberIn(o.weightDecay, 'options.weightDecay', 0, 0),
+  };
+}
+
+/**
+ * SGD (PyTorch semantics, no dampening, no Nesterov). Per element, with gradient g:
+ * ```
+ * d = g + weightDecay·p
+ * buf ← momentum·buf + d      (buf starts at 0; skipped when momentum is 0, where buf = d)
+ * p ← p − lr·buf
+ * ```
+ *
+ * ```ts
+ * const opt = engine.sgd([w, b], { lr: 0.1, momentum: 0.9 });
+ * await opt.step([gradW, gradB]);
+ * ```
+ */
+export class SGD extends Optimizer {
+  /** Momentum μ. */
+  readonly momentum: number;
+  /** L2 weight decay. */
+  readonly weightDecay: number;
+  /** Momentum buffers; empty when momentum is 0. */
+  private readonly buffers: Tensor[];
+  private kernel: Kernel | null = null;
+
+  /**
+   * Same as `engine.sgd(params, options)`.
+   * @throws OptionError (`'options'`, `'options.<name>'`), ShapeError (`'params'`,
+   * `'params[i]'`), DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
+   */
+  constructor(engine: Engine, params: readonly Tensor[], options?: SgdOptions) {
+    const config = resolve(options);
+    super(engine, params, config.lr, 'sgd');
+    this.momentum = config.momentum;
+    this.weightDecay = config.weightDecay;
+    this.buffers = this.momentum > 0 ? this.params.map((p) => engine.zeros(p.shape)) : [];
+  }
+
+  protected async compile(): Promise<UniformLayout> {
+    const kernel =
+      this.momentum > 0
+        ? await this.engine.kernel('sgd.momentum', SHADERS.sgd, 'momentum')
+        : await this.engine.kernel('sgd', SHADERS.sgd, 'main');
+    this.kernel = kernel;
+    const layout = kernel.params;
+    if (!layout) throw new Error('sgd.wgsl declares no params uniform');
+    return layout;
+  }
+
+  protected uniformValues(lr: number): Record<string, number> {
+    return { lr, momentum: this.momentum, weight_decay: this.weightDecay };
+  }
+
+  protected encodeUpdate(pass: GPUComputePassEncoder, grads: readonly Tensor[], hyper: GPUBuffer): void {
+    const kernel = this.kernel;
+    if (!kernel) throw new Error('SGD kernel is not compiled');
+    this.params.forEach((p, i) => {
+      const resources = { params: hyper, param: region(p), grad: region(grads[i]) };
+      const group = kernel.bind(this.momentum > 0 ? { ...resources, buf: region(this.buffers[i]) } : resources);
+      dispatchElementwise(this.engine, pass, kernel, group, p.size);
+    });
+  }
+
+  protected releaseState(): void {
+    for (const t of this.buffers) t.dispose();
+  }
+}
