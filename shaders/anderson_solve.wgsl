@@ -3,6 +3,10 @@
 // invalid ones are decoupled: zero rows, right side 0, so their α is 0), by Gaussian elimination
 // with partial pivoting, and normalises α /= (Σα + 1e-12). On a restart slot 0 takes slot p's
 // place, so G[0][0] <- G[p][p].
+// When the residuals are collinear (a scalar state, constant inputs) G + reg·I is singular in
+// float32 — reg = 1e-8 is below half an ulp of G's diagonal — and a pivot comes out 0 or NaN, where
+// float64 would still solve it. Then α falls back to the newest entry alone (a plain fixed-point
+// step) instead of ending the solve with NaN.
 // Bindings: ctrl (read); params {groups, slots, reg}; ring [t] = (p, len, restart, q);
 //           partials [len × groups] vec4; gram [slots × slots] (persists across iterations); alpha [slots].
 // Dispatch: (1).
@@ -67,15 +71,22 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     }
   }
   var total = 0.0;
+  var singular = false;
   for (var kk = 0u; kk < len; kk++) {
     let k = len - 1u - kk;
     var value = rhs[k];
     for (var c = k + 1u; c < len; c++) { value -= system[k * MAX_SLOTS + c] * rhs[c]; }
-    rhs[k] = value / system[k * MAX_SLOTS + k];
+    let pivot = system[k * MAX_SLOTS + k];
+    singular = singular || pivot == 0.0 || !is_finite(pivot);
+    rhs[k] = value / pivot;
     total += rhs[k];
   }
+  let normalised = total + 1e-12;
+  singular = singular || !is_finite(normalised) || normalised == 0.0;
   for (var j = 0u; j < m; j++) {
-    alpha[j] = select(0.0, rhs[j] / (total + 1e-12), j < len);
+    var a = select(0.0, rhs[j] / normalised, j < len);
+    if (singular) { a = select(0.0, 1.0, j == p); }
+    alpha[j] = a;
   }
   if (entry.z != 0u) { gram[0] = gram[p * m + p]; }
 }

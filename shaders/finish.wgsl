@@ -109,7 +109,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       ctrl.nstep = 1u;
       ctrl.tnstep = 1u;
       record(measure(t.x, t.z), true);
-      improved = 1u;
+      // u1 = f(u0) is the first best iterate, unless it is not finite: then u0 stays.
+      improved = select(1u, 2u, ctrl.nonfinite != 0u);
       done = stop_now(true);
     }
     case MODE_ANDERSON: {

@@ -21,6 +21,7 @@ export { Optimizer } from './optim/optimizer';
 export { Adam, type AdamOptions } from './optim/adam';
 export { SGD, type SgdOptions } from './optim/sgd';
 export { GradientAccumulator } from './optim/accumulate';
+export { mse, type Loss } from './losses';
 export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';

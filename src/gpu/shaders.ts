@@ -26,6 +26,7 @@ import broydenRankOne from '../../shaders/broyden_rank_one.wgsl?raw';
 import broydenUpdate from '../../shaders/broyden_update.wgsl?raw';
 import lineSearch from '../../shaders/line_search.wgsl?raw';
 import gdeqPrecondition from '../../shaders/gdeq_precondition.wgsl?raw';
+import mse from '../../shaders/mse.wgsl?raw';
 import transpose from '../../shaders/transpose.wgsl?raw';
 import adam from '../../shaders/adam.wgsl?raw';
 import sgd from '../../shaders/sgd.wgsl?raw';
@@ -55,6 +56,7 @@ export const SHADERS = {
   broydenUpdate: compose(control, broydenState, reduce, broydenUpdate),
   lineSearch: compose(control, reduce, lineSearch),
   transpose: compose(transpose),
+  mse: compose(reduce, mse),
   gdeqPrecondition: compose(reduce, gdeqPrecondition),
   adam: compose(adam),
   sgd: compose(sgd),

@@ -121,7 +121,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     const pass = encoder.beginComputePass();
     const copy = (src: GPUBuffer, dst: GPUBuffer, transposed: number) => {
       const params = run.params('transpose', { n, memory, stride, transpose: transposed });
-      transpose.dispatch(pass, transpose.bind({ params, src, dst }), Math.ceil(n / 64), memory);
+      transpose.dispatch(pass, transpose.bind({ params, src, dst }), Math.min(65535, Math.ceil(n / 64)), memory);
     };
     copy(bestFactors[0], Us, 1);
     copy(bestFactors[1], VTs, 0);
