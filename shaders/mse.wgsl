@@ -1,16 +1,16 @@
 // Mean squared error and its gradient, for training loops that never leave the GPU:
 // entry `grad`:  grad_i = 2 (p_i − t_i) / n, and per-workgroup partial sums of (p_i − t_i)²
 // entry `total`: one workgroup sums the partials: loss[0] = Σ (p − t)² / n
-// Without a target (params.has_target = 0) t = 0, i.e. the loss is mean(p²).
+// Without a target (params.has_target = 0) the expected values are 0, i.e. the loss is mean(p²).
 // (includes lib/reduce.wgsl)
-// Bindings: params {n, groups, has_target}; prediction, target [n]; grad [n]; partials [groups]; loss [1].
+// Bindings: params {n, groups, has_target}; prediction, expected [n]; grad [n]; partials [groups]; loss [1].
 // Dispatch: grad (groups); total (1).
 
 struct MseParams { n: u32, groups: u32, has_target: u32 }
 
 @group(0) @binding(0) var<uniform> params: MseParams;
 @group(0) @binding(1) var<storage, read> prediction: array<f32>;
-@group(0) @binding(2) var<storage, read> target: array<f32>;
+@group(0) @binding(2) var<storage, read> expected: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> loss: array<f32>;
@@ -21,7 +21,7 @@ fn grad_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_inde
   var sum = 0.0;
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
     var diff = prediction[i];
-    if (params.has_target != 0u) { diff -= target[i]; }
+    if (params.has_target != 0u) { diff -= expected[i]; }
     grad[i] = scale * diff;
     sum += diff * diff;
   }

@@ -9,7 +9,7 @@
  */
 export { Engine, type EngineOptions } from './engine';
 export { Tensor } from './tensor';
-export { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
+export { TanhBlock, type TanhBlockParams, type DropoutOptions, type DropoutNoise } from './layers/tanh-block';
 export type { ImplicitLayer, ForwardIO, AdjointIO } from './layers/layer';
 export type { BufferRegion } from './gpu/kernel';
 export { ShaderCompileError } from './gpu/kernel';
@@ -25,7 +25,7 @@ export { mse, type Loss } from './losses';
 export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
-export type { Solver, ImplicitOptions, ImplicitResult, Gradients } from './backprop/implicit';
+export type { Solver, ImplicitOptions, ImplicitResult, Gradients, BackwardOptions } from './backprop/implicit';
 export type { SolveResult, SolveStats, BroydenFactors } from './solvers/run';
 export {
   AnchoraxError,

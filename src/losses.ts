@@ -43,7 +43,7 @@ export async function mse(prediction: Tensor, target?: Tensor): Promise<Loss> {
   const bindings = {
     params: engine.params(gradKernel, { n, groups, has_target: target ? 1 : 0 }),
     prediction: prediction.buffer,
-    target: (target ?? prediction).buffer,
+    expected: (target ?? prediction).buffer,
     grad: grad.buffer,
     partials,
     loss: total.buffer,

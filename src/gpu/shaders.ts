@@ -3,6 +3,8 @@
  * prepended where a kernel needs it).
  */
 import gate from '../../shaders/lib/gate.wgsl?raw';
+import rng from '../../shaders/lib/rng.wgsl?raw';
+import dropout from '../../shaders/lib/dropout.wgsl?raw';
 import activations from '../../shaders/lib/activations.wgsl?raw';
 import control from '../../shaders/lib/control.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
@@ -31,6 +33,7 @@ import transpose from '../../shaders/transpose.wgsl?raw';
 import adam from '../../shaders/adam.wgsl?raw';
 import sgd from '../../shaders/sgd.wgsl?raw';
 import accumulate from '../../shaders/accumulate.wgsl?raw';
+import nonFinite from '../../shaders/nonfinite.wgsl?raw';
 
 const compose = (...parts: string[]): string => parts.join('\n');
 
@@ -38,8 +41,8 @@ const compose = (...parts: string[]): string => parts.join('\n');
 export const CONTROL_WGSL = control;
 
 export const SHADERS = {
-  blockForward: compose(gate, activations, blockTile, blockForward),
-  blockDelta: compose(gate, activations, blockTile, blockDelta),
+  blockForward: compose(gate, rng, dropout, activations, blockTile, blockForward),
+  blockDelta: compose(gate, rng, dropout, activations, blockTile, blockDelta),
   blockParamGrads: compose(gate, blockParamGrads),
   blockInputGrad: compose(gate, blockInputGrad),
   residual: compose(control, reduce, residual),
@@ -61,6 +64,7 @@ export const SHADERS = {
   adam: compose(adam),
   sgd: compose(sgd),
   accumulate: compose(accumulate),
+  nonFinite: compose(nonFinite),
 } as const;
 
 export type ShaderName = keyof typeof SHADERS;
