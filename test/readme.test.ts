@@ -37,3 +37,25 @@ describe('README quickstart', () => {
     }
   });
 });
+
+describe('README training example', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('runs as written and the loss falls', async () => {
+    const readme = readFileSync(`${root}README.md`, 'utf8');
+    const match = /<!-- training -->\s*```ts\n([\s\S]*?)```/.exec(readme);
+    if (!match) throw new Error('README has no <!-- training --> ts block');
+    const source = match[1].replace("from 'anchorax'", `from '${root}src/index.ts'`);
+    mkdirSync(`${root}test/artifacts`, { recursive: true });
+    const file = `${root}test/artifacts/training.ts`;
+    writeFileSync(file, source);
+    const losses: number[] = [];
+    vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+      const m = /^step (\d+): loss (\S+)$/.exec(args.map(String).join(' '));
+      if (m) losses.push(Number(m[2]));
+    });
+    await import(/* @vite-ignore */ file);
+    expect(losses).toHaveLength(4);
+    expect(losses[3]).toBeLessThan(0.5 * losses[0]);
+  }, 300_000);
+});
