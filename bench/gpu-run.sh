@@ -2,11 +2,17 @@
 # The full benchmark on a machine with a GPU and no package registry. Prepare here:
 #   npm ci && bash ../shared/tools/pack-gpu-runtime.sh && npx vite build --config bench/vite.config.ts
 # then, on the GPU machine, from the project root (with .gpu-runtime/ and bench/dist/ copied over):
-#   bash bench/gpu-run.sh OUT_DIR
+#   bash bench/gpu-run.sh OUT_DIR [solvers|backprop|all]
 set -uo pipefail
-out=${1:?usage: bench/gpu-run.sh OUT_DIR}
+out=${1:?usage: bench/gpu-run.sh OUT_DIR [solvers|backprop|all]}
+what=${2:-all}
 mkdir -p "$out"
 source .gpu-runtime/activate.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1
-node bench/dist/run.mjs --sizes 256,1024,4096 --batches 1,64,256 --repeats 5 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee "$out/bench.log"
-node bench/dist/run.mjs --sizes 4096 --batches 1024 --repeats 2 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/bench.log"
+if [ "$what" != backprop ]; then
+  node bench/dist/run.mjs --sizes 256,1024,4096 --batches 1,64,256 --repeats 5 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee "$out/bench.log"
+  node bench/dist/run.mjs --sizes 4096 --batches 1024 --repeats 2 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/bench.log"
+fi
+if [ "$what" != solvers ]; then
+  node bench/dist/backprop.mjs --golden test/fixtures/golden.json --repeats 5 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/bench.log"
+fi
