@@ -1,11 +1,13 @@
 // Tanh implicit block, first step of the adjoint: recomputes y = tanh(u @ w + qd + b) and
 //   delta[r, j] = g_out[r, j] · (1 − y[r, j]²)
-// which is also ∂Qd (so a caller that wants ∂Qd passes that buffer as delta).
-// (includes lib/gate.wgsl, lib/activations.wgsl, lib/block_tile.wgsl)
-// Bindings: gate; params {d, batch}; u, qd, g_out [batch, d]; w [d, d]; b [d]; delta [batch, d].
+// times the forward's dropout factor mask[r·d + j] / (1 − rate) when dropout is on (the same gate
+// words give the same mask, lib/dropout.wgsl). delta is also ∂Qd (so a caller that wants ∂Qd
+// passes that buffer as delta).
+// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_tile.wgsl)
+// Bindings: gate; params {d, batch, dropout}; u, qd, g_out [batch, d]; w [d, d]; b [d]; delta [batch, d].
 // Dispatch: (ceil(d / 64), ceil(batch / 4)).
 
-struct BlockParams { d: u32, batch: u32 }
+struct BlockParams { d: u32, batch: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
 
 @group(0) @binding(1) var<uniform> params: BlockParams;
 @group(0) @binding(2) var<storage, read> u: array<f32>;
@@ -22,12 +24,17 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   let r0 = group.y * ROWS;
   let acc = tile_matmul(lid, j, r0);
   if (j >= params.d) { return; }
+  let dropout = dropout_active();
+  var stream_key = 0u;
+  if (dropout) { stream_key = dropout_stream_key(); }
   for (var t = 0u; t < ROWS; t++) {
     let r = r0 + t;
     if (r < params.batch) {
       let i = r * params.d + j;
       let y = safe_tanh(acc[t] + qd[i] + b[j]);
-      delta[i] = g_out[i] * (1.0 - y * y);
+      var dl = g_out[i] * (1.0 - y * y);
+      if (dropout) { dl = dropout_apply(dl, stream_key, i); }
+      delta[i] = dl;
     }
   }
 }

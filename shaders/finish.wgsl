@@ -6,6 +6,11 @@
 //
 // diffs(u, r): abs = ‖r‖, rel = abs / (‖r + u‖ + 1e-9). The partials carry (Σr², Σ(r+u)² for
 // u = x, Σ(r+u)² for u = y) so each mode takes the denominator its solver's semantics need.
+//
+// It also advances ctrl.eval_index past the evaluation it measures, so the next evaluation sees a
+// new index (stochastic layers draw per-evaluation noise from it). Evaluations that finish does not
+// follow get theirs elsewhere: Broyden's line-search trials in line_search.wgsl (params.line_search
+// = 1, so finish adds nothing), Anderson's extra initial f(u1) by MODE_ADVANCE, which does only that.
 
 const MODE_PICARD_FIRST: u32 = 0u;
 const MODE_PICARD: u32 = 1u;
@@ -13,6 +18,7 @@ const MODE_ANDERSON_FIRST: u32 = 2u;
 const MODE_ANDERSON: u32 = 3u;
 const MODE_BROYDEN_FIRST: u32 = 4u;
 const MODE_BROYDEN: u32 = 5u;
+const MODE_ADVANCE: u32 = 6u;
 
 struct FinishParams {
   eps: f32,
@@ -23,6 +29,7 @@ struct FinishParams {
   mode: u32,
   trace_cap: u32,
   memory: u32, // Broyden: number of factor columns L
+  line_search: u32, // Broyden with ls: line_search.wgsl has counted this iteration's evaluations
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
@@ -72,6 +79,11 @@ fn stop_now(eps_stops: bool) -> bool {
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
+  if (params.mode == MODE_ADVANCE) {
+    // The evaluation before this ran only if the solve is still going (the gate was open).
+    if (lid == 0u && ctrl.done == 0u) { ctrl.eval_index += 1u; }
+    return;
+  }
   if (solve_done(lid)) {
     if (lid == 0u) { ctrl.improved = 0u; }
     return;
@@ -83,6 +95,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
   var improved = 0u;
   var done = false;
+  if (params.line_search == 0u || params.mode != MODE_BROYDEN) { ctrl.eval_index += 1u; }
   switch params.mode {
     case MODE_PICARD_FIRST: {
       // One evaluation f(u0) gives both the initial measure diffs(u0, r0) and that of the first

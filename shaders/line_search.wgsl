@@ -6,6 +6,8 @@
 //   phase 2 (halving): accept test at the unclamped s_next, then s = max(amin, s_next)
 // The original's cubic step is always replaced by s/2 (its two safeguards cover every finite
 // value), so halving is exact. When finished it closes the evaluation gate (skip_eval = 1).
+// It runs (is not idle) exactly after the trials that were evaluated, and advances ctrl.eval_index
+// past each, so every trial of a stochastic layer gets its own noise (finish.wgsl adds nothing then).
 // Bindings: ctrl (read_write); params {groups}; partials [groups] vec4 (.x = Σ (y − x)²).
 // Dispatch: (1).
 
@@ -29,6 +31,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let phi = workgroup_sum(sums, lid).x;
   if (lid != 0u) { return; }
 
+  ctrl.eval_index += 1u;
   let phi0 = ctrl.phi0;
   let slope0 = -phi0;
   switch ctrl.ls_phase {

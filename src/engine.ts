@@ -121,9 +121,12 @@ export class Engine {
   /**
    * The tanh implicit block `f(u, Qd) = tanh(u @ w + Qd + b)`, with `w` of shape `[d, d]`
    * (row-major) and `b` of shape `[d]`, given as tensors or as arrays to upload. d is read from `w`.
+   * With `dropout` the block is stochastic: `f(u, Qd) = tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)`
+   * in training mode (see `DropoutOptions`).
    *
    * @throws ShapeError (`'w'`, `'b'`), NonFiniteError (`'w'`, `'b'`: NaN/Infinity in an array),
-   * DisposedError / EngineMismatchError (`'w'`, `'b'`: unusable tensors), DeviceLostError.
+   * DisposedError / EngineMismatchError (`'w'`, `'b'`: unusable tensors), OptionError
+   * (`'dropout'`, `'dropout.rate'`, `'dropout.noise'`), DeviceLostError.
    */
   implicitBlock(params: TanhBlockParams): TanhBlock {
     this.assertAlive('engine.implicitBlock');
@@ -204,7 +207,10 @@ export class Engine {
     this.assertAlive(what);
   }
 
-  /** @internal An evaluation gate that is always open (word 0 = 0), for work outside a solve. */
+  /**
+   * @internal An evaluation gate that is always open (word 0 = 0), for work outside a solve. All
+   * its words are 0, so it also means inference mode (word 3 = 0): stochastic layers draw no noise.
+   */
   openGate(): GPUBuffer {
     this.openGateBuffer ??= this.device.createBuffer({ label: 'anchorax open gate', size: 16, usage: BufferUsage.STORAGE });
     return this.openGateBuffer;

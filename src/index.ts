@@ -22,6 +22,8 @@ export { Adam, type AdamOptions } from './optim/adam';
 export { SGD, type SgdOptions } from './optim/sgd';
 export { GradientAccumulator } from './optim/accumulate';
 export { mse, type Loss } from './losses';
+export { softmaxCrossEntropy, type SoftmaxCrossEntropyLoss, type Labels } from './losses/softmax';
+export { Linear, linear, type LinearParams, type LinearGradBuffers, type LinearGrads } from './layers/linear';
 export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';

@@ -1,10 +1,16 @@
 // The control block of one solve: counters, best-so-far bookkeeping, line-search state and the
 // residual trace. Lives in a GPU buffer for the whole solve; the CPU reads its header every few
-// iterations. Word 0 doubles as the layers' evaluation gate (see lib/gate.wgsl).
+// iterations. The buffer is also the layers' `gate` binding (lib/gate.wgsl), which reads words 0-3
+// by position: keep skip_eval, eval_index, noise_key and noise_on first and in this order
+// (src/solvers/control.ts checks it).
 // Every kernel that includes this file declares `ctrl: Control` (read or read_write).
 
 struct Control {
   skip_eval: u32,    // non-zero: layer evaluations are skipped (solve done, or line search finished)
+  eval_index: u32,   // evaluations of f performed so far: each evaluation sees its own value, 0, 1, 2…
+                     // (advanced by finish, the line search, and finish's MODE_ADVANCE)
+  noise_key: u32,    // options.key, for stochastic layers
+  noise_on: u32,     // 1 unless options.inference: stochastic layers draw noise only when set
   done: u32,         // the solve has stopped; solver kernels return at once
   nstep: u32,
   tnstep: u32,
@@ -23,7 +29,6 @@ struct Control {
   ls_extra: u32,     // extra evaluations this iteration
   ntrace: u32,
   step_s: f32,       // Broyden: the step s of the iteration just measured (Δx = s·update)
-  _pad1: u32,
   trace: array<vec2<f32>>, // (abs, rel) of every measurement, the initial one first
 }
 

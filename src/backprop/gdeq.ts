@@ -3,7 +3,8 @@
  * g̃ = −(gᵀB) = g − (gᵀU)Vᵀ over the valid columns. With picard or anderson there are no factors
  * and GDEQ equals JFB.
  */
-import { LimitError } from '../errors';
+import type { Engine } from '../engine';
+import { LimitError, ShapeError } from '../errors';
 import { SHADERS } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import type { BroydenFactors } from '../solvers/run';
@@ -12,14 +13,43 @@ import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type Impl
 
 const MAX_COLUMNS = 1024;
 
+/**
+ * Throws unless the solver's factors can precondition a gradient of `n` values. Broyden's always
+ * can; a custom `options.solver` may return anything: U must be [n, L] and Vᵀ [L, n] on this
+ * engine, with L = validMask.length ≤ 1024 and the valid columns first (the kernel uses columns
+ * 0 .. valid − 1).
+ */
+function checkFactors(factors: BroydenFactors, n: number, engine: Engine): void {
+  const { Us, VTs, validMask } = factors;
+  const L = validMask.length;
+  if (L > MAX_COLUMNS) throw new LimitError('options.lbfgsThres', `GDEQ supports at most ${MAX_COLUMNS} Broyden columns`);
+  Us.assertUsable(engine, 'options.solver');
+  VTs.assertUsable(engine, 'options.solver');
+  if (Us.shape.join() !== [n, L].join() || VTs.shape.join() !== [L, n].join()) {
+    throw new ShapeError(
+      'options.solver',
+      `returned Broyden factors U [${Us.shape.join(', ')}] and Vᵀ [${VTs.shape.join(', ')}]; this problem needs [${n}, ${L}] and [${L}, ${n}]`,
+    );
+  }
+  const valid = validMask.filter(Boolean).length;
+  if (validMask.some((v, j) => v !== j < valid)) throw new ShapeError('options.solver', 'returned a validMask whose valid columns are not the first ones');
+}
+
 /** Solves for the fixed point and returns it with a GDEQ `backward`. */
 export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptions): Promise<ImplicitResult> {
   const solved = await solveAndRecompute(f, Qd, options, true);
   const factors = solved.result.B;
   const engine = f.engine;
   const valid = factors ? factors.validMask.filter(Boolean).length : 0;
-  if (factors && factors.validMask.length > MAX_COLUMNS) {
-    throw new LimitError('options.lbfgsThres', `GDEQ supports at most ${MAX_COLUMNS} Broyden columns`);
+  try {
+    if (factors) checkFactors(factors, Qd.size, engine);
+  } catch (err) {
+    // Free the solve's buffers (uStar, uPrev, factors): nothing else would.
+    solved.uStar.dispose();
+    solved.result.dispose();
+    factors?.Us.dispose();
+    factors?.VTs.dispose();
+    throw err;
   }
   const [dots, apply] = factors && valid > 0
     ? await Promise.all([

@@ -4,7 +4,7 @@
  * The adjoint equation is itself a fixed-point problem, so it is handed to the same solvers
  * as a layer whose "forward" is λ ↦ J_f(u*)ᵀ λ + Qd (with Qd = gradUStar).
  */
-import { OptionError } from '../errors';
+import { NonFiniteError, OptionError } from '../errors';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
 import type { SolveStats } from '../solvers/run';
@@ -68,8 +68,15 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
   const solved = await solveAndRecompute(f, Qd, forwardOptions, false);
   const out: IftResult = implicitResult(solved, async (gradUStar) => {
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
-    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, maxDepth: backwardMaxDepth });
+    // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not
+    // draw noise either (the adjoint solve's gate would otherwise turn dropout on).
+    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, maxDepth: backwardMaxDepth, inference: true });
     out.backwardStats = adjoint.stats;
+    if (adjoint.stats.nonFinite) {
+      // Its best finite iterate (often λ = 0) would give silently wrong gradients.
+      adjoint.dispose();
+      throw new NonFiniteError('gradUStar', 'the adjoint solve λ = J_fᵀλ + gradUStar met NaN or Infinity (a non-finite gradUStar, or an adjoint iteration that overflowed); see backwardStats');
+    }
     const encoder = f.engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
     const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
     f.engine.device.queue.submit([encoder.finish()]);

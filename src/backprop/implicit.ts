@@ -3,7 +3,8 @@
  * inference mode (the value the wrappers return), and encode a layer's VJP into gradient tensors.
  */
 import type { Engine } from '../engine';
-import { DisposedError, OptionError, ShapeError } from '../errors';
+import { DisposedError, NonFiniteError, OptionError, ShapeError } from '../errors';
+import { SHADERS } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
 import type { SolverOptions } from '../solvers/options';
@@ -19,6 +20,17 @@ export interface ImplicitOptions extends SolverOptions {
   solver?: Solver;
 }
 
+/** Options of `backward`. */
+export interface BackwardOptions {
+  /**
+   * Check gradUStar for NaN/±Infinity first (one GPU pass and a 4-byte readback) and reject with
+   * NonFiniteError (`'gradUStar'`) before computing anything; the result stays usable. Default
+   * false: no readback, and a non-finite gradUStar gives NaN gradients (JFB, GDEQ) or, for IFT,
+   * an adjoint solve that stops with `backwardStats.nonFinite` and a NonFiniteError.
+   */
+  checkFinite?: boolean;
+}
+
 /** Gradients by parameter name (for the tanh block `w` and `b`), plus `Qd`. */
 export type Gradients = { readonly Qd: Tensor } & Readonly<Record<string, Tensor>>;
 
@@ -29,8 +41,14 @@ export interface ImplicitResult {
   uPrev: Tensor;
   tnstep: number;
   stats: SolveStats;
-  /** Gradients of a loss with ∂loss/∂uStar = gradUStar. Call once. */
-  backward(gradUStar: Tensor): Promise<Gradients>;
+  /**
+   * Gradients of a loss with ∂loss/∂uStar = gradUStar. Call once (a call rejected for its
+   * arguments does not count).
+   * @throws ShapeError / DisposedError / EngineMismatchError (`'gradUStar'`), NonFiniteError
+   * (`'gradUStar'`, see {@link BackwardOptions.checkFinite}), OptionError (`'backward'`: called
+   * again; `'options…'`), DisposedError (`'backward'`: after dispose()).
+   */
+  backward(gradUStar: Tensor, options?: BackwardOptions): Promise<Gradients>;
   /** Frees uStar, uPrev and the solver's factors. */
   dispose(): void;
 }
@@ -48,12 +66,14 @@ export interface Solved {
 export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: ImplicitOptions | undefined, wantFactors: boolean): Promise<Solved> {
   const { solver = broyden, ...solverOptions } = options ?? {};
   if (typeof solver !== 'function') throw new OptionError('options.solver', 'must be picard, anderson or broyden');
-  const result = await solver(f, Qd, wantFactors ? { ...solverOptions, returnB: true } : solverOptions);
+  // returnB is the wrapper's to decide: factors it did not ask for would never be freed.
+  const result = await solver(f, Qd, { ...solverOptions, returnB: wantFactors });
   const engine = f.engine;
   const batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
   const uStar = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
   const encoder = engine.device.createCommandEncoder({ label: 'anchorax recompute uStar' });
   const pass = encoder.beginComputePass();
+  // The open gate is inference mode: a stochastic layer (dropout) applies no noise here.
   f.encodeForward(pass, { input: result.uPrev.buffer, output: uStar.buffer, Qd: Qd.buffer, gate: engine.openGate() }, batch);
   pass.end();
   engine.device.queue.submit([encoder.finish()]);
@@ -71,7 +91,37 @@ export function checkGradient(engine: Engine, grad: unknown, shape: readonly num
   return grad;
 }
 
-/** Encodes the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors. */
+/** Checks `backward`'s options. */
+function checkBackwardOptions(options: unknown): BackwardOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be an object');
+  const { checkFinite } = options as Record<string, unknown>;
+  if (checkFinite !== undefined && typeof checkFinite !== 'boolean') throw new OptionError('options.checkFinite', 'must be a boolean');
+  return { checkFinite };
+}
+
+/** Whether `t` holds a NaN or ±Infinity: one GPU pass and a 4-byte readback. */
+async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> {
+  const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
+  const flag = engine.allocate(4, 'gradUStar');
+  const encoder = engine.device.createCommandEncoder({ label: 'anchorax checkFinite' });
+  encoder.clearBuffer(flag);
+  const pass = encoder.beginComputePass();
+  const groups = Math.min(engine.device.limits.maxComputeWorkgroupsPerDimension, Math.ceil(t.size / 256));
+  kernel.dispatch(pass, kernel.bind({ params: engine.params(kernel, { n: t.size }), x: t.buffer, flag }), groups);
+  pass.end();
+  try {
+    return new Uint32Array(await engine.readBytes(flag, 4, 0, encoder))[0] !== 0;
+  } finally {
+    engine.releaseBuffer(flag);
+  }
+}
+
+/**
+ * Encodes the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors. It
+ * differentiates the inference-mode step (open gate), the one that recomputed uStar: a stochastic
+ * layer applies no noise (no dropout mask) in this adjoint either.
+ */
 export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, encoder: GPUCommandEncoder): Gradients {
   const { layer, Qd, batch } = solved;
   const engine = layer.engine;
@@ -102,11 +152,30 @@ export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promi
     uPrev: result.uPrev,
     tnstep: result.tnstep,
     stats: result.stats,
-    async backward(gradUStar: Tensor): Promise<Gradients> {
+    async backward(gradUStar: Tensor, options?: BackwardOptions): Promise<Gradients> {
       if (disposed) throw new DisposedError('backward', 'the result was disposed');
       if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
-      const grad = checkGradient(solved.layer.engine, gradUStar, uStar.shape, 'gradUStar');
+      const engine = solved.layer.engine;
+      const grad = checkGradient(engine, gradUStar, uStar.shape, 'gradUStar');
+      const { checkFinite = false } = checkBackwardOptions(options);
       used = true;
+      if (checkFinite) {
+        // `used` is held while the flag is read, so a concurrent call cannot slip in; a
+        // rejected check gives the call back.
+        let bad: boolean;
+        try {
+          bad = await hasNonFinite(engine, grad);
+        } catch (err) {
+          used = false;
+          throw err;
+        }
+        if (bad) {
+          used = false;
+          throw new NonFiniteError('gradUStar', 'holds NaN or Infinity (found by checkFinite; nothing was computed)');
+        }
+        if (disposed) throw new DisposedError('backward', 'the result was disposed');
+        grad.assertUsable(engine, 'gradUStar');
+      }
       return backward(grad);
     },
     dispose() {

@@ -34,6 +34,8 @@ import adam from '../../shaders/adam.wgsl?raw';
 import sgd from '../../shaders/sgd.wgsl?raw';
 import accumulate from '../../shaders/accumulate.wgsl?raw';
 import nonFinite from '../../shaders/nonfinite.wgsl?raw';
+import linear from '../../shaders/linear.wgsl?raw';
+import softmaxXent from '../../shaders/softmax_xent.wgsl?raw';
 
 const compose = (...parts: string[]): string => parts.join('\n');
 
@@ -65,6 +67,8 @@ export const SHADERS = {
   sgd: compose(sgd),
   accumulate: compose(accumulate),
   nonFinite: compose(nonFinite),
+  linear: compose(linear),
+  softmaxXent: compose(reduce, softmaxXent),
 } as const;
 
 export type ShaderName = keyof typeof SHADERS;

@@ -15,8 +15,19 @@ export interface ForwardIO {
   /** The injected input Qd, same size as input. */
   Qd: BufferRegion;
   /**
-   * Evaluation gate: a u32 storage buffer; when word 0 is non-zero the layer's kernels must do
-   * nothing (the solver has finished and iterations encoded ahead are being skipped).
+   * Evaluation gate: a u32 storage buffer (at least 16 bytes) of words the GPU fills in, since a
+   * solver encodes iterations ahead of knowing which of them will run (shaders/lib/gate.wgsl):
+   * - word 0: when non-zero the layer's kernels must do nothing (the solver has finished and
+   *   iterations encoded ahead are being skipped);
+   * - word 1: the evaluation index, the number of evaluations of f performed before this one in
+   *   the solve (0, 1, 2, … over every evaluation, Anderson's and the line search's included);
+   * - word 2: the solve's `key` option;
+   * - word 3: 1 in training mode, 0 with `inference: true`.
+   *
+   * A stochastic layer derives its noise from (word 2, word 1) and draws none when word 3 is 0.
+   * Inside a solve this is the solve's control block; outside one, `engine.openGate()` is all
+   * zeros (open, inference mode), and a caller that wants training-mode noise of evaluation k
+   * writes `[0, k, key, 1]` into a storage buffer of its own.
    */
   gate: GPUBuffer;
 }
@@ -39,7 +50,12 @@ export interface AdjointIO {
   gradQd?: BufferRegion;
   /** ∂params, by the names of `params`, each the size of its parameter. */
   gradParams?: Readonly<Record<string, GPUBuffer>>;
-  /** Evaluation gate, as in ForwardIO. */
+  /**
+   * Evaluation gate, as in ForwardIO: pass the gate of the forward evaluation being
+   * differentiated, so that a stochastic layer applies the same noise (e.g. dropout mask).
+   * JFB, GDEQ and IFT differentiate the inference-mode recomputation and pass
+   * `engine.openGate()` (no noise).
+   */
   gate: GPUBuffer;
 }
 

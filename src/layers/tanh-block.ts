@@ -1,9 +1,9 @@
 /**
  * The tanh implicit block f(u, Qd) = tanh(u @ w + Qd + b): the original's model layer and the
- * first ImplicitLayer.
+ * first ImplicitLayer; optionally stochastic, with (inverted) dropout on its output.
  */
 import type { Engine } from '../engine';
-import { LimitError, NonFiniteError, ShapeError } from '../errors';
+import { LimitError, NonFiniteError, OptionError, ShapeError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
@@ -15,12 +15,72 @@ export interface TanhBlockParams {
   w: Tensor | Float32Array | number[];
   /** Bias, shape [d]. */
   b: Tensor | Float32Array | number[];
+  /**
+   * Dropout on the block's output: a rate in [0, 1) (noise `'per-iteration'`), or
+   * {@link DropoutOptions}. Default: none (a deterministic block).
+   */
+  dropout?: number | DropoutOptions;
+}
+
+/**
+ * When a dropout mask is drawn anew:
+ * - `'per-iteration'`: every evaluation of f in a solve gets its own mask, from (key, evaluation
+ *   index) — Anderson's and the line search's evaluations included;
+ * - `'per-solve'`: one mask for the whole solve, from the key alone (variational dropout), so the
+ *   solver iterates one deterministic map and can converge to its fixed point.
+ */
+export type DropoutNoise = 'per-iteration' | 'per-solve';
+
+/**
+ * Inverted dropout on the tanh block's output:
+ * `f(u, Qd) = tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)`, where each element of the `[batch, d]`
+ * output is kept (mask 1) with probability 1 − rate. The mask multiplies the activation's output,
+ * not its input or the state u, so a dropped element of f is exactly 0. Masks come from the
+ * solver's `key` option through a counter-based generator on the GPU (shaders/lib/rng.wgsl): the
+ * same key gives the same solve bit for bit. With the solver option `inference: true`, in the
+ * inference-mode recomputation of `jfb`/`gdeq`/`ift`, and outside a solve, no mask is applied and
+ * f equals the deterministic block's exactly.
+ */
+export interface DropoutOptions {
+  /** Probability that an output element is zeroed, in [0, 1). 0 disables dropout. */
+  rate: number;
+  /** When masks change. Default `'per-iteration'`. */
+  noise?: DropoutNoise;
 }
 
 const ROWS_PER_GROUP = 4;
 const COLS_PER_GROUP = 64;
 
 type ParamValue = Tensor | Float32Array | number[];
+
+/** Validated dropout settings; null for a deterministic block. */
+function checkDropout(value: unknown): Readonly<Required<DropoutOptions>> | null {
+  if (value === undefined) return null;
+  const options: Record<string, unknown> | null =
+    typeof value === 'number' ? { rate: value } : typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...value } : null;
+  if (options === null) throw new OptionError('dropout', 'must be a rate in [0, 1) or { rate, noise }');
+  for (const key of Object.keys(options)) {
+    if (key !== 'rate' && key !== 'noise') throw new OptionError(`dropout.${key}`, 'unknown option (known: rate, noise)');
+  }
+  const { rate, noise = 'per-iteration' } = options;
+  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new OptionError('dropout.rate', `must be a number in [0, 1), got ${String(rate)}`);
+  if (noise !== 'per-iteration' && noise !== 'per-solve') {
+    throw new OptionError('dropout.noise', `must be 'per-iteration' or 'per-solve', got ${String(noise)}`);
+  }
+  return Object.freeze({ rate, noise });
+}
+
+/** The dropout members of the block kernels' params (lib/dropout.wgsl). */
+function dropoutParams(dropout: Readonly<Required<DropoutOptions>> | null): Record<string, number> {
+  if (dropout === null || dropout.rate === 0) return { drop_threshold: 0, drop_scale: 1, drop_per_solve: 0 };
+  // Dropped when a uniform u32 draw is below rate · 2³² (clamped so a rate just under 1 stays < 2³²).
+  const threshold = Math.min(Math.round(dropout.rate * 2 ** 32), 2 ** 32 - 1);
+  return {
+    drop_threshold: threshold,
+    drop_scale: Math.fround(1 / (1 - dropout.rate)),
+    drop_per_solve: dropout.noise === 'per-solve' ? 1 : 0,
+  };
+}
 
 /** Validates a parameter (usable tensor, or finite values of the right count) without uploading it. */
 function checkParam(engine: Engine, value: ParamValue, name: string, shape: number[]): ParamValue {
@@ -59,17 +119,26 @@ function featureSizeOf(w: ParamValue): number {
   return d;
 }
 
-/** `f(u, Qd) = tanh(u @ w + Qd + b)` for states of shape [d] or [batch, d]. */
+/**
+ * `f(u, Qd) = tanh(u @ w + Qd + b)` for states of shape [d] or [batch, d]; with dropout,
+ * `tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)` in training mode (see {@link DropoutOptions}).
+ */
 export class TanhBlock implements ImplicitLayer {
   readonly featureSize: number;
   readonly params: Readonly<{ w: Tensor; b: Tensor }>;
+  /** The block's dropout (rate and noise mode), or null when it is deterministic. */
+  readonly dropout: Readonly<Required<DropoutOptions>> | null;
+  /** Dropout members of the kernels' params, fixed per block (so uniform buffers are shared across solves). */
+  private readonly dropoutUniforms: Record<string, number>;
   private kernels?: { forward: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
   /** δ = ḡ ⊙ (1 − y²) scratch per batch size, for adjoints that do not ask for ∂Qd. */
   private readonly deltas = new Map<number, GPUBuffer>();
 
-  private constructor(readonly engine: Engine, w: Tensor, b: Tensor) {
+  private constructor(readonly engine: Engine, w: Tensor, b: Tensor, dropout: Readonly<Required<DropoutOptions>> | null) {
     this.featureSize = b.size;
     this.params = Object.freeze({ w, b });
+    this.dropout = dropout;
+    this.dropoutUniforms = dropoutParams(dropout);
   }
 
   /**
@@ -79,12 +148,13 @@ export class TanhBlock implements ImplicitLayer {
   static create(engine: Engine, params: TanhBlockParams): TanhBlock {
     if (typeof params !== 'object' || params === null) throw new ShapeError('params', 'must be { w, b }');
     const { w, b } = params;
+    const dropout = checkDropout(params.dropout);
     if (w === undefined) throw new ShapeError('w', 'is required');
     if (b === undefined) throw new ShapeError('b', 'is required');
     const d = featureSizeOf(w);
     const weight = checkParam(engine, w, 'w', [d, d]);
     const bias = checkParam(engine, b, 'b', [d]);
-    return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]));
+    return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]), dropout);
   }
 
   /**
@@ -119,7 +189,7 @@ export class TanhBlock implements ImplicitLayer {
     const { w, b } = this.params;
     const group = forward.bind({
       gate: io.gate,
-      params: this.engine.params(forward, { d, batch }),
+      params: this.engine.params(forward, { d, batch, ...this.dropoutUniforms }),
       u: io.input,
       qd: io.Qd,
       w: w.buffer,
@@ -129,7 +199,11 @@ export class TanhBlock implements ImplicitLayer {
     forward.dispatch(pass, group, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
   }
 
-  /** δ = ḡ ⊙ (1 − y²) (= ∂Qd), then ∂w = uᵀδ, ∂b = Σ_rows δ and ∂u = δ wᵀ as asked. */
+  /**
+   * δ = ḡ ⊙ (1 − y²) (= ∂Qd), then ∂w = uᵀδ, ∂b = Σ_rows δ and ∂u = δ wᵀ as asked. With dropout
+   * in training mode δ also carries the factor mask / (1 − rate) of the forward evaluation that
+   * `io.gate` names (same key, evaluation index and mode give the same mask).
+   */
   encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void {
     const { kernels, delta: scratch } = this.prepared(batch);
     const d = this.featureSize;
@@ -137,7 +211,7 @@ export class TanhBlock implements ImplicitLayer {
     const sizes = { d, batch };
     const delta = io.gradQd ?? scratch;
     const deltaGroup = kernels.delta.bind({
-      gate: io.gate, params: this.engine.params(kernels.delta, sizes), u: io.input, qd: io.Qd, w: w.buffer, b: b.buffer,
+      gate: io.gate, params: this.engine.params(kernels.delta, { ...sizes, ...this.dropoutUniforms }), u: io.input, qd: io.Qd, w: w.buffer, b: b.buffer,
       g_out: io.gradOutput, delta,
     });
     kernels.delta.dispatch(pass, deltaGroup, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));

@@ -13,3 +13,6 @@ export {
 export { refArmijoLineSearch, type RefLineSearchResult } from './linesearch';
 export { refPreconditionGdeq, refIftAdjoint, refJfb, refGdeq, refIft, type RefGrads } from './backprop';
 export { RefAdam, RefSgd, type RefAdamOptions, type RefSgdOptions } from './optim';
+export { refRngPermute, refRngStreamKey, refRngU32, refDropoutMask, refDropoutBlockForward, type RefDropout } from './dropout';
+export { refLinearForward, refLinearVjp, type RefLinear, type RefLinearGrads } from './linear';
+export { refSoftmaxCrossEntropy, type RefSoftmaxXent } from './softmax';

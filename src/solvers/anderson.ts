@@ -100,6 +100,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       encoder.copyBufferToBuffer(fxs, 0, xs, stride * 4, n * 4); // slot 1 holds u1
       pass = encoder.beginComputePass();
       run.evaluate(pass, x(1), fx(1)); // the first iteration's f(u1)
+      run.countEvaluation(pass); // no finish measures f(u1): give the next evaluation a new index
       pass.end();
     },
     (pass, t) => {

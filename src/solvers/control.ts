@@ -24,6 +24,12 @@ function reflectControl(): { fields: Map<string, Field>; headerBytes: number } {
 
 const LAYOUT = reflectControl();
 
+/** Words that layers read by position through their gate binding (shaders/lib/gate.wgsl). */
+const GATE_WORDS = ['skip_eval', 'eval_index', 'noise_key', 'noise_on'] as const;
+GATE_WORDS.forEach((name, word) => {
+  if (LAYOUT.fields.get(name)?.offset !== 4 * word) throw new Error(`Control.${name} must be word ${word} (lib/gate.wgsl reads it there)`);
+});
+
 /** Bytes before the trace array. */
 export const CONTROL_HEADER_BYTES = LAYOUT.headerBytes;
 /** Bytes of one trace entry (vec2<f32>). */
@@ -48,10 +54,23 @@ function field(view: DataView, name: string): number {
   return f.type === 'f32' ? view.getFloat32(f.offset, true) : view.getUint32(f.offset, true);
 }
 
-/** The header a solve starts from: all zero but the line-search steps (1). */
-export function initialControl(): ArrayBuffer {
+/** What stochastic layers read from the control block: the solve's key and mode. */
+export interface NoiseSettings {
+  /** options.key (a u32). */
+  key: number;
+  /** options.inference: no noise. */
+  inference: boolean;
+}
+
+/**
+ * The header a solve starts from: all zero (evaluation index 0 included) but the line-search
+ * steps (1) and the noise settings.
+ */
+export function initialControl(noise: NoiseSettings): ArrayBuffer {
   const bytes = new ArrayBuffer(CONTROL_HEADER_BYTES);
   const view = new DataView(bytes);
+  view.setUint32(4 * GATE_WORDS.indexOf('noise_key'), noise.key >>> 0, true);
+  view.setUint32(4 * GATE_WORDS.indexOf('noise_on'), noise.inference ? 0 : 1, true);
   for (const name of ['ls_s', 'ls_eval_s']) {
     const f = LAYOUT.fields.get(name);
     if (f) view.setFloat32(f.offset, 1, true);

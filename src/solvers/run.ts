@@ -62,6 +62,8 @@ export const FinishMode = {
   anderson: 3,
   broydenFirst: 4,
   broyden: 5,
+  /** No measurement: only advances the evaluation index past an evaluation (see countEvaluation). */
+  advance: 6,
 } as const;
 export type FinishMode = (typeof FinishMode)[keyof typeof FinishMode];
 
@@ -227,9 +229,19 @@ export class SolveRun {
     return { buffer: ring, offset: index * this.stride * 4, size: this.n * 4 };
   }
 
-  /** output = f(input, Qd), skipped on the GPU once the solve is done. */
+  /**
+   * output = f(input, Qd), skipped on the GPU once the solve is done. The layer's gate is the
+   * control block, whose words 1–3 (evaluation index, key, noise flag) drive stochastic layers.
+   * The index must be advanced after every evaluation, before the next one: `finish` does it for
+   * the evaluation it measures, the line search for each trial, `countEvaluation` otherwise.
+   */
   evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion): void {
     this.layer.encodeForward(pass, { input, output, Qd: this.Qd.buffer, gate: this.ctrl }, this.batch);
+  }
+
+  /** Advances the evaluation index past an evaluation that no `finish` measures (one workgroup). */
+  countEvaluation(pass: GPUComputePassEncoder): void {
+    this.finish(pass, FinishMode.advance);
   }
 
   /** Residual partial sums of y = f(x) into `partials`. */
@@ -252,6 +264,7 @@ export class SolveRun {
       mode,
       trace_cap: traceEntries(o),
       memory: o.lbfgsThres,
+      line_search: this.solver === 'broyden' && o.ls ? 1 : 0,
     });
     kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, partials: this.partials }), 1);
   }
@@ -294,7 +307,7 @@ export class SolveRun {
     end: number,
   ): Promise<ControlSnapshot> {
     const { engine } = this;
-    engine.device.queue.writeBuffer(this.ctrl, 0, initialControl());
+    engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
     const copyBytes = this.opts.trace ? this.ctrl.size : CONTROL_HEADER_BYTES;
     let t = first;
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> => {

@@ -1,0 +1,232 @@
+/**
+ * A dense (affine) layer `y = x·W + b` with its adjoints, for the explicit parts of a model around
+ * an implicit block (input projection, classifier head). Encoders write into a pass the caller
+ * owns, like the implicit layers, so a training step can put everything into one submit.
+ */
+import type { Engine } from '../engine';
+import { LimitError, NonFiniteError, ShapeError } from '../errors';
+import type { BufferRegion, Kernel } from '../gpu/kernel';
+import { SHADERS } from '../gpu/shaders';
+import { Tensor } from '../tensor';
+
+/** Parameters of {@link linear}: tensors, or arrays to upload. */
+export interface LinearParams {
+  /** Weight, shape [inFeatures, outFeatures], row-major (`x·W`). As an array: inFeatures · outFeatures values. */
+  W: Tensor | Float32Array | number[];
+  /** Bias, shape [outFeatures]; its length fixes outFeatures. */
+  b: Tensor | Float32Array | number[];
+}
+
+/**
+ * Where {@link Linear.encodeBackward} writes the gradients; each is optional and only what is
+ * given is computed. Buffers are overwritten, not accumulated into.
+ */
+export interface LinearGradBuffers {
+  /** ∂x = dy·Wᵀ, [rows, inFeatures]. */
+  dx?: BufferRegion | Tensor;
+  /** ∂W = xᵀ·dy (summed over rows), [inFeatures, outFeatures]. */
+  dW?: BufferRegion | Tensor;
+  /** ∂b = Σ_rows dy, [outFeatures]. */
+  db?: BufferRegion | Tensor;
+}
+
+/** Gradients returned by {@link Linear.backward}. */
+export interface LinearGrads {
+  /** ∂x, only when asked for with `{ inputGrad: true }`. */
+  dx?: Tensor;
+  dW: Tensor;
+  db: Tensor;
+}
+
+/** Output tile of the matmul kernels (shaders/linear.wgsl). */
+const TILE = 64;
+
+type ParamValue = Tensor | Float32Array | number[];
+
+function region(value: BufferRegion | Tensor): BufferRegion {
+  return value instanceof Tensor ? value.buffer : value;
+}
+
+function checkValues(value: ParamValue, name: string): void {
+  if (value instanceof Tensor) return;
+  if (!(value instanceof Float32Array) && !Array.isArray(value)) throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
+  for (let i = 0; i < value.length; i++) {
+    if (!Number.isFinite(value[i])) throw new NonFiniteError(name, `value ${value[i]} at index ${i} is not finite`);
+  }
+}
+
+/**
+ * Dense layer `y = x·W + b` over row-major batches: x [rows, inFeatures] → y [rows, outFeatures].
+ * Create with {@link linear}; call `prepare()` once before the `encode*` methods.
+ */
+export class Linear {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** The trainable parameters: W [inFeatures, outFeatures] and b [outFeatures]. */
+  readonly params: Readonly<{ W: Tensor; b: Tensor }>;
+  private kernels?: { forward: Kernel; inputGrad: Kernel; weightGrad: Kernel; biasGrad: Kernel };
+
+  /** @internal Use {@link linear}. */
+  constructor(readonly engine: Engine, W: Tensor, b: Tensor) {
+    this.inFeatures = W.shape[0];
+    this.outFeatures = W.shape[1];
+    this.params = Object.freeze({ W, b });
+  }
+
+  /** Compiles the kernels (once per engine); needed before `encodeForward`/`encodeBackward`. */
+  async prepare(): Promise<void> {
+    if (this.kernels) return;
+    const { engine } = this;
+    const [forward, inputGrad, weightGrad, biasGrad] = await Promise.all([
+      engine.kernel('linearForward', SHADERS.linear, 'forward_main'),
+      engine.kernel('linearInputGrad', SHADERS.linear, 'input_grad_main'),
+      engine.kernel('linearWeightGrad', SHADERS.linear, 'weight_grad_main'),
+      engine.kernel('linearBiasGrad', SHADERS.linear, 'bias_grad_main'),
+    ]);
+    this.kernels = { forward, inputGrad, weightGrad, biasGrad };
+  }
+
+  private prepared(): NonNullable<Linear['kernels']> {
+    if (!this.kernels) throw new Error('Linear.prepare() must run before encoding');
+    return this.kernels;
+  }
+
+  /** Throws unless `rows` is a positive integer whose tiles fit the device's dispatch limits. */
+  private checkRows(rows: number): void {
+    if (!Number.isInteger(rows) || rows < 1) throw new ShapeError('rows', `must be a positive integer, got ${rows}`);
+    const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
+    const largest = Math.max(rows, this.inFeatures, this.outFeatures);
+    if (Math.ceil(largest / TILE) > limit) {
+      throw new LimitError('rows', `${largest} rows or features need ${Math.ceil(largest / TILE)} workgroups in one dimension; this device allows ${limit}`);
+    }
+  }
+
+  /** Encodes `y = x·W + b` for `rows` rows (x [rows, inFeatures], y [rows, outFeatures]). */
+  encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number): void {
+    this.checkRows(rows);
+    const { forward } = this.prepared();
+    const { inFeatures, outFeatures, engine } = this;
+    const group = forward.bind({
+      params: engine.params(forward, { m: rows, n: outFeatures, k: inFeatures }),
+      a: region(x),
+      bm: this.params.W.buffer,
+      bias: this.params.b.buffer,
+      c: region(y),
+    });
+    forward.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(rows / TILE));
+  }
+
+  /**
+   * Encodes the adjoint at input `x` with cotangent `dy` ([rows, outFeatures]): `dx = dy·Wᵀ`,
+   * `dW = xᵀ·dy`, `db = Σ_rows dy`, each only when its buffer is given. Sums run in a fixed
+   * order, so the results are deterministic.
+   */
+  encodeBackward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, dy: BufferRegion | Tensor, grads: LinearGradBuffers, rows: number): void {
+    this.checkRows(rows);
+    const kernels = this.prepared();
+    const { inFeatures, outFeatures, engine } = this;
+    const W = this.params.W.buffer;
+    if (grads.dx) {
+      const k = kernels.inputGrad;
+      const group = k.bind({ params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: region(dy), bm: W, c: region(grads.dx) });
+      k.dispatch(pass, group, Math.ceil(inFeatures / TILE), Math.ceil(rows / TILE));
+    }
+    if (grads.dW) {
+      const k = kernels.weightGrad;
+      const group = k.bind({ params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: region(x), bm: region(dy), c: region(grads.dW) });
+      k.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(inFeatures / TILE));
+    }
+    if (grads.db) {
+      const k = kernels.biasGrad;
+      const group = k.bind({ params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: region(dy), c: region(grads.db) });
+      k.dispatch(pass, group, Math.ceil(outFeatures / TILE));
+    }
+  }
+
+  /** Rows of a [rows, features] tensor, checked. */
+  private rowsOf(t: Tensor, features: number, name: string): number {
+    t.assertUsable(this.engine, name);
+    if (t.shape[t.shape.length - 1] !== features) {
+      throw new ShapeError(name, `last dimension must be ${features}, got shape [${t.shape.join(', ')}]`);
+    }
+    return t.size / features;
+  }
+
+  /** `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback). */
+  async forward(x: Tensor): Promise<Tensor> {
+    const rows = this.rowsOf(x, this.inFeatures, 'x');
+    await this.prepare();
+    const y = new Tensor(this.engine, this.engine.allocate(rows * this.outFeatures * 4, 'x'), [rows, this.outFeatures], true);
+    this.submit((pass) => this.encodeForward(pass, x, y, rows));
+    return y;
+  }
+
+  /**
+   * The adjoint at `x` for cotangent `dy` as new tensors (one submit, no readback); `dx` only
+   * with `{ inputGrad: true }`.
+   */
+  async backward(x: Tensor, dy: Tensor, options: { inputGrad?: boolean } = {}): Promise<LinearGrads> {
+    const rows = this.rowsOf(x, this.inFeatures, 'x');
+    if (this.rowsOf(dy, this.outFeatures, 'dy') !== rows) throw new ShapeError('dy', `must have ${rows} rows like x, got shape [${dy.shape.join(', ')}]`);
+    await this.prepare();
+    const make = (shape: number[]): Tensor => new Tensor(this.engine, this.engine.allocate(shape.reduce((a, b) => a * b, 1) * 4, 'x'), shape, true);
+    const grads: LinearGrads = {
+      dW: make([this.inFeatures, this.outFeatures]),
+      db: make([this.outFeatures]),
+      dx: options.inputGrad ? make([rows, this.inFeatures]) : undefined,
+    };
+    this.submit((pass) => this.encodeBackward(pass, x, dy, grads, rows));
+    return grads;
+  }
+
+  private submit(encode: (pass: GPUComputePassEncoder) => void): void {
+    const encoder = this.engine.device.createCommandEncoder({ label: 'anchorax linear' });
+    const pass = encoder.beginComputePass();
+    encode(pass);
+    pass.end();
+    this.engine.device.queue.submit([encoder.finish()]);
+  }
+}
+
+/**
+ * A dense layer `y = x·W + b` with W [inFeatures, outFeatures] and b [outFeatures], given as
+ * tensors (used in place, so an optimizer stepping them changes the layer) or arrays (uploaded).
+ * outFeatures is b's length; inFeatures is W's first dimension (or its length / outFeatures).
+ *
+ * @throws ShapeError (`'W'`, `'b'`), NonFiniteError (`'W'`, `'b'`: NaN/Infinity in an array),
+ * DisposedError / EngineMismatchError (`'W'`, `'b'`), DeviceLostError.
+ */
+export function linear(engine: Engine, params: LinearParams): Linear {
+  engine.assertAlive('linear');
+  if (typeof params !== 'object' || params === null) throw new ShapeError('params', 'must be { W, b }');
+  const { W, b } = params;
+  if (W === undefined) throw new ShapeError('W', 'is required');
+  if (b === undefined) throw new ShapeError('b', 'is required');
+  checkValues(W, 'W');
+  checkValues(b, 'b');
+  if (b instanceof Tensor) {
+    b.assertUsable(engine, 'b');
+    if (b.shape.length !== 1) throw new ShapeError('b', `must have shape [outFeatures], got [${b.shape.join(', ')}]`);
+  }
+  const outFeatures = b instanceof Tensor ? b.shape[0] : b.length;
+  if (outFeatures < 1) throw new ShapeError('b', 'must not be empty');
+  let inFeatures: number;
+  if (W instanceof Tensor) {
+    W.assertUsable(engine, 'W');
+    if (W.shape.length !== 2 || W.shape[1] !== outFeatures) {
+      throw new ShapeError('W', `must have shape [inFeatures, ${outFeatures}], got [${W.shape.join(', ')}]`);
+    }
+    inFeatures = W.shape[0];
+  } else {
+    inFeatures = W.length / outFeatures;
+    if (!Number.isInteger(inFeatures) || inFeatures < 1) {
+      throw new ShapeError('W', `must have inFeatures × ${outFeatures} values (outFeatures from b), got ${W.length}`);
+    }
+  }
+  // Checked before either upload, so a failure leaves nothing allocated.
+  engine.assertFits(inFeatures * outFeatures * 4, 'W');
+  engine.assertFits(outFeatures * 4, 'b');
+  const weight = W instanceof Tensor ? W : engine.tensor(W, [inFeatures, outFeatures]);
+  const bias = b instanceof Tensor ? b : engine.tensor(b, [outFeatures]);
+  return new Linear(engine, weight, bias);
+}
