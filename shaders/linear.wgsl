@@ -74,8 +74,9 @@ fn gemm_tile(group: vec2u, lid: u32, a_sm: u32, a_sk: u32, b_sk: u32, b_sn: u32)
   return acc;
 }
 
-// Writes the thread's block into c [M, N], adding bias[j] when use_bias.
-fn store_tile(group: vec2u, lid: u32, acc: array<vec4<f32>, 4>, use_bias: bool) {
+// Writes the thread's block into c [M, N], adding shift[s] to column s of the block. (Only
+// forward_main reads `bias`, so the adjoint entry points do not bind it.)
+fn store_tile(group: vec2u, lid: u32, acc: array<vec4<f32>, 4>, shift: vec4<f32>) {
   let tx = lid % SIDE;
   let ty = lid / SIDE;
   for (var t = 0u; t < 4u; t++) {
@@ -84,9 +85,7 @@ fn store_tile(group: vec2u, lid: u32, acc: array<vec4<f32>, 4>, use_bias: bool) 
     for (var s = 0u; s < 4u; s++) {
       let j = group.x * TILE_N + tx + s * SIDE;
       if (j >= params.n) { continue; }
-      var value = acc[t][s];
-      if (use_bias) { value += bias[j]; }
-      c[i * params.n + j] = value;
+      c[i * params.n + j] = acc[t][s] + shift[s];
     }
   }
 }
@@ -95,21 +94,26 @@ fn store_tile(group: vec2u, lid: u32, acc: array<vec4<f32>, 4>, use_bias: bool) 
 fn forward_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   // x [rows, in]: (a_sm, a_sk) = (in, 1); W [in, out]: (b_sk, b_sn) = (out, 1).
   let acc = gemm_tile(group.xy, lid, params.k, 1u, params.n, 1u);
-  store_tile(group.xy, lid, acc, true);
+  var shift = vec4<f32>(0.0);
+  for (var s = 0u; s < 4u; s++) {
+    let j = group.x * TILE_N + lid % SIDE + s * SIDE;
+    if (j < params.n) { shift[s] = bias[j]; }
+  }
+  store_tile(group.xy, lid, acc, shift);
 }
 
 @compute @workgroup_size(256)
 fn input_grad_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   // dy [rows, out]: (a_sm, a_sk) = (out, 1); Wᵀ[kk, j] = W[j, kk] = bm[j·out + kk]: (b_sk, b_sn) = (1, out).
   let acc = gemm_tile(group.xy, lid, params.k, 1u, 1u, params.k);
-  store_tile(group.xy, lid, acc, false);
+  store_tile(group.xy, lid, acc, vec4<f32>(0.0));
 }
 
 @compute @workgroup_size(256)
 fn weight_grad_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   // xᵀ[i, kk] = x[kk, i] = a[kk·in + i]: (a_sm, a_sk) = (1, in); dy [rows, out]: (b_sk, b_sn) = (out, 1).
   let acc = gemm_tile(group.xy, lid, 1u, params.m, params.n, 1u);
-  store_tile(group.xy, lid, acc, false);
+  store_tile(group.xy, lid, acc, vec4<f32>(0.0));
 }
 
 @compute @workgroup_size(64)

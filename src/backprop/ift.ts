@@ -15,7 +15,11 @@ import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type Impl
 export interface IftOptions extends ImplicitOptions {
   /** Solver of the adjoint equation. Default `broyden`. */
   backwardSolver?: Solver;
-  /** Its tolerance (absolute residual). Default 1e-6. */
+  /**
+   * Its tolerance on the relative residual ‖r‖ / ‖J_fᵀλ + gradUStar‖ (relative, so that it stays
+   * reachable in float32 whatever the gradient's scale; an absolute 1e-6 is below float32's
+   * floor once ‖gradUStar‖ ≳ 10). Default 1e-6.
+   */
   backwardEps?: number;
   /** Its iteration limit. Default 100. */
   backwardMaxDepth?: number;
@@ -70,7 +74,7 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
     // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not
     // draw noise either (the adjoint solve's gate would otherwise turn dropout on).
-    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, maxDepth: backwardMaxDepth, inference: true });
+    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true });
     out.backwardStats = adjoint.stats;
     if (adjoint.stats.nonFinite) {
       // Its best finite iterate (often λ = 0) would give silently wrong gradients.
