@@ -7,6 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Engine, broyden, gdeq, ift, jfb, picard, mse, type ImplicitOptions, type ImplicitResult, type Tensor } from '../src';
+import { adapterName, argument, runMain } from './cli';
 
 interface GoldenCase {
   name: string;
@@ -19,10 +20,6 @@ interface GoldenCase {
   grads: Record<string, { dW: number[]; db: number[]; dQd: number[] }>;
 }
 
-function argument(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
@@ -45,8 +42,7 @@ async function main(): Promise<void> {
   if (!golden) throw new Error('golden case missing');
   const repeats = Number(argument('repeats') ?? 5);
   const engine = await Engine.create();
-  const info = engine.device.adapterInfo;
-  const adapter = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' / ');
+  const adapter = adapterName(engine);
   const lines: string[] = [`adapter: ${adapter}`, '', '| method | solver | grad error vs ift_exact (w) | f-evals (fwd + bwd) | µs per gradient |', '|---|---|---|---|---|'];
   const f = engine.implicitBlock({ w: Float32Array.from(golden.W), b: Float32Array.from(golden.b) });
   const shape = [golden.batch, golden.d];
@@ -116,10 +112,4 @@ async function main(): Promise<void> {
   engine.destroy();
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

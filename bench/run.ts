@@ -8,12 +8,9 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../src';
+import { adapterName, argument, runMain } from './cli';
 import { TABLE_HEADER, formatRow, runSuite, standardCases } from './suite';
 
-function argument(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const list = (value: string | undefined, fallback: number[]) => (value ? value.split(',').map(Number) : fallback);
 
 async function main(): Promise<void> {
@@ -24,8 +21,7 @@ async function main(): Promise<void> {
   const depthScale = quick ? 0.25 : 1;
   const outDir = argument('out');
   const engine = await Engine.create();
-  const info = engine.device.adapterInfo;
-  const adapter = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  const adapter = adapterName(engine);
   const machine = `${hostname()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}`;
   console.log(`adapter: ${adapter}\nmachine: ${machine}\n`);
   console.log(TABLE_HEADER);
@@ -45,10 +41,4 @@ async function main(): Promise<void> {
   engine.destroy();
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);
