@@ -4,7 +4,7 @@
  * (GPU-resident, convergence checked every 8 iterations, overlapped) and, beside it, the same
  * loop reading the GPU state back after every iteration — the ratio is what residency buys.
  */
-import { anderson, broyden, picard, type Engine, type SolverOptions, type SolveResult, type TanhBlock, type Tensor } from '../src';
+import { anderson, broyden, picard, type Engine, type ForwardKernelChoice, type SolverOptions, type SolveResult, type TanhBlock, type Tensor } from '../src';
 
 export interface BenchCase {
   solver: 'picard' | 'anderson' | 'broyden';
@@ -48,8 +48,8 @@ function seededValues(count: number, scale: number, seed: number): Float32Array 
 }
 
 /** A contractive block of width d (entries ±0.9/√d keep the spectral radius below 1). */
-function problem(engine: Engine, d: number, batch: number): { f: TanhBlock; Qd: Tensor } {
-  const f = engine.implicitBlock({ w: seededValues(d * d, 0.9 / Math.sqrt(d), 1), b: seededValues(d, 0.1, 2) });
+function problem(engine: Engine, d: number, batch: number, forwardKernel: ForwardKernelChoice): { f: TanhBlock; Qd: Tensor } {
+  const f = engine.implicitBlock({ w: seededValues(d * d, 0.9 / Math.sqrt(d), 1), b: seededValues(d, 0.1, 2), forwardKernel });
   const shape = batch === 0 ? [d] : [batch, d];
   return { f, Qd: engine.tensor(seededValues(Math.max(batch, 1) * d, 1, 3), shape) };
 }
@@ -72,10 +72,16 @@ async function timeSolves(
 }
 
 /** Runs the cases and returns one row per case. */
-export async function runSuite(engine: Engine, cases: BenchCase[], repeats: number, log = (_: string) => {}): Promise<BenchRow[]> {
+export async function runSuite(
+  engine: Engine,
+  cases: BenchCase[],
+  repeats: number,
+  log = (_: string) => {},
+  forwardKernel: ForwardKernelChoice = 'auto',
+): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const c of cases) {
-    const { f, Qd } = problem(engine, c.d, c.batch);
+    const { f, Qd } = problem(engine, c.d, c.batch, forwardKernel);
     const base: SolverOptions = { eps: 0, maxDepth: c.maxDepth };
     const solve = SOLVERS[c.solver];
     const before = engine.readbackCount;

@@ -9,7 +9,7 @@
  */
 export { Engine, type EngineOptions } from './engine';
 export { Tensor } from './tensor';
-export { TanhBlock, type TanhBlockParams, type DropoutOptions, type DropoutNoise } from './layers/tanh-block';
+export { TanhBlock, type TanhBlockParams, type ForwardKernelChoice, type DropoutOptions, type DropoutNoise } from './layers/tanh-block';
 export type { ImplicitLayer, ForwardIO, AdjointIO } from './layers/layer';
 export type { BufferRegion } from './gpu/kernel';
 export { ShaderCompileError } from './gpu/kernel';

@@ -12,6 +12,8 @@ import broydenState from '../../shaders/lib/broyden_state.wgsl?raw';
 import blockTile from '../../shaders/lib/block_tile.wgsl?raw';
 import blockForward from '../../shaders/block_forward.wgsl?raw';
 import blockDelta from '../../shaders/block_delta.wgsl?raw';
+import blockPartial from '../../shaders/block_partial.wgsl?raw';
+import blockCombine from '../../shaders/block_combine.wgsl?raw';
 import blockParamGrads from '../../shaders/block_param_grads.wgsl?raw';
 import blockInputGrad from '../../shaders/block_input_grad.wgsl?raw';
 import residual from '../../shaders/residual.wgsl?raw';
@@ -45,6 +47,8 @@ export const CONTROL_WGSL = control;
 export const SHADERS = {
   blockForward: compose(gate, rng, dropout, activations, blockTile, blockForward),
   blockDelta: compose(gate, rng, dropout, activations, blockTile, blockDelta),
+  blockPartial: compose(gate, blockPartial),
+  blockCombine: compose(gate, rng, dropout, activations, blockCombine),
   blockParamGrads: compose(gate, blockParamGrads),
   blockInputGrad: compose(gate, blockInputGrad),
   residual: compose(control, reduce, residual),

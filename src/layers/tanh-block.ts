@@ -20,7 +20,23 @@ export interface TanhBlockParams {
    * {@link DropoutOptions}. Default: none (a deterministic block).
    */
   dropout?: number | DropoutOptions;
+  /**
+   * How the forward pass splits its matrix product. `'split-k'` cuts the sum over k into chunks
+   * computed by separate workgroups and combined by a second kernel: it fills a GPU when few rows
+   * leave the tiled kernel with too few workgroups. `'auto'` (default) picks split-k then.
+   */
+  forwardKernel?: ForwardKernelChoice;
 }
+
+/** See {@link TanhBlockParams.forwardKernel}. */
+export type ForwardKernelChoice = 'auto' | 'tiled' | 'split-k';
+
+/** The tiled kernel is used alone once it has this many workgroups. */
+const SPLIT_BELOW_GROUPS = 128;
+/** Split-k aims at about this many workgroups in its first pass. */
+const SPLIT_TARGET_GROUPS = 512;
+/** Smallest chunk of k per workgroup. */
+const MIN_CHUNK = 32;
 
 /**
  * When a dropout mask is drawn anew:
@@ -130,12 +146,23 @@ export class TanhBlock implements ImplicitLayer {
   readonly dropout: Readonly<Required<DropoutOptions>> | null;
   /** Dropout members of the kernels' params, fixed per block (so uniform buffers are shared across solves). */
   private readonly dropoutUniforms: Record<string, number>;
-  private kernels?: { forward: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
+  /** The forward kernel choice (see TanhBlockParams.forwardKernel). */
+  readonly forwardKernel: ForwardKernelChoice;
+  private kernels?: { forward: Kernel; partial: Kernel; combine: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
+  /** Split-k partial sums per batch size. */
+  private readonly partials = new Map<number, GPUBuffer>();
   /** δ = ḡ ⊙ (1 − y²) scratch per batch size, for adjoints that do not ask for ∂Qd. */
   private readonly deltas = new Map<number, GPUBuffer>();
 
-  private constructor(readonly engine: Engine, w: Tensor, b: Tensor, dropout: Readonly<Required<DropoutOptions>> | null) {
+  private constructor(
+    readonly engine: Engine,
+    w: Tensor,
+    b: Tensor,
+    dropout: Readonly<Required<DropoutOptions>> | null,
+    forwardKernel: ForwardKernelChoice,
+  ) {
     this.featureSize = b.size;
+    this.forwardKernel = forwardKernel;
     this.params = Object.freeze({ w, b });
     this.dropout = dropout;
     this.dropoutUniforms = dropoutParams(dropout);
@@ -154,7 +181,11 @@ export class TanhBlock implements ImplicitLayer {
     const d = featureSizeOf(w);
     const weight = checkParam(engine, w, 'w', [d, d]);
     const bias = checkParam(engine, b, 'b', [d]);
-    return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]), dropout);
+    const forwardKernel = params.forwardKernel ?? 'auto';
+    if (!['auto', 'tiled', 'split-k'].includes(forwardKernel)) {
+      throw new OptionError('forwardKernel', `must be 'auto', 'tiled' or 'split-k', got ${String(forwardKernel)}`);
+    }
+    return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]), dropout, forwardKernel);
   }
 
   /**
@@ -170,11 +201,29 @@ export class TanhBlock implements ImplicitLayer {
     const { engine } = this;
     this.kernels ??= {
       forward: await engine.kernel('blockForward', SHADERS.blockForward),
+      partial: await engine.kernel('blockPartial', SHADERS.blockPartial),
+      combine: await engine.kernel('blockCombine', SHADERS.blockCombine),
       delta: await engine.kernel('blockDelta', SHADERS.blockDelta),
       paramGrads: await engine.kernel('blockParamGrads', SHADERS.blockParamGrads),
       inputGrad: await engine.kernel('blockInputGrad', SHADERS.blockInputGrad),
     };
     if (!this.deltas.has(batch)) this.deltas.set(batch, engine.allocate(batch * this.featureSize * 4, 'Qd'));
+    const splits = this.splits(batch);
+    if (splits > 1 && !this.partials.has(batch)) {
+      this.partials.set(batch, engine.allocate(splits * batch * this.featureSize * 4, 'Qd'));
+    }
+  }
+
+  /** Chunks of k of the split-k forward for `batch` rows (1 = the tiled kernel alone). */
+  private splits(batch: number): number {
+    const d = this.featureSize;
+    if (this.forwardKernel === 'tiled') return 1;
+    const groups = Math.ceil(d / COLS_PER_GROUP) * Math.ceil(batch / ROWS_PER_GROUP);
+    const most = Math.max(1, Math.floor(d / MIN_CHUNK));
+    if (this.forwardKernel === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return 1;
+    // Equal chunks: the count is ceil(d / chunk), which may be below the wished-for number.
+    const wished = Math.min(most, Math.max(2, Math.ceil(SPLIT_TARGET_GROUPS / groups)));
+    return Math.ceil(d / Math.ceil(d / wished));
   }
 
   private prepared(batch: number): { kernels: NonNullable<TanhBlock['kernels']>; delta: GPUBuffer } {
@@ -184,9 +233,22 @@ export class TanhBlock implements ImplicitLayer {
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
-    const { forward } = this.prepared(batch).kernels;
+    const { forward, partial, combine } = this.prepared(batch).kernels;
     const d = this.featureSize;
     const { w, b } = this.params;
+    const splits = this.splits(batch);
+    const partialSums = this.partials.get(batch);
+    if (splits > 1 && partialSums) {
+      const chunk = Math.ceil(d / splits);
+      const sums = partial.bind({
+        gate: io.gate, params: this.engine.params(partial, { d, batch, chunk }), u: io.input, w: w.buffer, partial: partialSums,
+      });
+      partial.dispatch(pass, sums, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP), splits);
+      const params = this.engine.params(combine, { d, batch, splits, ...this.dropoutUniforms });
+      const out = combine.bind({ gate: io.gate, params, partial: partialSums, qd: io.Qd, b: b.buffer, out: io.output });
+      combine.dispatch(pass, out, Math.ceil((batch * d) / 256));
+      return;
+    }
     const group = forward.bind({
       gate: io.gate,
       params: this.engine.params(forward, { d, batch, ...this.dropoutUniforms }),

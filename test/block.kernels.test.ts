@@ -1,0 +1,39 @@
+// The tanh block's two forward kernels (tiled, split-k) against the float64 reference and each
+// other, on random inputs of odd sizes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { picard, type Engine, type ForwardKernelChoice } from '../src';
+import { refBlockForward } from '../src/reference';
+import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+describe('tanh block forward kernels', () => {
+  const cases: [number, number][] = [[300, 3], [130, 1], [64, 64], [33, 5], [1, 2]];
+  it.each(cases)('d = %i, batch %i: every kernel choice gives f(u) of the reference', async (d, batch) => {
+    const random = rng(d * 1000 + batch);
+    const w = Float32Array.from(randomArray(random, d * d, 0.8 / Math.sqrt(d)));
+    const b = Float32Array.from(randomArray(random, d, 0.3));
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const u0 = Float32Array.from(randomArray(random, batch * d, 1));
+    // One Picard step from u0 returns uStar = f(u0): the forward kernel's output.
+    const expected = refBlockForward({ d, w: Float64Array.from(w), b: Float64Array.from(b) }, Float64Array.from(u0), Float64Array.from(qd));
+    const outputs: Float32Array[] = [];
+    for (const forwardKernel of ['tiled', 'split-k', 'auto'] as ForwardKernelChoice[]) {
+      const f = engine.implicitBlock({ w, b, forwardKernel });
+      const r = await picard(f, engine.tensor(qd, [batch, d]), { u0: engine.tensor(u0, [batch, d]), maxDepth: 1, eps: 0, returnFinal: true });
+      const u = await r.uStar.read();
+      expect(maxAbsDiff(u, expected)).toBeLessThan(2e-6);
+      outputs.push(u);
+      r.dispose();
+    }
+    expect(maxAbsDiff(outputs[0], outputs[1])).toBeLessThan(2e-6);
+  });
+
+  it('rejects an unknown kernel choice', () => {
+    expect(() => engine.implicitBlock({ w: [1], b: [0], forwardKernel: 'fast' as ForwardKernelChoice })).toThrow(/forwardKernel/);
+  });
+});
