@@ -21,15 +21,20 @@ export interface TanhBlockParams {
    */
   dropout?: number | DropoutOptions;
   /**
-   * How the forward pass splits its matrix product. `'split-k'` cuts the sum over k into chunks
-   * computed by separate workgroups and combined by a second kernel: it fills a GPU when few rows
-   * leave the tiled kernel with too few workgroups. `'auto'` (default) picks split-k then.
+   * Which forward kernel computes the matrix product. `'tiled'`: 4 rows × 64 columns per
+   * workgroup. `'split-k'`: the sum over k cut into chunks computed by separate workgroups and
+   * combined by a second kernel — fills a GPU when few rows leave the tiled kernel with too few
+   * workgroups. `'matmul'`: 64 × 64 register-tiled, for many rows. `'auto'` (default) picks
+   * split-k for few workgroups, matmul from 32 rows, tiled otherwise.
    */
   forwardKernel?: ForwardKernelChoice;
 }
 
 /** See {@link TanhBlockParams.forwardKernel}. */
-export type ForwardKernelChoice = 'auto' | 'tiled' | 'split-k';
+export type ForwardKernelChoice = 'auto' | 'tiled' | 'split-k' | 'matmul';
+
+/** From this many rows `'auto'` uses the register-tiled matmul. */
+const MATMUL_FROM_ROWS = 32;
 
 /** The tiled kernel is used alone once it has this many workgroups. */
 const SPLIT_BELOW_GROUPS = 128;
@@ -148,7 +153,7 @@ export class TanhBlock implements ImplicitLayer {
   private readonly dropoutUniforms: Record<string, number>;
   /** The forward kernel choice (see TanhBlockParams.forwardKernel). */
   readonly forwardKernel: ForwardKernelChoice;
-  private kernels?: { forward: Kernel; partial: Kernel; combine: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
+  private kernels?: { forward: Kernel; matmul: Kernel; partial: Kernel; combine: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
   /** Split-k partial sums per batch size. */
   private readonly partials = new Map<number, GPUBuffer>();
   /** δ = ḡ ⊙ (1 − y²) scratch per batch size, for adjoints that do not ask for ∂Qd. */
@@ -182,8 +187,8 @@ export class TanhBlock implements ImplicitLayer {
     const weight = checkParam(engine, w, 'w', [d, d]);
     const bias = checkParam(engine, b, 'b', [d]);
     const forwardKernel = params.forwardKernel ?? 'auto';
-    if (!['auto', 'tiled', 'split-k'].includes(forwardKernel)) {
-      throw new OptionError('forwardKernel', `must be 'auto', 'tiled' or 'split-k', got ${String(forwardKernel)}`);
+    if (!['auto', 'tiled', 'split-k', 'matmul'].includes(forwardKernel)) {
+      throw new OptionError('forwardKernel', `must be 'auto', 'tiled', 'split-k' or 'matmul', got ${String(forwardKernel)}`);
     }
     return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]), dropout, forwardKernel);
   }
@@ -201,6 +206,7 @@ export class TanhBlock implements ImplicitLayer {
     const { engine } = this;
     this.kernels ??= {
       forward: await engine.kernel('blockForward', SHADERS.blockForward),
+      matmul: await engine.kernel('blockForwardMm', SHADERS.blockForwardMm),
       partial: await engine.kernel('blockPartial', SHADERS.blockPartial),
       combine: await engine.kernel('blockCombine', SHADERS.blockCombine),
       delta: await engine.kernel('blockDelta', SHADERS.blockDelta),
@@ -217,7 +223,7 @@ export class TanhBlock implements ImplicitLayer {
   /** Chunks of k of the split-k forward for `batch` rows (1 = the tiled kernel alone). */
   private splits(batch: number): number {
     const d = this.featureSize;
-    if (this.forwardKernel === 'tiled') return 1;
+    if (this.forwardKernel === 'tiled' || this.forwardKernel === 'matmul') return 1;
     const groups = Math.ceil(d / COLS_PER_GROUP) * Math.ceil(batch / ROWS_PER_GROUP);
     const most = Math.max(1, Math.floor(d / MIN_CHUNK));
     if (this.forwardKernel === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return 1;
@@ -233,7 +239,7 @@ export class TanhBlock implements ImplicitLayer {
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
-    const { forward, partial, combine } = this.prepared(batch).kernels;
+    const { forward, matmul, partial, combine } = this.prepared(batch).kernels;
     const d = this.featureSize;
     const { w, b } = this.params;
     const splits = this.splits(batch);
@@ -249,16 +255,19 @@ export class TanhBlock implements ImplicitLayer {
       combine.dispatch(pass, out, Math.ceil((batch * d) / 256));
       return;
     }
-    const group = forward.bind({
+    const useMatmul = this.forwardKernel === 'matmul' || (this.forwardKernel === 'auto' && batch >= MATMUL_FROM_ROWS);
+    const kernel = useMatmul ? matmul : forward;
+    const group = kernel.bind({
       gate: io.gate,
-      params: this.engine.params(forward, { d, batch, ...this.dropoutUniforms }),
+      params: this.engine.params(kernel, { d, batch, ...this.dropoutUniforms }),
       u: io.input,
       qd: io.Qd,
       w: w.buffer,
       b: b.buffer,
       out: io.output,
     });
-    forward.dispatch(pass, group, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
+    if (useMatmul) kernel.dispatch(pass, group, Math.ceil(d / 64), Math.ceil(batch / 64));
+    else kernel.dispatch(pass, group, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
   }
 
   /**
