@@ -1,9 +1,9 @@
 // The tanh block's two forward kernels (tiled, split-k) against the float64 reference and each
 // other, on random inputs of odd sizes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { picard, type Engine, type ForwardKernelChoice } from '../src';
-import { refBlockForward } from '../src/reference';
-import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
+import { jfb, picard, type Engine, type ForwardKernelChoice } from '../src';
+import { refBlockForward, refJfb } from '../src/reference';
+import { createTestEngine, maxAbsDiff, randomArray, relError, rng } from './helpers/engine';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -35,5 +35,29 @@ describe('tanh block forward kernels', () => {
 
   it('rejects an unknown kernel choice', () => {
     expect(() => engine.implicitBlock({ w: [1], b: [0], forwardKernel: 'fast' as ForwardKernelChoice })).toThrow(/forwardKernel/);
+  });
+});
+
+describe('tanh block adjoint kernels', () => {
+  it.each([[70, 67], [33, 5]] as [number, number][])('d = %i, batch %i: tiled and matmul δ give the reference gradients', async (d, batch) => {
+    const random = rng(d * 7 + batch);
+    const w = Float32Array.from(randomArray(random, d * d, 0.8 / Math.sqrt(d)));
+    const b = Float32Array.from(randomArray(random, d, 0.3));
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const g = Float32Array.from(randomArray(random, batch * d, 1));
+    const results: Float32Array[] = [];
+    for (const forwardKernel of ['tiled', 'matmul'] as ForwardKernelChoice[]) {
+      const f = engine.implicitBlock({ w, b, forwardKernel });
+      const out = await jfb(f, engine.tensor(qd, [batch, d]), { solver: picard, eps: 1e-5 });
+      const uPrev = Float64Array.from(await out.uPrev.read());
+      const grads = await out.backward(engine.tensor(g, [batch, d]));
+      const expected = refJfb({ d, w: Float64Array.from(w), b: Float64Array.from(b) }, Float64Array.from(qd), uPrev, Float64Array.from(g));
+      const dQd = await grads.Qd.read();
+      expect(relError(dQd, expected.Qd)).toBeLessThan(2e-6);
+      expect(relError(await grads.w.read(), expected.w)).toBeLessThan(2e-6);
+      results.push(dQd);
+      out.dispose();
+    }
+    expect(maxAbsDiff(results[0], results[1])).toBeLessThan(1e-5);
   });
 });

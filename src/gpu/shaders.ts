@@ -12,7 +12,9 @@ import broydenState from '../../shaders/lib/broyden_state.wgsl?raw';
 import blockTile from '../../shaders/lib/block_tile.wgsl?raw';
 import blockForward from '../../shaders/block_forward.wgsl?raw';
 import blockDelta from '../../shaders/block_delta.wgsl?raw';
+import blockMm from '../../shaders/lib/block_mm.wgsl?raw';
 import blockForwardMm from '../../shaders/block_forward_mm.wgsl?raw';
+import blockDeltaMm from '../../shaders/block_delta_mm.wgsl?raw';
 import blockPartial from '../../shaders/block_partial.wgsl?raw';
 import blockCombine from '../../shaders/block_combine.wgsl?raw';
 import blockParamGrads from '../../shaders/block_param_grads.wgsl?raw';
@@ -48,7 +50,8 @@ export const CONTROL_WGSL = control;
 export const SHADERS = {
   blockForward: compose(gate, rng, dropout, activations, blockTile, blockForward),
   blockDelta: compose(gate, rng, dropout, activations, blockTile, blockDelta),
-  blockForwardMm: compose(gate, rng, dropout, activations, blockForwardMm),
+  blockForwardMm: compose(gate, rng, dropout, activations, blockMm, blockForwardMm),
+  blockDeltaMm: compose(gate, rng, dropout, activations, blockMm, blockDeltaMm),
   blockPartial: compose(gate, blockPartial),
   blockCombine: compose(gate, rng, dropout, activations, blockCombine),
   blockParamGrads: compose(gate, blockParamGrads),

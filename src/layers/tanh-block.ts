@@ -153,7 +153,7 @@ export class TanhBlock implements ImplicitLayer {
   private readonly dropoutUniforms: Record<string, number>;
   /** The forward kernel choice (see TanhBlockParams.forwardKernel). */
   readonly forwardKernel: ForwardKernelChoice;
-  private kernels?: { forward: Kernel; matmul: Kernel; partial: Kernel; combine: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
+  private kernels?: { forward: Kernel; matmul: Kernel; deltaMatmul: Kernel; partial: Kernel; combine: Kernel; delta: Kernel; paramGrads: Kernel; inputGrad: Kernel };
   /** Split-k partial sums per batch size. */
   private readonly partials = new Map<number, GPUBuffer>();
   /** δ = ḡ ⊙ (1 − y²) scratch per batch size, for adjoints that do not ask for ∂Qd. */
@@ -207,6 +207,7 @@ export class TanhBlock implements ImplicitLayer {
     this.kernels ??= {
       forward: await engine.kernel('blockForward', SHADERS.blockForward),
       matmul: await engine.kernel('blockForwardMm', SHADERS.blockForwardMm),
+      deltaMatmul: await engine.kernel('blockDeltaMm', SHADERS.blockDeltaMm),
       partial: await engine.kernel('blockPartial', SHADERS.blockPartial),
       combine: await engine.kernel('blockCombine', SHADERS.blockCombine),
       delta: await engine.kernel('blockDelta', SHADERS.blockDelta),
@@ -218,6 +219,11 @@ export class TanhBlock implements ImplicitLayer {
     if (splits > 1 && !this.partials.has(batch)) {
       this.partials.set(batch, engine.allocate(splits * batch * this.featureSize * 4, 'Qd'));
     }
+  }
+
+  /** Whether the register-tiled 64 × 64 kernels compute the product for `batch` rows. */
+  private usesMatmul(batch: number): boolean {
+    return this.forwardKernel === 'matmul' || (this.forwardKernel === 'auto' && batch >= MATMUL_FROM_ROWS);
   }
 
   /** Chunks of k of the split-k forward for `batch` rows (1 = the tiled kernel alone). */
@@ -255,7 +261,7 @@ export class TanhBlock implements ImplicitLayer {
       combine.dispatch(pass, out, Math.ceil((batch * d) / 256));
       return;
     }
-    const useMatmul = this.forwardKernel === 'matmul' || (this.forwardKernel === 'auto' && batch >= MATMUL_FROM_ROWS);
+    const useMatmul = this.usesMatmul(batch);
     const kernel = useMatmul ? matmul : forward;
     const group = kernel.bind({
       gate: io.gate,
@@ -281,11 +287,14 @@ export class TanhBlock implements ImplicitLayer {
     const { w, b } = this.params;
     const sizes = { d, batch };
     const delta = io.gradQd ?? scratch;
-    const deltaGroup = kernels.delta.bind({
-      gate: io.gate, params: this.engine.params(kernels.delta, { ...sizes, ...this.dropoutUniforms }), u: io.input, qd: io.Qd, w: w.buffer, b: b.buffer,
-      g_out: io.gradOutput, delta,
+    const useMatmul = this.usesMatmul(batch);
+    const deltaKernel = useMatmul ? kernels.deltaMatmul : kernels.delta;
+    const deltaGroup = deltaKernel.bind({
+      gate: io.gate, params: this.engine.params(deltaKernel, { ...sizes, ...this.dropoutUniforms }), u: io.input, qd: io.Qd,
+      w: w.buffer, b: b.buffer, g_out: io.gradOutput, delta,
     });
-    kernels.delta.dispatch(pass, deltaGroup, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
+    if (useMatmul) deltaKernel.dispatch(pass, deltaGroup, Math.ceil(d / 64), Math.ceil(batch / 64));
+    else deltaKernel.dispatch(pass, deltaGroup, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
     if (io.gradParams) {
       const { w: dw, b: db } = io.gradParams;
       if (!dw || !db) throw new Error('TanhBlock adjoint needs gradParams.w and gradParams.b together');
