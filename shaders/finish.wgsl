@@ -3,22 +3,12 @@
 // whether to stop — all on the GPU, so the CPU only has to look every few iterations.
 // Bindings: ctrl (read_write); params; partials [groups] vec4 from residual.wgsl or broyden_finalize.wgsl.
 // Dispatch: (1). Never gated: once done, it clears `improved` so a later commit copies nothing.
-//
-// diffs(u, r): abs = ‖r‖, rel = abs / (‖r + u‖ + 1e-9). The partials carry (Σr², Σ(r+u)² for
-// u = x, Σ(r+u)² for u = y) so each mode takes the denominator its solver's semantics need.
+// (includes lib/control.wgsl, lib/reduce.wgsl, lib/finish_step.wgsl: the rules themselves)
 //
 // It also advances ctrl.eval_index past the evaluation it measures, so the next evaluation sees a
 // new index (stochastic layers draw per-evaluation noise from it). Evaluations that finish does not
 // follow get theirs elsewhere: Broyden's line-search trials in line_search.wgsl (params.line_search
 // = 1, so finish adds nothing), Anderson's extra initial f(u1) by MODE_ADVANCE, which does only that.
-
-const MODE_PICARD_FIRST: u32 = 0u;
-const MODE_PICARD: u32 = 1u;
-const MODE_ANDERSON_FIRST: u32 = 2u;
-const MODE_ANDERSON: u32 = 3u;
-const MODE_BROYDEN_FIRST: u32 = 4u;
-const MODE_BROYDEN: u32 = 5u;
-const MODE_ADVANCE: u32 = 6u;
 
 struct FinishParams {
   eps: f32,
@@ -36,47 +26,6 @@ struct FinishParams {
 @group(0) @binding(1) var<uniform> params: FinishParams;
 @group(0) @binding(2) var<storage, read> partials: array<vec4<f32>>;
 
-fn measure(r2: f32, denominator2: f32) -> vec2<f32> {
-  let abs_value = sqrt(r2);
-  return vec2<f32>(abs_value, abs_value / (sqrt(denominator2) + 1e-9));
-}
-
-fn stop_value(m: vec2<f32>) -> f32 {
-  return select(m.x, m.y, params.stop_rel != 0u);
-}
-
-// Records a measurement and returns whether its iterate becomes the best one.
-fn record(m: vec2<f32>, initial: bool) -> bool {
-  if (ctrl.ntrace < params.trace_cap) {
-    ctrl.trace[ctrl.ntrace] = m;
-    ctrl.ntrace += 1u;
-  }
-  ctrl.last_abs = m.x;
-  ctrl.last_rel = m.y;
-  let keep_latest = initial || params.return_final != 0u;
-  if (!(is_finite(m.x) && is_finite(m.y))) {
-    ctrl.nonfinite = 1u;
-    ctrl.converged = 0u;
-    if (initial) { ctrl.best_abs = m.x; ctrl.best_rel = m.y; }
-    return initial;
-  }
-  let value = stop_value(m);
-  let better = keep_latest || value < select(ctrl.best_abs, ctrl.best_rel, params.stop_rel != 0u);
-  if (keep_latest) {
-    ctrl.best_abs = m.x;
-    ctrl.best_rel = m.y;
-  } else {
-    ctrl.best_abs = min(ctrl.best_abs, m.x);
-    ctrl.best_rel = min(ctrl.best_rel, m.y);
-  }
-  ctrl.converged = select(0u, 1u, value < params.eps);
-  return better;
-}
-
-fn stop_now(eps_stops: bool) -> bool {
-  return (eps_stops && ctrl.converged != 0u) || ctrl.nonfinite != 0u || ctrl.nstep >= params.max_depth;
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
   if (params.mode == MODE_ADVANCE) {
@@ -93,72 +42,5 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let t = workgroup_sum(sums, lid);
   if (lid != 0u) { return; }
 
-  var improved = 0u;
-  var done = false;
-  if (params.line_search == 0u || params.mode != MODE_BROYDEN) { ctrl.eval_index += 1u; }
-  switch params.mode {
-    case MODE_PICARD_FIRST: {
-      // One evaluation f(u0) gives both the initial measure diffs(u0, r0) and that of the first
-      // iterate u1 = f(u0), diffs(u1, u1 − u0).
-      ctrl.nstep = 0u;
-      ctrl.tnstep = 1u;
-      record(measure(t.x, t.y), true);
-      improved = 2u;
-      done = stop_now(true);
-      if (!done) {
-        ctrl.nstep = 1u;
-        ctrl.tnstep = 2u;
-        if (record(measure(t.x, t.z), false)) { improved = 1u; }
-        done = stop_now(true);
-      }
-    }
-    case MODE_PICARD: {
-      ctrl.nstep += 1u;
-      ctrl.tnstep += 1u;
-      if (record(measure(t.x, t.z), false)) { improved = 1u; }
-      done = stop_now(true);
-    }
-    case MODE_ANDERSON_FIRST: {
-      ctrl.nstep = 1u;
-      ctrl.tnstep = 1u;
-      record(measure(t.x, t.z), true);
-      // u1 = f(u0) is the first best iterate, unless it is not finite: then u0 stays.
-      improved = select(1u, 2u, ctrl.nonfinite != 0u);
-      done = stop_now(true);
-    }
-    case MODE_ANDERSON: {
-      ctrl.nstep += 1u;
-      ctrl.tnstep += 2u;
-      if (record(measure(t.x, t.y), false)) { improved = 1u; }
-      done = stop_now(true);
-    }
-    case MODE_BROYDEN_FIRST: {
-      ctrl.nstep = 0u;
-      ctrl.tnstep = 0u;
-      record(measure(t.x, t.y), true);
-      improved = 2u;
-      ctrl.best_nvalid = 0u;
-      ctrl.phi0 = t.x;
-      done = stop_now(params.return_final == 0u);
-    }
-    default: { // MODE_BROYDEN
-      let before = ctrl.nstep;
-      ctrl.tnstep += 1u + ctrl.ls_extra;
-      if (record(measure(t.x, t.y), false)) {
-        improved = 1u;
-        ctrl.best_nvalid = min(before, params.memory);
-      }
-      ctrl.nstep = before + 1u;
-      ctrl.phi0 = t.x;
-      done = stop_now(params.return_final == 0u);
-    }
-  }
-  ctrl.improved = improved;
-  ctrl.done = select(0u, 1u, done);
-  ctrl.skip_eval = ctrl.done;
-  ctrl.step_s = ctrl.ls_s;
-  ctrl.ls_phase = 0u;
-  ctrl.ls_s = 1.0;
-  ctrl.ls_eval_s = 1.0;
-  ctrl.ls_extra = 0u;
+  finish_step(t);
 }

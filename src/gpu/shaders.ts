@@ -20,6 +20,7 @@ import blockCombine from '../../shaders/block_combine.wgsl?raw';
 import blockParamGrads from '../../shaders/block_param_grads.wgsl?raw';
 import blockInputGrad from '../../shaders/block_input_grad.wgsl?raw';
 import residual from '../../shaders/residual.wgsl?raw';
+import finishStep from '../../shaders/lib/finish_step.wgsl?raw';
 import finish from '../../shaders/finish.wgsl?raw';
 import commit from '../../shaders/commit.wgsl?raw';
 import andersonGram from '../../shaders/anderson_gram.wgsl?raw';
@@ -57,7 +58,7 @@ export const SHADERS = {
   blockParamGrads: compose(gate, blockParamGrads),
   blockInputGrad: compose(gate, blockInputGrad),
   residual: compose(control, reduce, residual),
-  finish: compose(control, reduce, finish),
+  finish: compose(control, reduce, finishStep, finish),
   commit: compose(control, commit),
   andersonGram: compose(control, reduce, andersonGram),
   andersonSolve: compose(control, andersonSolve),

@@ -1,0 +1,388 @@
+/**
+ * A deep-equilibrium MNIST classifier trained entirely on the GPU (Node / Dawn):
+ *
+ * ```
+ * Qd     = x·W_in + b_in                 784 → hidden (explicit projection)
+ * u*     = tanh(u*·w + Qd + b)           the implicit tanh block, solved by picard/anderson/broyden
+ * logits = u*·W_out + b_out              hidden → 10 (explicit head)
+ * loss   = softmax cross-entropy
+ * ```
+ *
+ * Backward: dlogits → head adjoints (dW_out, db_out, du*) → the implicit layer with JFB, GDEQ or
+ * IFT (dw, db, dQd) → projection adjoints (dW_in, db_in; no dx) → Adam on all six parameters.
+ * Per step, the only GPU→CPU reads are the solve's convergence check and, when asked for, the
+ * loss and accuracy. Saving uses Node's fs, so this module is for Node, not the browser page.
+ */
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  anderson,
+  broyden,
+  gdeq,
+  ift,
+  jfb,
+  linear,
+  picard,
+  softmaxCrossEntropy,
+  type Adam,
+  type Engine,
+  type ImplicitOptions,
+  type ImplicitResult,
+  type Linear,
+  type Solver,
+  type TanhBlock,
+  type Tensor,
+} from '../../src';
+import { seededRandom } from './data';
+
+/** Pixels per input image. */
+export const INPUTS = 784;
+/** Output classes. */
+export const CLASSES = 10;
+
+export type SolverName = 'picard' | 'anderson' | 'broyden';
+export type BackpropName = 'jfb' | 'gdeq' | 'ift';
+
+export const SOLVERS: Readonly<Record<SolverName, Solver>> = { picard, anderson, broyden };
+const BACKPROPS = { jfb, gdeq, ift } as const;
+
+/** Model and training configuration (everything that `save` records besides the weights). */
+export interface DeqConfig {
+  /** Width of the implicit state. */
+  hidden: number;
+  solver: SolverName;
+  backprop: BackpropName;
+  /** Solver iteration limit. */
+  maxDepth: number;
+  /** Solver tolerance on the absolute residual over the whole batch. */
+  eps: number;
+  /** Adam learning rate. */
+  lr: number;
+  /** Seed of the initial weights. */
+  seed: number;
+  /**
+   * Contraction scale c of the initial block weight: entries uniform in ±c/√hidden. The spectral
+   * norm of such a matrix is about 2c/√3 (≈ 0.58 at c = 0.5), and tanh' ≤ 1, so the block starts
+   * as a contraction and every solver converges from the first step.
+   */
+  initScale: number;
+}
+
+/** Defaults of {@link DeqConfig}: measured on a 2-core SwiftShader machine (see the CLI). */
+export const DEFAULT_CONFIG: DeqConfig = {
+  hidden: 64,
+  solver: 'anderson',
+  backprop: 'jfb',
+  maxDepth: 12,
+  eps: 1e-3,
+  lr: 3e-3,
+  seed: 0,
+  initScale: 0.5,
+};
+
+/** What one training step reports. */
+export interface StepStats {
+  /** Solver iterations of the forward solve. */
+  nstep: number;
+  /** Evaluations of f in the forward solve. */
+  tnstep: number;
+  /** Mean cross-entropy of the batch (only when metrics were asked for). */
+  loss?: number;
+  /** Fraction of the batch predicted correctly (only when metrics were asked for). */
+  accuracy?: number;
+}
+
+/** Names and shapes of the six parameters, in save order. */
+const PARAM_NAMES = ['W_in', 'b_in', 'w', 'b', 'W_out', 'b_out'] as const;
+type ParamName = (typeof PARAM_NAMES)[number];
+
+/** The JSON header of a saved model. */
+interface SavedHeader {
+  format: 'anchorax-mnist-deq';
+  version: 1;
+  config: DeqConfig;
+  /** The weights file, relative to the header's directory. */
+  weights: string;
+  /** Each parameter's shape and float offset in the weights file (little-endian float32). */
+  tensors: { name: ParamName; shape: number[]; offset: number }[];
+}
+
+function uniform(random: () => number, n: number, scale: number): Float32Array {
+  return Float32Array.from({ length: n }, () => (2 * random() - 1) * scale);
+}
+
+/** Initial values: Glorot-uniform projection and head, a contractive block, zero biases. */
+function initialValues(config: DeqConfig): Record<ParamName, Float32Array> {
+  const random = seededRandom(config.seed);
+  const h = config.hidden;
+  return {
+    W_in: uniform(random, INPUTS * h, Math.sqrt(6 / (INPUTS + h))),
+    b_in: new Float32Array(h),
+    w: uniform(random, h * h, config.initScale / Math.sqrt(h)),
+    b: new Float32Array(h),
+    W_out: uniform(random, h * CLASSES, Math.sqrt(6 / (h + CLASSES))),
+    b_out: new Float32Array(CLASSES),
+  };
+}
+
+/**
+ * The classifier: six GPU parameter tensors, an Adam optimizer over them, and reusable input
+ * buffers. Create with {@link DeqClassifier.create} or {@link DeqClassifier.load}; call
+ * `dispose()` before destroying the engine.
+ */
+export class DeqClassifier {
+  private readonly proj: Linear;
+  private readonly head: Linear;
+  private readonly block: TanhBlock;
+  private readonly optimizer: Adam;
+  /** Input batch buffer, grown on demand; rows beyond the current batch are ignored. */
+  private xBuffer: GPUBuffer | null = null;
+  private xRows = 0;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly config: DeqConfig,
+    private readonly params: Record<ParamName, Tensor>,
+  ) {
+    this.proj = linear(engine, { W: params.W_in, b: params.b_in });
+    this.head = linear(engine, { W: params.W_out, b: params.b_out });
+    this.block = engine.implicitBlock({ w: params.w, b: params.b });
+    this.optimizer = engine.adam(PARAM_NAMES.map((n) => params[n]), { lr: config.lr });
+  }
+
+  /** A freshly initialised model (see {@link DeqConfig.initScale} for the block's init). */
+  static async create(engine: Engine, config: Partial<DeqConfig> = {}): Promise<DeqClassifier> {
+    const full = { ...DEFAULT_CONFIG, ...config };
+    checkConfig(full);
+    const values = initialValues(full);
+    const params = Object.fromEntries(
+      PARAM_NAMES.map((n) => [n, engine.tensor(values[n], shapeOf(n, full.hidden))]),
+    ) as Record<ParamName, Tensor>;
+    return DeqClassifier.prepared(engine, full, params);
+  }
+
+  private static async prepared(engine: Engine, config: DeqConfig, params: Record<ParamName, Tensor>): Promise<DeqClassifier> {
+    const model = new DeqClassifier(engine, config, params);
+    await Promise.all([model.proj.prepare(), model.head.prepare(), model.optimizer.prepare()]);
+    return model;
+  }
+
+  /** Sets Adam's learning rate for the steps that follow (for a schedule). */
+  setLearningRate(lr: number): void {
+    this.optimizer.setLearningRate(lr);
+  }
+
+  /** Number of Adam steps taken so far. */
+  get steps(): number {
+    return this.optimizer.stepCount;
+  }
+
+  /** Uploads `rows` images into the reusable input buffer and returns it as a tensor. */
+  private upload(images: Float32Array, rows: number): Tensor {
+    if (images.length !== rows * INPUTS) throw new Error(`expected ${rows} × ${INPUTS} pixels, got ${images.length}`);
+    if (!this.xBuffer || this.xRows < rows) {
+      if (this.xBuffer) this.engine.releaseBuffer(this.xBuffer);
+      this.xBuffer = this.engine.allocate(rows * INPUTS * 4, 'x');
+      this.xRows = rows;
+    }
+    this.engine.device.queue.writeBuffer(this.xBuffer, 0, images.buffer, images.byteOffset, images.byteLength);
+    return this.engine.wrap(this.xBuffer, [rows, INPUTS]);
+  }
+
+  private newTensor(shape: number[]): Tensor {
+    return this.engine.zeros(shape);
+  }
+
+  /** A command encoder holding one compute pass filled by `fill`. */
+  private encode(label: string, fill: (pass: GPUComputePassEncoder) => void): GPUCommandEncoder {
+    const encoder = this.engine.device.createCommandEncoder({ label });
+    const pass = encoder.beginComputePass();
+    fill(pass);
+    pass.end();
+    return encoder;
+  }
+
+  private solverOptions(inference: boolean): ImplicitOptions {
+    const { maxDepth, eps, solver } = this.config;
+    // checkEvery = maxDepth: the whole solve is one submit and one readback (SwiftShader pays
+    // ~1 ms per submit and much more per readback round trip).
+    return { solver: SOLVERS[solver], maxDepth, eps, checkEvery: maxDepth, inference };
+  }
+
+  /**
+   * One Adam step on a batch: `images` rows × 784, `labels` one per row. With `metrics` the
+   * batch loss and accuracy are read back (two extra 4-byte reads); without, the only readback
+   * is the solve's.
+   */
+  async trainStep(images: Float32Array, labels: Uint8Array, metrics = false): Promise<StepStats> {
+    const rows = labels.length;
+    const h = this.config.hidden;
+    const { engine } = this;
+    const x = this.upload(images, rows);
+    const Qd = this.newTensor([rows, h]);
+    engine.device.queue.submit([this.encode('mnist projection', (pass) => this.proj.encodeForward(pass, x, Qd, rows)).finish()]);
+
+    const wrapper = BACKPROPS[this.config.backprop];
+    const options = this.solverOptions(false);
+    const out: ImplicitResult = await wrapper(this.block, Qd, this.config.backprop === 'ift' ? { ...options, backwardMaxDepth: 4 * this.config.maxDepth } : options);
+
+    const logits = this.newTensor([rows, CLASSES]);
+    engine.device.queue.submit([this.encode('mnist head', (pass) => this.head.encodeForward(pass, out.uStar, logits, rows)).finish()]);
+    const loss = await softmaxCrossEntropy(logits, labels);
+
+    const gradU = this.newTensor([rows, h]);
+    const dWout = this.newTensor([h, CLASSES]);
+    const dbout = this.newTensor([CLASSES]);
+    engine.device.queue.submit([
+      this.encode('mnist head backward', (pass) => this.head.encodeBackward(pass, out.uStar, loss.grad, { dx: gradU, dW: dWout, db: dbout }, rows)).finish(),
+    ]);
+    const grads = await out.backward(gradU);
+
+    const dWin = this.newTensor([INPUTS, h]);
+    const dbin = this.newTensor([h]);
+    // Projection adjoint and the Adam update share one submit.
+    const encoder = this.encode('mnist projection backward + adam', (pass) => {
+      this.proj.encodeBackward(pass, x, grads.Qd, { dW: dWin, db: dbin }, rows);
+    });
+    const pass = encoder.beginComputePass();
+    this.optimizer.encodeStep(pass, [dWin, dbin, grads.w, grads.b, dWout, dbout]);
+    pass.end();
+    engine.device.queue.submit([encoder.finish()]);
+
+    const stats: StepStats = { nstep: out.stats.nstep, tnstep: out.tnstep };
+    if (metrics) {
+      stats.loss = await loss.value();
+      stats.accuracy = await loss.accuracy();
+    }
+    // Pooled buffers are reused only by work queued after these submits, so freeing now is safe.
+    for (const t of [Qd, logits, gradU, dWout, dbout, dWin, dbin, ...Object.values(grads)]) t.dispose();
+    loss.dispose();
+    out.dispose();
+    x.dispose();
+    return stats;
+  }
+
+  /** Logits of `rows` images (inference-mode solve), read back as rows × 10 values. */
+  private async logits(images: Float32Array, rows: number): Promise<{ logits: Float32Array; nstep: number }> {
+    const h = this.config.hidden;
+    const { engine } = this;
+    const x = this.upload(images, rows);
+    const Qd = this.newTensor([rows, h]);
+    engine.device.queue.submit([this.encode('mnist projection', (pass) => this.proj.encodeForward(pass, x, Qd, rows)).finish()]);
+    const { solver, ...options } = this.solverOptions(true);
+    const result = await (solver ?? broyden)(this.block, Qd, options);
+    const logits = this.newTensor([rows, CLASSES]);
+    engine.device.queue.submit([this.encode('mnist head', (pass) => this.head.encodeForward(pass, result.uStar, logits, rows)).finish()]);
+    const values = await logits.read();
+    for (const t of [Qd, logits, x]) t.dispose();
+    const nstep = result.stats.nstep;
+    result.dispose();
+    return { logits: values, nstep };
+  }
+
+  /** Predicted class (first argmax of the logits) of every image, in batches of `batch`. */
+  async predict(images: Float32Array, batch = 256): Promise<Uint8Array> {
+    const n = images.length / INPUTS;
+    if (!Number.isInteger(n)) throw new Error(`images must hold a multiple of ${INPUTS} values`);
+    const predictions = new Uint8Array(n);
+    for (let start = 0; start < n; start += batch) {
+      const rows = Math.min(batch, n - start);
+      const { logits } = await this.logits(images.subarray(start * INPUTS, (start + rows) * INPUTS), rows);
+      for (let r = 0; r < rows; r++) {
+        let best = 0;
+        for (let c = 1; c < CLASSES; c++) if (logits[r * CLASSES + c] > logits[r * CLASSES + best]) best = c;
+        predictions[start + r] = best;
+      }
+    }
+    return predictions;
+  }
+
+  /** Fraction of `images` whose predicted class equals the label. */
+  async evaluate(images: Float32Array, labels: Uint8Array, batch = 256): Promise<number> {
+    const predictions = await this.predict(images, batch);
+    let correct = 0;
+    predictions.forEach((p, i) => {
+      if (p === labels[i]) correct++;
+    });
+    return correct / labels.length;
+  }
+
+  /**
+   * Writes `model.json` (config and tensor layout) and `model.bin` (little-endian float32
+   * weights) into `dir`; returns the header's path.
+   */
+  async save(dir: string): Promise<string> {
+    await mkdir(dir, { recursive: true });
+    const values = await Promise.all(PARAM_NAMES.map((n) => this.params[n].read()));
+    const total = values.reduce((s, v) => s + v.length, 0);
+    const weights = new Float32Array(total);
+    const tensors: SavedHeader['tensors'] = [];
+    let offset = 0;
+    PARAM_NAMES.forEach((name, i) => {
+      weights.set(values[i], offset);
+      tensors.push({ name, shape: shapeOf(name, this.config.hidden), offset });
+      offset += values[i].length;
+    });
+    const header: SavedHeader = { format: 'anchorax-mnist-deq', version: 1, config: this.config, weights: 'model.bin', tensors };
+    const headerPath = join(dir, 'model.json');
+    // Float32Array is little-endian on every platform Node runs on.
+    await writeFile(join(dir, 'model.bin'), new Uint8Array(weights.buffer));
+    await writeFile(headerPath, `${JSON.stringify(header, null, 2)}\n`);
+    return headerPath;
+  }
+
+  /** Loads a model written by {@link save} from its JSON header (`file`, e.g. `train-out/model.json`). */
+  static async load(engine: Engine, file: string): Promise<DeqClassifier> {
+    const header = JSON.parse(await readFile(file, 'utf8')) as SavedHeader;
+    if (header.format !== 'anchorax-mnist-deq' || header.version !== 1) throw new Error(`${file}: not an anchorax MNIST model`);
+    const config = { ...DEFAULT_CONFIG, ...header.config };
+    checkConfig(config);
+    const binPath = resolve(dirname(file), basename(header.weights));
+    const bytes = await readFile(binPath);
+    // Copied into a fresh, aligned buffer: Buffer's own backing store may be shared and unaligned.
+    const weights = new Float32Array(new Uint8Array(bytes).buffer);
+    const params = {} as Record<ParamName, Tensor>;
+    for (const name of PARAM_NAMES) {
+      const entry = header.tensors.find((t) => t.name === name);
+      const shape = shapeOf(name, config.hidden);
+      if (!entry || entry.shape.join() !== shape.join()) throw new Error(`${file}: tensor ${name} missing or not of shape [${shape.join(', ')}]`);
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (entry.offset + size > weights.length) throw new Error(`${binPath}: too short for tensor ${name}`);
+      params[name] = engine.tensor(weights.subarray(entry.offset, entry.offset + size), shape);
+    }
+    return DeqClassifier.prepared(engine, config, params);
+  }
+
+  /** Frees the parameters, the optimizer state and the input buffer. */
+  dispose(): void {
+    this.optimizer.dispose();
+    for (const n of PARAM_NAMES) this.params[n].dispose();
+    if (this.xBuffer) this.engine.releaseBuffer(this.xBuffer);
+    this.xBuffer = null;
+  }
+}
+
+function shapeOf(name: ParamName, h: number): number[] {
+  switch (name) {
+    case 'W_in':
+      return [INPUTS, h];
+    case 'b_in':
+    case 'b':
+      return [h];
+    case 'w':
+      return [h, h];
+    case 'W_out':
+      return [h, CLASSES];
+    case 'b_out':
+      return [CLASSES];
+  }
+}
+
+function checkConfig(c: DeqConfig): void {
+  if (!Number.isInteger(c.hidden) || c.hidden < 1) throw new Error(`hidden must be a positive integer, got ${c.hidden}`);
+  if (!(c.solver in SOLVERS)) throw new Error(`solver must be picard, anderson or broyden, got ${c.solver}`);
+  if (!(c.backprop in BACKPROPS)) throw new Error(`backprop must be jfb, gdeq or ift, got ${c.backprop}`);
+  if (!Number.isInteger(c.maxDepth) || c.maxDepth < 1) throw new Error(`maxDepth must be a positive integer, got ${c.maxDepth}`);
+  if (!Number.isFinite(c.eps)) throw new Error(`eps must be a number, got ${c.eps}`);
+  if (!(c.lr >= 0)) throw new Error(`lr must be ≥ 0, got ${c.lr}`);
+}

@@ -1,0 +1,231 @@
+/**
+ * `npm run train -- [flags]`: trains the DEQ MNIST classifier (demo/mnist/model.ts) in Node on
+ * the GPU, shows a per-epoch progress bar, and writes the model and a loss/accuracy plot to the
+ * out dir. `--eval FILE` instead reloads a saved model and prints its held-out accuracy.
+ * Ctrl-C stops after the current step and still saves. Run with `--help` for the flags.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { Engine } from '../../src';
+import { loadMnist } from './data';
+import { DEFAULT_CONFIG, DeqClassifier, INPUTS, SOLVERS, type BackpropName, type DeqConfig, type SolverName } from './model';
+import { plotSvg, type PlotPoint } from './plot';
+
+const USAGE = `usage: npm run train -- [flags]
+  --solver picard|anderson|broyden   forward solver (default ${DEFAULT_CONFIG.solver})
+  --backprop jfb|gdeq|ift            gradient through the implicit layer (default ${DEFAULT_CONFIG.backprop})
+  --hidden N                         implicit state width (default ${DEFAULT_CONFIG.hidden})
+  --batch N                          batch size (default 128)
+  --epochs N                         passes over the training split (default 6)
+  --lr X                             Adam learning rate, cosine-decayed to 5% (default ${DEFAULT_CONFIG.lr})
+  --seed N                           data split, shuffling and init seed (default 0)
+  --max-depth N                      solver iteration limit (default ${DEFAULT_CONFIG.maxDepth})
+  --eps X                            solver tolerance, absolute residual (default ${DEFAULT_CONFIG.eps})
+  --out DIR                          where model.json, model.bin and training.svg go (default train-out/)
+  --limit N                          train on the first N training digits only
+  --metrics-every N                  read loss/accuracy every N steps (default 5)
+  --eval FILE                        load FILE (a model.json) and print held-out accuracy; no training`;
+
+/** Number of held-out digits evaluated. */
+const TEST_DIGITS = 2000;
+
+function fail(message: string): never {
+  process.stderr.write(`train: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function num(value: string | undefined, name: string, fallback: number, integer: boolean): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (integer && (!Number.isInteger(n) || n < 1))) fail(`--${name} must be a ${integer ? 'positive integer' : 'number'}, got ${value}`);
+  return n;
+}
+
+function oneOf<T extends string>(value: string | undefined, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) fail(`--${name} must be one of ${allowed.join(', ')}, got ${value}`);
+  return value as T;
+}
+
+const { values: flags } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        solver: { type: 'string' },
+        backprop: { type: 'string' },
+        hidden: { type: 'string' },
+        batch: { type: 'string' },
+        epochs: { type: 'string' },
+        lr: { type: 'string' },
+        seed: { type: 'string' },
+        'max-depth': { type: 'string' },
+        eps: { type: 'string' },
+        out: { type: 'string' },
+        limit: { type: 'string' },
+        'metrics-every': { type: 'string' },
+        eval: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
+
+if (flags.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const seed = num(flags.seed, 'seed', 0, false);
+const config: DeqConfig = {
+  ...DEFAULT_CONFIG,
+  solver: oneOf<SolverName>(flags.solver, 'solver', Object.keys(SOLVERS) as SolverName[], DEFAULT_CONFIG.solver),
+  backprop: oneOf<BackpropName>(flags.backprop, 'backprop', ['jfb', 'gdeq', 'ift'], DEFAULT_CONFIG.backprop),
+  hidden: num(flags.hidden, 'hidden', DEFAULT_CONFIG.hidden, true),
+  lr: num(flags.lr, 'lr', DEFAULT_CONFIG.lr, false),
+  maxDepth: num(flags['max-depth'], 'max-depth', DEFAULT_CONFIG.maxDepth, true),
+  eps: num(flags.eps, 'eps', DEFAULT_CONFIG.eps, false),
+  seed,
+};
+const batch = num(flags.batch, 'batch', 128, true);
+const epochs = num(flags.epochs, 'epochs', 6, true);
+const metricsEvery = num(flags['metrics-every'], 'metrics-every', 5, true);
+const outDir = flags.out ?? 'train-out';
+
+let stopRequested = false;
+process.on('SIGINT', () => {
+  // A second Ctrl-C means "now": skip saving.
+  if (stopRequested) process.exit(130);
+  stopRequested = true;
+  process.stderr.write('\ntrain: stopping after the current step (Ctrl-C again to quit at once)\n');
+});
+
+/** Fisher–Yates over 0..n−1 with a small LCG, so each epoch's order follows from the seed. */
+function shuffled(n: number, epochSeed: number): Uint32Array {
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  let state = epochSeed >>> 0 || 1;
+  for (let i = n - 1; i > 0; i--) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const j = state % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+async function main(): Promise<void> {
+  const engine = await Engine.create();
+  try {
+    const data = await loadMnist({ seed: Math.trunc(seed) });
+    const testImages = data.test.images.subarray(0, TEST_DIGITS * INPUTS);
+    const testLabels = data.test.labels.subarray(0, TEST_DIGITS);
+
+    if (flags.eval !== undefined) {
+      const model = await DeqClassifier.load(engine, flags.eval);
+      const t0 = performance.now();
+      const accuracy = await model.evaluate(testImages, testLabels);
+      process.stdout.write(`${flags.eval}: held-out accuracy ${(100 * accuracy).toFixed(2)}% on ${testLabels.length} digits (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+      model.dispose();
+      return;
+    }
+
+    const limit = Math.min(num(flags.limit, 'limit', data.train.labels.length, true), data.train.labels.length);
+    // The last partial batch of each epoch is dropped (a different digit set each epoch, as
+    // the order is reshuffled), so every step has the same shapes.
+    const stepsPerEpoch = Math.floor(limit / batch);
+    if (stepsPerEpoch < 1) fail(`--batch ${batch} is larger than the ${limit} training digits`);
+    const totalSteps = stepsPerEpoch * epochs;
+    const model = await DeqClassifier.create(engine, config);
+    process.stdout.write(
+      `DEQ MNIST: hidden ${config.hidden}, ${config.solver} (maxDepth ${config.maxDepth}, eps ${config.eps}), ${config.backprop}, ` +
+        `batch ${batch}, lr ${config.lr}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps\n`,
+    );
+
+    const points: PlotPoint[] = [];
+    const xBatch = new Float32Array(batch * INPUTS);
+    const yBatch = new Uint8Array(batch);
+    const started = performance.now();
+    let step = 0;
+    const bar = new cliProgress.SingleBar(
+      { format: 'epoch {epoch} [{bar}] {value}/{total} | loss {loss} | acc {acc} | iters {iters} | {ms} ms/step', hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    for (let epoch = 1; epoch <= epochs && !stopRequested; epoch++) {
+      const order = shuffled(limit, seed * 1000 + epoch);
+      let correct = 0;
+      let seen = 0;
+      let lossSum = 0;
+      let lossCount = 0;
+      let iterSum = 0;
+      let done = 0;
+      const epochStart = performance.now();
+      bar.start(stepsPerEpoch, 0, { epoch, loss: '-', acc: '-', iters: '-', ms: '-' });
+      for (let s = 0; s < stepsPerEpoch && !stopRequested; s++) {
+        for (let r = 0; r < batch; r++) {
+          const i = order[s * batch + r];
+          xBatch.set(data.train.images.subarray(i * INPUTS, (i + 1) * INPUTS), r * INPUTS);
+          yBatch[r] = data.train.labels[i];
+        }
+        // Cosine decay to 5% of the base rate: large steps early, fine-tuning at the end.
+        model.setLearningRate(config.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps))));
+        const wantMetrics = (s + 1) % metricsEvery === 0 || s === stepsPerEpoch - 1;
+        const stats = await model.trainStep(xBatch, yBatch, wantMetrics);
+        step++;
+        done++;
+        iterSum += stats.nstep;
+        if (stats.loss !== undefined && stats.accuracy !== undefined) {
+          lossSum += stats.loss;
+          lossCount++;
+          correct += stats.accuracy * batch;
+          seen += batch;
+          points.push({ step, loss: stats.loss, accuracy: stats.accuracy });
+        }
+        bar.update(s + 1, {
+          epoch,
+          loss: lossCount ? (lossSum / lossCount).toFixed(3) : '-',
+          acc: seen ? `${((100 * correct) / seen).toFixed(1)}%` : '-',
+          iters: (iterSum / (s + 1)).toFixed(1),
+          ms: ((performance.now() - epochStart) / (s + 1)).toFixed(0),
+        });
+      }
+      bar.stop();
+      if (done === 0) break;
+      // A plain line too, so logs (and non-TTY runs, where the bar is silent) keep the numbers.
+      process.stdout.write(
+        `epoch ${epoch}: loss ${lossCount ? (lossSum / lossCount).toFixed(3) : '-'}, running accuracy ${seen ? ((100 * correct) / seen).toFixed(1) : '-'}%, ` +
+          `mean iterations ${(iterSum / Math.max(done, 1)).toFixed(1)}, ${((performance.now() - epochStart) / Math.max(done, 1)).toFixed(0)} ms/step, ` +
+          `${((performance.now() - started) / 1000).toFixed(0)} s elapsed\n`,
+      );
+    }
+    const trainSeconds = (performance.now() - started) / 1000;
+
+    const evalStart = performance.now();
+    const accuracy = await model.evaluate(testImages, testLabels);
+    const evalSeconds = (performance.now() - evalStart) / 1000;
+    await mkdir(outDir, { recursive: true });
+    const modelPath = await model.save(outDir);
+    const plotPath = join(outDir, 'training.svg');
+    await writeFile(plotPath, plotSvg(points, `DEQ MNIST: ${config.solver} + ${config.backprop}, hidden ${config.hidden}, batch ${batch}`));
+    process.stdout.write(
+      `${stopRequested ? 'stopped early after' : 'trained'} ${step} steps in ${trainSeconds.toFixed(1)} s ` +
+        `(${((1000 * trainSeconds) / Math.max(step, 1)).toFixed(0)} ms/step)\n` +
+        `held-out accuracy: ${(100 * accuracy).toFixed(2)}% on ${testLabels.length} digits (${evalSeconds.toFixed(1)} s)\n` +
+        `total time: ${((performance.now() - started) / 1000).toFixed(1)} s\nmodel: ${modelPath}\nplot: ${plotPath}\n`,
+    );
+    model.dispose();
+  } finally {
+    engine.destroy();
+  }
+}
+
+// Dawn keeps Node's event loop alive, so the process ends explicitly.
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`train: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,73 @@
+// The MNIST DEQ classifier of demo/mnist: a short GPU training run on a 1,000-digit subset learns
+// (held-out accuracy ≥ 80%), and a saved model reloads with identical predictions.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../src';
+import { loadMnist, type MnistData } from '../demo/mnist/data';
+import { DeqClassifier, INPUTS } from '../demo/mnist/model';
+import { createTestEngine } from './helpers/engine';
+
+let engine: Engine;
+let data: MnistData;
+let model: DeqClassifier | undefined;
+let dir: string;
+
+beforeAll(async () => {
+  engine = await createTestEngine();
+  data = await loadMnist({ seed: 1 });
+  dir = await mkdtemp(join(tmpdir(), 'anchorax-train-'));
+});
+afterAll(async () => {
+  model?.dispose();
+  engine?.destroy();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const TRAIN = 1000;
+const TEST = 1000;
+const BATCH = 50;
+
+describe('MNIST DEQ training', () => {
+  it('a few epochs on 1,000 digits reach ≥ 80% held-out accuracy', async () => {
+    // Small and shallow so the run fits the test budget on SwiftShader; the CLI's defaults are larger.
+    model = await DeqClassifier.create(engine, { hidden: 32, solver: 'anderson', maxDepth: 8, lr: 5e-3, seed: 3 });
+    const testImages = data.test.images.subarray(0, TEST * INPUTS);
+    const testLabels = data.test.labels.subarray(0, TEST);
+    const before = await model.evaluate(testImages, testLabels);
+    const losses: number[] = [];
+    for (let epoch = 0; epoch < 4; epoch++) {
+      for (let start = 0; start < TRAIN; start += BATCH) {
+        const stats = await model.trainStep(
+          data.train.images.subarray(start * INPUTS, (start + BATCH) * INPUTS),
+          data.train.labels.subarray(start, start + BATCH),
+          start === 0,
+        );
+        expect(stats.nstep).toBeGreaterThan(0);
+        if (stats.loss !== undefined) losses.push(stats.loss);
+      }
+    }
+    expect(model.steps).toBe(4 * (TRAIN / BATCH));
+    const after = await model.evaluate(testImages, testLabels);
+    expect(before).toBeLessThan(0.5);
+    expect(after).toBeGreaterThanOrEqual(0.8);
+    expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
+  }, 150_000);
+
+  it('save → load gives identical predictions', async () => {
+    if (!model) throw new Error('the training test must run first');
+    const images = data.test.images.subarray(0, 300 * INPUTS);
+    const expected = await model.predict(images, 128);
+    const header = await model.save(dir);
+    const loaded = await DeqClassifier.load(engine, header);
+    try {
+      expect(loaded.config).toEqual(model.config);
+      expect(Array.from(await loaded.predict(images, 128))).toEqual(Array.from(expected));
+      // The weights file holds all six parameters: 784·32 + 32 + 32·32 + 32 + 32·10 + 10 floats.
+      expect((await readFile(join(dir, 'model.bin'))).byteLength).toBe(4 * (784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10));
+    } finally {
+      loaded.dispose();
+    }
+  }, 60_000);
+});
