@@ -78,11 +78,12 @@ export async function runSuite(
   repeats: number,
   log = (_: string) => {},
   forwardKernel: ForwardKernelChoice = 'auto',
+  fused = true,
 ): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const c of cases) {
     const { f, Qd } = problem(engine, c.d, c.batch, forwardKernel);
-    const base: SolverOptions = { eps: 0, maxDepth: c.maxDepth };
+    const base: SolverOptions = { eps: 0, maxDepth: c.maxDepth, fused };
     const solve = SOLVERS[c.solver];
     const before = engine.readbackCount;
     const resident = await timeSolves(() => solve(f, Qd, base), repeats);

@@ -42,5 +42,5 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let t = workgroup_sum(sums, lid);
   if (lid != 0u) { return; }
 
-  finish_step(t);
+  finish_step(params.mode, t);
 }

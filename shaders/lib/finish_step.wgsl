@@ -2,7 +2,7 @@
 // record the trace, count evaluations, decide whether to stop — for one thread to run (see
 // finish.wgsl; the fused Picard kernel runs it too, so both follow one set of rules).
 // The including kernel declares `ctrl: Control` (read_write) and `params` with the fields eps,
-// stop_rel, return_final, max_depth, mode, trace_cap, memory, line_search.
+// stop_rel, return_final, max_depth, trace_cap, memory, line_search.
 //
 // diffs(u, r): abs = ‖r‖, rel = abs / (‖r + u‖ + 1e-9). The sums t carry (Σr², Σ(r+u)² for
 // u = x, Σ(r+u)² for u = y) so each mode takes the denominator its solver's semantics need.
@@ -57,11 +57,11 @@ fn stop_now(eps_stops: bool) -> bool {
 }
 
 // One iteration's bookkeeping from its residual sums t (thread 0 only).
-fn finish_step(t: vec4<f32>) {
+fn finish_step(mode: u32, t: vec4<f32>) {
   var improved = 0u;
   var done = false;
-  if (params.line_search == 0u || params.mode != MODE_BROYDEN) { ctrl.eval_index += 1u; }
-  switch params.mode {
+  if (params.line_search == 0u || mode != MODE_BROYDEN) { ctrl.eval_index += 1u; }
+  switch mode {
     case MODE_PICARD_FIRST: {
       // One evaluation f(u0) gives both the initial measure diffs(u0, r0) and that of the first
       // iterate u1 = f(u0), diffs(u1, u1 − u0).

@@ -22,6 +22,7 @@ import blockInputGrad from '../../shaders/block_input_grad.wgsl?raw';
 import residual from '../../shaders/residual.wgsl?raw';
 import finishStep from '../../shaders/lib/finish_step.wgsl?raw';
 import finish from '../../shaders/finish.wgsl?raw';
+import picardFused from '../../shaders/picard_fused.wgsl?raw';
 import commit from '../../shaders/commit.wgsl?raw';
 import andersonGram from '../../shaders/anderson_gram.wgsl?raw';
 import andersonSolve from '../../shaders/anderson_solve.wgsl?raw';
@@ -59,6 +60,7 @@ export const SHADERS = {
   blockInputGrad: compose(gate, blockInputGrad),
   residual: compose(control, reduce, residual),
   finish: compose(control, reduce, finishStep, finish),
+  picardFused: compose(control, reduce, finishStep, activations, picardFused),
   commit: compose(control, commit),
   andersonGram: compose(control, reduce, andersonGram),
   andersonSolve: compose(control, andersonSolve),

@@ -47,6 +47,11 @@ export interface SolverOptions {
    * Default true.
    */
   overlap?: boolean;
+  /**
+   * Let the solver use a layer's fused whole-iteration kernel when the layer offers one (Picard
+   * on a small tanh block: several iterations per dispatch in one workgroup). Default true.
+   */
+  fused?: boolean;
 }
 
 /** Options with every default filled in. */
@@ -68,6 +73,7 @@ export interface ResolvedOptions {
   trace: boolean;
   checkEvery: number;
   overlap: boolean;
+  fused: boolean;
 }
 
 export type SolverName = 'picard' | 'anderson' | 'broyden';
@@ -76,7 +82,7 @@ export const MAX_WINDOW = 32;
 
 const KNOWN = new Set<string>([
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
-  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap',
+  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused',
 ]);
 
 function fail(name: string, message: string): never {
@@ -142,5 +148,6 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     trace: boolean(o.trace, 'trace', false),
     checkEvery: integer(o.checkEvery, 'checkEvery', 8, 1),
     overlap: boolean(o.overlap, 'overlap', true),
+    fused: boolean(o.fused, 'fused', true),
   };
 }

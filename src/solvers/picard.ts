@@ -3,15 +3,24 @@
  *
  * One evaluation per iteration: evaluating f at u_t yields u_{t+1}, its residual u_{t+1} − u_t,
  * and (for t = 0) the initial residual too. Iterates alternate between two buffers.
+ * A small deterministic tanh block takes the fused path instead: whole iterations, `checkEvery`
+ * of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
  */
 import type { ImplicitLayer } from '../layers/layer';
+import { TanhBlock } from '../layers/tanh-block';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { FinishMode, SolveRun, type SolveResult } from './run';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('picard', f, Qd, options, []);
+  const run = await SolveRun.start('picard', f, Qd, options, ['picardFused']);
+  const fused = run.opts.fused && f instanceof TanhBlock ? f.fusedPicard(run.batch) : null;
+  return fused ? picardFused(run, fused) : picardSteps(run);
+}
+
+/** One kernel per step: evaluate, residual sums, finish, commit. */
+async function picardSteps(run: SolveRun): Promise<SolveResult> {
   const iterates = [run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
 
   const step = (pass: GPUComputePassEncoder, t: number, mode: FinishMode): void => {
@@ -33,6 +42,37 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
     (pass, t) => step(pass, t, FinishMode.picard),
     1,
     run.opts.maxDepth,
+  );
+  return run.result(snapshot);
+}
+
+/** Whole iterations in one workgroup, `checkEvery` per dispatch, one dispatch per submit. */
+async function picardFused(run: SolveRun, block: { w: GPUBuffer; b: GPUBuffer }): Promise<SolveResult> {
+  const state = run.scratchBuffer(run.n);
+  const kernel = run.kernel('picardFused');
+  const iterations = run.opts.checkEvery;
+  const group = (first: boolean) =>
+    kernel.bind({
+      ctrl: run.ctrl,
+      params: run.params('picardFused', {
+        ...run.finishRules(), d: run.layer.featureSize, batch: run.batch, iterations, first: first ? 1 : 0,
+      }),
+      w: block.w, b: block.b, qd: run.Qd.buffer, state, best_u: run.bestU, best_prev: run.bestPrev,
+    });
+  const firstGroup = group(true);
+  const nextGroup = group(false);
+  const dispatches = Math.ceil(run.opts.maxDepth / iterations);
+  const snapshot = await run.run(
+    (encoder) => {
+      run.encodeStart(encoder, state);
+      const pass = encoder.beginComputePass();
+      kernel.dispatch(pass, firstGroup, 1);
+      pass.end();
+    },
+    (pass) => kernel.dispatch(pass, nextGroup, 1),
+    1,
+    dispatches,
+    1,
   );
   return run.result(snapshot);
 }

@@ -252,20 +252,23 @@ export class SolveRun {
   }
 
   /** Measures, keeps the best, counts and decides whether to stop (one workgroup). */
-  finish(pass: GPUComputePassEncoder, mode: FinishMode): void {
+  /** The end-of-iteration rules' uniform members (shaders/lib/finish_step.wgsl). */
+  finishRules(): Record<string, number> {
     const o = this.opts;
-    const kernel = this.kernel('finish');
-    const params = this.params('finish', {
+    return {
       eps: o.eps,
       stop_rel: o.stopMode === 'rel' ? 1 : 0,
       return_final: o.returnFinal ? 1 : 0,
       max_depth: o.maxDepth,
-      groups: this.reduceGroups,
-      mode,
       trace_cap: traceEntries(o),
       memory: o.lbfgsThres,
       line_search: this.solver === 'broyden' && o.ls ? 1 : 0,
-    });
+    };
+  }
+
+  finish(pass: GPUComputePassEncoder, mode: FinishMode): void {
+    const kernel = this.kernel('finish');
+    const params = this.params('finish', { ...this.finishRules(), groups: this.reduceGroups, mode });
     kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, partials: this.partials }), 1);
   }
 
@@ -297,14 +300,16 @@ export class SolveRun {
   }
 
   /**
-   * Runs the solve: `init` once, then `iterate(pass, t)` for t in [first, end), `checkEvery`
-   * iterations per submit. Iterations past convergence are skipped on the GPU.
+   * Runs the solve: `init` once, then `iterate(pass, t)` for t in [first, end), `perSubmit`
+   * calls (default: `checkEvery` iterations) per submit. Iterations past convergence are skipped
+   * on the GPU.
    */
   async run(
     init: (encoder: GPUCommandEncoder) => void,
     iterate: (pass: GPUComputePassEncoder, t: number) => void,
     first: number,
     end: number,
+    perSubmit = this.opts.checkEvery,
   ): Promise<ControlSnapshot> {
     const { engine } = this;
     engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
@@ -314,7 +319,7 @@ export class SolveRun {
       const encoder = engine.device.createCommandEncoder({ label: 'anchorax solve' });
       if (withInit) init(encoder);
       const pass = encoder.beginComputePass();
-      const stop = Math.min(end, t + this.opts.checkEvery);
+      const stop = Math.min(end, t + perSubmit);
       for (; t < stop; t++) iterate(pass, t);
       pass.end();
       return engine.readBytes(this.ctrl, copyBytes, 0, encoder).then(decodeControl);
