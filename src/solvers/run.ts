@@ -102,7 +102,8 @@ function largestBuffers(solver: SolverName, opts: ResolvedOptions, n: number, st
   if (solver === 'anderson') {
     buffers.push([(opts.windowSize + 1) * stride * 4, 'options.windowSize'], [16 * opts.maxDepth, 'options.maxDepth']);
   }
-  if (solver === 'broyden') buffers.push([opts.lbfgsThres * stride * 4, 'options.lbfgsThres']);
+  // Broyden keeps U and Vᵀ in one buffer, and x, x', g, g' as four slots of another (broyden.ts).
+  if (solver === 'broyden') buffers.push([2 * opts.lbfgsThres * stride * 4, 'options.lbfgsThres'], [4 * stride * 4, 'Qd']);
   return buffers;
 }
 
