@@ -3,17 +3,10 @@
 // times the forward's dropout factor mask[r·d + j] / (1 − rate) when dropout is on (the same gate
 // words give the same mask, lib/dropout.wgsl). delta is also ∂Qd (so a caller that wants ∂Qd
 // passes that buffer as delta).
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_tile.wgsl)
+// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_io.wgsl, lib/block_tile.wgsl)
 // Bindings: gate; params {d, batch, dropout}; u, qd, g_out [batch, d]; w [d, d]; b [d]; delta [batch, d].
 // Dispatch: (ceil(d / 64), ceil(batch / 4)).
 
-struct BlockParams { d: u32, batch: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
-
-@group(0) @binding(1) var<uniform> params: BlockParams;
-@group(0) @binding(2) var<storage, read> u: array<f32>;
-@group(0) @binding(3) var<storage, read> qd: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> b: array<f32>;
 @group(0) @binding(6) var<storage, read> g_out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> delta: array<f32>;
 
@@ -31,7 +24,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     let r = r0 + t;
     if (r < params.batch) {
       let i = r * params.d + j;
-      let y = safe_tanh(acc[t] + qd[i] + b[j]);
+      let y = block_activation(acc[t], i, j);
       var dl = g_out[i] * (1.0 - y * y);
       if (dropout) { dl = dropout_apply(dl, stream_key, i); }
       delta[i] = dl;

@@ -1,16 +1,9 @@
 // Tanh implicit block, first adjoint step for many rows (see lib/block_mm.wgsl for the tiling):
 //   delta[r, j] = g_out[r, j] · (1 − y[r, j]²),  y = tanh(u @ w + qd + b)   (then dropout, as block_delta.wgsl)
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_mm.wgsl)
+// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_io.wgsl, lib/block_mm.wgsl)
 // Bindings: gate; params {d, batch, dropout}; u, qd, g_out [batch, d]; w [d, d]; b [d]; delta [batch, d].
 // Dispatch: (ceil(d / 64), ceil(batch / 64)).
 
-struct BlockParams { d: u32, batch: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
-
-@group(0) @binding(1) var<uniform> params: BlockParams;
-@group(0) @binding(2) var<storage, read> u: array<f32>;
-@group(0) @binding(3) var<storage, read> qd: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> b: array<f32>;
 @group(0) @binding(6) var<storage, read> g_out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> delta: array<f32>;
 
@@ -29,7 +22,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) local
       let j = group.x * TILE + local.x * 4u + c;
       if (j < params.d) {
         let i = r * params.d + j;
-        let y = safe_tanh(accs[a][c] + qd[i] + b[j]);
+        let y = block_activation(accs[a][c], i, j);
         var dl = g_out[i] * (1.0 - y * y);
         if (dropout) { dl = dropout_apply(dl, stream_key, i); }
         delta[i] = dl;

@@ -1,17 +1,10 @@
 // Tanh implicit block, forward:  out[r, j] = tanh( Σ_k u[r, k] · w[k, j] + qd[r, j] + b[j] )
 // times the dropout factor mask[r·d + j] / (1 − rate) when dropout is on (lib/dropout.wgsl).
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_tile.wgsl)
+// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_io.wgsl, lib/block_tile.wgsl)
 // Bindings: gate (binding 0, from lib/gate.wgsl); params {d, batch, dropout}; u [batch, d];
 //           qd [batch, d]; w [d, d] row-major; b [d]; out [batch, d].
 // Dispatch: (ceil(d / 64), ceil(batch / 4)): one 4 × 64 output tile per workgroup.
 
-struct BlockParams { d: u32, batch: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
-
-@group(0) @binding(1) var<uniform> params: BlockParams;
-@group(0) @binding(2) var<storage, read> u: array<f32>;
-@group(0) @binding(3) var<storage, read> qd: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> b: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)
@@ -28,7 +21,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     let r = r0 + t;
     if (r < params.batch) {
       let i = r * params.d + j;
-      var y = safe_tanh(acc[t] + qd[i] + b[j]);
+      var y = block_activation(acc[t], i, j);
       if (dropout) { y = dropout_apply(y, stream_key, i); }
       out[i] = y;
     }

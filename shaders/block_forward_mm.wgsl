@@ -1,16 +1,9 @@
 // Tanh implicit block, forward for many rows (see lib/block_mm.wgsl for the 64 × 64 tiling):
 //   out[r, j] = tanh( Σ_k u[r, k] · w[k, j] + qd[r, j] + b[j] )   (then dropout, as block_forward.wgsl)
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_mm.wgsl)
+// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_io.wgsl, lib/block_mm.wgsl)
 // Bindings: gate; params {d, batch, dropout}; u, qd [batch, d]; w [d, d]; b [d]; out [batch, d].
 // Dispatch: (ceil(d / 64), ceil(batch / 64)).
 
-struct BlockParams { d: u32, batch: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
-
-@group(0) @binding(1) var<uniform> params: BlockParams;
-@group(0) @binding(2) var<storage, read> u: array<f32>;
-@group(0) @binding(3) var<storage, read> qd: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> b: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(16, 16)
@@ -28,7 +21,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) local
       let j = group.x * TILE + local.x * 4u + c;
       if (j < params.d) {
         let i = r * params.d + j;
-        var y = safe_tanh(accs[a][c] + qd[i] + b[j]);
+        var y = block_activation(accs[a][c], i, j);
         if (dropout) { y = dropout_apply(y, stream_key, i); }
         out[i] = y;
       }

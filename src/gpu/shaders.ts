@@ -9,6 +9,7 @@ import activations from '../../shaders/lib/activations.wgsl?raw';
 import control from '../../shaders/lib/control.wgsl?raw';
 import reduce from '../../shaders/lib/reduce.wgsl?raw';
 import broydenState from '../../shaders/lib/broyden_state.wgsl?raw';
+import blockIo from '../../shaders/lib/block_io.wgsl?raw';
 import blockTile from '../../shaders/lib/block_tile.wgsl?raw';
 import blockForward from '../../shaders/block_forward.wgsl?raw';
 import blockDelta from '../../shaders/block_delta.wgsl?raw';
@@ -50,10 +51,10 @@ const compose = (...parts: string[]): string => parts.join('\n');
 export const CONTROL_WGSL = control;
 
 export const SHADERS = {
-  blockForward: compose(gate, rng, dropout, activations, blockTile, blockForward),
-  blockDelta: compose(gate, rng, dropout, activations, blockTile, blockDelta),
-  blockForwardMm: compose(gate, rng, dropout, activations, blockMm, blockForwardMm),
-  blockDeltaMm: compose(gate, rng, dropout, activations, blockMm, blockDeltaMm),
+  blockForward: compose(gate, rng, dropout, activations, blockIo, blockTile, blockForward),
+  blockDelta: compose(gate, rng, dropout, activations, blockIo, blockTile, blockDelta),
+  blockForwardMm: compose(gate, rng, dropout, activations, blockIo, blockMm, blockForwardMm),
+  blockDeltaMm: compose(gate, rng, dropout, activations, blockIo, blockMm, blockDeltaMm),
   blockPartial: compose(gate, blockPartial),
   blockCombine: compose(gate, rng, dropout, activations, blockCombine),
   blockParamGrads: compose(gate, blockParamGrads),
