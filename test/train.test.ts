@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../src';
 import { loadMnist, type MnistData } from '../demo/mnist/data';
-import { DeqClassifier, INPUTS } from '../demo/mnist/model';
+import { DeqClassifier, INPUTS } from '../demo/mnist/model-io';
 import { createTestEngine } from './helpers/engine';
 
 let engine: Engine;

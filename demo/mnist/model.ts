@@ -11,10 +11,8 @@
  * Backward: dlogits → head adjoints (dW_out, db_out, du*) → the implicit layer with JFB, GDEQ or
  * IFT (dw, db, dQd) → projection adjoints (dW_in, db_in; no dx) → Adam on all six parameters.
  * Per step, the only GPU→CPU reads are the solve's convergence check and, when asked for, the
- * loss and accuracy. Saving uses Node's fs, so this module is for Node, not the browser page.
+ * loss and accuracy. Browser-safe: saving and loading (Node's fs) live in ./model-io.
  */
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
 import {
   anderson,
   broyden,
@@ -29,6 +27,7 @@ import {
   type ImplicitOptions,
   type ImplicitResult,
   type Linear,
+  type SolveStats,
   type Solver,
   type TanhBlock,
   type Tensor,
@@ -71,11 +70,11 @@ export interface DeqConfig {
 /** Defaults of {@link DeqConfig}: measured on a 2-core SwiftShader machine (see the CLI). */
 export const DEFAULT_CONFIG: DeqConfig = {
   hidden: 64,
-  solver: 'anderson',
+  solver: 'picard',
   backprop: 'jfb',
-  maxDepth: 12,
+  maxDepth: 8,
   eps: 1e-3,
-  lr: 3e-3,
+  lr: 5e-3,
   seed: 0,
   initScale: 0.5,
 };
@@ -93,26 +92,15 @@ export interface StepStats {
 }
 
 /** Names and shapes of the six parameters, in save order. */
-const PARAM_NAMES = ['W_in', 'b_in', 'w', 'b', 'W_out', 'b_out'] as const;
-type ParamName = (typeof PARAM_NAMES)[number];
-
-/** The JSON header of a saved model. */
-interface SavedHeader {
-  format: 'anchorax-mnist-deq';
-  version: 1;
-  config: DeqConfig;
-  /** The weights file, relative to the header's directory. */
-  weights: string;
-  /** Each parameter's shape and float offset in the weights file (little-endian float32). */
-  tensors: { name: ParamName; shape: number[]; offset: number }[];
-}
+export const PARAM_NAMES = ['W_in', 'b_in', 'w', 'b', 'W_out', 'b_out'] as const;
+export type ParamName = (typeof PARAM_NAMES)[number];
 
 function uniform(random: () => number, n: number, scale: number): Float32Array {
   return Float32Array.from({ length: n }, () => (2 * random() - 1) * scale);
 }
 
 /** Initial values: Glorot-uniform projection and head, a contractive block, zero biases. */
-function initialValues(config: DeqConfig): Record<ParamName, Float32Array> {
+export function initialValues(config: DeqConfig): Record<ParamName, Float32Array> {
   const random = seededRandom(config.seed);
   const h = config.hidden;
   return {
@@ -138,11 +126,16 @@ export class DeqClassifier {
   /** Input batch buffer, grown on demand; rows beyond the current batch are ignored. */
   private xBuffer: GPUBuffer | null = null;
   private xRows = 0;
+  /** Record every solve's residual trace (solver option `trace`) into {@link lastSolve}. */
+  traceSolves = false;
+  /** Stats of the latest forward solve (training or inference); null before the first. */
+  lastSolve: SolveStats | null = null;
 
-  private constructor(
+  // Protected so ./model-io can subclass with Node-only save/load.
+  protected constructor(
     readonly engine: Engine,
     readonly config: DeqConfig,
-    private readonly params: Record<ParamName, Tensor>,
+    protected readonly params: Record<ParamName, Tensor>,
   ) {
     this.proj = linear(engine, { W: params.W_in, b: params.b_in });
     this.head = linear(engine, { W: params.W_out, b: params.b_out });
@@ -152,19 +145,25 @@ export class DeqClassifier {
 
   /** A freshly initialised model (see {@link DeqConfig.initScale} for the block's init). */
   static async create(engine: Engine, config: Partial<DeqConfig> = {}): Promise<DeqClassifier> {
-    const full = { ...DEFAULT_CONFIG, ...config };
-    checkConfig(full);
-    const values = initialValues(full);
-    const params = Object.fromEntries(
-      PARAM_NAMES.map((n) => [n, engine.tensor(values[n], shapeOf(n, full.hidden))]),
-    ) as Record<ParamName, Tensor>;
-    return DeqClassifier.prepared(engine, full, params);
+    const full = resolveConfig(config);
+    return DeqClassifier.prepared(new DeqClassifier(engine, full, DeqClassifier.uploadParams(engine, full, initialValues(full))));
   }
 
-  private static async prepared(engine: Engine, config: DeqConfig, params: Record<ParamName, Tensor>): Promise<DeqClassifier> {
-    const model = new DeqClassifier(engine, config, params);
+  /** Uploads host values of the six parameters as GPU tensors of the config's shapes. */
+  protected static uploadParams(engine: Engine, config: DeqConfig, values: Record<ParamName, Float32Array>): Record<ParamName, Tensor> {
+    return Object.fromEntries(PARAM_NAMES.map((n) => [n, engine.tensor(values[n], shapeOf(n, config.hidden))])) as Record<ParamName, Tensor>;
+  }
+
+  /** Compiles the model's pipelines before its first step. */
+  protected static async prepared<T extends DeqClassifier>(model: T): Promise<T> {
     await Promise.all([model.proj.prepare(), model.head.prepare(), model.optimizer.prepare()]);
     return model;
+  }
+
+  /** Host copies of the six parameters (for saving). */
+  protected async readParams(): Promise<Record<ParamName, Float32Array>> {
+    const values = await Promise.all(PARAM_NAMES.map((n) => this.params[n].read()));
+    return Object.fromEntries(PARAM_NAMES.map((n, i) => [n, values[i]])) as Record<ParamName, Float32Array>;
   }
 
   /** Sets Adam's learning rate for the steps that follow (for a schedule). */
@@ -206,7 +205,7 @@ export class DeqClassifier {
     const { maxDepth, eps, solver } = this.config;
     // checkEvery = maxDepth: the whole solve is one submit and one readback (SwiftShader pays
     // ~1 ms per submit and much more per readback round trip).
-    return { solver: SOLVERS[solver], maxDepth, eps, checkEvery: maxDepth, inference };
+    return { solver: SOLVERS[solver], maxDepth, eps, checkEvery: maxDepth, inference, trace: this.traceSolves };
   }
 
   /**
@@ -249,6 +248,7 @@ export class DeqClassifier {
     pass.end();
     engine.device.queue.submit([encoder.finish()]);
 
+    this.lastSolve = out.stats;
     const stats: StepStats = { nstep: out.stats.nstep, tnstep: out.tnstep };
     if (metrics) {
       stats.loss = await loss.value();
@@ -276,6 +276,7 @@ export class DeqClassifier {
     const values = await logits.read();
     for (const t of [Qd, logits, x]) t.dispose();
     const nstep = result.stats.nstep;
+    this.lastSolve = result.stats;
     result.dispose();
     return { logits: values, nstep };
   }
@@ -307,52 +308,6 @@ export class DeqClassifier {
     return correct / labels.length;
   }
 
-  /**
-   * Writes `model.json` (config and tensor layout) and `model.bin` (little-endian float32
-   * weights) into `dir`; returns the header's path.
-   */
-  async save(dir: string): Promise<string> {
-    await mkdir(dir, { recursive: true });
-    const values = await Promise.all(PARAM_NAMES.map((n) => this.params[n].read()));
-    const total = values.reduce((s, v) => s + v.length, 0);
-    const weights = new Float32Array(total);
-    const tensors: SavedHeader['tensors'] = [];
-    let offset = 0;
-    PARAM_NAMES.forEach((name, i) => {
-      weights.set(values[i], offset);
-      tensors.push({ name, shape: shapeOf(name, this.config.hidden), offset });
-      offset += values[i].length;
-    });
-    const header: SavedHeader = { format: 'anchorax-mnist-deq', version: 1, config: this.config, weights: 'model.bin', tensors };
-    const headerPath = join(dir, 'model.json');
-    // Float32Array is little-endian on every platform Node runs on.
-    await writeFile(join(dir, 'model.bin'), new Uint8Array(weights.buffer));
-    await writeFile(headerPath, `${JSON.stringify(header, null, 2)}\n`);
-    return headerPath;
-  }
-
-  /** Loads a model written by {@link save} from its JSON header (`file`, e.g. `train-out/model.json`). */
-  static async load(engine: Engine, file: string): Promise<DeqClassifier> {
-    const header = JSON.parse(await readFile(file, 'utf8')) as SavedHeader;
-    if (header.format !== 'anchorax-mnist-deq' || header.version !== 1) throw new Error(`${file}: not an anchorax MNIST model`);
-    const config = { ...DEFAULT_CONFIG, ...header.config };
-    checkConfig(config);
-    const binPath = resolve(dirname(file), basename(header.weights));
-    const bytes = await readFile(binPath);
-    // Copied into a fresh, aligned buffer: Buffer's own backing store may be shared and unaligned.
-    const weights = new Float32Array(new Uint8Array(bytes).buffer);
-    const params = {} as Record<ParamName, Tensor>;
-    for (const name of PARAM_NAMES) {
-      const entry = header.tensors.find((t) => t.name === name);
-      const shape = shapeOf(name, config.hidden);
-      if (!entry || entry.shape.join() !== shape.join()) throw new Error(`${file}: tensor ${name} missing or not of shape [${shape.join(', ')}]`);
-      const size = shape.reduce((a, b) => a * b, 1);
-      if (entry.offset + size > weights.length) throw new Error(`${binPath}: too short for tensor ${name}`);
-      params[name] = engine.tensor(weights.subarray(entry.offset, entry.offset + size), shape);
-    }
-    return DeqClassifier.prepared(engine, config, params);
-  }
-
   /** Frees the parameters, the optimizer state and the input buffer. */
   dispose(): void {
     this.optimizer.dispose();
@@ -362,7 +317,7 @@ export class DeqClassifier {
   }
 }
 
-function shapeOf(name: ParamName, h: number): number[] {
+export function shapeOf(name: ParamName, h: number): number[] {
   switch (name) {
     case 'W_in':
       return [INPUTS, h];
@@ -376,6 +331,13 @@ function shapeOf(name: ParamName, h: number): number[] {
     case 'b_out':
       return [CLASSES];
   }
+}
+
+/** Defaults filled in and every field checked. */
+export function resolveConfig(config: Partial<DeqConfig>): DeqConfig {
+  const full = { ...DEFAULT_CONFIG, ...config };
+  checkConfig(full);
+  return full;
 }
 
 function checkConfig(c: DeqConfig): void {

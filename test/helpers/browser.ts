@@ -281,3 +281,64 @@ export async function runInChromium<T>(
     rmSync(workDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
   }
 }
+
+export interface BuiltPageOptions {
+  /** Query string appended to index.html (e.g. `?hidden=32`). */
+  search?: string;
+  /** Viewport of the page (default 1200 × 800). */
+  viewport?: { width: number; height: number };
+  /** Runs before navigation (e.g. `page.evaluateOnNewDocument` to stub browser APIs). */
+  beforeLoad?: (page: Page) => Promise<void>;
+}
+
+/**
+ * Serves an already built static folder (`root`, holding index.html) on 127.0.0.1, opens it in
+ * headless Chromium with WebGPU enabled and hands the page to `use`; console errors and page
+ * errors are collected into the array passed along. Browser and server are closed afterwards.
+ */
+export async function withBuiltPage<T>(
+  root: string,
+  use: (page: Page, consoleErrors: string[]) => Promise<T>,
+  opts: BuiltPageOptions = {},
+): Promise<T> {
+  if (!existsSync(join(root, 'index.html'))) throw new Error(`withBuiltPage: no index.html in ${root}`);
+  if (!existsSync(CHROMIUM_PATH)) throw new Error(`withBuiltPage: ${CHROMIUM_PATH} not found`);
+  const profileDir = mkdtempSync(join(tmpdir(), 'anchorax-page-'));
+  const consoleErrors: string[] = [];
+  const served = await serve(resolve(root));
+  let browser: Browser | undefined;
+  let pid: number | undefined;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      pipe: true,
+      userDataDir: profileDir,
+      args: [...CHROMIUM_FLAGS],
+      timeout: LAUNCH_TIMEOUT_MS,
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
+    });
+    pid = browser.process()?.pid;
+    const page = await browser.newPage();
+    await page.setViewport(opts.viewport ?? { width: 1200, height: 800 });
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(`console.error: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => {
+      consoleErrors.push(`pageerror: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    });
+    if (opts.beforeLoad) await opts.beforeLoad(page);
+    await page.goto(`${served.url}${opts.search ?? ''}`, { waitUntil: 'load', timeout: 60_000 });
+    return await use(page, consoleErrors);
+  } finally {
+    if (browser !== undefined) {
+      await Promise.race([browser.close().catch(() => undefined), delay(CLOSE_GRACE_MS)]);
+      if (pid !== undefined) killGroup(pid);
+    }
+    served.server.closeAllConnections();
+    await new Promise<void>((res) => served.server.close(() => res()));
+    rmSync(profileDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
+  }
+}

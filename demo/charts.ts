@@ -1,0 +1,103 @@
+// Thin wrappers over uPlot for the page's live plots: data are appended as plain arrays and
+// redrawn at most once per animation frame, so plotting never slows training down.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+export interface SeriesSpec {
+  label: string;
+  stroke: string;
+  /** Which y scale this series uses (default 'y'). */
+  scale?: string;
+}
+
+export interface ChartSpec {
+  title: string;
+  xLabel: string;
+  series: SeriesSpec[];
+  /** Log-scaled y axis (residuals). */
+  logY?: boolean;
+  /** Fixed y range (accuracy in [0, 1]). */
+  yRange?: [number, number];
+  /** A second y scale with its own axis on the right (batch accuracy beside the loss). */
+  right?: { scale: string; range: [number, number] };
+  /** Draw points only (sparse series like held-out accuracy). */
+  points?: boolean;
+}
+
+const HEIGHT = 190;
+
+export class LiveChart {
+  private readonly plot: uPlot;
+  private readonly x: number[] = [];
+  private readonly ys: number[][];
+  private pending = false;
+
+  constructor(container: HTMLElement, spec: ChartSpec) {
+    this.ys = spec.series.map(() => []);
+    const width = Math.max(240, container.clientWidth);
+    const yScale: uPlot.Scale = spec.logY ? { distr: 3 } : spec.yRange ? { range: spec.yRange } : {};
+    this.plot = new uPlot(
+      {
+        title: spec.title,
+        width,
+        height: HEIGHT,
+        // Steps and iterations are counts, not times.
+        scales: { x: { time: false }, y: yScale, ...(spec.right ? { [spec.right.scale]: { range: spec.right.range } } : {}) },
+        axes: [
+          { label: spec.xLabel, size: 36 },
+          { size: 50 },
+          ...(spec.right ? [{ scale: spec.right.scale, side: 1, size: 40, grid: { show: false } }] : []),
+        ],
+        legend: { live: false },
+        series: [
+          { label: spec.xLabel },
+          ...spec.series.map((s) => ({
+            label: s.label,
+            stroke: s.stroke,
+            width: 1.5,
+            scale: s.scale ?? 'y',
+            points: { show: spec.points === true, size: 5 },
+          })),
+        ],
+      },
+      [[], ...spec.series.map(() => [])],
+      container,
+    );
+  }
+
+  /** Appends one x with one value per series. */
+  push(x: number, values: number[]): void {
+    this.x.push(x);
+    values.forEach((v, i) => this.ys[i].push(v));
+    this.schedule();
+  }
+
+  /** Replaces all data (the residual trace of the latest solve). */
+  replace(x: number[], ys: number[][]): void {
+    this.x.length = 0;
+    this.x.push(...x);
+    ys.forEach((y, i) => {
+      this.ys[i].length = 0;
+      this.ys[i].push(...y);
+    });
+    this.schedule();
+  }
+
+  clear(): void {
+    this.replace([], this.ys.map(() => []));
+  }
+
+  /** Points currently plotted. */
+  get length(): number {
+    return this.x.length;
+  }
+
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.plot.setData([this.x, ...this.ys] as uPlot.AlignedData);
+    });
+  }
+}
