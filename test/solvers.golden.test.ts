@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anderson, broyden, picard, type Engine, type SolverOptions, type TanhBlock, type Tensor } from '../src';
 import { loadGolden, type GoldenCase, type GoldenRun } from './helpers/golden';
-import { createTestEngine, maxAbsDiff } from './helpers/engine';
+import { applyB, createTestEngine, maxAbsDiff } from './helpers/engine';
 import { refBlockForward } from '../src/reference';
 
 const SOLVERS = { picard, anderson, broyden };
@@ -24,20 +24,6 @@ function setup(c: GoldenCase): { f: TanhBlock; Qd: Tensor } {
 function residual(c: GoldenCase, u: Float32Array): number {
   const fu = refBlockForward({ d: c.d, w: c.W, b: c.b }, Float64Array.from(u), c.Qd);
   return Math.sqrt(fu.reduce((s, v, i) => s + (v - u[i]) ** 2, 0));
-}
-
-/** B·y = −y + U(Vᵀy) over valid columns, for dense U [dim, L] and Vᵀ [L, dim]. */
-function applyB(Us: ArrayLike<number>, VTs: ArrayLike<number>, valid: boolean[], y: Float64Array): Float64Array {
-  const L = valid.length;
-  const dim = y.length;
-  const out = Float64Array.from(y, (v) => -v);
-  for (let j = 0; j < L; j++) {
-    if (!valid[j]) continue;
-    let vty = 0;
-    for (let i = 0; i < dim; i++) vty += VTs[j * dim + i] * y[i];
-    for (let i = 0; i < dim; i++) out[i] += Us[i * L + j] * vty;
-  }
-  return out;
 }
 
 const golden = loadGolden();

@@ -26,7 +26,7 @@ import {
   type RefSolveOptions,
   type RefSolveResult,
 } from '../src/reference';
-import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
+import { applyB, createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 
 type SolverName = 'picard' | 'anderson' | 'broyden';
 const GPU_SOLVERS = { picard, anderson, broyden };
@@ -161,20 +161,6 @@ async function gpuSolve(p: Problem, solver: SolverName, options: SolverOptions, 
 
 // ---------------------------------------------------------------------------------------------
 // Comparison
-
-/** B·y = −y + U(Vᵀy) over the valid columns, for U [dim, L] and Vᵀ [L, dim] row-major. */
-function applyB(Us: ArrayLike<number>, VTs: ArrayLike<number>, valid: readonly boolean[], y: Float64Array): Float64Array {
-  const L = valid.length;
-  const dim = y.length;
-  const out = Float64Array.from(y, (v) => -v);
-  for (let j = 0; j < L; j++) {
-    if (!valid[j]) continue;
-    let vty = 0;
-    for (let i = 0; i < dim; i++) vty += VTs[j * dim + i] * y[i];
-    for (let i = 0; i < dim; i++) out[i] += Us[i * L + j] * vty;
-  }
-  return out;
-}
 
 function norm(x: ArrayLike<number>): number {
   let s = 0;

@@ -41,3 +41,17 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return Math.sqrt(num) / Math.sqrt(den);
 }
+
+/** B·y = −y + U(Vᵀy) over the valid columns, for dense U [dim, L] and Vᵀ [L, dim] row-major. */
+export function applyB(Us: ArrayLike<number>, VTs: ArrayLike<number>, valid: readonly boolean[], y: Float64Array): Float64Array {
+  const L = valid.length;
+  const dim = y.length;
+  const out = Float64Array.from(y, (v) => -v);
+  for (let j = 0; j < L; j++) {
+    if (!valid[j]) continue;
+    let vty = 0;
+    for (let i = 0; i < dim; i++) vty += VTs[j * dim + i] * y[i];
+    for (let i = 0; i < dim; i++) out[i] += Us[i * L + j] * vty;
+  }
+  return out;
+}
