@@ -19,7 +19,9 @@ import { plotSvg, type PlotPoint } from './plot';
  * buys more, smaller steps: measured on 2 shared cores, see the README.
  */
 const DEFAULT_BATCH = 64;
-const DEFAULT_EPOCHS = 10;
+const DEFAULT_EPOCHS = 9;
+/** Random translation of each training digit, in pixels: without it the model overfits 8,000 digits. */
+const DEFAULT_SHIFT = 1;
 
 const USAGE = `usage: npm run train -- [flags]
   --solver picard|anderson|broyden   forward solver (default ${DEFAULT_CONFIG.solver})
@@ -33,6 +35,7 @@ const USAGE = `usage: npm run train -- [flags]
   --eps X                            solver tolerance, absolute residual (default ${DEFAULT_CONFIG.eps})
   --out DIR                          where model.json, model.bin and training.svg go (default train-out/)
   --limit N                          train on the first N training digits only
+  --shift N                          shift each training digit by up to N pixels at random (default ${DEFAULT_SHIFT}; 0: off)
   --metrics-every N                  read loss/accuracy every N steps (default 5)
   --eval FILE                        load FILE (a model.json) and print held-out accuracy; no training`;
 
@@ -72,6 +75,7 @@ const { values: flags } = (() => {
         eps: { type: 'string' },
         out: { type: 'string' },
         limit: { type: 'string' },
+        shift: { type: 'string' },
         'metrics-every': { type: 'string' },
         eval: { type: 'string' },
         help: { type: 'boolean' },
@@ -101,6 +105,7 @@ const config: DeqConfig = {
 };
 const batch = num(flags.batch, 'batch', DEFAULT_BATCH, true);
 const epochs = num(flags.epochs, 'epochs', DEFAULT_EPOCHS, true);
+const shift = flags.shift === '0' ? 0 : num(flags.shift, 'shift', DEFAULT_SHIFT, true);
 const metricsEvery = num(flags['metrics-every'], 'metrics-every', 5, true);
 const outDir = flags.out ?? 'train-out';
 
@@ -122,6 +127,18 @@ function shuffled(n: number, epochSeed: number): Uint32Array {
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
+}
+
+/**
+ * Writes `src` (one 28×28 digit) into `dst` moved by (dx, dy) pixels, filling the uncovered
+ * border with 0 (the background).
+ */
+function shiftDigit(src: Float32Array, dst: Float32Array, dx: number, dy: number): void {
+  dst.fill(0);
+  for (let y = Math.max(0, dy); y < Math.min(28, 28 + dy); y++) {
+    const from = (y - dy) * 28;
+    for (let x = Math.max(0, dx); x < Math.min(28, 28 + dx); x++) dst[y * 28 + x] = src[from + x - dx];
+  }
 }
 
 async function main(): Promise<void> {
@@ -149,7 +166,7 @@ async function main(): Promise<void> {
     const model = await DeqClassifier.create(engine, config);
     process.stdout.write(
       `DEQ MNIST: hidden ${config.hidden}, ${config.solver} (maxDepth ${config.maxDepth}, eps ${config.eps}), ${config.backprop}, ` +
-        `batch ${batch}, lr ${config.lr}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps\n`,
+        `batch ${batch}, lr ${config.lr}, shift ${shift}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps\n`,
     );
 
     const points: PlotPoint[] = [];
@@ -171,10 +188,17 @@ async function main(): Promise<void> {
       let done = 0;
       const epochStart = performance.now();
       bar.start(stepsPerEpoch, 0, { epoch, loss: '-', acc: '-', iters: '-', ms: '-' });
+      let shiftState = (seed * 7919 + epoch) >>> 0 || 1;
+      const nextShift = (): number => {
+        shiftState = (Math.imul(shiftState, 1664525) + 1013904223) >>> 0;
+        return (shiftState >>> 16) % (2 * shift + 1) - shift;
+      };
       for (let s = 0; s < stepsPerEpoch && !stopRequested; s++) {
         for (let r = 0; r < batch; r++) {
           const i = order[s * batch + r];
-          xBatch.set(data.train.images.subarray(i * INPUTS, (i + 1) * INPUTS), r * INPUTS);
+          const digit = data.train.images.subarray(i * INPUTS, (i + 1) * INPUTS);
+          if (shift > 0) shiftDigit(digit, xBatch.subarray(r * INPUTS, (r + 1) * INPUTS), nextShift(), nextShift());
+          else xBatch.set(digit, r * INPUTS);
           yBatch[r] = data.train.labels[i];
         }
         // Cosine decay to 5% of the base rate: large steps early, fine-tuning at the end.
