@@ -29,7 +29,7 @@ const HEIGHT = 190;
 export class LiveChart {
   private readonly plot: uPlot;
   private readonly x: number[] = [];
-  private readonly ys: number[][];
+  private readonly ys: (number | null)[][];
   private pending = false;
 
   constructor(container: HTMLElement, spec: ChartSpec) {
@@ -72,8 +72,8 @@ export class LiveChart {
     this.schedule();
   }
 
-  /** Replaces all data (the residual trace of the latest solve). */
-  replace(x: number[], ys: number[][]): void {
+  /** Replaces all data (the residual traces of the latest solves); null leaves a gap. */
+  replace(x: number[], ys: (number | null)[][]): void {
     this.x.length = 0;
     this.x.push(...x);
     ys.forEach((y, i) => {

@@ -140,13 +140,31 @@ const iterChart = new LiveChart(el('plot-iters'), {
     { label: 'f-evals', stroke: '#adb5bd' },
   ],
 });
+/** One residual curve per solver: switch the solver, press Reset, and the curves compare. */
+const TRACE_SOLVERS: readonly SolverName[] = ['picard', 'anderson', 'broyden'];
+const latestTraces = new Map<SolverName, number[]>();
 const traceChart = new LiveChart(el('plot-trace'), {
-  title: 'Residual per iteration, latest solve',
+  title: 'Residual per iteration, latest solve per solver',
   xLabel: 'iteration',
-  series: [{ label: '|f(u) − u|', stroke: '#e8590c' }],
+  series: [
+    { label: 'picard', stroke: '#e8590c' },
+    { label: 'anderson', stroke: '#1c7ed6' },
+    { label: 'broyden', stroke: '#2f9e44' },
+  ],
   logY: true,
   points: true,
 });
+
+function showTraces(): void {
+  const length = Math.max(0, ...[...latestTraces.values()].map((t) => t.length));
+  const x = Array.from({ length }, (_, i) => i);
+  // The log scale cannot show exact zeros; missing iterations are gaps.
+  const ys = TRACE_SOLVERS.map((solver) => {
+    const trace = latestTraces.get(solver) ?? [];
+    return x.map((i) => (i < trace.length ? Math.max(trace[i], 1e-12) : null));
+  });
+  traceChart.replace(x, ys);
+}
 
 // ---- held-out grid ------------------------------------------------------------------------------
 const gridCells: { cell: HTMLDivElement; label: HTMLSpanElement }[] = [];
@@ -258,8 +276,8 @@ async function trainStep(m: DeqClassifier, d: MnistData): Promise<void> {
   state.traceLength = trace.length;
   lossChart.push(state.steps, [stats.loss ?? NaN, stats.accuracy ?? NaN]);
   iterChart.push(state.steps, [stats.nstep, stats.tnstep]);
-  // The log scale cannot show exact zeros.
-  traceChart.replace(trace.map((_, i) => i), [trace.map((v) => Math.max(v, 1e-12))]);
+  latestTraces.set(m.config.solver, trace);
+  showTraces();
   emaStepMs = ema(emaStepMs, ms);
   emaFevalUs = ema(emaFevalUs, (1000 * ms) / Math.max(1, stats.tnstep));
   state.stepsPerSecond = 1000 / emaStepMs;
@@ -305,7 +323,8 @@ async function newModel(): Promise<void> {
     emaFevalUs = null;
     order = shuffled(d.train.labels.length, Math.random);
     cursor = 0;
-    for (const c of [lossChart, heldoutChart, iterChart, traceChart]) c.clear();
+    for (const c of [lossChart, heldoutChart, iterChart]) c.clear();
+    showTraces(); // the other solvers' curves stay for comparison
     for (const id of ['stat-step', 'stat-epoch']) text(id, '0');
     for (const id of ['stat-rate', 'stat-feval', 'stat-heldout']) text(id, '–');
     // Accuracy before any training: the first point of the held-out plot.
