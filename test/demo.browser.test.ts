@@ -2,9 +2,9 @@
 // 127.0.0.1, open them in headless Chromium (SwiftShader WebGPU), train a small model, check the
 // plots fill, the loss falls, the drawing pad predicts, and nothing logs an error. Also checks
 // that a browser without WebGPU gets a message instead of an exception.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'puppeteer-core';
 import { build } from 'vite';
@@ -14,6 +14,8 @@ import { withBuiltPage } from './helpers/browser';
 
 const CONFIG = fileURLToPath(new URL('../demo/vite.config.ts', import.meta.url));
 const SCREENSHOT = fileURLToPath(new URL('./artifacts/demo.png', import.meta.url));
+// test/artifacts/ is git-ignored, so a fresh clone does not have it.
+mkdirSync(dirname(SCREENSHOT), { recursive: true });
 /** Small settings so SwiftShader trains visibly within the test's budget. */
 const SEARCH = '?hidden=32&batch=32&lr=0.01&maxDepth=8&evalEvery=10&heldout=200';
 
