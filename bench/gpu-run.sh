@@ -3,6 +3,10 @@
 #   npm ci && bash ../shared/tools/pack-gpu-runtime.sh && npx vite build --config bench/vite.config.ts
 # then, on the GPU machine, from the project root (with .gpu-runtime/ and bench/dist/ copied over):
 #   bash bench/gpu-run.sh OUT_DIR [solvers|backprop|all]
+# The solver rows run the contenders beside the engine (TF.js on its WebGPU backend over the same
+# Dawn, bundled into bench/dist, and the CPU loop, which skips rows over 2e9 flop per evaluation);
+# add --contenders none to the run.mjs lines for the engine alone. Each run also writes an SVG
+# chart (chart-*.svg, chart.svg) beside its JSON in OUT_DIR.
 set -uo pipefail
 out=${1:?usage: bench/gpu-run.sh OUT_DIR [solvers|backprop|all]}
 what=${2:-all}

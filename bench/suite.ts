@@ -1,17 +1,41 @@
 /**
  * The benchmark suite, independent of where it runs (Node/Dawn or a browser): solves a fixed
- * amount of work (eps = 0, fixed maxDepth) per solver and size, with the engine as designed
- * (GPU-resident, convergence checked every 8 iterations, overlapped) and, beside it, the same
- * loop reading the GPU state back after every iteration — the ratio is what residency buys.
+ * amount of work (eps = 0, fixed maxDepth) per solver and size with the engine as designed
+ * (GPU-resident, convergence checked every 8 iterations, overlapped) and, side by side on the
+ * same problem: the same engine reading the GPU state back after every iteration, and the
+ * contenders given to it (TF.js WebGPU, a plain CPU loop) running the same iterations.
  */
-import { anderson, broyden, picard, type Engine, type ForwardKernelChoice, type SolverOptions, type SolveResult, type TanhBlock, type Tensor } from '../src';
+import { Engine, anderson, broyden, picard, type ForwardKernelChoice, type SolverOptions, type SolveResult, type TanhBlock, type Tensor } from '../src';
+import { medianTiming, type BenchSolver, type Contender, type ContenderCase } from './contenders/contender';
+import { benchProblem, bytesPerEval, flopsPerEval, type BenchProblem } from './problem';
+import { formatRow } from './table';
+import { forwardKernelMicros } from './timestamps';
 
 export interface BenchCase {
-  solver: 'picard' | 'anderson' | 'broyden';
+  solver: BenchSolver;
   d: number;
   /** 0 = unbatched state [d]. */
   batch: number;
   maxDepth: number;
+}
+
+/** One contender's figures on a row. */
+export interface ContenderFigures {
+  /** µs per counted f-evaluation. */
+  usPerEval: number;
+  /** Counted evaluations of its timed solve (the CPU loop runs fewer on huge rows). */
+  tnstep: number;
+  /** Its µs/f-eval over the engine's: how many times faster the engine is. */
+  ratio: number;
+}
+
+/** Forward-pass throughput: GEMV bandwidth at batch ≤ 1, matmul rate above. */
+export interface Throughput {
+  unit: 'GB/s' | 'GFLOP/s';
+  /** From the end-to-end µs per f-evaluation (everything in the solve counted). */
+  perEval: number;
+  /** From the forward kernel's GPU time alone (timestamp queries), or null without them. */
+  kernel: number | null;
 }
 
 export interface BenchRow extends BenchCase {
@@ -26,86 +50,103 @@ export interface BenchRow extends BenchCase {
   tnstep: number;
   /** Readbacks (mapAsync) per solve, resident engine. */
   readbacks: number;
+  /** Peak bytes the engine's buffer pool held for this row (problem, solve buffers, staging). */
+  peakBytes: number;
+  /** GPU µs of one forward evaluation (timestamp queries), or null where the device has none. */
+  forwardKernelUs: number | null;
+  throughput: Throughput;
+  /** Contenders by name; null where one does not run this solver or size. */
+  contenders: Record<string, ContenderFigures | null>;
 }
 
 export interface SuiteOptions {
-  sizes: number[];
-  batches: number[];
   repeats: number;
   log?: (line: string) => void;
+  forwardKernel?: ForwardKernelChoice;
+  fused?: boolean;
+  /** Run beside the engine on every row they support (TF.js, CPU). */
+  contenders?: readonly Contender[];
 }
 
 const SOLVERS = { picard, anderson, broyden };
 
-function seededValues(count: number, scale: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = ((state / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
+/** The engine's Anderson defaults, which the contenders copy. */
+const ANDERSON_DEFAULTS = { windowSize: 2, reg: 1e-8, mixing: 1 };
+
+function upload(engine: Engine, problem: BenchProblem, batch: number, forwardKernel: ForwardKernelChoice): { f: TanhBlock; Qd: Tensor } {
+  const f = engine.implicitBlock({ w: problem.w, b: problem.b, forwardKernel });
+  const shape = batch === 0 ? [problem.d] : [batch, problem.d];
+  return { f, Qd: engine.tensor(problem.Qd, shape) };
 }
 
-/** A contractive block of width d (entries ±0.9/√d keep the spectral radius below 1). */
-function problem(engine: Engine, d: number, batch: number, forwardKernel: ForwardKernelChoice): { f: TanhBlock; Qd: Tensor } {
-  const f = engine.implicitBlock({ w: seededValues(d * d, 0.9 / Math.sqrt(d), 1), b: seededValues(d, 0.1, 2), forwardKernel });
-  const shape = batch === 0 ? [d] : [batch, d];
-  return { f, Qd: engine.tensor(seededValues(Math.max(batch, 1) * d, 1, 3), shape) };
+async function timeSolves(run: () => Promise<SolveResult>, repeats: number): Promise<{ ms: number; tnstep: number }> {
+  const { ms, tnstep } = await medianTiming(async () => {
+    const result = await run();
+    result.dispose();
+    return result.tnstep;
+  }, repeats);
+  return { ms, tnstep };
 }
 
-async function timeSolves(
-  run: () => Promise<SolveResult>,
-  repeats: number,
-): Promise<{ ms: number; result: SolveResult }> {
-  (await run()).dispose(); // warm-up: compiles pipelines, fills the pool and bind-group caches
-  const times: number[] = [];
-  let last: SolveResult | undefined;
-  for (let k = 0; k < repeats; k++) {
-    last?.dispose();
-    const start = performance.now();
-    last = await run();
-    times.push(performance.now() - start);
-  }
-  times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)], result: last as SolveResult };
+function throughput(c: BenchCase, usPerEval: number, kernelUs: number | null): Throughput {
+  const rows = Math.max(c.batch, 1);
+  const gemv = rows === 1;
+  const work = gemv ? bytesPerEval(c.d, rows) : flopsPerEval(c.d, rows);
+  // bytes/µs = MB/s, flop/µs = MFLOP/s: / 1000 gives GB/s or GFLOP/s.
+  const rate = (us: number) => work / us / 1000;
+  return { unit: gemv ? 'GB/s' : 'GFLOP/s', perEval: rate(usPerEval), kernel: kernelUs === null ? null : rate(kernelUs) };
 }
 
-/** Runs the cases and returns one row per case. */
-export async function runSuite(
-  engine: Engine,
-  cases: BenchCase[],
-  repeats: number,
-  log = (_: string) => {},
-  forwardKernel: ForwardKernelChoice = 'auto',
-  fused = true,
-): Promise<BenchRow[]> {
+/**
+ * Runs the cases and returns one row per case. Each case gets a fresh engine on `device`, so its
+ * peak memory is its own.
+ */
+export async function runSuite(device: GPUDevice, cases: BenchCase[], options: SuiteOptions): Promise<BenchRow[]> {
+  const { repeats, log = () => {}, forwardKernel = 'auto', fused = true, contenders = [] } = options;
   const rows: BenchRow[] = [];
   for (const c of cases) {
-    const { f, Qd } = problem(engine, c.d, c.batch, forwardKernel);
+    const problem = benchProblem(c.d, c.batch);
+    const engine = Engine.fromDevice(device);
+    const { f, Qd } = upload(engine, problem, c.batch, forwardKernel);
     const base: SolverOptions = { eps: 0, maxDepth: c.maxDepth, fused };
     const solve = SOLVERS[c.solver];
-    const before = engine.readbackCount;
     const resident = await timeSolves(() => solve(f, Qd, base), repeats);
-    const readbacks = (engine.readbackCount - before) / (repeats + 1);
+    const readbacks = engine.readbackCount / (repeats + 1);
+    const peakBytes = engine.memory.peakBytes;
     const naive = await timeSolves(() => solve(f, Qd, { ...base, checkEvery: 1, overlap: false }), repeats);
-    const tnstep = resident.result.tnstep;
-    const row: BenchRow = {
-      ...c,
-      msPerSolve: resident.ms,
-      usPerEval: (resident.ms * 1000) / tnstep,
-      usPerEvalReadbackEvery: (naive.ms * 1000) / naive.result.tnstep,
-      speedup: naive.ms / naive.result.tnstep / (resident.ms / tnstep),
-      tnstep,
-      readbacks,
-    };
-    resident.result.dispose();
-    naive.result.dispose();
+    const forwardKernelUs = await forwardKernelMicros(engine, f, Qd);
     f.params.w.dispose();
     f.params.b.dispose();
     Qd.dispose();
+    engine.destroy();
+
+    const usPerEval = (resident.ms * 1000) / resident.tnstep;
+    const usPerEvalReadbackEvery = (naive.ms * 1000) / naive.tnstep;
+    const contenderCase: ContenderCase = { solver: c.solver, maxDepth: c.maxDepth, ...ANDERSON_DEFAULTS };
+    const figures: Record<string, ContenderFigures | null> = {};
+    for (const contender of contenders) {
+      const timing = contender.supports(c.solver) ? await contender.time(problem, contenderCase, repeats) : null;
+      figures[contender.name] = timing && {
+        usPerEval: (timing.ms * 1000) / timing.tnstep,
+        tnstep: timing.tnstep,
+        ratio: (timing.ms * 1000) / timing.tnstep / usPerEval,
+      };
+    }
+    const row: BenchRow = {
+      ...c,
+      msPerSolve: resident.ms,
+      usPerEval,
+      usPerEvalReadbackEvery,
+      speedup: usPerEvalReadbackEvery / usPerEval,
+      tnstep: resident.tnstep,
+      readbacks,
+      peakBytes,
+      forwardKernelUs,
+      throughput: throughput(c, usPerEval, forwardKernelUs),
+      contenders: figures,
+    };
     rows.push(row);
-    log(formatRow(row));
+    log(formatRow(row, contenders.map((k) => k.name)));
   }
   return rows;
 }
@@ -122,12 +163,4 @@ export function standardCases(sizes: number[], batches: number[], depthScale = 1
     }
   }
   return cases;
-}
-
-export const TABLE_HEADER =
-  '| solver | d | batch | f-evals | ms/solve | µs/f-eval | µs/f-eval, readback every iter | ratio | readbacks/solve |\n' +
-  '|---|---|---|---|---|---|---|---|---|';
-
-export function formatRow(r: BenchRow): string {
-  return `| ${r.solver} | ${r.d} | ${r.batch} | ${r.tnstep} | ${r.msPerSolve.toFixed(2)} | ${r.usPerEval.toFixed(1)} | ${r.usPerEvalReadbackEvery.toFixed(1)} | ${r.speedup.toFixed(2)}× | ${r.readbacks.toFixed(0)} |`;
 }

@@ -2,6 +2,7 @@ import { defineConfig } from 'vite';
 
 // Bundles the Node benchmarks into plain-JS files (bench/dist/run.mjs, bench/dist/backprop.mjs) for
 // machines that have node and the `webgpu` package but no TypeScript toolchain (bench/gpu-run.sh).
+// TF.js (the contender) is bundled in, so those machines need no TF.js install either.
 export default defineConfig({
   build: {
     ssr: true,
@@ -11,7 +12,8 @@ export default defineConfig({
     rollupOptions: {
       input: { run: 'bench/run.ts', backprop: 'bench/backprop.ts' },
       external: ['webgpu', /^node:/],
-      output: { entryFileNames: '[name].mjs' },
+      // .mjs chunks (TF.js, loaded on demand) run as ES modules wherever the folder is copied.
+      output: { entryFileNames: '[name].mjs', chunkFileNames: 'chunks/[name]-[hash].mjs' },
     },
   },
   ssr: { noExternal: true, external: ['webgpu'] },

@@ -8,7 +8,8 @@
 // float64 would still solve it. Then α falls back to the newest entry alone (a plain fixed-point
 // step) instead of ending the solve with NaN.
 // Bindings: ctrl (read); params {groups, slots, reg}; ring [t] = (p, len, restart, q);
-//           partials [len × groups] vec4; gram [slots × slots] (persists across iterations); alpha [slots].
+//           partials [ceil(len / 4) × groups] vec4 (dot j in lane j % 4); gram [slots × slots]
+//           (persists across iterations); alpha [slots].
 // Dispatch: (1).
 
 const MAX_SLOTS: u32 = 33u;
@@ -34,7 +35,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let m = params.slots;
   for (var j = lid; j < len; j += 64u) {
     var dot = 0.0;
-    for (var g = 0u; g < params.groups; g++) { dot += partials[j * params.groups + g].x; }
+    let chunk = (j / 4u) * params.groups; // anderson_gram.wgsl: four slots per vec4
+    for (var g = 0u; g < params.groups; g++) { dot += partials[chunk + g][j % 4u]; }
     gram[p * m + j] = dot;
     gram[j * m + p] = dot;
   }

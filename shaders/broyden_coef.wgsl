@@ -15,7 +15,7 @@ struct CoefParams { groups: u32, memory: u32 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
-  if (solve_done(lid)) { return; }
+  if (ctrl.done != 0u) { return; } // no barrier follows: a plain read, not solve_done()
   let step = ctrl.nstep - 1u; // finish.wgsl has already counted this iteration
   let n_old = min(step, params.memory);
   for (var c = lid; c <= n_old; c += 64u) {

@@ -4,7 +4,7 @@
 //   column c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
 //   column c = ncols:  ( Δx·Δg,   Δx·g',    0,        0 )
 // partials[c * groups + g] per workgroup g; broyden_coef.wgsl sums them.
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
+// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; state, factors (read);
 //           partials [(ncols + 1) × groups] vec4; update [n] (the step direction of this iteration).
 // Dispatch: (groups, ncols + 1) where ncols = valid columns before this update.
@@ -18,7 +18,7 @@ struct DotsParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> update: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }

@@ -4,7 +4,7 @@
 //                              once the step was clamped — the original's quirk), else x' = x_eval
 //   partials[g] = ( Σ g'², Σ (g' + x')², 0, 0 )  → diffs(x', g') in finish.wgsl
 // x' overwrites the x_new slot; g' goes to the g_new slot.
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
+// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, apply_step}; update, fx [n]; state (rw);
 //           partials [groups] vec4.
 // Dispatch: (groups). For the initial point: cur = 1, apply_step = 0 (x0 in slot 0, g0 into slot 2).
@@ -18,7 +18,7 @@ struct FinalizeParams { n: u32, groups: u32, stride: u32, cur: u32, apply_step: 
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<vec4<f32>>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
   let s = ctrl.ls_s;

@@ -4,7 +4,7 @@
 // stored in vw, with per-workgroup partial sums (v·Δg, v·g', 0, 0) that give the denominator
 // vᵀΔg and the new column's Vᵀg' — from the explicit v, as the original computes them (the
 // algebraic shortcut through Σ a_j c_j cancels badly in float32 when |U| is large).
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
+// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef (broyden_coef.wgsl);
 //           state, factors (read); vw (rw); partials [groups] vec4; update [n] (Δx = ctrl.step_s · update).
 // Dispatch: (groups).
@@ -20,7 +20,7 @@ struct RankOneParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 @group(0) @binding(6) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> update: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
   let n_old = bitcast<u32>(coef[0].y);

@@ -3,7 +3,7 @@
 //   update_i = −(B_new·g')_i = g'_i − Σ_{j ≠ col} U_j[i] d_j − u_i (v·g')
 // Every workgroup sums the partials of broyden_rank_one.wgsl itself, in the same fixed order, so
 // all of them see the same scalars without another dispatch.
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl)
+// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef; state, vw, partials (read);
 //           factors (rw); update [n] (rw).
 // Dispatch: (groups).
@@ -23,7 +23,7 @@ fn finite_or_zero(value: f32) -> f32 {
   return select(0.0, value, is_finite(value));
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
   var sums = vec4<f32>(0.0);

@@ -3,7 +3,7 @@
 // whether to stop — all on the GPU, so the CPU only has to look every few iterations.
 // Bindings: ctrl (read_write); params; partials [groups] vec4 from residual.wgsl or broyden_finalize.wgsl.
 // Dispatch: (1). Never gated: once done, it clears `improved` so a later commit copies nothing.
-// (includes lib/control.wgsl, lib/reduce.wgsl, lib/finish_step.wgsl: the rules themselves)
+// (includes lib/control.wgsl, lib/reduce.wgsl at 64 threads, lib/finish_step.wgsl: the rules themselves)
 //
 // It also advances ctrl.eval_index past the evaluation it measures, so the next evaluation sees a
 // new index (stochastic layers draw per-evaluation noise from it). Evaluations that finish does not
@@ -26,7 +26,7 @@ struct FinishParams {
 @group(0) @binding(1) var<uniform> params: FinishParams;
 @group(0) @binding(2) var<storage, read> partials: array<vec4<f32>>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(local_invocation_index) lid: u32) {
   if (params.mode == MODE_ADVANCE) {
     // The evaluation before this ran only if the solve is still going (the gate was open).

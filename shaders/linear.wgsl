@@ -5,18 +5,20 @@
 // entry `weight_grad_main`:  dW = xᵀ·dy       A = xᵀ [in, rows],  B = dy [rows, out]  (M, N, K) = (in, out, rows)
 // entry `bias_grad_main`:    db = Σ_rows dy   (params m = rows, n = out)
 // Every output element is summed by one thread in a fixed k order: results are deterministic.
-// Bindings: params {m, n, k}; a (x or dy) [read]; bm (W or dy) [read]; bias b [out] [read];
+// (includes lib/gate.wgsl: every entry does nothing when the gate is closed — as a stage of a
+//  sequential implicit layer the kernels run inside solves; outside, callers pass an open gate.)
+// Bindings: gate; params {m, n, k}; a (x or dy) [read]; bm (W or dy) [read]; bias b [out] [read];
 //           c (y, dx or dW) [M, N]; for bias_grad_main: a = dy, c = db [out].
 // Dispatch: matmul entries (ceil(N / 64), ceil(M / 64)): one 64 × 64 tile of C per workgroup;
 //           bias_grad_main (ceil(out / 64)).
 
 struct GemmParams { m: u32, n: u32, k: u32 }
 
-@group(0) @binding(0) var<uniform> params: GemmParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> bm: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<uniform> params: GemmParams;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> bm: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
 
 const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;
@@ -92,6 +94,7 @@ fn store_tile(group: vec2u, lid: u32, acc: array<vec4<f32>, 4>, shift: vec4<f32>
 
 @compute @workgroup_size(256)
 fn forward_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
   // x [rows, in]: (a_sm, a_sk) = (in, 1); W [in, out]: (b_sk, b_sn) = (out, 1).
   let acc = gemm_tile(group.xy, lid, params.k, 1u, params.n, 1u);
   var shift = vec4<f32>(0.0);
@@ -104,6 +107,7 @@ fn forward_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_i
 
 @compute @workgroup_size(256)
 fn input_grad_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
   // dy [rows, out]: (a_sm, a_sk) = (out, 1); Wᵀ[kk, j] = W[j, kk] = bm[j·out + kk]: (b_sk, b_sn) = (1, out).
   let acc = gemm_tile(group.xy, lid, params.k, 1u, 1u, params.k);
   store_tile(group.xy, lid, acc, vec4<f32>(0.0));
@@ -111,13 +115,15 @@ fn input_grad_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocatio
 
 @compute @workgroup_size(256)
 fn weight_grad_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
   // xᵀ[i, kk] = x[kk, i] = a[kk·in + i]: (a_sm, a_sk) = (1, in); dy [rows, out]: (b_sk, b_sn) = (out, 1).
   let acc = gemm_tile(group.xy, lid, 1u, params.m, params.n, 1u);
   store_tile(group.xy, lid, acc, vec4<f32>(0.0));
 }
 
 @compute @workgroup_size(64)
-fn bias_grad_main(@builtin(global_invocation_id) id: vec3u) {
+fn bias_grad_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
   let j = id.x;
   if (j >= params.n) { return; }
   var sum = 0.0;

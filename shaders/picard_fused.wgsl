@@ -36,8 +36,29 @@ struct FusedParams {
 @group(0) @binding(6) var<storage, read_write> best_u: array<f32>;
 @group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
 
-var<workgroup> u_shared: array<f32, 1024>;
+// Two buffers of MAX_STATE values: the iterate and the next one, swapped every iteration, so the
+// new iterate is written while others still read the old one and an iteration needs only two
+// barriers (on SwiftShader each barrier of a 256-thread workgroup costs ~0.1 ms, more than the
+// arithmetic at these sizes).
+var<workgroup> u_shared: array<f32, 2048>;
+var<workgroup> group_sums: array<vec4<f32>, 16>; // second level of the residual sums
 var<workgroup> outcome: u32; // improved | done << 8, from thread 0's bookkeeping
+
+// Σ of reduce_scratch[0..count) (thread 0 gets it): 16 threads sum 16 entries each, then thread 0
+// sums theirs — two barriers instead of a tree's nine, in a fixed order (deterministic).
+fn residual_totals(lid: u32, count: u32) -> vec4<f32> {
+  if (lid < 16u) {
+    var sums = vec4<f32>(0.0);
+    for (var t = lid * 16u; t < min(lid * 16u + 16u, count); t++) { sums += reduce_scratch[t]; }
+    group_sums[lid] = sums;
+  }
+  workgroupBarrier();
+  var totals = vec4<f32>(0.0);
+  if (lid == 0u) {
+    for (var t = 0u; t < 16u; t++) { totals += group_sums[t]; }
+  }
+  return totals;
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -49,51 +70,55 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (i < n) { u_shared[i] = state[i]; }
   }
   workgroupBarrier();
+  var cur = 0u; // u_shared[cur * MAX_STATE + i] is the iterate
   for (var it = 0u; it < params.iterations; it++) {
+    let base = cur * MAX_STATE;
+    let next = (1u - cur) * MAX_STATE;
     var y: array<f32, 4>;
+    var x: array<f32, 4>;
     var sums = vec4<f32>(0.0);
     for (var e = 0u; e < PER_THREAD; e++) {
       let i = lid + e * 256u;
       if (i < n) {
-        let row = (i / d) * d;
+        let row = base + (i / d) * d;
         let j = i % d;
         var acc = 0.0;
         for (var k = 0u; k < d; k++) { acc += u_shared[row + k] * w[k * d + j]; }
         let value = safe_tanh(acc + qd[i] + b[j]);
-        let x = u_shared[i];
-        let r = value - x;
+        let u = u_shared[base + i];
+        let r = value - u;
         let z = value + r;
         sums += vec4<f32>(r * r, value * value, z * z, 0.0);
         y[e] = value;
+        x[e] = u;
+        // Nobody reads the other buffer this iteration; the next one reads it after the barriers below.
+        u_shared[next + i] = value;
       }
     }
-    let totals = workgroup_sum(sums, lid);
+    reduce_scratch[lid] = sums;
+    workgroupBarrier();
+    let totals = residual_totals(lid, min(n, 256u));
     if (lid == 0u) {
       finish_step(select(MODE_PICARD, MODE_PICARD_FIRST, params.first != 0u && it == 0u), totals);
       outcome = ctrl.improved | (ctrl.done << 8u);
     }
     let result = workgroupUniformLoad(&outcome);
     let improved = result & 0xffu;
-    for (var e = 0u; e < PER_THREAD; e++) {
-      let i = lid + e * 256u;
-      if (i < n) {
-        let x = u_shared[i];
-        if (improved != 0u) {
-          best_u[i] = select(y[e], x, improved == 2u);
-          best_prev[i] = x;
+    if (improved != 0u) {
+      for (var e = 0u; e < PER_THREAD; e++) {
+        let i = lid + e * 256u;
+        if (i < n) {
+          best_u[i] = select(y[e], x[e], improved == 2u);
+          best_prev[i] = x[e];
         }
       }
     }
-    workgroupBarrier(); // every read of u_shared above is done before it is overwritten
-    for (var e = 0u; e < PER_THREAD; e++) {
-      let i = lid + e * 256u;
-      if (i < n) { u_shared[i] = y[e]; }
-    }
-    workgroupBarrier();
+    cur = 1u - cur;
     if ((result >> 8u) != 0u) { break; }
   }
+  // Each thread stores the values it wrote itself: no barrier needed.
   for (var e = 0u; e < PER_THREAD; e++) {
     let i = lid + e * 256u;
-    if (i < n) { state[i] = u_shared[i]; }
+    if (i < n) { state[i] = u_shared[cur * MAX_STATE + i]; }
   }
 }

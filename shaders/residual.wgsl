@@ -3,8 +3,8 @@
 // (x, y) is (u, f(u)); finish.wgsl picks the sums that the solver's diffs() needs.
 // Bindings: ctrl (done gate, or skip_eval when params.gate_on_eval = 1); params {n, groups, gate_on_eval};
 //           x, y [n]; partials [groups] vec4.
-// Dispatch: (groups). Element i belongs to workgroup (i / 256) mod groups: a fixed assignment,
-// so the sums are bit-identical run to run.
+// Dispatch: (groups) of REDUCE_SIZE = 64 threads (lib/reduce.wgsl at 64 threads). Element i belongs to
+// workgroup (i / REDUCE_SIZE) mod groups: a fixed assignment, so the sums are bit-identical run to run.
 
 struct ResidualParams { n: u32, groups: u32, gate_on_eval: u32 }
 
@@ -16,7 +16,7 @@ struct ResidualParams { n: u32, groups: u32, gate_on_eval: u32 }
 
 var<workgroup> skip_value: u32;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { skip_value = select(ctrl.done, ctrl.skip_eval, params.gate_on_eval != 0u); }
   if (workgroupUniformLoad(&skip_value) != 0u) { return; }

@@ -9,8 +9,18 @@
  */
 export { Engine, type EngineOptions } from './engine';
 export { Tensor } from './tensor';
-export { TanhBlock, type TanhBlockParams, type ForwardKernelChoice, type DropoutOptions, type DropoutNoise } from './layers/tanh-block';
-export type { ImplicitLayer, ForwardIO, AdjointIO } from './layers/layer';
+export { TanhBlock, type TanhBlockParams, type ForwardKernelChoice } from './layers/tanh-block';
+export type { DropoutOptions, DropoutNoise } from './layers/dropout';
+export type { ImplicitLayer, ForwardIO, AdjointIO, FusedPicardPath } from './layers/layer';
+export type { Stage } from './layers/stage';
+export { sequential, Sequential, type SequentialOptions } from './layers/sequential';
+export { tanh, relu, gelu } from './layers/stages/elementwise';
+export { add, Qd } from './layers/stages/add';
+export { dropout } from './layers/stages/dropout';
+export { conv2d, Conv2d, type Conv2dOptions } from './layers/stages/conv2d';
+export { groupNorm, layerNorm, Norm, type GroupNormOptions, type LayerNormOptions } from './layers/stages/norm';
+export { defineLayer, CustomLayer, type LayerDefinition } from './layers/define';
+export { gradcheck, type GradcheckOptions, type GradcheckReport, type GradcheckEntry } from './layers/gradcheck';
 export type { BufferRegion } from './gpu/kernel';
 export { ShaderCompileError } from './gpu/kernel';
 export { picard } from './solvers/picard';

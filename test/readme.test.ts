@@ -59,3 +59,36 @@ describe('README training example', () => {
     expect(losses[3]).toBeLessThan(0.5 * losses[0]);
   }, 300_000);
 });
+
+/** Runs the README's ts block tagged `<!-- tag -->` as written and returns what it logged. */
+async function runReadmeBlock(tag: string): Promise<string[]> {
+  const readme = readFileSync(`${root}README.md`, 'utf8');
+  const match = new RegExp(`<!-- ${tag} -->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readme);
+  if (!match) throw new Error(`README has no <!-- ${tag} --> ts block`);
+  const source = match[1].replace("from 'anchorax'", `from '${root}src/index.ts'`);
+  mkdirSync(`${root}test/artifacts`, { recursive: true });
+  const file = `${root}test/artifacts/${tag}.ts`;
+  writeFileSync(file, source);
+  const lines: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    lines.push(args.map(String).join(' '));
+  });
+  await import(/* @vite-ignore */ file);
+  return lines;
+}
+
+describe('README layer examples', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('the composed layer solves and returns gradients named by stage', async () => {
+    const lines = await runReadmeBlock('layers');
+    expect(lines[0]).toMatch(/^anderson: \d+ evaluations, converged: true$/);
+    expect(lines[1]).toBe('gradients: 0.W, 0.b, 2.W, 2.b, 4.gamma, 4.beta, Qd');
+  });
+
+  it('the WGSL layer passes gradcheck and solves', async () => {
+    const lines = await runReadmeBlock('define-layer');
+    expect(lines[0]).toMatch(/^gradcheck passed\nu .*ok.*\nQd .*ok.*\na .*ok/);
+    expect(Number(/^broyden: (\d+) evaluations$/.exec(lines[1] ?? '')?.[1])).toBeGreaterThan(1);
+  });
+});

@@ -21,6 +21,11 @@ fn gate_closed(local_index: u32) -> bool {
   return workgroupUniformLoad(&gate_value) != 0u;
 }
 
+// Per-thread form, for kernels without barriers: no workgroup-wide load, which is itself a
+// barrier. SwiftShader runs a barrier as a fiber switch of all 256 threads; an elementwise kernel
+// over 200k values took 328 ms with gate_closed and 26 ms with this.
+fn gate_skip() -> bool { return gate[0] != 0u; }
+
 fn gate_eval_index() -> u32 { return gate[1]; }
 fn gate_key() -> u32 { return gate[2]; }
 fn gate_noise_on() -> bool { return gate[3] != 0u; }

@@ -1,10 +1,14 @@
-// Deterministic workgroup reduction (fixed tree order, no atomics) for 256-thread workgroups.
+// Deterministic workgroup reduction (fixed tree order, no atomics) over REDUCE_SIZE threads. The
+// including kernel's composition declares `const REDUCE_SIZE: u32` first (src/gpu/shaders.ts):
+// 256 for the block and loss kernels, 64 for the solvers' per-iteration reductions and the
+// layer stages. Why 64 there: on a CPU implementation of WebGPU (SwiftShader) a barrier costs in
+// proportion to the invocations of the workgroup (≈ 0.2 ms per reduction at 256 threads, ≈ 0.05 ms
+// at 64, docs/swiftshader-costs.md); on a GPU the solvers keep the same threads in flight with 4×
+// the workgroups (src/solvers/run.ts MAX_REDUCE_GROUPS).
 
-const REDUCE_SIZE: u32 = 256u;
+var<workgroup> reduce_scratch: array<vec4<f32>, REDUCE_SIZE>;
 
-var<workgroup> reduce_scratch: array<vec4<f32>, 256>;
-
-// Sum of `value` over the 256 threads of the workgroup; every thread gets the result.
+// Sum of `value` over the REDUCE_SIZE threads of the workgroup; every thread gets the result.
 fn workgroup_sum(value: vec4<f32>, local_index: u32) -> vec4<f32> {
   reduce_scratch[local_index] = value;
   workgroupBarrier();

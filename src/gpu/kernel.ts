@@ -97,15 +97,29 @@ export class Kernel {
     this.params = params;
   }
 
-  /** Compiles `source` (already composed from shared pieces) and reflects its bindings. */
-  static async compile(device: GPUDevice, label: string, source: string, entryPoint = 'main'): Promise<Kernel> {
+  /**
+   * Compiles `source` (already composed from shared pieces) and reflects its bindings. The
+   * uniform buffer, when the entry point uses one, is the `params` layout whatever its name.
+   * `locate` names a line of the composed source for error messages (e.g. "forward WGSL line 3").
+   */
+  static async compile(
+    device: GPUDevice,
+    label: string,
+    source: string,
+    entryPoint = 'main',
+    locate: (line: number) => string = (line) => `line ${line}`,
+  ): Promise<Kernel> {
+    // In a scope: WGSL that does not compile is reported below as a ShaderCompileError, not as
+    // an uncaptured error on the application's device.
+    device.pushErrorScope('validation');
     const module = device.createShaderModule({ label, code: source });
     const info = await module.getCompilationInfo();
+    await device.popErrorScope();
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length > 0) {
       const lines = source.split('\n');
       const text = errors
-        .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`)
+        .map((m) => `${locate(m.lineNum)}:${m.linePos}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`)
         .join('\n');
       throw new ShaderCompileError(label, `WGSL does not compile:\n${text}`);
     }
@@ -118,7 +132,8 @@ export class Kernel {
       if (resource.group !== 0) throw new ShaderCompileError(label, `binding ${resource.name} must be in @group(0)`);
       if (resource.resourceType === ResourceType.Uniform) {
         slots.push({ name: resource.name, binding: resource.binding, type: 'uniform' });
-        if (resource.name === 'params') params = new UniformLayout(resource);
+        if (params) throw new ShaderCompileError(label, `uses two uniform buffers (${resource.name}); one is supported`);
+        params = new UniformLayout(resource);
       } else if (resource.resourceType === ResourceType.Storage) {
         const type = resource.access === 'read' ? 'read-only-storage' : 'storage';
         slots.push({ name: resource.name, binding: resource.binding, type });

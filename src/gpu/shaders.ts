@@ -7,7 +7,7 @@ import rng from '../../shaders/lib/rng.wgsl?raw';
 import dropout from '../../shaders/lib/dropout.wgsl?raw';
 import activations from '../../shaders/lib/activations.wgsl?raw';
 import control from '../../shaders/lib/control.wgsl?raw';
-import reduce from '../../shaders/lib/reduce.wgsl?raw';
+import reduceBody from '../../shaders/lib/reduce.wgsl?raw';
 import broydenState from '../../shaders/lib/broyden_state.wgsl?raw';
 import blockIo from '../../shaders/lib/block_io.wgsl?raw';
 import blockTile from '../../shaders/lib/block_tile.wgsl?raw';
@@ -44,11 +44,31 @@ import accumulate from '../../shaders/accumulate.wgsl?raw';
 import nonFinite from '../../shaders/nonfinite.wgsl?raw';
 import linear from '../../shaders/linear.wgsl?raw';
 import softmaxXent from '../../shaders/softmax_xent.wgsl?raw';
+import grid from '../../shaders/lib/grid.wgsl?raw';
+import stageElementwise from '../../shaders/stages/elementwise.wgsl?raw';
+import stageVector from '../../shaders/stages/vector.wgsl?raw';
+import stageAddQd from '../../shaders/stages/add_qd.wgsl?raw';
+import stageDropout from '../../shaders/stages/dropout.wgsl?raw';
+import stageConv2d from '../../shaders/stages/conv2d.wgsl?raw';
+import stageNorm from '../../shaders/stages/norm.wgsl?raw';
+import customLayer from '../../shaders/lib/custom_layer.wgsl?raw';
+import customLayerMain from '../../shaders/custom_layer_main.wgsl?raw';
 
 const compose = (...parts: string[]): string => parts.join('\n');
 
+/** lib/reduce.wgsl over 256-thread workgroups, and over 64 (see its header for why). */
+const reduce = compose('const REDUCE_SIZE: u32 = 256u;', reduceBody);
+const reduce64 = compose('const REDUCE_SIZE: u32 = 64u;', reduceBody);
+
 /** The Control struct's source, for reflecting its layout on the CPU side. */
 export const CONTROL_WGSL = control;
+
+/**
+ * The library's side of a defineLayer kernel: `head` (gate, randomness, the accessors users call)
+ * goes before the parameter declarations and the user's WGSL, `main` after, with its
+ * `ANCHORAX_VALUE` replaced by the call of the user's function.
+ */
+export const CUSTOM_LAYER_WGSL = { head: compose(gate, rng, grid, customLayer), main: customLayerMain } as const;
 
 export const SHADERS = {
   blockForward: compose(gate, rng, dropout, activations, blockIo, blockTile, blockForward),
@@ -59,19 +79,19 @@ export const SHADERS = {
   blockCombine: compose(gate, rng, dropout, activations, blockCombine),
   blockParamGrads: compose(gate, blockParamGrads),
   blockInputGrad: compose(gate, blockInputGrad),
-  residual: compose(control, reduce, residual),
-  finish: compose(control, reduce, finishStep, finish),
+  residual: compose(control, reduce64, residual),
+  finish: compose(control, reduce64, finishStep, finish),
   picardFused: compose(control, reduce, finishStep, activations, picardFused),
   commit: compose(control, commit),
-  andersonGram: compose(control, reduce, andersonGram),
+  andersonGram: compose(control, reduce64, andersonGram),
   andersonSolve: compose(control, andersonSolve),
   andersonMix: compose(control, andersonMix),
   broydenStep: compose(control, broydenState, broydenStep),
-  broydenFinalize: compose(control, broydenState, reduce, broydenFinalize),
-  broydenDots: compose(control, broydenState, reduce, broydenDots),
+  broydenFinalize: compose(control, broydenState, reduce64, broydenFinalize),
+  broydenDots: compose(control, broydenState, reduce64, broydenDots),
   broydenCoef: compose(control, broydenCoef),
-  broydenRankOne: compose(control, broydenState, reduce, broydenRankOne),
-  broydenUpdate: compose(control, broydenState, reduce, broydenUpdate),
+  broydenRankOne: compose(control, broydenState, reduce64, broydenRankOne),
+  broydenUpdate: compose(control, broydenState, reduce64, broydenUpdate),
   lineSearch: compose(control, reduce, lineSearch),
   transpose: compose(transpose),
   mse: compose(reduce, mse),
@@ -80,8 +100,14 @@ export const SHADERS = {
   sgd: compose(sgd),
   accumulate: compose(accumulate),
   nonFinite: compose(nonFinite),
-  linear: compose(linear),
+  linear: compose(gate, linear),
   softmaxXent: compose(reduce, softmaxXent),
+  stageElementwise: compose(gate, activations, grid, stageElementwise),
+  stageVector: compose(gate, grid, stageVector),
+  stageAddQd: compose(gate, grid, stageAddQd),
+  stageDropout: compose(gate, rng, dropout, grid, stageDropout),
+  stageConv2d: compose(gate, grid, reduce64, stageConv2d),
+  stageNorm: compose(gate, reduce64, stageNorm),
 } as const;
 
 export type ShaderName = keyof typeof SHADERS;

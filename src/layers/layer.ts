@@ -59,7 +59,27 @@ export interface AdjointIO {
   gate: GPUBuffer;
 }
 
-/** An implicit layer `u ↦ f(u, Qd)` whose fixed point the solvers find. */
+/**
+ * A fused fast path a layer may offer to the Picard solver: whole iterations in one kernel.
+ * The library knows one kind today, the tanh block's `tanh(u @ w + Qd + b)` with these buffers
+ * (shaders/picard_fused.wgsl); a layer must offer it only when that is exactly its f.
+ */
+export interface FusedPicardPath {
+  kind: 'tanh-block';
+  /** Weight [d, d], row-major. */
+  w: GPUBuffer;
+  /** Bias [d]. */
+  b: GPUBuffer;
+}
+
+/**
+ * An implicit layer `u ↦ f(u, Qd)` whose fixed point the solvers find: the one interface the
+ * solvers (picard, anderson, broyden), the backprop wrappers (jfb, gdeq, ift) and gradcheck use.
+ * Built-in implementations: the tanh block (`engine.implicitBlock`), `sequential(...stages)` and
+ * `defineLayer(...)` (user WGSL). A hand-written implementation encodes its kernels into the
+ * pass it is given (never submits), honours the gate (see ForwardIO.gate) in every kernel, and
+ * overwrites (never accumulates into) the outputs it is given.
+ */
 export interface ImplicitLayer {
   readonly engine: Engine;
   /** Size of the last state dimension (d): states are `[d]` or `[batch, d]`. */
@@ -72,4 +92,10 @@ export interface ImplicitLayer {
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void;
   /** Encodes the vector-Jacobian product described by `io` (see AdjointIO). */
   encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void;
+  /**
+   * Optional fast path: the Picard solver asks for it (unless `fused: false`) and runs whole
+   * iterations per dispatch when a path is returned, with the same stopping rules; null = none
+   * for this batch.
+   */
+  fusedPicard?(batch: number): FusedPicardPath | null;
 }

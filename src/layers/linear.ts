@@ -8,6 +8,7 @@ import { LimitError, NonFiniteError, ShapeError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
+import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
 export interface LinearParams {
@@ -57,9 +58,12 @@ function checkValues(value: ParamValue, name: string): void {
 
 /**
  * Dense layer `y = x·W + b` over row-major batches: x [rows, inFeatures] → y [rows, outFeatures].
- * Create with {@link linear}; call `prepare()` once before the `encode*` methods.
+ * Create with {@link linear}; call `prepare()` once before the `encode*` methods. It is also a
+ * {@link Stage} of a `sequential` implicit layer.
  */
-export class Linear {
+export class Linear implements Stage {
+  readonly kind = 'linear';
+  readonly readsQd = false;
   readonly inFeatures: number;
   readonly outFeatures: number;
   /** The trainable parameters: W [inFeatures, outFeatures] and b [outFeatures]. */
@@ -71,6 +75,26 @@ export class Linear {
     this.inFeatures = W.shape[0];
     this.outFeatures = W.shape[1];
     this.params = Object.freeze({ W, b });
+  }
+
+  /** As a stage: rows of inFeatures. */
+  get inputSize(): number {
+    return this.inFeatures;
+  }
+
+  /** @internal The stage view used by `sequential`. */
+  instantiate(engine: Engine): StageKernels {
+    if (engine !== this.engine) throw new Error('linear stage: engine mismatch (checked by sequential)');
+    return {
+      outputSize: this.outFeatures,
+      prepare: (batch: number) => {
+        this.checkRows(batch);
+        return this.prepare();
+      },
+      encodeForward: (pass: GPUComputePassEncoder, io: StageForwardIO, batch: number) => this.encodeForward(pass, io.input, io.output, batch, io.gate),
+      encodeAdjoint: (pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number) =>
+        this.encodeBackward(pass, io.input, io.gradOutput, { dx: io.gradInput, dW: io.gradParams?.W, db: io.gradParams?.b }, batch, io.gate),
+    };
   }
 
   /** Compiles the kernels (once per engine); needed before `encodeForward`/`encodeBackward`. */
@@ -101,12 +125,16 @@ export class Linear {
     }
   }
 
-  /** Encodes `y = x·W + b` for `rows` rows (x [rows, inFeatures], y [rows, outFeatures]). */
-  encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number): void {
+  /**
+   * Encodes `y = x·W + b` for `rows` rows (x [rows, inFeatures], y [rows, outFeatures]). `gate`
+   * (default: always open) is an evaluation gate as in ForwardIO: nothing runs when its word 0 is set.
+   */
+  encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number, gate = this.engine.openGate()): void {
     this.checkRows(rows);
     const { forward } = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
     const group = forward.bind({
+      gate,
       params: engine.params(forward, { m: rows, n: outFeatures, k: inFeatures }),
       a: region(x),
       bm: this.params.W.buffer,
@@ -119,26 +147,33 @@ export class Linear {
   /**
    * Encodes the adjoint at input `x` with cotangent `dy` ([rows, outFeatures]): `dx = dy·Wᵀ`,
    * `dW = xᵀ·dy`, `db = Σ_rows dy`, each only when its buffer is given. Sums run in a fixed
-   * order, so the results are deterministic.
+   * order, so the results are deterministic. `gate` as in encodeForward.
    */
-  encodeBackward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, dy: BufferRegion | Tensor, grads: LinearGradBuffers, rows: number): void {
+  encodeBackward(
+    pass: GPUComputePassEncoder,
+    x: BufferRegion | Tensor,
+    dy: BufferRegion | Tensor,
+    grads: LinearGradBuffers,
+    rows: number,
+    gate = this.engine.openGate(),
+  ): void {
     this.checkRows(rows);
     const kernels = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
     const W = this.params.W.buffer;
     if (grads.dx) {
       const k = kernels.inputGrad;
-      const group = k.bind({ params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: region(dy), bm: W, c: region(grads.dx) });
+      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: region(dy), bm: W, c: region(grads.dx) });
       k.dispatch(pass, group, Math.ceil(inFeatures / TILE), Math.ceil(rows / TILE));
     }
     if (grads.dW) {
       const k = kernels.weightGrad;
-      const group = k.bind({ params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: region(x), bm: region(dy), c: region(grads.dW) });
+      const group = k.bind({ gate, params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: region(x), bm: region(dy), c: region(grads.dW) });
       k.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(inFeatures / TILE));
     }
     if (grads.db) {
       const k = kernels.biasGrad;
-      const group = k.bind({ params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: region(dy), c: region(grads.db) });
+      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: region(dy), c: region(grads.db) });
       k.dispatch(pass, group, Math.ceil(outFeatures / TILE));
     }
   }

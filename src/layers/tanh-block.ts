@@ -7,7 +7,11 @@ import { LimitError, NonFiniteError, OptionError, ShapeError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
-import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
+import type { AdjointIO, ForwardIO, FusedPicardPath, ImplicitLayer } from './layer';
+import { checkDropout, dropoutParams, type DropoutOptions } from './dropout';
+import { checkParam, upload, type ParamValue } from './params';
+
+export type { DropoutOptions, DropoutNoise } from './dropout';
 
 /** Parameters of {@link TanhBlock}: tensors, or arrays to upload. */
 export interface TanhBlockParams {
@@ -48,90 +52,8 @@ const SPLIT_TARGET_GROUPS = 512;
 /** Smallest chunk of k per workgroup. */
 const MIN_CHUNK = 32;
 
-/**
- * When a dropout mask is drawn anew:
- * - `'per-iteration'`: every evaluation of f in a solve gets its own mask, from (key, evaluation
- *   index) — Anderson's and the line search's evaluations included;
- * - `'per-solve'`: one mask for the whole solve, from the key alone (variational dropout), so the
- *   solver iterates one deterministic map and can converge to its fixed point.
- */
-export type DropoutNoise = 'per-iteration' | 'per-solve';
-
-/**
- * Inverted dropout on the tanh block's output:
- * `f(u, Qd) = tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)`, where each element of the `[batch, d]`
- * output is kept (mask 1) with probability 1 − rate. The mask multiplies the activation's output,
- * not its input or the state u, so a dropped element of f is exactly 0. Masks come from the
- * solver's `key` option through a counter-based generator on the GPU (shaders/lib/rng.wgsl): the
- * same key gives the same solve bit for bit. With the solver option `inference: true`, in the
- * inference-mode recomputation of `jfb`/`gdeq`/`ift`, and outside a solve, no mask is applied and
- * f equals the deterministic block's exactly.
- */
-export interface DropoutOptions {
-  /** Probability that an output element is zeroed, in [0, 1). 0 disables dropout. */
-  rate: number;
-  /** When masks change. Default `'per-iteration'`. */
-  noise?: DropoutNoise;
-}
-
 const ROWS_PER_GROUP = 4;
 const COLS_PER_GROUP = 64;
-
-type ParamValue = Tensor | Float32Array | number[];
-
-/** Validated dropout settings; null for a deterministic block. */
-function checkDropout(value: unknown): Readonly<Required<DropoutOptions>> | null {
-  if (value === undefined) return null;
-  const options: Record<string, unknown> | null =
-    typeof value === 'number' ? { rate: value } : typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...value } : null;
-  if (options === null) throw new OptionError('dropout', 'must be a rate in [0, 1) or { rate, noise }');
-  for (const key of Object.keys(options)) {
-    if (key !== 'rate' && key !== 'noise') throw new OptionError(`dropout.${key}`, 'unknown option (known: rate, noise)');
-  }
-  const { rate, noise = 'per-iteration' } = options;
-  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new OptionError('dropout.rate', `must be a number in [0, 1), got ${String(rate)}`);
-  if (noise !== 'per-iteration' && noise !== 'per-solve') {
-    throw new OptionError('dropout.noise', `must be 'per-iteration' or 'per-solve', got ${String(noise)}`);
-  }
-  return Object.freeze({ rate, noise });
-}
-
-/** The dropout members of the block kernels' params (lib/dropout.wgsl). */
-function dropoutParams(dropout: Readonly<Required<DropoutOptions>> | null): Record<string, number> {
-  if (dropout === null || dropout.rate === 0) return { drop_threshold: 0, drop_scale: 1, drop_per_solve: 0 };
-  // Dropped when a uniform u32 draw is below rate · 2³² (clamped so a rate just under 1 stays < 2³²).
-  const threshold = Math.min(Math.round(dropout.rate * 2 ** 32), 2 ** 32 - 1);
-  return {
-    drop_threshold: threshold,
-    drop_scale: Math.fround(1 / (1 - dropout.rate)),
-    drop_per_solve: dropout.noise === 'per-solve' ? 1 : 0,
-  };
-}
-
-/** Validates a parameter (usable tensor, or finite values of the right count) without uploading it. */
-function checkParam(engine: Engine, value: ParamValue, name: string, shape: number[]): ParamValue {
-  if (value instanceof Tensor) {
-    value.assertUsable(engine, name);
-    if (value.shape.join() !== shape.join()) {
-      throw new ShapeError(name, `must have shape [${shape.join(', ')}], got [${value.shape.join(', ')}]`);
-    }
-    return value;
-  }
-  if (!(value instanceof Float32Array) && !Array.isArray(value)) {
-    throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
-  }
-  const size = shape.reduce((a, b) => a * b, 1);
-  if (value.length !== size) throw new ShapeError(name, `must have ${size} values (shape [${shape.join(', ')}]), got ${value.length}`);
-  for (let i = 0; i < value.length; i++) {
-    if (!Number.isFinite(value[i])) throw new NonFiniteError(name, `value ${value[i]} at index ${i} is not finite`);
-  }
-  engine.assertFits(size * 4, name);
-  return value;
-}
-
-function upload(engine: Engine, value: ParamValue, shape: number[]): Tensor {
-  return value instanceof Tensor ? value : engine.tensor(value, shape);
-}
 
 /** d of a weight given as a [d, d] tensor or as d² values. */
 function featureSizeOf(w: ParamValue): number {
@@ -233,11 +155,11 @@ export class TanhBlock implements ImplicitLayer {
    * 7× faster than a kernel per step, d = 256 × 1 row 1.75×, but d = 256 × 4 rows 2× slower and
    * d = 1024 15× slower (one workgroup walking w serially is latency-bound).
    */
-  fusedPicard(batch: number): { w: GPUBuffer; b: GPUBuffer } | null {
+  fusedPicard(batch: number): FusedPicardPath | null {
     const n = batch * this.featureSize;
     if (this.dropout !== null || n > FUSED_MAX_STATE) return null;
     if (Math.ceil(n / 256) * this.featureSize > FUSED_MAX_THREAD_WORK) return null;
-    return { w: this.params.w.buffer, b: this.params.b.buffer };
+    return { kind: 'tanh-block', w: this.params.w.buffer, b: this.params.b.buffer };
   }
 
   /** Whether the register-tiled 64 × 64 kernels compute the product for `batch` rows. */

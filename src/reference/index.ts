@@ -16,3 +16,16 @@ export { RefAdam, RefSgd, type RefAdamOptions, type RefSgdOptions } from './opti
 export { refRngPermute, refRngStreamKey, refRngU32, refDropoutMask, refDropoutBlockForward, type RefDropout } from './dropout';
 export { refLinearForward, refLinearVjp, type RefLinear, type RefLinearGrads } from './linear';
 export { refSoftmaxCrossEntropy, type RefSoftmaxXent } from './softmax';
+export {
+  refActivation,
+  refActivationVjp,
+  refActivationStage,
+  refAddQdStage,
+  refDropoutStageFactors,
+  refSequentialForward,
+  refSequentialVjp,
+  type RefActivation,
+  type RefStage,
+} from './stages';
+export { refConv2dForward, refConv2dVjp, type RefConv2d, type RefConv2dGrads } from './conv2d';
+export { refGroupNormForward, refGroupNormVjp, refLayerNormForward, refLayerNormVjp, type RefGroupNorm, type RefLayerNorm, type RefNormGrads } from './norm';

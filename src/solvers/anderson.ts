@@ -47,7 +47,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const fxs = run.scratchBuffer(slots * stride);
   const gram = run.scratchBuffer(slots * slots);
   const alpha = run.scratchBuffer(slots);
-  const gramPartials = run.scratchBuffer(4 * reduceGroups * slots);
+  const gramPartials = run.scratchBuffer(4 * reduceGroups * Math.ceil(slots / 4)); // four dots per vec4
   const schedule = ringSchedule(slots, opts.restarting, opts.maxDepth);
   const ring = run.scratchBuffer(4 * schedule.length);
   const table = new Uint32Array(4 * schedule.length);
@@ -105,7 +105,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
     },
     (pass, t) => {
       const { p, len, restart, q } = schedule[t];
-      gramKernel.dispatch(pass, gramGroup, reduceGroups, len);
+      gramKernel.dispatch(pass, gramGroup, reduceGroups, Math.ceil(len / 4)); // four Gram entries per workgroup
       solveKernel.dispatch(pass, solveGroup, 1);
       mixKernel.dispatch(pass, mixGroup, elementGroups); // x[q] = u'
       run.evaluate(pass, x(q), fx(q));

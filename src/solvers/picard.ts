@@ -3,11 +3,10 @@
  *
  * One evaluation per iteration: evaluating f at u_t yields u_{t+1}, its residual u_{t+1} − u_t,
  * and (for t = 0) the initial residual too. Iterates alternate between two buffers.
- * A small deterministic tanh block takes the fused path instead: whole iterations, `checkEvery`
+ * A layer that offers a fused path (a small deterministic tanh block) takes it instead: whole iterations, `checkEvery`
  * of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
  */
-import type { ImplicitLayer } from '../layers/layer';
-import { TanhBlock } from '../layers/tanh-block';
+import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { FinishMode, SolveRun, type SolveResult } from './run';
@@ -15,8 +14,8 @@ import { FinishMode, SolveRun, type SolveResult } from './run';
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
   const run = await SolveRun.start('picard', f, Qd, options, ['picardFused']);
-  const fused = run.opts.fused && f instanceof TanhBlock ? f.fusedPicard(run.batch) : null;
-  return fused ? picardFused(run, fused) : picardSteps(run);
+  const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  return fused?.kind === 'tanh-block' ? picardFused(run, fused) : picardSteps(run);
 }
 
 /** One kernel per step: evaluate, residual sums, finish, commit. */
@@ -47,7 +46,7 @@ async function picardSteps(run: SolveRun): Promise<SolveResult> {
 }
 
 /** Whole iterations in one workgroup, `checkEvery` per dispatch, one dispatch per submit. */
-async function picardFused(run: SolveRun, block: { w: GPUBuffer; b: GPUBuffer }): Promise<SolveResult> {
+async function picardFused(run: SolveRun, block: FusedPicardPath): Promise<SolveResult> {
   const state = run.scratchBuffer(run.n);
   const kernel = run.kernel('picardFused');
   const iterations = run.opts.checkEvery;

@@ -67,8 +67,14 @@ export const FinishMode = {
 } as const;
 export type FinishMode = (typeof FinishMode)[keyof typeof FinishMode];
 
-/** Largest number of workgroups a reduction uses (finish sums its partials in one workgroup). */
-const MAX_REDUCE_GROUPS = 256;
+/**
+ * Largest number of workgroups a reduction uses (finish sums its partials in one workgroup). The
+ * reduction kernels run 64 threads per workgroup (shaders/lib/reduce.wgsl at 64 threads) over 256 elements
+ * each (REDUCE_ELEMENTS), so a GPU has as many threads in flight, each summing as many elements,
+ * as with the earlier 256 workgroups of 256 threads over 1024 elements each.
+ */
+const MAX_REDUCE_GROUPS = 1024;
+const REDUCE_ELEMENTS = 256;
 const MAX_ELEMENT_GROUPS = 65535;
 
 function isLayer(value: unknown): value is ImplicitLayer {
@@ -149,7 +155,7 @@ export class SolveRun {
     this.batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
     this.n = Qd.size;
     this.stride = SolveRun.strideOf(this.n);
-    this.reduceGroups = Math.min(MAX_REDUCE_GROUPS, Math.ceil(this.n / 1024));
+    this.reduceGroups = Math.min(MAX_REDUCE_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
     this.elementGroups = Math.min(MAX_ELEMENT_GROUPS, Math.ceil(this.n / 256));
     this.ctrl = this.scratchBuffer(controlBytes(options) / 4);
     this.partials = this.scratchBuffer(4 * this.reduceGroups);

@@ -1,0 +1,89 @@
+/**
+ * `vite-node bench/kernel-costs.ts`: what single dispatches cost on this adapter — the evidence
+ * behind the solvers' SwiftShader choices (docs/swiftshader-costs.md). Each line is the median
+ * µs per dispatch of 20–200 identical dispatches in one compute pass (CPU wall time to
+ * onSubmittedWorkDone), for: an empty 256-thread kernel, one barrier at 64 and 256 threads, a
+ * tree reduction at 64 and 256 threads, a one-workgroup 256 × 256 matrix-vector product, and a
+ * submit + 64-byte readback round trip.
+ */
+import { Engine } from '../src';
+import { runMain } from './cli';
+
+// GPUBufferUsage / GPUMapMode values, spelled out so this file needs no WebGPU globals in Node.
+const STORAGE = 0x0080;
+const COPY_SRC = 0x0004;
+const COPY_DST = 0x0008;
+const MAP_READ = 0x0001;
+
+async function main(): Promise<void> {
+  const engine = await Engine.create();
+  const { device } = engine;
+  const data = device.createBuffer({ size: 65536 * 4 * 2, usage: STORAGE });
+  const out = device.createBuffer({ size: 4096 * 4, usage: STORAGE });
+
+  const pipeline = (threads: number, body: string, declarations = ''): GPUComputePipeline => {
+    const code = `@group(0) @binding(0) var<storage, read_write> data: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${declarations}
+@compute @workgroup_size(${threads}) fn main(@builtin(local_invocation_index) lid: u32) {
+  out[lid] = data[lid]; // keeps both bindings in the layout
+  ${body}
+}`;
+    return device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+  };
+
+  const time = async (name: string, pipe: GPUComputePipeline, count: number): Promise<void> => {
+    const group = device.createBindGroup({
+      layout: pipe.getBindGroupLayout(0),
+      entries: [{ binding: 0, resource: { buffer: data } }, { binding: 1, resource: { buffer: out } }],
+    });
+    const runs: number[] = [];
+    for (let rep = 0; rep < 4; rep++) {
+      const start = performance.now();
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, group);
+      for (let i = 0; i < count; i++) pass.dispatchWorkgroups(1);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      if (rep > 0) runs.push(((performance.now() - start) * 1000) / count); // the first compiles
+    }
+    runs.sort((a, b) => a - b);
+    console.log(`${name.padEnd(52)} ${runs[1].toFixed(0).padStart(7)} µs`);
+  };
+
+  const scratch = (n: number) => `var<workgroup> scratch: array<f32, ${n}>;`;
+  const tree = (n: number) =>
+    `scratch[lid] = f32(lid); workgroupBarrier();
+  for (var s = ${n / 2}u; s > 0u; s >>= 1u) { if (lid < s) { scratch[lid] += scratch[lid + s]; } workgroupBarrier(); }
+  if (lid == 0u) { out[0] = scratch[0]; }`;
+  const matvec = `shared_u[lid] = data[65536u + lid]; workgroupBarrier();
+  var acc = 0.0;
+  for (var k = 0u; k < 256u; k++) { acc += shared_u[k] * data[k * 256u + lid]; }
+  out[lid] = acc;`;
+
+  console.log(`adapter: ${engine.device.adapterInfo?.description ?? 'unknown'}\nµs per dispatch (one workgroup):`);
+  await time('no barrier, 256 threads', pipeline(256, ''), 200);
+  await time('1 workgroupBarrier, 64 threads', pipeline(64, 'workgroupBarrier();'), 200);
+  await time('1 workgroupBarrier, 256 threads', pipeline(256, 'workgroupBarrier();'), 200);
+  await time('tree reduction, 64 threads (7 barriers)', pipeline(64, tree(64), scratch(64)), 100);
+  await time('tree reduction, 256 threads (9 barriers)', pipeline(256, tree(256), scratch(256)), 100);
+  await time('256 × 256 matrix-vector product, 256 threads', pipeline(256, matvec, 'var<workgroup> shared_u: array<f32, 256>;'), 20);
+
+  const source = device.createBuffer({ size: 64, usage: STORAGE | COPY_SRC });
+  const staging = device.createBuffer({ size: 64, usage: MAP_READ | COPY_DST });
+  const start = performance.now();
+  for (let i = 0; i < 50; i++) {
+    const encoder = device.createCommandEncoder();
+    encoder.copyBufferToBuffer(source, 0, staging, 0, 64);
+    device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(1);
+    staging.unmap();
+  }
+  console.log(`${'submit + 64-byte readback round trip'.padEnd(52)} ${(((performance.now() - start) * 1000) / 50).toFixed(0).padStart(7)} µs`);
+  engine.destroy();
+}
+
+runMain(main);

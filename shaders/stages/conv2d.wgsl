@@ -1,0 +1,154 @@
+// 3×3 convolution, stride 1, 'same' zero padding, NHWC (cross-correlation, like jax.lax.conv
+// with 'SAME'), and its adjoints. Layouts, row-major:
+//   x, g_in  [batch, height, width, in_ch]      weight, g_weight [3, 3, in_ch, out_ch] (HWIO)
+//   y, g_out [batch, height, width, out_ch]     bias, g_bias     [out_ch]
+// entry `forward_main`:      y[n,i,j,o] = bias[o] + Σ_{ky,kx,c} x[n, i+ky−1, j+kx−1, c] · weight[ky,kx,c,o]
+// entry `input_grad_main`:   g_in[n,i,j,c] = Σ_{ky,kx,o} g_out[n, i−ky+1, j−kx+1, o] · weight[ky,kx,c,o]
+// entry `weight_grad_main`:  g_weight[ky,kx,c,o] = Σ_{n,i,j} x[n, i+ky−1, j+kx−1, c] · g_out[n,i,j,o]
+// entry `bias_grad_main`:    g_bias[o] = Σ_{n,i,j} g_out[n,i,j,o]
+// (out-of-image taps read 0). The two parameter gradients reduce over batch·height·width positions
+// in one workgroup per output quad (4 consecutive out channels), each thread summing a fixed
+// strided subset and lib/reduce.wgsl at 64 threads adding the REDUCE_SIZE = 64 partial sums in a fixed tree:
+// deterministic (64 threads: a barrier costs in proportion to them on SwiftShader).
+// (includes lib/gate.wgsl, lib/grid.wgsl, lib/reduce.wgsl at 64 threads)
+// Bindings: gate; params {batch, height, width, in_ch, out_ch}; forward: x, weight, bias, y;
+//           input_grad: g_out, weight, g_in; weight_grad: x, g_out, g_weight; bias_grad: g_out, g_bias.
+// Dispatch: forward_main grid_groups(batch·height·width·out_ch), input_grad_main
+//           grid_groups(batch·height·width·in_ch) (256 threads, grid-stride); weight_grad_main
+//           9·in_ch·ceil(out_ch / 4) workgroups, bias_grad_main ceil(out_ch / 4) workgroups of 64, both
+//           as a 2-D grid (x, y) read as the linear index y·x_count + x (extra ones return).
+
+struct Conv2dParams { batch: u32, height: u32, width: u32, in_ch: u32, out_ch: u32 }
+
+@group(0) @binding(1) var<uniform> params: Conv2dParams;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> g_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> g_in: array<f32>;
+@group(0) @binding(8) var<storage, read_write> g_weight: array<f32>;
+@group(0) @binding(9) var<storage, read_write> g_bias: array<f32>;
+
+// Pixel (n, i, j) of a linear pixel index p = (n·height + i)·width + j, as (n·height, i, j) rows.
+fn pixel_of(p: u32) -> vec3u {
+  let j = p % params.width;
+  let rest = p / params.width;
+  let i = rest % params.height;
+  return vec3u(rest - i, i, j);
+}
+
+// Linear pixel index of (n·height + i + di, j + dj), or -1 outside the image (zero padding).
+fn shifted(px: vec3u, di: i32, dj: i32) -> i32 {
+  let i = i32(px.y) + di;
+  let j = i32(px.z) + dj;
+  if (i < 0 || j < 0 || i >= i32(params.height) || j >= i32(params.width)) { return -1; }
+  return (i32(px.x) + i) * i32(params.width) + j;
+}
+
+// g_out[p, o..o+3], 0 past out_ch.
+fn g_out_quad(p: u32, o: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  for (var t = 0u; t < 4u; t++) {
+    if (o + t < params.out_ch) { v[t] = g_out[p * params.out_ch + o + t]; }
+  }
+  return v;
+}
+
+// The workgroup's linear index in a 2-D grid.
+fn group_index(wid: vec3u, groups: vec3u) -> u32 { return wid.y * groups.x + wid.x; }
+
+@compute @workgroup_size(256)
+fn forward_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_invocation_index) lid: u32,
+                @builtin(num_workgroups) groups: vec3u) {
+  if (gate_skip()) { return; }
+  let co = params.out_ch;
+  let ci = params.in_ch;
+  let n = params.batch * params.height * params.width * co;
+  for (var e = id.x; e < n; e += grid_stride(groups)) {
+    let o = e % co;
+    let px = pixel_of(e / co);
+    var sum = bias[o];
+    for (var ky = 0u; ky < 3u; ky++) {
+      for (var kx = 0u; kx < 3u; kx++) {
+        let q = shifted(px, i32(ky) - 1, i32(kx) - 1);
+        if (q < 0) { continue; }
+        let xb = u32(q) * ci;
+        let wb = (ky * 3u + kx) * ci * co + o;
+        for (var c = 0u; c < ci; c++) { sum += x[xb + c] * weight[wb + c * co]; }
+      }
+    }
+    y[e] = sum;
+  }
+}
+
+@compute @workgroup_size(256)
+fn input_grad_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_invocation_index) lid: u32,
+                   @builtin(num_workgroups) groups: vec3u) {
+  if (gate_skip()) { return; }
+  let co = params.out_ch;
+  let ci = params.in_ch;
+  let n = params.batch * params.height * params.width * ci;
+  for (var e = id.x; e < n; e += grid_stride(groups)) {
+    let c = e % ci;
+    let px = pixel_of(e / ci);
+    var sum = 0.0;
+    for (var ky = 0u; ky < 3u; ky++) {
+      for (var kx = 0u; kx < 3u; kx++) {
+        // The output pixel whose (ky, kx) tap reads this input pixel.
+        let q = shifted(px, 1 - i32(ky), 1 - i32(kx));
+        if (q < 0) { continue; }
+        let gb = u32(q) * co;
+        let wb = ((ky * 3u + kx) * ci + c) * co;
+        for (var o = 0u; o < co; o++) { sum += g_out[gb + o] * weight[wb + o]; }
+      }
+    }
+    g_in[e] = sum;
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn weight_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                    @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let quads = (params.out_ch + 3u) / 4u;
+  let index = group_index(wid, groups);
+  if (index >= 9u * params.in_ch * quads) { return; }
+  // index = (tap·in_ch + c)·quads + quad, tap = ky·3 + kx.
+  let o = (index % quads) * 4u;
+  let c = (index / quads) % params.in_ch;
+  let tap = index / (quads * params.in_ch);
+  let di = i32(tap / 3u) - 1;
+  let dj = i32(tap % 3u) - 1;
+  let pixels = params.batch * params.height * params.width;
+  var acc = vec4<f32>(0.0);
+  for (var p = lid; p < pixels; p += REDUCE_SIZE) {
+    let q = shifted(pixel_of(p), di, dj);
+    if (q < 0) { continue; }
+    acc += x[u32(q) * params.in_ch + c] * g_out_quad(p, o);
+  }
+  let total = workgroup_sum(acc, lid);
+  if (lid == 0u) {
+    let base = (tap * params.in_ch + c) * params.out_ch + o;
+    for (var t = 0u; t < 4u; t++) {
+      if (o + t < params.out_ch) { g_weight[base + t] = total[t]; }
+    }
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn bias_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                  @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let o = group_index(wid, groups) * 4u;
+  if (o >= params.out_ch) { return; }
+  let pixels = params.batch * params.height * params.width;
+  var acc = vec4<f32>(0.0);
+  for (var p = lid; p < pixels; p += REDUCE_SIZE) { acc += g_out_quad(p, o); }
+  let total = workgroup_sum(acc, lid);
+  if (lid == 0u) {
+    for (var t = 0u; t < 4u; t++) {
+      if (o + t < params.out_ch) { g_bias[o + t] = total[t]; }
+    }
+  }
+}

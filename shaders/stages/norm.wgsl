@@ -1,0 +1,164 @@
+// Group normalisation over NHWC rows, and layer normalisation as its special case (groups = 1,
+// channels = row size, spatial = 1). Each of `rows` rows is [spatial, channels] row-major; group g
+// holds channels [g·cg, (g+1)·cg), cg = channels / groups, and its m = spatial·cg elements share
+// one mean μ and biased variance σ² (two passes, so no cancellation), r = 1/√(σ² + eps):
+// entry `forward_main`:     y = x̂·gamma[c] + beta[c],  x̂ = (x − μ)·r
+// entry `stats_main`:       stats[2k], stats[2k+1] = μ, r of (row, group) k = row·groups + g
+// entry `input_grad_main`:  g_in = r·(d − mean(d) − x̂·mean(d·x̂)), d = g_out·gamma[c] (means
+//                           over the group); also writes stats like stats_main
+// entry `gamma_grad_main`:  g_gamma[c] = Σ_{row, s} g_out·x̂   (x̂ from stats)
+// entry `beta_grad_main`:   g_beta[c]  = Σ_{row, s} g_out
+// All sums are per-thread strided partial sums added by lib/reduce.wgsl's fixed tree (64 threads): deterministic.
+// (includes lib/gate.wgsl, lib/reduce.wgsl at 64 threads, since a barrier costs in
+//  proportion to the threads of a workgroup on SwiftShader)
+// Bindings: gate; params {rows, groups, channels, spatial, eps}; forward: x, gamma, beta, y;
+//           stats: x, stats; input_grad: x, gamma, stats, g_out, g_in; gamma_grad: x, stats,
+//           g_out, g_gamma; beta_grad: g_out, g_beta. stats is [rows·groups, 2].
+// Dispatch, REDUCE_SIZE threads, as a 2-D grid (x, y) read as the linear index y·x_count + x (extra
+// workgroups return): forward/stats/input_grad one workgroup per (row, group), rows·groups;
+// gamma_grad/beta_grad one per quad of 4 channels, ceil(channels / 4).
+
+struct NormParams { rows: u32, groups: u32, channels: u32, spatial: u32, eps: f32 }
+
+@group(0) @binding(1) var<uniform> params: NormParams;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(7) var<storage, read> g_out: array<f32>;
+@group(0) @binding(8) var<storage, read_write> g_in: array<f32>;
+@group(0) @binding(9) var<storage, read_write> g_gamma: array<f32>;
+@group(0) @binding(10) var<storage, read_write> g_beta: array<f32>;
+
+fn group_index(wid: vec3u, groups: vec3u) -> u32 { return wid.y * groups.x + wid.x; }
+
+fn group_channels() -> u32 { return params.channels / params.groups; }
+
+// Index in x of element i of group k = row·groups + g (i = s·cg + channel within the group).
+fn element(k: u32, i: u32) -> u32 {
+  let cg = group_channels();
+  let row = k / params.groups;
+  let g = k % params.groups;
+  return (row * params.spatial + i / cg) * params.channels + g * cg + i % cg;
+}
+
+// (μ, r) of group k; every thread of the workgroup gets them.
+fn group_stats(k: u32, lid: u32) -> vec2<f32> {
+  let m = params.spatial * group_channels();
+  var sum = 0.0;
+  for (var i = lid; i < m; i += REDUCE_SIZE) { sum += x[element(k, i)]; }
+  let mean = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x / f32(m);
+  var sq = 0.0;
+  for (var i = lid; i < m; i += REDUCE_SIZE) {
+    let d = x[element(k, i)] - mean;
+    sq += d * d;
+  }
+  let variance = workgroup_sum(vec4<f32>(sq, 0.0, 0.0, 0.0), lid).x / f32(m);
+  return vec2<f32>(mean, inverseSqrt(variance + params.eps));
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn forward_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let k = group_index(wid, groups);
+  if (k >= params.rows * params.groups) { return; }
+  let st = group_stats(k, lid);
+  let m = params.spatial * group_channels();
+  for (var i = lid; i < m; i += REDUCE_SIZE) {
+    let e = element(k, i);
+    let c = e % params.channels;
+    y[e] = (x[e] - st.x) * st.y * gamma[c] + beta[c];
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn stats_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+              @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let k = group_index(wid, groups);
+  if (k >= params.rows * params.groups) { return; }
+  let st = group_stats(k, lid);
+  if (lid == 0u) {
+    stats[2u * k] = st.x;
+    stats[2u * k + 1u] = st.y;
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn input_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                   @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let k = group_index(wid, groups);
+  if (k >= params.rows * params.groups) { return; }
+  let st = group_stats(k, lid);
+  // Saved for gamma_grad_main, encoded after this in the same adjoint.
+  if (lid == 0u) {
+    stats[2u * k] = st.x;
+    stats[2u * k + 1u] = st.y;
+  }
+  let m = params.spatial * group_channels();
+  var acc = vec4<f32>(0.0);
+  for (var i = lid; i < m; i += REDUCE_SIZE) {
+    let e = element(k, i);
+    let xh = (x[e] - st.x) * st.y;
+    let d = g_out[e] * gamma[e % params.channels];
+    acc += vec4<f32>(d, d * xh, 0.0, 0.0);
+  }
+  let means = workgroup_sum(acc, lid) / f32(m);
+  for (var i = lid; i < m; i += REDUCE_SIZE) {
+    let e = element(k, i);
+    let xh = (x[e] - st.x) * st.y;
+    let d = g_out[e] * gamma[e % params.channels];
+    g_in[e] = st.y * (d - means.x - xh * means.y);
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn gamma_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                   @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let c0 = group_index(wid, groups) * 4u;
+  if (c0 >= params.channels) { return; }
+  let cg = group_channels();
+  let pixels = params.rows * params.spatial;
+  var acc = vec4<f32>(0.0);
+  for (var p = lid; p < pixels; p += REDUCE_SIZE) {
+    let row = p / params.spatial;
+    for (var t = 0u; t < 4u; t++) {
+      let c = c0 + t;
+      if (c >= params.channels) { break; }
+      let k = row * params.groups + c / cg;
+      let e = p * params.channels + c;
+      acc[t] += g_out[e] * (x[e] - stats[2u * k]) * stats[2u * k + 1u];
+    }
+  }
+  let total = workgroup_sum(acc, lid);
+  if (lid == 0u) {
+    for (var t = 0u; t < 4u; t++) {
+      if (c0 + t < params.channels) { g_gamma[c0 + t] = total[t]; }
+    }
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn beta_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                  @builtin(num_workgroups) groups: vec3u) {
+  if (gate_closed(lid)) { return; }
+  let c0 = group_index(wid, groups) * 4u;
+  if (c0 >= params.channels) { return; }
+  let pixels = params.rows * params.spatial;
+  var acc = vec4<f32>(0.0);
+  for (var p = lid; p < pixels; p += REDUCE_SIZE) {
+    for (var t = 0u; t < 4u; t++) {
+      if (c0 + t < params.channels) { acc[t] += g_out[p * params.channels + c0 + t]; }
+    }
+  }
+  let total = workgroup_sum(acc, lid);
+  if (lid == 0u) {
+    for (var t = 0u; t < 4u; t++) {
+      if (c0 + t < params.channels) { g_beta[c0 + t] = total[t]; }
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Layer parameters: validation of tensors or arrays given by the caller, and their upload.
+ */
+import type { Engine } from '../engine';
+import { NonFiniteError, ShapeError } from '../errors';
+import { Tensor } from '../tensor';
+
+/** A parameter as a caller gives it: a tensor used in place, or values to upload. */
+export type ParamValue = Tensor | Float32Array | number[];
+
+/** Validates a parameter (usable tensor, or finite values of the right count) without uploading it. */
+export function checkParam(engine: Engine, value: ParamValue, name: string, shape: number[]): ParamValue {
+  if (value instanceof Tensor) {
+    value.assertUsable(engine, name);
+    if (value.shape.join() !== shape.join()) {
+      throw new ShapeError(name, `must have shape [${shape.join(', ')}], got [${value.shape.join(', ')}]`);
+    }
+    return value;
+  }
+  if (!(value instanceof Float32Array) && !Array.isArray(value)) {
+    throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (value.length !== size) throw new ShapeError(name, `must have ${size} values (shape [${shape.join(', ')}]), got ${value.length}`);
+  for (let i = 0; i < value.length; i++) {
+    if (!Number.isFinite(value[i])) throw new NonFiniteError(name, `value ${value[i]} at index ${i} is not finite`);
+  }
+  engine.assertFits(size * 4, name);
+  return value;
+}
+
+export function upload(engine: Engine, value: ParamValue, shape: number[]): Tensor {
+  return value instanceof Tensor ? value : engine.tensor(value, shape);
+}
+
+
+/** Validates and uploads (unless already a tensor) a parameter of `shape`. */
+export function param(engine: Engine, value: ParamValue | undefined, name: string, shape: number[]): Tensor {
+  if (value === undefined) throw new ShapeError(name, 'is required');
+  return upload(engine, checkParam(engine, value, name, shape), shape);
+}

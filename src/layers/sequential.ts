@@ -1,0 +1,190 @@
+/**
+ * `sequential(...stages)`: an implicit layer made of stages applied in order,
+ * `f(u, Qd) = s_n(… s_2(s_1(u)) …)`, where stages may read Qd (`add(Qd)`). It is an
+ * ImplicitLayer like the tanh block: every solver and jfb/gdeq/ift take it.
+ *
+ * Forward: each stage writes into a scratch row buffer that the next one reads (the last writes
+ * the layer's output). Adjoint: the forward is recomputed into those buffers (with the same gate,
+ * so a dropout stage applies the same mask), then the stages' adjoints run last to first,
+ * passing ȳ between two scratch buffers; ∂Qd is summed over the stages that read Qd.
+ */
+import type { Engine } from '../engine';
+import { EngineMismatchError, OptionError, ShapeError } from '../errors';
+import type { BufferRegion } from '../gpu/kernel';
+import type { Tensor } from '../tensor';
+import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
+import type { QdGradient, Stage, StageKernels } from './stage';
+import { VectorOps } from './stages/common';
+
+/** Leading options of {@link sequential}, for layers whose stages fix neither size nor engine. */
+export interface SequentialOptions {
+  /** The state's row size d; default: the input size of the first stage that fixes one. */
+  featureSize?: number;
+  /** The engine; default: the engine of the stages' parameters. */
+  engine?: Engine;
+}
+
+interface Bound {
+  stage: Stage;
+  kernels: StageKernels;
+  inputSize: number;
+}
+
+/** Per-batch scratch: activations x_1 … x_n, and two ȳ buffers for the backward sweep. */
+interface Scratch {
+  activations: GPUBuffer[];
+  gradients: [GPUBuffer, GPUBuffer];
+}
+
+function isStage(value: unknown): value is Stage {
+  return typeof value === 'object' && value !== null && typeof (value as Stage).instantiate === 'function';
+}
+
+/** A chain of stages as an {@link ImplicitLayer}; build it with {@link sequential}. */
+export class Sequential implements ImplicitLayer {
+  readonly featureSize: number;
+  /** Every stage's parameters, named `"<stage index>.<name>"` (e.g. `"0.weight"`). */
+  readonly params: Readonly<Record<string, Tensor>>;
+  readonly stages: readonly Stage[];
+  private readonly bound: Bound[];
+  private vector?: VectorOps;
+  private readonly scratch = new Map<number, Scratch>();
+
+  /** @internal Use {@link sequential}. */
+  constructor(
+    readonly engine: Engine,
+    featureSize: number,
+    stages: readonly Stage[],
+  ) {
+    this.featureSize = featureSize;
+    this.stages = Object.freeze([...stages]);
+    const params: Record<string, Tensor> = {};
+    this.bound = [];
+    let size = featureSize;
+    stages.forEach((stage, index) => {
+      const argument = `stages[${index}]`;
+      if (stage.inputSize !== undefined && stage.inputSize !== size) {
+        throw new ShapeError(argument, `${stage.kind} takes rows of ${stage.inputSize} values but gets rows of ${size}`);
+      }
+      if (stage.readsQd && size !== featureSize) {
+        throw new ShapeError(argument, `${stage.kind} reads Qd (rows of ${featureSize}) but gets rows of ${size}`);
+      }
+      const kernels = stage.instantiate(engine, size, index);
+      this.bound.push({ stage, kernels, inputSize: size });
+      for (const [name, tensor] of Object.entries(stage.params)) params[`${index}.${name}`] = tensor;
+      size = kernels.outputSize;
+    });
+    if (size !== featureSize) {
+      throw new ShapeError('stages', `the last stage gives rows of ${size} values; an implicit layer must map the state (rows of ${featureSize}) to its own size`);
+    }
+    this.params = Object.freeze(params);
+  }
+
+  async prepare(batch: number): Promise<void> {
+    this.engine.assertAlive('sequential');
+    this.vector ??= await VectorOps.create(this.engine);
+    for (const { kernels } of this.bound) await kernels.prepare(batch);
+    if (this.scratch.has(batch)) return;
+    const rowBytes = this.bound.map((b) => b.kernels.outputSize * batch * 4);
+    const largest = Math.max(...rowBytes, this.featureSize * batch * 4);
+    this.engine.assertFits(largest, 'Qd');
+    this.scratch.set(batch, {
+      activations: rowBytes.map((bytes) => this.engine.allocate(bytes, 'Qd')),
+      gradients: [this.engine.allocate(largest, 'Qd'), this.engine.allocate(largest, 'Qd')],
+    });
+  }
+
+  private prepared(batch: number): { scratch: Scratch; vector: VectorOps } {
+    const scratch = this.scratch.get(batch);
+    if (!scratch || !this.vector) throw new Error(`sequential: prepare(${batch}) must run before encoding`);
+    return { scratch, vector: this.vector };
+  }
+
+  encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
+    const { activations } = this.prepared(batch).scratch;
+    const last = this.bound.length - 1;
+    this.bound.forEach(({ kernels }, i) => {
+      const input = i === 0 ? io.input : activations[i - 1];
+      const output = i === last ? io.output : activations[i];
+      kernels.encodeForward(pass, { input, output, Qd: io.Qd, gate: io.gate }, batch);
+    });
+  }
+
+  encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void {
+    const { scratch, vector } = this.prepared(batch);
+    const { activations, gradients } = scratch;
+    const inputOf = (i: number): BufferRegion => (i === 0 ? io.input : activations[i - 1]);
+    this.bound.forEach(({ kernels }, i) => {
+      kernels.encodeForward(pass, { input: inputOf(i), output: activations[i], Qd: io.Qd, gate: io.gate }, batch);
+    });
+    let gradOutput: BufferRegion = io.gradOutput;
+    let qdWritten = false;
+    for (let i = this.bound.length - 1; i >= 0; i--) {
+      const { stage, kernels } = this.bound[i];
+      const gradInput = i === 0 ? io.gradInput : gradients[i % 2];
+      const gradParams: Record<string, GPUBuffer> = {};
+      for (const name of Object.keys(stage.params)) {
+        const buffer = io.gradParams?.[`${i}.${name}`];
+        if (buffer) gradParams[name] = buffer;
+      }
+      const gradQd: QdGradient | undefined = io.gradQd && stage.readsQd ? { region: io.gradQd, accumulate: qdWritten } : undefined;
+      kernels.encodeAdjoint(pass, { input: inputOf(i), output: activations[i], Qd: io.Qd, gradOutput, gradInput, gradQd, gradParams, gate: io.gate }, batch);
+      qdWritten ||= gradQd !== undefined;
+      if (gradInput) gradOutput = gradInput;
+    }
+    const n = batch * this.featureSize;
+    if (io.gradQd && !qdWritten) vector.zero(pass, io.gate, io.gradQd, n);
+    if (io.gradInput && io.gradInputAdd) vector.copy(pass, io.gate, io.gradInputAdd, io.gradInput, n, true);
+  }
+
+  /** Gives the layer's scratch buffers back to the engine (its parameters stay). */
+  dispose(): void {
+    for (const { activations, gradients } of this.scratch.values()) {
+      for (const buffer of [...activations, ...gradients]) this.engine.releaseBuffer(buffer);
+    }
+    this.scratch.clear();
+  }
+}
+
+/**
+ * Chains stages into an implicit layer `f(u, Qd) = s_n(… s_1(u) …)`, e.g. an MDEQ-style cell
+ * `sequential(conv2d(engine, …), groupNorm(engine, …), relu(), add(Qd))`. The state's row size d
+ * is the first stage's input size (or `options.featureSize`), and the last stage must give rows
+ * of d again. Parameters are exposed (and their gradients returned) as `"<index>.<name>"`.
+ * Optional leading {@link SequentialOptions} give d and the engine when no stage fixes them
+ * (e.g. `sequential({ engine, featureSize: 8 }, add(Qd), tanh())`).
+ *
+ * @throws OptionError (`'stages'`: none given, or no engine/size can be found; `'stages[i]'`: not a
+ * stage), EngineMismatchError (`'stages[i]'`: parameters on another engine), ShapeError
+ * (`'stages[i]'`: a stage cannot take the rows it gets; `'stages'`: the last stage does not give
+ * rows of d; `'options.featureSize'`), DeviceLostError.
+ */
+export function sequential(...args: (Stage | SequentialOptions)[]): Sequential {
+  const first = args[0];
+  const options: SequentialOptions = first !== undefined && !isStage(first) ? first : {};
+  const stages = isStage(first) ? args : args.slice(1);
+  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { featureSize?, engine? }');
+  for (const key of Object.keys(options)) {
+    if (key !== 'featureSize' && key !== 'engine') throw new OptionError(`options.${key}`, 'unknown option (known: featureSize, engine)');
+  }
+  if (stages.length === 0) throw new OptionError('stages', 'sequential() needs at least one stage');
+  stages.forEach((stage, i) => {
+    if (!isStage(stage)) throw new OptionError(`stages[${i}]`, 'is not a stage (conv2d, linear, relu, add(Qd), …)');
+  });
+  const checked = stages as Stage[];
+  let engine = options.engine;
+  checked.forEach((stage, i) => {
+    if (stage.engine === undefined) return;
+    if (engine !== undefined && stage.engine !== engine) throw new EngineMismatchError(`stages[${i}]`, 'has parameters on another engine');
+    engine ??= stage.engine;
+  });
+  if (engine === undefined) throw new OptionError('stages', 'no stage has parameters: pass { engine, featureSize } as the first argument');
+  engine.assertAlive('sequential');
+  for (const [i, stage] of checked.entries()) {
+    for (const [name, tensor] of Object.entries(stage.params)) tensor.assertUsable(engine, `stages[${i}].${name}`);
+  }
+  const featureSize = options.featureSize ?? checked.find((s) => s.inputSize !== undefined)?.inputSize;
+  if (featureSize === undefined) throw new OptionError('stages', 'no stage fixes the row size: pass { featureSize } as the first argument');
+  if (!Number.isInteger(featureSize) || featureSize < 1) throw new ShapeError('options.featureSize', `must be a positive integer, got ${featureSize}`);
+  return new Sequential(engine, featureSize, checked);
+}

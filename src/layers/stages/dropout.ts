@@ -1,0 +1,70 @@
+/**
+ * The `dropout` stage: inverted dropout with masks from the solve's key and evaluation index
+ * (shaders/stages/dropout.wgsl), none in inference mode.
+ */
+import type { Engine } from '../../engine';
+import { OptionError } from '../../errors';
+import type { Kernel } from '../../gpu/kernel';
+import { SHADERS } from '../../gpu/shaders';
+import { checkDropout, dropoutParams, type DropoutOptions } from '../dropout';
+import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
+import { gridGroups } from './common';
+
+class DropoutKernels implements StageKernels {
+  private kernels?: { forward: Kernel; adjoint: Kernel };
+  constructor(
+    private readonly engine: Engine,
+    readonly outputSize: number,
+    /** The kernels' params apart from n. */
+    private readonly uniforms: Record<string, number>,
+  ) {}
+
+  async prepare(): Promise<void> {
+    const { engine } = this;
+    this.kernels ??= {
+      forward: await engine.kernel('stageDropout', SHADERS.stageDropout, 'forward_main'),
+      adjoint: await engine.kernel('stageDropoutAdjoint', SHADERS.stageDropout, 'adjoint_main'),
+    };
+  }
+
+  private prepared(): NonNullable<DropoutKernels['kernels']> {
+    if (!this.kernels) throw new Error('dropout stage: prepare() must run before encoding');
+    return this.kernels;
+  }
+
+  encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
+    const { forward } = this.prepared();
+    const n = batch * this.outputSize;
+    const params = this.engine.params(forward, { n, ...this.uniforms });
+    forward.dispatch(pass, forward.bind({ gate: io.gate, params, x_in: io.input, y_out: io.output }), gridGroups(this.engine, n));
+  }
+
+  encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
+    if (!io.gradInput) return;
+    const { adjoint } = this.prepared();
+    const n = batch * this.outputSize;
+    const params = this.engine.params(adjoint, { n, ...this.uniforms });
+    adjoint.dispatch(pass, adjoint.bind({ gate: io.gate, params, g_out: io.gradOutput, g_in: io.gradInput }), gridGroups(this.engine, n));
+  }
+}
+
+/**
+ * Inverted dropout: in training mode each element is zeroed with probability `rate` and the kept
+ * ones are scaled by 1 / (1 − rate); with `inference: true` and outside a solve it is the identity.
+ * Masks follow the solve's `key` and evaluation index like the tanh block's (see
+ * {@link DropoutOptions}); the stage's index in its sequential layer is mixed into the key, so two
+ * dropout stages draw different masks.
+ *
+ * @throws OptionError (`'dropout'`, `'dropout.rate'`, `'dropout.noise'`).
+ */
+export function dropout(options: number | DropoutOptions): Stage {
+  if (options === undefined) throw new OptionError('dropout', 'needs a rate in [0, 1) or { rate, noise }');
+  const settings = checkDropout(options);
+  return Object.freeze({
+    kind: 'dropout',
+    params: Object.freeze({}),
+    readsQd: false,
+    instantiate: (engine: Engine, inputSize: number, index: number) =>
+      new DropoutKernels(engine, inputSize, { salt: index, ...dropoutParams(settings) }),
+  });
+}

@@ -1,0 +1,244 @@
+/**
+ * Normalisation stages: `groupNorm` over NHWC rows and `layerNorm` over whole rows, one kernel set
+ * (shaders/stages/norm.wgsl) parameterised by (rows, groups, channels, spatial): layer
+ * normalisation of a row of d features is group normalisation with one group of d channels at one
+ * spatial position.
+ */
+import type { Engine } from '../../engine';
+import { OptionError, ShapeError } from '../../errors';
+import type { Kernel } from '../../gpu/kernel';
+import { SHADERS } from '../../gpu/shaders';
+import { Tensor } from '../../tensor';
+import { checkParam, upload, type ParamValue } from '../params';
+import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
+import { checkBatch, workgroupGrid } from './workgroups';
+
+/** Options of {@link groupNorm}. */
+export interface GroupNormOptions {
+  /** Number of channel groups; must divide the channel count. */
+  groups: number;
+  /** Per-channel scale, shape [channels]; its length fixes the channel count. */
+  gamma: ParamValue;
+  /** Per-channel shift, shape [channels]. */
+  beta: ParamValue;
+  /** Added to the variance before the square root. Default 1e-5 (flax's and Equinox's GroupNorm). */
+  eps?: number;
+}
+
+/** Options of {@link layerNorm}. */
+export interface LayerNormOptions {
+  /** Per-feature scale, shape [features]; its length fixes the row size. */
+  gamma: ParamValue;
+  /** Per-feature shift, shape [features]. */
+  beta: ParamValue;
+  /** Added to the variance before the square root. Default 1e-5. */
+  eps?: number;
+}
+
+const DEFAULT_EPS = 1e-5;
+
+type NormKernelSet = { forward: Kernel; stats: Kernel; inputGrad: Kernel; gammaGrad: Kernel; betaGrad: Kernel };
+
+/** A group or layer normalisation stage (see {@link groupNorm}, {@link layerNorm}). */
+export class Norm implements Stage {
+  readonly readsQd = false;
+  /** gamma and beta, each [channels]. */
+  readonly params: Readonly<{ gamma: Tensor; beta: Tensor }>;
+  /** Channels per spatial position (layerNorm: the row size). */
+  readonly channels: number;
+  /** layerNorm fixes the row size to its feature count; groupNorm takes any multiple of channels. */
+  readonly inputSize?: number;
+
+  /** @internal Use {@link groupNorm} or {@link layerNorm}. */
+  constructor(
+    readonly kind: 'groupNorm' | 'layerNorm',
+    readonly engine: Engine,
+    readonly groups: number,
+    readonly eps: number,
+    gamma: Tensor,
+    beta: Tensor,
+  ) {
+    this.params = Object.freeze({ gamma, beta });
+    this.channels = gamma.size;
+    if (kind === 'layerNorm') this.inputSize = this.channels;
+  }
+
+  /** @internal Binds the stage for rows of `inputSize` floats, [spatial, channels] each. */
+  instantiate(engine: Engine, inputSize: number, index: number): StageKernels {
+    if (engine !== this.engine) throw new Error(`${this.kind} stage: engine mismatch (checked by sequential)`);
+    const { channels } = this;
+    if (this.kind === 'layerNorm' && inputSize !== channels) {
+      throw new ShapeError(`stages[${index}]`, `layerNorm with ${channels} features (gamma's length) cannot take rows of ${inputSize}`);
+    }
+    if (!Number.isInteger(inputSize) || inputSize < 1 || inputSize % channels !== 0) {
+      throw new ShapeError(`stages[${index}]`, `groupNorm over ${channels} channels needs a row size that is a multiple of ${channels} (NHWC), got ${inputSize}`);
+    }
+    return new NormKernels(this, inputSize / channels);
+  }
+}
+
+class NormKernels implements StageKernels {
+  private kernels?: NormKernelSet;
+  /** (μ, 1/σ) per (row, group), written and read within one adjoint; sized for `capacity` rows. */
+  private stats?: GPUBuffer;
+  private capacity = 0;
+  readonly outputSize: number;
+
+  constructor(
+    private readonly norm: Norm,
+    private readonly spatial: number,
+  ) {
+    this.outputSize = spatial * norm.channels;
+  }
+
+  async prepare(batch: number): Promise<void> {
+    checkBatch(batch);
+    const { engine, groups } = this.norm;
+    workgroupGrid(engine, batch * groups, 'Qd');
+    if (batch > this.capacity) {
+      const stats = engine.allocate(batch * groups * 2 * 4, 'Qd');
+      if (this.stats) engine.releaseBuffer(this.stats);
+      this.stats = stats;
+      this.capacity = batch;
+    }
+    if (this.kernels) return;
+    const [forward, stats, inputGrad, gammaGrad, betaGrad] = await Promise.all([
+      engine.kernel('stageNorm', SHADERS.stageNorm, 'forward_main'),
+      engine.kernel('stageNormStats', SHADERS.stageNorm, 'stats_main'),
+      engine.kernel('stageNormInputGrad', SHADERS.stageNorm, 'input_grad_main'),
+      engine.kernel('stageNormGammaGrad', SHADERS.stageNorm, 'gamma_grad_main'),
+      engine.kernel('stageNormBetaGrad', SHADERS.stageNorm, 'beta_grad_main'),
+    ]);
+    this.kernels = { forward, stats, inputGrad, gammaGrad, betaGrad };
+  }
+
+  private prepared(batch: number): { kernels: NormKernelSet; stats: GPUBuffer } {
+    if (!this.kernels || !this.stats) throw new Error(`${this.norm.kind} stage: prepare() must run before encoding`);
+    if (batch > this.capacity) throw new Error(`${this.norm.kind} stage: prepared for ${this.capacity} rows, asked for ${batch}`);
+    return { kernels: this.kernels, stats: this.stats };
+  }
+
+  private uniforms(kernel: Kernel, batch: number): GPUBuffer {
+    const { groups, channels, eps } = this.norm;
+    return this.norm.engine.params(kernel, { rows: batch, groups, channels, spatial: this.spatial, eps });
+  }
+
+  encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
+    const { forward } = this.prepared(batch).kernels;
+    const { engine, params, groups } = this.norm;
+    const group = forward.bind({
+      gate: io.gate,
+      params: this.uniforms(forward, batch),
+      x: io.input,
+      gamma: params.gamma.buffer,
+      beta: params.beta.buffer,
+      y: io.output,
+    });
+    forward.dispatch(pass, group, ...workgroupGrid(engine, batch * groups, 'Qd'));
+  }
+
+  encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
+    const { kernels, stats } = this.prepared(batch);
+    const { engine, params, groups, channels } = this.norm;
+    const gate = io.gate;
+    const perGroup = workgroupGrid(engine, batch * groups, 'Qd');
+    const perQuad = workgroupGrid(engine, Math.ceil(channels / 4), 'gamma');
+    const gradGamma = io.gradParams?.gamma;
+    const gradBeta = io.gradParams?.beta;
+    // input_grad_main saves the statistics gamma_grad_main reads; without ∂x, stats_main does.
+    if (io.gradInput) {
+      const k = kernels.inputGrad;
+      const group = k.bind({ gate, params: this.uniforms(k, batch), x: io.input, gamma: params.gamma.buffer, stats, g_out: io.gradOutput, g_in: io.gradInput });
+      k.dispatch(pass, group, ...perGroup);
+    } else if (gradGamma) {
+      const k = kernels.stats;
+      k.dispatch(pass, k.bind({ gate, params: this.uniforms(k, batch), x: io.input, stats }), ...perGroup);
+    }
+    if (gradGamma) {
+      const k = kernels.gammaGrad;
+      const group = k.bind({ gate, params: this.uniforms(k, batch), x: io.input, stats, g_out: io.gradOutput, g_gamma: gradGamma });
+      k.dispatch(pass, group, ...perQuad);
+    }
+    if (gradBeta) {
+      const k = kernels.betaGrad;
+      k.dispatch(pass, k.bind({ gate, params: this.uniforms(k, batch), g_out: io.gradOutput, g_beta: gradBeta }), ...perQuad);
+    }
+  }
+}
+
+function checkEps(eps: unknown): number {
+  if (eps === undefined) return DEFAULT_EPS;
+  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new OptionError('eps', `must be a finite number > 0, got ${String(eps)}`);
+  return eps;
+}
+
+/** The channel count fixed by gamma (its length), checked. */
+function channelsOf(gamma: ParamValue | undefined): number {
+  if (gamma === undefined) throw new ShapeError('gamma', 'is required');
+  let channels: number;
+  if (gamma instanceof Tensor) {
+    if (gamma.shape.length !== 1) throw new ShapeError('gamma', `must have shape [channels], got [${gamma.shape.join(', ')}]`);
+    channels = gamma.shape[0];
+  } else if (gamma instanceof Float32Array || Array.isArray(gamma)) {
+    channels = gamma.length;
+  } else {
+    throw new ShapeError('gamma', 'must be a Tensor, a Float32Array or a number[]');
+  }
+  if (channels < 1) throw new ShapeError('gamma', 'must not be empty');
+  return channels;
+}
+
+/** Validates gamma and beta ([channels] each), then uploads them. */
+function normParams(engine: Engine, gamma: ParamValue, beta: ParamValue | undefined, channels: number): [Tensor, Tensor] {
+  if (beta === undefined) throw new ShapeError('beta', 'is required');
+  // Both checked before either upload, so a failure leaves nothing allocated.
+  const g = checkParam(engine, gamma, 'gamma', [channels]);
+  const b = checkParam(engine, beta, 'beta', [channels]);
+  return [upload(engine, g, [channels]), upload(engine, b, [channels])];
+}
+
+/**
+ * Group normalisation over NHWC rows (as flax's / Equinox's GroupNorm): each batch row is
+ * [spatial, channels] row-major with channels = gamma's length, the row size any multiple of
+ * channels. Channels are split into `groups` consecutive groups; for each row and group, mean μ
+ * and biased variance σ² are taken over all spatial positions and the group's channels, and
+ * `y = (x − μ)/√(σ² + eps) · gamma[c] + beta[c]`. The adjoint computes ∂x, ∂gamma and ∂beta (sums in
+ * a fixed order: deterministic). Tensors are used in place; arrays are uploaded.
+ *
+ * @throws ShapeError (`'groups'`: not a positive integer or not dividing the channel count;
+ * `'gamma'`, `'beta'`: missing, wrong type, empty, or of different lengths), OptionError
+ * (`'eps'`: not a finite number > 0), NonFiniteError / DisposedError / EngineMismatchError
+ * (`'gamma'`, `'beta'`), DeviceLostError. Instantiated in a sequential layer at a row size that is
+ * not a multiple of the channel count: ShapeError naming `stages[index]`.
+ */
+export function groupNorm(engine: Engine, options: GroupNormOptions): Norm {
+  engine.assertAlive('groupNorm');
+  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { groups, gamma, beta, eps? }');
+  const { groups } = options;
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
+    throw new ShapeError('groups', `must be a positive integer, got ${String(groups)}`);
+  }
+  const eps = checkEps(options.eps);
+  const channels = channelsOf(options.gamma);
+  if (channels % groups !== 0) throw new ShapeError('groups', `${groups} groups do not divide ${channels} channels (gamma's length)`);
+  const [gamma, beta] = normParams(engine, options.gamma, options.beta, channels);
+  return new Norm('groupNorm', engine, groups, eps, gamma, beta);
+}
+
+/**
+ * Layer normalisation of each batch row over all its d features (d = gamma's length, which fixes
+ * the row size): `y = (x − μ)/√(σ² + eps) · gamma + beta` with the row's mean μ and biased
+ * variance σ² (as Equinox's LayerNorm). The same kernels as {@link groupNorm} with one group.
+ *
+ * @throws ShapeError (`'gamma'`, `'beta'`), OptionError (`'eps'`), NonFiniteError / DisposedError /
+ * EngineMismatchError (`'gamma'`, `'beta'`), DeviceLostError. Instantiated in a sequential layer
+ * at a row size other than d: ShapeError naming `stages[index]`.
+ */
+export function layerNorm(engine: Engine, options: LayerNormOptions): Norm {
+  engine.assertAlive('layerNorm');
+  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { gamma, beta, eps? }');
+  const eps = checkEps(options.eps);
+  const channels = channelsOf(options.gamma);
+  const [gamma, beta] = normParams(engine, options.gamma, options.beta, channels);
+  return new Norm('layerNorm', engine, 1, eps, gamma, beta);
+}

@@ -1,0 +1,85 @@
+// Running one forward or adjoint of an ImplicitLayer outside a solve, for the layer tests.
+import { expect } from 'vitest';
+import type { AnchoraxError, Engine, ImplicitLayer } from '../../src';
+
+/** A gate buffer with the given words [skip, evaluation index, key, noise on]. */
+export function gateBuffer(engine: Engine, words: [number, number, number, number]): GPUBuffer {
+  const buffer = engine.allocate(16, 'gate');
+  engine.device.queue.writeBuffer(buffer, 0, Uint32Array.from(words));
+  return buffer;
+}
+
+function upload(engine: Engine, values: ArrayLike<number>): GPUBuffer {
+  return engine.tensor(Float32Array.from(values), [values.length]).buffer;
+}
+
+/** Encodes into one compute pass and submits. */
+export function submit(engine: Engine, encode: (pass: GPUComputePassEncoder) => void): void {
+  const encoder = engine.device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  encode(pass);
+  pass.end();
+  engine.device.queue.submit([encoder.finish()]);
+}
+
+/** f(u, Qd) for `batch` rows, read back. */
+export async function layerForward(layer: ImplicitLayer, u: ArrayLike<number>, qd: ArrayLike<number>, batch: number, gate?: GPUBuffer): Promise<Float32Array> {
+  const { engine } = layer;
+  await layer.prepare(batch);
+  const output = upload(engine, new Float32Array(u.length).fill(7)); // junk the layer must overwrite
+  submit(engine, (pass) =>
+    layer.encodeForward(pass, { input: upload(engine, u), output, Qd: upload(engine, qd), gate: gate ?? engine.openGate() }, batch),
+  );
+  return engine.readBuffer(output, u.length * 4);
+}
+
+export interface LayerGrads {
+  du: Float32Array;
+  dQd: Float32Array;
+  dParams: Record<string, Float32Array>;
+}
+
+/** The VJP with cotangent g (and `gradInputAdd` when given), every output asked for, read back. */
+export async function layerAdjoint(
+  layer: ImplicitLayer,
+  u: ArrayLike<number>,
+  qd: ArrayLike<number>,
+  g: ArrayLike<number>,
+  batch: number,
+  options: { gate?: GPUBuffer; add?: ArrayLike<number> } = {},
+): Promise<LayerGrads> {
+  const { engine } = layer;
+  await layer.prepare(batch);
+  const junk = (n: number) => upload(engine, new Float32Array(n).fill(7));
+  const gradInput = junk(u.length);
+  const gradQd = junk(u.length);
+  const gradParams: Record<string, GPUBuffer> = {};
+  for (const [name, p] of Object.entries(layer.params)) gradParams[name] = junk(p.size);
+  submit(engine, (pass) =>
+    layer.encodeAdjoint(pass, {
+      input: upload(engine, u),
+      Qd: upload(engine, qd),
+      gradOutput: upload(engine, g),
+      gradInput,
+      gradInputAdd: options.add ? upload(engine, options.add) : undefined,
+      gradQd,
+      gradParams,
+      gate: options.gate ?? engine.openGate(),
+    }, batch),
+  );
+  const dParams: Record<string, Float32Array> = {};
+  for (const [name, p] of Object.entries(layer.params)) dParams[name] = await engine.readBuffer(gradParams[name], p.size * 4);
+  return { du: await engine.readBuffer(gradInput, u.length * 4), dQd: await engine.readBuffer(gradQd, u.length * 4), dParams };
+}
+
+/** Expects `fn` to throw a `type` error naming `argument`. */
+export function expectError(fn: () => unknown, type: typeof AnchoraxError, argument: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(type);
+  expect((caught as AnchoraxError).argument).toBe(argument);
+}
