@@ -148,7 +148,7 @@ export class Sequential implements ImplicitLayer {
 
 /**
  * Chains stages into an implicit layer `f(u, Qd) = s_n(… s_1(u) …)`, e.g. an MDEQ-style cell
- * `sequential(conv2d(engine, …), groupNorm(engine, …), relu(), add(Qd))`. The state's row size d
+ * `sequential(conv2d(engine, …), add(Qd), groupNorm(engine, …), relu())`. The state's row size d
  * is the first stage's input size (or `options.featureSize`), and the last stage must give rows
  * of d again. Parameters are exposed (and their gradients returned) as `"<index>.<name>"`.
  * Optional leading {@link SequentialOptions} give d and the engine when no stage fixes them
