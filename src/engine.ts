@@ -164,6 +164,15 @@ export class Engine {
 
   // ---- internal (used by layers and solvers; not part of the public API) ----
 
+  /**
+   * @internal Whether the device is a CPU implementation of WebGPU (SwiftShader, or the browser's
+   * fallback adapter): kernels that pick their shape for a GPU pick differently there.
+   */
+  get cpuAdapter(): boolean {
+    const info = this.device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+    return info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
+  }
+
   /** @internal Throws DeviceLostError if the device is gone. */
   assertAlive(what: string): void {
     if (this.lostReason !== null) throw new DeviceLostError(what, `the GPU device was lost (${this.lostReason})`);

@@ -29,7 +29,9 @@ export interface TanhBlockParams {
    * workgroup. `'split-k'`: the sum over k cut into chunks computed by separate workgroups and
    * combined by a second kernel — fills a GPU when few rows leave the tiled kernel with too few
    * workgroups. `'matmul'`: 64 × 64 register-tiled, for many rows. `'auto'` (default) picks
-   * split-k for few workgroups, matmul from 32 rows, tiled otherwise.
+   * split-k for few workgroups, matmul from 32 rows, tiled otherwise — and always tiled on a CPU
+   * adapter (SwiftShader), which runs a workgroup on one thread: there a 64 × 64 matmul tile is
+   * one thread's work and split-k only adds a pass (measured ≈ 2× slower at d = 64, 64 rows).
    */
   forwardKernel?: ForwardKernelChoice;
 }
@@ -164,16 +166,22 @@ export class TanhBlock implements ImplicitLayer {
 
   /** Whether the register-tiled 64 × 64 kernels compute the product for `batch` rows. */
   private usesMatmul(batch: number): boolean {
-    return this.forwardKernel === 'matmul' || (this.forwardKernel === 'auto' && batch >= MATMUL_FROM_ROWS);
+    return this.kernelChoice === 'matmul' || (this.kernelChoice === 'auto' && batch >= MATMUL_FROM_ROWS);
+  }
+
+  /** The forward kernel choice with 'auto' resolved to 'tiled' on a CPU adapter. */
+  private get kernelChoice(): ForwardKernelChoice {
+    return this.forwardKernel === 'auto' && this.engine.cpuAdapter ? 'tiled' : this.forwardKernel;
   }
 
   /** Chunks of k of the split-k forward for `batch` rows (1 = the tiled kernel alone). */
   private splits(batch: number): number {
     const d = this.featureSize;
-    if (this.forwardKernel === 'tiled' || this.forwardKernel === 'matmul') return 1;
+    const choice = this.kernelChoice;
+    if (choice === 'tiled' || choice === 'matmul') return 1;
     const groups = Math.ceil(d / COLS_PER_GROUP) * Math.ceil(batch / ROWS_PER_GROUP);
     const most = Math.max(1, Math.floor(d / MIN_CHUNK));
-    if (this.forwardKernel === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return 1;
+    if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return 1;
     // Equal chunks: the count is ceil(d / chunk), which may be below the wished-for number.
     const wished = Math.min(most, Math.max(2, Math.ceil(SPLIT_TARGET_GROUPS / groups)));
     return Math.ceil(d / Math.ceil(d / wished));
