@@ -81,6 +81,7 @@ describe('activation stages', () => {
   const d = 13;
   it.each([
     ['tanh', 1],
+    ['relu', 1],
     ['relu', 3],
     ['gelu', 1],
     ['gelu', 3],
@@ -115,12 +116,14 @@ describe('sequential(linear, add(Qd), tanh()) is the tanh block', () => {
     expect(f.featureSize).toBe(d);
   });
 
-  it('forward, ∂u, ∂Qd, ∂W, ∂b and gradInputAdd equal refBlockForward / refBlockVjp', async () => {
+  it.each([1, batch])('batch %i: forward, ∂u, ∂Qd, ∂W, ∂b and gradInputAdd equal refBlockForward / refBlockVjp', async (rows) => {
     const f = make();
-    expect(maxAbsDiff(await layerForward(f, u, qd, batch), refBlockForward(block, u, qd))).toBeLessThan(1e-5);
-    const expected = refBlockVjp(block, u, qd, g);
-    const grads = await layerAdjoint(f, u, qd, g, batch, { add: extra });
-    expect(maxAbsDiff(grads.du, expected.u.map((v, i) => v + extra[i]))).toBeLessThan(1e-5);
+    const n = rows * d;
+    const [uu, qq, gg, ee] = [u.slice(0, n), qd.slice(0, n), g.slice(0, n), extra.slice(0, n)];
+    expect(maxAbsDiff(await layerForward(f, uu, qq, rows), refBlockForward(block, uu, qq))).toBeLessThan(1e-5);
+    const expected = refBlockVjp(block, uu, qq, gg);
+    const grads = await layerAdjoint(f, uu, qq, gg, rows, { add: ee });
+    expect(maxAbsDiff(grads.du, expected.u.map((v, i) => v + ee[i]))).toBeLessThan(1e-5);
     expect(maxAbsDiff(grads.dQd, expected.Qd)).toBeLessThan(1e-5);
     expect(maxAbsDiff(grads.dParams['0.W'], expected.w)).toBeLessThan(1e-5);
     expect(maxAbsDiff(grads.dParams['0.b'], expected.b)).toBeLessThan(1e-5);
@@ -248,22 +251,24 @@ describe('dropout stage', () => {
   const d = 11;
   const batch = 3;
   const random = rng(31);
-  const u = f32(randomArray(random, batch * d, 1));
-  const qd = f32(randomArray(random, batch * d, 1));
-  const g = f32(randomArray(random, batch * d, 1));
+  const uAll = f32(randomArray(random, batch * d, 1));
+  const qdAll = f32(randomArray(random, batch * d, 1));
+  const gAll = f32(randomArray(random, batch * d, 1));
 
-  it('training mode: the mask of (key xor stage index, evaluation index); the adjoint applies it; inference: identity', async () => {
+  it.each([1, batch])('batch %i, training mode: the mask of (key xor stage index, evaluation index); the adjoint applies it; inference: identity', async (rows) => {
     const f = sequential({ engine, featureSize: d }, tanh(), dropout({ rate: 0.4 }));
+    const n = rows * d;
+    const [u, qd, g] = [uAll.slice(0, n), qdAll.slice(0, n), gAll.slice(0, n)];
     const key = 1234;
     const evalIndex = 5;
-    const factors = refDropoutStageFactors({ rate: 0.4, noise: 'per-iteration' }, key, 1, evalIndex, batch * d);
+    const factors = refDropoutStageFactors({ rate: 0.4, noise: 'per-iteration' }, key, 1, evalIndex, n);
     expect(factors.some((v) => v === 0) && factors.some((v) => v > 1)).toBe(true);
     const gate = gateBuffer(engine, [0, evalIndex, key, 1]);
     const y = refActivation('tanh', u);
-    expect(maxAbsDiff(await layerForward(f, u, qd, batch, gate), y.map((v, i) => v * factors[i]))).toBeLessThan(1e-6);
-    const grads = await layerAdjoint(f, u, qd, g, batch, { gate });
+    expect(maxAbsDiff(await layerForward(f, u, qd, rows, gate), y.map((v, i) => v * factors[i]))).toBeLessThan(1e-6);
+    const grads = await layerAdjoint(f, u, qd, g, rows, { gate });
     expect(maxAbsDiff(grads.du, refActivationVjp('tanh', u, g.map((v, i) => v * factors[i])))).toBeLessThan(1e-6);
-    expect(maxAbsDiff(await layerForward(f, u, qd, batch), y)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(await layerForward(f, u, qd, rows), y)).toBeLessThan(1e-6);
   });
 
   it('gradcheck in training mode: the adjoint applies the forward’s mask', async () => {
