@@ -4,7 +4,9 @@
 // registers. Per step of 16 k, the 64 × 16 slice of u and the 16 × 64 slice of w are staged in
 // workgroup memory (both loaded coalesced), so every w value fetched serves 64 rows (the 4-row
 // tiled kernel re-reads w once per 4 rows).
-// The including kernel declares `params` (with d, batch), `u` and `w`.
+// The including kernel declares `params` (with d, batch), `u` and `w`; the entry point `main`
+// writes each value of the tile through lib/block_io.wgsl's block_emit.
+// Dispatch: (ceil(d / 64), ceil(batch / 64)).
 
 const TILE: u32 = 64u;
 const STEP_K: u32 = 16u;
@@ -48,4 +50,21 @@ fn mm_tile(group: vec3u, local: vec3u, lid: u32) -> array<vec4<f32>, 4> {
     workgroupBarrier();
   }
   return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) local: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  let accs = mm_tile(group, local, lid);
+  let dropout = dropout_active();
+  let stream_key = block_noise_key(dropout);
+  for (var a = 0u; a < 4u; a++) {
+    let r = group.y * TILE + local.y * 4u + a;
+    if (r >= params.batch) { break; }
+    for (var c = 0u; c < 4u; c++) {
+      let j = group.x * TILE + local.x * 4u + c;
+      if (j < params.d) { block_emit(accs[a][c], r * params.d + j, j, dropout, stream_key); }
+    }
+  }
 }

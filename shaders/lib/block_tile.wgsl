@@ -3,7 +3,9 @@
 // A workgroup of 64 threads covers 64 columns; the u rows of the tile are staged in workgroup
 // memory TILE_K columns at a time, and every thread streams one column of w (coalesced across
 // the workgroup), reusing each w value for ROWS rows.
-// The including kernel declares `params` (with d, batch), `u` and `w`.
+// The including kernel declares `params` (with d, batch), `u` and `w`; the entry point `main`
+// writes each value of the tile through lib/block_io.wgsl's block_emit.
+// Dispatch: (ceil(d / 64), ceil(batch / 4)): one 4 × 64 output tile per workgroup.
 
 const COLS: u32 = 64u;
 const ROWS: u32 = 4u;
@@ -33,4 +35,19 @@ fn tile_matmul(lid: u32, j: u32, r0: u32) -> vec4<f32> {
     workgroupBarrier();
   }
   return acc;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  let j = group.x * COLS + lid;
+  let r0 = group.y * ROWS;
+  let acc = tile_matmul(lid, j, r0);
+  if (j >= params.d) { return; }
+  let dropout = dropout_active();
+  let stream_key = block_noise_key(dropout);
+  for (var t = 0u; t < ROWS; t++) {
+    let r = r0 + t;
+    if (r < params.batch) { block_emit(acc[t], r * params.d + j, j, dropout, stream_key); }
+  }
 }

@@ -58,6 +58,16 @@ fn group_stats(k: u32, lid: u32) -> vec2<f32> {
   return vec2<f32>(mean, inverseSqrt(variance + params.eps));
 }
 
+// group_stats(k), also stored in stats[2k], stats[2k + 1] for gamma_grad_main.
+fn saved_group_stats(k: u32, lid: u32) -> vec2<f32> {
+  let st = group_stats(k, lid);
+  if (lid == 0u) {
+    stats[2u * k] = st.x;
+    stats[2u * k + 1u] = st.y;
+  }
+  return st;
+}
+
 @compute @workgroup_size(REDUCE_SIZE)
 fn forward_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
                 @builtin(num_workgroups) groups: vec3u) {
@@ -79,11 +89,7 @@ fn stats_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index
   if (gate_closed(lid)) { return; }
   let k = group_index(wid, groups);
   if (k >= params.rows * params.groups) { return; }
-  let st = group_stats(k, lid);
-  if (lid == 0u) {
-    stats[2u * k] = st.x;
-    stats[2u * k + 1u] = st.y;
-  }
+  saved_group_stats(k, lid);
 }
 
 @compute @workgroup_size(REDUCE_SIZE)
@@ -92,12 +98,8 @@ fn input_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
   if (gate_closed(lid)) { return; }
   let k = group_index(wid, groups);
   if (k >= params.rows * params.groups) { return; }
-  let st = group_stats(k, lid);
   // Saved for gamma_grad_main, encoded after this in the same adjoint.
-  if (lid == 0u) {
-    stats[2u * k] = st.x;
-    stats[2u * k + 1u] = st.y;
-  }
+  let st = saved_group_stats(k, lid);
   let m = params.spatial * group_channels();
   var acc = vec4<f32>(0.0);
   for (var i = lid; i < m; i += REDUCE_SIZE) {

@@ -14,8 +14,6 @@ import blockTile from '../../shaders/lib/block_tile.wgsl?raw';
 import blockForward from '../../shaders/block_forward.wgsl?raw';
 import blockDelta from '../../shaders/block_delta.wgsl?raw';
 import blockMm from '../../shaders/lib/block_mm.wgsl?raw';
-import blockForwardMm from '../../shaders/block_forward_mm.wgsl?raw';
-import blockDeltaMm from '../../shaders/block_delta_mm.wgsl?raw';
 import blockPartial from '../../shaders/block_partial.wgsl?raw';
 import blockCombine from '../../shaders/block_combine.wgsl?raw';
 import blockParamGrads from '../../shaders/block_param_grads.wgsl?raw';
@@ -73,8 +71,8 @@ export const CUSTOM_LAYER_WGSL = { head: compose(gate, rng, grid, customLayer), 
 export const SHADERS = {
   blockForward: compose(gate, rng, dropout, activations, blockIo, blockTile, blockForward),
   blockDelta: compose(gate, rng, dropout, activations, blockIo, blockTile, blockDelta),
-  blockForwardMm: compose(gate, rng, dropout, activations, blockIo, blockMm, blockForwardMm),
-  blockDeltaMm: compose(gate, rng, dropout, activations, blockIo, blockMm, blockDeltaMm),
+  blockForwardMm: compose(gate, rng, dropout, activations, blockIo, blockMm, blockForward),
+  blockDeltaMm: compose(gate, rng, dropout, activations, blockIo, blockMm, blockDelta),
   blockPartial: compose(gate, blockPartial),
   blockCombine: compose(gate, rng, dropout, activations, blockCombine),
   blockParamGrads: compose(gate, blockParamGrads),
