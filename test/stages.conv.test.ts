@@ -117,7 +117,6 @@ describe('GPU conv2d stage', () => {
       k.encodeForward(pass, { input: xT.buffer, output: y.buffer, Qd: xT.buffer, gate }, batch);
       k.encodeAdjoint(pass, {
         input: xT.buffer,
-        output: y.buffer,
         Qd: xT.buffer,
         gradOutput: dyT.buffer,
         gradInput: dx.buffer,
@@ -189,7 +188,6 @@ describe('GPU conv2d stage', () => {
       k.encodeForward(pass, { input: xT.buffer, output: y.buffer, Qd: xT.buffer, gate: closed }, batch);
       k.encodeAdjoint(pass, {
         input: xT.buffer,
-        output: y.buffer,
         Qd: xT.buffer,
         gradOutput: dyT.buffer,
         gradInput: dx.buffer,

@@ -75,7 +75,6 @@ async function runStage(stage: Stage, rowSize: number, batch: number, x: Float64
     k.encodeForward(pass, { input: xT.buffer, output: y.buffer, Qd: xT.buffer, gate }, batch);
     k.encodeAdjoint(pass, {
       input: xT.buffer,
-      output: y.buffer,
       Qd: xT.buffer,
       gradOutput: dyT.buffer,
       gradInput: dx.buffer,
@@ -169,7 +168,7 @@ describe('GPU groupNorm stage', () => {
     const gate = engine.openGate();
     submit((pass) => {
       k.encodeForward(pass, { input: xT.buffer, output: y.buffer, Qd: xT.buffer, gate }, batch);
-      k.encodeAdjoint(pass, { input: xT.buffer, output: y.buffer, Qd: xT.buffer, gradOutput: dyT.buffer, gradParams: { gamma: dGamma.buffer }, gate }, batch);
+      k.encodeAdjoint(pass, { input: xT.buffer, Qd: xT.buffer, gradOutput: dyT.buffer, gradParams: { gamma: dGamma.buffer }, gate }, batch);
     });
     const norm: RefGroupNorm = { groups, gamma, beta, eps };
     expectClose(await y.read(), refGroupNormForward(norm, xs, batch));

@@ -4,8 +4,8 @@
  * ImplicitLayer like the tanh block: every solver and jfb/gdeq/ift take it.
  *
  * Forward: each stage writes into a scratch row buffer that the next one reads (the last writes
- * the layer's output). Adjoint: the forward is recomputed into those buffers (with the same gate,
- * so a dropout stage applies the same mask), then the stages' adjoints run last to first,
+ * the layer's output). Adjoint: the stages' inputs are recomputed into those buffers (with the
+ * same gate, so a dropout stage applies the same mask), then the stages' adjoints run last to first,
  * passing ȳ between two scratch buffers; ∂Qd is summed over the stages that read Qd.
  */
 import type { Engine } from '../engine';
@@ -30,7 +30,7 @@ interface Bound {
   inputSize: number;
 }
 
-/** Per-batch scratch: activations x_1 … x_n, and two ȳ buffers for the backward sweep. */
+/** Per-batch scratch: the inner activations x_1 … x_{n−1}, and two ȳ buffers for the backward sweep. */
 interface Scratch {
   activations: GPUBuffer[];
   gradients: [GPUBuffer, GPUBuffer];
@@ -85,7 +85,8 @@ export class Sequential implements ImplicitLayer {
     this.vector ??= await VectorOps.create(this.engine);
     for (const { kernels } of this.bound) await kernels.prepare(batch);
     if (this.scratch.has(batch)) return;
-    const rowBytes = this.bound.map((b) => b.kernels.outputSize * batch * 4);
+    // The last stage writes the layer's output; only the others need a buffer of their own.
+    const rowBytes = this.bound.slice(0, -1).map((b) => b.kernels.outputSize * batch * 4);
     const largest = Math.max(...rowBytes, this.featureSize * batch * 4);
     this.engine.assertFits(largest, 'Qd');
     this.scratch.set(batch, {
@@ -114,7 +115,8 @@ export class Sequential implements ImplicitLayer {
     const { scratch, vector } = this.prepared(batch);
     const { activations, gradients } = scratch;
     const inputOf = (i: number): BufferRegion => (i === 0 ? io.input : activations[i - 1]);
-    this.bound.forEach(({ kernels }, i) => {
+    // Each stage's adjoint needs its input: recompute the inner activations (not the last output).
+    this.bound.slice(0, -1).forEach(({ kernels }, i) => {
       kernels.encodeForward(pass, { input: inputOf(i), output: activations[i], Qd: io.Qd, gate: io.gate }, batch);
     });
     let gradOutput: BufferRegion = io.gradOutput;
@@ -128,7 +130,7 @@ export class Sequential implements ImplicitLayer {
         if (buffer) gradParams[name] = buffer;
       }
       const gradQd: QdGradient | undefined = io.gradQd && stage.readsQd ? { region: io.gradQd, accumulate: qdWritten } : undefined;
-      kernels.encodeAdjoint(pass, { input: inputOf(i), output: activations[i], Qd: io.Qd, gradOutput, gradInput, gradQd, gradParams, gate: io.gate }, batch);
+      kernels.encodeAdjoint(pass, { input: inputOf(i), Qd: io.Qd, gradOutput, gradInput, gradQd, gradParams, gate: io.gate }, batch);
       qdWritten ||= gradQd !== undefined;
       if (gradInput) gradOutput = gradInput;
     }

@@ -29,9 +29,8 @@ export interface QdGradient {
 
 /** Buffers of one stage vector-Jacobian product; each output is optional. */
 export interface StageAdjointIO {
+  /** The point of linearisation (stages recompute what they need of their output from it). */
   input: BufferRegion;
-  /** The stage's output at `input`, computed just before (normalisations and activations reuse it). */
-  output: BufferRegion;
   Qd: BufferRegion;
   /** ȳ, the cotangent of the output. */
   gradOutput: BufferRegion;
