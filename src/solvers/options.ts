@@ -4,6 +4,7 @@
  */
 import { OptionError } from '../errors';
 import { Tensor } from '../tensor';
+import { readBoolean, readChoice, readInteger, readNumber, readOptions } from '../validate';
 
 export type StopMode = 'abs' | 'rel';
 
@@ -80,74 +81,40 @@ export type SolverName = 'picard' | 'anderson' | 'broyden';
 
 export const MAX_WINDOW = 32;
 
-const KNOWN = new Set<string>([
+const KNOWN = [
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
   'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused',
-]);
-
-function fail(name: string, message: string): never {
-  throw new OptionError(`options.${name}`, message);
-}
-
-function number(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) fail(name, `must be a finite number, got ${String(value)}`);
-  return value;
-}
-
-function integer(value: unknown, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const v = number(value, name, fallback);
-  if (!Number.isInteger(v) || v < min || v > max) fail(name, `must be an integer in [${min}, ${max}], got ${v}`);
-  return v;
-}
-
-function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') fail(name, `must be true or false, got ${String(value)}`);
-  return value;
-}
+] as const;
 
 /**
  * Fills in defaults for `solver` and validates every option.
  * @throws OptionError naming `options` or `options.<name>`.
  */
 export function resolveOptions(solver: SolverName, options: SolverOptions | undefined): ResolvedOptions {
-  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
-    throw new OptionError('options', `must be an object, got ${Array.isArray(options) ? 'an array' : String(options)}`);
-  }
-  const o = (options ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!KNOWN.has(key)) fail(key, `unknown option (known: ${[...KNOWN].join(', ')})`);
-  }
-  const maxDepth = integer(o.maxDepth, 'maxDepth', solver === 'broyden' ? 50 : 100, 1);
-  const stopMode = o.stopMode ?? 'abs';
-  if (stopMode !== 'abs' && stopMode !== 'rel') fail('stopMode', `must be 'abs' or 'rel', got ${String(stopMode)}`);
-  let lbfgsThres = maxDepth;
-  if (o.lbfgsThres !== null) lbfgsThres = integer(o.lbfgsThres, 'lbfgsThres', 3, 1);
-  const reg = number(o.reg, 'reg', 1e-8);
-  if (reg < 0) fail('reg', `must be ≥ 0, got ${reg}`);
-  const mixingParam = number(o.mixingParam, 'mixingParam', 1);
-  if (mixingParam < 0 || mixingParam > 1) fail('mixingParam', `must lie in [0, 1], got ${mixingParam}`);
+  const o = readOptions(options, 'options', KNOWN);
+  const maxDepth = readInteger(o.maxDepth, 'options.maxDepth', solver === 'broyden' ? 50 : 100, 1);
+  const stopMode = readChoice<StopMode>(o.stopMode, 'options.stopMode', 'abs', ['abs', 'rel']);
+  const lbfgsThres = o.lbfgsThres === null ? maxDepth : readInteger(o.lbfgsThres, 'options.lbfgsThres', 3, 1);
   const u0 = o.u0;
-  if (u0 !== undefined && !(u0 instanceof Tensor)) fail('u0', 'must be a Tensor');
+  if (u0 !== undefined && !(u0 instanceof Tensor)) throw new OptionError('options.u0', 'must be a Tensor');
   return {
-    eps: number(o.eps, 'eps', 1e-3),
+    eps: readNumber(o.eps, 'options.eps', 1e-3),
     maxDepth,
     stopMode,
-    returnFinal: boolean(o.returnFinal, 'returnFinal', false),
-    returnB: boolean(o.returnB, 'returnB', false),
+    returnFinal: readBoolean(o.returnFinal, 'options.returnFinal', false),
+    returnB: readBoolean(o.returnB, 'options.returnB', false),
     lbfgsThres,
-    ls: boolean(o.ls, 'ls', false),
-    windowSize: integer(o.windowSize, 'windowSize', 2, 1, MAX_WINDOW),
-    reg,
-    mixingParam,
-    restarting: boolean(o.restarting, 'restarting', false),
+    ls: readBoolean(o.ls, 'options.ls', false),
+    windowSize: readInteger(o.windowSize, 'options.windowSize', 2, 1, MAX_WINDOW),
+    reg: readNumber(o.reg, 'options.reg', 1e-8, { min: 0 }),
+    mixingParam: readNumber(o.mixingParam, 'options.mixingParam', 1, { min: 0, max: 1 }),
+    restarting: readBoolean(o.restarting, 'options.restarting', false),
     u0: u0 as Tensor | undefined,
-    inference: boolean(o.inference, 'inference', false),
-    key: integer(o.key, 'key', 0, 0, 0xffffffff),
-    trace: boolean(o.trace, 'trace', false),
-    checkEvery: integer(o.checkEvery, 'checkEvery', 8, 1),
-    overlap: boolean(o.overlap, 'overlap', true),
-    fused: boolean(o.fused, 'fused', true),
+    inference: readBoolean(o.inference, 'options.inference', false),
+    key: readInteger(o.key, 'options.key', 0, 0, 0xffffffff),
+    trace: readBoolean(o.trace, 'options.trace', false),
+    checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1),
+    overlap: readBoolean(o.overlap, 'options.overlap', true),
+    fused: readBoolean(o.fused, 'options.fused', true),
   };
 }
