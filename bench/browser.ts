@@ -54,7 +54,7 @@ export default async () => {
   const { result, consoleErrors } = await runInChromium<BrowserOutcome>(entry, { timeoutMs: TIMEOUT_MS });
   if (consoleErrors.length > 0) console.warn(`console errors in the page:\n${consoleErrors.join('\n')}`);
   console.log(`adapter: ${result.adapter}\n\n${formatTable(result.rows, Object.keys(result.contenders))}`);
-  writeResults({ ...result, where: 'headless Chromium', chartName: 'chart-chromium.svg' }, settings);
+  await writeResults({ ...result, where: 'headless Chromium', chartName: 'chart-chromium.svg' }, settings);
 }
 
 runMain(main);

@@ -1,137 +1,111 @@
 /**
- * An SVG chart of the suite's rows, written as plain text (no chart library): µs per
- * f-evaluation against problem size, log-log, one panel per solver and one line per contender
- * (this engine, the same engine reading back every iteration, TF.js WebGPU, the CPU loop).
+ * The chart of the suite's rows (a Vega-Lite spec, rendered by ./vega.ts): µs per f-evaluation
+ * against problem size, log-log, one panel per solver and one line per contender (this engine,
+ * the same engine reading back every iteration, TF.js WebGPU, the CPU loop).
  */
 import type { BenchRow } from './suite';
+import { renderSvg, type PlotSpec } from './vega';
 
-/** A line of one panel. */
-interface Series {
-  name: string;
-  color: string;
-  points: { x: number; y: number; label: string }[];
-}
-
-const PANEL = { width: 440, height: 320, left: 64, right: 16, top: 36, bottom: 52 };
-const COLORS: Record<string, string> = {
-  engine: '#1f77b4',
-  'readback every iter': '#ff7f0e',
-  tfjs: '#2ca02c',
-  cpu: '#d62728',
+/** Legend names of the built-in lines, and their colours (others get the spare colours). */
+const SERIES: Record<string, { name: string; color: string }> = {
+  engine: { name: 'this engine (GPU-resident)', color: '#1f77b4' },
+  'readback every iter': { name: 'this engine, reading back every iteration', color: '#ff7f0e' },
+  tfjs: { name: 'TF.js WebGPU', color: '#2ca02c' },
+  cpu: { name: 'CPU loop (TS)', color: '#d62728' },
 };
-/** Width of one legend entry. */
-const LEGEND_ITEM = 190;
 const SPARE_COLORS = ['#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
-const NAMES: Record<string, string> = { engine: 'this engine (GPU-resident)', tfjs: 'TF.js WebGPU', cpu: 'CPU loop (TS)' };
+
+/** Axis titles (the tests look for them). */
+export const CHART_AXES = { x: 'problem size: 2·batch·d² flop per f-evaluation', y: 'µs per f-evaluation' } as const;
 
 /** Problem size on the x axis: multiply-adds ×2 of one evaluation, 2·batch·d². */
 export function problemSize(r: Pick<BenchRow, 'd' | 'batch'>): number {
   return 2 * Math.max(r.batch, 1) * r.d * r.d;
 }
 
-function escapeXml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** The legend name of a line: `engine`, `readback every iter` or a contender's name. */
+export function seriesName(key: string): string {
+  return SERIES[key]?.name ?? key;
 }
 
-function seriesOf(rows: readonly BenchRow[], contenders: readonly string[]): Series[] {
-  const label = (r: BenchRow) => `d=${r.d}, batch=${r.batch}`;
-  const all: Series[] = [
-    { name: 'engine', color: COLORS.engine, points: rows.map((r) => ({ x: problemSize(r), y: r.usPerEval, label: label(r) })) },
-    {
-      name: 'readback every iter',
-      color: COLORS['readback every iter'],
-      points: rows.map((r) => ({ x: problemSize(r), y: r.usPerEvalReadbackEvery, label: label(r) })),
-    },
-    ...contenders.map((name, i) => ({
-      name,
-      color: COLORS[name] ?? SPARE_COLORS[i % SPARE_COLORS.length],
-      points: rows.flatMap((r) => {
-        const figures = r.contenders[name];
-        return figures ? [{ x: problemSize(r), y: figures.usPerEval, label: label(r) }] : [];
-      }),
-    })),
-  ];
-  for (const s of all) s.points.sort((a, b) => a.x - b.x || a.y - b.y);
-  return all.filter((s) => s.points.length > 0);
+/** One plotted point. */
+interface ChartPoint {
+  solver: string;
+  series: string;
+  size: number;
+  us: number;
+  shape: string;
 }
 
-/** Decade bounds [10^lo, 10^hi] around the values (one decade at least). */
-function decades(values: number[]): [number, number] {
+function pointsOf(rows: readonly BenchRow[], contenders: readonly string[]): ChartPoint[] {
+  const point = (r: BenchRow, key: string, us: number): ChartPoint => ({
+    solver: r.solver,
+    series: seriesName(key),
+    size: problemSize(r),
+    us,
+    shape: `d=${r.d}, batch=${r.batch}`,
+  });
+  // Lines join their points in order of x (Vega-Lite's default, a stable sort), so equal sizes keep this order.
+  const points = rows.flatMap((r) => [
+    point(r, 'engine', r.usPerEval),
+    point(r, 'readback every iter', r.usPerEvalReadbackEvery),
+    ...contenders.flatMap((key) => {
+      const figures = r.contenders[key];
+      return figures ? [point(r, key, figures.usPerEval)] : [];
+    }),
+  ]);
+  // A log scale has no place for 0 or a failed (NaN) measurement.
+  return points.filter((p) => p.us > 0 && Number.isFinite(p.us)).sort((a, b) => a.size - b.size || a.us - b.us);
+}
+
+/** The powers of ten from just below the smallest to just above the largest value (two at least; 1 and 10 for none). */
+function decades(values: readonly number[]): number[] {
+  if (values.length === 0) return [1, 10];
   const lo = Math.floor(Math.log10(Math.min(...values)));
-  const hi = Math.ceil(Math.log10(Math.max(...values)));
-  return [lo, Math.max(hi, lo + 1)];
+  const hi = Math.max(Math.ceil(Math.log10(Math.max(...values))), lo + 1);
+  return Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i));
 }
 
-function superscript(exponent: number): string {
-  const digits: Record<string, string> = { '-': '⁻', '0': '⁰', '1': '¹', '2': '²', '3': '³', '4': '⁴', '5': '⁵', '6': '⁶', '7': '⁷', '8': '⁸', '9': '⁹' };
-  return `10${String(exponent).split('').map((c) => digits[c] ?? c).join('')}`;
-}
-
-function panel(title: string, series: Series[], offsetX: number): string {
-  const { width, height, left, right, top, bottom } = PANEL;
-  const plotW = width - left - right;
-  const plotH = height - top - bottom;
-  const [xLo, xHi] = decades(series.flatMap((s) => s.points.map((p) => p.x)));
-  const [yLo, yHi] = decades(series.flatMap((s) => s.points.map((p) => p.y)));
-  const px = (x: number) => offsetX + left + ((Math.log10(x) - xLo) / (xHi - xLo)) * plotW;
-  const py = (y: number) => top + plotH - ((Math.log10(y) - yLo) / (yHi - yLo)) * plotH;
-  const parts: string[] = [`<g class="panel" data-solver="${escapeXml(title)}">`];
-  parts.push(`<text x="${offsetX + left + plotW / 2}" y="20" text-anchor="middle" font-weight="bold">${escapeXml(title)}</text>`);
-  parts.push(`<rect x="${offsetX + left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#444"/>`);
-  for (let e = xLo; e <= xHi; e++) {
-    const x = px(10 ** e).toFixed(1);
-    parts.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${top + plotH}" stroke="#ddd"/>`);
-    parts.push(`<text x="${x}" y="${top + plotH + 16}" text-anchor="middle" font-size="11">${superscript(e)}</text>`);
-  }
-  for (let e = yLo; e <= yHi; e++) {
-    const y = py(10 ** e).toFixed(1);
-    parts.push(`<line x1="${offsetX + left}" y1="${y}" x2="${offsetX + left + plotW}" y2="${y}" stroke="#ddd"/>`);
-    parts.push(`<text x="${offsetX + left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="11">${superscript(e)}</text>`);
-  }
-  parts.push(`<text x="${offsetX + left + plotW / 2}" y="${height - 12}" text-anchor="middle" font-size="11">problem size: 2·batch·d² flop per f-evaluation</text>`);
-  parts.push(
-    `<text x="${offsetX + 14}" y="${top + plotH / 2}" text-anchor="middle" font-size="11" transform="rotate(-90 ${offsetX + 14} ${top + plotH / 2})">µs per f-evaluation</text>`,
-  );
-  for (const s of series) {
-    const coords = s.points.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ');
-    parts.push(`<polyline data-series="${escapeXml(s.name)}" points="${coords}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-    for (const p of s.points) {
-      parts.push(
-        `<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeXml(`${NAMES[s.name] ?? s.name}: ${p.label}, ${p.y.toFixed(1)} µs`)}</title></circle>`,
-      );
-    }
-  }
-  parts.push('</g>');
-  return parts.join('\n');
+/** The Vega-Lite spec of the chart (exported for the tests). */
+export function chartSpec(rows: readonly BenchRow[], contenders: readonly string[], caption: string): PlotSpec {
+  const keys = ['engine', 'readback every iter', ...contenders];
+  const solvers = [...new Set(rows.map((r) => r.solver))];
+  const points = pointsOf(rows, contenders);
+  const xTicks = decades(points.map((p) => p.size));
+  const yTicks = decades(points.map((p) => p.us));
+  const logAxis = (ticks: number[]) => ({ type: 'log' as const, domain: [ticks[0], ticks[ticks.length - 1]] });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'µs per f-evaluation against problem size (log-log)', subtitle: caption },
+    data: { values: points },
+    facet: { column: { field: 'solver', type: 'nominal', sort: solvers, title: null, header: { labelFontSize: 13, labelFontWeight: 'bold' } } },
+    spec: {
+      width: 320,
+      height: 240,
+      mark: { type: 'line', point: { size: 30, filled: true }, strokeWidth: 2 },
+      encoding: {
+        x: { field: 'size', type: 'quantitative', scale: logAxis(xTicks), title: CHART_AXES.x, axis: { values: xTicks, format: '~s' } },
+        y: { field: 'us', type: 'quantitative', scale: logAxis(yTicks), title: CHART_AXES.y, axis: { values: yTicks, format: '~s' } },
+        color: {
+          field: 'series',
+          type: 'nominal',
+          title: null,
+          scale: { domain: keys.map(seriesName), range: keys.map((key, i) => SERIES[key]?.color ?? SPARE_COLORS[i % SPARE_COLORS.length]) },
+        },
+        tooltip: [
+          { field: 'series', type: 'nominal' },
+          { field: 'shape', type: 'nominal' },
+          { field: 'us', type: 'quantitative', format: '.1f', title: 'µs' },
+        ],
+      },
+    },
+  };
 }
 
 /**
- * The chart as an SVG document: one panel per solver in `rows`, one polyline per contender with
- * data in that panel, a legend, and `caption` (adapter, date) underneath.
+ * The chart as an SVG document: one panel per solver in `rows`, one line per contender with data
+ * in that panel, a legend, and `caption` (adapter, date) under the title.
  */
-export function renderChart(rows: readonly BenchRow[], contenders: readonly string[], caption: string): string {
-  const solvers = [...new Set(rows.map((r) => r.solver))];
-  const names = ['engine', 'readback every iter', ...contenders];
-  const width = Math.max(1, solvers.length) * PANEL.width;
-  const perLine = Math.max(1, Math.floor((width - 16) / LEGEND_ITEM));
-  const legendHeight = Math.ceil(names.length / perLine) * 18;
-  const height = PANEL.height + legendHeight + 24;
-  const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-  ];
-  solvers.forEach((solver, i) => {
-    const series = seriesOf(rows.filter((r) => r.solver === solver), contenders);
-    parts.push(panel(solver, series, i * PANEL.width));
-  });
-  names.forEach((name, i) => {
-    const x = 16 + (i % perLine) * LEGEND_ITEM;
-    const y = PANEL.height + 8 + Math.floor(i / perLine) * 18;
-    const color = COLORS[name] ?? SPARE_COLORS[(i - 2) % SPARE_COLORS.length];
-    parts.push(`<line x1="${x}" y1="${y}" x2="${x + 24}" y2="${y}" stroke="${color}" stroke-width="3"/>`);
-    parts.push(`<text x="${x + 30}" y="${y}" dominant-baseline="middle">${escapeXml(NAMES[name] ?? name)}</text>`);
-  });
-  parts.push(`<text x="16" y="${height - 10}" font-size="11" fill="#555">${escapeXml(caption)}</text>`);
-  parts.push('</svg>');
-  return `${parts.join('\n')}\n`;
+export function renderChart(rows: readonly BenchRow[], contenders: readonly string[], caption: string): Promise<string> {
+  return renderSvg(chartSpec(rows, contenders, caption));
 }

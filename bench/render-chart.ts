@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const rows = results.rows.map((r) => ({ ...r, contenders: r.contenders ?? {} }));
   const caption = `${results.adapter} (${results.where}), ${results.stamp.slice(0, 16).replace('T', ' ')} UTC`;
   const target = output ?? input.replace(/\.json$/, '.svg');
-  writeFileSync(target, renderChart(rows, Object.keys(results.contenders ?? {}), caption));
+  writeFileSync(target, await renderChart(rows, Object.keys(results.contenders ?? {}), caption));
   console.log(`wrote ${target}`);
 }
 

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     fused: settings.fused,
     contenders,
   });
-  writeResults(
+  await writeResults(
     { rows, adapter, where: 'Node, Dawn', contenders: describe(contenders), timestamps: hasTimestamps(engine), chartName: 'chart.svg' },
     settings,
   );

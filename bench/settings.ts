@@ -99,7 +99,7 @@ export function reportMarkdown(report: BenchReport, settings: BenchSettings, sta
 }
 
 /** Writes the JSON file, the chart, and appends the markdown table (unless --no-write). */
-export function writeResults(report: BenchReport, settings: BenchSettings): void {
+export async function writeResults(report: BenchReport, settings: BenchSettings): Promise<void> {
   if (!settings.write) return;
   const stamp = new Date().toISOString();
   const file = stamp.replace(/[:.]/g, '-');
@@ -112,7 +112,7 @@ export function writeResults(report: BenchReport, settings: BenchSettings): void
     `${dir}solvers-${file}.json`,
     JSON.stringify({ stamp, where: report.where, adapter: report.adapter, machine: machineName(), loadAtStart: settings.loadAtStart, repeats, forwardKernel, fused, contenders: report.contenders, timestamps: report.timestamps, rows: report.rows }, null, 2),
   );
-  const chart = renderChart(report.rows, Object.keys(report.contenders), `${report.adapter} (${report.where}), ${stamp.slice(0, 16).replace('T', ' ')} UTC`);
+  const chart = await renderChart(report.rows, Object.keys(report.contenders), `${report.adapter} (${report.where}), ${stamp.slice(0, 16).replace('T', ' ')} UTC`);
   writeFileSync(`${dir}chart-${file}.svg`, chart);
   // The stable copy README shows: the latest run's chart of this environment.
   writeFileSync(settings.outDir ? `${dir}${report.chartName}` : `${benchDir}${report.chartName}`, chart);

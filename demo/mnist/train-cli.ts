@@ -11,7 +11,7 @@ import cliProgress from 'cli-progress';
 import { Engine } from '../../src';
 import { loadMnist } from './data';
 import { DEFAULT_CONFIG, DeqClassifier, INPUTS, SOLVERS, type BackpropName, type DeqConfig, type SolverName } from './model-io';
-import { plotSvg, type PlotPoint } from './plot';
+import { plotSvg, type HeldOutPoint, type PlotPoint } from './plot';
 
 /**
  * Batch and epochs of a plain `npm run train` (the model defaults are in model.ts). Picard with 8
@@ -170,6 +170,7 @@ async function main(): Promise<void> {
     );
 
     const points: PlotPoint[] = [];
+    const heldOut: HeldOutPoint[] = [];
     const xBatch = new Float32Array(batch * INPUTS);
     const yBatch = new Uint8Array(batch);
     const started = performance.now();
@@ -231,6 +232,8 @@ async function main(): Promise<void> {
           `mean iterations ${(iterSum / Math.max(done, 1)).toFixed(1)}, ${((performance.now() - epochStart) / Math.max(done, 1)).toFixed(0)} ms/step, ` +
           `${((performance.now() - started) / 1000).toFixed(0)} s elapsed\n`,
       );
+      // Held-out accuracy for the plot after every epoch but the last (evaluated below anyway).
+      if (epoch < epochs && !stopRequested) heldOut.push({ step, accuracy: await model.evaluate(testImages, testLabels) });
     }
     const trainSeconds = (performance.now() - started) / 1000;
 
@@ -240,7 +243,8 @@ async function main(): Promise<void> {
     await mkdir(outDir, { recursive: true });
     const modelPath = await model.save(outDir);
     const plotPath = join(outDir, 'training.svg');
-    await writeFile(plotPath, plotSvg(points, `DEQ MNIST: ${config.solver} + ${config.backprop}, hidden ${config.hidden}, batch ${batch}`));
+    heldOut.push({ step, accuracy });
+    await writeFile(plotPath, await plotSvg(points, heldOut, `DEQ MNIST: ${config.solver} + ${config.backprop}, hidden ${config.hidden}, batch ${batch}`));
     process.stdout.write(
       `${stopRequested ? 'stopped early after' : 'trained'} ${step} steps in ${trainSeconds.toFixed(1)} s ` +
         `(${((1000 * trainSeconds) / Math.max(step, 1)).toFixed(0)} ms/step)\n` +
