@@ -45,7 +45,7 @@ export function plotSpec(points: readonly PlotPoint[], heldOut: readonly HeldOut
     ...withAccuracy.map((p) => ({ step: p.step, series: PLOT_SERIES.trainAccuracy.name, value: p.accuracy })),
     ...heldOut.map((p) => ({ step: p.step, series: PLOT_SERIES.heldOut.name, value: p.accuracy })),
   ];
-  const x = { field: 'step', type: 'quantitative' as const, title: PLOT_AXES.step, scale: { domain: [0, maxStep], nice: false } };
+  const x = { field: 'step', type: 'quantitative' as const, title: PLOT_AXES.step, scale: { domain: [0, maxStep], nice: false }, axis: { tickMinStep: 1 } };
   const color = { field: 'series', type: 'nominal' as const, title: null, scale: { domain: series.map((s) => s.name), range: series.map((s) => s.color) } };
   const only = (name: string) => ({ filter: { field: 'series', equal: name } });
   const last = heldOut.length > 0 ? heldOut[heldOut.length - 1] : undefined;
@@ -66,7 +66,7 @@ export function plotSpec(points: readonly PlotPoint[], heldOut: readonly HeldOut
         transform: [only(PLOT_SERIES.loss.name)],
         mark: { type: 'line', strokeWidth: 1.5 },
         encoding: {
-          x: { ...x, axis: { title: null } },
+          x: { ...x, axis: { title: null, tickMinStep: 1 } },
           y: { field: 'value', type: 'quantitative', title: PLOT_AXES.loss, scale: finite.length > 0 ? { zero: true } : { domain: [0, 1] } },
           color,
         },
