@@ -10,7 +10,7 @@ import { compile, type Config, type TopLevelSpec } from 'vega-lite';
 /** A Vega-Lite spec (the top level of one plot). */
 export type PlotSpec = TopLevelSpec;
 
-/** The look every plot shares; a spec's own `config` wins over it. */
+/** The look every plot shares; each top-level key of a spec's own `config` (`legend`, `axis`…) replaces the one here. */
 const BASE_CONFIG: Config = {
   background: 'white',
   font: 'sans-serif',
