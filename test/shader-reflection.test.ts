@@ -9,10 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { KERNELS, SOURCES } from 'virtual:anchorax-shaders';
 import { ResourceType, WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../src';
+import {
+  add, anderson, broyden, conv2d, defineLayer, dropout, gdeq, groupNorm, ift, jfb, layerNorm, linear, mse, picard, Qd, relu,
+  sequential, softmaxCrossEntropy, tanh, type Engine,
+} from '../src';
+import { runtimeReflectionCount } from '../src/gpu/kernel';
 import { builtReflection, CONTROL_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
 import { KERNEL_RECIPES, SOURCE_RECIPES } from '../src/gpu/shader-recipes';
-import { createTestEngine } from './helpers/engine';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 const SHADER_DIR = fileURLToPath(new URL('../shaders/', import.meta.url));
 const names = Object.keys(KERNEL_RECIPES) as ShaderName[];
@@ -104,5 +108,73 @@ describe('on the device: build-time and run-time reflection bind the same kernel
     expect(built.workgroupSize).toEqual(runtime.workgroupSize);
     expect(built.params?.size).toBe(runtime.params?.size);
     expect(built.params?.size).toBeGreaterThanOrEqual(16);
+  });
+});
+
+describe('the library reflects none of its own kernels at run time', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await createTestEngine();
+  });
+  afterAll(() => engine?.destroy());
+
+  const random = rng(3);
+  const values = (n: number, scale: number): Float32Array => Float32Array.from(randomArray(random, n, scale));
+
+  // Every solver, backprop mode, optimizer, loss and stage kind, on small problems: each compiles
+  // its kernels from SHADERS; a call site that spliced a source at run time would count here.
+  it('solvers, backprop, optimizers, losses and every stage; only defineLayer then reflects', async () => {
+    const before = runtimeReflectionCount();
+    const d = 8;
+    const batch = 2;
+    const w = engine.tensor(values(d * d, 0.5 / Math.sqrt(d)), [d, d]);
+    const b = engine.tensor(values(d, 0.1), [d]);
+    const block = engine.implicitBlock({ w, b });
+    const qd = engine.tensor(values(batch * d, 1), [batch, d]);
+    for (const [solve, options] of [[picard, {}], [anderson, {}], [broyden, { ls: true }]] as const) {
+      const r = await solve(block, qd, { eps: 1e-4, ...options });
+      expect(r.stats.nonFinite).toBe(false);
+      r.dispose();
+    }
+    const target = engine.tensor(values(batch * d, 0.5), [batch, d]);
+    const adam = engine.adam([w, b], { lr: 1e-2 });
+    const sgd = engine.sgd([w, b], { lr: 1e-2, momentum: 0.5 });
+    for (const [mode, optimizer] of [[gdeq, adam], [ift, sgd]] as const) {
+      const out = await mode(block, qd, { solver: broyden, eps: 1e-4 });
+      const loss = await mse(out.uStar, target);
+      const grads = await out.backward(loss.grad);
+      await optimizer.step([grads.w, grads.b]);
+      for (const t of [loss.grad, loss.total, grads.w, grads.b, grads.Qd]) t.dispose();
+      out.dispose();
+    }
+    const h = 2;
+    const c = 2;
+    const cell = sequential(
+      conv2d(engine, { height: h, width: 2, weight: values(9 * c * c, 0.3), bias: values(c, 0.1), inChannels: c, outChannels: c }),
+      groupNorm(engine, { groups: 1, gamma: values(c, 1), beta: values(c, 0.1) }),
+      relu(),
+      dropout(0.1),
+      linear(engine, { W: values(d * d, 0.3), b: values(d, 0.1) }),
+      tanh(),
+      add(Qd),
+      layerNorm(engine, { gamma: values(d, 1), beta: values(d, 0.1) }),
+    );
+    const out = await jfb(cell, qd, { solver: anderson, eps: 1e-4 });
+    const xent = await softmaxCrossEntropy(out.uStar, [1, 3]);
+    const grads = await out.backward(xent.grad);
+    expect(Object.keys(grads).length).toBeGreaterThan(5);
+    out.dispose();
+    expect(runtimeReflectionCount() - before).toBe(0);
+
+    // defineLayer's WGSL is reflected when compiled: the count moves (one per kernel).
+    await defineLayer(engine, {
+      featureSize: d,
+      forward: 'fn forward(row: u32, i: u32) -> f32 { return tanh(0.5 * state(row, i) + injected(row, i)); }',
+      adjoint: `
+fn slope(row: u32, i: u32) -> f32 { let y = forward(row, i); return grad_output(row, i) * (1.0 - y * y); }
+fn grad_input(row: u32, i: u32) -> f32 { return 0.5 * slope(row, i); }
+fn grad_qd(row: u32, i: u32) -> f32 { return slope(row, i); }`,
+    });
+    expect(runtimeReflectionCount() - before).toBe(3);
   });
 });

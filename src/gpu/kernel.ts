@@ -103,8 +103,19 @@ async function compileModule(
   return module;
 }
 
+let runtimeReflections = 0;
+
+/**
+ * @internal How many sources this process reflected at run time. The library's own kernels never
+ * add to it (their reflection is built in); a test holds it to that.
+ */
+export function runtimeReflectionCount(): number {
+  return runtimeReflections;
+}
+
 /** Reflection of WGSL the build did not see (defineLayer's, tests'), by the lazily loaded reflector. */
 async function reflectAtRuntime(source: string, entryPoint: string): Promise<KernelReflection | undefined> {
+  runtimeReflections++;
   const entries = (await loadReflector()).reflectEntries(source);
   return Object.hasOwn(entries, entryPoint) ? entries[entryPoint] : undefined;
 }
