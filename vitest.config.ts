@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { wgslReflect } from './scripts/vite-wgsl-reflect.ts';
 
 export default defineConfig({
-  // `.wgsl?raw` imports need nothing here: `?raw` is built into vite (and so vitest).
+  plugins: [wgslReflect()],
+  // The library's WGSL and its build-time reflection come from the wgslReflect plugin.
   test: {
     include: ['test/**/*.test.ts'],
     // Dawn's native handles can hang worker threads on exit; child processes can always be killed.

@@ -1,9 +1,11 @@
 import { defineConfig } from 'vite';
+import { wgslReflect } from '../scripts/vite-wgsl-reflect.ts';
 
 // Bundles the Node benchmarks into plain-JS files (bench/dist/run.mjs, bench/dist/backprop.mjs) for
 // machines that have node and the `webgpu` package but no TypeScript toolchain (bench/gpu-run.sh).
 // TF.js (the contender) is bundled in, so those machines need no TF.js install either.
 export default defineConfig({
+  plugins: [wgslReflect()],
   build: {
     ssr: true,
     outDir: 'bench/dist',

@@ -1,11 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+import { wgslReflect } from '../scripts/vite-wgsl-reflect.ts';
 
 // The live training page: `npm run demo` serves it, `npm run build:demo` writes demo/dist.
 const root = fileURLToPath(new URL('.', import.meta.url));
 
 export default defineConfig({
   root,
+  plugins: [wgslReflect()],
   // Relative asset paths so demo/dist can be served from any folder.
   base: './',
   publicDir: false,

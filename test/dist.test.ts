@@ -1,7 +1,8 @@
 // The built package (`npm run build` → dist/) as a user gets it: a plain `node` process imports
 // `anchorax` by name (self-reference through package.json "exports") and solves a problem whose
 // fixed point is checked here on the CPU; a TypeScript consumer type-checks against
-// dist/types; the bundle carries wgsl_reflect inside and leaves `webgpu` to the user.
+// dist/types; the main bundle carries the build-time reflection of the library's kernels, not
+// wgsl_reflect (a lazily loaded chunk, for defineLayer's WGSL), and leaves `webgpu` to the user.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ const DIST_DTS = join(ROOT, 'dist', 'types', 'index.d.ts');
 const SMOKE = join(ROOT, 'test', 'dist', 'smoke.mjs');
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
 /** Inputs of the build: dist/ older than any of them is rebuilt. */
-const BUILD_INPUTS = ['src', 'shaders', 'vite.config.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/fix-dts-imports.mjs'];
+const BUILD_INPUTS = ['src', 'shaders', 'scripts/vite-wgsl-reflect.ts', 'vite.config.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/fix-dts-imports.mjs'];
 const SMOKE_TIMEOUT_MS = 60_000;
 
 function newestMtime(path: string): number {
@@ -57,6 +58,7 @@ interface SmokeOutput {
   qd: number[];
   runs: Record<string, SmokeRun>;
   readbackCount: number;
+  custom: { a: number[]; converged: boolean; uStar: number[] };
 }
 
 interface ChildOutcome {
@@ -148,7 +150,16 @@ describe('dist/anchorax.js in a plain node process', () => {
 
   it('reads back only a few times per solve', () => {
     expect(out.readbackCount).toBeGreaterThanOrEqual(3 * 2);
-    expect(out.readbackCount).toBeLessThan(3 * 40);
+    expect(out.readbackCount).toBeLessThan(4 * 40);
+  });
+
+  it('solves with a defineLayer layer (user WGSL, reflected by the lazily loaded chunk)', () => {
+    const { a, converged, uStar } = out.custom;
+    expect(converged).toBe(true);
+    expect(uStar).toHaveLength(out.batch * out.d);
+    const maxRes = uStar.reduce((m, v, k) => Math.max(m, Math.abs(Math.tanh(a[k % out.d] * v + out.qd[k]) - v)), 0);
+    expect(maxRes).toBeLessThan(5e-5);
+    expect(Math.sqrt(uStar.reduce((s, v) => s + v * v, 0))).toBeGreaterThan(0.5);
   });
 });
 
@@ -164,13 +175,29 @@ describe('dist bundle contents', () => {
     return [...found];
   }
 
-  it('bundles wgsl_reflect (a devDependency) and imports nothing but webgpu and node: builtins', () => {
+  /** One of wgsl_reflect's parse-error messages: its parser is in the file that has it. */
+  const REFLECT_MARK = 'Expected variable name';
+  const chunks = (): string[] => readdirSync(join(ROOT, 'dist')).filter((n) => n.endsWith('.js') && n !== 'anchorax.js');
+
+  it('keeps wgsl_reflect out of the main bundle: it is a lazily imported chunk of dist/', () => {
     const js = readFileSync(DIST_JS, 'utf8');
-    const specifiers = importedSpecifiers(js);
-    expect(specifiers.filter((s) => s.includes('wgsl_reflect'))).toEqual([]);
-    expect(specifiers.filter((s) => s !== 'webgpu' && !s.startsWith('node:'))).toEqual([]);
-    // Its parser is inside (one of wgsl_reflect's parse-error messages).
-    expect(js).toContain('Expected variable name');
+    expect(js).not.toContain(REFLECT_MARK);
+    // The library's kernels come with their reflection (the Control struct's, for one).
+    expect(js).toContain('"skip_eval"');
+    const withParser = chunks().filter((n) => readFileSync(join(ROOT, 'dist', n), 'utf8').includes(REFLECT_MARK));
+    expect(withParser).toHaveLength(1);
+    // Main reaches it only through dynamic import() (no static import of a chunk that has it).
+    const staticImports = [...js.matchAll(/\b(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?["']\.\/([^"']+)["']/g)].map((m) => m[1]);
+    expect(staticImports).not.toContain(withParser[0]);
+  });
+
+  it('imports nothing but its own chunks, webgpu and node: builtins; wgsl_reflect stays a devDependency', () => {
+    for (const file of ['anchorax.js', ...chunks()]) {
+      const specifiers = importedSpecifiers(readFileSync(join(ROOT, 'dist', file), 'utf8'));
+      const own = specifiers.filter((s) => s.startsWith('./'));
+      for (const s of own) expect(existsSync(join(ROOT, 'dist', s)), `${file} imports ${s}`).toBe(true);
+      expect(specifiers.filter((s) => s !== 'webgpu' && !s.startsWith('node:') && !s.startsWith('./')), file).toEqual([]);
+    }
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
     expect(Object.keys(pkg.dependencies ?? {})).not.toContain('wgsl_reflect');
   });

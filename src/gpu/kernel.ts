@@ -1,12 +1,14 @@
 /**
  * A compute kernel: one WGSL entry point, its pipeline, and a bind-group layout derived from the
- * shader itself with wgsl_reflect (never written by hand). Kernels encode into a pass the
- * caller owns (`kernel.dispatch(pass, group, ...)`), so solvers compose many of them into one
- * command buffer.
+ * shader itself (never written by hand): the library's kernels were reflected at build time
+ * (src/gpu/shaders.ts), other WGSL is reflected when compiled, by wgsl_reflect loaded on first use
+ * (`loadReflector`). Kernels encode into a pass the caller owns (`kernel.dispatch(pass, group,
+ * ...)`), so solvers compose many of them into one command buffer.
  */
 import { ShaderStage } from './flags';
-import { WgslReflect, ResourceType } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { AnchoraxError, LimitError, OptionError } from '../errors';
+import type { EntryReflections, KernelReflection, StructLayout } from './reflection';
+import { builtReflection } from './shaders';
 
 /** A buffer, or a region of one (offset/size in bytes; offset a multiple of 256). */
 export type BufferRegion = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -29,22 +31,29 @@ function isBuffer(region: BufferRegion): region is GPUBuffer {
   return (region as GPUBuffer).mapState !== undefined && typeof (region as GPUBuffer).destroy === 'function';
 }
 
+/** @internal What kernels need of the runtime reflector (typed here: dist/types must not reach wgsl_reflect's types). */
+export interface Reflector {
+  reflectEntries(source: string): EntryReflections;
+}
+
+let reflector: Promise<Reflector> | undefined;
+
 /**
- * What UniformLayout reads of wgsl_reflect's `VariableInfo`. Structural on purpose: wgsl_reflect
- * is bundled into dist/anchorax.js, so the published .d.ts files must not import its types.
+ * @internal The runtime reflector (src/gpu/reflect.ts, with wgsl_reflect), imported on first use:
+ * only WGSL composed at run time (defineLayer's, tests') needs it, so bundles load it on demand.
  */
-interface ReflectedStruct {
-  readonly size: number;
-  readonly members: readonly { name: string; offset: number; type: { name: string } }[] | null;
+export function loadReflector(): Promise<Reflector> {
+  reflector ??= import('./reflect');
+  return reflector;
 }
 
 /** Packs named scalar values into a uniform struct following the shader's reflected layout. */
 export class UniformLayout {
   readonly size: number;
   private readonly members: Map<string, { offset: number; type: string }>;
-  constructor(variable: ReflectedStruct) {
-    this.size = Math.max(16, Math.ceil(variable.size / 16) * 16);
-    this.members = new Map((variable.members ?? []).map((m) => [m.name, { offset: m.offset, type: m.type.name }]));
+  constructor(layout: StructLayout) {
+    this.size = Math.max(16, Math.ceil(layout.size / 16) * 16);
+    this.members = new Map(layout.members.map((m) => [m.name, { offset: m.offset, type: m.type }]));
   }
   /** Encodes `values`; every member of the struct must be given (a missing one is a bug). */
   pack(values: Record<string, number>): ArrayBuffer {
@@ -69,6 +78,47 @@ interface BindingSlot {
 }
 
 const MAX_CACHED_GROUPS = 512;
+
+/** Compiles `source`; WGSL that does not compile is a ShaderCompileError with the compiler's messages. */
+async function compileModule(
+  device: GPUDevice,
+  label: string,
+  source: string,
+  locate: (line: number) => string,
+): Promise<GPUShaderModule> {
+  // In a scope: WGSL that does not compile is reported below as a ShaderCompileError, not as
+  // an uncaptured error on the application's device.
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ label, code: source });
+  const info = await module.getCompilationInfo();
+  await device.popErrorScope();
+  const errors = info.messages.filter((m) => m.type === 'error');
+  if (errors.length > 0) {
+    const lines = source.split('\n');
+    const text = errors
+      .map((m) => `${locate(m.lineNum)}:${m.linePos}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`)
+      .join('\n');
+    throw new ShaderCompileError(label, `WGSL does not compile:\n${text}`);
+  }
+  return module;
+}
+
+let runtimeReflections = 0;
+
+/**
+ * @internal How many sources this process reflected at run time. The library's own kernels never
+ * add to it (their reflection is built in); a test holds it to that.
+ */
+export function runtimeReflectionCount(): number {
+  return runtimeReflections;
+}
+
+/** Reflection of WGSL the build did not see (defineLayer's, tests'), by the lazily loaded reflector. */
+async function reflectAtRuntime(source: string, entryPoint: string): Promise<KernelReflection | undefined> {
+  runtimeReflections++;
+  const entries = (await loadReflector()).reflectEntries(source);
+  return Object.hasOwn(entries, entryPoint) ? entries[entryPoint] : undefined;
+}
 
 export class Kernel {
   readonly label: string;
@@ -98,7 +148,8 @@ export class Kernel {
   }
 
   /**
-   * Compiles `source` (already composed from shared pieces) and reflects its bindings. The
+   * Compiles `source` (already composed from shared pieces) and binds it as reflected: at build
+   * time for the library's kernels, else now (the runtime reflector, loaded on first use). The
    * uniform buffer, when the entry point uses one, is the `params` layout whatever its name.
    * `locate` names a line of the composed source for error messages (e.g. "forward WGSL line 3").
    */
@@ -109,36 +160,32 @@ export class Kernel {
     entryPoint = 'main',
     locate: (line: number) => string = (line) => `line ${line}`,
   ): Promise<Kernel> {
-    // In a scope: WGSL that does not compile is reported below as a ShaderCompileError, not as
-    // an uncaptured error on the application's device.
-    device.pushErrorScope('validation');
-    const module = device.createShaderModule({ label, code: source });
-    const info = await module.getCompilationInfo();
-    await device.popErrorScope();
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length > 0) {
-      const lines = source.split('\n');
-      const text = errors
-        .map((m) => `${locate(m.lineNum)}:${m.linePos}: ${m.message}\n    ${lines[m.lineNum - 1] ?? ''}`)
-        .join('\n');
-      throw new ShaderCompileError(label, `WGSL does not compile:\n${text}`);
-    }
-    const reflect = new WgslReflect(source);
-    const entry = reflect.entry.compute.find((f) => f.name === entryPoint);
-    if (!entry) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
+    const module = await compileModule(device, label, source, locate);
+    const reflection = builtReflection(source, entryPoint) ?? (await reflectAtRuntime(source, entryPoint));
+    if (!reflection) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
+    return Kernel.fromReflection(device, label, module, entryPoint, reflection);
+  }
+
+  /** A kernel of a compiled `module` with the given reflection of its entry point `entryPoint`. */
+  private static async fromReflection(
+    device: GPUDevice,
+    label: string,
+    module: GPUShaderModule,
+    entryPoint: string,
+    reflection: KernelReflection,
+  ): Promise<Kernel> {
     const slots: BindingSlot[] = [];
     let params: UniformLayout | undefined;
-    for (const resource of entry.resources) {
+    for (const resource of reflection.bindings) {
       if (resource.group !== 0) throw new ShaderCompileError(label, `binding ${resource.name} must be in @group(0)`);
-      if (resource.resourceType === ResourceType.Uniform) {
+      if (resource.kind === 'uniform') {
         slots.push({ name: resource.name, binding: resource.binding, type: 'uniform' });
         if (params) throw new ShaderCompileError(label, `uses two uniform buffers (${resource.name}); one is supported`);
-        params = new UniformLayout(resource);
-      } else if (resource.resourceType === ResourceType.Storage) {
-        const type = resource.access === 'read' ? 'read-only-storage' : 'storage';
-        slots.push({ name: resource.name, binding: resource.binding, type });
-      } else {
+        params = new UniformLayout(resource.layout ?? { size: 0, members: [] });
+      } else if (resource.kind === 'other') {
         throw new ShaderCompileError(label, `binding ${resource.name}: only buffers are supported`);
+      } else {
+        slots.push({ name: resource.name, binding: resource.binding, type: resource.kind });
       }
     }
     slots.sort((a, b) => a.binding - b.binding);
@@ -162,8 +209,7 @@ export class Kernel {
     });
     const invalid = await device.popErrorScope();
     if (invalid) throw new ShaderCompileError(label, `pipeline rejected by the device: ${invalid.message}`);
-    const size = entry.workgroupSize ?? [1, 1, 1];
-    return new Kernel(device, label, pipeline, layout, slots, [size[0] ?? 1, size[1] ?? 1, size[2] ?? 1], params);
+    return new Kernel(device, label, pipeline, layout, slots, [...reflection.workgroupSize], params);
   }
 
   /** Names of the bindings the shader uses, in binding order. */

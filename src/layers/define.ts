@@ -12,7 +12,7 @@ import { EngineMismatchError, LimitError, OptionError, ShapeError } from '../err
 import { ShaderCompileError, type Kernel } from '../gpu/kernel';
 import { CUSTOM_LAYER_WGSL } from '../gpu/shaders';
 import { Tensor } from '../tensor';
-import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import type { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import { checkParam, upload, type ParamValue } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
@@ -69,10 +69,16 @@ function signature(entry: Entry): string {
 }
 
 /** Rejects resource declarations and missing or mis-typed functions in one user source. */
-function checkSource(field: 'forward' | 'adjoint', source: string, entries: Entry[], paramNames: string[]): void {
+function checkSource(
+  Reflector: typeof WgslReflect,
+  field: 'forward' | 'adjoint',
+  source: string,
+  entries: Entry[],
+  paramNames: string[],
+): void {
   let reflect: WgslReflect;
   try {
-    reflect = new WgslReflect(source);
+    reflect = new Reflector(source);
   } catch {
     return; // not parseable: the compiler reports it with line numbers
   }
@@ -253,8 +259,10 @@ export async function defineLayer(engine: Engine, definition: LayerDefinition): 
     { fn: 'grad_qd', args: 2, field: 'adjoint' },
     ...paramNames.map((p): Entry => ({ fn: `grad_${p}`, args: 1, field: 'adjoint' })),
   ];
-  checkSource('forward', definition.forward, entries, paramNames);
-  checkSource('adjoint', definition.adjoint, entries, paramNames);
+  // User WGSL is reflected at run time: the reflector (wgsl_reflect) is loaded now, on first use.
+  const { WgslReflect: Reflector } = await import('wgsl_reflect/wgsl_reflect.module.js');
+  checkSource(Reflector, 'forward', definition.forward, entries, paramNames);
+  checkSource(Reflector, 'adjoint', definition.adjoint, entries, paramNames);
 
   const declarations = paramNames.map((p, k) => `@group(0) @binding(${6 + k}) var<storage, read> ${p}: array<f32>;`).join('\n');
   const id = nextLayerId++;

@@ -1,9 +1,8 @@
 /**
  * CPU view of the control block (shaders/lib/control.wgsl). Offsets come from reflecting the
- * WGSL struct, so the two sides cannot drift apart.
+ * WGSL struct (at build time, src/gpu/shaders.ts), so the two sides cannot drift apart.
  */
-import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
-import { CONTROL_WGSL } from '../gpu/shaders';
+import { CONTROL_LAYOUT } from '../gpu/shaders';
 
 interface Field {
   offset: number;
@@ -11,13 +10,13 @@ interface Field {
 }
 
 function reflectControl(): { fields: Map<string, Field>; headerBytes: number } {
-  const struct = new WgslReflect(CONTROL_WGSL).structs.find((s) => s.name === 'Control');
+  const struct = CONTROL_LAYOUT;
   if (!struct) throw new Error('control.wgsl has no struct Control');
   const fields = new Map<string, Field>();
   let headerBytes = 0;
   for (const member of struct.members) {
     if (member.name === 'trace') headerBytes = member.offset;
-    else fields.set(member.name, { offset: member.offset, type: member.type.name });
+    else fields.set(member.name, { offset: member.offset, type: member.type });
   }
   return { fields, headerBytes };
 }

@@ -1,9 +1,10 @@
 // Run by test/dist.test.ts in a plain `node` child process: imports the *built* package by its
 // own name (Node resolves `anchorax` through package.json "exports" from inside the repo, so this
 // exercises dist/anchorax.js exactly as a user's `import` would), solves a small random
-// contractive problem with each solver, and prints one JSON line prefixed with `@@result `.
+// contractive problem with each solver and one with a defineLayer layer (whose WGSL is reflected
+// at run time, by the lazily loaded chunk), and prints one JSON line prefixed with `@@result `.
 //   node test/dist/smoke.mjs <seed> <d> <batch>
-import { Engine, picard, anderson, broyden, Tensor } from 'anchorax';
+import { Engine, picard, anderson, broyden, defineLayer, Tensor } from 'anchorax';
 
 const [seed = 7, d = 24, batch = 3] = process.argv.slice(2).map(Number);
 
@@ -49,9 +50,25 @@ try {
     };
     result.dispose();
   }
+  // f(u) = tanh(a ⊙ u + Qd), a user WGSL layer: |a| < 1 makes it a contraction.
+  const a = uniform(d, 0.9);
+  const custom = await defineLayer(engine, {
+    featureSize: d,
+    params: { a },
+    forward: 'fn forward(row: u32, i: u32) -> f32 { return tanh(a[i] * state(row, i) + injected(row, i)); }',
+    adjoint: `
+fn slope(row: u32, i: u32) -> f32 { let y = forward(row, i); return grad_output(row, i) * (1.0 - y * y); }
+fn grad_input(row: u32, i: u32) -> f32 { return slope(row, i) * a[i]; }
+fn grad_qd(row: u32, i: u32) -> f32 { return slope(row, i); }
+fn grad_a(k: u32) -> f32 { var s = 0.0; for (var r = 0u; r < rows(); r++) { s += slope(r, k) * state(r, k); } return s; }`,
+  });
+  const result = await picard(custom, Qd, { eps: 1e-5 });
+  const customRun = { converged: result.stats.converged, uStar: Array.from(await result.uStar.read()) };
+  result.dispose();
   const out = {
     resolved: import.meta.resolve('anchorax'),
-    seed, d, batch, w: Array.from(w), b: Array.from(b), qd: Array.from(qd), runs, readbackCount: engine.readbackCount };
+    seed, d, batch, w: Array.from(w), b: Array.from(b), qd: Array.from(qd), runs, readbackCount: engine.readbackCount,
+    custom: { a: Array.from(a), ...customRun } };
   process.stdout.write(`@@result ${JSON.stringify(out)}\n`);
 } catch (err) {
   process.stderr.write(`smoke.mjs failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { build } from 'vite';
+import { wgslReflect } from '../../scripts/vite-wgsl-reflect';
 
 export const CHROMIUM_PATH: string = process.env.ANCHORAX_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -99,6 +100,7 @@ async function bundle(entry: string, workDir: string): Promise<string> {
     root: srcDir,
     base: './',
     configFile: false,
+    plugins: [wgslReflect()],
     envFile: false,
     publicDir: false,
     cacheDir: join(workDir, 'vite-cache'),

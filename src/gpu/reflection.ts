@@ -1,0 +1,41 @@
+/**
+ * What a kernel's WGSL declares, as plain data: its bindings, the layout of its uniform struct and
+ * its workgroup size. The library's kernels get it at build time (scripts/vite-wgsl-reflect.ts,
+ * from shaders/ through src/gpu/shader-recipes.ts); WGSL known only at run time (defineLayer's)
+ * gets it from src/gpu/reflect.ts, loaded on first use. Both produce it with the same code
+ * (reflect.ts), so the two can only differ if the sources differ.
+ * @internal
+ */
+
+/** One member of a struct: byte offset and scalar type name (`f32`, `u32`, `vec2<f32>`…). @internal */
+export interface StructMember {
+  readonly name: string;
+  readonly offset: number;
+  readonly type: string;
+}
+
+/** A struct's size in bytes and its members in declaration order. @internal */
+export interface StructLayout {
+  readonly size: number;
+  readonly members: readonly StructMember[];
+}
+
+/** One resource an entry point uses. `other`: a texture or sampler (the library binds only buffers). @internal */
+export interface ReflectedBinding {
+  readonly name: string;
+  readonly group: number;
+  readonly binding: number;
+  readonly kind: 'uniform' | 'storage' | 'read-only-storage' | 'other';
+  /** For a uniform: its layout (no members when it is not a struct). */
+  readonly layout?: StructLayout;
+}
+
+/** One @compute entry point. @internal */
+export interface KernelReflection {
+  readonly workgroupSize: readonly [number, number, number];
+  /** In the order wgsl_reflect lists them. */
+  readonly bindings: readonly ReflectedBinding[];
+}
+
+/** Every @compute entry point of one source, by name. @internal */
+export type EntryReflections = Readonly<Record<string, KernelReflection>>;

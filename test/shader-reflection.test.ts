@@ -1,0 +1,180 @@
+// The build-time reflection (scripts/vite-wgsl-reflect.ts → `virtual:anchorax-shaders`) against
+// what wgsl_reflect reads at run time from the very sources the library compiles: every kernel,
+// every @compute entry point, every binding and uniform member; the Control struct; and the
+// composition of each source from shaders/ as src/gpu/shader-recipes.ts describes it. Then, on
+// the device, a kernel bound from its build-time reflection against the same WGSL reflected when
+// compiled.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { KERNELS, SOURCES } from 'virtual:anchorax-shaders';
+import { ResourceType, WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  add, anderson, broyden, conv2d, defineLayer, dropout, gdeq, groupNorm, ift, jfb, layerNorm, linear, mse, picard, Qd, relu,
+  sequential, softmaxCrossEntropy, tanh, type Engine,
+} from '../src';
+import { runtimeReflectionCount } from '../src/gpu/kernel';
+import { builtReflection, CONTROL_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
+import { KERNEL_RECIPES, SOURCE_RECIPES } from '../src/gpu/shader-recipes';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+
+const SHADER_DIR = fileURLToPath(new URL('../shaders/', import.meta.url));
+const names = Object.keys(KERNEL_RECIPES) as ShaderName[];
+
+describe('build-time reflection equals wgsl_reflect at run time', () => {
+  it('covers every kernel of the recipes, and SHADERS serves exactly those', () => {
+    expect(Object.keys(KERNELS).sort()).toEqual([...names].sort());
+    expect(Object.keys(SHADERS).sort()).toEqual([...names].sort());
+    expect(names.length).toBeGreaterThan(30);
+  });
+
+  it.each(names)('%s: composed from shaders/ as its recipe says', (name) => {
+    const expected = KERNEL_RECIPES[name].map((p) => (p.endsWith('.wgsl') ? readFileSync(`${SHADER_DIR}${p}`, 'utf8') : p)).join('\n');
+    expect(SHADERS[name] === expected).toBe(true);
+  });
+
+  it.each(names)('%s: every entry point, binding and uniform member', (name) => {
+    const source = SHADERS[name];
+    const runtime = new WgslReflect(source).entry.compute;
+    expect(runtime.length).toBeGreaterThan(0);
+    expect(Object.keys(KERNELS[name].entries).sort()).toEqual(runtime.map((e) => e.name).sort());
+    for (const entry of runtime) {
+      const built = builtReflection(source, entry.name);
+      if (!built) throw new Error(`${name}.${entry.name}: no build-time reflection`);
+      expect([...built.workgroupSize], `${name}.${entry.name} workgroup size`).toEqual(entry.workgroupSize ?? [1, 1, 1]);
+      expect(built.bindings.map((b) => b.name)).toEqual(entry.resources.map((r) => r.name));
+      expect(built.bindings.length).toBeGreaterThan(0);
+      for (const resource of entry.resources) {
+        const b = built.bindings.find((x) => x.name === resource.name);
+        const where = `${name}.${entry.name} binding ${resource.name}`;
+        expect([b?.group, b?.binding], where).toEqual([resource.group, resource.binding]);
+        if (resource.resourceType === ResourceType.Uniform) {
+          expect(b?.kind, where).toBe('uniform');
+          expect(b?.layout?.size, where).toBe(resource.size);
+          const members = (resource.members ?? []).map((m) => [m.name, m.offset, m.type.name]);
+          expect(b?.layout?.members.map((m) => [m.name, m.offset, m.type]), where).toEqual(members);
+        } else if (resource.resourceType === ResourceType.Storage) {
+          expect(b?.kind, where).toBe(resource.access === 'read' ? 'read-only-storage' : 'storage');
+          expect(b?.layout, where).toBeUndefined();
+        } else {
+          expect(b?.kind, where).toBe('other');
+        }
+      }
+    }
+    expect(builtReflection(source, 'no_such_entry')).toBeUndefined();
+    expect(builtReflection(source, 'toString')).toBeUndefined();
+  });
+
+  it('the Control struct, and the other composed sources', () => {
+    const control = new WgslReflect(CONTROL_WGSL).structs.find((s) => s.name === 'Control');
+    if (!control) throw new Error('control.wgsl has no struct Control');
+    expect(CONTROL_LAYOUT?.size).toBe(control.size);
+    expect(CONTROL_LAYOUT?.members.map((m) => [m.name, m.offset, m.type])).toEqual(control.members.map((m) => [m.name, m.offset, m.type.name]));
+    // The gate words at the front, and the trace after the header (src/solvers/control.ts).
+    expect(CONTROL_LAYOUT?.members.slice(0, 4).map((m) => [m.name, m.offset])).toEqual([
+      ['skip_eval', 0], ['eval_index', 4], ['noise_key', 8], ['noise_on', 12],
+    ]);
+    for (const name of Object.keys(SOURCE_RECIPES) as (keyof typeof SOURCE_RECIPES)[]) {
+      const expected = SOURCE_RECIPES[name].map((p) => (p.endsWith('.wgsl') ? readFileSync(`${SHADER_DIR}${p}`, 'utf8') : p)).join('\n');
+      expect(SOURCES[name].source === expected, name).toBe(true);
+      expect(Object.keys(SOURCES[name].structs).sort()).toEqual(new WgslReflect(expected).structs.map((s) => s.name).sort());
+    }
+    expect(CUSTOM_LAYER_WGSL.head).toBe(SOURCES.customLayerHead.source);
+    expect(CUSTOM_LAYER_WGSL.main).toContain('ANCHORAX_VALUE(e)');
+  });
+
+  it('WGSL that is not a library kernel has no build-time reflection', () => {
+    expect(builtReflection(`${SHADERS.sgd}\n`, 'main')).toBeUndefined();
+  });
+});
+
+describe('on the device: build-time and run-time reflection bind the same kernel', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await createTestEngine();
+  });
+  afterAll(() => engine?.destroy());
+
+  // A trailing comment makes the source unknown to the build, so it is reflected when compiled.
+  it.each([
+    ['sgd', 'momentum'],
+    ['residual', 'main'],
+    ['stageNorm', 'stats_main'],
+  ] as const)('%s.%s', async (name, entry) => {
+    const built = await engine.kernel(`built.${name}.${entry}`, SHADERS[name], entry);
+    const runtime = await engine.kernel(`runtime.${name}.${entry}`, `${SHADERS[name]}\n// reflected at run time`, entry);
+    expect(built.bindingNames).toEqual(runtime.bindingNames);
+    expect(built.bindingNames.length).toBeGreaterThan(1);
+    expect(built.workgroupSize).toEqual(runtime.workgroupSize);
+    expect(built.params?.size).toBe(runtime.params?.size);
+    expect(built.params?.size).toBeGreaterThanOrEqual(16);
+  });
+});
+
+describe('the library reflects none of its own kernels at run time', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await createTestEngine();
+  });
+  afterAll(() => engine?.destroy());
+
+  const random = rng(3);
+  const values = (n: number, scale: number): Float32Array => Float32Array.from(randomArray(random, n, scale));
+
+  // Every solver, backprop mode, optimizer, loss and stage kind, on small problems: each compiles
+  // its kernels from SHADERS; a call site that spliced a source at run time would count here.
+  it('solvers, backprop, optimizers, losses and every stage; only defineLayer then reflects', async () => {
+    const before = runtimeReflectionCount();
+    const d = 8;
+    const batch = 2;
+    const w = engine.tensor(values(d * d, 0.5 / Math.sqrt(d)), [d, d]);
+    const b = engine.tensor(values(d, 0.1), [d]);
+    const block = engine.implicitBlock({ w, b });
+    const qd = engine.tensor(values(batch * d, 1), [batch, d]);
+    for (const [solve, options] of [[picard, {}], [anderson, {}], [broyden, { ls: true }]] as const) {
+      const r = await solve(block, qd, { eps: 1e-4, ...options });
+      expect(r.stats.nonFinite).toBe(false);
+      r.dispose();
+    }
+    const target = engine.tensor(values(batch * d, 0.5), [batch, d]);
+    const adam = engine.adam([w, b], { lr: 1e-2 });
+    const sgd = engine.sgd([w, b], { lr: 1e-2, momentum: 0.5 });
+    for (const [mode, optimizer] of [[gdeq, adam], [ift, sgd]] as const) {
+      const out = await mode(block, qd, { solver: broyden, eps: 1e-4 });
+      const loss = await mse(out.uStar, target);
+      const grads = await out.backward(loss.grad);
+      await optimizer.step([grads.w, grads.b]);
+      for (const t of [loss.grad, loss.total, grads.w, grads.b, grads.Qd]) t.dispose();
+      out.dispose();
+    }
+    const h = 2;
+    const c = 2;
+    const cell = sequential(
+      conv2d(engine, { height: h, width: 2, weight: values(9 * c * c, 0.3), bias: values(c, 0.1), inChannels: c, outChannels: c }),
+      groupNorm(engine, { groups: 1, gamma: values(c, 1), beta: values(c, 0.1) }),
+      relu(),
+      dropout(0.1),
+      linear(engine, { W: values(d * d, 0.3), b: values(d, 0.1) }),
+      tanh(),
+      add(Qd),
+      layerNorm(engine, { gamma: values(d, 1), beta: values(d, 0.1) }),
+    );
+    const out = await jfb(cell, qd, { solver: anderson, eps: 1e-4 });
+    const xent = await softmaxCrossEntropy(out.uStar, [1, 3]);
+    const grads = await out.backward(xent.grad);
+    expect(Object.keys(grads).length).toBeGreaterThan(5);
+    out.dispose();
+    expect(runtimeReflectionCount() - before).toBe(0);
+
+    // defineLayer's WGSL is reflected when compiled: the count moves (one per kernel).
+    await defineLayer(engine, {
+      featureSize: d,
+      forward: 'fn forward(row: u32, i: u32) -> f32 { return tanh(0.5 * state(row, i) + injected(row, i)); }',
+      adjoint: `
+fn slope(row: u32, i: u32) -> f32 { let y = forward(row, i); return grad_output(row, i) * (1.0 - y * y); }
+fn grad_input(row: u32, i: u32) -> f32 { return 0.5 * slope(row, i); }
+fn grad_qd(row: u32, i: u32) -> f32 { return slope(row, i); }`,
+    });
+    expect(runtimeReflectionCount() - before).toBe(3);
+  });
+});
