@@ -4,7 +4,7 @@
  * with broyden + GDEQ, printing the loss as it goes and the held-out accuracy at the end.
  */
 import { parseArgs } from 'node:util';
-import { Engine } from '../../src';
+import { Engine } from '../../src/node';
 import { loadMnist } from '../../demo/mnist/data';
 import { DEFAULT_MDEQ, MdeqClassifier } from './model';
 
