@@ -16,6 +16,6 @@ export default defineConfig({
       formats: ['es'],
       fileName: (_format, entryName) => `${entryName}.js`,
     },
-    rollupOptions: { external: ['webgpu', /^node:/] },
+    rollupOptions: { external: ['webgpu', /^node:/], output: { chunkFileNames: 'core-[hash].js' } },
   },
 });

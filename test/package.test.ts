@@ -12,7 +12,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildSync } from 'esbuild';
 import { createServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withPageAt } from './helpers/browser';
+import { CHROMIUM_FLAGS, withPageAt } from './helpers/browser';
+import { expectDefineLayerOutput, expectLayersOutput, expectQuickstartOutput, readmeBlock } from './helpers/readme';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE_MODULES = join(ROOT, 'node_modules');
@@ -36,12 +37,6 @@ function distIsCurrent(): boolean {
   if (!outputs.every((p) => existsSync(p))) return false;
   const built = Math.min(...outputs.map((p) => statSync(p).mtimeMs));
   return BUILD_INPUTS.map((p) => join(ROOT, p)).filter((p) => existsSync(p)).every((p) => newestMtime(p) <= built);
-}
-
-function readmeBlock(tag: string): string {
-  const match = new RegExp(`<!-- ${tag} -->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readFileSync(join(ROOT, 'README.md'), 'utf8'));
-  if (!match) throw new Error(`README has no <!-- ${tag} --> ts block`);
-  return match[1];
 }
 
 interface Outcome {
@@ -205,19 +200,19 @@ console.log(JSON.stringify([picard.name, broyden.name, Engine.name, err.name, er
     expect(JSON.parse(r.stdout)).toEqual(['picard', 'broyden', 'Engine', 'ShapeError', 'ShapeError', 'NoAdapterError', 'ShapeError: Qd: must have shape [4]']);
   });
 
-  it('runs the README quickstart against dist/ with nothing on stderr', async () => {
-    const script = toModule(dir, 'quickstart', readmeBlock('quickstart'));
+  // Each console.log call as one JSON line, so multi-line messages stay one entry.
+  const LOG_AS_JSON = "console.log = (...a) => process.stdout.write(JSON.stringify(a.map(String).join(' ')) + '\\n');\n";
+
+  it.each([
+    ['quickstart', expectQuickstartOutput],
+    ['layers', expectLayersOutput],
+    ['define-layer', expectDefineLayerOutput],
+  ])('runs the README %s block against dist/ with nothing on stderr', async (tag, check) => {
+    const script = toModule(dir, tag, LOG_AS_JSON + readmeBlock(tag));
     const r = await run(process.execPath, [script], dir);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split('\n');
-    expect(lines).toHaveLength(3);
-    lines.forEach((line, i) => {
-      const m = /^(\w+): (\d+) evaluations of f, ‖f\(u\) − u‖ = (\S+), u\[0\] = (\S+)$/.exec(line);
-      expect(m, line).not.toBeNull();
-      expect(m?.[1]).toBe(['picard', 'anderson', 'broyden'][i]);
-      expect(Number(m?.[3])).toBeLessThan(1e-4);
-    });
+    check(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as string));
   });
 
   interface SmokeRun {
@@ -323,7 +318,7 @@ export async function extra(engine: Engine, qd: Float32Array): Promise<number> {
 });
 
 describe('a Vite dev server', () => {
-  it('serves a page importing anchorax (no webgpu installed) that solves in headless Chromium', async () => {
+  it('serves a page importing anchorax (no webgpu installed) that solves in headless Chromium, and gives browser advice without WebGPU', async () => {
     const dir = consumer('vite-app');
     writeFileSync(join(dir, 'index.html'), '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script type="module" src="/main.ts"></script></body></html>\n');
     writeFileSync(
@@ -338,7 +333,7 @@ try {
   const u = await r.uStar.read();
   out.__result = JSON.stringify({ name: picard.name, converged: r.stats.converged, u0: u[0] });
 } catch (e) {
-  out.__result = JSON.stringify({ error: String(e) });
+  out.__result = JSON.stringify({ error: String(e), errorName: e instanceof Error ? e.name : '', hasGpu: 'gpu' in navigator });
 }
 `,
     );
@@ -354,11 +349,14 @@ try {
       await server.listen();
       const url = server.resolvedUrls?.local[0];
       expect(url).toBeDefined();
-      const result = await withPageAt(`${url ?? ''}index.html`, async (page, consoleErrors) => {
-        await page.waitForFunction(() => (window as unknown as { __result?: string }).__result !== undefined, { timeout: 90_000, polling: 100 });
-        const json = await page.evaluate(() => (window as unknown as { __result?: string }).__result ?? '');
-        return { ...(JSON.parse(json) as { name?: string; converged?: boolean; u0?: number; error?: string }), consoleErrors };
-      });
+      const open = (flags?: readonly string[]) =>
+        withPageAt(`${url ?? ''}index.html`, async (page, consoleErrors) => {
+          await page.waitForFunction(() => (window as unknown as { __result?: string }).__result !== undefined, { timeout: 90_000, polling: 100 });
+          const json = await page.evaluate(() => (window as unknown as { __result?: string }).__result ?? '');
+          type PageResult = { name?: string; converged?: boolean; u0?: number; error?: string; errorName?: string; hasGpu?: boolean };
+          return { ...(JSON.parse(json) as PageResult), consoleErrors };
+        }, flags === undefined ? {} : { flags });
+      const result = await open();
       expect(result.error).toBeUndefined();
       expect(result.consoleErrors).toEqual([]);
       expect(result.name).toBe('picard');
@@ -367,6 +365,13 @@ try {
       let u = 0;
       for (let i = 0; i < 200; i++) u = Math.tanh(0.16 * u + 0.6);
       expect(Math.abs((result.u0 ?? 0) - u)).toBeLessThan(1e-4);
+
+      // Without WebGPU enabled the page is told what a browser user can do, not to run apt-get.
+      const off = await open(CHROMIUM_FLAGS.filter((f) => f !== '--enable-unsafe-webgpu').concat('--disable-gpu'));
+      expect(off.errorName).toBe('NoAdapterError');
+      expect(off.error).not.toMatch(/apt-get|npm install/);
+      // Chromium without the flag still has navigator.gpu (no adapter): the advice names chrome://gpu.
+      expect(off.error).toMatch(off.hasGpu === true ? /chrome:\/\/gpu/ : /navigator\.gpu is undefined/);
     } finally {
       await server.close();
     }

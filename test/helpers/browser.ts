@@ -289,6 +289,8 @@ export interface BuiltPageOptions {
   viewport?: { width: number; height: number };
   /** Runs before navigation (e.g. `page.evaluateOnNewDocument` to stub browser APIs). */
   beforeLoad?: (page: Page) => Promise<void>;
+  /** Chromium flags (default {@link CHROMIUM_FLAGS}, which enable WebGPU). */
+  flags?: readonly string[];
 }
 
 /**
@@ -331,7 +333,7 @@ export async function withPageAt<T>(
       headless: true,
       pipe: true,
       userDataDir: profileDir,
-      args: [...CHROMIUM_FLAGS],
+      args: [...(opts.flags ?? CHROMIUM_FLAGS)],
       timeout: LAUNCH_TIMEOUT_MS,
       handleSIGINT: false,
       handleSIGTERM: false,
