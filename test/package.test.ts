@@ -140,10 +140,10 @@ describe('the packed tarball', () => {
 });
 
 describe('the browser entry (dist/anchorax.js and what it imports)', () => {
-  /** Module specifiers of static imports/exports and dynamic imports. */
+  /** Module specifiers of static imports/exports and dynamic imports (a variable one by its name). */
   function specifiers(js: string): string[] {
     const found = new Set<string>();
-    for (const re of [/\b(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?["']([^"']+)["']/g, /\bimport\s*\(\s*([^)]*)\)/g]) {
+    for (const re of [/\b(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?["']([^"']+)["']/g, /\bimport\s*\(\s*["'`]?([^"'`)]*)["'`]?\s*\)/g]) {
       for (const m of js.matchAll(re)) found.add(m[1]);
     }
     return [...found];
@@ -165,7 +165,11 @@ describe('the browser entry (dist/anchorax.js and what it imports)', () => {
     }
     expect(seen.size).toBeGreaterThanOrEqual(2);
     // The Node entry is what imports them.
-    expect(readFileSync(join(DIST, 'node.js'), 'utf8')).toMatch(/import\(["']webgpu["']\)/);
+    const nodeJs = readFileSync(join(DIST, 'node.js'), 'utf8');
+    expect(nodeJs).toMatch(/import\(["']webgpu["']\)/);
+    expect(specifiers(nodeJs).filter((s) => !s.startsWith('./') && s !== 'webgpu' && !s.startsWith('node:'))).toEqual([]);
+    // Dawn stays the user's dependency: no native addon or require() inside.
+    expect(nodeJs).not.toMatch(/\.node["']|createRequire/);
   });
 
   it('bundles with esbuild --bundle --platform=browser', () => {
@@ -198,6 +202,24 @@ console.log(JSON.stringify([picard.name, broyden.name, Engine.name, err.name, er
     const r = await run(process.execPath, [script], dir);
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual(['picard', 'broyden', 'Engine', 'ShapeError', 'ShapeError', 'NoAdapterError', 'ShapeError: Qd: must have shape [4]']);
+  });
+
+  it('leaves no NODEVICE_SELECT / VK_ICD_FILENAMES behind for child processes', async () => {
+    const script = toModule(
+      dir,
+      'env',
+      `import { Engine } from 'anchorax';
+const keys = ['NODEVICE_SELECT', 'VK_ICD_FILENAMES'];
+const before = keys.map((k) => process.env[k] ?? null);
+const engine = await Engine.create();
+console.log(JSON.stringify({ before, after: keys.map((k) => process.env[k] ?? null) }));
+engine.destroy();
+`,
+    );
+    const r = await run(process.execPath, [script], dir);
+    expect(r.stderr).toBe('');
+    const { before, after } = JSON.parse(r.stdout) as { before: (string | null)[]; after: (string | null)[] };
+    expect(after).toEqual(before);
   });
 
   // Each console.log call as one JSON line, so multi-line messages stay one entry.
@@ -281,6 +303,11 @@ try { await Engine.create(); console.log('created'); } catch (e) { console.log(J
 });
 
 describe('types: strict consumers type-check the README quickstart without skipLibCheck', () => {
+  it("the repo's own tsc is TypeScript 7 (typescript5's bin must not shadow it; `npm ci` relinks it)", () => {
+    const r = spawnSync(join(NODE_MODULES, '.bin', 'tsc'), ['--version'], { encoding: 'utf8' });
+    expect(r.stdout).toMatch(/^Version 7\./);
+  });
+
   // Checks besides the quickstart: the types must not degrade to `any`.
   const EXTRA = `import { Engine, picard, type SolveResult, type SolverOptions } from 'anchorax';
 export async function extra(engine: Engine, qd: Float32Array): Promise<number> {
