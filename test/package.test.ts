@@ -182,6 +182,19 @@ describe('the browser entry (dist/anchorax.js and what it imports)', () => {
     expect(out).toContain('function picard');
     expect(out).not.toMatch(/["'](webgpu|node:[\w/]+)["']/);
   });
+
+  it("keeps error names through an app's minifier (esbuild --minify)", async () => {
+    const dir = consumer('esbuild-minified');
+    writeFileSync(
+      join(dir, 'main.js'),
+      "import { ShapeError, OptionError, ShaderCompileError } from 'anchorax';\nexport const names = [new ShapeError('Qd', 'x'), new OptionError('options.eps', 'x'), new ShaderCompileError('source', 'x')].map((e) => e.name);\n",
+    );
+    const r = buildSync({ entryPoints: [join(dir, 'main.js')], bundle: true, minify: true, platform: 'browser', format: 'esm', outfile: join(dir, 'out.mjs'), logLevel: 'silent' });
+    expect(r.errors).toEqual([]);
+    // The bundle touches no browser API at load, so Node can import it.
+    const { names } = (await import(pathToFileURL(join(dir, 'out.mjs')).href)) as { names: string[] };
+    expect(names).toEqual(['ShapeError', 'OptionError', 'ShaderCompileError']);
+  });
 });
 
 describe('in Node', () => {
@@ -190,18 +203,19 @@ describe('in Node', () => {
     dir = consumer('node-app', ['webgpu']);
   });
 
-  it('keeps names: picard.name, error classes', async () => {
+  it('keeps names: picard.name, error classes (anchorax/node is the same module)', async () => {
     const script = toModule(
       dir,
       'names',
       `import { picard, broyden, ShapeError, NoAdapterError, Engine } from 'anchorax';
+import * as nodeEntry from 'anchorax/node';
 const err = new ShapeError('Qd', 'must have shape [4]');
-console.log(JSON.stringify([picard.name, broyden.name, Engine.name, err.name, err.constructor.name, NoAdapterError.name, String(err)]));
+console.log(JSON.stringify([picard.name, broyden.name, Engine.name, err.name, err.constructor.name, NoAdapterError.name, String(err), nodeEntry.picard === picard]));
 `,
     );
     const r = await run(process.execPath, [script], dir);
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual(['picard', 'broyden', 'Engine', 'ShapeError', 'ShapeError', 'NoAdapterError', 'ShapeError: Qd: must have shape [4]']);
+    expect(JSON.parse(r.stdout)).toEqual(['picard', 'broyden', 'Engine', 'ShapeError', 'ShapeError', 'NoAdapterError', 'ShapeError: Qd: must have shape [4]', true]);
   });
 
   it('leaves no NODEVICE_SELECT / VK_ICD_FILENAMES behind for child processes', async () => {
