@@ -14,5 +14,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     teardownTimeout: 20_000,
     globalSetup: ['test/helpers/global-setup.ts'],
+    // Tests import the browser-safe entry (src/index.ts); this registers Dawn and node:fs for it.
+    setupFiles: ['src/node-platform.ts'],
   },
 });

@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Engine, broyden, gdeq, ift, jfb, picard, mse, type ImplicitOptions, type ImplicitResult, type Tensor } from '../src';
+import { Engine, broyden, gdeq, ift, jfb, picard, mse, type ImplicitOptions, type ImplicitResult, type Tensor } from '../src/node';
 import { adapterName, argument, runMain } from './cli';
 
 interface GoldenCase {

@@ -6,7 +6,7 @@
  * tree reduction at 64 and 256 threads, a one-workgroup 256 × 256 matrix-vector product, and a
  * submit + 64-byte readback round trip.
  */
-import { Engine } from '../src';
+import { Engine } from '../src/node';
 import { runMain } from './cli';
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this file needs no WebGPU globals in Node.

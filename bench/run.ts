@@ -5,7 +5,7 @@
  * bench/results/ (or DIR) and appends the table to bench/RESULTS.md (or DIR/RESULTS.md) with the
  * date, adapter and machine. `--quick` (for SwiftShader, a CPU) runs fewer iterations and repeats.
  */
-import { Engine } from '../src';
+import { Engine } from '../src/node';
 import { adapterName, runMain } from './cli';
 import { exposeDawnAsNavigatorGpu } from './contenders/dawn-navigator';
 import { describe, startContenders } from './contenders/start';
@@ -18,8 +18,8 @@ async function main(): Promise<void> {
   const settings = benchSettings();
   const engine = await Engine.create();
   const adapter = adapterName(engine);
-  // After Engine.create(), which points Vulkan at SwiftShader where there is no GPU.
-  if (settings.contenders.includes('tfjs')) exposeDawnAsNavigatorGpu();
+  // The Dawn instance Engine.create() used (SwiftShader where there is no GPU).
+  if (settings.contenders.includes('tfjs')) await exposeDawnAsNavigatorGpu();
   const contenders = await startContenders(settings.contenders, settings.tfjsMatmul);
   const names = contenders.map((c) => c.name);
   console.log(`adapter: ${adapter}\nmachine: ${machineName()}\nforward kernel: ${settings.forwardKernel}, fused picard: ${settings.fused}`);

@@ -3,7 +3,7 @@
  * `Engine.create()` finds a device (browser or Node); `Engine.fromDevice()` joins an app's own.
  */
 import { BufferUsage, MapMode } from './gpu/flags';
-import { acquireDevice } from './gpu/device';
+import { acquireDevice, type PowerPreference } from './gpu/device';
 import { Kernel } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
@@ -18,7 +18,7 @@ const LOST_GRACE_MS = 250;
 /** Options of {@link Engine.create}. */
 export interface EngineOptions {
   /** Passed to `requestAdapter`. Default `'high-performance'`. */
-  powerPreference?: GPUPowerPreference;
+  powerPreference?: PowerPreference;
 }
 
 export class Engine {

@@ -9,31 +9,33 @@ export class AnchoraxError extends Error {
   readonly argument: string;
   constructor(argument: string, message: string) {
     super(`${argument}: ${message}`);
-    this.name = new.target.name;
+    // The library's subclasses also set `name` as a literal (below), which survives an app's
+    // minifier; new.target.name covers subclasses without one.
+    this.name = new.target === AnchoraxError ? 'AnchoraxError' : new.target.name;
     this.argument = argument;
   }
 }
 
 /** A tensor has the wrong shape, or two tensors disagree. */
-export class ShapeError extends AnchoraxError {}
+export class ShapeError extends AnchoraxError { override name = 'ShapeError'; }
 
 /** Input data holds NaN or ±Infinity. */
-export class NonFiniteError extends AnchoraxError {}
+export class NonFiniteError extends AnchoraxError { override name = 'NonFiniteError'; }
 
 /** An option is unknown, of the wrong type, or out of range. */
-export class OptionError extends AnchoraxError {}
+export class OptionError extends AnchoraxError { override name = 'OptionError'; }
 
 /** A tensor or result was used after `dispose()`. */
-export class DisposedError extends AnchoraxError {}
+export class DisposedError extends AnchoraxError { override name = 'DisposedError'; }
 
 /** A tensor belongs to a different engine (device) than the one asked to use it. */
-export class EngineMismatchError extends AnchoraxError {}
+export class EngineMismatchError extends AnchoraxError { override name = 'EngineMismatchError'; }
 
 /** The problem does not fit the adapter's limits (buffer size, workgroups). */
-export class LimitError extends AnchoraxError {}
+export class LimitError extends AnchoraxError { override name = 'LimitError'; }
 
 /** The GPU device was lost (driver reset, `destroy()`, tab backgrounded too long...). */
-export class DeviceLostError extends AnchoraxError {}
+export class DeviceLostError extends AnchoraxError { override name = 'DeviceLostError'; }
 
-/** No WebGPU adapter could be found; the message says what to install. */
-export class NoAdapterError extends AnchoraxError {}
+/** No WebGPU adapter could be found; the message says what to do (in Node: what to install; in a browser: what to enable). */
+export class NoAdapterError extends AnchoraxError { override name = 'NoAdapterError'; }

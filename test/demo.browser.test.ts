@@ -1,7 +1,8 @@
 // The live training page end to end: build demo/ with its vite config, serve the static files on
 // 127.0.0.1, open them in headless Chromium (SwiftShader WebGPU), train a small model, check the
 // plots fill, the loss falls, the drawing pad predicts, and nothing logs an error. Also checks
-// that a browser without WebGPU gets a message instead of an exception.
+// that a browser without WebGPU gets a message instead of an exception, and one whose
+// navigator.gpu gives no adapter gets browser advice.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,7 +11,7 @@ import type { Page } from 'puppeteer-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoState } from '../demo/main';
-import { withBuiltPage } from './helpers/browser';
+import { CHROMIUM_FLAGS, withBuiltPage } from './helpers/browser';
 
 const CONFIG = fileURLToPath(new URL('../demo/vite.config.ts', import.meta.url));
 const SCREENSHOT = fileURLToPath(new URL('./artifacts/demo.png', import.meta.url));
@@ -124,5 +125,22 @@ describe('demo page in headless Chromium', () => {
     expect(state.phase).toBe('no-webgpu');
     expect(status).toMatch(/WebGPU/);
     expect(consoleErrors).toEqual([]);
+  }, 60_000);
+
+  it('gives browser advice, not apt-get, when navigator.gpu gives no adapter', async () => {
+    const status = await withBuiltPage(
+      outDir,
+      async (page) => {
+        await page.waitForFunction(() => (window as unknown as { __demoState?: DemoState }).__demoState?.phase === 'no-webgpu', {
+          timeout: 30_000,
+        });
+        return page.$eval('#status', (s) => s.textContent ?? '');
+      },
+      // Chromium without WebGPU enabled: navigator.gpu exists, requestAdapter() gives null.
+      { flags: CHROMIUM_FLAGS.filter((f) => f !== '--enable-unsafe-webgpu').concat('--disable-gpu') },
+    );
+    expect(status).toMatch(/chrome:\/\/gpu/);
+    expect(status).toMatch(/hardware acceleration/);
+    expect(status).not.toMatch(/apt-get|npm install/);
   }, 60_000);
 });

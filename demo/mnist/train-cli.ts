@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { Engine } from '../../src';
+import { Engine } from '../../src/node';
 import { loadMnist } from './data';
 import { DEFAULT_CONFIG, DeqClassifier, INPUTS, SOLVERS, type BackpropName, type DeqConfig, type SolverName } from './model-io';
 import { plotSvg, type HeldOutPoint, type PlotPoint } from './plot';

@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../../src';
+import { Engine } from '../../src/node';
 import { loadMnist } from '../../demo/mnist/data';
 import { plotSvg, type PlotPoint } from '../../demo/mnist/plot';
 import { DEFAULT_MDEQ, MdeqClassifier } from './model';

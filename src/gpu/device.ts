@@ -1,24 +1,25 @@
 /**
- * Finding a GPUDevice: `navigator.gpu` in browsers, Dawn (the `webgpu` package) in Node.
- * On Linux without a GPU, Dawn finds no Vulkan driver unless it is pointed at SwiftShader's
- * ICD (shipped by Debian's `chromium`); we do that ourselves so users need not know.
+ * Finding a GPUDevice: `navigator.gpu` in browsers, or the WebGPU implementation a host entry
+ * registered (Dawn through `src/node.ts` in Node). This file stays free of Node imports so the
+ * browser entry never reaches `webgpu` or `node:*`.
  */
 import { NoAdapterError } from '../errors';
+import { platform } from '../platform';
 
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-const INSTALL_HINT =
-  'no WebGPU adapter found. On Debian/Ubuntu install a Vulkan loader and SwiftShader with ' +
-  '`sudo apt-get update && sudo apt-get install -y chromium libvulkan1` (or run on a machine with a GPU driver).';
+/** Advice when `navigator.gpu` exists but gives no adapter (WebGPU off, GPU blocklisted). */
+const BROWSER_NO_ADAPTER_HINT =
+  'navigator.gpu gave no adapter: WebGPU is disabled or this GPU is blocklisted. Turn on hardware ' +
+  'acceleration in the browser settings, use a WebGPU-capable browser (a recent Chrome, Edge, Safari or ' +
+  'Firefox), and see chrome://gpu (or about:support) for why WebGPU is unavailable.';
+const NO_NAVIGATOR_GPU_HINT =
+  'this browser has no WebGPU (navigator.gpu is undefined). Try a recent Chrome, Edge, Safari or Firefox, ' +
+  'on a secure (https or localhost) page.';
+const NODE_WITHOUT_PLATFORM_HINT =
+  'this is Node, but the browser build of anchorax was loaded: load the package through its `node` export ' +
+  'condition (the default in Node) or `anchorax/node`, which registers Dawn (the `webgpu` package).';
 
-interface NodeProcess {
-  env: Record<string, string | undefined>;
-  versions?: { node?: string };
-}
-
-function nodeProcess(): NodeProcess | undefined {
-  const p = (globalThis as { process?: NodeProcess }).process;
-  return p?.versions?.node ? p : undefined;
-}
+/** WebGPU power preference (a string union of our own, so public types need no DOM alias). */
+export type PowerPreference = 'low-power' | 'high-performance';
 
 /** The limits we raise to the adapter's maximum, so large problems work where the GPU allows. */
 const RAISED_LIMITS = [
@@ -38,47 +39,20 @@ async function requestDeviceFrom(adapter: GPUAdapter): Promise<GPUDevice> {
   return adapter.requestDevice({ requiredLimits, requiredFeatures });
 }
 
-/**
- * Dawn instances made in Node. They must outlive every device made from them: when the GC
- * collects an instance whose device is still in use, dawn.node crashes the process a few
- * hundred milliseconds later (seen as futex/mutex assertion failures). So they are never released.
- */
-const dawnInstances: GPU[] = [];
-
-async function nodeGpu(proc: NodeProcess): Promise<GPU> {
-  // A variable module name keeps browser bundlers from trying to resolve Dawn.
-  const moduleName = 'webgpu';
-  let dawn: { create(flags: string[]): GPU };
-  try {
-    dawn = (await import(/* @vite-ignore */ moduleName)) as { create(flags: string[]): GPU };
-  } catch {
-    throw new NoAdapterError('Engine.create', 'the `webgpu` package (Dawn for Node) is not installed: `npm install webgpu`.');
-  }
-  const instance = (): GPU => {
-    const gpu = dawn.create([]);
-    dawnInstances.push(gpu);
-    return gpu;
-  };
-  const first = instance();
-  if (await first.requestAdapter()) return first;
-  const { existsSync } = await import(/* @vite-ignore */ 'node:fs');
-  if (!proc.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
-    proc.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    return instance();
-  }
-  return first;
+function isNode(): boolean {
+  return typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 }
 
 /** Requests an adapter and a device with the adapter's full buffer limits. */
-export async function acquireDevice(powerPreference: GPUPowerPreference = 'high-performance'): Promise<GPUDevice> {
+export async function acquireDevice(powerPreference: PowerPreference = 'high-performance'): Promise<GPUDevice> {
   const browserGpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  const proc = nodeProcess();
   let gpu: GPU | undefined = browserGpu;
-  if (!gpu && proc) gpu = await nodeGpu(proc);
-  if (!gpu) {
-    throw new NoAdapterError('Engine.create', 'this browser has no WebGPU (navigator.gpu is undefined). Try a recent Chrome, Edge or Firefox.');
-  }
+  if (!gpu && platform.gpu) gpu = await platform.gpu();
+  if (!gpu) throw new NoAdapterError('Engine.create', isNode() ? NODE_WITHOUT_PLATFORM_HINT : NO_NAVIGATOR_GPU_HINT);
   const adapter = await gpu.requestAdapter({ powerPreference });
-  if (!adapter) throw new NoAdapterError('Engine.create', INSTALL_HINT);
+  if (!adapter) {
+    const hint = gpu === browserGpu ? BROWSER_NO_ADAPTER_HINT : (platform.noAdapterHint ?? BROWSER_NO_ADAPTER_HINT);
+    throw new NoAdapterError('Engine.create', hint);
+  }
   return requestDeviceFrom(adapter);
 }

@@ -14,7 +14,7 @@ import { builtReflection } from './shaders';
 export type BufferRegion = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
 /** WGSL compile error with the compiler's messages and line numbers. */
-export class ShaderCompileError extends AnchoraxError {}
+export class ShaderCompileError extends AnchoraxError { override name = 'ShaderCompileError'; }
 
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;

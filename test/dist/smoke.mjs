@@ -1,6 +1,6 @@
-// Run by test/dist.test.ts in a plain `node` child process: imports the *built* package by its
-// own name (Node resolves `anchorax` through package.json "exports" from inside the repo, so this
-// exercises dist/anchorax.js exactly as a user's `import` would), solves a small random
+// Run by test/package.test.ts in a plain `node` child process: imports the *built* package by its
+// name from a consumer project where the packed tarball is installed (Node picks dist/node.js
+// through package.json "exports", exactly as a user's `import` would), solves a small random
 // contractive problem with each solver and one with a defineLayer layer (whose WGSL is reflected
 // at run time, by the lazily loaded chunk), and prints one JSON line prefixed with `@@result `.
 //   node test/dist/smoke.mjs <seed> <d> <batch>

@@ -291,6 +291,8 @@ export interface BuiltPageOptions {
   viewport?: { width: number; height: number };
   /** Runs before navigation (e.g. `page.evaluateOnNewDocument` to stub browser APIs). */
   beforeLoad?: (page: Page) => Promise<void>;
+  /** Chromium flags (default {@link CHROMIUM_FLAGS}, which enable WebGPU). */
+  flags?: readonly string[];
 }
 
 /**
@@ -304,10 +306,27 @@ export async function withBuiltPage<T>(
   opts: BuiltPageOptions = {},
 ): Promise<T> {
   if (!existsSync(join(root, 'index.html'))) throw new Error(`withBuiltPage: no index.html in ${root}`);
-  if (!existsSync(CHROMIUM_PATH)) throw new Error(`withBuiltPage: ${CHROMIUM_PATH} not found`);
+  const served = await serve(resolve(root));
+  try {
+    return await withPageAt(served.url, use, opts);
+  } finally {
+    served.server.closeAllConnections();
+    await new Promise<void>((res) => served.server.close(() => res()));
+  }
+}
+
+/**
+ * Opens `url` (a page some server already serves, e.g. a Vite dev server) in headless Chromium
+ * with WebGPU enabled and hands the page to `use`, as {@link withBuiltPage} does.
+ */
+export async function withPageAt<T>(
+  url: string,
+  use: (page: Page, consoleErrors: string[]) => Promise<T>,
+  opts: BuiltPageOptions = {},
+): Promise<T> {
+  if (!existsSync(CHROMIUM_PATH)) throw new Error(`withPageAt: ${CHROMIUM_PATH} not found`);
   const profileDir = mkdtempSync(join(tmpdir(), 'anchorax-page-'));
   const consoleErrors: string[] = [];
-  const served = await serve(resolve(root));
   let browser: Browser | undefined;
   let pid: number | undefined;
   try {
@@ -316,7 +335,7 @@ export async function withBuiltPage<T>(
       headless: true,
       pipe: true,
       userDataDir: profileDir,
-      args: [...CHROMIUM_FLAGS],
+      args: [...(opts.flags ?? CHROMIUM_FLAGS)],
       timeout: LAUNCH_TIMEOUT_MS,
       handleSIGINT: false,
       handleSIGTERM: false,
@@ -332,15 +351,13 @@ export async function withBuiltPage<T>(
       consoleErrors.push(`pageerror: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     });
     if (opts.beforeLoad) await opts.beforeLoad(page);
-    await page.goto(`${served.url}${opts.search ?? ''}`, { waitUntil: 'load', timeout: 60_000 });
+    await page.goto(`${url}${opts.search ?? ''}`, { waitUntil: 'load', timeout: 60_000 });
     return await use(page, consoleErrors);
   } finally {
     if (browser !== undefined) {
       await Promise.race([browser.close().catch(() => undefined), delay(CLOSE_GRACE_MS)]);
       if (pid !== undefined) killGroup(pid);
     }
-    served.server.closeAllConnections();
-    await new Promise<void>((res) => served.server.close(() => res()));
     rmSync(profileDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
   }
 }

@@ -1,0 +1,39 @@
+// The README's runnable ts blocks (tagged `<!-- tag -->`) and what their output must look like.
+// Shared by test/readme.test.ts (against src/) and test/package.test.ts (against the packed dist/).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+
+const README = fileURLToPath(new URL('../../README.md', import.meta.url));
+
+/** The source of the README's ts block tagged `<!-- tag -->`. */
+export function readmeBlock(tag: string): string {
+  const match = new RegExp(`<!-- ${tag} -->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readFileSync(README, 'utf8'));
+  if (!match) throw new Error(`README has no <!-- ${tag} --> ts block`);
+  return match[1];
+}
+
+/** Checks the quickstart's three lines: each solver by name, reaching the fixed point. */
+export function expectQuickstartOutput(lines: string[]): void {
+  expect(lines).toHaveLength(3);
+  for (const [line, name] of lines.map((l, i) => [l, ['picard', 'anderson', 'broyden'][i]] as const)) {
+    const m = /^(\w+): (\d+) evaluations of f, ‖f\(u\) − u‖ = (\S+), u\[0\] = (\S+)$/.exec(line);
+    expect(m, line).not.toBeNull();
+    expect(m?.[1]).toBe(name);
+    expect(Number(m?.[2])).toBeGreaterThan(1);
+    expect(Number(m?.[3])).toBeLessThan(1e-4);
+    expect(Math.abs(Number(m?.[4]))).toBeLessThan(1);
+  }
+}
+
+/** Checks the `<!-- layers -->` block's output. */
+export function expectLayersOutput(lines: string[]): void {
+  expect(lines[0]).toMatch(/^anderson: \d+ evaluations, converged: true$/);
+  expect(lines[1]).toBe('gradients: 0.W, 0.b, 2.W, 2.b, 4.gamma, 4.beta, Qd');
+}
+
+/** Checks the `<!-- define-layer -->` block's output. */
+export function expectDefineLayerOutput(lines: string[]): void {
+  expect(lines[0]).toMatch(/^gradcheck passed\nu .*ok.*\nQd .*ok.*\na .*ok/);
+  expect(Number(/^broyden: (\d+) evaluations$/.exec(lines[1] ?? '')?.[1])).toBeGreaterThan(1);
+}
