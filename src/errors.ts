@@ -37,3 +37,9 @@ export class DeviceLostError extends AnchoraxError {}
 
 /** No WebGPU adapter could be found; the message says what to install. */
 export class NoAdapterError extends AnchoraxError {}
+
+/** A file or byte source is unreadable or malformed (e.g. a truncated or corrupt safetensors file). */
+export class FormatError extends AnchoraxError {}
+
+/** `engine.scope` was misused: scopes on one engine closed out of order (overlapping, not nested). */
+export class ScopeError extends AnchoraxError {}

@@ -49,4 +49,7 @@ export {
   LimitError,
   DeviceLostError,
   NoAdapterError,
+  FormatError,
+  ScopeError,
 } from './errors';
+export { saveParams, loadParams, paramsMetadata, type SaveParamsOptions, type LoadParamsOptions, type ParamsSource } from './io/params';

@@ -104,3 +104,25 @@ export function readChoice<T extends string>(value: unknown, argument: string, f
   }
   return value as T;
 }
+
+/** A list of strings (e.g. tensor names), or `[]` when undefined. */
+export function readStringList(value: unknown, argument: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new OptionError(argument, `must be a list of strings, got ${describe(value)}`);
+  value.forEach((item: unknown, i) => {
+    if (typeof item !== 'string') throw new OptionError(`${argument}[${i}]`, `must be a string, got ${describe(item)}`);
+  });
+  return value as string[];
+}
+
+/** An object whose values are all strings, or `{}` when undefined. */
+export function readStringRecord(value: unknown, argument: string): Record<string, string> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new OptionError(argument, `must be an object of strings, got ${describe(value)}`);
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== 'string') throw new OptionError(`${argument}.${key}`, `must be a string, got ${describe(item)}`);
+  }
+  return value as Record<string, string>;
+}
