@@ -1,0 +1,40 @@
+// Leak warnings: a child Node process with --expose-gc (test/helpers/leak-child.ts) drops tensors
+// undisposed, forces garbage collection and reports its console.warn calls.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const child = fileURLToPath(new URL('./helpers/leak-child.ts', import.meta.url));
+const viteNode = fileURLToPath(new URL('../node_modules/vite-node/dist/cli.mjs', import.meta.url));
+
+async function warningsOf(mode: 'leak' | 'dispose' | 'off', env: Record<string, string> = {}): Promise<{ warnings: string[]; leakCount: number }> {
+  const { stdout } = await run(process.execPath, ['--expose-gc', viteNode, child, mode], {
+    env: { ...process.env, NODE_ENV: 'development', ...env },
+    timeout: 90_000,
+  });
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]) as { warnings: string[]; leakCount: number };
+}
+
+describe('leak warnings', () => {
+  it('warn once, naming the shape and the creation site, when undisposed results are collected', async () => {
+    const { warnings, leakCount } = await warningsOf('leak');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/garbage-collected without dispose\(\)/);
+    expect(warnings[0]).toMatch(/shape \[(2, 2|1)\]/);
+    expect(warnings[0]).toMatch(/leak-child\.ts/);
+    // 3 rounds × (prediction, zeros target, loss.grad, loss.total) = 12 tensors, all counted.
+    expect(leakCount).toBe(12);
+  }, 120_000);
+
+  it('stay silent when everything is disposed, and when turned off', async () => {
+    const disposed = await warningsOf('dispose');
+    expect(disposed).toEqual({ warnings: [], leakCount: 0 });
+    const off = await warningsOf('off');
+    expect(off).toEqual({ warnings: [], leakCount: 0 });
+    const production = await warningsOf('leak', { NODE_ENV: 'production' });
+    expect(production).toEqual({ warnings: [], leakCount: 0 });
+  }, 200_000);
+});
