@@ -227,8 +227,12 @@ export class Engine {
     return new SGD(this, params, options);
   }
 
-  /** Releases the pool; destroys the device if the engine created it. */
+  /**
+   * Releases the pool; destroys the device if the engine created it. Tensors garbage-collected
+   * afterwards are not reported as leaks.
+   */
   destroy(): void {
+    this.lifetimes.end();
     this.pool.trim();
     for (const buffer of this.uniforms.values()) buffer.destroy();
     this.uniforms.clear();

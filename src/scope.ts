@@ -59,6 +59,7 @@ export class Lifetimes {
   private readonly frameOf = new WeakMap<Tensor, Frame>();
   private readonly registry: FinalizationRegistry<LeakInfo> | undefined;
   private leaks = 0;
+  private ended = false;
 
   /**
    * @param owner the engine, never walked when looking for returned tensors.
@@ -102,7 +103,13 @@ export class Lifetimes {
     this.frameOf.delete(tensor);
   }
 
+  /** The engine was destroyed: its memory is gone, so tensors collected from now on are no leaks. */
+  end(): void {
+    this.ended = true;
+  }
+
   private leaked(info: LeakInfo): void {
+    if (this.ended) return;
     this.leaks++;
     if (this.leaks > 1) return;
     // Lines 1–3 are this file, the engine and the Tensor constructor.

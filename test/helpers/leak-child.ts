@@ -1,6 +1,6 @@
 // Child process of test/leaks.test.ts, run as `node --expose-gc vite-node this-file <case>`:
-// makes tensors and results, drops or disposes them, forces garbage collection and prints the
-// console.warn calls it saw (JSON on the last stdout line).
+// makes tensors and results, drops them (modes leak, off, destroyed) or disposes them (dispose),
+// forces garbage collection and prints the console.warn calls it saw (JSON on the last stdout line).
 import { Engine, mse } from '../../src';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -16,7 +16,7 @@ async function leakResult(engine: Engine): Promise<void> {
   const zeros = engine.zeros([2, 2]);
   const loss = await mse(prediction, zeros);
   await loss.value();
-  if (mode !== 'leak') {
+  if (mode === 'dispose') {
     loss.dispose();
     prediction.dispose();
     zeros.dispose();
@@ -30,10 +30,14 @@ await engine.scope(async () => {
   await mse(engine.tensor([1, 2, 3, 4], [2, 2]), target);
 });
 for (let i = 0; i < 3; i++) await leakResult(engine);
+// After destroy() the memory is gone with the engine: collected tensors are no leaks then.
+if (mode === 'destroyed') engine.destroy();
 for (let round = 0; round < 10; round++) {
   gc();
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
-target.dispose();
-engine.destroy();
+if (mode !== 'destroyed') {
+  target.dispose();
+  engine.destroy();
+}
 console.log(JSON.stringify({ warnings, leakCount: engine.leakCount }));
