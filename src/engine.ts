@@ -11,8 +11,8 @@ import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './error
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 import { Adam, type AdamOptions } from './optim/adam';
 import { SGD, type SgdOptions } from './optim/sgd';
-import { LEAK_WARNINGS_DEFAULT, Lifetimes } from './scope';
-import { readBoolean, readChoice, readOptions } from './validate';
+import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
+import { readChoice, readOptions, readSwitch } from './validate';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
@@ -22,10 +22,12 @@ export interface EngineOptions {
   /** Passed to `requestAdapter`. Default `'high-performance'`. */
   powerPreference?: GPUPowerPreference;
   /**
-   * Warn (console.warn, once per engine) when a tensor is garbage-collected without `dispose()`.
-   * Default: on, unless `process.env.NODE_ENV === 'production'` (which bundlers substitute).
+   * Warn (console.warn, once per engine) when a tensor is garbage-collected without `dispose()`,
+   * naming its shape. `'trace'` also records where each tensor is created, for the warning to say
+   * (it makes creating tensors much slower: for debugging). Default: `true`, unless
+   * `process.env.NODE_ENV === 'production'` (which bundlers substitute).
    */
-  leakWarnings?: boolean;
+  leakWarnings?: LeakWarnings;
 }
 
 /** Options of {@link Engine.fromDevice}. */
@@ -45,7 +47,7 @@ export class Engine {
   private readonly lost: Promise<void>;
   private readonly lifetimes: Lifetimes;
 
-  private constructor(device: GPUDevice, private readonly ownsDevice: boolean, leakWarnings: boolean) {
+  private constructor(device: GPUDevice, private readonly ownsDevice: boolean, leakWarnings: LeakWarnings) {
     this.device = device;
     this.lifetimes = new Lifetimes(this, leakWarnings);
     this.pool = new BufferPool(device);
@@ -61,7 +63,7 @@ export class Engine {
    */
   static async create(options?: EngineOptions): Promise<Engine> {
     const opts = readOptions(options, 'options', ['powerPreference', 'leakWarnings']);
-    const leakWarnings = readBoolean(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT);
+    const leakWarnings = readSwitch(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT, ['trace']);
     const power = readChoice<GPUPowerPreference>(opts.powerPreference, 'options.powerPreference', 'high-performance', ['high-performance', 'low-power']);
     return new Engine(await acquireDevice(power), true, leakWarnings);
   }
@@ -73,7 +75,7 @@ export class Engine {
    */
   static fromDevice(device: GPUDevice, options?: FromDeviceOptions): Engine {
     const opts = readOptions(options, 'options', ['leakWarnings']);
-    return new Engine(device, false, readBoolean(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT));
+    return new Engine(device, false, readSwitch(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT, ['trace']));
   }
 
   /**

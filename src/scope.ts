@@ -17,11 +17,17 @@ interface Frame {
   overlapped: boolean;
 }
 
-/** What a leak warning says about a tensor: its shape and where it was created. */
+/**
+ * Leak warnings: off, on (the tensor's shape only: a registry entry, a few µs per tensor), or
+ * `'trace'` (also the stack where each tensor was created: much slower to create tensors).
+ */
+export type LeakWarnings = boolean | 'trace';
+
+/** What a leak warning says about a tensor: its shape and, when traced, where it was created. */
 interface LeakInfo {
   readonly shape: readonly number[];
   /** The creation stack as text: an Error object would hold the frames' receivers, the tensor among them. */
-  readonly site: string;
+  readonly site: string | undefined;
 }
 
 /** Objects whose closures hold values a scope must keep when the object is returned. */
@@ -63,9 +69,9 @@ export class Lifetimes {
 
   /**
    * @param owner the engine, never walked when looking for returned tensors.
-   * @param leakWarnings whether undisposed tensors that get garbage-collected are reported.
+   * @param leakWarnings whether (and how) undisposed tensors that get garbage-collected are reported.
    */
-  constructor(private readonly owner: object, leakWarnings: boolean) {
+  constructor(private readonly owner: object, private readonly leakWarnings: LeakWarnings) {
     this.registry = leakWarnings && typeof FinalizationRegistry !== 'undefined'
       ? new FinalizationRegistry((info) => this.leaked(info))
       : undefined;
@@ -78,7 +84,10 @@ export class Lifetimes {
 
   /** A tensor was created: it joins the innermost open scope and, if it owns memory, the leak registry. */
   created(tensor: Tensor, owned: boolean): void {
-    if (owned && this.registry) this.registry.register(tensor, { shape: tensor.shape, site: new Error().stack ?? '' }, tensor);
+    if (owned && this.registry) {
+      const site = this.leakWarnings === 'trace' ? new Error().stack : undefined;
+      this.registry.register(tensor, { shape: tensor.shape, site }, tensor);
+    }
     const frame = this.frames[this.frames.length - 1];
     if (frame) {
       frame.tensors.add(tensor);
@@ -113,12 +122,14 @@ export class Lifetimes {
     this.leaks++;
     if (this.leaks > 1) return;
     // Lines 1–3 are this file, the engine and the Tensor constructor.
-    const site = info.site.split('\n').slice(4, 10).join('\n');
+    const site = info.site === undefined
+      ? "Create the engine with { leakWarnings: 'trace' } to see where leaked tensors are created."
+      : `Created at:\n${info.site.split('\n').slice(4, 10).join('\n')}`;
     console.warn(
       `anchorax: a tensor of shape [${info.shape.join(', ')}] was garbage-collected without dispose(), so its GPU ` +
         'buffer never went back to the engine\'s pool. Dispose tensors and results (or run the step in ' +
         'engine.scope). Further leaks of this engine are counted, not reported. ' +
-        `Turn this off with { leakWarnings: false } or NODE_ENV=production. Created at:\n${site}`,
+        `Turn this off with { leakWarnings: false } or NODE_ENV=production. ${site}`,
     );
   }
 

@@ -105,6 +105,13 @@ export function readChoice<T extends string>(value: unknown, argument: string, f
   return value as T;
 }
 
+/** true, false or one of `choices` (a mode beyond on/off), or `fallback` when undefined. */
+export function readSwitch<T extends string>(value: unknown, argument: string, fallback: boolean | T, choices: readonly T[]): boolean | T {
+  if (value === undefined || typeof value === 'boolean') return value ?? fallback;
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
+  throw new OptionError(argument, `must be true, false${choices.map((c) => ` or '${c}'`).join('')}, got ${describe(value)}`);
+}
+
 /** A list of strings (e.g. tensor names), or `[]` when undefined. */
 export function readStringList(value: unknown, argument: string): string[] {
   if (value === undefined) return [];

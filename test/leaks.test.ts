@@ -9,7 +9,7 @@ const run = promisify(execFile);
 const child = fileURLToPath(new URL('./helpers/leak-child.ts', import.meta.url));
 const viteNode = fileURLToPath(new URL('../node_modules/vite-node/dist/cli.mjs', import.meta.url));
 
-async function warningsOf(mode: 'leak' | 'dispose' | 'off' | 'destroyed', env: Record<string, string> = {}): Promise<{ warnings: string[]; leakCount: number }> {
+async function warningsOf(mode: 'leak' | 'trace' | 'dispose' | 'off' | 'destroyed', env: Record<string, string> = {}): Promise<{ warnings: string[]; leakCount: number }> {
   const { stdout } = await run(process.execPath, ['--expose-gc', viteNode, child, mode], {
     env: { ...process.env, NODE_ENV: 'development', ...env },
     timeout: 90_000,
@@ -19,14 +19,18 @@ async function warningsOf(mode: 'leak' | 'dispose' | 'off' | 'destroyed', env: R
 }
 
 describe('leak warnings', () => {
-  it('warn once, naming the shape and the creation site, when undisposed results are collected', async () => {
-    const { warnings, leakCount } = await warningsOf('leak');
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/garbage-collected without dispose\(\)/);
-    expect(warnings[0]).toMatch(/shape \[(2, 2|1)\]/);
-    expect(warnings[0]).toMatch(/leak-child\.ts/);
-    // 3 rounds × (prediction, zeros target, loss.grad, loss.total) = 12 tensors, all counted.
-    expect(leakCount).toBe(12);
+  it('warn once, naming the shape (and with trace, the creation site), when undisposed results are collected', async () => {
+    const [plain, traced] = await Promise.all([warningsOf('leak'), warningsOf('trace')]);
+    for (const { warnings, leakCount } of [plain, traced]) {
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/garbage-collected without dispose\(\)/);
+      expect(warnings[0]).toMatch(/shape \[(2, 2|1)\]/);
+      // 3 rounds × (prediction, zeros target, loss.grad, loss.total) = 12 tensors, all counted.
+      expect(leakCount).toBe(12);
+    }
+    expect(plain.warnings[0]).toMatch(/leakWarnings: 'trace'/);
+    expect(plain.warnings[0]).not.toMatch(/leak-child\.ts/);
+    expect(traced.warnings[0]).toMatch(/Created at:\n.*at mse .*\n.*at leakResult .*leak-child\.ts/);
   }, 120_000);
 
   it('stay silent when everything is disposed, when turned off, and after engine.destroy()', async () => {

@@ -2,7 +2,7 @@
 // returned, nesting hands kept tensors outwards, throws still clean up, wrapped buffers survive,
 // and overlapping (concurrent) scopes are refused without disposing anything of theirs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine, GradientAccumulator, OptionError, ScopeError, Tensor, anderson, broyden, gdeq, mse, picard } from '../src';
+import { Engine, GradientAccumulator, OptionError, ScopeError, Tensor, broyden, gdeq, mse, picard } from '../src';
 import { BufferUsage } from '../src/gpu/flags';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 import { expectError } from './helpers/layers';
@@ -198,12 +198,14 @@ describe('engine.scope', () => {
     }, OptionError, 'options.leakWarning');
     expect((err as Error).message).toMatch(/did you mean 'leakWarnings'/);
     expectError(() => Engine.fromDevice(engine.device, { leakWarnings: 'no' as never }), OptionError, 'options.leakWarnings');
+    expect(() => Engine.fromDevice(engine.device, { leakWarnings: 'no' as never })).toThrow(/must be true, false or 'trace', got "no"/);
+    expect(Engine.fromDevice(engine.device, { leakWarnings: 'trace' })).toBeInstanceOf(Engine);
   });
 
   it('solver results returned whole keep uStar and uPrev', async () => {
     const f = engine.implicitBlock({ w: values(d * d, 0.2), b: values(d, 0.1) });
     const Qd = engine.tensor(values(d, 1), [d]);
-    const result = await engine.scope(() => anderson(f, Qd, { eps: 1e-5 }));
+    const result = await engine.scope(() => broyden(f, Qd, { eps: 1e-5 }));
     expect((await result.uStar.read()).length).toBe(d);
     expect(result.uPrev.disposed).toBe(false);
     result.dispose();

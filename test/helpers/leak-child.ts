@@ -1,5 +1,5 @@
 // Child process of test/leaks.test.ts, run as `node --expose-gc vite-node this-file <case>`:
-// makes tensors and results, drops them (modes leak, off, destroyed) or disposes them (dispose),
+// makes tensors and results, drops them (modes leak, trace, off, destroyed) or disposes them (dispose),
 // forces garbage collection and prints the console.warn calls it saw (JSON on the last stdout line).
 import { Engine, mse } from '../../src';
 
@@ -23,7 +23,7 @@ async function leakResult(engine: Engine): Promise<void> {
   }
 }
 
-const engine = await Engine.create(mode === 'off' ? { leakWarnings: false } : {});
+const engine = await Engine.create(mode === 'off' ? { leakWarnings: false } : mode === 'trace' ? { leakWarnings: 'trace' } : {});
 const target = engine.zeros([2, 2]);
 await engine.scope(async () => {
   // Scoped work is disposed by the scope: never a leak.
