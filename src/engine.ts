@@ -95,7 +95,8 @@ export class Engine {
    *   const loss = await engine.scope(async () => {
    *     const out = await jfb(f, Qd);
    *     const l = await mse(out.uStar, target);
-   *     await optimizer.step(Object.values(await out.backward(l.grad)));
+   *     const grads = await out.backward(l.grad);
+   *     await optimizer.step([grads.w, grads.b]);
    *     return l.value();      // a number: every tensor above is disposed
    *   });
    * }
