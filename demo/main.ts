@@ -26,6 +26,8 @@ export interface DemoState {
   adapter: string;
   stepsPerSecond: number | null;
   gpuErrors: string[];
+  /** Name of the file the current model was loaded from (Load model), or null. */
+  loadedFrom: string | null;
 }
 
 declare global {
@@ -54,6 +56,7 @@ const state: DemoState = {
   adapter: '',
   stepsPerSecond: null,
   gpuErrors: [],
+  loadedFrom: null,
 };
 window.__demoState = state;
 
@@ -67,6 +70,8 @@ const form = el<HTMLFormElement>('controls');
 const startButton = el<HTMLButtonElement>('start');
 const pauseButton = el<HTMLButtonElement>('pause');
 const resetButton = el<HTMLButtonElement>('reset');
+const downloadButton = el<HTMLButtonElement>('download');
+const loadInput = el<HTMLInputElement>('load');
 const statusLine = el<HTMLDivElement>('status');
 const query = new URLSearchParams(location.search);
 
@@ -78,6 +83,7 @@ function setStatus(phase: DemoState['phase'], message: string): void {
   startButton.disabled = !(phase === 'ready' || phase === 'paused');
   pauseButton.disabled = phase !== 'running';
   resetButton.disabled = phase === 'loading' || phase === 'error' || phase === 'no-webgpu';
+  downloadButton.disabled = loadInput.disabled = !(phase === 'ready' || phase === 'paused');
 }
 
 function field(name: string): HTMLInputElement | HTMLSelectElement {
@@ -311,25 +317,68 @@ async function newModel(): Promise<void> {
   await exclusive(async () => {
     model?.dispose();
     model = null;
-    const m = await DeqClassifier.create(e, { ...readConfig(), seed: 0 });
-    // Residual traces feed the convergence plot; the extra readback is a few hundred bytes.
-    m.traceSolves = true;
-    model = m;
-    Object.assign(state, {
-      steps: 0, epoch: 0, losses: [], accuracies: [], iterations: [], heldout: [], traceLength: 0,
-      stepsPerSecond: null,
-    });
-    emaStepMs = null;
-    emaFevalUs = null;
-    order = shuffled(d.train.labels.length, Math.random);
-    cursor = 0;
-    for (const c of [lossChart, heldoutChart, iterChart]) c.clear();
-    showTraces(); // the other solvers' curves stay for comparison
-    for (const id of ['stat-step', 'stat-epoch']) text(id, '0');
-    for (const id of ['stat-rate', 'stat-feval', 'stat-heldout']) text(id, '–');
-    // Accuracy before any training: the first point of the held-out plot.
-    await evaluateHeldout(m, d);
+    await install(await DeqClassifier.create(e, { ...readConfig(), seed: 0 }), d, null);
   });
+}
+
+/** Makes `m` the page's model (inside `exclusive`): fresh statistics and a first held-out score. */
+async function install(m: DeqClassifier, d: MnistData, loadedFrom: string | null): Promise<void> {
+  // Residual traces feed the convergence plot; the extra readback is a few hundred bytes.
+  m.traceSolves = true;
+  model = m;
+  state.loadedFrom = loadedFrom;
+  Object.assign(state, {
+    steps: 0, epoch: 0, losses: [], accuracies: [], iterations: [], heldout: [], traceLength: 0,
+    stepsPerSecond: null,
+  });
+  emaStepMs = null;
+  emaFevalUs = null;
+  order = shuffled(d.train.labels.length, Math.random);
+  cursor = 0;
+  for (const c of [lossChart, heldoutChart, iterChart]) c.clear();
+  showTraces(); // the other solvers' curves stay for comparison
+  for (const id of ['stat-step', 'stat-epoch']) text(id, '0');
+  for (const id of ['stat-rate', 'stat-feval', 'stat-heldout']) text(id, '–');
+  // Accuracy before any training: the first point of the held-out plot.
+  await evaluateHeldout(m, d);
+}
+
+/** Download model: the current parameters and config as `model.safetensors` (see model.ts). */
+async function downloadModel(): Promise<void> {
+  const m = model;
+  if (!m) return;
+  const bytes = await exclusive(() => m.toSafetensors());
+  const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = 'model.safetensors';
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Load model: a file saved by Download model or by `npm run train` replaces the current model. */
+async function loadModel(file: File): Promise<void> {
+  if (!engine || !data) return;
+  const e = engine;
+  const d = data;
+  await pause();
+  setStatus('loading', `Loading ${file.name}…`);
+  let loaded: DeqClassifier;
+  try {
+    loaded = await DeqClassifier.fromSafetensors(e, file);
+  } catch (err) {
+    // The current model stays; the message says why the file was refused.
+    setStatus('ready', `Could not load ${file.name}: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  await exclusive(async () => {
+    model?.dispose();
+    model = null;
+    const { config } = loaded;
+    for (const name of ['solver', 'backprop', 'hidden', 'lr', 'maxDepth', 'eps'] as const) field(name).value = String(config[name]);
+    await install(loaded, d, file.name);
+  });
+  setStatus('ready', `Loaded ${file.name} (hidden ${loaded.config.hidden}, ${loaded.config.solver}): press Start to train on.`);
 }
 
 function start(): void {
@@ -390,6 +439,12 @@ el('pad-clear').addEventListener('click', () => {
 startButton.addEventListener('click', start);
 pauseButton.addEventListener('click', () => void pause());
 resetButton.addEventListener('click', () => void reset());
+downloadButton.addEventListener('click', () => void downloadModel().catch(fail));
+loadInput.addEventListener('change', () => {
+  const file = loadInput.files?.[0];
+  loadInput.value = '';
+  if (file) void loadModel(file).catch(fail);
+});
 field('lr').addEventListener('change', () => model?.setLearningRate(positiveNumber('lr', 3e-3)));
 
 // ---- start-up -----------------------------------------------------------------------------------

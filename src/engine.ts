@@ -11,6 +11,8 @@ import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './error
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 import { Adam, type AdamOptions } from './optim/adam';
 import { SGD, type SgdOptions } from './optim/sgd';
+import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
+import { readChoice, readOptions, readSwitch } from './validate';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
@@ -19,7 +21,17 @@ const LOST_GRACE_MS = 250;
 export interface EngineOptions {
   /** Passed to `requestAdapter`. Default `'high-performance'`. */
   powerPreference?: PowerPreference;
+  /**
+   * Warn (console.warn, once per engine) when a tensor is garbage-collected without `dispose()`,
+   * naming its shape. `'trace'` also records where each tensor is created, for the warning to say
+   * (it makes creating tensors much slower: for debugging). Default: `true`, unless
+   * `process.env.NODE_ENV === 'production'` (which bundlers substitute).
+   */
+  leakWarnings?: LeakWarnings;
 }
+
+/** Options of {@link Engine.fromDevice}. */
+export type FromDeviceOptions = Pick<EngineOptions, 'leakWarnings'>;
 
 export class Engine {
   /** The WebGPU device every tensor and kernel of this engine lives on. */
@@ -33,23 +45,87 @@ export class Engine {
   private lostReason: string | null = null;
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
+  private readonly lifetimes: Lifetimes;
 
-  private constructor(device: GPUDevice, private readonly ownsDevice: boolean) {
+  private constructor(device: GPUDevice, private readonly ownsDevice: boolean, leakWarnings: LeakWarnings) {
     this.device = device;
+    this.lifetimes = new Lifetimes(this, leakWarnings);
     this.pool = new BufferPool(device);
     this.lost = device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'device lost';
     });
   }
 
-  /** Finds a WebGPU device: `navigator.gpu` in a browser, Dawn (`webgpu` package) in Node. */
-  static async create(options: EngineOptions = {}): Promise<Engine> {
-    return new Engine(await acquireDevice(options.powerPreference), true);
+  /**
+   * Finds a WebGPU device: `navigator.gpu` in a browser, Dawn (`webgpu` package) in Node.
+   *
+   * @throws OptionError (`'options.<name>'`), NoAdapterError.
+   */
+  static async create(options?: EngineOptions): Promise<Engine> {
+    const opts = readOptions(options, 'options', ['powerPreference', 'leakWarnings']);
+    const leakWarnings = readSwitch(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT, ['trace']);
+    const power = readChoice<PowerPreference>(opts.powerPreference, 'options.powerPreference', 'high-performance', ['high-performance', 'low-power']);
+    return new Engine(await acquireDevice(power), true, leakWarnings);
   }
 
-  /** Uses a device the application already owns; `destroy()` will not destroy it. */
-  static fromDevice(device: GPUDevice): Engine {
-    return new Engine(device, false);
+  /**
+   * Uses a device the application already owns; `destroy()` will not destroy it.
+   *
+   * @throws OptionError (`'options.<name>'`).
+   */
+  static fromDevice(device: GPUDevice, options?: FromDeviceOptions): Engine {
+    const opts = readOptions(options, 'options', ['leakWarnings']);
+    return new Engine(device, false, readSwitch(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT, ['trace']));
+  }
+
+  /**
+   * Runs `fn` and then disposes every tensor created on this engine while it ran (including those
+   * inside results: `uStar`, gradients, losses…) except the ones reachable from its return value
+   * through properties, array elements, Map and Set values (a returned result keeps what its
+   * `backward` needs). Kept tensors belong to the enclosing scope, if any. Also disposes on a throw.
+   * Wrapped tensors (`wrap`) are disposed as views; their buffers stay the caller's.
+   *
+   * Scopes track tensors by time, not by async flow: use them in sequential code, awaiting each
+   * scope, or nest them. While a scope is open, tensors that code elsewhere creates on this engine
+   * (a concurrent request, a timer) belong to it too. Scopes that close out of order — concurrent
+   * scopes on one engine — dispose nothing and throw ScopeError. `keep(t)` takes a tensor out.
+   *
+   * ```ts
+   * for (let step = 0; step < steps; step++) {
+   *   const loss = await engine.scope(async () => {
+   *     const out = await jfb(f, Qd);
+   *     const l = await mse(out.uStar, target);
+   *     const grads = await out.backward(l.grad);
+   *     await optimizer.step([grads.w, grads.b]);
+   *     return l.value();      // a number: every tensor above is disposed
+   *   });
+   * }
+   * ```
+   *
+   * @throws ScopeError (`'engine.scope'`) when scopes closed out of order; whatever `fn` throws.
+   */
+  scope<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.lifetimes.scope(fn);
+  }
+
+  /** Takes `tensor` out of the scope it was created in, so the scope's end does not dispose it. */
+  keep<T extends Tensor>(tensor: T): T {
+    return this.lifetimes.keep(tensor);
+  }
+
+  /** @internal Number of tensors reported by leak warnings so far. */
+  get leakCount(): number {
+    return this.lifetimes.leakCount;
+  }
+
+  /** @internal Called by the Tensor constructor: scope membership and leak tracking. */
+  trackTensor(tensor: Tensor, owned: boolean): void {
+    this.lifetimes.created(tensor, owned);
+  }
+
+  /** @internal Called by `Tensor.dispose`. */
+  untrackTensor(tensor: Tensor): void {
+    this.lifetimes.disposed(tensor);
   }
 
   /** Bytes of GPU memory the engine's pool holds now, and the peak so far. */
@@ -154,8 +230,12 @@ export class Engine {
     return new SGD(this, params, options);
   }
 
-  /** Releases the pool; destroys the device if the engine created it. */
+  /**
+   * Releases the pool; destroys the device if the engine created it. Tensors garbage-collected
+   * afterwards are not reported as leaks.
+   */
   destroy(): void {
+    this.lifetimes.end();
     this.pool.trim();
     for (const buffer of this.uniforms.values()) buffer.destroy();
     this.uniforms.clear();

@@ -39,3 +39,9 @@ export class DeviceLostError extends AnchoraxError { override name = 'DeviceLost
 
 /** No WebGPU adapter could be found; the message says what to do (in Node: what to install; in a browser: what to enable). */
 export class NoAdapterError extends AnchoraxError { override name = 'NoAdapterError'; }
+
+/** A file or byte source is unreadable or malformed (e.g. a truncated or corrupt safetensors file). */
+export class FormatError extends AnchoraxError { override name = 'FormatError'; }
+
+/** `engine.scope` was misused: scopes on one engine closed out of order (overlapping, not nested). */
+export class ScopeError extends AnchoraxError { override name = 'ScopeError'; }

@@ -7,7 +7,7 @@
  * const { uStar, tnstep, stats } = await broyden(f, engine.tensor(qd, [batch, d]));
  * ```
  */
-export { Engine, type EngineOptions } from './engine';
+export { Engine, type EngineOptions, type FromDeviceOptions } from './engine';
 export { Tensor } from './tensor';
 export { TanhBlock, type TanhBlockParams, type ForwardKernelChoice } from './layers/tanh-block';
 export type { DropoutOptions, DropoutNoise } from './layers/dropout';
@@ -49,4 +49,7 @@ export {
   LimitError,
   DeviceLostError,
   NoAdapterError,
+  FormatError,
+  ScopeError,
 } from './errors';
+export { saveParams, loadParams, paramsMetadata, type SaveParamsOptions, type LoadParamsOptions, type ParamsSource } from './io/params';

@@ -24,6 +24,7 @@ export class Tensor {
     this._buffer = buffer;
     this.shape = Object.freeze([...shape]);
     this.size = shape.reduce((a, b) => a * b, 1);
+    engine.trackTensor(this, owned);
   }
 
   /** The GPU buffer (float32, row-major). Throws once disposed. */
@@ -44,8 +45,10 @@ export class Tensor {
 
   /** Frees the GPU memory (a wrapped buffer is left to its owner). Safe to call twice. */
   dispose(): void {
-    if (this._buffer && this.owned) this.engine.releaseBuffer(this._buffer);
+    if (!this._buffer) return;
+    if (this.owned) this.engine.releaseBuffer(this._buffer);
     this._buffer = null;
+    this.engine.untrackTensor(this);
   }
 
   /** @internal Checks that this tensor can be used by `engine` as argument `name`. */

@@ -104,3 +104,32 @@ export function readChoice<T extends string>(value: unknown, argument: string, f
   }
   return value as T;
 }
+
+/** true, false or one of `choices` (a mode beyond on/off), or `fallback` when undefined. */
+export function readSwitch<T extends string>(value: unknown, argument: string, fallback: boolean | T, choices: readonly T[]): boolean | T {
+  if (value === undefined || typeof value === 'boolean') return value ?? fallback;
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
+  throw new OptionError(argument, `must be true, false${choices.map((c) => ` or '${c}'`).join('')}, got ${describe(value)}`);
+}
+
+/** A list of strings (e.g. tensor names), or `[]` when undefined. */
+export function readStringList(value: unknown, argument: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new OptionError(argument, `must be a list of strings, got ${describe(value)}`);
+  value.forEach((item: unknown, i) => {
+    if (typeof item !== 'string') throw new OptionError(`${argument}[${i}]`, `must be a string, got ${describe(item)}`);
+  });
+  return value as string[];
+}
+
+/** An object whose values are all strings, or `{}` when undefined. */
+export function readStringRecord(value: unknown, argument: string): Record<string, string> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new OptionError(argument, `must be an object of strings, got ${describe(value)}`);
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== 'string') throw new OptionError(`${argument}.${key}`, `must be a string, got ${describe(item)}`);
+  }
+  return value as Record<string, string>;
+}

@@ -1,9 +1,10 @@
 // The live training page end to end: build demo/ with its vite config, serve the static files on
 // 127.0.0.1, open them in headless Chromium (SwiftShader WebGPU), train a small model, check the
 // plots fill, the loss falls, the drawing pad predicts, and nothing logs an error. Also checks
-// that a browser without WebGPU gets a message instead of an exception, and one whose
-// navigator.gpu gives no adapter gets browser advice.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// that a browser without WebGPU gets a message instead of an exception, one whose navigator.gpu
+// gives no adapter gets browser advice, and that the model downloads as model.safetensors (loaded
+// back in Node) and a file from Node loads into the page.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,10 @@ import type { Page } from 'puppeteer-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoState } from '../demo/main';
+import { loadMnist } from '../demo/mnist/data';
+import { DeqClassifier, INPUTS } from '../demo/mnist/model-io';
 import { CHROMIUM_FLAGS, withBuiltPage } from './helpers/browser';
+import { createTestEngine } from './helpers/engine';
 
 const CONFIG = fileURLToPath(new URL('../demo/vite.config.ts', import.meta.url));
 const SCREENSHOT = fileURLToPath(new URL('./artifacts/demo.png', import.meta.url));
@@ -105,6 +109,61 @@ describe('demo page in headless Chromium', () => {
     expect(state.sketchPrediction).toBeGreaterThanOrEqual(0);
     expect(state.sketchPrediction).toBeLessThanOrEqual(9);
     expect(state.sketchIterations).toBeGreaterThanOrEqual(1);
+  }, 150_000);
+
+  it('downloads the model (Node loads it) and loads a model saved in Node, refusing a corrupt one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'anchorax-demo-model-'));
+    const engine = await createTestEngine();
+    try {
+      const nodeModel = await DeqClassifier.create(engine, { hidden: 16, solver: 'picard', seed: 5 });
+      const nodeFile = await nodeModel.save(join(dir, 'node'));
+      const data = await loadMnist({ seed: 0 });
+      const heldout = 200; // SEARCH's heldout
+      const nodeAccuracy = await nodeModel.evaluate(data.test.images.subarray(0, heldout * INPUTS), data.test.labels.subarray(0, heldout));
+      nodeModel.dispose();
+      const corrupt = join(dir, 'corrupt.safetensors');
+      writeFileSync(corrupt, readFileSync(nodeFile).subarray(0, 100));
+      const downloads = join(dir, 'downloads');
+      mkdirSync(downloads);
+      const state = await withBuiltPage(
+        outDir,
+        async (page, consoleErrors) => {
+          const ready = () => page.waitForFunction(() => (window as unknown as { __demoState?: DemoState }).__demoState?.phase === 'ready', { timeout: 60_000, polling: 200 });
+          await ready();
+          const cdp = await page.createCDPSession();
+          await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
+          await page.click('#download');
+          const downloaded = join(downloads, 'model.safetensors');
+          for (let i = 0; i < 100 && !existsSync(downloaded); i++) await new Promise((r) => setTimeout(r, 200));
+          const fromPage = await DeqClassifier.load(engine, downloaded);
+          expect(fromPage.config.hidden).toBe(32); // SEARCH's hidden
+          fromPage.dispose();
+          const input = await page.$('input#load');
+          if (!input) throw new Error('#load missing');
+          await input.uploadFile(nodeFile);
+          await page.waitForFunction(() => (window as unknown as { __demoState: DemoState }).__demoState.loadedFrom === 'model.safetensors', { timeout: 60_000, polling: 200 });
+          await ready();
+          const loaded = await demoState(page);
+          const hidden = await page.$eval('input[name=hidden]', (i) => (i as HTMLInputElement).value);
+          await input.uploadFile(corrupt);
+          await page.waitForFunction(() => /Could not load corrupt/.test((window as unknown as { __demoState: DemoState }).__demoState.message), { timeout: 30_000, polling: 200 });
+          const after = await demoState(page);
+          return { loaded, hidden, after, consoleErrors: [...consoleErrors] };
+        },
+        { search: SEARCH },
+      );
+      expect(state.consoleErrors).toEqual([]);
+      expect(state.hidden).toBe('16');
+      expect(state.loaded.steps).toBe(0);
+      // The same weights score the same 200 held-out digits in the page as in Node.
+      expect(Math.abs(state.loaded.heldout[0].accuracy - nodeAccuracy)).toBeLessThanOrEqual(0.01);
+      expect(state.after.phase).toBe('ready');
+      expect(state.after.message).toMatch(/FormatError|source/);
+      expect(state.after.loadedFrom).toBe('model.safetensors');
+    } finally {
+      engine.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 150_000);
 
   it('shows a message, not an exception, without WebGPU', async () => {

@@ -68,3 +68,15 @@ describe('README layer examples', () => {
     expectDefineLayerOutput(await runReadmeBlock('define-layer'));
   });
 });
+
+describe('README saving and loading', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('saves to safetensors bytes and loads them back from a Blob', async () => {
+    const lines = await runReadmeBlock('params');
+    const m = /^w, b: (\d+) bytes, w\[1\] = (\S+)$/.exec(lines[0] ?? '');
+    expect(m, lines[0]).not.toBeNull();
+    expect(Number(m?.[1])).toBeGreaterThan(8 + 4 * (16 * 16 + 16));
+    expect(m?.[2]).toBe((Math.sin(1) / 16).toFixed(4));
+  });
+});

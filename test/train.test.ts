@@ -1,12 +1,13 @@
 // The MNIST DEQ classifier of demo/mnist: a short GPU training run on a 1,000-digit subset learns
-// (held-out accuracy ≥ 80%), and a saved model reloads with identical predictions.
+// (held-out accuracy ≥ 80%), and a saved model (model.safetensors) reloads with identical predictions.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Engine } from '../src';
+import { FormatError, type Engine } from '../src';
 import { loadMnist, type MnistData } from '../demo/mnist/data';
 import { DeqClassifier, INPUTS } from '../demo/mnist/model-io';
+import { DeqClassifier as BaseClassifier } from '../demo/mnist/model';
 import { createTestEngine } from './helpers/engine';
 
 let engine: Engine;
@@ -55,19 +56,31 @@ describe('MNIST DEQ training', () => {
     expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
   }, 150_000);
 
-  it('save → load gives identical predictions', async () => {
+  it('save → load (model.safetensors, and its bytes as a Blob) gives identical predictions', async () => {
     if (!model) throw new Error('the training test must run first');
     const images = data.test.images.subarray(0, 300 * INPUTS);
     const expected = await model.predict(images, 128);
-    const header = await model.save(dir);
-    const loaded = await DeqClassifier.load(engine, header);
+    const path = await model.save(dir);
+    expect(path).toBe(join(dir, 'model.safetensors'));
+    const loaded = await DeqClassifier.load(engine, path);
+    const bytes = new Uint8Array(await readFile(path));
+    const fromBlob = await BaseClassifier.fromSafetensors(engine, new Blob([bytes]));
     try {
       expect(loaded.config).toEqual(model.config);
+      expect(fromBlob.config).toEqual(model.config);
       expect(Array.from(await loaded.predict(images, 128))).toEqual(Array.from(expected));
-      // The weights file holds all six parameters: 784·32 + 32 + 32·32 + 32 + 32·10 + 10 floats.
-      expect((await readFile(join(dir, 'model.bin'))).byteLength).toBe(4 * (784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10));
+      expect(Array.from(await fromBlob.predict(images, 128))).toEqual(Array.from(expected));
+      // Read by hand: the six parameters, float32, under the documented names and shapes.
+      const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, { dtype: string; shape: number[] }>;
+      const h = 32;
+      const shapes = { W_in: [784, h], b_in: [h], w: [h, h], b: [h], W_out: [h, 10], b_out: [10] };
+      for (const [name, shape] of Object.entries(shapes)) expect(header[name]).toMatchObject({ dtype: 'F32', shape });
+      expect(bytes.byteLength - 8 - headerLength).toBe(4 * (784 * h + h + h * h + h + h * 10 + 10));
+      await expect(BaseClassifier.fromSafetensors(engine, bytes.subarray(0, bytes.byteLength - 4))).rejects.toBeInstanceOf(FormatError);
     } finally {
       loaded.dispose();
+      fromBlob.dispose();
     }
   }, 60_000);
 });

@@ -1,32 +1,17 @@
 /**
  * Node-only saving and loading of the MNIST classifier (node:fs), kept out of ./model so the
- * browser page can bundle the model. Re-exports ./model; its DeqClassifier adds `save` / `load`.
+ * browser page can bundle the model. Re-exports ./model; its DeqClassifier adds `save` / `load`
+ * of `model.safetensors` (the bytes of `toSafetensors`: parameters and config in one file).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Engine } from '../../src';
-import {
-  DeqClassifier as BaseClassifier,
-  PARAM_NAMES,
-  initialValues,
-  resolveConfig,
-  shapeOf,
-  type DeqConfig,
-  type ParamName,
-} from './model';
+import { DeqClassifier as BaseClassifier, initialValues, resolveConfig, type DeqConfig } from './model';
 
 export * from './model';
 
-/** The JSON header of a saved model. */
-interface SavedHeader {
-  format: 'anchorax-mnist-deq';
-  version: 1;
-  config: DeqConfig;
-  /** The weights file, relative to the header's directory. */
-  weights: string;
-  /** Each parameter's shape and float offset in the weights file (little-endian float32). */
-  tensors: { name: ParamName; shape: number[]; offset: number }[];
-}
+/** The file `save` writes into its directory. */
+export const MODEL_FILE = 'model.safetensors';
 
 /** The classifier of ./model plus Node-only `save` and `load`. */
 export class DeqClassifier extends BaseClassifier {
@@ -36,48 +21,17 @@ export class DeqClassifier extends BaseClassifier {
     return BaseClassifier.prepared(new DeqClassifier(engine, full, BaseClassifier.uploadParams(engine, full, initialValues(full))));
   }
 
-  /**
-   * Writes `model.json` (config and tensor layout) and `model.bin` (little-endian float32
-   * weights) into `dir`; returns the header's path.
-   */
+  /** Writes `model.safetensors` (parameters and config) into `dir`; returns its path. */
   async save(dir: string): Promise<string> {
     await mkdir(dir, { recursive: true });
-    const values = await this.readParams();
-    const total = PARAM_NAMES.reduce((s, n) => s + values[n].length, 0);
-    const weights = new Float32Array(total);
-    const tensors: SavedHeader['tensors'] = [];
-    let offset = 0;
-    for (const name of PARAM_NAMES) {
-      weights.set(values[name], offset);
-      tensors.push({ name, shape: shapeOf(name, this.config.hidden), offset });
-      offset += values[name].length;
-    }
-    const header: SavedHeader = { format: 'anchorax-mnist-deq', version: 1, config: this.config, weights: 'model.bin', tensors };
-    const headerPath = join(dir, 'model.json');
-    // Float32Array is little-endian on every platform Node runs on.
-    await writeFile(join(dir, 'model.bin'), new Uint8Array(weights.buffer));
-    await writeFile(headerPath, `${JSON.stringify(header, null, 2)}\n`);
-    return headerPath;
+    const path = join(dir, MODEL_FILE);
+    await writeFile(path, await this.toSafetensors());
+    return path;
   }
 
-  /** Loads a model written by {@link save} from its JSON header (`file`, e.g. `train-out/model.json`). */
+  /** Loads a model written by {@link save} (or by the demo page's download) from `file`. */
   static async load(engine: Engine, file: string): Promise<DeqClassifier> {
-    const header = JSON.parse(await readFile(file, 'utf8')) as SavedHeader;
-    if (header.format !== 'anchorax-mnist-deq' || header.version !== 1) throw new Error(`${file}: not an anchorax MNIST model`);
-    const config = resolveConfig(header.config);
-    const binPath = resolve(dirname(file), basename(header.weights));
-    const bytes = await readFile(binPath);
-    // Copied into a fresh, aligned buffer: Buffer's own backing store may be shared and unaligned.
-    const weights = new Float32Array(new Uint8Array(bytes).buffer);
-    const values = {} as Record<ParamName, Float32Array>;
-    for (const name of PARAM_NAMES) {
-      const entry = header.tensors.find((t) => t.name === name);
-      const shape = shapeOf(name, config.hidden);
-      if (!entry || entry.shape.join() !== shape.join()) throw new Error(`${file}: tensor ${name} missing or not of shape [${shape.join(', ')}]`);
-      const size = shape.reduce((a, b) => a * b, 1);
-      if (entry.offset + size > weights.length) throw new Error(`${binPath}: too short for tensor ${name}`);
-      values[name] = weights.subarray(entry.offset, entry.offset + size);
-    }
-    return BaseClassifier.prepared(new DeqClassifier(engine, config, BaseClassifier.uploadParams(engine, config, values)));
+    const { config, params } = await BaseClassifier.readSafetensors(engine, await readFile(file));
+    return BaseClassifier.prepared(new DeqClassifier(engine, config, params));
   }
 }

@@ -11,7 +11,8 @@
  * Backward: dlogits → head adjoints (dW_out, db_out, du*) → the implicit layer with JFB, GDEQ or
  * IFT (dw, db, dQd) → projection adjoints (dW_in, db_in; no dx) → Adam on all six parameters.
  * Per step, the only GPU→CPU reads are the solve's convergence check and, when asked for, the
- * loss and accuracy. Browser-safe: saving and loading (Node's fs) live in ./model-io.
+ * loss and accuracy. Browser-safe: the model travels as safetensors bytes (`toSafetensors`,
+ * `fromSafetensors`); Node's file saving and loading live in ./model-io.
  */
 import {
   anderson,
@@ -20,13 +21,17 @@ import {
   ift,
   jfb,
   linear,
+  loadParams,
+  paramsMetadata,
   picard,
+  saveParams,
   softmaxCrossEntropy,
   type Adam,
   type Engine,
   type ImplicitOptions,
   type ImplicitResult,
   type Linear,
+  type ParamsSource,
   type SolveStats,
   type Solver,
   type TanhBlock,
@@ -92,6 +97,10 @@ export interface StepStats {
 }
 
 /** Names and shapes of the six parameters, in save order. */
+/** `format` and `version` in a saved model's safetensors metadata. */
+const MODEL_FORMAT = 'anchorax-mnist-deq';
+const MODEL_VERSION = '2';
+
 export const PARAM_NAMES = ['W_in', 'b_in', 'w', 'b', 'W_out', 'b_out'] as const;
 export type ParamName = (typeof PARAM_NAMES)[number];
 
@@ -160,10 +169,36 @@ export class DeqClassifier {
     return model;
   }
 
-  /** Host copies of the six parameters (for saving). */
-  protected async readParams(): Promise<Record<ParamName, Float32Array>> {
-    const values = await Promise.all(PARAM_NAMES.map((n) => this.params[n].read()));
-    return Object.fromEntries(PARAM_NAMES.map((n, i) => [n, values[i]])) as Record<ParamName, Float32Array>;
+  /**
+   * The model as a safetensors file: the six parameters under their names (`W_in [784, h]`,
+   * `b_in [h]`, `w [h, h]`, `b [h]`, `W_out [h, 10]`, `b_out [10]`; row-major, `x·W` layout) and
+   * the config as JSON in the metadata (`format`, `version`, `config`).
+   */
+  async toSafetensors(): Promise<Uint8Array<ArrayBuffer>> {
+    return saveParams(this.engine, this.params, { metadata: { format: MODEL_FORMAT, version: MODEL_VERSION, config: JSON.stringify(this.config) } });
+  }
+
+  /** A model saved by {@link toSafetensors} (its bytes, a Blob, or a path in Node). */
+  static async fromSafetensors(engine: Engine, source: ParamsSource): Promise<DeqClassifier> {
+    const { config, params } = await DeqClassifier.readSafetensors(engine, source);
+    return DeqClassifier.prepared(new DeqClassifier(engine, config, params));
+  }
+
+  /** The config and parameters of a file written by {@link toSafetensors}, names and shapes checked. */
+  protected static async readSafetensors(engine: Engine, source: ParamsSource): Promise<{ config: DeqConfig; params: Record<ParamName, Tensor> }> {
+    const metadata = await paramsMetadata(source);
+    if (metadata.format !== MODEL_FORMAT || metadata.version !== MODEL_VERSION || metadata.config === undefined) {
+      throw new Error(`not an anchorax MNIST model (metadata format ${JSON.stringify(metadata.format)}, version ${JSON.stringify(metadata.version)})`);
+    }
+    const config = resolveConfig(JSON.parse(metadata.config) as Partial<DeqConfig>);
+    const params = Object.fromEntries(PARAM_NAMES.map((n) => [n, engine.zeros(shapeOf(n, config.hidden))])) as Record<ParamName, Tensor>;
+    try {
+      await loadParams(engine, source, { into: params });
+    } catch (err) {
+      for (const n of PARAM_NAMES) params[n].dispose();
+      throw err;
+    }
+    return { config, params };
   }
 
   /** Sets Adam's learning rate for the steps that follow (for a schedule). */

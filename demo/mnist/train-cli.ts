@@ -33,11 +33,11 @@ const USAGE = `usage: npm run train -- [flags]
   --seed N                           data split, shuffling and init seed (default 0)
   --max-depth N                      solver iteration limit (default ${DEFAULT_CONFIG.maxDepth})
   --eps X                            solver tolerance, absolute residual (default ${DEFAULT_CONFIG.eps})
-  --out DIR                          where model.json, model.bin and training.svg go (default train-out/)
+  --out DIR                          where model.safetensors and training.svg go (default train-out/)
   --limit N                          train on the first N training digits only
   --shift N                          shift each training digit by up to N pixels at random (default ${DEFAULT_SHIFT}; 0: off)
   --metrics-every N                  read loss/accuracy every N steps (default 5)
-  --eval FILE                        load FILE (a model.json) and print held-out accuracy; no training`;
+  --eval FILE                        load FILE (a model.safetensors) and print held-out accuracy; no training`;
 
 /** Number of held-out digits evaluated. */
 const TEST_DIGITS = 2000;

@@ -9,6 +9,7 @@ import type { ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
 import type { SolverOptions } from '../solvers/options';
 import type { BroydenFactors, SolveResult, SolveStats } from '../solvers/run';
+import { holdValues } from '../scope';
 import { Tensor } from '../tensor';
 
 /** A solver function: `picard`, `anderson` or `broyden`. */
@@ -147,7 +148,7 @@ export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promi
   let used = false;
   let disposed = false;
   const { result, uStar } = solved;
-  return {
+  const out: ImplicitResult = {
     uStar,
     uPrev: result.uPrev,
     tnstep: result.tnstep,
@@ -186,4 +187,7 @@ export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promi
       factors?.VTs.dispose();
     },
   };
+  // A scope that returns this result keeps what backward uses besides its properties.
+  holdValues(out, () => [factors, solved.Qd, solved.layer]);
+  return out;
 }

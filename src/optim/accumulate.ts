@@ -116,7 +116,8 @@ export class GradientAccumulator {
   encodeMean(pass: GPUComputePassEncoder): readonly Tensor[] {
     this.checkMean();
     const kernel = this.readyKernel('encodeMean');
-    this.means ??= this.grads.map((g) => this.engine.zeros(g.shape));
+    // Kept: created lazily, possibly inside an engine.scope, but owned by the accumulator.
+    this.means ??= this.grads.map((g) => this.engine.keep(this.engine.zeros(g.shape)));
     const means = this.means;
     // alpha = 0: the mean tensors' old contents are overwritten, never read.
     const params = this.engine.params(kernel, { alpha: 0, beta: 1 / this.adds });
