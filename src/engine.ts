@@ -231,10 +231,10 @@ export class Engine {
   }
 
   /** @internal A compiled kernel, compiled once per engine and cached by `key`. */
-  kernel(key: string, source: string, entryPoint = 'main', locate?: (line: number) => string): Promise<Kernel> {
+  kernel(key: string, source: string, entryPoint = 'main', locate?: (line: number) => string, layoutSource?: string): Promise<Kernel> {
     let kernel = this.kernels.get(key);
     if (!kernel) {
-      kernel = Kernel.compile(this.device, key, source, entryPoint, locate);
+      kernel = Kernel.compile(this.device, key, source, entryPoint, locate, layoutSource);
       this.kernels.set(key, kernel);
       kernel.catch(() => this.kernels.delete(key));
     }

@@ -101,6 +101,8 @@ export class Kernel {
    * Compiles `source` (already composed from shared pieces) and reflects its bindings. The
    * uniform buffer, when the entry point uses one, is the `params` layout whatever its name.
    * `locate` names a line of the composed source for error messages (e.g. "forward WGSL line 3").
+   * `layoutSource`, when given, is reflected instead of `source`: WGSL with the same entry point
+   * and bindings (defineLayer's stand-in for WGSL the library did not write).
    */
   static async compile(
     device: GPUDevice,
@@ -108,6 +110,7 @@ export class Kernel {
     source: string,
     entryPoint = 'main',
     locate: (line: number) => string = (line) => `line ${line}`,
+    layoutSource: string = source,
   ): Promise<Kernel> {
     // In a scope: WGSL that does not compile is reported below as a ShaderCompileError, not as
     // an uncaptured error on the application's device.
@@ -123,7 +126,12 @@ export class Kernel {
         .join('\n');
       throw new ShaderCompileError(label, `WGSL does not compile:\n${text}`);
     }
-    const reflect = new WgslReflect(source);
+    let reflect: WgslReflect;
+    try {
+      reflect = new WgslReflect(layoutSource);
+    } catch (err) {
+      throw new ShaderCompileError(label, `compiles, but its bindings cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+    }
     const entry = reflect.entry.compute.find((f) => f.name === entryPoint);
     if (!entry) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
     const slots: BindingSlot[] = [];
