@@ -31,6 +31,8 @@ export class Engine {
   private readonly uniforms = new Map<string, GPUBuffer>();
   private openGateBuffer?: GPUBuffer;
   private lostReason: string | null = null;
+  /** Why the engine was given up while its device still runs work (see `abandon`). */
+  private abandoned: string | null = null;
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
 
@@ -154,8 +156,13 @@ export class Engine {
     return new SGD(this, params, options);
   }
 
-  /** Releases the pool; destroys the device if the engine created it. */
+  /**
+   * Releases the pool; destroys the device if the engine created it. After a TimeoutError it
+   * does nothing: the device is still running the work that timed out, and destroying it (or its
+   * buffers) would wait for that work — for ever, on a CPU implementation without a watchdog.
+   */
   destroy(): void {
+    if (this.abandoned !== null) return;
     this.pool.trim();
     for (const buffer of this.uniforms.values()) buffer.destroy();
     this.uniforms.clear();
@@ -176,6 +183,16 @@ export class Engine {
   /** @internal Throws DeviceLostError if the device is gone. */
   assertAlive(what: string): void {
     if (this.lostReason !== null) throw new DeviceLostError(what, `the GPU device was lost (${this.lostReason})`);
+    if (this.abandoned !== null) throw new DeviceLostError(what, `this engine is unusable: ${this.abandoned}; create a new engine`);
+  }
+
+  /**
+   * @internal Gives the engine up after GPU work ran past its time limit: the work cannot be
+   * cancelled, so every later call throws DeviceLostError with `reason`, and destroy() leaves
+   * the device alone.
+   */
+  abandon(reason: string): void {
+    this.abandoned ??= reason;
   }
 
   /**

@@ -37,3 +37,9 @@ export class DeviceLostError extends AnchoraxError {}
 
 /** No WebGPU adapter could be found; the message says what to install. */
 export class NoAdapterError extends AnchoraxError {}
+
+/**
+ * GPU work ran past its time limit (`options.timeoutMs`). The work cannot be cancelled, so the
+ * engine is unusable afterwards: every later call on it throws DeviceLostError saying so.
+ */
+export class TimeoutError extends AnchoraxError {}

@@ -53,6 +53,15 @@ export interface SolverOptions {
    * on a small tanh block: several iterations per dispatch in one workgroup). Default true.
    */
   fused?: boolean;
+  /**
+   * Longest time in milliseconds the solve's GPU work may take, from its first submit until its
+   * result is read back (compiling and setup not counted). Past it the solve rejects with
+   * TimeoutError and, since GPU work cannot be cancelled, the engine becomes unusable (create a
+   * new one; in Node the process can then only end with `process.exit()`). A guard against
+   * layers that never finish (an endless loop in `defineLayer` WGSL): SwiftShader has no GPU
+   * watchdog, a browser's loses the device after a few seconds. Default: no limit.
+   */
+  timeoutMs?: number;
 }
 
 /** Options with every default filled in. */
@@ -75,6 +84,8 @@ export interface ResolvedOptions {
   checkEvery: number;
   overlap: boolean;
   fused: boolean;
+  /** Infinity without a limit. */
+  timeoutMs: number;
 }
 
 export type SolverName = 'picard' | 'anderson' | 'broyden';
@@ -83,7 +94,7 @@ export const MAX_WINDOW = 32;
 
 const KNOWN = [
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
-  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused',
+  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused', 'timeoutMs',
 ] as const;
 
 /**
@@ -116,5 +127,6 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1),
     overlap: readBoolean(o.overlap, 'options.overlap', true),
     fused: readBoolean(o.fused, 'options.fused', true),
+    timeoutMs: readNumber(o.timeoutMs, 'options.timeoutMs', Infinity, { min: 1 }),
   };
 }
