@@ -17,7 +17,7 @@ import {
   type Engine,
   type LayerDefinition,
 } from '../src';
-import { createTestEngine, maxAbsDiff } from './helpers/engine';
+import { createTestEngine, maxAbsDiff, rejectsWith } from './helpers/engine';
 import { layerForward } from './helpers/layers';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
@@ -42,15 +42,7 @@ const definition = (overrides: Partial<LayerDefinition> = {}): LayerDefinition =
   ...overrides,
 });
 
-async function rejection(overrides: Partial<LayerDefinition>): Promise<AnchoraxError> {
-  try {
-    await defineLayer(engine, definition(overrides));
-  } catch (err) {
-    if (err instanceof AnchoraxError) return err;
-    throw err;
-  }
-  throw new Error('defineLayer did not reject');
-}
+const rejection = (overrides: Partial<LayerDefinition>): Promise<AnchoraxError> => rejectsWith(defineLayer(engine, definition(overrides)));
 
 interface ChildRun {
   code: number | null;
