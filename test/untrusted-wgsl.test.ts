@@ -148,6 +148,16 @@ fn forward(row: Index, i: Index,) -> f32 {
     expect(brace.message).toMatch(/adjoint WGSL line 5: this '\{' is never closed/);
     const unfinished = await rejection({ forward: `${FORWARD}\nconst K = ` });
     expect(unfinished.message).toMatch(/forward WGSL line 2: the declaration starting with 'const' is not finished/);
+    const library = await rejection({ forward: `${FORWARD}\nfn anchorax_forward() {}` });
+    expect(library.message).toMatch(/forward WGSL line 2: declares "anchorax_forward", a name of the library's WGSL/);
+  });
+
+  it('directives opening the user source open the composed WGSL (and keep their lines in errors)', async () => {
+    const f = await defineLayer(engine, definition({ forward: `// uniformity checks off\ndiagnostic(off, derivative_uniformity);\n${FORWARD}` }));
+    expect(maxAbsDiff(await layerForward(f, Float64Array.from([1, 1]), new Float64Array(2), 1), [0.5, 2])).toBe(0);
+    const err = await rejection({ forward: `\nenable no_such_extension;\n${FORWARD}` });
+    expect(err).toBeInstanceOf(ShaderCompileError);
+    expect(err.message).toMatch(/forward WGSL line 2:/);
   });
 });
 

@@ -76,6 +76,8 @@ interface Library {
   storage: string[];
   /** Its functions, by name. */
   functions: Set<string>;
+  /** Everything it declares at module scope. */
+  declared: Set<string>;
 }
 let library: Library | undefined;
 function libraryNames(): Library {
@@ -86,6 +88,7 @@ function libraryNames(): Library {
       names: moduleScopeNames(source.replace('ANCHORAX_VALUE', 'anchorax_value')),
       storage: decls.filter((d) => d.keyword === 'var' && d.template[0] === 'storage' && d.name !== 'anchorax_param').map((d) => d.name as string),
       functions: new Set(decls.filter((d) => d.keyword === 'fn' && d.name).map((d) => d.name as string)),
+      declared: new Set(decls.filter((d) => d.name).map((d) => d.name as string)),
     };
   }
   return library;
@@ -108,9 +111,16 @@ function signature(entry: Entry): string {
 /** What the library knows of one user source. */
 interface Source {
   field: 'forward' | 'adjoint';
+  /** The source, its leading directives blanked out (lines kept). */
   text: string;
+  /** Its leading directives (`enable`, `requires`, `diagnostic`), which must open the composed WGSL. */
+  directives: string;
+  /** Line of the first directive in the user's source. */
+  directivesLine: number;
   declarations: Declaration[];
 }
+
+const DIRECTIVES = new Set(['enable', 'requires', 'diagnostic']);
 
 /**
  * Reads one user source and rejects, before anything is compiled, what the composition could not
@@ -132,7 +142,15 @@ function readSource(field: 'forward' | 'adjoint', text: string, paramNames: stri
     const at = `@group(${group?.args ?? '?'}) @binding(${binding?.args ?? '?'})`;
     throw new ShaderCompileError(field, `${where} line ${d.line}: declares the binding "${name}" (${at}); ${hint}`);
   }
-  return { field, text, declarations: found };
+  const lib = libraryNames();
+  const clash = found.find((d) => d.name !== undefined && (lib.declared.has(d.name) || d.name.startsWith('anchorax')));
+  if (clash) throw new ShaderCompileError(field, `${where} line ${clash.line}: declares "${clash.name}", a name of the library's WGSL: rename it`);
+  let count = 0;
+  while (count < found.length && DIRECTIVES.has(found[count].keyword)) count++;
+  if (count === 0) return { field, text, directives: '', directivesLine: 1, declarations: found };
+  const last = found[count - 1].end;
+  const blanked = text.slice(0, last).replace(/[^\n\r]/g, ' ') + text.slice(last);
+  return { field, text: blanked, directives: text.slice(found[0].start, last), directivesLine: found[0].line, declarations: found.slice(count) };
 }
 
 /** Why `entry` cannot be called as the library calls it, read from the declarations; null if it can. */
@@ -384,11 +402,12 @@ async function compileKernels(engine: Engine, entries: Entry[], sources: Source[
     CUSTOM_LAYER_WGSL.main.replace('= ANCHORAX_VALUE(e);', `= ${call(entry)};`).replace('fn anchorax_main(', `fn anchorax_${entry.fn}(`);
   const compose = (field: 'forward' | 'adjoint') => {
     const parts = [
-      { text: CUSTOM_LAYER_WGSL.head, where: 'library WGSL' },
-      { text: declared, where: 'parameter declarations' },
-      { text: sources[0].text, where: 'forward WGSL' },
-      ...(field === 'adjoint' ? [{ text: sources[1].text, where: 'adjoint WGSL' }] : []),
-      { text: entries.filter((e) => e.field === field).map(main).join('\n'), where: 'library WGSL' },
+      ...sources.slice(0, field === 'adjoint' ? 2 : 1).filter((s) => s.directives).map((s) => ({ text: s.directives, where: `${s.field} WGSL`, first: s.directivesLine })),
+      { text: CUSTOM_LAYER_WGSL.head, where: 'library WGSL', first: 1 },
+      { text: declared, where: 'parameter declarations', first: 1 },
+      { text: sources[0].text, where: 'forward WGSL', first: 1 },
+      ...(field === 'adjoint' ? [{ text: sources[1].text, where: 'adjoint WGSL', first: 1 }] : []),
+      { text: entries.filter((e) => e.field === field).map(main).join('\n'), where: 'library WGSL', first: 1 },
     ];
     let first = 1;
     const starts = parts.map((part) => {
@@ -408,7 +427,7 @@ async function compileKernels(engine: Engine, entries: Entry[], sources: Source[
       for (let k = parts.length - 1; k >= 0; k--) {
         if (line >= starts[k]) {
           hit.add(parts[k].where);
-          return `${parts[k].where} line ${line - starts[k] + 1}`;
+          return `${parts[k].where} line ${line - starts[k] + parts[k].first}`;
         }
       }
       return `line ${line}`;

@@ -126,6 +126,9 @@ export interface Declaration {
   readonly aliased: string;
   /** Line of the declaration's first token. */
   readonly line: number;
+  /** Offsets of its first and past its last token in the source. */
+  readonly start: number;
+  readonly end: number;
 }
 
 const OPEN = new Set(['(', '[', '{']);
@@ -224,7 +227,7 @@ function readDeclaration(source: string, tokens: readonly Token[], from: number,
     const end = tokens[to - 1].text === ';' ? to - 1 : to;
     aliased = joined(tokens, at + 2, end);
   }
-  return { keyword, name, attributes, template, parameterTypes, returnType, mentions, aliased, line: tokens[from].line };
+  return { keyword, name, attributes, template, parameterTypes, returnType, mentions, aliased, line: tokens[from].line, start: tokens[from].start, end: tokens[to - 1].end };
 }
 
 /**
