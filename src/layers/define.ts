@@ -16,7 +16,7 @@ import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import { checkParam, upload, type ParamValue } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
 import { VectorOps, gridGroups } from './stages/common';
-import { declarations, moduleScopeNames, structureProblem, type Declaration } from './wgsl-scan';
+import { declarations, moduleScopeNames, scan, structureProblem, type Declaration } from './wgsl-scan';
 
 /** What {@link defineLayer} takes. */
 export interface LayerDefinition {
@@ -104,6 +104,9 @@ interface Entry {
 
 let nextLayerId = 1;
 
+/** Lets the event loop run (timers, I/O) before going on. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
 function signature(entry: Entry): string {
   return `fn ${entry.fn}(${entry.args === 2 ? 'row: u32, i: u32' : 'k: u32'}) -> f32`;
 }
@@ -128,9 +131,10 @@ const DIRECTIVES = new Set(['enable', 'requires', 'diagnostic']);
  */
 function readSource(field: 'forward' | 'adjoint', text: string, paramNames: string[]): Source {
   const where = `${field} WGSL`;
-  const problem = structureProblem(text);
+  const scanned = scan(text);
+  const problem = structureProblem(text, scanned);
   if (problem) throw new ShaderCompileError(field, `${where} line ${problem.line}: ${problem.message}`);
-  const found = declarations(text);
+  const found = declarations(text, scanned.tokens);
   for (const d of found) {
     const group = d.attributes.find((a) => a.name === 'group');
     const binding = d.attributes.find((a) => a.name === 'binding');
@@ -339,12 +343,17 @@ export class CustomLayer implements ImplicitLayer, Stage {
  * ```
  *
  * @throws OptionError (`'definition.<field>'` unknown, `'forward'`/`'adjoint'` not strings,
- * `'params.<name>'` not an identifier), ShapeError (`'featureSize'`, `'params.<name>'`),
- * NonFiniteError (`'params.<name>'`), ShaderCompileError (`'forward'`/`'adjoint'`: WGSL that does
- * not compile — the compiler's messages with the line in your source —, a missing or mis-typed
- * function, a binding declared in your WGSL, a grad_ function without a parameter;
- * `'params.<name>'`: a parameter forward never reads), LimitError (more parameters than the
- * device's storage-buffer limit allows), DeviceLostError.
+ * `'params.<name>'` not an identifier, a WGSL keyword or reserved word, or a name the library's
+ * WGSL uses), ShapeError (`'featureSize'`, `'params.<name>'`), NonFiniteError
+ * (`'params.<name>'`), ShaderCompileError (`'forward'`/`'adjoint'`: WGSL that does not compile —
+ * the compiler's messages with the line in your source —, an unclosed comment or bracket, a
+ * missing or mis-typed function, a binding declared in your WGSL, a library name redeclared, a
+ * grad_ function without a parameter; `'params.<name>'`: a parameter forward never reads),
+ * LimitError (`'params'`: more parameters than the device's storage-buffer limit allows; checked
+ * before anything is uploaded), DeviceLostError. Whatever fails, the arrays it uploaded are freed.
+ *
+ * Your WGSL runs on the GPU as written: a function that never returns hangs the device (see
+ * the solvers' `timeoutMs`).
  */
 export async function defineLayer(engine: Engine, definition: LayerDefinition): Promise<CustomLayer> {
   engine.assertAlive('defineLayer');
@@ -356,7 +365,11 @@ export async function defineLayer(engine: Engine, definition: LayerDefinition): 
     { fn: 'grad_qd', args: 2, field: 'adjoint' },
     ...paramNames.map((p): Entry => ({ fn: `grad_${p}`, args: 1, field: 'adjoint' })),
   ];
-  const sources = [readSource('forward', definition.forward, paramNames), readSource('adjoint', definition.adjoint, paramNames)];
+  // Each step below runs for a time linear in its source; the event loop gets a turn between them.
+  const forward = readSource('forward', definition.forward, paramNames);
+  await nextTurn();
+  const sources = [forward, readSource('adjoint', definition.adjoint, paramNames)];
+  await nextTurn();
   // With balanced, complete declarations (readSource), the module-scope functions are known for sure.
   for (const entry of entries) {
     const problem = entryProblem(entry, sources);

@@ -9,6 +9,7 @@
 /** An identifier, a number or one punctuation character; comments and blanks are dropped. */
 export interface Token {
   readonly text: string;
+  readonly kind: 'identifier' | 'number' | 'punctuation';
   /** 1-based line of the token in the scanned source. */
   readonly line: number;
   /** Offsets of the token in the source. */
@@ -65,7 +66,8 @@ export function scan(source: string): Scan {
       }
       end = k;
     } else if (match[4] !== undefined || match[5] !== undefined || match[6] !== undefined) {
-      tokens.push({ text: match[0], line, start: at, end });
+      const kind = match[4] !== undefined ? 'identifier' : match[5] !== undefined ? 'number' : 'punctuation';
+      tokens.push({ text: match[0], kind, line, start: at, end });
     }
     newlinesUpTo(end);
     at = end;
@@ -81,8 +83,8 @@ const PAIRS: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
  * ended by `;` or `}` — with its line; null when there is none. Such a source, composed with
  * others, would swallow or break what follows it.
  */
-export function structureProblem(source: string): { line: number; message: string } | null {
-  const { tokens, unclosedComment } = scan(source);
+export function structureProblem(source: string, scanned: Scan = scan(source)): { line: number; message: string } | null {
+  const { tokens, unclosedComment } = scanned;
   if (unclosedComment !== undefined) return { line: unclosedComment, message: 'this block comment (/*) is never closed' };
   const open: Token[] = [];
   let last: Token | undefined;
@@ -204,7 +206,7 @@ function readDeclaration(source: string, tokens: readonly Token[], from: number,
     for (let j = at + 1; j < after - 1; j++) if (tokens[j].text !== ',') template.push(tokens[j].text);
     at = after;
   }
-  const name = at < to && /^[\p{XID_Start}_]/u.test(tokens[at].text) ? tokens[at].text : undefined;
+  const name = at < to && tokens[at].kind === 'identifier' ? tokens[at].text : undefined;
   const parameterTypes: string[] = [];
   let returnType = '';
   const mentions = new Set<string>();
@@ -220,8 +222,7 @@ function readDeclaration(source: string, tokens: readonly Token[], from: number,
       returnType = joined(tokens, typeStart, body);
     }
     for (let j = body; j < to; j++) {
-      const t = tokens[j].text;
-      if (/^[\p{XID_Start}_]/u.test(t) && tokens[j - 1]?.text !== '.') mentions.add(t);
+      if (tokens[j].kind === 'identifier' && tokens[j - 1].text !== '.') mentions.add(tokens[j].text);
     }
   } else if (keyword === 'alias' && tokens[at + 1]?.text === '=') {
     const end = tokens[to - 1].text === ';' ? to - 1 : to;
@@ -269,7 +270,7 @@ export function moduleScopeNames(source: string): Set<string> {
   const used = new Set<string>();
   for (let k = 0; k < tokens.length; k++) {
     const t = tokens[k].text;
-    if (!/^[\p{XID_Start}_]/u.test(t)) continue;
+    if (tokens[k].kind !== 'identifier') continue;
     const before = tokens[k - 1]?.text;
     if (before === '.' || before === '@') continue;
     const declared = tokens[k + 1]?.text === ':' || before === 'let' || before === 'const' || before === 'var' || isAfterVarTemplate(tokens, k);
