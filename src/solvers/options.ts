@@ -58,8 +58,9 @@ export interface SolverOptions {
    * result is read back (compiling and setup not counted). Past it the solve rejects with
    * TimeoutError and, since GPU work cannot be cancelled, the engine becomes unusable (create a
    * new one; in Node the process can then only end with `process.exit()`). A guard against
-   * layers that never finish (an endless loop in `defineLayer` WGSL): SwiftShader has no GPU
-   * watchdog, a browser's loses the device after a few seconds. Default: no limit.
+   * layers that never finish (an endless loop in `defineLayer` WGSL), which nothing else stops
+   * on SwiftShader (a hardware GPU's watchdog may lose the device instead). A positive number;
+   * default: no limit.
    */
   timeoutMs?: number;
 }
