@@ -52,7 +52,6 @@ export function scan(source: string): Scan {
         const open = source.indexOf('/*', k);
         const close = source.indexOf('*/', k);
         if (close < 0) {
-          unclosedComment ??= line;
           k = source.length;
           break;
         }
@@ -64,6 +63,7 @@ export function scan(source: string): Scan {
           k = close + 2;
         }
       }
+      if (depth > 0) unclosedComment ??= line;
       end = k;
     } else if (match[4] !== undefined || match[5] !== undefined || match[6] !== undefined) {
       const kind = match[4] !== undefined ? 'identifier' : match[5] !== undefined ? 'number' : 'punctuation';
