@@ -99,7 +99,7 @@ describe('options.timeoutMs', () => {
   it('is validated, and a solve within it is an ordinary solve', async () => {
     const f = await defineLayer(engine, definition());
     const Qd = engine.tensor([0.3, -0.2], [2]);
-    for (const bad of [0, -5, Number.NaN, Infinity, '100']) {
+    for (const bad of [0, -5, Number.NaN, Infinity, 2 ** 31, '100']) {
       const err = await picard(f, Qd, { timeoutMs: bad as number }).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(OptionError);
       expect((err as OptionError).argument).toBe('options.timeoutMs');

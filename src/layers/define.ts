@@ -85,7 +85,7 @@ function libraryNames(): Library {
     const source = `${CUSTOM_LAYER_WGSL.head}\n${declaration('anchorax_param', 6)}\n${CUSTOM_LAYER_WGSL.main}`;
     const decls = declarations(source);
     library = {
-      names: moduleScopeNames(source.replace('ANCHORAX_VALUE', 'anchorax_value')),
+      names: moduleScopeNames(source),
       storage: decls.filter((d) => d.keyword === 'var' && d.template[0] === 'storage' && d.name !== 'anchorax_param').map((d) => d.name as string),
       functions: new Set(decls.filter((d) => d.keyword === 'fn' && d.name).map((d) => d.name as string)),
       declared: new Set(decls.filter((d) => d.name).map((d) => d.name as string)),

@@ -59,7 +59,7 @@ export interface SolverOptions {
    * TimeoutError and, since GPU work cannot be cancelled, the engine becomes unusable (create a
    * new one; in Node the process can then only end with `process.exit()`). A guard against
    * layers that never finish (an endless loop in `defineLayer` WGSL), which nothing else stops
-   * on SwiftShader (a hardware GPU's watchdog may lose the device instead). A positive number;
+   * on SwiftShader (a hardware GPU's watchdog may lose the device instead). In [1, 2³¹ − 1];
    * default: no limit.
    */
   timeoutMs?: number;
@@ -128,6 +128,7 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1),
     overlap: readBoolean(o.overlap, 'options.overlap', true),
     fused: readBoolean(o.fused, 'options.fused', true),
-    timeoutMs: readNumber(o.timeoutMs, 'options.timeoutMs', Infinity, { min: 1 }),
+    // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
+    timeoutMs: readNumber(o.timeoutMs, 'options.timeoutMs', Infinity, { min: 1, max: 2 ** 31 - 1 }),
   };
 }
