@@ -43,6 +43,8 @@ export class Engine {
   private readonly uniforms = new Map<string, GPUBuffer>();
   private openGateBuffer?: GPUBuffer;
   private lostReason: string | null = null;
+  /** Why the engine was given up while its device still runs work (see `abandon`). */
+  private abandoned: string | null = null;
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
   private readonly lifetimes: Lifetimes;
@@ -232,10 +234,13 @@ export class Engine {
 
   /**
    * Releases the pool; destroys the device if the engine created it. Tensors garbage-collected
-   * afterwards are not reported as leaks.
+   * afterwards are not reported as leaks. After a TimeoutError it does nothing more: the device is
+   * still running the work that timed out, and destroying it (or its buffers) would wait for that
+   * work — for ever, on a CPU implementation without a watchdog.
    */
   destroy(): void {
     this.lifetimes.end();
+    if (this.abandoned !== null) return;
     this.pool.trim();
     for (const buffer of this.uniforms.values()) buffer.destroy();
     this.uniforms.clear();
@@ -256,6 +261,16 @@ export class Engine {
   /** @internal Throws DeviceLostError if the device is gone. */
   assertAlive(what: string): void {
     if (this.lostReason !== null) throw new DeviceLostError(what, `the GPU device was lost (${this.lostReason})`);
+    if (this.abandoned !== null) throw new DeviceLostError(what, `this engine is unusable: ${this.abandoned}; create a new engine`);
+  }
+
+  /**
+   * @internal Gives the engine up after GPU work ran past its time limit: the work cannot be
+   * cancelled, so every later call throws DeviceLostError with `reason`, and destroy() leaves
+   * the device alone.
+   */
+  abandon(reason: string): void {
+    this.abandoned ??= reason;
   }
 
   /**
@@ -311,10 +326,10 @@ export class Engine {
   }
 
   /** @internal A compiled kernel, compiled once per engine and cached by `key`. */
-  kernel(key: string, source: string, entryPoint = 'main', locate?: (line: number) => string): Promise<Kernel> {
+  kernel(key: string, source: string, entryPoint = 'main', locate?: (line: number) => string, layoutSource?: string): Promise<Kernel> {
     let kernel = this.kernels.get(key);
     if (!kernel) {
-      kernel = Kernel.compile(this.device, key, source, entryPoint, locate);
+      kernel = Kernel.compile(this.device, key, source, entryPoint, locate, layoutSource);
       this.kernels.set(key, kernel);
       kernel.catch(() => this.kernels.delete(key));
     }

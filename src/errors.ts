@@ -45,3 +45,9 @@ export class FormatError extends AnchoraxError { override name = 'FormatError'; 
 
 /** `engine.scope` was misused: scopes on one engine closed out of order (overlapping, not nested). */
 export class ScopeError extends AnchoraxError { override name = 'ScopeError'; }
+
+/**
+ * GPU work ran past its time limit (`options.timeoutMs`). The work cannot be cancelled, so the
+ * engine is unusable afterwards: every later call on it throws DeviceLostError saying so.
+ */
+export class TimeoutError extends AnchoraxError { override name = 'TimeoutError'; }

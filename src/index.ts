@@ -47,6 +47,7 @@ export {
   DisposedError,
   EngineMismatchError,
   LimitError,
+  TimeoutError,
   DeviceLostError,
   NoAdapterError,
   FormatError,

@@ -22,7 +22,7 @@ import {
   type LayerDefinition,
 } from '../src';
 import { refPicard, refSequentialForward } from '../src/reference';
-import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
+import { createTestEngine, maxAbsDiff, randomArray, rng, rejectsWith } from './helpers/engine';
 import { layerAdjoint, layerForward } from './helpers/layers';
 
 let engine: Engine;
@@ -184,15 +184,7 @@ describe('gradcheck', () => {
 });
 
 describe('defineLayer errors', () => {
-  async function rejection(overrides: Partial<LayerDefinition>): Promise<AnchoraxError> {
-    try {
-      await defineLayer(engine, definition(overrides));
-    } catch (err) {
-      if (err instanceof AnchoraxError) return err;
-      throw err;
-    }
-    throw new Error('defineLayer did not reject');
-  }
+  const rejection = (overrides: Partial<LayerDefinition>): Promise<AnchoraxError> => rejectsWith(defineLayer(engine, definition(overrides)));
 
   it('WGSL that does not compile: the compiler message with the line in the user source', async () => {
     const err = await rejection({ forward: `\nfn forward(row: u32, i: u32) -> f32 {\n  return tanh(a[i] * state(row, i) +);\n}` });

@@ -74,7 +74,9 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
     // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not
     // draw noise either (the adjoint solve's gate would otherwise turn dropout on).
-    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true });
+    // The forward's timeoutMs bounds the adjoint solve too (it runs the layer's adjoint kernels).
+    const limit = options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true, ...limit });
     out.backwardStats = adjoint.stats;
     if (adjoint.stats.nonFinite) {
       // Its best finite iterate (often λ = 0) would give silently wrong gradients.

@@ -114,9 +114,15 @@ export function runtimeReflectionCount(): number {
 }
 
 /** Reflection of WGSL the build did not see (defineLayer's, tests'), by the lazily loaded reflector. */
-async function reflectAtRuntime(source: string, entryPoint: string): Promise<KernelReflection | undefined> {
+async function reflectAtRuntime(label: string, source: string, entryPoint: string): Promise<KernelReflection | undefined> {
   runtimeReflections++;
-  const entries = (await loadReflector()).reflectEntries(source);
+  const reflector = await loadReflector();
+  let entries: EntryReflections;
+  try {
+    entries = reflector.reflectEntries(source);
+  } catch (err) {
+    throw new ShaderCompileError(label, `compiles, but its bindings cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return Object.hasOwn(entries, entryPoint) ? entries[entryPoint] : undefined;
 }
 
@@ -152,6 +158,8 @@ export class Kernel {
    * time for the library's kernels, else now (the runtime reflector, loaded on first use). The
    * uniform buffer, when the entry point uses one, is the `params` layout whatever its name.
    * `locate` names a line of the composed source for error messages (e.g. "forward WGSL line 3").
+   * `layoutSource`, when given, is reflected instead of `source`: WGSL with the same entry point
+   * and bindings (defineLayer's stand-in for WGSL the library did not write).
    */
   static async compile(
     device: GPUDevice,
@@ -159,9 +167,10 @@ export class Kernel {
     source: string,
     entryPoint = 'main',
     locate: (line: number) => string = (line) => `line ${line}`,
+    layoutSource: string = source,
   ): Promise<Kernel> {
     const module = await compileModule(device, label, source, locate);
-    const reflection = builtReflection(source, entryPoint) ?? (await reflectAtRuntime(source, entryPoint));
+    const reflection = builtReflection(source, entryPoint) ?? (await reflectAtRuntime(label, layoutSource, entryPoint));
     if (!reflection) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
     return Kernel.fromReflection(device, label, module, entryPoint, reflection);
   }

@@ -12,11 +12,11 @@ import { EngineMismatchError, LimitError, OptionError, ShapeError } from '../err
 import { ShaderCompileError, type Kernel } from '../gpu/kernel';
 import { CUSTOM_LAYER_WGSL } from '../gpu/shaders';
 import { Tensor } from '../tensor';
-import type { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import { checkParam, upload, type ParamValue } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
 import { VectorOps, gridGroups } from './stages/common';
+import { declarations, moduleScopeNames, scan, structureProblem, type Declaration } from './wgsl-scan';
 
 /** What {@link defineLayer} takes. */
 export interface LayerDefinition {
@@ -48,11 +48,51 @@ export interface LayerDefinition {
 
 const KNOWN_KEYS = ['featureSize', 'params', 'forward', 'adjoint', 'name'];
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]*$/;
-/** The accessors of shaders/lib/custom_layer.wgsl and the user's own entry names: not parameter names. */
-const TAKEN = new Set([
-  'rows', 'features', 'state', 'injected', 'grad_output', 'training', 'random_u32', 'random_uniform',
-  'forward', 'grad_input', 'grad_qd', 'gate', 'gate_value', 'params',
-]);
+
+/** WGSL's keywords and reserved words (WGSL specification, "Keyword and Token Summary"). */
+const WGSL_RESERVED = new Set(
+  `alias break case const const_assert continue continuing default diagnostic discard else enable false fn for if let loop
+  override requires return struct switch true var while
+  NULL Self abstract active alignas alignof as asm asm_fragment async attribute auto await become cast catch class co_await
+  co_return co_yield coherent column_major common compile compile_fragment concept const_cast consteval constexpr constinit
+  crate debugger decltype delete demote demote_to_helper do dynamic_cast enum explicit export extends extern external
+  fallthrough filter final finally friend from fxgroup get goto groupshared highp impl implements import inline instanceof
+  interface layout lowp macro macro_rules match mediump meta mod module move mut mutable namespace new nil noexcept noinline
+  nointerpolation non_coherent noncoherent noperspective null nullptr of operator package packoffset partition pass patch
+  pixelfragment precise precision premerge priv protected pub public readonly ref regardless register reinterpret_cast
+  require resource restrict self set shared sizeof smooth snorm static static_assert static_cast std subroutine super target
+  template this thread_local throw trait try type typedef typeid typename typeof union unless unorm unsafe unsized use using
+  varying virtual volatile wgsl where with writeonly yield`.split(/\s+/),
+);
+
+/** How the library declares parameter `name` at binding `binding`. */
+const declaration = (name: string, binding: number): string => `@group(0) @binding(${binding}) var<storage, read> ${name}: array<f32>;`;
+
+/** The library's part of every defineLayer kernel, read once from its source. */
+interface Library {
+  /** Names the library WGSL declares or relies on at module scope: not usable as parameter names. */
+  names: Set<string>;
+  /** Its storage buffers, by name. */
+  storage: string[];
+  /** Its functions, by name. */
+  functions: Set<string>;
+  /** Everything it declares at module scope. */
+  declared: Set<string>;
+}
+let library: Library | undefined;
+function libraryNames(): Library {
+  if (!library) {
+    const source = `${CUSTOM_LAYER_WGSL.head}\n${declaration('anchorax_param', 6)}\n${CUSTOM_LAYER_WGSL.main}`;
+    const decls = declarations(source);
+    library = {
+      names: moduleScopeNames(source),
+      storage: decls.filter((d) => d.keyword === 'var' && d.template[0] === 'storage' && d.name !== 'anchorax_param').map((d) => d.name as string),
+      functions: new Set(decls.filter((d) => d.keyword === 'fn' && d.name).map((d) => d.name as string)),
+      declared: new Set(decls.filter((d) => d.name).map((d) => d.name as string)),
+    };
+  }
+  return library;
+}
 
 /** A user function the library calls, with the signature it calls it with. */
 interface Entry {
@@ -64,56 +104,116 @@ interface Entry {
 
 let nextLayerId = 1;
 
+/** Lets the event loop run (timers, I/O) before going on. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
 function signature(entry: Entry): string {
   return `fn ${entry.fn}(${entry.args === 2 ? 'row: u32, i: u32' : 'k: u32'}) -> f32`;
 }
 
-/** Rejects resource declarations and missing or mis-typed functions in one user source. */
-function checkSource(
-  Reflector: typeof WgslReflect,
-  field: 'forward' | 'adjoint',
-  source: string,
-  entries: Entry[],
-  paramNames: string[],
-): void {
-  let reflect: WgslReflect;
-  try {
-    reflect = new Reflector(source);
-  } catch {
-    return; // not parseable: the compiler reports it with line numbers
+/** What the library knows of one user source. */
+interface Source {
+  field: 'forward' | 'adjoint';
+  /** The source, its leading directives blanked out (lines kept). */
+  text: string;
+  /** Its leading directives (`enable`, `requires`, `diagnostic`), which must open the composed WGSL. */
+  directives: string;
+  /** Line of the first directive in the user's source. */
+  directivesLine: number;
+  declarations: Declaration[];
+}
+
+const DIRECTIVES = new Set(['enable', 'requires', 'diagnostic']);
+
+/**
+ * Reads one user source and rejects, before anything is compiled, what the composition could not
+ * survive (an unclosed comment or bracket, an unfinished declaration) and resource declarations.
+ */
+function readSource(field: 'forward' | 'adjoint', text: string, paramNames: string[]): Source {
+  const where = `${field} WGSL`;
+  const scanned = scan(text);
+  const problem = structureProblem(text, scanned);
+  if (problem) throw new ShaderCompileError(field, `${where} line ${problem.line}: ${problem.message}`);
+  const found = declarations(text, scanned.tokens);
+  for (const d of found) {
+    const group = d.attributes.find((a) => a.name === 'group');
+    const binding = d.attributes.find((a) => a.name === 'binding');
+    if (d.keyword !== 'var' || (!group && !binding && !['uniform', 'storage'].includes(d.template[0] ?? ''))) continue;
+    const name = d.name ?? '?';
+    const hint = paramNames.includes(name)
+      ? `the library declares parameter "${name}" itself: remove this declaration`
+      : `parameters are bound by the library: list "${name}" in params and use it by name`;
+    const at = `@group(${group?.args ?? '?'}) @binding(${binding?.args ?? '?'})`;
+    throw new ShaderCompileError(field, `${where} line ${d.line}: declares the binding "${name}" (${at}); ${hint}`);
   }
-  const declared = [...reflect.uniforms, ...reflect.storage, ...reflect.textures, ...reflect.samplers];
-  for (const resource of declared) {
-    const hint = paramNames.includes(resource.name)
-      ? `the library declares parameter "${resource.name}" itself: remove this declaration`
-      : `parameters are bound by the library: list "${resource.name}" in params and use it by name`;
-    throw new ShaderCompileError(field, `declares the binding "${resource.name}" (@group(${resource.group}) @binding(${resource.binding})); ${hint}`);
+  const lib = libraryNames();
+  const clash = found.find((d) => d.name !== undefined && (lib.declared.has(d.name) || d.name.startsWith('anchorax')));
+  if (clash) throw new ShaderCompileError(field, `${where} line ${clash.line}: declares "${clash.name}", a name of the library's WGSL: rename it`);
+  let count = 0;
+  while (count < found.length && DIRECTIVES.has(found[count].keyword)) count++;
+  if (count === 0) return { field, text, directives: '', directivesLine: 1, declarations: found };
+  const last = found[count - 1].end;
+  const blanked = text.slice(0, last).replace(/[^\n\r]/g, ' ') + text.slice(last);
+  return { field, text: blanked, directives: text.slice(found[0].start, last), directivesLine: found[0].line, declarations: found.slice(count) };
+}
+
+/** Why `entry` cannot be called as the library calls it, read from the declarations; null if it can. */
+function entryProblem(entry: Entry, sources: Source[]): ShaderCompileError | null {
+  const decls = sources.flatMap((s) => s.declarations);
+  const aliases = new Map(decls.filter((d) => d.keyword === 'alias' && d.name).map((d) => [d.name as string, d.aliased]));
+  const resolve = (type: string): string => {
+    for (let k = 0; k < 8 && aliases.has(type); k++) type = aliases.get(type) as string;
+    return type;
+  };
+  const fn = sources.find((s) => s.field === entry.field)?.declarations.find((d) => d.keyword === 'fn' && d.name === entry.fn);
+  if (!fn) return new ShaderCompileError(entry.field, `has no ${signature(entry)}`);
+  const args = fn.parameterTypes.map(resolve);
+  const returns = resolve(fn.returnType);
+  if (args.length !== entry.args || args.some((t) => t !== 'u32') || returns !== 'f32') {
+    return new ShaderCompileError(entry.field, `${entry.fn} must be ${signature(entry)}, got fn ${entry.fn}(${fn.parameterTypes.join(', ')}) -> ${fn.returnType || 'nothing'}`);
   }
-  const functions = new Map(reflect.functions.map((f) => [f.name, f]));
-  for (const entry of entries.filter((e) => e.field === field)) {
-    const fn = functions.get(entry.fn);
-    if (!fn) throw new ShaderCompileError(field, `has no ${signature(entry)}`);
-    const args = fn.arguments.map((a) => a.type?.name);
-    if (args.length !== entry.args || args.some((t) => t !== 'u32') || fn.returnType?.name !== 'f32') {
-      throw new ShaderCompileError(field, `${entry.fn} must be ${signature(entry)}, got fn ${entry.fn}(${args.join(', ')}) -> ${fn.returnType?.name ?? 'nothing'}`);
+  return null;
+}
+
+/**
+ * The module-scope names `entry`'s kernel reaches in the user's sources: every identifier the
+ * functions it calls, directly or not, mention (a local name equal to a parameter's counts too).
+ */
+function reached(entry: Entry, sources: Source[]): Set<string> {
+  const functions = new Map<string, Declaration>();
+  for (const source of sources) for (const d of source.declarations) if (d.keyword === 'fn' && d.name) functions.set(d.name, d);
+  const seen = new Set<string>([entry.fn]);
+  const queue = [entry.fn];
+  while (queue.length > 0) {
+    const fn = functions.get(queue.pop() as string);
+    for (const name of fn?.mentions ?? []) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      if (functions.has(name)) queue.push(name);
     }
   }
-  if (field === 'adjoint') {
-    for (const name of functions.keys()) {
-      const param = name.startsWith('grad_') ? name.slice(5) : null;
-      if (param && !['input', 'qd', 'output'].includes(param) && !paramNames.includes(param) && entries.every((e) => e.fn !== name)) {
-        throw new ShaderCompileError('adjoint', `defines ${name} but there is no parameter "${param}" (params: ${paramNames.join(', ') || 'none'})`);
-      }
-    }
-  }
+  return seen;
 }
 
 function shapeOf(value: ParamValue): number[] {
   return value instanceof Tensor ? [...value.shape] : [value.length];
 }
 
-/** Checks the definition object and uploads its parameters. */
-function checkDefinition(engine: Engine, definition: LayerDefinition): { name: string; params: Record<string, Tensor> } {
+/** Why `key` cannot name a parameter, or null. */
+function nameProblem(key: string): string | null {
+  if (!IDENTIFIER.test(key)) return 'must be a WGSL identifier (a letter, then letters, digits or _)';
+  if (WGSL_RESERVED.has(key)) return 'is a WGSL keyword or reserved word';
+  const { names } = libraryNames();
+  if (names.has(key) || key.startsWith('anchorax') || key.startsWith('rng_') || key.startsWith('gate_')) {
+    return 'is a name the library WGSL uses (accessors rows, features, state, injected, grad_output, training, random_u32, random_uniform, their helpers and WGSL types)';
+  }
+  if (['forward', 'grad_input', 'grad_qd'].includes(key)) return 'is the name of a function the layer defines';
+  if (names.has(`grad_${key}`) || ['input', 'qd'].includes(key)) return `would make its gradient function grad_${key} clash with the library's or the layer's own`;
+  return null;
+}
+
+/** Checks the definition object and its parameters (uploads nothing). */
+function checkDefinition(engine: Engine, definition: LayerDefinition): { name: string; given: [string, ParamValue][] } {
   if (typeof definition !== 'object' || definition === null) throw new OptionError('definition', 'must be { featureSize, params, forward, adjoint }');
   for (const key of Object.keys(definition)) {
     if (!KNOWN_KEYS.includes(key)) throw new OptionError(`definition.${key}`, `unknown field (known: ${KNOWN_KEYS.join(', ')})`);
@@ -123,20 +223,21 @@ function checkDefinition(engine: Engine, definition: LayerDefinition): { name: s
   if (typeof forward !== 'string') throw new OptionError('forward', 'must be WGSL source (a string)');
   if (typeof adjoint !== 'string') throw new OptionError('adjoint', 'must be WGSL source (a string)');
   if (typeof name !== 'string') throw new OptionError('name', 'must be a string');
-  const given = definition.params ?? {};
-  if (typeof given !== 'object' || given === null) throw new OptionError('params', 'must be an object of tensors or arrays');
-  const entries = Object.entries(given);
-  for (const [key, value] of entries) {
-    if (!IDENTIFIER.test(key) || TAKEN.has(key) || key.startsWith('anchorax') || key.startsWith('rng_') || key.startsWith('gate_')) {
-      throw new OptionError(`params.${key}`, 'must be a WGSL identifier that is not one of the accessors (rows, features, state, …)');
-    }
+  const params = definition.params ?? {};
+  if (typeof params !== 'object' || params === null) throw new OptionError('params', 'must be an object of tensors or arrays');
+  const given = Object.entries(params);
+  for (const [key, value] of given) {
+    const problem = nameProblem(key);
+    if (problem) throw new OptionError(`params.${key}`, problem);
     if (value === undefined) throw new ShapeError(`params.${key}`, 'is undefined');
     checkParam(engine, value, `params.${key}`, shapeOf(value));
   }
-  // Uploaded only once every parameter has passed, so a rejected definition allocates nothing.
-  const params: Record<string, Tensor> = {};
-  for (const [key, value] of entries) params[key] = upload(engine, value, shapeOf(value));
-  return { name, params };
+  const storage = libraryNames().storage.length + given.length;
+  const limit = engine.device.limits.maxStorageBuffersPerShaderStage;
+  if (storage > limit) {
+    throw new LimitError('params', `${given.length} parameters are too many for this device: its kernels would bind ${storage} storage buffers; maxStorageBuffersPerShaderStage = ${limit}`);
+  }
+  return { name, given };
 }
 
 /** An {@link ImplicitLayer} (and {@link Stage}) written in WGSL; build it with {@link defineLayer}. */
@@ -242,64 +343,133 @@ export class CustomLayer implements ImplicitLayer, Stage {
  * ```
  *
  * @throws OptionError (`'definition.<field>'` unknown, `'forward'`/`'adjoint'` not strings,
- * `'params.<name>'` not an identifier), ShapeError (`'featureSize'`, `'params.<name>'`),
- * NonFiniteError (`'params.<name>'`), ShaderCompileError (`'forward'`/`'adjoint'`: WGSL that does
- * not compile — the compiler's messages with the line in your source —, a missing or mis-typed
- * function, a binding declared in your WGSL, a grad_ function without a parameter;
- * `'params.<name>'`: a parameter forward never reads), LimitError (more parameters than the
- * device's storage-buffer limit allows), DeviceLostError.
+ * `'params.<name>'` not an identifier, a WGSL keyword or reserved word, or a name the library's
+ * WGSL uses), ShapeError (`'featureSize'`, `'params.<name>'`), NonFiniteError
+ * (`'params.<name>'`), ShaderCompileError (`'forward'`/`'adjoint'`: WGSL that does not compile —
+ * the compiler's messages with the line in your source —, an unclosed comment or bracket, a
+ * missing or mis-typed function, a binding declared in your WGSL, a library name redeclared, a
+ * grad_ function without a parameter; `'params.<name>'`: a parameter forward never reads),
+ * LimitError (`'params'`: more parameters than the device's storage-buffer limit allows; checked
+ * before anything is uploaded), DeviceLostError. Whatever fails, the arrays it uploaded are freed.
+ *
+ * Your WGSL runs on the GPU as written: a function that never returns hangs the device (see
+ * the solvers' `timeoutMs`).
  */
 export async function defineLayer(engine: Engine, definition: LayerDefinition): Promise<CustomLayer> {
   engine.assertAlive('defineLayer');
-  const { name, params } = checkDefinition(engine, definition);
-  const paramNames = Object.keys(params);
+  const { name, given } = checkDefinition(engine, definition);
+  const paramNames = given.map(([key]) => key);
   const entries: Entry[] = [
     { fn: 'forward', args: 2, field: 'forward' },
     { fn: 'grad_input', args: 2, field: 'adjoint' },
     { fn: 'grad_qd', args: 2, field: 'adjoint' },
     ...paramNames.map((p): Entry => ({ fn: `grad_${p}`, args: 1, field: 'adjoint' })),
   ];
-  // User WGSL is reflected at run time: the reflector (wgsl_reflect) is loaded now, on first use.
-  const { WgslReflect: Reflector } = await import('wgsl_reflect/wgsl_reflect.module.js');
-  checkSource(Reflector, 'forward', definition.forward, entries, paramNames);
-  checkSource(Reflector, 'adjoint', definition.adjoint, entries, paramNames);
+  // Each step below runs for a time linear in its source; the event loop gets a turn between them.
+  const forward = readSource('forward', definition.forward, paramNames);
+  await nextTurn();
+  const sources = [forward, readSource('adjoint', definition.adjoint, paramNames)];
+  await nextTurn();
+  // With balanced, complete declarations (readSource), the module-scope functions are known for sure.
+  for (const entry of entries) {
+    const problem = entryProblem(entry, sources);
+    if (problem) throw problem;
+  }
+  const strayGrad = sources[1].declarations.find((d) => d.keyword === 'fn' && d.name?.startsWith('grad_') && !['grad_output', ...entries.map((e) => e.fn)].includes(d.name));
+  if (strayGrad?.name) {
+    throw new ShaderCompileError('adjoint', `defines ${strayGrad.name} but there is no parameter "${strayGrad.name.slice(5)}" (params: ${paramNames.join(', ') || 'none'})`);
+  }
+  // Uploaded only once every check above has passed, and freed again if compiling fails.
+  const params: Record<string, Tensor> = {};
+  const uploaded: Tensor[] = [];
+  try {
+    for (const [key, value] of given) {
+      params[key] = upload(engine, value, shapeOf(value));
+      if (params[key] !== value) uploaded.push(params[key]);
+    }
+    const kernels = await compileKernels(engine, entries, sources, paramNames);
+    const forwardReads = new Set(kernels.forward.bindingNames);
+    for (const p of paramNames) {
+      if (!forwardReads.has(p)) throw new ShaderCompileError(`params.${p}`, 'is declared but forward never reads it (f does not depend on it)');
+    }
+    return new CustomLayer(engine, definition.featureSize, name, params, kernels);
+  } catch (err) {
+    for (const tensor of uploaded) tensor.dispose();
+    throw err;
+  }
+}
 
-  const declarations = paramNames.map((p, k) => `@group(0) @binding(${6 + k}) var<storage, read> ${p}: array<f32>;`).join('\n');
+/**
+ * Compiles the layer's kernels. Dawn compiles the composed WGSL (two sources: forward's kernel
+ * and one shared by every adjoint kernel, so each is parsed once); the bindings are reflected
+ * from a small stand-in that has the library's WGSL and, for each kernel, a stub of the user's
+ * function that mentions what the user's functions reach — never from the user's WGSL itself,
+ * whose size and syntax are the user's.
+ */
+async function compileKernels(engine: Engine, entries: Entry[], sources: Source[], paramNames: string[]) {
+  const lib = libraryNames();
+  const declared = paramNames.map((p, k) => declaration(p, 6 + k)).join('\n');
   const id = nextLayerId++;
-  const compile = (entry: Entry): Promise<Kernel> => {
-    const call = entry.args === 2 ? `${entry.fn}(e / anchorax_sizes.features, e % anchorax_sizes.features)` : `${entry.fn}(e)`;
+  const call = (entry: Entry): string => (entry.args === 2 ? `${entry.fn}(e / anchorax_sizes.features, e % anchorax_sizes.features)` : `${entry.fn}(e)`);
+  const main = (entry: Entry): string =>
+    CUSTOM_LAYER_WGSL.main.replace('= ANCHORAX_VALUE(e);', `= ${call(entry)};`).replace('fn anchorax_main(', `fn anchorax_${entry.fn}(`);
+  const compose = (field: 'forward' | 'adjoint') => {
     const parts = [
-      { text: CUSTOM_LAYER_WGSL.head, where: 'library WGSL' },
-      { text: declarations, where: 'parameter declarations' },
-      { text: definition.forward, where: 'forward WGSL' },
-      ...(entry.field === 'adjoint' ? [{ text: definition.adjoint, where: 'adjoint WGSL' }] : []),
-      { text: CUSTOM_LAYER_WGSL.main.replace('= ANCHORAX_VALUE(e);', `= ${call};`), where: 'library WGSL' },
+      ...sources.slice(0, field === 'adjoint' ? 2 : 1).filter((s) => s.directives).map((s) => ({ text: s.directives, where: `${s.field} WGSL`, first: s.directivesLine })),
+      { text: CUSTOM_LAYER_WGSL.head, where: 'library WGSL', first: 1 },
+      { text: declared, where: 'parameter declarations', first: 1 },
+      { text: sources[0].text, where: 'forward WGSL', first: 1 },
+      ...(field === 'adjoint' ? [{ text: sources[1].text, where: 'adjoint WGSL', first: 1 }] : []),
+      { text: entries.filter((e) => e.field === field).map(main).join('\n'), where: 'library WGSL', first: 1 },
     ];
+    let first = 1;
+    const starts = parts.map((part) => {
+      const start = first;
+      for (let k = part.text.indexOf('\n'); k >= 0; k = part.text.indexOf('\n', k + 1)) first++;
+      first++;
+      return start;
+    });
+    return { source: parts.map((p) => p.text).join('\n'), parts, starts };
+  };
+  const composed = { forward: compose('forward'), adjoint: compose('adjoint') };
+
+  const compile = async (entry: Entry): Promise<Kernel> => {
+    const { source, parts, starts } = composed[entry.field];
+    const hit = new Set<string>();
     const locate = (line: number): string => {
-      let first = 1;
-      for (const part of parts) {
-        const count = part.text.split('\n').length;
-        if (line < first + count) return `${part.where} line ${line - first + 1}`;
-        first += count;
+      for (let k = parts.length - 1; k >= 0; k--) {
+        if (line >= starts[k]) {
+          hit.add(parts[k].where);
+          return `${parts[k].where} line ${line - starts[k] + parts[k].first}`;
+        }
       }
       return `line ${line}`;
     };
-    const source = parts.map((p) => p.text).join('\n');
-    return engine.kernel(`custom${id}.${entry.fn}`, source, 'anchorax_main', locate).catch((err: unknown) => {
-      const message = err instanceof Error ? err.message.replace(/^custom\d+\.\w+: /, '') : '';
-      if (err instanceof LimitError) throw new LimitError('params', `${paramNames.length} parameters are too many for this device: ${message}`);
+    // The stand-in reflected for the bindings: the library, the parameters, and a stub of the
+    // user's function reading every library function, library buffer and parameter it reaches.
+    const reach = reached(entry, sources.slice(0, entry.field === 'adjoint' ? 2 : 1));
+    const reads = [...reach].filter((n) => paramNames.includes(n) || lib.storage.includes(n)).map((n) => `  let r_${n} = ${n}[0];`);
+    const calls = [...reach].filter((n) => lib.functions.has(n)).map((n) => `  let c_${n} = ${n}();`);
+    const stub = `fn ${entry.fn}(${entry.args === 2 ? 'row: u32, i: u32' : 'k: u32'}) -> f32 {\n${[...reads, ...calls].join('\n')}\n  return 0.0;\n}`;
+    const layoutSource = [CUSTOM_LAYER_WGSL.head, declared, stub, main(entry)].join('\n');
+    try {
+      return await engine.kernel(`custom${id}.${entry.fn}`, source, `anchorax_${entry.fn}`, locate, layoutSource);
+    } catch (err) {
       if (!(err instanceof ShaderCompileError)) throw err;
+      // Errors only in the library's lines: the user's function is missing or has another signature.
+      const userLines = [...hit].some((where) => where !== 'library WGSL');
+      const problem = userLines ? null : entries.filter((e) => e.field === entry.field).map((e) => entryProblem(e, sources)).find((p) => p);
+      if (problem) throw problem;
+      const message = err.message.replace(/^custom\d+\.\w+: /, '');
       const hint = /unresolved|undeclared/.test(message)
         ? `\n(parameters: ${paramNames.join(', ') || 'none'}; accessors: rows, features, state, injected, grad_output, training, random_u32, random_uniform)`
         : '';
-      throw new ShaderCompileError(entry.field, `${entry.fn}: ${message}${hint}`);
-    });
+      throw new ShaderCompileError(entry.field, `${message}${hint}`);
+    }
   };
-  const [forward, gradInput, gradQd, ...gradKernels] = await Promise.all(entries.map(compile));
-  const used = new Set(forward.bindingNames);
-  for (const p of paramNames) {
-    if (!used.has(p)) throw new ShaderCompileError(`params.${p}`, 'is declared but forward never reads it (f does not depend on it)');
-  }
+  // forward first: its source is part of every other kernel's, so its errors are reported once, as forward's.
+  const forward = await compile(entries[0]);
+  const [gradInput, gradQd, ...gradKernels] = await Promise.all(entries.slice(1).map(compile));
   const gradParams = Object.fromEntries(paramNames.map((p, k) => [p, gradKernels[k]]));
-  return new CustomLayer(engine, definition.featureSize, name, params, { forward, gradInput, gradQd, gradParams });
+  return { forward, gradInput, gradQd, gradParams };
 }

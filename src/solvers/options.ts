@@ -53,6 +53,16 @@ export interface SolverOptions {
    * on a small tanh block: several iterations per dispatch in one workgroup). Default true.
    */
   fused?: boolean;
+  /**
+   * Longest time in milliseconds the solve's GPU work may take, from its first submit until its
+   * result is read back (compiling and setup not counted). Past it the solve rejects with
+   * TimeoutError and, since GPU work cannot be cancelled, the engine becomes unusable (create a
+   * new one; in Node the process can then only end with `process.exit()`). A guard against
+   * layers that never finish (an endless loop in `defineLayer` WGSL), which nothing else stops
+   * on SwiftShader (a hardware GPU's watchdog may lose the device instead). In [1, 2³¹ − 1];
+   * default: no limit.
+   */
+  timeoutMs?: number;
 }
 
 /** Options with every default filled in. */
@@ -75,6 +85,8 @@ export interface ResolvedOptions {
   checkEvery: number;
   overlap: boolean;
   fused: boolean;
+  /** Infinity without a limit. */
+  timeoutMs: number;
 }
 
 export type SolverName = 'picard' | 'anderson' | 'broyden';
@@ -83,7 +95,7 @@ export const MAX_WINDOW = 32;
 
 const KNOWN = [
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
-  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused',
+  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused', 'timeoutMs',
 ] as const;
 
 /**
@@ -116,5 +128,7 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1),
     overlap: readBoolean(o.overlap, 'options.overlap', true),
     fused: readBoolean(o.fused, 'options.fused', true),
+    // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
+    timeoutMs: readNumber(o.timeoutMs, 'options.timeoutMs', Infinity, { min: 1, max: 2 ** 31 - 1 }),
   };
 }

@@ -5,7 +5,7 @@
  * chunk — with the next chunk already submitted, so the readback latency overlaps GPU work.
  */
 import type { Engine } from '../engine';
-import { AnchoraxError, DeviceLostError, ShapeError, OptionError } from '../errors';
+import { AnchoraxError, DeviceLostError, ShapeError, OptionError, TimeoutError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS, type ShaderName } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
@@ -333,11 +333,12 @@ export class SolveRun {
     };
     const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
+    const deadline = performance.now() + this.opts.timeoutMs;
     try {
       inFlight.push(submitChunk(true));
       if (t < end && this.opts.overlap) inFlight.push(submitChunk(false));
       while (inFlight.length > 0) {
-        snapshot = await (inFlight.shift() as Promise<ControlSnapshot>);
+        snapshot = await this.beforeDeadline(inFlight.shift() as Promise<ControlSnapshot>, deadline);
         if (snapshot.done) break;
         if (t < end) inFlight.push(submitChunk(false));
       }
@@ -355,6 +356,23 @@ export class SolveRun {
     }
     engine.assertAlive(this.solver);
     return snapshot as ControlSnapshot;
+  }
+
+  /**
+   * `pending`, unless `deadline` (performance.now() time) passes first: then TimeoutError, and
+   * the engine is given up, since the GPU work still running cannot be cancelled.
+   */
+  private beforeDeadline<T>(pending: Promise<T>, deadline: number): Promise<T> {
+    if (deadline === Infinity) return pending;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const ms = this.opts.timeoutMs;
+        this.engine.abandon(`a ${this.solver} solve ran past options.timeoutMs = ${ms} ms, and GPU work cannot be cancelled`);
+        reject(new TimeoutError('options.timeoutMs', `the ${this.solver} solve did not finish within ${ms} ms (a layer that never returns?); the engine is unusable now`));
+      }, Math.max(0, deadline - performance.now()));
+    });
+    return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
   }
 
   /** Hands the best iterate out as tensors and returns the scratch buffers to the pool. */

@@ -1,5 +1,5 @@
 // Shared helpers of the GPU tests: one engine per test file, seeded random data, comparisons.
-import { Engine } from '../../src';
+import { AnchoraxError, Engine } from '../../src';
 
 /** Creates the engine (Dawn in Node; SwiftShader when there is no GPU). */
 export function createTestEngine(): Promise<Engine> {
@@ -54,4 +54,15 @@ export function applyB(Us: ArrayLike<number>, VTs: ArrayLike<number>, valid: rea
     for (let i = 0; i < dim; i++) out[i] += Us[i * L + j] * vty;
   }
   return out;
+}
+
+/** The typed error `pending` rejects with; fails the test when it resolves or rejects with anything else. */
+export async function rejectsWith(pending: Promise<unknown>): Promise<AnchoraxError> {
+  try {
+    await pending;
+  } catch (err) {
+    if (err instanceof AnchoraxError) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection, but the promise resolved');
 }
