@@ -11,6 +11,7 @@ import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './error
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 import { Adam, type AdamOptions } from './optim/adam';
 import { SGD, type SgdOptions } from './optim/sgd';
+import { readChoice, readDevice, readOptions, readValues } from './validate';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
@@ -42,14 +43,22 @@ export class Engine {
     });
   }
 
-  /** Finds a WebGPU device: `navigator.gpu` in a browser, Dawn (`webgpu` package) in Node. */
-  static async create(options: EngineOptions = {}): Promise<Engine> {
-    return new Engine(await acquireDevice(options.powerPreference), true);
+  /**
+   * Finds a WebGPU device: `navigator.gpu` in a browser, Dawn (`webgpu` package) in Node.
+   * @throws OptionError (`'options'`, `'options.<name>'`), NoAdapterError.
+   */
+  static async create(options?: EngineOptions): Promise<Engine> {
+    const o = readOptions(options, 'options', ['powerPreference']);
+    const powerPreference = readChoice<GPUPowerPreference>(o.powerPreference, 'options.powerPreference', 'high-performance', ['high-performance', 'low-power']);
+    return new Engine(await acquireDevice(powerPreference), true);
   }
 
-  /** Uses a device the application already owns; `destroy()` will not destroy it. */
+  /**
+   * Uses a device the application already owns; `destroy()` will not destroy it.
+   * @throws OptionError (`'device'`) for anything that is not a GPUDevice.
+   */
   static fromDevice(device: GPUDevice): Engine {
-    return new Engine(device, false);
+    return new Engine(readDevice(device, 'device'), false);
   }
 
   /** Bytes of GPU memory the engine's pool holds now, and the peak so far. */
@@ -58,14 +67,17 @@ export class Engine {
   }
 
   /**
-   * Uploads `data` as a float32 tensor of `shape`.
+   * Uploads `data` as a float32 tensor of `shape`. `data` is a Float32Array, a Float64Array or an
+   * array of numbers; anything else (a string, an integer typed array, an array holding strings)
+   * is refused rather than converted.
    *
-   * @throws ShapeError (`'shape'`: not a non-empty list of positive integers; `'data'`: wrong
-   * length), NonFiniteError (`'data'`: NaN/Infinity), LimitError (`'data'`: too large for the
+   * @throws ShapeError (`'shape'`: not a non-empty list of positive integers; `'data'`: not one
+   * of those kinds, or wrong length), NonFiniteError (`'data'`: NaN/Infinity), LimitError (`'data'`: too large for the
    * device), DeviceLostError.
    */
   tensor(data: Float32Array | Float64Array | number[], shape: readonly number[]): Tensor {
     this.assertAlive('engine.tensor');
+    readValues(data, 'data');
     checkShape(shape, 'shape');
     const size = shape.reduce((a, b) => a * b, 1);
     if (data.length !== size) {

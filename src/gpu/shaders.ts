@@ -26,6 +26,7 @@ import commit from '../../shaders/commit.wgsl?raw';
 import andersonGram from '../../shaders/anderson_gram.wgsl?raw';
 import andersonSolve from '../../shaders/anderson_solve.wgsl?raw';
 import andersonMix from '../../shaders/anderson_mix.wgsl?raw';
+import andersonRing from '../../shaders/lib/anderson_ring.wgsl?raw';
 import broydenStep from '../../shaders/broyden_step.wgsl?raw';
 import broydenFinalize from '../../shaders/broyden_finalize.wgsl?raw';
 import broydenDots from '../../shaders/broyden_dots.wgsl?raw';
@@ -81,9 +82,9 @@ export const SHADERS = {
   finish: compose(control, reduce64, finishStep, finish),
   picardFused: compose(control, reduce, finishStep, activations, picardFused),
   commit: compose(control, commit),
-  andersonGram: compose(control, reduce64, andersonGram),
-  andersonSolve: compose(control, andersonSolve),
-  andersonMix: compose(control, andersonMix),
+  andersonGram: compose(control, reduce64, andersonGram, andersonRing),
+  andersonSolve: compose(control, andersonSolve, andersonRing),
+  andersonMix: compose(control, andersonMix, andersonRing),
   broydenStep: compose(control, broydenState, broydenStep),
   broydenFinalize: compose(control, broydenState, reduce64, broydenFinalize),
   broydenDots: compose(control, broydenState, reduce64, broydenDots),

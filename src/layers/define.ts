@@ -12,6 +12,7 @@ import { EngineMismatchError, LimitError, OptionError, ShapeError } from '../err
 import { ShaderCompileError, type Kernel } from '../gpu/kernel';
 import { CUSTOM_LAYER_WGSL } from '../gpu/shaders';
 import { Tensor } from '../tensor';
+import { readEngine, readOptions } from '../validate';
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import { checkParam, upload, type ParamValue } from './params';
@@ -108,10 +109,7 @@ function shapeOf(value: ParamValue): number[] {
 
 /** Checks the definition object and uploads its parameters. */
 function checkDefinition(engine: Engine, definition: LayerDefinition): { name: string; params: Record<string, Tensor> } {
-  if (typeof definition !== 'object' || definition === null) throw new OptionError('definition', 'must be { featureSize, params, forward, adjoint }');
-  for (const key of Object.keys(definition)) {
-    if (!KNOWN_KEYS.includes(key)) throw new OptionError(`definition.${key}`, `unknown field (known: ${KNOWN_KEYS.join(', ')})`);
-  }
+  readOptions(definition ?? null, 'definition', KNOWN_KEYS);
   const { featureSize, forward, adjoint, name = 'custom layer' } = definition;
   if (!Number.isInteger(featureSize) || featureSize < 1) throw new ShapeError('featureSize', `must be a positive integer, got ${String(featureSize)}`);
   if (typeof forward !== 'string') throw new OptionError('forward', 'must be WGSL source (a string)');
@@ -244,7 +242,7 @@ export class CustomLayer implements ImplicitLayer, Stage {
  * device's storage-buffer limit allows), DeviceLostError.
  */
 export async function defineLayer(engine: Engine, definition: LayerDefinition): Promise<CustomLayer> {
-  engine.assertAlive('defineLayer');
+  readEngine(engine, 'engine', 'defineLayer');
   const { name, params } = checkDefinition(engine, definition);
   const paramNames = Object.keys(params);
   const entries: Entry[] = [

@@ -8,7 +8,9 @@ import { LimitError, NonFiniteError, ShapeError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
+import { readParam } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
+import { describe, readBoolean, readEngine, readOptions, readTensor } from '../validate';
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
 export interface LinearParams {
@@ -48,9 +50,9 @@ function region(value: BufferRegion | Tensor): BufferRegion {
   return value instanceof Tensor ? value.buffer : value;
 }
 
-function checkValues(value: ParamValue, name: string): void {
+function checkValues(given: ParamValue, name: string): void {
+  const value = readParam(given, name);
   if (value instanceof Tensor) return;
-  if (!(value instanceof Float32Array) && !Array.isArray(value)) throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
   for (let i = 0; i < value.length; i++) {
     if (!Number.isFinite(value[i])) throw new NonFiniteError(name, `value ${value[i]} at index ${i} is not finite`);
   }
@@ -179,15 +181,18 @@ export class Linear implements Stage {
   }
 
   /** Rows of a [rows, features] tensor, checked. */
-  private rowsOf(t: Tensor, features: number, name: string): number {
-    t.assertUsable(this.engine, name);
+  private rowsOf(value: Tensor, features: number, name: string): number {
+    const t = readTensor(value, name, this.engine);
     if (t.shape[t.shape.length - 1] !== features) {
       throw new ShapeError(name, `last dimension must be ${features}, got shape [${t.shape.join(', ')}]`);
     }
     return t.size / features;
   }
 
-  /** `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback). */
+  /**
+   * `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback).
+   * @throws ShapeError / DisposedError / EngineMismatchError (`'x'`).
+   */
   async forward(x: Tensor): Promise<Tensor> {
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     await this.prepare();
@@ -199,8 +204,11 @@ export class Linear implements Stage {
   /**
    * The adjoint at `x` for cotangent `dy` as new tensors (one submit, no readback); `dx` only
    * with `{ inputGrad: true }`.
+   * @throws ShapeError / DisposedError / EngineMismatchError (`'x'`, `'dy'`), OptionError
+   * (`'options'`, `'options.<name>'`).
    */
-  async backward(x: Tensor, dy: Tensor, options: { inputGrad?: boolean } = {}): Promise<LinearGrads> {
+  async backward(x: Tensor, dy: Tensor, options?: { inputGrad?: boolean }): Promise<LinearGrads> {
+    const inputGrad = readBoolean(readOptions(options, 'options', ['inputGrad']).inputGrad, 'options.inputGrad', false);
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     if (this.rowsOf(dy, this.outFeatures, 'dy') !== rows) throw new ShapeError('dy', `must have ${rows} rows like x, got shape [${dy.shape.join(', ')}]`);
     await this.prepare();
@@ -208,7 +216,7 @@ export class Linear implements Stage {
     const grads: LinearGrads = {
       dW: make([this.inFeatures, this.outFeatures]),
       db: make([this.outFeatures]),
-      dx: options.inputGrad ? make([rows, this.inFeatures]) : undefined,
+      dx: inputGrad ? make([rows, this.inFeatures]) : undefined,
     };
     this.submit((pass) => this.encodeBackward(pass, x, dy, grads, rows));
     return grads;
@@ -232,11 +240,10 @@ export class Linear implements Stage {
  * DisposedError / EngineMismatchError (`'W'`, `'b'`), DeviceLostError.
  */
 export function linear(engine: Engine, params: LinearParams): Linear {
-  engine.assertAlive('linear');
-  if (typeof params !== 'object' || params === null) throw new ShapeError('params', 'must be { W, b }');
+  readEngine(engine, 'engine', 'linear');
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { W, b }, got ${describe(params)}`);
+  readOptions(params, 'params', ['W', 'b']);
   const { W, b } = params;
-  if (W === undefined) throw new ShapeError('W', 'is required');
-  if (b === undefined) throw new ShapeError('b', 'is required');
   checkValues(W, 'W');
   checkValues(b, 'b');
   if (b instanceof Tensor) {

@@ -8,6 +8,7 @@ import type { BufferRegion } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Loss } from '../losses';
 import { Tensor } from '../tensor';
+import { describe, readTensor } from '../validate';
 
 /**
  * Class labels, one per row: CPU integers (uploaded, checked to lie in [0, classes)) or a GPU
@@ -28,6 +29,14 @@ function isCpuLabels(labels: Labels): labels is Uint8Array | Uint16Array | Uint3
   return Array.isArray(labels) || labels instanceof Uint8Array || labels instanceof Uint16Array || labels instanceof Uint32Array;
 }
 
+/** Whether `labels` is a GPUBuffer or a { buffer, offset?, size? } region of one (not a Tensor: float32). */
+function isGpuLabels(labels: unknown): labels is BufferRegion {
+  if (typeof labels !== 'object' || labels === null || labels instanceof Tensor) return false;
+  if ('mapState' in labels) return true;
+  const buffer = (labels as { buffer?: unknown }).buffer;
+  return typeof buffer === 'object' && buffer !== null && 'mapState' in buffer;
+}
+
 /** Bytes a GPU label region provides, or undefined when unknown. */
 function regionBytes(labels: BufferRegion): number | undefined {
   if ('mapState' in labels) return labels.size;
@@ -41,13 +50,12 @@ function regionBytes(labels: BufferRegion): number | undefined {
  * `grad = (softmax(z) − onehot(label)) / rows`, and the count of rows whose first argmax is the
  * label. One submit, no readback; sums run in a fixed order (deterministic).
  *
- * @throws ShapeError (`'logits'`: not at least 2 classes; `'labels'`: wrong count, a CPU label
+ * @throws ShapeError (`'logits'`: not a Tensor, or not at least 2 classes; `'labels'`: wrong count, a CPU label
  * that is not an integer in [0, classes), or a GPU buffer too small), DisposedError /
  * EngineMismatchError (`'logits'`), LimitError, DeviceLostError.
  */
 export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promise<SoftmaxCrossEntropyLoss> {
-  const engine: Engine = logits.engine;
-  logits.assertUsable(engine, 'logits');
+  const engine: Engine = readTensor(logits, 'logits').engine;
   engine.assertAlive('softmaxCrossEntropy');
   const classes = logits.shape[logits.shape.length - 1];
   if (classes < 2) throw new ShapeError('logits', `needs at least 2 classes in its last dimension, got shape [${logits.shape.join(', ')}]`);
@@ -69,6 +77,9 @@ export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promi
     engine.device.queue.writeBuffer(uploaded, 0, values.buffer, values.byteOffset, values.byteLength);
     labelRegion = uploaded;
   } else {
+    if (!isGpuLabels(labels)) {
+      throw new ShapeError('labels', `must be integers (an array, Uint8Array, Uint16Array, Uint32Array) or a GPU buffer / region of u32, got ${describe(labels)}`);
+    }
     const bytes = regionBytes(labels);
     if (bytes !== undefined && bytes < rows * 4) throw new ShapeError('labels', `buffer holds ${bytes} bytes but ${rows} u32 labels need ${rows * 4}`);
     labelRegion = labels;

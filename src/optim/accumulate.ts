@@ -7,7 +7,8 @@ import { AnchoraxError, DisposedError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
-import { checkMatching, checkTensorList, dispatchElementwise, numberIn, region } from './common';
+import { checkMatching, checkTensorList, dispatchElementwise, region } from './common';
+import { F32_MAX, readNumber } from '../validate';
 
 /**
  * Running sums of gradient sets, one GPU tensor per parameter, starting at zero.
@@ -165,7 +166,7 @@ export class GradientAccumulator {
   private checkAdd(grads: readonly Tensor[], scale: number): Tensor[] {
     this.assertNotDisposed();
     this.engine.assertAlive('accumulator.add');
-    numberIn(scale, 'scale', 1, -Infinity);
+    readNumber(scale, 'scale', 1, { min: -F32_MAX, max: F32_MAX });
     return checkMatching(this.engine, this.grads, grads, 'grads', 'accumulator sums');
   }
 
