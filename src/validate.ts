@@ -7,6 +7,7 @@
  */
 import type { Engine } from './engine';
 import { OptionError, ShapeError } from './errors';
+import type { BufferRegion } from './gpu/kernel';
 import type { ImplicitLayer } from './layers/layer';
 import type { SolveResult } from './solvers/run';
 import { Tensor } from './tensor';
@@ -245,4 +246,23 @@ export function readSolveResult(value: unknown, argument: string, engine: Engine
     throw new OptionError(argument, `returned ${describe(value)}, not a solve result ({ uStar, uPrev, tnstep, stats, dispose } with tensors of Qd's shape on this engine)`);
   }
   return value as SolveResult;
+}
+
+/** Whether `value` is a GPUBuffer or a `{ buffer, offset?, size? }` region of one (a Tensor is not). */
+export function isBufferRegion(value: unknown): value is BufferRegion {
+  if (typeof value !== 'object' || value === null || value instanceof Tensor) return false;
+  if ('mapState' in value) return true;
+  const buffer = (value as { buffer?: unknown }).buffer;
+  return typeof buffer === 'object' && buffer !== null && 'mapState' in buffer;
+}
+
+/**
+ * A buffer argument of the low-level encoders: a usable Tensor of `engine`, a GPUBuffer or a
+ * region of one, returned as a region.
+ * @throws ShapeError (`argument`), DisposedError / EngineMismatchError (a Tensor's).
+ */
+export function readRegion(value: unknown, argument: string, engine: Engine): BufferRegion {
+  if (value instanceof Tensor) return readTensor(value, argument, engine).buffer;
+  if (!isBufferRegion(value)) throw new ShapeError(argument, `must be a Tensor, a GPUBuffer or { buffer, offset?, size? }, got ${describe(value)}`);
+  return value;
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Engine,
   GradientAccumulator,
+  LimitError,
   OptionError,
   ShapeError,
   add,
@@ -176,6 +177,13 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     expectTyped(await rejection(layer.backward(x, bad(null))), ShapeError, 'dy');
     expectTyped(await rejection(gradcheck(bad(null))), OptionError, 'f');
     expectTyped(await rejection(gradcheck(bad({ featureSize: D }))), OptionError, 'f');
+    await layer.prepare();
+    const encoder = engine.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    expectTyped(thrown(() => layer.encodeForward(pass, bad(null), x, 1)), ShapeError, 'x');
+    expectTyped(thrown(() => layer.encodeForward(pass, x, bad({ size: 16 }), 1)), ShapeError, 'y');
+    expectTyped(thrown(() => layer.encodeBackward(pass, x, x, bad({ dW: [0] }), 1)), ShapeError, 'grads.dW');
+    pass.end();
     expectTyped(thrown(() => new GradientAccumulator(bad(null))), ShapeError, 'like');
     expectTyped(thrown(() => new GradientAccumulator(bad([{}]))), ShapeError, 'like[0]');
     x.dispose();
@@ -257,6 +265,15 @@ describe('point 5: bounds on counts that reach the GPU', () => {
     const result = await picard(f, Qd, { lbfgsThres: null, maxDepth: 100_000 });
     expect(result.stats.converged).toBe(true);
     result.dispose();
+    Qd.dispose();
+  });
+
+  it('gdeq refuses a Broyden memory above its 1024 columns before solving', async () => {
+    const Qd = qd();
+    const before = engine.memory.allocatedBytes;
+    expectTyped(await rejection(gdeq(f, Qd, { lbfgsThres: 1025 }), QUICK_MS), LimitError, 'options.lbfgsThres');
+    expectTyped(await rejection(gdeq(f, Qd, { lbfgsThres: null, maxDepth: 2000 }), QUICK_MS), LimitError, 'options.lbfgsThres');
+    expect(engine.memory.allocatedBytes).toBe(before);
     Qd.dispose();
   });
 

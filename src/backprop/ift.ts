@@ -23,10 +23,10 @@ export interface IftOptions extends ImplicitOptions {
   /**
    * Its tolerance on the relative residual ‖r‖ / ‖J_fᵀλ + gradUStar‖ (relative, so that it stays
    * reachable in float32 whatever the gradient's scale; an absolute 1e-6 is below float32's
-   * floor once ‖gradUStar‖ ≳ 10). Default 1e-6.
+   * floor once ‖gradUStar‖ ≳ 10). A finite float32. Default 1e-6.
    */
   backwardEps?: number;
-  /** Its iteration limit. Default 100. */
+  /** Its iteration limit, an integer in [1, 2²⁰] (as `maxDepth`). Default 100. */
   backwardMaxDepth?: number;
 }
 

@@ -10,7 +10,7 @@ import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
 import { readParam } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
-import { describe, readBoolean, readEngine, readOptions, readTensor } from '../validate';
+import { describe, readBoolean, readEngine, readOptions, readRegion, readTensor } from '../validate';
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
 export interface LinearParams {
@@ -46,9 +46,6 @@ const TILE = 64;
 
 type ParamValue = Tensor | Float32Array | number[];
 
-function region(value: BufferRegion | Tensor): BufferRegion {
-  return value instanceof Tensor ? value.buffer : value;
-}
 
 function checkValues(given: ParamValue, name: string): void {
   const value = readParam(given, name);
@@ -135,13 +132,15 @@ export class Linear implements Stage {
     this.checkRows(rows);
     const { forward } = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
+    const input = readRegion(x, 'x', engine);
+    const output = readRegion(y, 'y', engine);
     const group = forward.bind({
       gate,
       params: engine.params(forward, { m: rows, n: outFeatures, k: inFeatures }),
-      a: region(x),
+      a: input,
       bm: this.params.W.buffer,
       bias: this.params.b.buffer,
-      c: region(y),
+      c: output,
     });
     forward.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(rows / TILE));
   }
@@ -163,19 +162,24 @@ export class Linear implements Stage {
     const kernels = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
     const W = this.params.W.buffer;
-    if (grads.dx) {
+    const region = (value: BufferRegion | Tensor | undefined, name: string) => (value === undefined ? undefined : readRegion(value, name, engine));
+    const input = readRegion(x, 'x', engine);
+    const cotangent = readRegion(dy, 'dy', engine);
+    if (typeof grads !== 'object' || grads === null) throw new ShapeError('grads', 'must be { dx?, dW?, db? }');
+    const [dx, dW, db] = [region(grads.dx, 'grads.dx'), region(grads.dW, 'grads.dW'), region(grads.db, 'grads.db')];
+    if (dx) {
       const k = kernels.inputGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: region(dy), bm: W, c: region(grads.dx) });
+      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: cotangent, bm: W, c: dx });
       k.dispatch(pass, group, Math.ceil(inFeatures / TILE), Math.ceil(rows / TILE));
     }
-    if (grads.dW) {
+    if (dW) {
       const k = kernels.weightGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: region(x), bm: region(dy), c: region(grads.dW) });
+      const group = k.bind({ gate, params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: input, bm: cotangent, c: dW });
       k.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(inFeatures / TILE));
     }
-    if (grads.db) {
+    if (db) {
       const k = kernels.biasGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: region(dy), c: region(grads.db) });
+      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: cotangent, c: db });
       k.dispatch(pass, group, Math.ceil(outFeatures / TILE));
     }
   }

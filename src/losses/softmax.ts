@@ -8,7 +8,7 @@ import type { BufferRegion } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Loss } from '../losses';
 import { Tensor } from '../tensor';
-import { describe, readTensor } from '../validate';
+import { describe, isBufferRegion, readTensor } from '../validate';
 
 /**
  * Class labels, one per row: CPU integers (uploaded, checked to lie in [0, classes)) or a GPU
@@ -27,14 +27,6 @@ export interface SoftmaxCrossEntropyLoss extends Loss {
 
 function isCpuLabels(labels: Labels): labels is Uint8Array | Uint16Array | Uint32Array | readonly number[] {
   return Array.isArray(labels) || labels instanceof Uint8Array || labels instanceof Uint16Array || labels instanceof Uint32Array;
-}
-
-/** Whether `labels` is a GPUBuffer or a { buffer, offset?, size? } region of one (not a Tensor: float32). */
-function isGpuLabels(labels: unknown): labels is BufferRegion {
-  if (typeof labels !== 'object' || labels === null || labels instanceof Tensor) return false;
-  if ('mapState' in labels) return true;
-  const buffer = (labels as { buffer?: unknown }).buffer;
-  return typeof buffer === 'object' && buffer !== null && 'mapState' in buffer;
 }
 
 /** Bytes a GPU label region provides, or undefined when unknown. */
@@ -77,7 +69,7 @@ export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promi
     engine.device.queue.writeBuffer(uploaded, 0, values.buffer, values.byteOffset, values.byteLength);
     labelRegion = uploaded;
   } else {
-    if (!isGpuLabels(labels)) {
+    if (!isBufferRegion(labels)) {
       throw new ShapeError('labels', `must be integers (an array, Uint8Array, Uint16Array, Uint32Array) or a GPU buffer / region of u32, got ${describe(labels)}`);
     }
     const bytes = regionBytes(labels);
