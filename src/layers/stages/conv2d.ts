@@ -3,7 +3,7 @@
  * batch row (shaders/stages/conv2d.wgsl), for MDEQ-style image models.
  */
 import type { Engine } from '../../engine';
-import { OptionError, ShapeError } from '../../errors';
+import { ShapeError } from '../../errors';
 import type { Kernel } from '../../gpu/kernel';
 import { SHADERS } from '../../gpu/shaders';
 import { Tensor } from '../../tensor';

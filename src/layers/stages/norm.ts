@@ -5,7 +5,7 @@
  * spatial position.
  */
 import type { Engine } from '../../engine';
-import { OptionError, ShapeError } from '../../errors';
+import { ShapeError } from '../../errors';
 import type { Kernel } from '../../gpu/kernel';
 import { SHADERS } from '../../gpu/shaders';
 import { Tensor } from '../../tensor';
