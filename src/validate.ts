@@ -266,3 +266,17 @@ export function readRegion(value: unknown, argument: string, engine: Engine): Bu
   if (!isBufferRegion(value)) throw new ShapeError(argument, `must be a Tensor, a GPUBuffer or { buffer, offset?, size? }, got ${describe(value)}`);
   return value;
 }
+
+/**
+ * The compute pass (or, with `kind: 'encoder'`, the command encoder) given to an `encode…`
+ * method, checked by its methods so that null or a look-alike fails with a typed error.
+ * @throws OptionError (`argument`).
+ */
+export function readEncoder<T extends GPUComputePassEncoder | GPUCommandEncoder>(value: T, argument: string, kind: 'pass' | 'encoder' = 'pass'): T {
+  const method = kind === 'pass' ? 'dispatchWorkgroups' : 'clearBuffer';
+  if (typeof value !== 'object' || value === null || typeof (value as unknown as Record<string, unknown>)[method] !== 'function') {
+    const what = kind === 'pass' ? 'a GPUComputePassEncoder (encoder.beginComputePass())' : 'a GPUCommandEncoder (device.createCommandEncoder())';
+    throw new OptionError(argument, `must be ${what}, got ${describe(value)}`);
+  }
+  return value;
+}

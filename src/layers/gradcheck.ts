@@ -107,6 +107,7 @@ export async function gradcheck(layer: ImplicitLayer, options?: GradcheckOptions
   const { engine, featureSize } = layer;
   engine.assertAlive('gradcheck');
   const n = batch * featureSize;
+  engine.assertFits(n * 4, 'options.batch');
   const random = uniform(seed);
   const draw = (count: number, s = 1) => Float32Array.from({ length: count }, () => random() * s);
 

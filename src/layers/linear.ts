@@ -10,7 +10,7 @@ import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
 import { readParam } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
-import { describe, readBoolean, readEngine, readOptions, readRegion, readTensor } from '../validate';
+import { describe, readBoolean, readEncoder, readEngine, readOptions, readRegion, readTensor } from '../validate';
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
 export interface LinearParams {
@@ -129,6 +129,7 @@ export class Linear implements Stage {
    * (default: always open) is an evaluation gate as in ForwardIO: nothing runs when its word 0 is set.
    */
   encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number, gate = this.engine.openGate()): void {
+    readEncoder(pass, 'pass');
     this.checkRows(rows);
     const { forward } = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
@@ -158,6 +159,7 @@ export class Linear implements Stage {
     rows: number,
     gate = this.engine.openGate(),
   ): void {
+    readEncoder(pass, 'pass');
     this.checkRows(rows);
     const kernels = this.prepared();
     const { inFeatures, outFeatures, engine } = this;

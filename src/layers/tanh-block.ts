@@ -11,6 +11,7 @@ import type { AdjointIO, ForwardIO, FusedPicardPath, ImplicitLayer } from './lay
 import { checkDropout, dropoutParams, type DropoutOptions } from './dropout';
 import { checkParam, upload, type ParamValue } from './params';
 import { describe, readChoice, readOptions } from '../validate';
+import { checkBatch } from './stages/workgroups';
 
 export type { DropoutOptions, DropoutNoise } from './dropout';
 
@@ -122,10 +123,12 @@ export class TanhBlock implements ImplicitLayer {
   }
 
   /**
-   * Compiles the forward and adjoint kernels; throws LimitError (`'Qd'`) when `batch` rows need
-   * more workgroups than the device allows.
+   * Compiles the forward and adjoint kernels; throws ShapeError (`'batch'`) unless `batch` is a
+   * positive integer, LimitError (`'Qd'`) when `batch` rows need more workgroups than the device
+   * allows.
    */
   async prepare(batch: number): Promise<void> {
+    checkBatch(batch);
     const groups = Math.ceil(batch / ROWS_PER_GROUP);
     const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
     if (groups > limit) {

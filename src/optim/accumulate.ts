@@ -8,7 +8,7 @@ import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
 import { checkMatching, checkTensorList, dispatchElementwise, region } from './common';
-import { F32_MAX, readNumber } from '../validate';
+import { F32_MAX, readEncoder, readNumber } from '../validate';
 
 /**
  * Running sums of gradient sets, one GPU tensor per parameter, starting at zero.
@@ -89,6 +89,7 @@ export class GradientAccumulator {
   encodeAdd(pass: GPUComputePassEncoder, grads: readonly Tensor[], scale = 1): void {
     const checked = this.checkAdd(grads, scale);
     const kernel = this.readyKernel('encodeAdd');
+    readEncoder(pass, 'pass');
     const params = this.engine.params(kernel, { alpha: 1, beta: scale });
     this.grads.forEach((sum, i) => {
       dispatchElementwise(this.engine, pass, kernel, kernel.bind({ params, x: region(checked[i]), y: region(sum) }), sum.size);
@@ -117,6 +118,7 @@ export class GradientAccumulator {
   encodeMean(pass: GPUComputePassEncoder): readonly Tensor[] {
     this.checkMean();
     const kernel = this.readyKernel('encodeMean');
+    readEncoder(pass, 'pass');
     this.means ??= this.grads.map((g) => this.engine.zeros(g.shape));
     const means = this.means;
     // alpha = 0: the mean tensors' old contents are overwritten, never read.
@@ -138,6 +140,7 @@ export class GradientAccumulator {
   /** Encodes the reset of {@link zero} into the caller's encoder (outside any pass). */
   encodeZero(encoder: GPUCommandEncoder): void {
     this.assertNotDisposed();
+    readEncoder(encoder, 'encoder', 'encoder');
     for (const sum of this.grads) encoder.clearBuffer(sum.buffer, 0, sum.size * 4);
     this.adds = 0;
   }

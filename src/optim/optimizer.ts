@@ -9,7 +9,7 @@ import { BufferUsage } from '../gpu/flags';
 import type { UniformLayout } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import { checkMatching, checkTensorList } from './common';
-import { F32_MAX, readNumber } from '../validate';
+import { F32_MAX, readEncoder, readNumber } from '../validate';
 
 /** A first-order optimizer whose state lives on the GPU. Built by `engine.adam` or `engine.sgd`. */
 export abstract class Optimizer {
@@ -120,6 +120,7 @@ export abstract class Optimizer {
     const checked = this.validate(grads);
     const hyper = this.hyper;
     if (!hyper) throw new AnchoraxError('optimizer', 'await prepare() (or one step()) before encodeStep()');
+    readEncoder(pass, 'pass');
     this.encodeUpdate(pass, checked, hyper.buffer);
     this.steps++;
   }
