@@ -4,7 +4,7 @@
 // over the valid slots j < len (only that row changes each iteration). Four dots per workgroup, not
 // one, because each workgroup's reduction costs barriers (dearly on SwiftShader) while the extra
 // loads are cheap; anderson_solve.wgsl reads dot j from lane j % 4 of chunk j / 4.
-// Bindings: ctrl (read); params {n, stride, groups}; ring [t] = (p, len, restart, q);
+// Bindings: ctrl (read); params {n, stride, groups}; ring = the schedule (lib/anderson_ring.wgsl);
 //           x_ring, fx_ring [slots × stride]; partials [ceil(len / 4) × groups] vec4.
 // Dispatch: (groups, ceil(len / 4)) of REDUCE_SIZE = 64 threads (lib/reduce.wgsl at 64 threads).
 
@@ -20,7 +20,7 @@ struct GramParams { n: u32, stride: u32, groups: u32 }
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
-  let entry = ring[ctrl.nstep];
+  let entry = ring_entry(ctrl.nstep);
   let base_p = entry.x * params.stride;
   let first = group.y * 4u;
   let count = min(4u, entry.y - first); // valid slots of this chunk: j < len

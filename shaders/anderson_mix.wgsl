@@ -2,7 +2,7 @@
 // ring slot q where the next iteration's history entry goes. On a restart, slot 0 first takes a
 // copy of slot p (the history becomes just the latest entry). Each thread reads everything it
 // needs at index i before writing index i, so q == p (window 1) is safe.
-// Bindings: ctrl (read); params {n, stride, groups, beta}; ring [t] = (p, len, restart, q);
+// Bindings: ctrl (read); params {n, stride, groups, beta}; ring = the schedule (lib/anderson_ring.wgsl);
 //           alpha [slots]; x_ring, fx_ring [slots × stride] (read_write).
 // Dispatch: (groups), 256 threads, grid-stride.
 
@@ -20,7 +20,7 @@ fn main(@builtin(global_invocation_id) id: vec3u) {
   // A plain read, not solve_done(): no barrier follows, and on SwiftShader a barrier in a
   // 256-thread workgroup costs more than the mixing itself.
   if (ctrl.done != 0u) { return; }
-  let entry = ring[ctrl.nstep];
+  let entry = ring_entry(ctrl.nstep);
   let p = entry.x;
   let len = entry.y;
   let q = entry.w;

@@ -7,7 +7,7 @@
 // float32 — reg = 1e-8 is below half an ulp of G's diagonal — and a pivot comes out 0 or NaN, where
 // float64 would still solve it. Then α falls back to the newest entry alone (a plain fixed-point
 // step) instead of ending the solve with NaN.
-// Bindings: ctrl (read); params {groups, slots, reg}; ring [t] = (p, len, restart, q);
+// Bindings: ctrl (read); params {groups, slots, reg}; ring = the schedule (lib/anderson_ring.wgsl);
 //           partials [ceil(len / 4) × groups] vec4 (dot j in lane j % 4); gram [slots × slots]
 //           (persists across iterations); alpha [slots].
 // Dispatch: (1).
@@ -29,7 +29,7 @@ var<workgroup> rhs: array<f32, 33>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
-  let entry = ring[ctrl.nstep];
+  let entry = ring_entry(ctrl.nstep);
   let p = entry.x;
   let len = entry.y;
   let m = params.slots;

@@ -12,7 +12,7 @@ import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 import { Adam, type AdamOptions } from './optim/adam';
 import { SGD, type SgdOptions } from './optim/sgd';
 import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
-import { readChoice, readOptions, readSwitch } from './validate';
+import { readChoice, readDevice, readOptions, readSwitch, readValues } from './validate';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
@@ -73,11 +73,11 @@ export class Engine {
   /**
    * Uses a device the application already owns; `destroy()` will not destroy it.
    *
-   * @throws OptionError (`'options.<name>'`).
+   * @throws OptionError (`'device'`) for anything that is not a GPUDevice, (`'options.<name>'`).
    */
   static fromDevice(device: GPUDevice, options?: FromDeviceOptions): Engine {
     const opts = readOptions(options, 'options', ['leakWarnings']);
-    return new Engine(device, false, readSwitch(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT, ['trace']));
+    return new Engine(readDevice(device, 'device'), false, readSwitch(opts.leakWarnings, 'options.leakWarnings', LEAK_WARNINGS_DEFAULT, ['trace']));
   }
 
   /**
@@ -136,14 +136,17 @@ export class Engine {
   }
 
   /**
-   * Uploads `data` as a float32 tensor of `shape`.
+   * Uploads `data` as a float32 tensor of `shape`. `data` is a Float32Array, a Float64Array or an
+   * array of numbers; anything else (a string, an integer typed array, an array holding strings)
+   * is refused rather than converted.
    *
-   * @throws ShapeError (`'shape'`: not a non-empty list of positive integers; `'data'`: wrong
-   * length), NonFiniteError (`'data'`: NaN/Infinity), LimitError (`'data'`: too large for the
+   * @throws ShapeError (`'shape'`: not a non-empty list of positive integers; `'data'`: not one
+   * of those kinds, or wrong length), NonFiniteError (`'data'`: NaN/Infinity), LimitError (`'data'`: too large for the
    * device), DeviceLostError.
    */
   tensor(data: Float32Array | Float64Array | number[], shape: readonly number[]): Tensor {
     this.assertAlive('engine.tensor');
+    readValues(data, 'data');
     checkShape(shape, 'shape');
     const size = shape.reduce((a, b) => a * b, 1);
     if (data.length !== size) {

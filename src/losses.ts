@@ -6,6 +6,7 @@ import type { Engine } from './engine';
 import { ShapeError } from './errors';
 import { SHADERS } from './gpu/shaders';
 import { Tensor } from './tensor';
+import { readTensor } from './validate';
 
 /** A loss whose value stays on the GPU until `value()` is called. */
 export interface Loss {
@@ -21,12 +22,15 @@ export interface Loss {
 /**
  * Mean squared error `mean((prediction − target)²)`, or `mean(prediction²)` without a target,
  * and its gradient `2 (prediction − target) / n`.
+ *
+ * @throws ShapeError (`'prediction'`, `'target'`: not a Tensor; `'target'`: another shape),
+ * DisposedError / EngineMismatchError (`'prediction'`, `'target'`), DeviceLostError.
  */
 export async function mse(prediction: Tensor, target?: Tensor): Promise<Loss> {
-  const engine: Engine = prediction.engine;
-  prediction.assertUsable(engine, 'prediction');
-  if (target) {
-    target.assertUsable(engine, 'target');
+  const engine: Engine = readTensor(prediction, 'prediction').engine;
+  engine.assertAlive('mse');
+  if (target !== undefined) {
+    readTensor(target, 'target', engine);
     if (target.shape.join() !== prediction.shape.join()) {
       throw new ShapeError('target', `must have prediction's shape [${prediction.shape.join(', ')}], got [${target.shape.join(', ')}]`);
     }

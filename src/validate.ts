@@ -5,7 +5,15 @@
  * Values are checked with the small readers below; each error names the argument in full
  * (`'options.eps'`, `'dropout.rate'`, …).
  */
-import { OptionError } from './errors';
+import type { Engine } from './engine';
+import { OptionError, ShapeError } from './errors';
+import type { BufferRegion } from './gpu/kernel';
+import type { ImplicitLayer } from './layers/layer';
+import type { SolveResult } from './solvers/run';
+import { Tensor } from './tensor';
+
+/** The largest finite float32: numbers that reach the GPU as f32 uniforms are bounded by it. */
+export const F32_MAX = 3.4028234663852886e38;
 
 /** What a value looks like in a message: short, and never throwing. */
 export function describe(value: unknown): string {
@@ -71,14 +79,28 @@ export function readOptions(value: unknown, argument: string, known: readonly st
   return value as Record<string, unknown>;
 }
 
-/** A finite number, or `fallback` when undefined. */
-export function readNumber(value: unknown, argument: string, fallback: number, range: { min?: number; max?: number } = {}): number {
+/**
+ * Bounds of {@link readNumber}: `min`/`max` inclusive, `above`/`below` exclusive.
+ */
+export interface NumberRange {
+  min?: number;
+  max?: number;
+  above?: number;
+  below?: number;
+}
+
+/** A finite number within `range`, or `fallback` when undefined. */
+export function readNumber(value: unknown, argument: string, fallback: number, range: NumberRange = {}): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new OptionError(argument, `must be a finite number, got ${describe(value)}`);
   }
-  const { min = -Infinity, max = Infinity } = range;
-  if (value < min || value > max) throw new OptionError(argument, `must lie in [${min}, ${max}], got ${value}`);
+  const { min = -Infinity, max = Infinity, above = -Infinity, below = Infinity } = range;
+  if (value < min || value > max || !(value > above) || !(value < below)) {
+    const low = above > min ? `(${above}` : `[${min}`;
+    const high = below < max ? `${below})` : `${max}]`;
+    throw new OptionError(argument, `must lie in ${low}, ${high}, got ${value}`);
+  }
   return value;
 }
 
@@ -132,4 +154,158 @@ export function readStringRecord(value: unknown, argument: string): Record<strin
     if (typeof item !== 'string') throw new OptionError(`${argument}.${key}`, `must be a string, got ${describe(item)}`);
   }
   return value as Record<string, string>;
+}
+
+/**
+ * A Tensor (not a look-alike), not disposed, and of `engine` when one is given.
+ * @throws ShapeError (`argument`: not a Tensor), DisposedError, EngineMismatchError.
+ */
+export function readTensor(value: unknown, argument: string, engine?: Engine): Tensor {
+  if (!(value instanceof Tensor)) throw new ShapeError(argument, `must be a Tensor, got ${describe(value)}`);
+  value.assertUsable(engine ?? value.engine, argument);
+  return value;
+}
+
+/** Whether `value` looks like an Engine (checked by its methods: engine.ts imports this file). */
+function isEngine(value: unknown): value is Engine {
+  if (typeof value !== 'object' || value === null) return false;
+  const e = value as Partial<Record<keyof Engine, unknown>>;
+  return typeof e.assertAlive === 'function' && typeof e.kernel === 'function' && typeof e.allocate === 'function';
+}
+
+/**
+ * An Engine (from `Engine.create` or `Engine.fromDevice`) whose device is alive.
+ * @throws OptionError (`argument`), DeviceLostError.
+ */
+export function readEngine(value: unknown, argument: string, what: string): Engine {
+  if (!isEngine(value)) throw new OptionError(argument, `must be an Engine (await Engine.create()), got ${describe(value)}`);
+  value.assertAlive(what);
+  return value;
+}
+
+/**
+ * An implicit layer: an object with `prepare`, `encodeForward`, `encodeAdjoint`, a positive
+ * integer `featureSize`, a `params` record and an engine.
+ * @throws OptionError (`argument`).
+ */
+export function readLayer(value: unknown, argument: string): ImplicitLayer {
+  const layer = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof ImplicitLayer, unknown>>;
+  const ok =
+    typeof layer.encodeForward === 'function' &&
+    typeof layer.encodeAdjoint === 'function' &&
+    typeof layer.prepare === 'function' &&
+    typeof layer.featureSize === 'number' &&
+    Number.isInteger(layer.featureSize) &&
+    layer.featureSize >= 1 &&
+    typeof layer.params === 'object' &&
+    layer.params !== null &&
+    isEngine(layer.engine);
+  if (!ok) throw new OptionError(argument, `must be an implicit layer (e.g. engine.implicitBlock({ w, b })), got ${describe(value)}`);
+  return value as ImplicitLayer;
+}
+
+/**
+ * Float values given on the CPU: a Float32Array, a Float64Array or an array of numbers (a
+ * string, an integer typed array or an array holding anything but numbers is refused, never
+ * converted). Values are not checked for finiteness here.
+ * @throws ShapeError (`argument`).
+ */
+export function readValues(value: unknown, argument: string): Float32Array | Float64Array | number[] {
+  if (value instanceof Float32Array || value instanceof Float64Array) return value;
+  if (!Array.isArray(value)) throw new ShapeError(argument, `must be a Float32Array, a Float64Array or a number[], got ${describe(value)}`);
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== 'number') throw new ShapeError(argument, `value at index ${i} is ${describe(value[i])}, not a number`);
+  }
+  return value as number[];
+}
+
+/**
+ * A GPUDevice (checked by what the engine uses of it: buffers, command encoders, a queue,
+ * limits and the `lost` promise), so that a look-alike fails here, naming `argument`.
+ * @throws OptionError (`argument`).
+ */
+export function readDevice(value: unknown, argument: string): GPUDevice {
+  const d = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof GPUDevice, unknown>>;
+  const queue = d.queue as Partial<Record<keyof GPUQueue, unknown>> | null | undefined;
+  const lost = d.lost as { then?: unknown } | null | undefined;
+  const ok =
+    typeof d.createBuffer === 'function' &&
+    typeof d.createCommandEncoder === 'function' &&
+    typeof d.createShaderModule === 'function' &&
+    typeof queue === 'object' && queue !== null &&
+    typeof queue.submit === 'function' &&
+    typeof queue.writeBuffer === 'function' &&
+    typeof d.limits === 'object' && d.limits !== null &&
+    typeof lost === 'object' && lost !== null && typeof lost.then === 'function';
+  if (!ok) throw new OptionError(argument, `must be a GPUDevice (adapter.requestDevice()), got ${describe(value)}`);
+  return value as GPUDevice;
+}
+
+/**
+ * A solver argument (`options.solver`, `options.backwardSolver`): `fallback` when undefined,
+ * else a function — one of `picard`, `anderson`, `broyden` or a function of the same signature
+ * (a wrapper). What it returns is checked by {@link readSolveResult}.
+ * @throws OptionError (`argument`).
+ */
+export function readSolver<S extends (...args: never[]) => unknown>(value: unknown, argument: string, fallback: S): S {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'function') {
+    throw new OptionError(argument, `must be a solver (picard, anderson, broyden or a function of their signature), got ${describe(value)}`);
+  }
+  return value as S;
+}
+
+/**
+ * What a solver given as `argument` returned: a SolveResult whose uStar and uPrev are usable
+ * tensors of `engine` with `shape`.
+ * @throws OptionError (`argument`).
+ */
+export function readSolveResult(value: unknown, argument: string, engine: Engine, shape: readonly number[]): SolveResult {
+  const r = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof SolveResult, unknown>>;
+  const usable = (t: unknown): boolean =>
+    t instanceof Tensor && !t.disposed && t.engine === engine && t.shape.join() === shape.join();
+  const stats = r.stats as Partial<Record<string, unknown>> | null | undefined;
+  const ok =
+    usable(r.uStar) &&
+    usable(r.uPrev) &&
+    typeof r.tnstep === 'number' &&
+    typeof stats === 'object' && stats !== null && typeof stats.nstep === 'number' &&
+    typeof r.dispose === 'function';
+  if (!ok) {
+    throw new OptionError(argument, `returned ${describe(value)}, not a solve result ({ uStar, uPrev, tnstep, stats, dispose } with tensors of Qd's shape on this engine)`);
+  }
+  return value as SolveResult;
+}
+
+/** Whether `value` is a GPUBuffer or a `{ buffer, offset?, size? }` region of one (a Tensor is not). */
+export function isBufferRegion(value: unknown): value is BufferRegion {
+  if (typeof value !== 'object' || value === null || value instanceof Tensor) return false;
+  if ('mapState' in value) return true;
+  const buffer = (value as { buffer?: unknown }).buffer;
+  return typeof buffer === 'object' && buffer !== null && 'mapState' in buffer;
+}
+
+/**
+ * A buffer argument of the low-level encoders: a usable Tensor of `engine`, a GPUBuffer or a
+ * region of one, returned as a region.
+ * @throws ShapeError (`argument`), DisposedError / EngineMismatchError (a Tensor's).
+ */
+export function readRegion(value: unknown, argument: string, engine: Engine): BufferRegion {
+  if (value instanceof Tensor) return readTensor(value, argument, engine).buffer;
+  if (!isBufferRegion(value)) throw new ShapeError(argument, `must be a Tensor, a GPUBuffer or { buffer, offset?, size? }, got ${describe(value)}`);
+  return value;
+}
+
+/**
+ * The compute pass (or, with `kind: 'encoder'`, the command encoder) given to an `encode…`
+ * method, checked by its methods so that null or a look-alike fails with a typed error.
+ * @throws OptionError (`argument`).
+ */
+export function readEncoder<T extends GPUComputePassEncoder | GPUCommandEncoder>(value: T, argument: string, kind: 'pass' | 'encoder' = 'pass'): T {
+  const method = kind === 'pass' ? 'dispatchWorkgroups' : 'clearBuffer';
+  if (typeof value !== 'object' || value === null || typeof (value as unknown as Record<string, unknown>)[method] !== 'function') {
+    const what = kind === 'pass' ? 'a GPUComputePassEncoder (encoder.beginComputePass())' : 'a GPUCommandEncoder (device.createCommandEncoder())';
+    throw new OptionError(argument, `must be ${what}, got ${describe(value)}`);
+  }
+  return value;
 }

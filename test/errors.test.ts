@@ -4,7 +4,6 @@
 // of another engine, lost devices, and things that are not layers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AnchoraxError,
   DeviceLostError,
   DisposedError,
   Engine,
@@ -25,9 +24,9 @@ import {
 } from '../src';
 import type { Kernel } from '../src/gpu/kernel';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
+import { expectTyped, rejection, thrown, withinTime } from './helpers/errors';
 
 type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
-type ErrorClass = new (argument: string, message: string) => AnchoraxError;
 
 const SOLVERS: [string, Solver][] = [
   ['picard', picard],
@@ -42,8 +41,6 @@ const COPY_DST = 0x8;
 
 const D = 4;
 const BATCH = 3;
-/** A solve that takes longer than this is taken for a hang. */
-const HANG_MS = 20_000;
 
 let engine: Engine;
 let f: TanhBlock;
@@ -65,41 +62,6 @@ afterAll(() => {
   for (const buffer of buffers) buffer.destroy();
   engine?.destroy();
 });
-
-/** The error `fn` throws (fails the test when it throws nothing). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected an error, but none was thrown');
-}
-
-/** Rejects after `ms`: a hang becomes a failure with a message instead of a test timeout. */
-function withinTime<T>(promise: Promise<T>, ms = HANG_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer after ${ms} ms (hang)`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The reason `promise` rejects with (fails the test when it resolves, or hangs). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await withinTime(promise);
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
-
-function expectTyped(err: unknown, type: ErrorClass, argument: string): void {
-  expect(err).toBeInstanceOf(type);
-  expect((err as AnchoraxError).argument).toBe(argument);
-  expect((err as AnchoraxError).message.startsWith(`${argument}: `)).toBe(true);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -421,15 +383,16 @@ describe('device limits', () => {
     });
   });
 
-  it('a maxDepth whose trace (or Anderson schedule) cannot fit is a LimitError; without trace Picard runs', async () => {
+  it('a maxDepth past the documented bound (2**20) is an OptionError before anything is allocated; at the bound Picard runs', async () => {
     const limit = engine.device.limits.maxStorageBufferBindingSize;
-    const maxDepth = Math.ceil(limit / 8);
     const Qd = engine.tensor(qdData, [BATCH, D]);
     const before = engine.memory.allocatedBytes;
-    expectTyped(await rejection(picard(f, Qd, { maxDepth, trace: true })), LimitError, 'options.maxDepth');
-    expectTyped(await rejection(anderson(f, Qd, { maxDepth })), LimitError, 'options.maxDepth');
+    for (const maxDepth of [Math.ceil(limit / 8), 2 ** 20 + 1, 2 ** 32 + 3]) {
+      expectTyped(await rejection(picard(f, Qd, { maxDepth, trace: true })), OptionError, 'options.maxDepth');
+      expectTyped(await rejection(anderson(f, Qd, { maxDepth })), OptionError, 'options.maxDepth');
+    }
     expect(engine.memory.allocatedBytes).toBe(before);
-    const result = await withinTime(picard(f, Qd, { maxDepth }));
+    const result = await withinTime(picard(f, Qd, { maxDepth: 2 ** 20, trace: true }));
     expect(result.stats.converged).toBe(true);
     expect(engine.memory.peakBytes).toBeLessThan(limit);
     result.dispose();

@@ -20,7 +20,7 @@ import {
   saveParams,
 } from '../src';
 import { BufferUsage } from '../src/gpu/flags';
-import { registerPlatform } from '../src/platform';
+import { platform, registerPlatform } from '../src/platform';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 import { expectError } from './helpers/layers';
 
@@ -189,9 +189,17 @@ describe('loadParams reads what the format allows', () => {
   it('a path without the Node entry is an OptionError; with node:fs registered it round trips', async () => {
     const t = engine.tensor(f32(8), [8]);
     const path = join(dir, 'params.safetensors');
-    await expectRejects(saveParams(engine, { t }, path), OptionError, 'path', /Node/);
-    await expectRejects(loadParams(engine, path), OptionError, 'source', /Node/);
-    registerPlatform({ readFile: (p) => readFile(p), writeFile: (p, data) => writeFile(p, data) });
+    // As in a browser: no file access registered (the test setup registers Node's; put it back after).
+    const { readFile: hostRead, writeFile: hostWrite } = platform;
+    delete platform.readFile;
+    delete platform.writeFile;
+    try {
+      await expectRejects(saveParams(engine, { t }, path), OptionError, 'path', /Node/);
+      await expectRejects(loadParams(engine, path), OptionError, 'source', /Node/);
+    } finally {
+      registerPlatform({ readFile: hostRead, writeFile: hostWrite });
+    }
+    expect(platform.readFile).toBeTypeOf('function');
     const bytes = await saveParams(engine, { t }, path, { metadata: { k: 'v' } });
     expect(Array.from(new Uint8Array(await readFile(path)))).toEqual(Array.from(bytes));
     const loaded = await loadParams(engine, path);

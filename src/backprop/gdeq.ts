@@ -35,8 +35,17 @@ function checkFactors(factors: BroydenFactors, n: number, engine: Engine): void 
   if (validMask.some((v, j) => v !== j < valid)) throw new ShapeError('options.solver', 'returned a validMask whose valid columns are not the first ones');
 }
 
-/** Solves for the fixed point and returns it with a GDEQ `backward`. */
+/**
+ * Solves for the fixed point and returns it with a GDEQ `backward`.
+ * @throws as the solvers; LimitError (`'options.lbfgsThres'`) up front when the Broyden memory
+ * asked for (a number, or null = maxDepth) exceeds the 1024 columns GDEQ preconditions with.
+ */
 export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptions): Promise<ImplicitResult> {
+  const o = typeof options === 'object' && options !== null ? options : {};
+  const memory = o.lbfgsThres === null ? o.maxDepth : o.lbfgsThres;
+  if (typeof memory === 'number' && memory > MAX_COLUMNS) {
+    throw new LimitError('options.lbfgsThres', `GDEQ supports at most ${MAX_COLUMNS} Broyden columns, asked for ${memory}`);
+  }
   const solved = await solveAndRecompute(f, Qd, options, true);
   const factors = solved.result.B;
   const engine = f.engine;

@@ -9,7 +9,12 @@ import type { AdjointIO, ForwardIO, ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
 import type { SolveStats } from '../solvers/run';
 import type { Tensor } from '../tensor';
-import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type ImplicitResult, type Solver } from './implicit';
+import {
+  IMPLICIT_OPTION_KEYS, callSolver, implicitResult, readImplicitOptions, solveAndRecompute, vjp,
+  type ImplicitOptions, type ImplicitResult, type Solver,
+} from './implicit';
+import { MAX_DEPTH } from '../solvers/options';
+import { F32_MAX, readInteger, readNumber, readSolver } from '../validate';
 
 /** Options of `ift`: the forward solver and the adjoint solve. */
 export interface IftOptions extends ImplicitOptions {
@@ -18,10 +23,10 @@ export interface IftOptions extends ImplicitOptions {
   /**
    * Its tolerance on the relative residual ‖r‖ / ‖J_fᵀλ + gradUStar‖ (relative, so that it stays
    * reachable in float32 whatever the gradient's scale; an absolute 1e-6 is below float32's
-   * floor once ‖gradUStar‖ ≳ 10). Default 1e-6.
+   * floor once ‖gradUStar‖ ≳ 10). A finite float32. Default 1e-6.
    */
   backwardEps?: number;
-  /** Its iteration limit. Default 100. */
+  /** Its iteration limit, an integer in [1, 2²⁰] (as `maxDepth`). Default 100. */
   backwardMaxDepth?: number;
 }
 
@@ -57,18 +62,20 @@ class AdjointSystem implements ImplicitLayer {
   }
 }
 
-const BACKWARD_KEYS = new Set(['backwardSolver', 'backwardEps', 'backwardMaxDepth']);
+const BACKWARD_KEYS = ['backwardSolver', 'backwardEps', 'backwardMaxDepth'];
 
-/** Solves for the fixed point and returns it with an exact implicit-gradient `backward`. */
+/**
+ * Solves for the fixed point and returns it with an exact implicit-gradient `backward`.
+ * @throws as the solvers, and OptionError (`'options.backwardSolver'`, `'options.backwardEps'`,
+ * `'options.backwardMaxDepth'`: checked before the forward solve).
+ */
 export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): Promise<IftResult> {
-  const forwardOptions: ImplicitOptions = {};
-  for (const [key, value] of Object.entries(options ?? {})) {
-    if (!BACKWARD_KEYS.has(key)) (forwardOptions as Record<string, unknown>)[key] = value;
-  }
-  const backwardSolver = options?.backwardSolver ?? broyden;
-  if (typeof backwardSolver !== 'function') throw new OptionError('options.backwardSolver', 'must be picard, anderson or broyden');
-  const backwardEps = options?.backwardEps ?? 1e-6;
-  const backwardMaxDepth = options?.backwardMaxDepth ?? 100;
+  const { rest } = readImplicitOptions(f, Qd, options, [...IMPLICIT_OPTION_KEYS, ...BACKWARD_KEYS]);
+  const { backwardSolver: givenSolver, backwardEps: givenEps, backwardMaxDepth: givenDepth, ...forward } = rest;
+  const forwardOptions = { ...forward, solver: options?.solver } as ImplicitOptions;
+  const backwardSolver = readSolver<Solver>(givenSolver, 'options.backwardSolver', broyden);
+  const backwardEps = readNumber(givenEps, 'options.backwardEps', 1e-6, { min: -F32_MAX, max: F32_MAX });
+  const backwardMaxDepth = readInteger(givenDepth, 'options.backwardMaxDepth', 100, 1, MAX_DEPTH);
   const solved = await solveAndRecompute(f, Qd, forwardOptions, false);
   const out: IftResult = implicitResult(solved, async (gradUStar) => {
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
@@ -76,7 +83,9 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
     // draw noise either (the adjoint solve's gate would otherwise turn dropout on).
     // The forward's timeoutMs bounds the adjoint solve too (it runs the layer's adjoint kernels).
     const limit = options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true, ...limit });
+    const adjoint = await callSolver(backwardSolver, 'options.backwardSolver', system, gradUStar, {
+      eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true, ...limit,
+    });
     out.backwardStats = adjoint.stats;
     if (adjoint.stats.nonFinite) {
       // Its best finite iterate (often λ = 0) would give silently wrong gradients.

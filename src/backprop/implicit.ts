@@ -7,15 +7,23 @@ import { DisposedError, NonFiniteError, OptionError, ShapeError } from '../error
 import { SHADERS } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
-import type { SolverOptions } from '../solvers/options';
+import { SOLVER_OPTION_KEYS, type SolverOptions } from '../solvers/options';
 import type { BroydenFactors, SolveResult, SolveStats } from '../solvers/run';
 import { holdValues } from '../scope';
 import { Tensor } from '../tensor';
+import { readLayer, readOptions, readSolveResult, readSolver, readTensor } from '../validate';
 
-/** A solver function: `picard`, `anderson` or `broyden`. */
+/**
+ * A solver function: `picard`, `anderson` or `broyden`, or a function of the same signature (a
+ * wrapper around one, say). What it returns must be a SolveResult with tensors of Qd's shape on
+ * f's engine; otherwise jfb/gdeq/ift reject with OptionError naming the option.
+ */
 export type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
 
-/** Options of `jfb`, `gdeq` and `ift`: the solver and its options. */
+/**
+ * Options of `jfb`, `gdeq` and `ift`: the solver and its options (unknown names are refused with
+ * OptionError, as by the solvers).
+ */
 export interface ImplicitOptions extends SolverOptions {
   /** The forward solver. Default `broyden`. */
   solver?: Solver;
@@ -63,12 +71,43 @@ export interface Solved {
   uStar: Tensor;
 }
 
+/** The option names of `jfb` and `gdeq`: the solver options and `solver`. */
+export const IMPLICIT_OPTION_KEYS: readonly string[] = [...SOLVER_OPTION_KEYS, 'solver'];
+
+/**
+ * Runs `solver` (given as `argument`) and checks what it returns. A TypeError it throws (a
+ * function that is not a solver, called with a layer) becomes an OptionError naming `argument`.
+ * @throws OptionError (`argument`), or what the solver throws.
+ */
+export async function callSolver(solver: Solver, argument: string, f: ImplicitLayer, Qd: Tensor, options: SolverOptions): Promise<SolveResult> {
+  let result: unknown;
+  try {
+    result = await solver(f, Qd, options);
+  } catch (err) {
+    if (err instanceof TypeError) throw new OptionError(argument, `is not a solver: calling it threw ${err.name}: ${err.message}`);
+    throw err;
+  }
+  return readSolveResult(result, argument, f.engine, Qd.shape);
+}
+
+/**
+ * Checks the arguments shared by jfb, gdeq and ift (the layer, Qd, the option names in `known`
+ * and `options.solver`), before anything runs.
+ * @throws OptionError (`'f'`, `'options'`, `'options.<name>'`), ShapeError / DisposedError /
+ * EngineMismatchError (`'Qd'`).
+ */
+export function readImplicitOptions(f: unknown, Qd: unknown, options: unknown, known: readonly string[]): { solver: Solver; rest: Record<string, unknown> } {
+  const layer = readLayer(f, 'f');
+  readTensor(Qd, 'Qd', layer.engine);
+  const { solver, ...rest } = readOptions(options, 'options', known);
+  return { solver: readSolver<Solver>(solver, 'options.solver', broyden), rest };
+}
+
 /** Runs the solver and recomputes uStar = f(uPrev). */
 export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: ImplicitOptions | undefined, wantFactors: boolean): Promise<Solved> {
-  const { solver = broyden, ...solverOptions } = options ?? {};
-  if (typeof solver !== 'function') throw new OptionError('options.solver', 'must be picard, anderson or broyden');
+  const { solver, rest: solverOptions } = readImplicitOptions(f, Qd, options, IMPLICIT_OPTION_KEYS);
   // returnB is the wrapper's to decide: factors it did not ask for would never be freed.
-  const result = await solver(f, Qd, { ...solverOptions, returnB: wantFactors });
+  const result = await callSolver(solver, 'options.solver', f, Qd, { ...solverOptions, returnB: wantFactors });
   const engine = f.engine;
   const batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
   const uStar = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);

@@ -21,6 +21,7 @@ const blockTile = 'lib/block_tile.wgsl';
 const blockMm = 'lib/block_mm.wgsl';
 const finishStep = 'lib/finish_step.wgsl';
 const grid = 'lib/grid.wgsl';
+const andersonRing = 'lib/anderson_ring.wgsl';
 
 /** lib/reduce.wgsl over 256-thread workgroups, and over 64 (see its header for why). */
 const reduce = ['const REDUCE_SIZE: u32 = 256u;', 'lib/reduce.wgsl'] as const;
@@ -40,9 +41,9 @@ export const KERNEL_RECIPES = {
   finish: [control, ...reduce64, finishStep, 'finish.wgsl'],
   picardFused: [control, ...reduce, finishStep, activations, 'picard_fused.wgsl'],
   commit: [control, 'commit.wgsl'],
-  andersonGram: [control, ...reduce64, 'anderson_gram.wgsl'],
-  andersonSolve: [control, 'anderson_solve.wgsl'],
-  andersonMix: [control, 'anderson_mix.wgsl'],
+  andersonGram: [control, ...reduce64, 'anderson_gram.wgsl', andersonRing],
+  andersonSolve: [control, 'anderson_solve.wgsl', andersonRing],
+  andersonMix: [control, 'anderson_mix.wgsl', andersonRing],
   broydenStep: [control, broydenState, 'broyden_step.wgsl'],
   broydenFinalize: [control, broydenState, ...reduce64, 'broyden_finalize.wgsl'],
   broydenDots: [control, broydenState, ...reduce64, 'broyden_dots.wgsl'],

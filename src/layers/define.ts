@@ -12,6 +12,7 @@ import { EngineMismatchError, LimitError, OptionError, ShapeError } from '../err
 import { ShaderCompileError, type Kernel } from '../gpu/kernel';
 import { CUSTOM_LAYER_WGSL } from '../gpu/shaders';
 import { Tensor } from '../tensor';
+import { readEngine, readOptions } from '../validate';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import { checkParam, upload, type ParamValue } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
@@ -214,10 +215,7 @@ function nameProblem(key: string): string | null {
 
 /** Checks the definition object and its parameters (uploads nothing). */
 function checkDefinition(engine: Engine, definition: LayerDefinition): { name: string; given: [string, ParamValue][] } {
-  if (typeof definition !== 'object' || definition === null) throw new OptionError('definition', 'must be { featureSize, params, forward, adjoint }');
-  for (const key of Object.keys(definition)) {
-    if (!KNOWN_KEYS.includes(key)) throw new OptionError(`definition.${key}`, `unknown field (known: ${KNOWN_KEYS.join(', ')})`);
-  }
+  readOptions(definition ?? null, 'definition', KNOWN_KEYS);
   const { featureSize, forward, adjoint, name = 'custom layer' } = definition;
   if (!Number.isInteger(featureSize) || featureSize < 1) throw new ShapeError('featureSize', `must be a positive integer, got ${String(featureSize)}`);
   if (typeof forward !== 'string') throw new OptionError('forward', 'must be WGSL source (a string)');
@@ -356,7 +354,7 @@ export class CustomLayer implements ImplicitLayer, Stage {
  * the solvers' `timeoutMs`).
  */
 export async function defineLayer(engine: Engine, definition: LayerDefinition): Promise<CustomLayer> {
-  engine.assertAlive('defineLayer');
+  readEngine(engine, 'engine', 'defineLayer');
   const { name, given } = checkDefinition(engine, definition);
   const paramNames = given.map(([key]) => key);
   const entries: Entry[] = [

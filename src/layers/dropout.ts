@@ -3,6 +3,7 @@
  * dropout members of the kernels' params (shaders/lib/dropout.wgsl).
  */
 import { OptionError } from '../errors';
+import { describe, readChoice, readNumber, readOptions } from '../validate';
 
 /**
  * When a dropout mask is drawn anew:
@@ -33,17 +34,13 @@ export interface DropoutOptions {
 /** Validated dropout settings; null for a deterministic block. */
 export function checkDropout(value: unknown): Readonly<Required<DropoutOptions>> | null {
   if (value === undefined) return null;
-  const options: Record<string, unknown> | null =
-    typeof value === 'number' ? { rate: value } : typeof value === 'object' && value !== null && !Array.isArray(value) ? { ...value } : null;
-  if (options === null) throw new OptionError('dropout', 'must be a rate in [0, 1) or { rate, noise }');
-  for (const key of Object.keys(options)) {
-    if (key !== 'rate' && key !== 'noise') throw new OptionError(`dropout.${key}`, 'unknown option (known: rate, noise)');
+  if (typeof value !== 'number' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new OptionError('dropout', `must be a rate in [0, 1) or { rate, noise }, got ${describe(value)}`);
   }
-  const { rate, noise = 'per-iteration' } = options;
-  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new OptionError('dropout.rate', `must be a number in [0, 1), got ${String(rate)}`);
-  if (noise !== 'per-iteration' && noise !== 'per-solve') {
-    throw new OptionError('dropout.noise', `must be 'per-iteration' or 'per-solve', got ${String(noise)}`);
-  }
+  const options = typeof value === 'number' ? { rate: value } : readOptions(value, 'dropout', ['rate', 'noise']);
+  if (options.rate === undefined) throw new OptionError('dropout.rate', 'is required (a number in [0, 1))');
+  const rate = readNumber(options.rate, 'dropout.rate', 0, { min: 0, below: 1 });
+  const noise = readChoice<DropoutNoise>(options.noise, 'dropout.noise', 'per-iteration', ['per-iteration', 'per-solve']);
   return Object.freeze({ rate, noise });
 }
 

@@ -10,7 +10,7 @@
  * where `noise` bounds the float32 rounding of the two forward evaluations:
  * 2⁻²¹ · Σᵢ |ȳᵢ| (|f(x + h·v)ᵢ| + |f(x − h·v)ᵢ|) / 2h.
  */
-import { OptionError } from '../errors';
+import { F32_MAX, readBoolean, readInteger, readLayer, readNumber, readOptions } from '../validate';
 import { Tensor } from '../tensor';
 import type { ImplicitLayer } from './layer';
 
@@ -57,15 +57,10 @@ export interface GradcheckReport {
   toString(): string;
 }
 
-const KNOWN = ['batch', 'seed', 'step', 'tolerance', 'directions', 'scale', 'training', 'key'];
+/** Most random directions per input (each costs two forward evaluations and a readback). */
+const MAX_DIRECTIONS = 1000;
 
-function positive(options: Record<string, unknown>, name: string, fallback: number, integer: boolean): number {
-  const value = options[name] ?? fallback;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw new OptionError(`options.${name}`, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
-  }
-  return value;
-}
+const KNOWN = ['batch', 'seed', 'step', 'tolerance', 'directions', 'scale', 'training', 'key'];
 
 /** Deterministic uniform numbers in [−1, 1) (mulberry32). */
 function uniform(seed: number): () => number {
@@ -98,23 +93,21 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
  *
  * @throws OptionError (`'options.<name>'`, `'f'`: not a layer), LimitError, DeviceLostError.
  */
-export async function gradcheck(layer: ImplicitLayer, options: GradcheckOptions = {}): Promise<GradcheckReport> {
-  if (typeof layer !== 'object' || layer === null || typeof layer.encodeAdjoint !== 'function') throw new OptionError('f', 'must be an implicit layer');
-  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be an object');
-  for (const key of Object.keys(options)) if (!KNOWN.includes(key)) throw new OptionError(`options.${key}`, `unknown option (known: ${KNOWN.join(', ')})`);
-  const raw = options as Record<string, unknown>;
-  const batch = positive(raw, 'batch', 2, true);
-  const step = positive(raw, 'step', 1e-3, false);
-  const tolerance = positive(raw, 'tolerance', 1e-2, false);
-  const directions = positive(raw, 'directions', 3, true);
-  const scale = positive(raw, 'scale', 1, false);
-  const seed = Number(options.seed ?? 1);
-  const key = Number(options.key ?? 0);
-  if (!Number.isInteger(seed)) throw new OptionError('options.seed', 'must be an integer');
-  if (!Number.isInteger(key) || key < 0 || key >= 2 ** 32) throw new OptionError('options.key', 'must be a u32');
+export async function gradcheck(layer: ImplicitLayer, options?: GradcheckOptions): Promise<GradcheckReport> {
+  readLayer(layer, 'f');
+  const o = readOptions(options, 'options', KNOWN);
+  const batch = readInteger(o.batch, 'options.batch', 2, 1);
+  const step = readNumber(o.step, 'options.step', 1e-3, { above: 0 });
+  const tolerance = readNumber(o.tolerance, 'options.tolerance', 1e-2, { above: 0 });
+  const directions = readInteger(o.directions, 'options.directions', 3, 1, MAX_DIRECTIONS);
+  const scale = readNumber(o.scale, 'options.scale', 1, { above: 0, max: F32_MAX });
+  const seed = readInteger(o.seed, 'options.seed', 1, Number.MIN_SAFE_INTEGER);
+  const key = readInteger(o.key, 'options.key', 0, 0, 0xffffffff);
+  const training = readBoolean(o.training, 'options.training', false);
   const { engine, featureSize } = layer;
   engine.assertAlive('gradcheck');
   const n = batch * featureSize;
+  engine.assertFits(n * 4, 'options.batch');
   const random = uniform(seed);
   const draw = (count: number, s = 1) => Float32Array.from({ length: count }, () => random() * s);
 
@@ -123,7 +116,7 @@ export async function gradcheck(layer: ImplicitLayer, options: GradcheckOptions 
   const gOut = draw(n);
   await layer.prepare(batch);
   const gate = engine.allocate(16, 'gate');
-  engine.device.queue.writeBuffer(gate, 0, Uint32Array.from([0, 0, key, options.training ? 1 : 0]));
+  engine.device.queue.writeBuffer(gate, 0, Uint32Array.from([0, 0, key, training ? 1 : 0]));
   const tensors: Tensor[] = [];
   const upload = (values: Float32Array) => {
     const t = engine.tensor(values, [values.length]);

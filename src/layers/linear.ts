@@ -8,7 +8,9 @@ import { LimitError, NonFiniteError, ShapeError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
+import { readParam } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
+import { describe, readBoolean, readEncoder, readEngine, readOptions, readRegion, readTensor } from '../validate';
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
 export interface LinearParams {
@@ -44,13 +46,10 @@ const TILE = 64;
 
 type ParamValue = Tensor | Float32Array | number[];
 
-function region(value: BufferRegion | Tensor): BufferRegion {
-  return value instanceof Tensor ? value.buffer : value;
-}
 
-function checkValues(value: ParamValue, name: string): void {
+function checkValues(given: ParamValue, name: string): void {
+  const value = readParam(given, name);
   if (value instanceof Tensor) return;
-  if (!(value instanceof Float32Array) && !Array.isArray(value)) throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
   for (let i = 0; i < value.length; i++) {
     if (!Number.isFinite(value[i])) throw new NonFiniteError(name, `value ${value[i]} at index ${i} is not finite`);
   }
@@ -130,16 +129,19 @@ export class Linear implements Stage {
    * (default: always open) is an evaluation gate as in ForwardIO: nothing runs when its word 0 is set.
    */
   encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number, gate = this.engine.openGate()): void {
+    readEncoder(pass, 'pass');
     this.checkRows(rows);
     const { forward } = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
+    const input = readRegion(x, 'x', engine);
+    const output = readRegion(y, 'y', engine);
     const group = forward.bind({
       gate,
       params: engine.params(forward, { m: rows, n: outFeatures, k: inFeatures }),
-      a: region(x),
+      a: input,
       bm: this.params.W.buffer,
       bias: this.params.b.buffer,
-      c: region(y),
+      c: output,
     });
     forward.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(rows / TILE));
   }
@@ -157,37 +159,46 @@ export class Linear implements Stage {
     rows: number,
     gate = this.engine.openGate(),
   ): void {
+    readEncoder(pass, 'pass');
     this.checkRows(rows);
     const kernels = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
     const W = this.params.W.buffer;
-    if (grads.dx) {
+    const region = (value: BufferRegion | Tensor | undefined, name: string) => (value === undefined ? undefined : readRegion(value, name, engine));
+    const input = readRegion(x, 'x', engine);
+    const cotangent = readRegion(dy, 'dy', engine);
+    if (typeof grads !== 'object' || grads === null) throw new ShapeError('grads', 'must be { dx?, dW?, db? }');
+    const [dx, dW, db] = [region(grads.dx, 'grads.dx'), region(grads.dW, 'grads.dW'), region(grads.db, 'grads.db')];
+    if (dx) {
       const k = kernels.inputGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: region(dy), bm: W, c: region(grads.dx) });
+      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: cotangent, bm: W, c: dx });
       k.dispatch(pass, group, Math.ceil(inFeatures / TILE), Math.ceil(rows / TILE));
     }
-    if (grads.dW) {
+    if (dW) {
       const k = kernels.weightGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: region(x), bm: region(dy), c: region(grads.dW) });
+      const group = k.bind({ gate, params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: input, bm: cotangent, c: dW });
       k.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(inFeatures / TILE));
     }
-    if (grads.db) {
+    if (db) {
       const k = kernels.biasGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: region(dy), c: region(grads.db) });
+      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: cotangent, c: db });
       k.dispatch(pass, group, Math.ceil(outFeatures / TILE));
     }
   }
 
   /** Rows of a [rows, features] tensor, checked. */
-  private rowsOf(t: Tensor, features: number, name: string): number {
-    t.assertUsable(this.engine, name);
+  private rowsOf(value: Tensor, features: number, name: string): number {
+    const t = readTensor(value, name, this.engine);
     if (t.shape[t.shape.length - 1] !== features) {
       throw new ShapeError(name, `last dimension must be ${features}, got shape [${t.shape.join(', ')}]`);
     }
     return t.size / features;
   }
 
-  /** `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback). */
+  /**
+   * `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback).
+   * @throws ShapeError / DisposedError / EngineMismatchError (`'x'`).
+   */
   async forward(x: Tensor): Promise<Tensor> {
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     await this.prepare();
@@ -199,8 +210,11 @@ export class Linear implements Stage {
   /**
    * The adjoint at `x` for cotangent `dy` as new tensors (one submit, no readback); `dx` only
    * with `{ inputGrad: true }`.
+   * @throws ShapeError / DisposedError / EngineMismatchError (`'x'`, `'dy'`), OptionError
+   * (`'options'`, `'options.<name>'`).
    */
-  async backward(x: Tensor, dy: Tensor, options: { inputGrad?: boolean } = {}): Promise<LinearGrads> {
+  async backward(x: Tensor, dy: Tensor, options?: { inputGrad?: boolean }): Promise<LinearGrads> {
+    const inputGrad = readBoolean(readOptions(options, 'options', ['inputGrad']).inputGrad, 'options.inputGrad', false);
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     if (this.rowsOf(dy, this.outFeatures, 'dy') !== rows) throw new ShapeError('dy', `must have ${rows} rows like x, got shape [${dy.shape.join(', ')}]`);
     await this.prepare();
@@ -208,7 +222,7 @@ export class Linear implements Stage {
     const grads: LinearGrads = {
       dW: make([this.inFeatures, this.outFeatures]),
       db: make([this.outFeatures]),
-      dx: options.inputGrad ? make([rows, this.inFeatures]) : undefined,
+      dx: inputGrad ? make([rows, this.inFeatures]) : undefined,
     };
     this.submit((pass) => this.encodeBackward(pass, x, dy, grads, rows));
     return grads;
@@ -232,11 +246,10 @@ export class Linear implements Stage {
  * DisposedError / EngineMismatchError (`'W'`, `'b'`), DeviceLostError.
  */
 export function linear(engine: Engine, params: LinearParams): Linear {
-  engine.assertAlive('linear');
-  if (typeof params !== 'object' || params === null) throw new ShapeError('params', 'must be { W, b }');
+  readEngine(engine, 'engine', 'linear');
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { W, b }, got ${describe(params)}`);
+  readOptions(params, 'params', ['W', 'b']);
   const { W, b } = params;
-  if (W === undefined) throw new ShapeError('W', 'is required');
-  if (b === undefined) throw new ShapeError('b', 'is required');
   checkValues(W, 'W');
   checkValues(b, 'b');
   if (b instanceof Tensor) {

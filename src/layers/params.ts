@@ -4,9 +4,22 @@
 import type { Engine } from '../engine';
 import { NonFiniteError, ShapeError } from '../errors';
 import { Tensor } from '../tensor';
+import { describe, readValues } from '../validate';
 
 /** A parameter as a caller gives it: a tensor used in place, or values to upload. */
 export type ParamValue = Tensor | Float32Array | number[];
+
+/**
+ * A parameter as given, before its shape is known: a Tensor, or CPU values of the kinds
+ * `engine.tensor` takes (finiteness is checked by {@link checkParam}).
+ * @throws ShapeError (`name`: missing or of another kind).
+ */
+export function readParam(value: unknown, name: string): ParamValue {
+  if (value === undefined) throw new ShapeError(name, 'is required');
+  if (value instanceof Tensor) return value;
+  if (value instanceof Float32Array || value instanceof Float64Array || Array.isArray(value)) return readValues(value, name) as ParamValue;
+  throw new ShapeError(name, `must be a Tensor, a Float32Array or a number[], got ${describe(value)}`);
+}
 
 /** Validates a parameter (usable tensor, or finite values of the right count) without uploading it. */
 export function checkParam(engine: Engine, value: ParamValue, name: string, shape: number[]): ParamValue {
@@ -17,9 +30,7 @@ export function checkParam(engine: Engine, value: ParamValue, name: string, shap
     }
     return value;
   }
-  if (!(value instanceof Float32Array) && !Array.isArray(value)) {
-    throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
-  }
+  readParam(value, name);
   const size = shape.reduce((a, b) => a * b, 1);
   if (value.length !== size) throw new ShapeError(name, `must have ${size} values (shape [${shape.join(', ')}]), got ${value.length}`);
   for (let i = 0; i < value.length; i++) {

@@ -15,6 +15,7 @@ import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import type { QdGradient, Stage, StageKernels } from './stage';
 import { VectorOps } from './stages/common';
+import { readEngine, readOptions } from '../validate';
 
 /** Leading options of {@link sequential}, for layers whose stages fix neither size nor engine. */
 export interface SequentialOptions {
@@ -165,10 +166,8 @@ export function sequential(...args: (Stage | SequentialOptions)[]): Sequential {
   const first = args[0];
   const options: SequentialOptions = first !== undefined && !isStage(first) ? first : {};
   const stages = isStage(first) ? args : args.slice(1);
-  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { featureSize?, engine? }');
-  for (const key of Object.keys(options)) {
-    if (key !== 'featureSize' && key !== 'engine') throw new OptionError(`options.${key}`, 'unknown option (known: featureSize, engine)');
-  }
+  const o = readOptions(options ?? null, 'options', ['featureSize', 'engine']);
+  if (o.engine !== undefined) readEngine(o.engine, 'options.engine', 'sequential');
   if (stages.length === 0) throw new OptionError('stages', 'sequential() needs at least one stage');
   stages.forEach((stage, i) => {
     if (!isStage(stage)) throw new OptionError(`stages[${i}]`, 'is not a stage (conv2d, linear, relu, add(Qd), …)');

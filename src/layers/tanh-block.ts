@@ -3,13 +3,15 @@
  * first ImplicitLayer; optionally stochastic, with (inverted) dropout on its output.
  */
 import type { Engine } from '../engine';
-import { LimitError, NonFiniteError, OptionError, ShapeError } from '../errors';
+import { LimitError, ShapeError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, FusedPicardPath, ImplicitLayer } from './layer';
 import { checkDropout, dropoutParams, type DropoutOptions } from './dropout';
 import { checkParam, upload, type ParamValue } from './params';
+import { describe, readChoice, readOptions } from '../validate';
+import { checkBatch } from './stages/workgroups';
 
 export type { DropoutOptions, DropoutNoise } from './dropout';
 
@@ -63,7 +65,7 @@ function featureSizeOf(w: ParamValue): number {
     if (w.shape.length !== 2 || w.shape[0] !== w.shape[1]) throw new ShapeError('w', `must have shape [d, d], got [${w.shape.join(', ')}]`);
     return w.shape[0];
   }
-  if (!(w instanceof Float32Array) && !Array.isArray(w)) throw new ShapeError('w', 'must be a Tensor, a Float32Array or a number[]');
+  if (!(w instanceof Float32Array) && !Array.isArray(w)) throw new ShapeError('w', `must be a Tensor, a Float32Array or a number[], got ${describe(w)}`);
   const d = Math.round(Math.sqrt(w.length));
   if (d < 1 || d * d !== w.length) throw new ShapeError('w', `must have d × d values, got ${w.length}`);
   return d;
@@ -107,26 +109,26 @@ export class TanhBlock implements ImplicitLayer {
    * then have d values.
    */
   static create(engine: Engine, params: TanhBlockParams): TanhBlock {
-    if (typeof params !== 'object' || params === null) throw new ShapeError('params', 'must be { w, b }');
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { w, b }, got ${describe(params)}`);
+    const p = readOptions(params, 'params', ['w', 'b', 'dropout', 'forwardKernel']);
     const { w, b } = params;
-    const dropout = checkDropout(params.dropout);
+    const dropout = checkDropout(p.dropout);
     if (w === undefined) throw new ShapeError('w', 'is required');
     if (b === undefined) throw new ShapeError('b', 'is required');
     const d = featureSizeOf(w);
     const weight = checkParam(engine, w, 'w', [d, d]);
     const bias = checkParam(engine, b, 'b', [d]);
-    const forwardKernel = params.forwardKernel ?? 'auto';
-    if (!['auto', 'tiled', 'split-k', 'matmul'].includes(forwardKernel)) {
-      throw new OptionError('forwardKernel', `must be 'auto', 'tiled', 'split-k' or 'matmul', got ${String(forwardKernel)}`);
-    }
+    const forwardKernel = readChoice<ForwardKernelChoice>(p.forwardKernel, 'forwardKernel', 'auto', ['auto', 'tiled', 'split-k', 'matmul']);
     return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]), dropout, forwardKernel);
   }
 
   /**
-   * Compiles the forward and adjoint kernels; throws LimitError (`'Qd'`) when `batch` rows need
-   * more workgroups than the device allows.
+   * Compiles the forward and adjoint kernels; throws ShapeError (`'batch'`) unless `batch` is a
+   * positive integer, LimitError (`'Qd'`) when `batch` rows need more workgroups than the device
+   * allows.
    */
   async prepare(batch: number): Promise<void> {
+    checkBatch(batch);
     const groups = Math.ceil(batch / ROWS_PER_GROUP);
     const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
     if (groups > limit) {

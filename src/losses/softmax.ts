@@ -8,6 +8,7 @@ import type { BufferRegion } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Loss } from '../losses';
 import { Tensor } from '../tensor';
+import { describe, isBufferRegion, readTensor } from '../validate';
 
 /**
  * Class labels, one per row: CPU integers (uploaded, checked to lie in [0, classes)) or a GPU
@@ -41,13 +42,12 @@ function regionBytes(labels: BufferRegion): number | undefined {
  * `grad = (softmax(z) − onehot(label)) / rows`, and the count of rows whose first argmax is the
  * label. One submit, no readback; sums run in a fixed order (deterministic).
  *
- * @throws ShapeError (`'logits'`: not at least 2 classes; `'labels'`: wrong count, a CPU label
+ * @throws ShapeError (`'logits'`: not a Tensor, or not at least 2 classes; `'labels'`: wrong count, a CPU label
  * that is not an integer in [0, classes), or a GPU buffer too small), DisposedError /
  * EngineMismatchError (`'logits'`), LimitError, DeviceLostError.
  */
 export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promise<SoftmaxCrossEntropyLoss> {
-  const engine: Engine = logits.engine;
-  logits.assertUsable(engine, 'logits');
+  const engine: Engine = readTensor(logits, 'logits').engine;
   engine.assertAlive('softmaxCrossEntropy');
   const classes = logits.shape[logits.shape.length - 1];
   if (classes < 2) throw new ShapeError('logits', `needs at least 2 classes in its last dimension, got shape [${logits.shape.join(', ')}]`);
@@ -69,6 +69,9 @@ export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promi
     engine.device.queue.writeBuffer(uploaded, 0, values.buffer, values.byteOffset, values.byteLength);
     labelRegion = uploaded;
   } else {
+    if (!isBufferRegion(labels)) {
+      throw new ShapeError('labels', `must be integers (an array, Uint8Array, Uint16Array, Uint32Array) or a GPU buffer / region of u32, got ${describe(labels)}`);
+    }
     const bytes = regionBytes(labels);
     if (bytes !== undefined && bytes < rows * 4) throw new ShapeError('labels', `buffer holds ${bytes} bytes but ${rows} u32 labels need ${rows * 4}`);
     labelRegion = labels;

@@ -7,7 +7,8 @@ import { AnchoraxError, DisposedError } from '../errors';
 import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
-import { checkMatching, checkTensorList, dispatchElementwise, numberIn, region } from './common';
+import { checkMatching, checkTensorList, dispatchElementwise, region } from './common';
+import { F32_MAX, readEncoder, readNumber } from '../validate';
 
 /**
  * Running sums of gradient sets, one GPU tensor per parameter, starting at zero.
@@ -88,6 +89,7 @@ export class GradientAccumulator {
   encodeAdd(pass: GPUComputePassEncoder, grads: readonly Tensor[], scale = 1): void {
     const checked = this.checkAdd(grads, scale);
     const kernel = this.readyKernel('encodeAdd');
+    readEncoder(pass, 'pass');
     const params = this.engine.params(kernel, { alpha: 1, beta: scale });
     this.grads.forEach((sum, i) => {
       dispatchElementwise(this.engine, pass, kernel, kernel.bind({ params, x: region(checked[i]), y: region(sum) }), sum.size);
@@ -116,6 +118,7 @@ export class GradientAccumulator {
   encodeMean(pass: GPUComputePassEncoder): readonly Tensor[] {
     this.checkMean();
     const kernel = this.readyKernel('encodeMean');
+    readEncoder(pass, 'pass');
     // Kept: created lazily, possibly inside an engine.scope, but owned by the accumulator.
     this.means ??= this.grads.map((g) => this.engine.keep(this.engine.zeros(g.shape)));
     const means = this.means;
@@ -138,6 +141,7 @@ export class GradientAccumulator {
   /** Encodes the reset of {@link zero} into the caller's encoder (outside any pass). */
   encodeZero(encoder: GPUCommandEncoder): void {
     this.assertNotDisposed();
+    readEncoder(encoder, 'encoder', 'encoder');
     for (const sum of this.grads) encoder.clearBuffer(sum.buffer, 0, sum.size * 4);
     this.adds = 0;
   }
@@ -166,7 +170,7 @@ export class GradientAccumulator {
   private checkAdd(grads: readonly Tensor[], scale: number): Tensor[] {
     this.assertNotDisposed();
     this.engine.assertAlive('accumulator.add');
-    numberIn(scale, 'scale', 1, -Infinity);
+    readNumber(scale, 'scale', 1, { min: -F32_MAX, max: F32_MAX });
     return checkMatching(this.engine, this.grads, grads, 'grads', 'accumulator sums');
   }
 

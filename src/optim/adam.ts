@@ -7,7 +7,8 @@ import type { Engine } from '../engine';
 import type { Kernel, UniformLayout } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
-import { dispatchElementwise, numberIn, optionRecord, region } from './common';
+import { dispatchElementwise, region } from './common';
+import { F32_MAX, readNumber, readOptions } from '../validate';
 import { Optimizer } from './optimizer';
 
 /** Options of {@link Engine.adam}. */
@@ -39,13 +40,13 @@ interface AdamConfig {
 }
 
 function resolve(options: AdamOptions | undefined): AdamConfig {
-  const o = optionRecord(options, KNOWN);
+  const o = readOptions(options, 'options', KNOWN);
   return {
-    lr: numberIn(o.lr, 'options.lr', 1e-3, 0),
-    beta1: numberIn(o.beta1, 'options.beta1', 0.9, 0, 1, true),
-    beta2: numberIn(o.beta2, 'options.beta2', 0.999, 0, 1, true),
-    eps: numberIn(o.eps, 'options.eps', 1e-8, 0),
-    weightDecay: numberIn(o.weightDecay, 'options.weightDecay', 0, 0),
+    lr: readNumber(o.lr, 'options.lr', 1e-3, { min: 0, max: F32_MAX }),
+    beta1: readNumber(o.beta1, 'options.beta1', 0.9, { min: 0, below: 1 }),
+    beta2: readNumber(o.beta2, 'options.beta2', 0.999, { min: 0, below: 1 }),
+    eps: readNumber(o.eps, 'options.eps', 1e-8, { min: 0, max: F32_MAX }),
+    weightDecay: readNumber(o.weightDecay, 'options.weightDecay', 0, { min: 0, max: F32_MAX }),
   };
 }
 

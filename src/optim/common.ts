@@ -3,7 +3,7 @@
  * that name the argument, and elementwise dispatch sizing.
  */
 import type { Engine } from '../engine';
-import { OptionError, ShapeError } from '../errors';
+import { ShapeError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { Tensor } from '../tensor';
 
@@ -68,32 +68,4 @@ export function checkMatching(engine: Engine, like: readonly Tensor[], tensors: 
     if (value.buffer === target.buffer) throw new ShapeError(label, `is the same GPU buffer as ${likeName}[${i}]`);
     return value;
   });
-}
-
-/** Validates an options object: undefined or a plain object with only `known` keys. */
-export function optionRecord(options: unknown, known: readonly string[]): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new OptionError('options', `must be an object, got ${Array.isArray(options) ? 'an array' : String(options)}`);
-  }
-  const record = options as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    // A misspelt option (say `learningRate`) silently ignored would train with the default.
-    if (!known.includes(key)) throw new OptionError(`options.${key}`, `unknown option (known: ${known.join(', ')})`);
-  }
-  return record;
-}
-
-/**
- * A finite number in `[min, max]` (or `[min, max)` with `maxOpen`), `fallback` when undefined.
- * @throws OptionError naming `name`.
- */
-export function numberIn(value: unknown, name: string, fallback: number, min: number, max = Infinity, maxOpen = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new OptionError(name, `must be a finite number, got ${String(value)}`);
-  if (value < min || value > max || (maxOpen && value === max)) {
-    const range = max === Infinity ? `≥ ${min}` : `in [${min}, ${max}${maxOpen ? ')' : ']'}`;
-    throw new OptionError(name, `must be ${range}, got ${value}`);
-  }
-  return value;
 }

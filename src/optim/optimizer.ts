@@ -8,7 +8,8 @@ import { AnchoraxError, DisposedError, OptionError } from '../errors';
 import { BufferUsage } from '../gpu/flags';
 import type { UniformLayout } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
-import { checkMatching, checkTensorList, numberIn } from './common';
+import { checkMatching, checkTensorList } from './common';
+import { F32_MAX, readEncoder, readNumber } from '../validate';
 
 /** A first-order optimizer whose state lives on the GPU. Built by `engine.adam` or `engine.sgd`. */
 export abstract class Optimizer {
@@ -58,9 +59,9 @@ export abstract class Optimizer {
    */
   setLearningRate(lr: number): void {
     this.assertNotDisposed();
-    // numberIn treats undefined as "use the default"; here it is an error.
+    // readNumber treats undefined as "use the default"; here it is an error.
     if (lr === undefined) throw new OptionError('lr', 'is required');
-    this.lr = numberIn(lr, 'lr', 0, 0);
+    this.lr = readNumber(lr, 'lr', 0, { min: 0, max: F32_MAX });
     this.writeHyper();
   }
 
@@ -119,6 +120,7 @@ export abstract class Optimizer {
     const checked = this.validate(grads);
     const hyper = this.hyper;
     if (!hyper) throw new AnchoraxError('optimizer', 'await prepare() (or one step()) before encodeStep()');
+    readEncoder(pass, 'pass');
     this.encodeUpdate(pass, checked, hyper.buffer);
     this.steps++;
   }

@@ -6,7 +6,8 @@ import type { Engine } from '../engine';
 import type { Kernel, UniformLayout } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
-import { dispatchElementwise, numberIn, optionRecord, region } from './common';
+import { dispatchElementwise, region } from './common';
+import { F32_MAX, readNumber, readOptions } from '../validate';
 import { Optimizer } from './optimizer';
 
 /** Options of {@link Engine.sgd}. */
@@ -31,11 +32,11 @@ interface SgdConfig {
 }
 
 function resolve(options: SgdOptions | undefined): SgdConfig {
-  const o = optionRecord(options, KNOWN);
+  const o = readOptions(options, 'options', KNOWN);
   return {
-    lr: numberIn(o.lr, 'options.lr', 1e-3, 0),
-    momentum: numberIn(o.momentum, 'options.momentum', 0, 0, 1, true),
-    weightDecay: numberIn(o.weightDecay, 'options.weightDecay', 0, 0),
+    lr: readNumber(o.lr, 'options.lr', 1e-3, { min: 0, max: F32_MAX }),
+    momentum: readNumber(o.momentum, 'options.momentum', 0, { min: 0, below: 1 }),
+    weightDecay: readNumber(o.weightDecay, 'options.weightDecay', 0, { min: 0, max: F32_MAX }),
   };
 }
 

@@ -12,19 +12,31 @@ import type { SolverOptions } from './options';
 import { FinishMode, SolveRun, type SolveResult } from './run';
 
 /** Ring position of iteration t: slot p just written, valid length, restart, next slot q. */
-interface RingEntry {
+export interface RingEntry {
   p: number;
   len: number;
   restart: boolean;
   q: number;
 }
 
-/** The history bookkeeping depends only on t, so the CPU lays it out ahead of time. */
-function ringSchedule(slots: number, restarting: boolean, maxDepth: number): RingEntry[] {
+/**
+ * The history bookkeeping depends only on t, so the CPU lays it out ahead of time. It is
+ * periodic: the entry of iteration t ≥ 1 follows from the ring state (ptr, len) before it, and
+ * there are at most slots² states, so from some `prefix` on the entries repeat with `period`.
+ * Only iterations 0 .. prefix + period − 1 (and no more than maxDepth) are laid out; iteration t
+ * reads {@link ringEntry}(t). The table is sized by the window, never by maxDepth.
+ */
+export function ringSchedule(slots: number, restarting: boolean, maxDepth: number): { entries: RingEntry[]; prefix: number; period: number } {
   const entries: RingEntry[] = [{ p: 0, len: 1, restart: false, q: 1 }];
+  /** The iteration at which each ring state (before its entry) was first met. */
+  const seen = new Map<number, number>();
   let ptr = 1;
   let len = 1;
   for (let t = 1; t < maxDepth; t++) {
+    const state = ptr * (slots + 1) + len;
+    const first = seen.get(state);
+    if (first !== undefined) return { entries, prefix: first, period: t - first };
+    seen.set(state, t);
     const p = ptr;
     ptr = (ptr + 1) % slots;
     len = Math.min(len + 1, slots);
@@ -35,7 +47,14 @@ function ringSchedule(slots: number, restarting: boolean, maxDepth: number): Rin
       len = 1;
     }
   }
-  return entries;
+  // maxDepth came first: every iteration has its own entry (prefix + period = entries.length).
+  return { entries, prefix: entries.length - 1, period: 1 };
+}
+
+/** The entry of iteration t in a schedule laid out by {@link ringSchedule}. */
+export function ringEntry(schedule: { entries: RingEntry[]; prefix: number; period: number }, t: number): RingEntry {
+  const { entries, prefix, period } = schedule;
+  return entries[t < prefix ? t : prefix + ((t - prefix) % period)];
 }
 
 /** Finds u* = f(u*, Qd) by Anderson acceleration. See {@link SolverOptions}. */
@@ -49,9 +68,11 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const alpha = run.scratchBuffer(slots);
   const gramPartials = run.scratchBuffer(4 * reduceGroups * Math.ceil(slots / 4)); // four dots per vec4
   const schedule = ringSchedule(slots, opts.restarting, opts.maxDepth);
-  const ring = run.scratchBuffer(4 * schedule.length);
-  const table = new Uint32Array(4 * schedule.length);
-  schedule.forEach((e, t) => table.set([e.p, e.len, e.restart ? 1 : 0, e.q], 4 * t));
+  // Header (prefix, period) then the entries: lib/anderson_ring.wgsl reads it the same way.
+  const ring = run.scratchBuffer(4 * (schedule.entries.length + 1));
+  const table = new Uint32Array(4 * (schedule.entries.length + 1));
+  table.set([schedule.prefix, schedule.period, 0, 0], 0);
+  schedule.entries.forEach((e, t) => table.set([e.p, e.len, e.restart ? 1 : 0, e.q], 4 * (t + 1)));
   run.engine.device.queue.writeBuffer(ring, 0, table);
 
   const gramKernel = run.kernel('andersonGram');
@@ -104,7 +125,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       pass.end();
     },
     (pass, t) => {
-      const { p, len, restart, q } = schedule[t];
+      const { p, len, restart, q } = ringEntry(schedule, t);
       gramKernel.dispatch(pass, gramGroup, reduceGroups, Math.ceil(len / 4)); // four Gram entries per workgroup
       solveKernel.dispatch(pass, solveGroup, 1);
       mixKernel.dispatch(pass, mixGroup, elementGroups); // x[q] = u'

@@ -44,6 +44,8 @@ export interface ControlSnapshot {
   bestNValid: number;
   bestAbs: number;
   bestRel: number;
+  /** Trace entries recorded so far. */
+  ntrace: number;
   trace?: { abs: number[]; rel: number[] };
 }
 
@@ -78,7 +80,8 @@ export function initialControl(noise: NoiseSettings): ArrayBuffer {
 }
 
 /** Decodes a copy of the control buffer. */
-export function decodeControl(bytes: ArrayBuffer): ControlSnapshot {
+/** `withTrace`: decode the trace entries that `bytes` holds (the trace is then present, perhaps empty). */
+export function decodeControl(bytes: ArrayBuffer, withTrace = bytes.byteLength > CONTROL_HEADER_BYTES): ControlSnapshot {
   const view = new DataView(bytes);
   const snapshot: ControlSnapshot = {
     done: field(view, 'done') !== 0,
@@ -89,9 +92,10 @@ export function decodeControl(bytes: ArrayBuffer): ControlSnapshot {
     bestNValid: field(view, 'best_nvalid'),
     bestAbs: field(view, 'best_abs'),
     bestRel: field(view, 'best_rel'),
+    ntrace: field(view, 'ntrace'),
   };
-  if (bytes.byteLength > CONTROL_HEADER_BYTES) {
-    const count = Math.min(field(view, 'ntrace'), (bytes.byteLength - CONTROL_HEADER_BYTES) / TRACE_ENTRY_BYTES);
+  if (withTrace) {
+    const count = Math.min(snapshot.ntrace, Math.floor((bytes.byteLength - CONTROL_HEADER_BYTES) / TRACE_ENTRY_BYTES));
     const abs: number[] = [];
     const rel: number[] = [];
     for (let k = 0; k < count; k++) {

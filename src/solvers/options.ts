@@ -4,15 +4,18 @@
  */
 import { OptionError } from '../errors';
 import { Tensor } from '../tensor';
-import { readBoolean, readChoice, readInteger, readNumber, readOptions } from '../validate';
+import { F32_MAX, readBoolean, readChoice, readInteger, readNumber, readOptions } from '../validate';
 
 export type StopMode = 'abs' | 'rel';
 
 /** Options of `picard`, `anderson` and `broyden` (all three accept all of them). */
 export interface SolverOptions {
-  /** Stop when the stop-mode residual falls below eps. eps ≤ 0 runs to maxDepth. Default 1e-3. */
+  /**
+   * Stop when the stop-mode residual falls below eps. eps ≤ 0 runs to maxDepth. A finite
+   * float32 (|eps| ≤ 3.4e38). Default 1e-3.
+   */
   eps?: number;
-  /** Iteration limit. Default 100 (picard, anderson), 50 (broyden). */
+  /** Iteration limit, an integer in [1, 2²⁰] (see MAX_DEPTH). Default 100 (picard, anderson), 50 (broyden). */
   maxDepth?: number;
   /** 'abs' = ‖f(u) − u‖, 'rel' = that divided by ‖f(u)‖ (see DESIGN). Default 'abs'. */
   stopMode?: StopMode;
@@ -20,13 +23,16 @@ export interface SolverOptions {
   returnFinal?: boolean;
   /** Broyden: also return the factors of the best iterate (`result.B`). Default false. */
   returnB?: boolean;
-  /** Broyden: memory L (number of rank-one factors); null = maxDepth. Default 3. */
+  /**
+   * Broyden: memory L (number of rank-one factors), an integer in [1, 65 534]; null = maxDepth
+   * (which must then be ≤ 65 534). Default 3.
+   */
   lbfgsThres?: number | null;
   /** Broyden: Armijo line search. Default false. */
   ls?: boolean;
   /** Anderson: history window m. Default 2 (at most 32). */
   windowSize?: number;
-  /** Anderson: Tikhonov regularisation of the Gram matrix. Default 1e-8. */
+  /** Anderson: Tikhonov regularisation of the Gram matrix, in [0, 3.4e38] (a finite float32). Default 1e-8. */
   reg?: number;
   /** Anderson: mixing β ∈ [0, 1]. Default 1. */
   mixingParam?: number;
@@ -36,11 +42,11 @@ export interface SolverOptions {
   u0?: Tensor;
   /** Inference mode (stochastic layers turn their noise off). Default false. */
   inference?: boolean;
-  /** Seed of the layer's randomness; each evaluation derives its own key from it. Default 0. */
+  /** Seed of the layer's randomness, a u32 (integer in [0, 2³² − 1]); each evaluation derives its own key from it. Default 0. */
   key?: number;
   /** Record the (abs, rel) residual of every iteration in `stats.trace`. Default false. */
   trace?: boolean;
-  /** Iterations encoded between two looks at the GPU's convergence flag. Default 8. */
+  /** Iterations encoded between two looks at the GPU's convergence flag, an integer in [1, 2²⁰]. Default 8. */
   checkEvery?: number;
   /**
    * Submit the next chunk of iterations before reading the convergence flag of the previous one,
@@ -93,24 +99,43 @@ export type SolverName = 'picard' | 'anderson' | 'broyden';
 
 export const MAX_WINDOW = 32;
 
-const KNOWN = [
+/**
+ * Largest `maxDepth` (and `checkEvery`): 2²⁰ iterations. Counts of iterations and evaluations
+ * (up to 8 per iteration with the line search) live in u32 fields of the GPU's control block,
+ * and `trace: true` keeps 8 bytes per iteration there; the bound keeps both far from their
+ * limits and turns a mistaken huge value into an error up front instead of a wrapped count.
+ */
+export const MAX_DEPTH = 2 ** 20;
+
+/**
+ * Largest Broyden memory `lbfgsThres`: each iteration dispatches one workgroup row per stored
+ * column (plus one), and WebGPU guarantees 65 535 workgroups per dimension.
+ */
+export const MAX_LBFGS_THRES = 65_534;
+
+/** The option names every solver takes (the backprop wrappers accept them too). */
+export const SOLVER_OPTION_KEYS: readonly string[] = [
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
   'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused', 'timeoutMs',
-] as const;
+];
 
 /**
  * Fills in defaults for `solver` and validates every option.
  * @throws OptionError naming `options` or `options.<name>`.
  */
 export function resolveOptions(solver: SolverName, options: SolverOptions | undefined): ResolvedOptions {
-  const o = readOptions(options, 'options', KNOWN);
-  const maxDepth = readInteger(o.maxDepth, 'options.maxDepth', solver === 'broyden' ? 50 : 100, 1);
+  const o = readOptions(options, 'options', SOLVER_OPTION_KEYS);
+  const maxDepth = readInteger(o.maxDepth, 'options.maxDepth', solver === 'broyden' ? 50 : 100, 1, MAX_DEPTH);
   const stopMode = readChoice<StopMode>(o.stopMode, 'options.stopMode', 'abs', ['abs', 'rel']);
-  const lbfgsThres = o.lbfgsThres === null ? maxDepth : readInteger(o.lbfgsThres, 'options.lbfgsThres', 3, 1);
+  if (o.lbfgsThres === null && solver === 'broyden' && maxDepth > MAX_LBFGS_THRES) {
+    throw new OptionError('options.lbfgsThres', `null means maxDepth (${maxDepth}) factors, more than the ${MAX_LBFGS_THRES} allowed; give a number`);
+  }
+  // Picard and Anderson ignore it (but it reaches the shared finish kernel, so it stays bounded).
+  const lbfgsThres = o.lbfgsThres === null ? Math.min(maxDepth, MAX_LBFGS_THRES) : readInteger(o.lbfgsThres, 'options.lbfgsThres', 3, 1, MAX_LBFGS_THRES);
   const u0 = o.u0;
   if (u0 !== undefined && !(u0 instanceof Tensor)) throw new OptionError('options.u0', 'must be a Tensor');
   return {
-    eps: readNumber(o.eps, 'options.eps', 1e-3),
+    eps: readNumber(o.eps, 'options.eps', 1e-3, { min: -F32_MAX, max: F32_MAX }),
     maxDepth,
     stopMode,
     returnFinal: readBoolean(o.returnFinal, 'options.returnFinal', false),
@@ -118,14 +143,14 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     lbfgsThres,
     ls: readBoolean(o.ls, 'options.ls', false),
     windowSize: readInteger(o.windowSize, 'options.windowSize', 2, 1, MAX_WINDOW),
-    reg: readNumber(o.reg, 'options.reg', 1e-8, { min: 0 }),
+    reg: readNumber(o.reg, 'options.reg', 1e-8, { min: 0, max: F32_MAX }),
     mixingParam: readNumber(o.mixingParam, 'options.mixingParam', 1, { min: 0, max: 1 }),
     restarting: readBoolean(o.restarting, 'options.restarting', false),
     u0: u0 as Tensor | undefined,
     inference: readBoolean(o.inference, 'options.inference', false),
     key: readInteger(o.key, 'options.key', 0, 0, 0xffffffff),
     trace: readBoolean(o.trace, 'options.trace', false),
-    checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1),
+    checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1, MAX_DEPTH),
     overlap: readBoolean(o.overlap, 'options.overlap', true),
     fused: readBoolean(o.fused, 'options.fused', true),
     // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.

@@ -12,6 +12,7 @@ import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
+import { readLayer, readTensor } from '../validate';
 
 /** Convergence statistics of a solve. */
 export interface SolveStats {
@@ -77,24 +78,6 @@ const MAX_REDUCE_GROUPS = 1024;
 const REDUCE_ELEMENTS = 256;
 const MAX_ELEMENT_GROUPS = 65535;
 
-function isLayer(value: unknown): value is ImplicitLayer {
-  if (typeof value !== 'object' || value === null) return false;
-  const layer = value as Partial<Record<keyof ImplicitLayer, unknown>>;
-  const engine = layer.engine as { assertAlive?: unknown } | null | undefined;
-  return (
-    typeof layer.encodeForward === 'function' &&
-    typeof layer.prepare === 'function' &&
-    typeof layer.featureSize === 'number' &&
-    Number.isInteger(layer.featureSize) &&
-    layer.featureSize >= 1 &&
-    typeof layer.params === 'object' &&
-    layer.params !== null &&
-    typeof engine === 'object' &&
-    engine !== null &&
-    typeof engine.assertAlive === 'function'
-  );
-}
-
 /**
  * The largest buffers `solver` will allocate, with the argument to blame when one does not fit.
  * Checked before anything is allocated, so a problem too large for the device fails at once and
@@ -105,9 +88,7 @@ function largestBuffers(solver: SolverName, opts: ResolvedOptions, n: number, st
     [n * 4, 'Qd'],
     [controlBytes(opts), 'options.maxDepth'],
   ];
-  if (solver === 'anderson') {
-    buffers.push([(opts.windowSize + 1) * stride * 4, 'options.windowSize'], [16 * opts.maxDepth, 'options.maxDepth']);
-  }
+  if (solver === 'anderson') buffers.push([(opts.windowSize + 1) * stride * 4, 'options.windowSize']);
   // Broyden keeps U and Vᵀ in one buffer, and x, x', g, g' as four slots of another (broyden.ts).
   if (solver === 'broyden') buffers.push([2 * opts.lbfgsThres * stride * 4, 'options.lbfgsThres'], [4 * stride * 4, 'Qd']);
   return buffers;
@@ -180,11 +161,10 @@ export class SolveRun {
     options: SolverOptions | undefined,
     kernels: readonly ShaderName[],
   ): Promise<SolveRun> {
-    if (!isLayer(layer)) throw new OptionError('f', 'must be an implicit layer (e.g. engine.implicitBlock({ w, b }))');
+    readLayer(layer, 'f');
     const engine = layer.engine;
     engine.assertAlive(solver);
-    if (!(Qd instanceof Tensor)) throw new ShapeError('Qd', 'must be a Tensor (engine.tensor(data, shape))');
-    Qd.assertUsable(engine, 'Qd');
+    readTensor(Qd, 'Qd', engine);
     const d = layer.featureSize;
     const shapeOk = (Qd.shape.length === 1 && Qd.shape[0] === d) || (Qd.shape.length === 2 && Qd.shape[1] === d);
     if (!shapeOk) throw new ShapeError('Qd', `must have shape [${d}] or [batch, ${d}], got [${Qd.shape.join(', ')}]`);
@@ -320,7 +300,9 @@ export class SolveRun {
   ): Promise<ControlSnapshot> {
     const { engine } = this;
     engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
-    const copyBytes = this.opts.trace ? this.ctrl.size : CONTROL_HEADER_BYTES;
+    // Each chunk reads the header only; with `trace` the recorded entries are read once at the
+    // end (a per-chunk copy of the whole trace would cost 8 bytes × maxDepth every chunk).
+    const copyBytes = CONTROL_HEADER_BYTES;
     let t = first;
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> => {
       const encoder = engine.device.createCommandEncoder({ label: 'anchorax solve' });
@@ -341,6 +323,11 @@ export class SolveRun {
         snapshot = await this.beforeDeadline(inFlight.shift() as Promise<ControlSnapshot>, deadline);
         if (snapshot.done) break;
         if (t < end) inFlight.push(submitChunk(false));
+      }
+      if (this.opts.trace && snapshot) {
+        // Chunks still in flight are skipped on the GPU: the trace no longer changes.
+        const bytes = CONTROL_HEADER_BYTES + Math.min(snapshot.ntrace, traceEntries(this.opts)) * TRACE_ENTRY_BYTES;
+        snapshot = decodeControl(await engine.readBytes(this.ctrl, bytes), true);
       }
     } catch (err) {
       // A lost device shows up as a failed readback, or as device.lost settling a moment later;

@@ -3,11 +3,12 @@
  * batch row (shaders/stages/conv2d.wgsl), for MDEQ-style image models.
  */
 import type { Engine } from '../../engine';
-import { OptionError, ShapeError } from '../../errors';
+import { ShapeError } from '../../errors';
 import type { Kernel } from '../../gpu/kernel';
 import { SHADERS } from '../../gpu/shaders';
 import { Tensor } from '../../tensor';
-import { checkParam, upload, type ParamValue } from '../params';
+import { checkParam, readParam, upload, type ParamValue } from '../params';
+import { readEngine, readOptions } from '../../validate';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { gridGroups } from './common';
 import { checkBatch, workgroupGrid } from './workgroups';
@@ -155,11 +156,9 @@ function positiveInteger(value: unknown, name: string): number {
 }
 
 /** The number of values in a parameter as given, before its shape is known. */
-function valueCount(value: ParamValue | undefined, name: string): number {
-  if (value === undefined) throw new ShapeError(name, 'is required');
-  if (value instanceof Tensor) return value.size;
-  if (!(value instanceof Float32Array) && !Array.isArray(value)) throw new ShapeError(name, 'must be a Tensor, a Float32Array or a number[]');
-  return value.length;
+function valueCount(given: ParamValue | undefined, name: string): number {
+  const value = readParam(given, name);
+  return value instanceof Tensor ? value.size : value.length;
 }
 
 /**
@@ -183,8 +182,8 @@ function valueCount(value: ParamValue | undefined, name: string): number {
  * size other than height·width·inChannels: ShapeError naming `stages[index]`.
  */
 export function conv2d(engine: Engine, options: Conv2dOptions): Conv2d {
-  engine.assertAlive('conv2d');
-  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { height, width, weight, bias }');
+  readEngine(engine, 'engine', 'conv2d');
+  readOptions(options ?? null, 'options', ['height', 'width', 'weight', 'bias', 'inChannels', 'outChannels']);
   const height = positiveInteger(options.height, 'height');
   const width = positiveInteger(options.width, 'width');
   const { weight, bias } = options;

@@ -5,11 +5,12 @@
  * spatial position.
  */
 import type { Engine } from '../../engine';
-import { OptionError, ShapeError } from '../../errors';
+import { ShapeError } from '../../errors';
 import type { Kernel } from '../../gpu/kernel';
 import { SHADERS } from '../../gpu/shaders';
 import { Tensor } from '../../tensor';
-import { checkParam, upload, type ParamValue } from '../params';
+import { checkParam, readParam, upload, type ParamValue } from '../params';
+import { F32_MAX, readEngine, readNumber, readOptions } from '../../validate';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { checkBatch, workgroupGrid } from './workgroups';
 
@@ -167,22 +168,18 @@ class NormKernels implements StageKernels {
 }
 
 function checkEps(eps: unknown): number {
-  if (eps === undefined) return DEFAULT_EPS;
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) throw new OptionError('eps', `must be a finite number > 0, got ${String(eps)}`);
-  return eps;
+  return readNumber(eps, 'eps', DEFAULT_EPS, { above: 0, max: F32_MAX });
 }
 
 /** The channel count fixed by gamma (its length), checked. */
-function channelsOf(gamma: ParamValue | undefined): number {
-  if (gamma === undefined) throw new ShapeError('gamma', 'is required');
+function channelsOf(given: ParamValue | undefined): number {
+  const gamma = readParam(given, 'gamma');
   let channels: number;
   if (gamma instanceof Tensor) {
     if (gamma.shape.length !== 1) throw new ShapeError('gamma', `must have shape [channels], got [${gamma.shape.join(', ')}]`);
     channels = gamma.shape[0];
-  } else if (gamma instanceof Float32Array || Array.isArray(gamma)) {
-    channels = gamma.length;
   } else {
-    throw new ShapeError('gamma', 'must be a Tensor, a Float32Array or a number[]');
+    channels = gamma.length;
   }
   if (channels < 1) throw new ShapeError('gamma', 'must not be empty');
   return channels;
@@ -212,8 +209,8 @@ function normParams(engine: Engine, gamma: ParamValue, beta: ParamValue | undefi
  * not a multiple of the channel count: ShapeError naming `stages[index]`.
  */
 export function groupNorm(engine: Engine, options: GroupNormOptions): Norm {
-  engine.assertAlive('groupNorm');
-  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { groups, gamma, beta, eps? }');
+  readEngine(engine, 'engine', 'groupNorm');
+  readOptions(options ?? null, 'options', ['groups', 'gamma', 'beta', 'eps']);
   const { groups } = options;
   if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
     throw new ShapeError('groups', `must be a positive integer, got ${String(groups)}`);
@@ -235,8 +232,8 @@ export function groupNorm(engine: Engine, options: GroupNormOptions): Norm {
  * at a row size other than d: ShapeError naming `stages[index]`.
  */
 export function layerNorm(engine: Engine, options: LayerNormOptions): Norm {
-  engine.assertAlive('layerNorm');
-  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be { gamma, beta, eps? }');
+  readEngine(engine, 'engine', 'layerNorm');
+  readOptions(options ?? null, 'options', ['gamma', 'beta', 'eps']);
   const eps = checkEps(options.eps);
   const channels = channelsOf(options.gamma);
   const [gamma, beta] = normParams(engine, options.gamma, options.beta, channels);
