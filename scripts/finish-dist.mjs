@@ -6,8 +6,9 @@
 //   (TypeScript 7's carries WebGPU) or of @webgpu/types when a consumer has them, and stand
 //   alone under `lib: es2022`. Type aliases (string unions, flag numbers) cannot merge, so the
 //   build fails if the declarations use a GPU name not known to be an interface;
-// - checks that no `@internal` member or `reference/` file is left in dist/types.
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+// - removes the declaration files the two entries do not reach (modules whose exports are all
+//   `@internal` are emitted empty by stripInternal), and checks that no `reference/` file is left.
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +42,32 @@ function* declarationFiles(dir) {
 if (!existsSync(join(typesDir, 'index.d.ts'))) fail('dist/types/index.d.ts is missing (run tsc -p tsconfig.build.json first)');
 copyFileSync(join(root, 'scripts', 'require.cjs'), join(dist, 'require.cjs'));
 
+// Declaration files reachable from the entries through relative specifiers; the rest go.
+const reachable = new Set();
+const pending = ['index.d.ts', 'node.d.ts'].map((f) => join(typesDir, f)).filter((f) => existsSync(f));
+while (pending.length > 0) {
+  const file = pending.pop();
+  if (reachable.has(file)) continue;
+  reachable.add(file);
+  const code = readFileSync(file, 'utf8');
+  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["'](\.{1,2}\/[^"']+)\.js["']/g)) {
+    const target = resolve(dirname(file), `${m[1]}.d.ts`);
+    if (!existsSync(target)) fail(`${relative(typesDir, file)} imports ${m[1]}.js, which has no declaration file`);
+    pending.push(target);
+  }
+}
+let pruned = 0;
+for (const file of [...declarationFiles(typesDir)]) {
+  if (reachable.has(file)) continue;
+  rmSync(file);
+  if (existsSync(`${file}.map`)) rmSync(`${file}.map`);
+  pruned++;
+}
+for (const dir of readdirSync(typesDir)) {
+  const path = join(typesDir, dir);
+  if (statSync(path).isDirectory() && [...declarationFiles(path)].length === 0) rmSync(path, { recursive: true });
+}
+
 const used = new Set();
 for (const file of declarationFiles(typesDir)) {
   const rel = relative(typesDir, file);
@@ -68,4 +95,4 @@ const index = join(typesDir, 'index.d.ts');
 const reference = `/// <reference path="./${GLOBALS}" />\n`;
 const source = readFileSync(index, 'utf8');
 if (!source.startsWith(reference)) writeFileSync(index, reference + source);
-process.stdout.write(`finish-dist: dist/require.cjs; ${GLOBALS} declares ${names.join(', ')}\n`);
+process.stdout.write(`finish-dist: dist/require.cjs; ${pruned} unreachable declaration files removed; ${GLOBALS} declares ${names.join(', ')}\n`);

@@ -51,6 +51,7 @@ export function loadReflector(): Promise<Reflector> {
 export class UniformLayout {
   readonly size: number;
   private readonly members: Map<string, { offset: number; type: string }>;
+  /** @internal */
   constructor(layout: StructLayout) {
     this.size = Math.max(16, Math.ceil(layout.size / 16) * 16);
     this.members = new Map(layout.members.map((m) => [m.name, { offset: m.offset, type: m.type }]));

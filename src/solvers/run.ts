@@ -103,7 +103,7 @@ function controlBytes(opts: ResolvedOptions): number {
   return CONTROL_HEADER_BYTES + traceEntries(opts) * TRACE_ENTRY_BYTES;
 }
 
-/** One solve in progress. */
+/** @internal One solve in progress (the scheduler every solver runs on). */
 export class SolveRun {
   readonly opts: ResolvedOptions;
   /** Rows of the state (1 for an unbatched [d] state). */

@@ -1,7 +1,7 @@
 // Child process of test/leaks.test.ts, run as `node --expose-gc vite-node this-file <case>`:
 // makes tensors and results, drops them (modes leak, trace, off, destroyed) or disposes them (dispose),
 // forces garbage collection and prints the console.warn calls it saw (JSON on the last stdout line).
-import { Engine, mse } from '../../src';
+import { Engine, mse } from '../../src/node';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
