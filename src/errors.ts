@@ -37,3 +37,9 @@ export class DeviceLostError extends AnchoraxError {}
 
 /** No WebGPU adapter could be found; the message says what to install. */
 export class NoAdapterError extends AnchoraxError {}
+
+/**
+ * An iterative solve the result depends on did not converge, and the caller asked for an error
+ * rather than an approximation (e.g. IFT's adjoint solve with `onUnconverged: 'throw'`).
+ */
+export class ConvergenceError extends AnchoraxError {}

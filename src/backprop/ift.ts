@@ -4,12 +4,17 @@
  * The adjoint equation is itself a fixed-point problem, so it is handed to the same solvers
  * as a layer whose "forward" is λ ↦ J_f(u*)ᵀ λ + Qd (with Qd = gradUStar).
  */
-import { NonFiniteError, OptionError } from '../errors';
+import { ConvergenceError, NonFiniteError, OptionError } from '../errors';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
-import type { SolveStats } from '../solvers/run';
+import type { SolveResult, SolveStats } from '../solvers/run';
 import type { Tensor } from '../tensor';
-import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type ImplicitResult, type Solver } from './implicit';
+import { SOLVER_OPTION_KEYS } from '../solvers/options';
+import { readInteger, readNumber, readOptions } from '../validate';
+import {
+  hasNonFinite, implicitResult, jfbGradients, solveAndRecompute, vjp,
+  type Backpropagated, type ImplicitOptions, type ImplicitResult, type ResolvedBackwardOptions, type Solver, type Solved,
+} from './implicit';
 
 /** Options of `ift`: the forward solver and the adjoint solve. */
 export interface IftOptions extends ImplicitOptions {
@@ -18,15 +23,20 @@ export interface IftOptions extends ImplicitOptions {
   /**
    * Its tolerance on the relative residual ‖r‖ / ‖J_fᵀλ + gradUStar‖ (relative, so that it stays
    * reachable in float32 whatever the gradient's scale; an absolute 1e-6 is below float32's
-   * floor once ‖gradUStar‖ ≳ 10). Default 1e-6.
+   * floor once ‖gradUStar‖ ≳ 10). A finite number ≥ 0 (0 runs to backwardMaxDepth). Default
+   * 1e-6. What happens when it is not reached: `backward`'s `onUnconverged` option.
    */
   backwardEps?: number;
-  /** Its iteration limit. Default 100. */
+  /** Its iteration limit, an integer ≥ 1. Default 100. */
   backwardMaxDepth?: number;
 }
 
-/** `ift`'s result: `backwardStats` holds the adjoint solve's statistics once `backward` ran. */
+/** `ift`'s result. */
 export interface IftResult extends ImplicitResult {
+  /**
+   * The statistics of the last adjoint solve (`converged`, `relResidual`, `nstep`, …), set once
+   * it ran, also when `backward` then rejected or fell back to JFB (see `backwardInfo`).
+   */
   backwardStats?: SolveStats;
 }
 
@@ -57,35 +67,77 @@ class AdjointSystem implements ImplicitLayer {
   }
 }
 
-const BACKWARD_KEYS = new Set(['backwardSolver', 'backwardEps', 'backwardMaxDepth']);
+const BACKWARD_KEYS: readonly string[] = ['backwardSolver', 'backwardEps', 'backwardMaxDepth'];
 
-/** Solves for the fixed point and returns it with an exact implicit-gradient `backward`. */
-export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): Promise<IftResult> {
-  const forwardOptions: ImplicitOptions = {};
-  for (const [key, value] of Object.entries(options ?? {})) {
-    if (!BACKWARD_KEYS.has(key)) (forwardOptions as Record<string, unknown>)[key] = value;
+/** Reads `gradients` from the adjoint solution (or the JFB fallback) as `onUnconverged` says. */
+async function adjointGradients(
+  solved: Solved,
+  gradUStar: Tensor,
+  adjoint: SolveResult,
+  options: ResolvedBackwardOptions,
+  backwardEps: number,
+): Promise<Backpropagated> {
+  const { stats } = adjoint;
+  const engine = solved.layer.engine;
+  if (stats.converged) {
+    const encoder = engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
+    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
+    engine.device.queue.submit([encoder.finish()]);
+    return { grads, info: { method: 'ift', converged: true, fellBack: false } };
   }
-  const backwardSolver = options?.backwardSolver ?? broyden;
+  // A NaN in gradUStar reaches the adjoint solve as a NaN residual: no fallback can help, so say
+  // which argument it is (one 4-byte readback, on this failure path only).
+  if (stats.nonFinite && (await hasNonFinite(engine, gradUStar))) {
+    throw new NonFiniteError('gradUStar', 'holds NaN or Infinity: the adjoint solve λ = J_fᵀλ + gradUStar met it (see backwardStats)');
+  }
+  const what = stats.nonFinite
+    ? `diverged (NaN/Infinity after ${stats.nstep} iterations)`
+    : `stopped at relative residual ${stats.relResidual.toPrecision(3)} > backwardEps ${backwardEps} after ${stats.nstep} iterations`;
+  if (options.onUnconverged === 'jfb') {
+    return { grads: jfbGradients(solved, gradUStar, 'anchorax ift backward (jfb fallback)'), info: { method: 'jfb', converged: false, fellBack: true } };
+  }
+  if (options.onUnconverged === 'accept' && !stats.nonFinite) {
+    const encoder = engine.device.createCommandEncoder({ label: 'anchorax ift backward (unconverged)' });
+    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
+    engine.device.queue.submit([encoder.finish()]);
+    return { grads, info: { method: 'ift', converged: false, fellBack: false } };
+  }
+  throw new ConvergenceError(
+    'backward',
+    `the IFT adjoint solve λ = J_fᵀλ + gradUStar ${what} (see backwardStats); raise backwardMaxDepth or backwardEps, ` +
+      `or pass { onUnconverged: 'jfb' } to get the JFB gradient instead`,
+  );
+}
+
+/**
+ * Solves for the fixed point and returns it with an exact implicit-gradient `backward`.
+ *
+ * @throws as the solver, and OptionError (`'options.backwardSolver'`, `'options.backwardEps'`,
+ * `'options.backwardMaxDepth'`), before anything is solved.
+ */
+export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): Promise<IftResult> {
+  const given = readOptions(options, 'options', [...SOLVER_OPTION_KEYS, 'solver', ...BACKWARD_KEYS]);
+  const forwardOptions: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(given)) {
+    if (!BACKWARD_KEYS.includes(key)) forwardOptions[key] = value;
+  }
+  const backwardSolver = given.backwardSolver ?? broyden;
   if (typeof backwardSolver !== 'function') throw new OptionError('options.backwardSolver', 'must be picard, anderson or broyden');
-  const backwardEps = options?.backwardEps ?? 1e-6;
-  const backwardMaxDepth = options?.backwardMaxDepth ?? 100;
-  const solved = await solveAndRecompute(f, Qd, forwardOptions, false);
-  const out: IftResult = implicitResult(solved, async (gradUStar) => {
+  const solveAdjoint = backwardSolver as Solver;
+  const backwardEps = readNumber(given.backwardEps, 'options.backwardEps', 1e-6, { min: 0 });
+  const backwardMaxDepth = readInteger(given.backwardMaxDepth, 'options.backwardMaxDepth', 100, 1);
+  const solved = await solveAndRecompute(f, Qd, forwardOptions as ImplicitOptions, false);
+  const out: IftResult = implicitResult(solved, async (gradUStar, backwardOptions) => {
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
     // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not
     // draw noise either (the adjoint solve's gate would otherwise turn dropout on).
-    const adjoint = await backwardSolver(system, gradUStar, { eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true });
+    const adjoint = await solveAdjoint(system, gradUStar, { eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true });
     out.backwardStats = adjoint.stats;
-    if (adjoint.stats.nonFinite) {
-      // Its best finite iterate (often λ = 0) would give silently wrong gradients.
+    try {
+      return await adjointGradients(solved, gradUStar, adjoint, backwardOptions, backwardEps);
+    } finally {
       adjoint.dispose();
-      throw new NonFiniteError('gradUStar', 'the adjoint solve λ = J_fᵀλ + gradUStar met NaN or Infinity (a non-finite gradUStar, or an adjoint iteration that overflowed); see backwardStats');
     }
-    const encoder = f.engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
-    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
-    f.engine.device.queue.submit([encoder.finish()]);
-    adjoint.dispose();
-    return grads;
   });
   return out;
 }

@@ -86,6 +86,9 @@ const KNOWN = [
   'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused',
 ] as const;
 
+/** @internal The names of the solver options (wrappers that add their own check the union). */
+export const SOLVER_OPTION_KEYS: readonly string[] = KNOWN;
+
 /**
  * Fills in defaults for `solver` and validates every option.
  * @throws OptionError naming `options` or `options.<name>`.
