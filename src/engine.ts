@@ -21,7 +21,7 @@ const LOST_GRACE_MS = 250;
  * the same buffer and the same bind groups; values that change every call (an eps schedule, an
  * accumulation scale) no longer pile up.
  */
-export const UNIFORM_CACHE_SIZE = 1024;
+export const UNIFORM_CACHE_SIZE = 512;
 /** Compiled kernels the engine keeps cached (least recently used dropped first). */
 export const KERNEL_CACHE_SIZE = 512;
 

@@ -10,6 +10,7 @@
  * stays within about twice its peak.
  */
 import { BufferUsage } from './flags';
+import { bufferId } from './kernel';
 
 export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
 
@@ -46,7 +47,7 @@ export class BufferPool {
 
   acquire(size: number, usage: number = STORAGE_USAGE, label = 'anchorax scratch'): GPUBuffer {
     const bytes = Math.max(16, Math.ceil(size / 16) * 16);
-    const reused = this.free.get(`${usage}:${bytes}`)?.pop();
+    const reused = this.takeFree(`${usage}:${bytes}`);
     let buffer: GPUBuffer;
     if (reused) {
       this.idle.delete(reused);
@@ -80,6 +81,20 @@ export class BufferPool {
       const oldest = this.idle.values().next().value as GPUBuffer;
       this.drop(oldest);
     }
+  }
+
+  /**
+   * The free buffer of this kind that was created first. Handing buffers out in a fixed order
+   * (not last-released-first) gives a repeated workload the same buffers in the same roles
+   * whatever happened in between, so its cached bind groups are found again instead of new
+   * combinations piling up.
+   */
+  private takeFree(key: string): GPUBuffer | undefined {
+    const list = this.free.get(key);
+    if (!list || list.length === 0) return undefined;
+    let best = 0;
+    for (let i = 1; i < list.length; i++) if (bufferId(list[i]) < bufferId(list[best])) best = i;
+    return list.splice(best, 1)[0];
   }
 
   /** Destroys every free buffer. */
