@@ -73,6 +73,10 @@ export class Engine {
   private uniformBytes = 0;
   /** Buffers dropped from the caches, destroyed once the current task's encoding is submitted. */
   private retired: GPUBuffer[] = [];
+  /** Pin counts of uniform buffers that bind groups held across submits still use (see pin). */
+  private readonly pins = new Map<GPUBuffer, number>();
+  /** Pinned buffers dropped from the cache: destroyed when the last pin goes. */
+  private readonly evictedPinned = new Set<GPUBuffer>();
   private openGateBuffer?: GPUBuffer;
   private lostReason: string | null = null;
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
@@ -105,8 +109,8 @@ export class Engine {
       peakBytes: this.pool.peakBytes,
       pooledBytes: this.pool.freeBytes,
       pooledBuffers: this.pool.freeBuffers,
-      uniformBuffers: this.uniforms.size,
-      uniformBytes: this.uniformBytes,
+      uniformBuffers: this.uniforms.size + this.evictedPinned.size,
+      uniformBytes: this.uniformBytes + [...this.evictedPinned].reduce((sum, b) => sum + b.size, 0),
       kernels: this.kernels.size,
       bindGroups,
     };
@@ -212,8 +216,10 @@ export class Engine {
   /** Releases the pool; destroys the device if the engine created it. */
   destroy(): void {
     this.pool.trim();
-    for (const buffer of this.uniforms.values()) this.retire(buffer);
+    this.pins.clear();
+    for (const buffer of [...this.uniforms.values(), ...this.evictedPinned]) this.retire(buffer);
     this.uniforms.clear();
+    this.evictedPinned.clear();
     this.uniformBytes = 0;
     this.destroyRetired();
     if (this.ownsDevice) this.device.destroy();
@@ -357,11 +363,36 @@ export class Engine {
   }
 
   /**
-   * Destroys `buffer` once the current task is over. Work already submitted may still use it
+   * @internal Keeps a uniform buffer from `params` alive while a bind group made with it is used
+   * over several submits (a solve's groups, made once, across its chunks): dropped from the cache
+   * meanwhile, it is destroyed only at the matching `unpin`.
+   */
+  pin(buffer: GPUBuffer): void {
+    this.pins.set(buffer, (this.pins.get(buffer) ?? 0) + 1);
+  }
+
+  /** @internal Ends one `pin`. */
+  unpin(buffer: GPUBuffer): void {
+    const count = (this.pins.get(buffer) ?? 0) - 1;
+    if (count > 0) {
+      this.pins.set(buffer, count);
+      return;
+    }
+    this.pins.delete(buffer);
+    if (this.evictedPinned.delete(buffer)) this.retire(buffer);
+  }
+
+  /**
+   * Destroys `buffer` once the current task is over (at once handed on to its last unpin when
+   * pinned). Work already submitted may still use it
    * (WebGPU keeps a destroyed buffer alive for it); what matters is that no later submit does,
    * so the cached bind groups that bind it are dropped too.
    */
   private retire(buffer: GPUBuffer): void {
+    if (this.pins.has(buffer)) {
+      this.evictedPinned.add(buffer);
+      return;
+    }
     this.retired.push(buffer);
     if (this.retired.length === 1) queueMicrotask(() => this.destroyRetired());
   }

@@ -143,6 +143,46 @@ describe('engine.memory', () => {
     own.destroy();
     flag.dispose();
   });
+
+  it("solves keep the uniforms of the bind groups they reuse across chunks while other work floods the cache", async () => {
+    const random = rng(5);
+    const w = Float64Array.from(Float32Array.from(randomArray(random, D * D, 0.3)));
+    const b = Float64Array.from(Float32Array.from(randomArray(random, D, 0.3)));
+    const qdData = Float64Array.from(Float32Array.from(randomArray(random, 2 * D, 1)));
+    const f = engine.implicitBlock({ w: Float32Array.from(w), b: Float32Array.from(b) });
+    const qd = engine.tensor(qdData, [2, D]);
+    const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
+    let flooding = true;
+    const flood = async (): Promise<void> => {
+      // More distinct values than the cache holds between any two chunks of the solves.
+      for (let round = 0; flooding && round < 200; round++) {
+        for (let j = 0; j < UNIFORM_CACHE_SIZE; j++) engine.params(kernel, { n: 10_000 + round * UNIFORM_CACHE_SIZE + j });
+        await settle();
+      }
+    };
+    // Broyden and the fused Picard kernel make their bind groups once, before the first chunk.
+    const solves = Promise.all([
+      broyden(f, qd, { eps: 0, maxDepth: 24, checkEvery: 1, overlap: false }),
+      picard(f, qd, { eps: 0, maxDepth: 24, checkEvery: 1, overlap: false }),
+      anderson(f, qd, { eps: 0, maxDepth: 24, checkEvery: 1, overlap: false }),
+    ]).finally(() => {
+      flooding = false;
+    });
+    const [results] = await Promise.all([solves, flood()]);
+    await settle();
+    expect(gpuErrors).toEqual([]);
+    for (const out of results) {
+      const u = await out.uStar.read();
+      for (let row = 0; row < 2; row++) {
+        const slice = (a: ArrayLike<number>) => Float64Array.from(Array.prototype.slice.call(a, row * D, (row + 1) * D) as number[]);
+        expect(residual(w, b, slice(qdData), Float32Array.from(slice(u)))).toBeLessThan(1e-4);
+      }
+      out.dispose();
+    }
+    expect(engine.memory.uniformBuffers).toBe(UNIFORM_CACHE_SIZE);
+    qd.dispose();
+    f.dispose();
+  });
 });
 
 describe('dispose()', () => {
