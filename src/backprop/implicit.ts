@@ -44,8 +44,9 @@ export interface BackwardOptions {
    *   incoming gradient, as `jfb` computes it), and say so in `result.backwardInfo`
    *   (`method: 'jfb'`, `fellBack: true`). The default because an adjoint that stops short gives
    *   gradients that may point anywhere (training then wanders, and later overflows), while JFB
-   *   is a descent direction under the same contraction that makes the forward solve converge —
-   *   a training loop keeps making progress, and nothing unconverged is ever returned unmarked.
+   *   is a descent direction when f is contractive enough (Fung et al., "JFB: Jacobian-free
+   *   backpropagation for implicit networks", 2022): a training loop keeps making progress, and
+   *   nothing unconverged is returned unmarked.
    * - `'throw'`: reject with ConvergenceError (`'backward'`); the result's `backward` stays
    *   callable (e.g. again with `'jfb'`), and `backwardStats` holds the adjoint solve's statistics.
    * - `'accept'`: return the gradients of the adjoint's best iterate whatever its residual
