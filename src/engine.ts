@@ -42,7 +42,10 @@ export interface EngineMemory {
   pooledBytes: number;
   /** Number of free buffers in the pool. */
   pooledBuffers: number;
-  /** Cached uniform buffers (at most UNIFORM_CACHE_SIZE). */
+  /**
+   * Cached uniform buffers: at most UNIFORM_CACHE_SIZE, plus, while solves run, those dropped
+   * from the cache that a running solve still binds (destroyed when it ends).
+   */
   uniformBuffers: number;
   /** Their bytes (not part of `allocatedBytes`). */
   uniformBytes: number;
@@ -383,10 +386,9 @@ export class Engine {
   }
 
   /**
-   * Destroys `buffer` once the current task is over (at once handed on to its last unpin when
-   * pinned). Work already submitted may still use it
-   * (WebGPU keeps a destroyed buffer alive for it); what matters is that no later submit does,
-   * so the cached bind groups that bind it are dropped too.
+   * Destroys `buffer` once the current task is over (or, when pinned, at its last unpin). Work
+   * already submitted may still use it (WebGPU keeps a destroyed buffer alive for it); what
+   * matters is that no later submit does, so the cached bind groups that bind it are dropped too.
    */
   private retire(buffer: GPUBuffer): void {
     if (this.pins.has(buffer)) {

@@ -79,12 +79,14 @@ async function adjointGradients(
 ): Promise<Backpropagated> {
   const { stats } = adjoint;
   const engine = solved.layer.engine;
-  if (stats.converged) {
+  /** The VJP at u* with the adjoint's λ. */
+  const iftGradients = (): Backpropagated => {
     const encoder = engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
     const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
     engine.device.queue.submit([encoder.finish()]);
-    return { grads, info: { method: 'ift', converged: true, fellBack: false } };
-  }
+    return { grads, info: { method: 'ift', converged: stats.converged, fellBack: false } };
+  };
+  if (stats.converged) return iftGradients();
   // A NaN in gradUStar reaches the adjoint solve as a NaN residual: no fallback can help, so say
   // which argument it is (one 4-byte readback, on this failure path only).
   if (stats.nonFinite && (await hasNonFinite(engine, gradUStar))) {
@@ -96,12 +98,7 @@ async function adjointGradients(
   if (options.onUnconverged === 'jfb') {
     return { grads: jfbGradients(solved, gradUStar, 'anchorax ift backward (jfb fallback)'), info: { method: 'jfb', converged: false, fellBack: true } };
   }
-  if (options.onUnconverged === 'accept' && !stats.nonFinite) {
-    const encoder = engine.device.createCommandEncoder({ label: 'anchorax ift backward (unconverged)' });
-    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
-    engine.device.queue.submit([encoder.finish()]);
-    return { grads, info: { method: 'ift', converged: false, fellBack: false } };
-  }
+  if (options.onUnconverged === 'accept' && !stats.nonFinite) return iftGradients();
   throw new ConvergenceError(
     'backward',
     `the IFT adjoint solve λ = J_fᵀλ + gradUStar ${what} (see backwardStats); raise backwardMaxDepth or backwardEps, ` +

@@ -71,7 +71,7 @@ export interface BackwardInfo {
   fellBack: boolean;
 }
 
-/** Backward options with their defaults. */
+/** @internal Backward options with their defaults. */
 export interface ResolvedBackwardOptions {
   checkFinite: boolean;
   onUnconverged: OnUnconverged;
@@ -153,7 +153,7 @@ function checkBackwardOptions(options: unknown): ResolvedBackwardOptions {
   };
 }
 
-/** Whether `t` holds a NaN or ±Infinity: one GPU pass and a 4-byte readback. */
+/** @internal Whether `t` holds a NaN or ±Infinity: one GPU pass and a 4-byte readback. */
 export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> {
   const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
   const flag = engine.allocate(4, 'gradUStar');
@@ -192,7 +192,7 @@ export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, enco
   return { ...grads, Qd: gradQd };
 }
 
-/** What a wrapper's backward function returns: the gradients and how they were computed. */
+/** @internal What a wrapper's backward function returns: the gradients and how they were computed. */
 export interface Backpropagated {
   grads: Gradients;
   info: BackwardInfo;
@@ -250,7 +250,7 @@ export function implicitResult(
   return out;
 }
 
-/** The JFB gradient of a solve: the VJP of the last step uStar = f(uPrev) with gradUStar, submitted. */
+/** @internal The JFB gradient of a solve: the VJP of the last step uStar = f(uPrev) with gradUStar, submitted. */
 export function jfbGradients(solved: Solved, gradUStar: Tensor, label: string): Gradients {
   const engine = solved.layer.engine;
   const encoder = engine.device.createCommandEncoder({ label });
