@@ -152,8 +152,7 @@ describe('ift: an adjoint solve that does not converge', () => {
     const target = engine.tensor(Float32Array.from(randomArray(random, 4 * d, 0.5)), [4, d]);
     const optimizer = engine.adam([w, b], { lr: 2e-2 });
     const losses: number[] = [];
-    let fellBack = 0;
-    for (let step = 0; step < 25; step++) {
+    for (let step = 0; step < 15; step++) {
       const out = await ift(layer, x, { solver: broyden, eps: 1e-4 });
       const loss = await mse(out.uStar, target);
       const grads = await out.backward(loss.grad);
@@ -161,7 +160,6 @@ describe('ift: an adjoint solve that does not converge', () => {
       expect(info?.converged).toBe(out.backwardStats?.converged);
       expect(info?.method).toBe(info?.converged ? 'ift' : 'jfb');
       expect(info?.fellBack).toBe(!info?.converged);
-      if (info?.fellBack) fellBack++;
       expect((await read(grads.w)).every(Number.isFinite)).toBe(true);
       await optimizer.step([grads.w, grads.b]);
       losses.push(await loss.value());
@@ -169,8 +167,6 @@ describe('ift: an adjoint solve that does not converge', () => {
       out.dispose();
     }
     expect(losses[losses.length - 1]).toBeLessThan(0.5 * losses[0]);
-    // How often the adjoint fell short is the model's business; the count is only reported.
-    expect(fellBack).toBeGreaterThanOrEqual(0);
     optimizer.dispose();
     layer.dispose();
     for (const t of [w, b, x, target]) t.dispose();
