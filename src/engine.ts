@@ -4,7 +4,7 @@
  */
 import { BufferUsage, MapMode } from './gpu/flags';
 import { acquireDevice, type PowerPreference } from './gpu/device';
-import { Kernel } from './gpu/kernel';
+import { Kernel, bufferId } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
 import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './errors';
@@ -16,6 +16,46 @@ import { readChoice, readDevice, readOptions, readSwitch, readValues } from './v
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
+
+/**
+ * Uniform buffers the engine keeps cached (least recently used dropped first, and destroyed).
+ * Kernels' small `params` uniforms are cached by value, so that a configuration met again finds
+ * the same buffer and the same bind groups; values that change every call (an eps schedule, an
+ * accumulation scale) no longer pile up.
+ */
+export const UNIFORM_CACHE_SIZE = 512;
+/** Compiled kernels the engine keeps cached (least recently used dropped first). */
+export const KERNEL_CACHE_SIZE = 512;
+
+/**
+ * What {@link Engine.memory} reports: GPU memory the engine holds and the size of its caches
+ * (all bounded: see UNIFORM_CACHE_SIZE, KERNEL_CACHE_SIZE, MAX_CACHED_GROUPS per kernel, and the
+ * buffer pool's bound in gpu/pool.ts).
+ */
+export interface EngineMemory {
+  /**
+   * Bytes of the engine's storage and staging buffers: held by live tensors, layers, optimizers
+   * and solves, or free in the pool for reuse.
+   */
+  allocatedBytes: number;
+  /** The highest `allocatedBytes` so far. */
+  peakBytes: number;
+  /** Of `allocatedBytes`, the bytes free in the pool (kept for reuse, within the pool's bound). */
+  pooledBytes: number;
+  /** Number of free buffers in the pool. */
+  pooledBuffers: number;
+  /**
+   * Cached uniform buffers: at most UNIFORM_CACHE_SIZE, plus, while solves run, those dropped
+   * from the cache that a running solve still binds (destroyed when it ends).
+   */
+  uniformBuffers: number;
+  /** Their bytes (not part of `allocatedBytes`). */
+  uniformBytes: number;
+  /** Cached compiled kernels (at most KERNEL_CACHE_SIZE). */
+  kernels: number;
+  /** Cached bind groups over the cached kernels (at most MAX_CACHED_GROUPS each). */
+  bindGroups: number;
+}
 
 /** Options of {@link Engine.create}. */
 export interface EngineOptions {
@@ -39,8 +79,19 @@ export class Engine {
   /** Number of GPU→CPU readbacks (`mapAsync` calls) made so far: a diagnostic for residency. */
   readbackCount = 0;
   private readonly pool: BufferPool;
+  /** Compiled kernels by key, least recently used first. */
   private readonly kernels = new Map<string, Promise<Kernel>>();
+  /** Kernels of `kernels` that finished compiling (their bind-group caches). */
+  private readonly compiled = new Map<string, Kernel>();
+  /** Uniform buffers by key (kernel and values), least recently used first. */
   private readonly uniforms = new Map<string, GPUBuffer>();
+  private uniformBytes = 0;
+  /** Buffers dropped from the caches, destroyed once the current task's encoding is submitted. */
+  private retired: GPUBuffer[] = [];
+  /** Pin counts of uniform buffers that bind groups held across submits still use (see pin). */
+  private readonly pins = new Map<GPUBuffer, number>();
+  /** Pinned buffers dropped from the cache: destroyed when the last pin goes. */
+  private readonly evictedPinned = new Set<GPUBuffer>();
   private openGateBuffer?: GPUBuffer;
   private lostReason: string | null = null;
   /** Why the engine was given up while its device still runs work (see `abandon`). */
@@ -52,7 +103,7 @@ export class Engine {
   private constructor(device: GPUDevice, private readonly ownsDevice: boolean, leakWarnings: LeakWarnings) {
     this.device = device;
     this.lifetimes = new Lifetimes(this, leakWarnings);
-    this.pool = new BufferPool(device);
+    this.pool = new BufferPool(device, (buffer) => this.retire(buffer));
     this.lost = device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'device lost';
     });
@@ -130,9 +181,20 @@ export class Engine {
     this.lifetimes.disposed(tensor);
   }
 
-  /** Bytes of GPU memory the engine's pool holds now, and the peak so far. */
-  get memory(): { allocatedBytes: number; peakBytes: number } {
-    return { allocatedBytes: this.pool.allocatedBytes, peakBytes: this.pool.peakBytes };
+  /** GPU memory the engine holds now (and the peak so far), and the size of its caches. */
+  get memory(): EngineMemory {
+    let bindGroups = 0;
+    for (const kernel of this.compiled.values()) bindGroups += kernel.cachedGroups;
+    return {
+      allocatedBytes: this.pool.allocatedBytes,
+      peakBytes: this.pool.peakBytes,
+      pooledBytes: this.pool.freeBytes,
+      pooledBuffers: this.pool.freeBuffers,
+      uniformBuffers: this.uniforms.size + this.evictedPinned.size,
+      uniformBytes: this.uniformBytes + [...this.evictedPinned].reduce((sum, b) => sum + b.size, 0),
+      kernels: this.kernels.size,
+      bindGroups,
+    };
   }
 
   /**
@@ -245,8 +307,12 @@ export class Engine {
     this.lifetimes.end();
     if (this.abandoned !== null) return;
     this.pool.trim();
-    for (const buffer of this.uniforms.values()) buffer.destroy();
+    this.pins.clear();
+    for (const buffer of [...this.uniforms.values(), ...this.evictedPinned]) this.retire(buffer);
     this.uniforms.clear();
+    this.evictedPinned.clear();
+    this.uniformBytes = 0;
+    this.destroyRetired();
     if (this.ownsDevice) this.device.destroy();
   }
 
@@ -328,38 +394,116 @@ export class Engine {
     this.pool.release(buffer);
   }
 
-  /** @internal A compiled kernel, compiled once per engine and cached by `key`. */
+  /** @internal A compiled kernel, compiled once per engine and cached by `key` (LRU, KERNEL_CACHE_SIZE). */
   kernel(key: string, source: string, entryPoint = 'main', locate?: (line: number) => string, layoutSource?: string): Promise<Kernel> {
     let kernel = this.kernels.get(key);
-    if (!kernel) {
-      kernel = Kernel.compile(this.device, key, source, entryPoint, locate, layoutSource);
+    if (kernel) {
+      this.kernels.delete(key);
       this.kernels.set(key, kernel);
-      kernel.catch(() => this.kernels.delete(key));
+      return kernel;
+    }
+    const compiling = Kernel.compile(this.device, key, source, entryPoint, locate, layoutSource);
+    kernel = compiling;
+    this.kernels.set(key, compiling);
+    compiling.then(
+      (done) => {
+        if (this.kernels.get(key) === compiling) this.compiled.set(key, done);
+      },
+      () => {
+        if (this.kernels.get(key) === compiling) this.kernels.delete(key);
+      },
+    );
+    while (this.kernels.size > KERNEL_CACHE_SIZE) {
+      // Dropped from the cache only: layers holding the kernel keep using it.
+      const oldest = this.kernels.keys().next().value as string;
+      this.kernels.delete(oldest);
+      this.compiled.delete(oldest);
     }
     return kernel;
   }
 
   /**
-   * @internal A uniform buffer holding `bytes`, cached by `key`: the same configuration gets the
-   * same buffer (and so the same cached bind groups) every solve.
+   * @internal A uniform buffer holding `bytes`, cached by `key` (LRU, UNIFORM_CACHE_SIZE): the
+   * same configuration gets the same buffer (and so the same cached bind groups) every solve. A
+   * buffer is valid for the encoding in progress: one dropped from the cache is destroyed only
+   * after the current task (so after the submit of what is being encoded), and bind groups that
+   * bind it are dropped with it — ask again for each new encoding.
    */
   uniformBuffer(key: string, bytes: ArrayBuffer): GPUBuffer {
-    let buffer = this.uniforms.get(key);
-    if (!buffer) {
-      buffer = this.device.createBuffer({ label: key, size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
-      this.device.queue.writeBuffer(buffer, 0, bytes);
+    const cached = this.cachedUniform(key);
+    if (cached) return cached;
+    const buffer = this.device.createBuffer({ label: key, size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(buffer, 0, bytes);
+    this.uniforms.set(key, buffer);
+    this.uniformBytes += buffer.size;
+    while (this.uniforms.size > UNIFORM_CACHE_SIZE) {
+      const [oldestKey, oldest] = this.uniforms.entries().next().value as [string, GPUBuffer];
+      this.uniforms.delete(oldestKey);
+      this.uniformBytes -= oldest.size;
+      this.retire(oldest);
+    }
+    return buffer;
+  }
+
+  /** @internal Uniform buffer for `kernel`'s `params` struct with these values (see uniformBuffer). */
+  params(kernel: Kernel, values: Record<string, number>): GPUBuffer {
+    const layout = kernel.params;
+    if (!layout) throw new Error(`kernel ${kernel.label} has no params uniform`);
+    const key = `${kernel.label}|${Object.entries(values).map(([k, v]) => `${k}=${v}`).join(',')}`;
+    return this.cachedUniform(key) ?? this.uniformBuffer(key, layout.pack(values));
+  }
+
+  /** The cached uniform buffer of `key`, marked as just used. */
+  private cachedUniform(key: string): GPUBuffer | undefined {
+    const buffer = this.uniforms.get(key);
+    if (buffer) {
+      this.uniforms.delete(key);
       this.uniforms.set(key, buffer);
     }
     return buffer;
   }
 
-  /** @internal Uniform buffer for `kernel`'s `params` struct with these values. */
-  params(kernel: Kernel, values: Record<string, number>): GPUBuffer {
-    const layout = kernel.params;
-    if (!layout) throw new Error(`kernel ${kernel.label} has no params uniform`);
-    const key = `${kernel.label}|${Object.entries(values).map(([k, v]) => `${k}=${v}`).join(',')}`;
-    const cached = this.uniforms.get(key);
-    return cached ?? this.uniformBuffer(key, layout.pack(values));
+  /**
+   * @internal Keeps a uniform buffer from `params` alive while a bind group made with it is used
+   * over several submits (a solve's groups, made once, across its chunks): dropped from the cache
+   * meanwhile, it is destroyed only at the matching `unpin`.
+   */
+  pin(buffer: GPUBuffer): void {
+    this.pins.set(buffer, (this.pins.get(buffer) ?? 0) + 1);
+  }
+
+  /** @internal Ends one `pin`. */
+  unpin(buffer: GPUBuffer): void {
+    const count = (this.pins.get(buffer) ?? 0) - 1;
+    if (count > 0) {
+      this.pins.set(buffer, count);
+      return;
+    }
+    this.pins.delete(buffer);
+    if (this.evictedPinned.delete(buffer)) this.retire(buffer);
+  }
+
+  /**
+   * Destroys `buffer` once the current task is over (or, when pinned, at its last unpin). Work
+   * already submitted may still use it (WebGPU keeps a destroyed buffer alive for it); what
+   * matters is that no later submit does, so the cached bind groups that bind it are dropped too.
+   */
+  private retire(buffer: GPUBuffer): void {
+    if (this.pins.has(buffer)) {
+      this.evictedPinned.add(buffer);
+      return;
+    }
+    this.retired.push(buffer);
+    if (this.retired.length === 1) queueMicrotask(() => this.destroyRetired());
+  }
+
+  private destroyRetired(): void {
+    if (this.retired.length === 0) return;
+    const buffers = this.retired;
+    this.retired = [];
+    const ids = new Set(buffers.map(bufferId));
+    for (const kernel of this.compiled.values()) kernel.forget(ids);
+    for (const buffer of buffers) buffer.destroy();
   }
 
   /** @internal Copies `bytes` of `buffer` (from `offset`) to the CPU. Counted in readbackCount. */

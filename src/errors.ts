@@ -51,3 +51,9 @@ export class ScopeError extends AnchoraxError { override name = 'ScopeError'; }
  * engine is unusable afterwards: every later call on it throws DeviceLostError saying so.
  */
 export class TimeoutError extends AnchoraxError { override name = 'TimeoutError'; }
+
+/**
+ * An iterative solve the result depends on did not converge, and the caller asked for an error
+ * rather than an approximation (e.g. IFT's adjoint solve with `onUnconverged: 'throw'`).
+ */
+export class ConvergenceError extends AnchoraxError { override name = 'ConvergenceError'; }

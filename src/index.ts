@@ -7,7 +7,7 @@
  * const { uStar, tnstep, stats } = await broyden(f, engine.tensor(qd, [batch, d]));
  * ```
  */
-export { Engine, type EngineOptions, type FromDeviceOptions } from './engine';
+export { Engine, type EngineOptions, type FromDeviceOptions, type EngineMemory } from './engine';
 export { Tensor } from './tensor';
 export { TanhBlock, type TanhBlockParams, type ForwardKernelChoice } from './layers/tanh-block';
 export type { DropoutOptions, DropoutNoise } from './layers/dropout';
@@ -37,7 +37,7 @@ export { Linear, linear, type LinearParams, type LinearGradBuffers, type LinearG
 export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
-export type { Solver, ImplicitOptions, ImplicitResult, Gradients, BackwardOptions } from './backprop/implicit';
+export type { Solver, ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
 export type { SolveResult, SolveStats, BroydenFactors } from './solvers/run';
 export {
   AnchoraxError,
@@ -52,5 +52,6 @@ export {
   NoAdapterError,
   FormatError,
   ScopeError,
+  ConvergenceError,
 } from './errors';
 export { saveParams, loadParams, paramsMetadata, type SaveParamsOptions, type LoadParamsOptions, type ParamsSource } from './io/params';

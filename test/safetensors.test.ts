@@ -1,7 +1,7 @@
 // saveParams / loadParams in Node (Dawn): files checked by an independent reader written here
 // (DataView + JSON.parse, following the safetensors layout), round trips on random data, loading
 // into existing tensors, transposed layouts, converted dtypes, and every validation error.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

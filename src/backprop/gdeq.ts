@@ -91,7 +91,7 @@ export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptio
       const grads = vjp(solved, solved.result.uPrev.buffer, cotangent, encoder);
       engine.device.queue.submit([encoder.finish()]);
       for (const buffer of scratch) engine.releaseBuffer(buffer);
-      return grads;
+      return { grads, info: { method: 'gdeq', converged: true, fellBack: false } };
     },
     factors satisfies BroydenFactors | undefined,
   );

@@ -4,14 +4,14 @@
  * The adjoint equation is itself a fixed-point problem, so it is handed to the same solvers
  * as a layer whose "forward" is λ ↦ J_f(u*)ᵀ λ + Qd (with Qd = gradUStar).
  */
-import { NonFiniteError, OptionError } from '../errors';
+import { ConvergenceError, NonFiniteError, OptionError } from '../errors';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
-import type { SolveStats } from '../solvers/run';
+import type { SolveResult, SolveStats } from '../solvers/run';
 import type { Tensor } from '../tensor';
 import {
-  IMPLICIT_OPTION_KEYS, callSolver, implicitResult, readImplicitOptions, solveAndRecompute, vjp,
-  type ImplicitOptions, type ImplicitResult, type Solver,
+  IMPLICIT_OPTION_KEYS, callSolver, hasNonFinite, implicitResult, jfbGradients, readImplicitOptions, solveAndRecompute, vjp,
+  type Backpropagated, type ImplicitOptions, type ImplicitResult, type ResolvedBackwardOptions, type Solver, type Solved,
 } from './implicit';
 import { MAX_DEPTH } from '../solvers/options';
 import { F32_MAX, readInteger, readNumber, readSolver } from '../validate';
@@ -23,15 +23,20 @@ export interface IftOptions extends ImplicitOptions {
   /**
    * Its tolerance on the relative residual ‖r‖ / ‖J_fᵀλ + gradUStar‖ (relative, so that it stays
    * reachable in float32 whatever the gradient's scale; an absolute 1e-6 is below float32's
-   * floor once ‖gradUStar‖ ≳ 10). A finite float32. Default 1e-6.
+   * floor once ‖gradUStar‖ ≳ 10). A finite float32 ≥ 0 (0 runs to backwardMaxDepth). Default
+   * 1e-6. What happens when it is not reached: `backward`'s `onUnconverged` option.
    */
   backwardEps?: number;
   /** Its iteration limit, an integer in [1, 2²⁰] (as `maxDepth`). Default 100. */
   backwardMaxDepth?: number;
 }
 
-/** `ift`'s result: `backwardStats` holds the adjoint solve's statistics once `backward` ran. */
+/** `ift`'s result. */
 export interface IftResult extends ImplicitResult {
+  /**
+   * The statistics of the last adjoint solve (`converged`, `relResidual`, `nstep`, …), set once
+   * it ran, also when `backward` then rejected or fell back to JFB (see `backwardInfo`).
+   */
   backwardStats?: SolveStats;
 }
 
@@ -62,22 +67,60 @@ class AdjointSystem implements ImplicitLayer {
   }
 }
 
-const BACKWARD_KEYS = ['backwardSolver', 'backwardEps', 'backwardMaxDepth'];
+const BACKWARD_KEYS: readonly string[] = ['backwardSolver', 'backwardEps', 'backwardMaxDepth'];
+
+/** Reads `gradients` from the adjoint solution (or the JFB fallback) as `onUnconverged` says. */
+async function adjointGradients(
+  solved: Solved,
+  gradUStar: Tensor,
+  adjoint: SolveResult,
+  options: ResolvedBackwardOptions,
+  backwardEps: number,
+): Promise<Backpropagated> {
+  const { stats } = adjoint;
+  const engine = solved.layer.engine;
+  /** The VJP at u* with the adjoint's λ. */
+  const iftGradients = (): Backpropagated => {
+    const encoder = engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
+    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
+    engine.device.queue.submit([encoder.finish()]);
+    return { grads, info: { method: 'ift', converged: stats.converged, fellBack: false } };
+  };
+  if (stats.converged) return iftGradients();
+  // A NaN in gradUStar reaches the adjoint solve as a NaN residual: no fallback can help, so say
+  // which argument it is (one 4-byte readback, on this failure path only).
+  if (stats.nonFinite && (await hasNonFinite(engine, gradUStar))) {
+    throw new NonFiniteError('gradUStar', 'holds NaN or Infinity: the adjoint solve λ = J_fᵀλ + gradUStar met it (see backwardStats)');
+  }
+  const what = stats.nonFinite
+    ? `diverged (NaN/Infinity after ${stats.nstep} iterations)`
+    : `stopped at relative residual ${stats.relResidual.toPrecision(3)} > backwardEps ${backwardEps} after ${stats.nstep} iterations`;
+  if (options.onUnconverged === 'jfb') {
+    return { grads: jfbGradients(solved, gradUStar, 'anchorax ift backward (jfb fallback)'), info: { method: 'jfb', converged: false, fellBack: true } };
+  }
+  if (options.onUnconverged === 'accept' && !stats.nonFinite) return iftGradients();
+  throw new ConvergenceError(
+    'backward',
+    `the IFT adjoint solve λ = J_fᵀλ + gradUStar ${what} (see backwardStats); raise backwardMaxDepth or backwardEps, ` +
+      `or pass { onUnconverged: 'jfb' } to get the JFB gradient instead`,
+  );
+}
 
 /**
  * Solves for the fixed point and returns it with an exact implicit-gradient `backward`.
  * @throws as the solvers, and OptionError (`'options.backwardSolver'`, `'options.backwardEps'`,
- * `'options.backwardMaxDepth'`: checked before the forward solve).
+ * `'options.backwardMaxDepth'`: checked before the forward solve). What an unconverged adjoint
+ * solve gives: `backward`'s `onUnconverged` option.
  */
 export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): Promise<IftResult> {
   const { rest } = readImplicitOptions(f, Qd, options, [...IMPLICIT_OPTION_KEYS, ...BACKWARD_KEYS]);
   const { backwardSolver: givenSolver, backwardEps: givenEps, backwardMaxDepth: givenDepth, ...forward } = rest;
   const forwardOptions = { ...forward, solver: options?.solver } as ImplicitOptions;
   const backwardSolver = readSolver<Solver>(givenSolver, 'options.backwardSolver', broyden);
-  const backwardEps = readNumber(givenEps, 'options.backwardEps', 1e-6, { min: -F32_MAX, max: F32_MAX });
+  const backwardEps = readNumber(givenEps, 'options.backwardEps', 1e-6, { min: 0, max: F32_MAX });
   const backwardMaxDepth = readInteger(givenDepth, 'options.backwardMaxDepth', 100, 1, MAX_DEPTH);
   const solved = await solveAndRecompute(f, Qd, forwardOptions, false);
-  const out: IftResult = implicitResult(solved, async (gradUStar) => {
+  const out: IftResult = implicitResult(solved, async (gradUStar, backwardOptions) => {
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
     // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not
     // draw noise either (the adjoint solve's gate would otherwise turn dropout on).
@@ -87,16 +130,11 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
       eps: backwardEps, stopMode: 'rel', maxDepth: backwardMaxDepth, inference: true, ...limit,
     });
     out.backwardStats = adjoint.stats;
-    if (adjoint.stats.nonFinite) {
-      // Its best finite iterate (often λ = 0) would give silently wrong gradients.
+    try {
+      return await adjointGradients(solved, gradUStar, adjoint, backwardOptions, backwardEps);
+    } finally {
       adjoint.dispose();
-      throw new NonFiniteError('gradUStar', 'the adjoint solve λ = J_fᵀλ + gradUStar met NaN or Infinity (a non-finite gradUStar, or an adjoint iteration that overflowed); see backwardStats');
     }
-    const encoder = f.engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
-    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
-    f.engine.device.queue.submit([encoder.finish()]);
-    adjoint.dispose();
-    return grads;
   });
   return out;
 }

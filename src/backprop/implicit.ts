@@ -11,7 +11,7 @@ import { SOLVER_OPTION_KEYS, type SolverOptions } from '../solvers/options';
 import type { BroydenFactors, SolveResult, SolveStats } from '../solvers/run';
 import { holdValues } from '../scope';
 import { Tensor } from '../tensor';
-import { readLayer, readOptions, readSolveResult, readSolver, readTensor } from '../validate';
+import { readBoolean, readChoice, readLayer, readOptions, readSolveResult, readSolver, readTensor } from '../validate';
 
 /**
  * A solver function: `picard`, `anderson` or `broyden`, or a function of the same signature (a
@@ -29,7 +29,13 @@ export interface ImplicitOptions extends SolverOptions {
   solver?: Solver;
 }
 
-/** Options of `backward`. */
+/**
+ * What IFT's `backward` does when its adjoint solve λ = J_fᵀλ + gradUStar stops without reaching
+ * `backwardEps` (see {@link BackwardOptions.onUnconverged}).
+ */
+export type OnUnconverged = 'throw' | 'jfb' | 'accept';
+
+/** Options of `backward`, validated before anything is computed (a rejected call can be made again). */
 export interface BackwardOptions {
   /**
    * Check gradUStar for NaN/±Infinity first (one GPU pass and a 4-byte readback) and reject with
@@ -38,6 +44,45 @@ export interface BackwardOptions {
    * an adjoint solve that stops with `backwardStats.nonFinite` and a NonFiniteError.
    */
   checkFinite?: boolean;
+  /**
+   * IFT only (JFB and GDEQ solve no adjoint equation and ignore it): what to do when the adjoint
+   * solve ends unconverged (relative residual above `backwardEps` after `backwardMaxDepth`
+   * iterations, or diverged to NaN/Infinity from a finite gradUStar).
+   * - `'jfb'` (default): return the JFB gradient instead (the VJP of the last step with the
+   *   incoming gradient, as `jfb` computes it), and say so in `result.backwardInfo`
+   *   (`method: 'jfb'`, `fellBack: true`). The default because an adjoint that stops short gives
+   *   gradients that may point anywhere (training then wanders, and later overflows), while JFB
+   *   is a descent direction when f is contractive enough (Fung et al., "JFB: Jacobian-free
+   *   backpropagation for implicit networks", 2022): a training loop keeps making progress, and
+   *   nothing unconverged is returned unmarked.
+   * - `'throw'`: reject with ConvergenceError (`'backward'`); the result's `backward` stays
+   *   callable (e.g. again with `'jfb'`), and `backwardStats` holds the adjoint solve's statistics.
+   * - `'accept'`: return the gradients of the adjoint's best iterate whatever its residual
+   *   (`backwardInfo.converged` false). A diverged adjoint solve still rejects (ConvergenceError):
+   *   its best finite iterate is no gradient.
+   *
+   * A non-finite gradUStar always rejects with NonFiniteError (`'gradUStar'`).
+   */
+  onUnconverged?: OnUnconverged;
+}
+
+/** What the `backward` call of a result computed (`result.backwardInfo`, set once it resolved). */
+export interface BackwardInfo {
+  /** The gradient returned: the wrapper's own (`'jfb'`, `'gdeq'`, `'ift'`), or `'jfb'` when IFT fell back. */
+  method: 'jfb' | 'gdeq' | 'ift';
+  /**
+   * Whether the adjoint solve converged to `backwardEps`. Always true for JFB and GDEQ, which
+   * solve none; for IFT the same as `backwardStats.converged`.
+   */
+  converged: boolean;
+  /** Whether IFT's adjoint solve did not converge and JFB gradients were returned instead. */
+  fellBack: boolean;
+}
+
+/** @internal Backward options with their defaults. */
+export interface ResolvedBackwardOptions {
+  checkFinite: boolean;
+  onUnconverged: OnUnconverged;
 }
 
 /** Gradients by parameter name (for the tanh block `w` and `b`), plus `Qd`. */
@@ -51,13 +96,18 @@ export interface ImplicitResult {
   tnstep: number;
   stats: SolveStats;
   /**
-   * Gradients of a loss with ∂loss/∂uStar = gradUStar. Call once (a call rejected for its
-   * arguments does not count).
+   * Gradients of a loss with ∂loss/∂uStar = gradUStar. Call once: a call that succeeded uses
+   * the result up, a call that rejected (bad argument or option, non-finite gradUStar,
+   * ConvergenceError…) does not.
    * @throws ShapeError / DisposedError / EngineMismatchError (`'gradUStar'`), NonFiniteError
    * (`'gradUStar'`, see {@link BackwardOptions.checkFinite}), OptionError (`'backward'`: called
-   * again; `'options…'`), DisposedError (`'backward'`: after dispose()).
+   * again; `'options'`, `'options.<name>'`), DisposedError (`'backward'`: after dispose()),
+   * ConvergenceError (`'backward'`: IFT's adjoint solve did not converge, see
+   * {@link BackwardOptions.onUnconverged}).
    */
   backward(gradUStar: Tensor, options?: BackwardOptions): Promise<Gradients>;
+  /** What `backward` computed; undefined until a `backward` call resolved. */
+  backwardInfo?: BackwardInfo;
   /** Frees uStar, uPrev and the solver's factors. */
   dispose(): void;
 }
@@ -131,17 +181,19 @@ export function checkGradient(engine: Engine, grad: unknown, shape: readonly num
   return grad;
 }
 
-/** Checks `backward`'s options. */
-function checkBackwardOptions(options: unknown): BackwardOptions {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) throw new OptionError('options', 'must be an object');
-  const { checkFinite } = options as Record<string, unknown>;
-  if (checkFinite !== undefined && typeof checkFinite !== 'boolean') throw new OptionError('options.checkFinite', 'must be a boolean');
-  return { checkFinite };
+const BACKWARD_KEYS = ['checkFinite', 'onUnconverged'] as const;
+
+/** Checks `backward`'s options through the shared validator. */
+function checkBackwardOptions(options: unknown): ResolvedBackwardOptions {
+  const o = readOptions(options, 'options', BACKWARD_KEYS);
+  return {
+    checkFinite: readBoolean(o.checkFinite, 'options.checkFinite', false),
+    onUnconverged: readChoice<OnUnconverged>(o.onUnconverged, 'options.onUnconverged', 'jfb', ['throw', 'jfb', 'accept']),
+  };
 }
 
-/** Whether `t` holds a NaN or ±Infinity: one GPU pass and a 4-byte readback. */
-async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> {
+/** @internal Whether `t` holds a NaN or ±Infinity: one GPU pass and a 4-byte readback. */
+export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> {
   const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
   const flag = engine.allocate(4, 'gradUStar');
   const encoder = engine.device.createCommandEncoder({ label: 'anchorax checkFinite' });
@@ -179,11 +231,22 @@ export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, enco
   return { ...grads, Qd: gradQd };
 }
 
+/** @internal What a wrapper's backward function returns: the gradients and how they were computed. */
+export interface Backpropagated {
+  grads: Gradients;
+  info: BackwardInfo;
+}
+
 /**
  * Builds the result object around a solve and a backward function; guards against a second
- * backward call and use after dispose.
+ * backward call and use after dispose. Options are validated before the call is taken, and a
+ * call that rejects gives it back.
  */
-export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promise<Gradients>, factors?: BroydenFactors): ImplicitResult {
+export function implicitResult(
+  solved: Solved,
+  backward: (grad: Tensor, options: ResolvedBackwardOptions) => Promise<Backpropagated>,
+  factors?: BroydenFactors,
+): ImplicitResult {
   let used = false;
   let disposed = false;
   const { result, uStar } = solved;
@@ -197,26 +260,23 @@ export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promi
       if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
       const engine = solved.layer.engine;
       const grad = checkGradient(engine, gradUStar, uStar.shape, 'gradUStar');
-      const { checkFinite = false } = checkBackwardOptions(options);
+      const resolved = checkBackwardOptions(options);
+      // `used` is held while the call runs, so a concurrent call cannot slip in; a call that
+      // rejects gives it back (the result is untouched: it can be differentiated again).
       used = true;
-      if (checkFinite) {
-        // `used` is held while the flag is read, so a concurrent call cannot slip in; a
-        // rejected check gives the call back.
-        let bad: boolean;
-        try {
-          bad = await hasNonFinite(engine, grad);
-        } catch (err) {
-          used = false;
-          throw err;
+      try {
+        if (resolved.checkFinite) {
+          if (await hasNonFinite(engine, grad)) throw new NonFiniteError('gradUStar', 'holds NaN or Infinity (found by checkFinite; nothing was computed)');
+          if (disposed) throw new DisposedError('backward', 'the result was disposed');
+          grad.assertUsable(engine, 'gradUStar');
         }
-        if (bad) {
-          used = false;
-          throw new NonFiniteError('gradUStar', 'holds NaN or Infinity (found by checkFinite; nothing was computed)');
-        }
-        if (disposed) throw new DisposedError('backward', 'the result was disposed');
-        grad.assertUsable(engine, 'gradUStar');
+        const { grads, info } = await backward(grad, resolved);
+        out.backwardInfo = info;
+        return grads;
+      } catch (err) {
+        used = false;
+        throw err;
       }
-      return backward(grad);
     },
     dispose() {
       disposed = true;
@@ -229,4 +289,13 @@ export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promi
   // A scope that returns this result keeps what backward uses besides its properties.
   holdValues(out, () => [factors, solved.Qd, solved.layer]);
   return out;
+}
+
+/** @internal The JFB gradient of a solve: the VJP of the last step uStar = f(uPrev) with gradUStar, submitted. */
+export function jfbGradients(solved: Solved, gradUStar: Tensor, label: string): Gradients {
+  const engine = solved.layer.engine;
+  const encoder = engine.device.createCommandEncoder({ label });
+  const grads = vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer, encoder);
+  engine.device.queue.submit([encoder.finish()]);
+  return grads;
 }

@@ -4,15 +4,13 @@
  */
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
-import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type ImplicitResult } from './implicit';
+import { implicitResult, jfbGradients, solveAndRecompute, type ImplicitOptions, type ImplicitResult } from './implicit';
 
 /** Solves for the fixed point and returns it with a JFB `backward`. */
 export async function jfb(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptions): Promise<ImplicitResult> {
   const solved = await solveAndRecompute(f, Qd, options, false);
-  return implicitResult(solved, async (gradUStar) => {
-    const encoder = f.engine.device.createCommandEncoder({ label: 'anchorax jfb backward' });
-    const grads = vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer, encoder);
-    f.engine.device.queue.submit([encoder.finish()]);
-    return grads;
-  });
+  return implicitResult(solved, async (gradUStar) => ({
+    grads: jfbGradients(solved, gradUStar, 'anchorax jfb backward'),
+    info: { method: 'jfb', converged: true, fellBack: false },
+  }));
 }

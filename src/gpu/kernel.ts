@@ -18,7 +18,8 @@ export class ShaderCompileError extends AnchoraxError { override name = 'ShaderC
 
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
-function bufferId(buffer: GPUBuffer): number {
+/** @internal A number naming `buffer` for cache keys (never reused for another buffer). */
+export function bufferId(buffer: GPUBuffer): number {
   let id = bufferIds.get(buffer);
   if (id === undefined) {
     id = nextBufferId++;
@@ -78,7 +79,8 @@ interface BindingSlot {
   type: GPUBufferBindingType;
 }
 
-const MAX_CACHED_GROUPS = 512;
+/** Bind groups a kernel keeps cached (oldest dropped first). */
+export const MAX_CACHED_GROUPS = 512;
 
 /** Compiles `source`; WGSL that does not compile is a ShaderCompileError with the compiler's messages. */
 async function compileModule(
@@ -135,7 +137,8 @@ export class Kernel {
   private readonly pipeline: GPUComputePipeline;
   private readonly layout: GPUBindGroupLayout;
   private readonly slots: BindingSlot[];
-  private readonly groups = new Map<string, GPUBindGroup>();
+  /** Cached bind groups by buffer identity, with the ids of the buffers each one binds. */
+  private readonly groups = new Map<string, { group: GPUBindGroup; ids: number[] }>();
 
   private constructor(
     private readonly device: GPUDevice,
@@ -233,14 +236,17 @@ export class Kernel {
    */
   bind(resources: Record<string, BufferRegion>): GPUBindGroup {
     let key = '';
+    const ids: number[] = [];
     for (const slot of this.slots) {
       const region = resources[slot.name];
       if (!region) throw new OptionError(this.label, `binding "${slot.name}" was not given`);
       const b = isBuffer(region) ? { buffer: region, offset: 0, size: undefined } : region;
-      key += `${bufferId(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1};`;
+      const id = bufferId(b.buffer);
+      ids.push(id);
+      key += `${id}:${b.offset ?? 0}:${b.size ?? -1};`;
     }
     const cached = this.groups.get(key);
-    if (cached) return cached;
+    if (cached) return cached.group;
     const group = this.device.createBindGroup({
       label: this.label,
       layout: this.layout,
@@ -253,8 +259,20 @@ export class Kernel {
       const oldest = this.groups.keys().next().value;
       if (oldest !== undefined) this.groups.delete(oldest);
     }
-    this.groups.set(key, group);
+    this.groups.set(key, { group, ids });
     return group;
+  }
+
+  /** @internal Number of cached bind groups. */
+  get cachedGroups(): number {
+    return this.groups.size;
+  }
+
+  /** @internal Drops the cached bind groups that bind any buffer of `ids` (buffers being destroyed). */
+  forget(ids: ReadonlySet<number>): void {
+    for (const [key, entry] of this.groups) {
+      if (entry.ids.some((id) => ids.has(id))) this.groups.delete(key);
+    }
   }
 
   /** Encodes one dispatch into a pass the caller owns. */

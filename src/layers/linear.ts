@@ -8,7 +8,7 @@ import { LimitError, NonFiniteError, ShapeError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
-import { readParam } from './params';
+import { Lifetime, readParam, uploadAll } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
 import { describe, readBoolean, readEncoder, readEngine, readOptions, readRegion, readTensor } from '../validate';
 
@@ -68,12 +68,28 @@ export class Linear implements Stage {
   /** The trainable parameters: W [inFeatures, outFeatures] and b [outFeatures]. */
   readonly params: Readonly<{ W: Tensor; b: Tensor }>;
   private kernels?: { forward: Kernel; inputGrad: Kernel; weightGrad: Kernel; biasGrad: Kernel };
+  private readonly lifetime: Lifetime;
 
-  /** @internal Use {@link linear}. */
-  constructor(readonly engine: Engine, W: Tensor, b: Tensor) {
+  /** @internal Use {@link linear}. `owned`: the parameters it uploaded (freed by dispose). */
+  constructor(readonly engine: Engine, W: Tensor, b: Tensor, owned: Tensor[] = []) {
+    this.lifetime = new Lifetime(owned, 'linear layer');
     this.inFeatures = W.shape[0];
     this.outFeatures = W.shape[1];
     this.params = Object.freeze({ W, b });
+  }
+
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.lifetime.disposed;
+  }
+
+  /**
+   * Frees the parameters the stage uploaded from arrays (tensors passed in stay the caller's);
+   * using the stage afterwards throws DisposedError. `Sequential.dispose()` calls it. Safe to
+   * call twice.
+   */
+  dispose(): void {
+    this.lifetime.end();
   }
 
   /** As a stage: rows of inFeatures. */
@@ -82,8 +98,9 @@ export class Linear implements Stage {
   }
 
   /** @internal The stage view used by `sequential`. */
-  instantiate(engine: Engine): StageKernels {
+  instantiate(engine: Engine, _inputSize?: number, index = 0): StageKernels {
     if (engine !== this.engine) throw new Error('linear stage: engine mismatch (checked by sequential)');
+    this.lifetime.assertLive(`stages[${index}]`);
     return {
       outputSize: this.outFeatures,
       prepare: (batch: number) => {
@@ -98,6 +115,7 @@ export class Linear implements Stage {
 
   /** Compiles the kernels (once per engine); needed before `encodeForward`/`encodeBackward`. */
   async prepare(): Promise<void> {
+    this.lifetime.assertLive('linear');
     if (this.kernels) return;
     const { engine } = this;
     const [forward, inputGrad, weightGrad, biasGrad] = await Promise.all([
@@ -110,6 +128,7 @@ export class Linear implements Stage {
   }
 
   private prepared(): NonNullable<Linear['kernels']> {
+    this.lifetime.assertLive('linear');
     if (!this.kernels) throw new Error('Linear.prepare() must run before encoding');
     return this.kernels;
   }
@@ -274,7 +293,6 @@ export function linear(engine: Engine, params: LinearParams): Linear {
   // Checked before either upload, so a failure leaves nothing allocated.
   engine.assertFits(inFeatures * outFeatures * 4, 'W');
   engine.assertFits(outFeatures * 4, 'b');
-  const weight = W instanceof Tensor ? W : engine.tensor(W, [inFeatures, outFeatures]);
-  const bias = b instanceof Tensor ? b : engine.tensor(b, [outFeatures]);
-  return new Linear(engine, weight, bias);
+  const { tensors, owned } = uploadAll(engine, [[W, [inFeatures, outFeatures]], [b, [outFeatures]]]);
+  return new Linear(engine, tensors[0], tensors[1], owned);
 }

@@ -2,7 +2,7 @@
  * Layer parameters: validation of tensors or arrays given by the caller, and their upload.
  */
 import type { Engine } from '../engine';
-import { NonFiniteError, ShapeError } from '../errors';
+import { DisposedError, NonFiniteError, ShapeError } from '../errors';
 import { Tensor } from '../tensor';
 import { describe, readValues } from '../validate';
 
@@ -42,6 +42,56 @@ export function checkParam(engine: Engine, value: ParamValue, name: string, shap
 
 export function upload(engine: Engine, value: ParamValue, shape: number[]): Tensor {
   return value instanceof Tensor ? value : engine.tensor(value, shape);
+}
+
+/**
+ * Uploads (in order) each value that is not a tensor yet. When an upload throws, the tensors
+ * uploaded before it are freed first, so a factory that fails leaks nothing. Returns the tensors
+ * and those of them uploaded here (the layer's own, freed by its dispose()).
+ */
+export function uploadAll(engine: Engine, values: readonly (readonly [ParamValue, number[]])[]): { tensors: Tensor[]; owned: Tensor[] } {
+  const tensors: Tensor[] = [];
+  const owned: Tensor[] = [];
+  try {
+    for (const [value, shape] of values) {
+      const tensor = upload(engine, value, shape);
+      if (tensor !== value) owned.push(tensor);
+      tensors.push(tensor);
+    }
+  } catch (err) {
+    for (const tensor of owned) tensor.dispose();
+    throw err;
+  }
+  return { tensors, owned };
+}
+
+/**
+ * @internal The lifetime of a layer or stage: the parameters it uploaded from arrays (freed by
+ * its dispose(); tensors the caller passed stay the caller's), and DisposedError once disposed.
+ */
+export class Lifetime {
+  private isDisposed = false;
+  constructor(
+    private readonly owned: readonly Tensor[],
+    private readonly what: string,
+  ) {}
+
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /** Throws DisposedError (`argument`) once disposed. */
+  assertLive(argument: string): void {
+    if (this.isDisposed) throw new DisposedError(argument, `the ${this.what} was disposed`);
+  }
+
+  /** Frees the uploaded parameters; false when already disposed (nothing to do). */
+  end(): boolean {
+    if (this.isDisposed) return false;
+    this.isDisposed = true;
+    for (const tensor of this.owned) tensor.dispose();
+    return true;
+  }
 }
 
 

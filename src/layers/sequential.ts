@@ -9,7 +9,7 @@
  * passing ȳ between two scratch buffers; ∂Qd is summed over the stages that read Qd.
  */
 import type { Engine } from '../engine';
-import { EngineMismatchError, OptionError, ShapeError } from '../errors';
+import { DisposedError, EngineMismatchError, OptionError, ShapeError } from '../errors';
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
@@ -50,6 +50,7 @@ export class Sequential implements ImplicitLayer {
   private readonly bound: Bound[];
   private vector?: VectorOps;
   private readonly scratch = new Map<number, Scratch>();
+  private isDisposed = false;
 
   /** @internal Use {@link sequential}. */
   constructor(
@@ -82,9 +83,11 @@ export class Sequential implements ImplicitLayer {
   }
 
   async prepare(batch: number): Promise<void> {
+    this.assertLive();
     this.engine.assertAlive('sequential');
     this.vector ??= await VectorOps.create(this.engine);
     for (const { kernels } of this.bound) await kernels.prepare(batch);
+    this.assertLive();
     if (this.scratch.has(batch)) return;
     // The last stage writes the layer's output; only the others need a buffer of their own.
     const rowBytes = this.bound.slice(0, -1).map((b) => b.kernels.outputSize * batch * 4);
@@ -97,6 +100,7 @@ export class Sequential implements ImplicitLayer {
   }
 
   private prepared(batch: number): { scratch: Scratch; vector: VectorOps } {
+    this.assertLive();
     const scratch = this.scratch.get(batch);
     if (!scratch || !this.vector) throw new Error(`sequential: prepare(${batch}) must run before encoding`);
     return { scratch, vector: this.vector };
@@ -140,12 +144,32 @@ export class Sequential implements ImplicitLayer {
     if (io.gradInput && io.gradInputAdd) vector.copy(pass, io.gate, io.gradInputAdd, io.gradInput, n, true);
   }
 
-  /** Gives the layer's scratch buffers back to the engine (its parameters stay). */
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * Frees the layer's GPU memory: its scratch buffers and its stages' (each stage's `dispose`,
+   * which frees the parameters it uploaded from arrays; tensors passed in stay the caller's, and
+   * a stage shared with another layer is disposed too). Using the layer afterwards throws
+   * DisposedError (`'f'`). Safe to call twice.
+   */
   dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
     for (const { activations, gradients } of this.scratch.values()) {
       for (const buffer of [...activations, ...gradients]) this.engine.releaseBuffer(buffer);
     }
     this.scratch.clear();
+    for (const { stage, kernels } of this.bound) {
+      kernels.dispose?.();
+      stage.dispose?.();
+    }
+  }
+
+  private assertLive(): void {
+    if (this.isDisposed) throw new DisposedError('f', 'the sequential layer was disposed');
   }
 }
 

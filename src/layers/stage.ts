@@ -50,6 +50,8 @@ export interface StageKernels {
   prepare(batch: number): Promise<void>;
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void;
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void;
+  /** Gives back the scratch buffers `prepare` allocated (when it allocates any). */
+  dispose?(): void;
 }
 
 /**
@@ -73,4 +75,9 @@ export interface Stage {
    * take that size.
    */
   instantiate(engine: Engine, inputSize: number, index: number): StageKernels;
+  /**
+   * Frees what the stage owns on the GPU (the parameters it uploaded from arrays); stages that
+   * own nothing need none. Called by `Sequential.dispose()`.
+   */
+  dispose?(): void;
 }

@@ -9,7 +9,7 @@ import { SHADERS } from '../gpu/shaders';
 import { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, FusedPicardPath, ImplicitLayer } from './layer';
 import { checkDropout, dropoutParams, type DropoutOptions } from './dropout';
-import { checkParam, upload, type ParamValue } from './params';
+import { Lifetime, checkParam, uploadAll, type ParamValue } from './params';
 import { describe, readChoice, readOptions } from '../validate';
 import { checkBatch } from './stages/workgroups';
 
@@ -89,6 +89,7 @@ export class TanhBlock implements ImplicitLayer {
   private readonly partials = new Map<number, GPUBuffer>();
   /** δ = ḡ ⊙ (1 − y²) scratch per batch size, for adjoints that do not ask for ∂Qd. */
   private readonly deltas = new Map<number, GPUBuffer>();
+  private readonly lifetime: Lifetime;
 
   private constructor(
     readonly engine: Engine,
@@ -96,7 +97,9 @@ export class TanhBlock implements ImplicitLayer {
     b: Tensor,
     dropout: Readonly<Required<DropoutOptions>> | null,
     forwardKernel: ForwardKernelChoice,
+    owned: Tensor[],
   ) {
+    this.lifetime = new Lifetime(owned, 'tanh block');
     this.featureSize = b.size;
     this.forwardKernel = forwardKernel;
     this.params = Object.freeze({ w, b });
@@ -119,7 +122,25 @@ export class TanhBlock implements ImplicitLayer {
     const weight = checkParam(engine, w, 'w', [d, d]);
     const bias = checkParam(engine, b, 'b', [d]);
     const forwardKernel = readChoice<ForwardKernelChoice>(p.forwardKernel, 'forwardKernel', 'auto', ['auto', 'tiled', 'split-k', 'matmul']);
-    return new TanhBlock(engine, upload(engine, weight, [d, d]), upload(engine, bias, [d]), dropout, forwardKernel);
+    const { tensors, owned } = uploadAll(engine, [[weight, [d, d]], [bias, [d]]]);
+    return new TanhBlock(engine, tensors[0], tensors[1], dropout, forwardKernel, owned);
+  }
+
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.lifetime.disposed;
+  }
+
+  /**
+   * Frees the block's GPU memory: its scratch buffers, and `w` and `b` when the block uploaded
+   * them from arrays (tensors passed in stay the caller's). Using the block afterwards throws
+   * DisposedError (`'f'`). Safe to call twice.
+   */
+  dispose(): void {
+    if (!this.lifetime.end()) return;
+    for (const buffer of [...this.partials.values(), ...this.deltas.values()]) this.engine.releaseBuffer(buffer);
+    this.partials.clear();
+    this.deltas.clear();
   }
 
   /**
@@ -128,6 +149,7 @@ export class TanhBlock implements ImplicitLayer {
    * allows.
    */
   async prepare(batch: number): Promise<void> {
+    this.lifetime.assertLive('f');
     checkBatch(batch);
     const groups = Math.ceil(batch / ROWS_PER_GROUP);
     const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
@@ -145,6 +167,8 @@ export class TanhBlock implements ImplicitLayer {
       paramGrads: await engine.kernel('blockParamGrads', SHADERS.blockParamGrads),
       inputGrad: await engine.kernel('blockInputGrad', SHADERS.blockInputGrad),
     };
+    // Disposed while the kernels compiled: allocate nothing.
+    this.lifetime.assertLive('f');
     if (!this.deltas.has(batch)) this.deltas.set(batch, engine.allocate(batch * this.featureSize * 4, 'Qd'));
     const splits = this.splits(batch);
     if (splits > 1 && !this.partials.has(batch)) {
@@ -160,6 +184,7 @@ export class TanhBlock implements ImplicitLayer {
    * d = 1024 15× slower (one workgroup walking w serially is latency-bound).
    */
   fusedPicard(batch: number): FusedPicardPath | null {
+    this.lifetime.assertLive('f');
     const n = batch * this.featureSize;
     if (this.dropout !== null || n > FUSED_MAX_STATE) return null;
     if (Math.ceil(n / 256) * this.featureSize > FUSED_MAX_THREAD_WORK) return null;
@@ -190,6 +215,7 @@ export class TanhBlock implements ImplicitLayer {
   }
 
   private prepared(batch: number): { kernels: NonNullable<TanhBlock['kernels']>; delta: GPUBuffer } {
+    this.lifetime.assertLive('f');
     const delta = this.deltas.get(batch);
     if (!this.kernels || !delta) throw new Error(`TanhBlock.prepare(${batch}) must run before encoding`);
     return { kernels: this.kernels, delta };

@@ -121,6 +121,8 @@ export class SolveRun {
   readonly bestU: GPUBuffer;
   readonly bestPrev: GPUBuffer;
   private readonly scratch: GPUBuffer[] = [];
+  /** Uniform buffers of this solve's bind groups, pinned until the chunks are done (see params). */
+  private readonly pinned = new Set<GPUBuffer>();
   private readonly kernels: Map<ShaderName, Kernel>;
 
   private constructor(
@@ -206,9 +208,24 @@ export class SolveRun {
     return buffer;
   }
 
-  /** Uniform buffer of `name`'s params struct. */
+  /**
+   * Uniform buffer of `name`'s params struct. Solvers make some bind groups once and use them in
+   * every chunk, so the buffer is pinned (kept alive if the engine's cache drops it) until the
+   * solve's chunks are done.
+   */
   params(name: ShaderName, values: Record<string, number>): GPUBuffer {
-    return this.engine.params(this.kernel(name), values);
+    const buffer = this.engine.params(this.kernel(name), values);
+    if (!this.pinned.has(buffer)) {
+      this.pinned.add(buffer);
+      this.engine.pin(buffer);
+    }
+    return buffer;
+  }
+
+  /** Ends the pins of `params` (after the last chunk: submitted work may still use the buffers). */
+  private unpinAll(): void {
+    for (const buffer of this.pinned) this.engine.unpin(buffer);
+    this.pinned.clear();
   }
 
   /** Slot `index` of a ring buffer laid out with `stride`. */
@@ -340,6 +357,7 @@ export class SolveRun {
       // is gone), and its readback returns its staging buffer to the pool by itself. Its failure,
       // if any, is already reported by the one awaited above.
       for (const pending of inFlight) pending.catch(() => undefined);
+      this.unpinAll();
     }
     engine.assertAlive(this.solver);
     return snapshot as ControlSnapshot;
@@ -369,6 +387,7 @@ export class SolveRun {
     const uPrev = new Tensor(this.engine, this.bestPrev, shape, true);
     for (const buffer of this.scratch) this.engine.releaseBuffer(buffer);
     this.scratch.length = 0;
+    this.unpinAll();
     const stats: SolveStats = {
       nstep: snapshot.nstep,
       absResidual: snapshot.bestAbs,

@@ -7,7 +7,7 @@ import { ShapeError } from '../../errors';
 import type { Kernel } from '../../gpu/kernel';
 import { SHADERS } from '../../gpu/shaders';
 import { Tensor } from '../../tensor';
-import { checkParam, readParam, upload, type ParamValue } from '../params';
+import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { readEngine, readOptions } from '../../validate';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { gridGroups } from './common';
@@ -47,6 +47,8 @@ export class Conv2d implements Stage {
   readonly inputSize: number;
   /** height · width · outChannels. */
   readonly outputSize: number;
+  /** @internal */
+  readonly lifetime: Lifetime;
 
   /** @internal Use {@link conv2d}. */
   constructor(
@@ -57,15 +59,32 @@ export class Conv2d implements Stage {
     readonly outChannels: number,
     weight: Tensor,
     bias: Tensor,
+    owned: Tensor[] = [],
   ) {
+    this.lifetime = new Lifetime(owned, 'conv2d stage');
     this.params = Object.freeze({ weight, bias });
     this.inputSize = height * width * inChannels;
     this.outputSize = height * width * outChannels;
   }
 
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.lifetime.disposed;
+  }
+
+  /**
+   * Frees the parameters the stage uploaded from arrays (tensors passed in stay the caller's);
+   * using the stage afterwards throws DisposedError. `Sequential.dispose()` calls it. Safe to
+   * call twice.
+   */
+  dispose(): void {
+    this.lifetime.end();
+  }
+
   /** @internal Binds the stage for rows of `inputSize` (which must be height·width·inChannels). */
   instantiate(engine: Engine, inputSize: number, index: number): StageKernels {
     if (engine !== this.engine) throw new Error('conv2d stage: engine mismatch (checked by sequential)');
+    this.lifetime.assertLive(`stages[${index}]`);
     if (inputSize !== this.inputSize) {
       throw new ShapeError(
         `stages[${index}]`,
@@ -85,6 +104,7 @@ class Conv2dKernels implements StageKernels {
   }
 
   async prepare(batch: number): Promise<void> {
+    this.conv.lifetime.assertLive('f');
     checkBatch(batch);
     const { engine, inChannels, outChannels } = this.conv;
     // Fails early (LimitError) rather than at encode time.
@@ -100,6 +120,7 @@ class Conv2dKernels implements StageKernels {
   }
 
   private prepared(): Conv2dKernelSet {
+    this.conv.lifetime.assertLive('f');
     if (!this.kernels) throw new Error('conv2d stage: prepare() must run before encoding');
     return this.kernels;
   }
@@ -216,5 +237,6 @@ export function conv2d(engine: Engine, options: Conv2dOptions): Conv2d {
   // Both checked before either upload, so a failure leaves nothing allocated.
   const w = checkParam(engine, weight, 'weight', weightShape);
   const b = checkParam(engine, bias, 'bias', [outChannels]);
-  return new Conv2d(engine, height, width, inChannels, outChannels, upload(engine, w, weightShape), upload(engine, b, [outChannels]));
+  const { tensors, owned } = uploadAll(engine, [[w, weightShape], [b, [outChannels]]]);
+  return new Conv2d(engine, height, width, inChannels, outChannels, tensors[0], tensors[1], owned);
 }

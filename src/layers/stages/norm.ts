@@ -9,7 +9,7 @@ import { ShapeError } from '../../errors';
 import type { Kernel } from '../../gpu/kernel';
 import { SHADERS } from '../../gpu/shaders';
 import { Tensor } from '../../tensor';
-import { checkParam, readParam, upload, type ParamValue } from '../params';
+import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { F32_MAX, readEngine, readNumber, readOptions } from '../../validate';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { checkBatch, workgroupGrid } from './workgroups';
@@ -49,6 +49,8 @@ export class Norm implements Stage {
   readonly channels: number;
   /** layerNorm fixes the row size to its feature count; groupNorm takes any multiple of channels. */
   readonly inputSize?: number;
+  /** @internal */
+  readonly lifetime: Lifetime;
 
   /** @internal Use {@link groupNorm} or {@link layerNorm}. */
   constructor(
@@ -58,15 +60,32 @@ export class Norm implements Stage {
     readonly eps: number,
     gamma: Tensor,
     beta: Tensor,
+    owned: Tensor[] = [],
   ) {
+    this.lifetime = new Lifetime(owned, `${kind} stage`);
     this.params = Object.freeze({ gamma, beta });
     this.channels = gamma.size;
     if (kind === 'layerNorm') this.inputSize = this.channels;
   }
 
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.lifetime.disposed;
+  }
+
+  /**
+   * Frees the parameters the stage uploaded from arrays (tensors passed in stay the caller's);
+   * using the stage afterwards throws DisposedError. `Sequential.dispose()` calls it. Safe to
+   * call twice.
+   */
+  dispose(): void {
+    this.lifetime.end();
+  }
+
   /** @internal Binds the stage for rows of `inputSize` floats, [spatial, channels] each. */
   instantiate(engine: Engine, inputSize: number, index: number): StageKernels {
     if (engine !== this.engine) throw new Error(`${this.kind} stage: engine mismatch (checked by sequential)`);
+    this.lifetime.assertLive(`stages[${index}]`);
     const { channels } = this;
     if (this.kind === 'layerNorm' && inputSize !== channels) {
       throw new ShapeError(`stages[${index}]`, `layerNorm with ${channels} features (gamma's length) cannot take rows of ${inputSize}`);
@@ -93,6 +112,7 @@ class NormKernels implements StageKernels {
   }
 
   async prepare(batch: number): Promise<void> {
+    this.norm.lifetime.assertLive('f');
     checkBatch(batch);
     const { engine, groups } = this.norm;
     workgroupGrid(engine, batch * groups, 'Qd');
@@ -113,7 +133,15 @@ class NormKernels implements StageKernels {
     this.kernels = { forward, stats, inputGrad, gammaGrad, betaGrad };
   }
 
+  /** Gives the statistics buffer back to the engine (Sequential.dispose). */
+  dispose(): void {
+    if (this.stats) this.norm.engine.releaseBuffer(this.stats);
+    this.stats = undefined;
+    this.capacity = 0;
+  }
+
   private prepared(batch: number): { kernels: NormKernelSet; stats: GPUBuffer } {
+    this.norm.lifetime.assertLive('f');
     if (!this.kernels || !this.stats) throw new Error(`${this.norm.kind} stage: prepare() must run before encoding`);
     if (batch > this.capacity) throw new Error(`${this.norm.kind} stage: prepared for ${this.capacity} rows, asked for ${batch}`);
     return { kernels: this.kernels, stats: this.stats };
@@ -186,12 +214,12 @@ function channelsOf(given: ParamValue | undefined): number {
 }
 
 /** Validates gamma and beta ([channels] each), then uploads them. */
-function normParams(engine: Engine, gamma: ParamValue, beta: ParamValue | undefined, channels: number): [Tensor, Tensor] {
+function normParams(engine: Engine, gamma: ParamValue, beta: ParamValue | undefined, channels: number): { tensors: Tensor[]; owned: Tensor[] } {
   if (beta === undefined) throw new ShapeError('beta', 'is required');
   // Both checked before either upload, so a failure leaves nothing allocated.
   const g = checkParam(engine, gamma, 'gamma', [channels]);
   const b = checkParam(engine, beta, 'beta', [channels]);
-  return [upload(engine, g, [channels]), upload(engine, b, [channels])];
+  return uploadAll(engine, [[g, [channels]], [b, [channels]]]);
 }
 
 /**
@@ -218,8 +246,8 @@ export function groupNorm(engine: Engine, options: GroupNormOptions): Norm {
   const eps = checkEps(options.eps);
   const channels = channelsOf(options.gamma);
   if (channels % groups !== 0) throw new ShapeError('groups', `${groups} groups do not divide ${channels} channels (gamma's length)`);
-  const [gamma, beta] = normParams(engine, options.gamma, options.beta, channels);
-  return new Norm('groupNorm', engine, groups, eps, gamma, beta);
+  const { tensors, owned } = normParams(engine, options.gamma, options.beta, channels);
+  return new Norm('groupNorm', engine, groups, eps, tensors[0], tensors[1], owned);
 }
 
 /**
@@ -236,6 +264,6 @@ export function layerNorm(engine: Engine, options: LayerNormOptions): Norm {
   readOptions(options ?? null, 'options', ['gamma', 'beta', 'eps']);
   const eps = checkEps(options.eps);
   const channels = channelsOf(options.gamma);
-  const [gamma, beta] = normParams(engine, options.gamma, options.beta, channels);
-  return new Norm('layerNorm', engine, 1, eps, gamma, beta);
+  const { tensors, owned } = normParams(engine, options.gamma, options.beta, channels);
+  return new Norm('layerNorm', engine, 1, eps, tensors[0], tensors[1], owned);
 }
