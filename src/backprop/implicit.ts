@@ -112,7 +112,7 @@ export interface ImplicitResult {
   dispose(): void;
 }
 
-/** A solve whose uStar has been recomputed as f(uPrev). */
+/** @internal A solve whose uStar has been recomputed as f(uPrev). */
 export interface Solved {
   layer: ImplicitLayer;
   Qd: Tensor;
@@ -121,10 +121,11 @@ export interface Solved {
   uStar: Tensor;
 }
 
-/** The option names of `jfb` and `gdeq`: the solver options and `solver`. */
+/** @internal The option names of `jfb` and `gdeq`: the solver options and `solver`. */
 export const IMPLICIT_OPTION_KEYS: readonly string[] = [...SOLVER_OPTION_KEYS, 'solver'];
 
 /**
+ * @internal
  * Runs `solver` (given as `argument`) and checks what it returns. A TypeError it throws (a
  * function that is not a solver, called with a layer) becomes an OptionError naming `argument`.
  * @throws OptionError (`argument`), or what the solver throws.
@@ -141,6 +142,7 @@ export async function callSolver(solver: Solver, argument: string, f: ImplicitLa
 }
 
 /**
+ * @internal
  * Checks the arguments shared by jfb, gdeq and ift (the layer, Qd, the option names in `known`
  * and `options.solver`), before anything runs.
  * @throws OptionError (`'f'`, `'options'`, `'options.<name>'`), ShapeError / DisposedError /
@@ -153,7 +155,7 @@ export function readImplicitOptions(f: unknown, Qd: unknown, options: unknown, k
   return { solver: readSolver<Solver>(solver, 'options.solver', broyden), rest };
 }
 
-/** Runs the solver and recomputes uStar = f(uPrev). */
+/** @internal Runs the solver and recomputes uStar = f(uPrev). */
 export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: ImplicitOptions | undefined, wantFactors: boolean): Promise<Solved> {
   const { solver, rest: solverOptions } = readImplicitOptions(f, Qd, options, IMPLICIT_OPTION_KEYS);
   // returnB is the wrapper's to decide: factors it did not ask for would never be freed.
@@ -171,7 +173,7 @@ export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: I
   return { layer: f, Qd, batch, result, uStar };
 }
 
-/** Checks a gradient argument: a live tensor of uStar's shape on the right engine. */
+/** @internal Checks a gradient argument: a live tensor of uStar's shape on the right engine. */
 export function checkGradient(engine: Engine, grad: unknown, shape: readonly number[], name: string): Tensor {
   if (!(grad instanceof Tensor)) throw new ShapeError(name, 'must be a Tensor');
   grad.assertUsable(engine, name);
@@ -210,6 +212,7 @@ export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> 
 }
 
 /**
+ * @internal
  * Encodes the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors. It
  * differentiates the inference-mode step (open gate), the one that recomputed uStar: a stochastic
  * layer applies no noise (no dropout mask) in this adjoint either.
@@ -238,6 +241,7 @@ export interface Backpropagated {
 }
 
 /**
+ * @internal
  * Builds the result object around a solve and a backward function; guards against a second
  * backward call and use after dispose. Options are validated before the call is taken, and a
  * call that rejects gives it back.
