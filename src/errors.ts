@@ -35,5 +35,13 @@ export class LimitError extends AnchoraxError {}
 /** The GPU device was lost (driver reset, `destroy()`, tab backgrounded too long...). */
 export class DeviceLostError extends AnchoraxError {}
 
+/**
+ * The GPU rejected work a call submitted (a WebGPU validation error): typically a wrapped buffer
+ * that was destroyed, belongs to another GPUDevice, or lacks a usage the call needs. `argument`
+ * names the call (`'broyden'`, `'backward'`, `'mse'`…); the message carries the device's own text.
+ * Nothing the call computed is returned.
+ */
+export class GpuValidationError extends AnchoraxError {}
+
 /** No WebGPU adapter could be found; the message says what to install. */
 export class NoAdapterError extends AnchoraxError {}

@@ -2,42 +2,19 @@
 // `anchorax` by name (self-reference through package.json "exports") and solves a problem whose
 // fixed point is checked here on the CPU; a TypeScript consumer type-checks against
 // dist/types; the bundle carries wgsl_reflect inside and leaves `webgpu` to the user.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIST_DTS, DIST_JS, ROOT, ensureBuilt, runNode, type ChildOutcome } from './helpers/child';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const DIST_JS = join(ROOT, 'dist', 'anchorax.js');
-const DIST_DTS = join(ROOT, 'dist', 'types', 'index.d.ts');
 const SMOKE = join(ROOT, 'test', 'dist', 'smoke.mjs');
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
-/** Inputs of the build: dist/ older than any of them is rebuilt. */
-const BUILD_INPUTS = ['src', 'shaders', 'vite.config.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/fix-dts-imports.mjs'];
 const SMOKE_TIMEOUT_MS = 60_000;
 
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  return readdirSync(path).reduce((m, name) => Math.max(m, newestMtime(join(path, name))), st.mtimeMs);
-}
-
-function distIsCurrent(): boolean {
-  if (!existsSync(DIST_JS) || !existsSync(DIST_DTS)) return false;
-  const built = Math.min(statSync(DIST_JS).mtimeMs, statSync(DIST_DTS).mtimeMs);
-  const inputs = BUILD_INPUTS.map((p) => join(ROOT, p)).filter((p) => existsSync(p));
-  return inputs.every((p) => newestMtime(p) <= built);
-}
-
-beforeAll(() => {
-  if (distIsCurrent()) return;
-  const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000, killSignal: 'SIGKILL' });
-  if (r.status !== 0) {
-    throw new Error(`npm run build failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}):\n${r.stdout}\n${r.stderr}`);
-  }
-}, 300_000);
+beforeAll(ensureBuilt, 300_000);
 
 interface SmokeRun {
   tnstep: number;
@@ -57,40 +34,6 @@ interface SmokeOutput {
   qd: number[];
   runs: Record<string, SmokeRun>;
   readbackCount: number;
-}
-
-interface ChildOutcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  ms: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runNode(args: string[], timeoutMs: number): Promise<ChildOutcome> {
-  return new Promise((res, rej) => {
-    const start = Date.now();
-    // cwd outside the repo: resolution of `anchorax` must come from the script's location.
-    const child = spawn(process.execPath, args, { cwd: resolve(ROOT, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      rej(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      res({ code, signal, timedOut, ms: Date.now() - start, stdout, stderr });
-    });
-  });
 }
 
 /** f(u) = tanh(u @ w + qd + b) for [batch, d] row-major states, in float64. */

@@ -69,7 +69,7 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
   if (typeof backwardSolver !== 'function') throw new OptionError('options.backwardSolver', 'must be picard, anderson or broyden');
   const backwardEps = options?.backwardEps ?? 1e-6;
   const backwardMaxDepth = options?.backwardMaxDepth ?? 100;
-  const solved = await solveAndRecompute(f, Qd, forwardOptions, false);
+  const solved = await solveAndRecompute(f, Qd, forwardOptions, false, 'ift');
   const out: IftResult = implicitResult(solved, async (gradUStar) => {
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
     // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not
@@ -81,11 +81,11 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
       adjoint.dispose();
       throw new NonFiniteError('gradUStar', 'the adjoint solve λ = J_fᵀλ + gradUStar met NaN or Infinity (a non-finite gradUStar, or an adjoint iteration that overflowed); see backwardStats');
     }
-    const encoder = f.engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
-    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
-    f.engine.device.queue.submit([encoder.finish()]);
-    adjoint.dispose();
-    return grads;
+    try {
+      return await vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer);
+    } finally {
+      adjoint.dispose();
+    }
   });
   return out;
 }

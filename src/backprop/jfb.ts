@@ -8,11 +8,6 @@ import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type Impl
 
 /** Solves for the fixed point and returns it with a JFB `backward`. */
 export async function jfb(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptions): Promise<ImplicitResult> {
-  const solved = await solveAndRecompute(f, Qd, options, false);
-  return implicitResult(solved, async (gradUStar) => {
-    const encoder = f.engine.device.createCommandEncoder({ label: 'anchorax jfb backward' });
-    const grads = vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer, encoder);
-    f.engine.device.queue.submit([encoder.finish()]);
-    return grads;
-  });
+  const solved = await solveAndRecompute(f, Qd, options, false, 'jfb');
+  return implicitResult(solved, (gradUStar) => vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer));
 }

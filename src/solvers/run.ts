@@ -205,8 +205,10 @@ export class SolveRun {
     const needed: ShaderName[] = ['residual', 'finish', 'commit', ...kernels];
     for (const name of needed) compiled.set(name, await engine.kernel(name, SHADERS[name]));
     await layer.prepare(Qd.shape.length === 2 ? Qd.shape[0] : 1);
+    await engine.settleWraps();
     engine.assertAlive(solver);
-    // Checked again: Qd, u0 or a parameter may have been disposed while the kernels compiled.
+    // Checked again: Qd, u0 or a parameter may have been disposed while the kernels compiled (or
+    // the device may have rejected a wrapped buffer).
     Qd.assertUsable(engine, 'Qd');
     opts.u0?.assertUsable(engine, 'options.u0');
     for (const [name, param] of Object.entries(layer.params)) param.assertUsable(engine, `f.params.${name}`);
@@ -322,15 +324,17 @@ export class SolveRun {
     engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
     const copyBytes = this.opts.trace ? this.ctrl.size : CONTROL_HEADER_BYTES;
     let t = first;
-    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> => {
-      const encoder = engine.device.createCommandEncoder({ label: 'anchorax solve' });
+    // Each chunk and its readback are one checked submit (engine.readBytes): a chunk the device
+    // rejects (e.g. a wrapped buffer destroyed meanwhile) fails the solve with GpuValidationError.
+    const encodeChunk = (withInit: boolean) => (encoder: GPUCommandEncoder): void => {
       if (withInit) init(encoder);
       const pass = encoder.beginComputePass();
       const stop = Math.min(end, t + perSubmit);
       for (; t < stop; t++) iterate(pass, t);
       pass.end();
-      return engine.readBytes(this.ctrl, copyBytes, 0, encoder).then(decodeControl);
     };
+    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
+      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver).then(decodeControl);
     const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
     try {
@@ -348,10 +352,10 @@ export class SolveRun {
       await engine.assertAliveAfterFailure(this.solver);
       throw err;
     } finally {
-      // A chunk submitted ahead may still be in flight: its kernels are no-ops now (or the device
-      // is gone), and its readback returns its staging buffer to the pool by itself. Its failure,
-      // if any, is already reported by the one awaited above.
-      for (const pending of inFlight) pending.catch(() => undefined);
+      // A chunk submitted ahead may still be in flight (its kernels are no-ops now, or the device
+      // is gone). It is waited for, so that a resolved solve leaves no readback of its own behind;
+      // its failure, if any, is already reported by the one awaited above.
+      if (inFlight.length > 0) await Promise.allSettled(inFlight);
     }
     engine.assertAlive(this.solver);
     return snapshot as ControlSnapshot;
