@@ -48,5 +48,6 @@ export {
   EngineMismatchError,
   LimitError,
   DeviceLostError,
+  GpuValidationError,
   NoAdapterError,
 } from './errors';

@@ -4,7 +4,6 @@
 // of another engine, lost devices, and things that are not layers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AnchoraxError,
   DeviceLostError,
   DisposedError,
   Engine,
@@ -18,22 +17,13 @@ import {
   picard,
   type ForwardIO,
   type ImplicitLayer,
-  type SolveResult,
   type SolverOptions,
   type TanhBlock,
   type Tensor,
 } from '../src';
 import type { Kernel } from '../src/gpu/kernel';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-
-type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
-type ErrorClass = new (argument: string, message: string) => AnchoraxError;
-
-const SOLVERS: [string, Solver][] = [
-  ['picard', picard],
-  ['anderson', anderson],
-  ['broyden', broyden],
-];
+import { SOLVERS, expectTyped, rejection, sleep, thrown, withinTime, type Solver } from './helpers/errors';
 
 /** GPUBufferUsage values (Dawn for Node defines no globals). */
 const STORAGE = 0x80;
@@ -42,8 +32,6 @@ const COPY_DST = 0x8;
 
 const D = 4;
 const BATCH = 3;
-/** A solve that takes longer than this is taken for a hang. */
-const HANG_MS = 20_000;
 
 let engine: Engine;
 let f: TanhBlock;
@@ -65,45 +53,6 @@ afterAll(() => {
   for (const buffer of buffers) buffer.destroy();
   engine?.destroy();
 });
-
-/** The error `fn` throws (fails the test when it throws nothing). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected an error, but none was thrown');
-}
-
-/** Rejects after `ms`: a hang becomes a failure with a message instead of a test timeout. */
-function withinTime<T>(promise: Promise<T>, ms = HANG_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer after ${ms} ms (hang)`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The reason `promise` rejects with (fails the test when it resolves, or hangs). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await withinTime(promise);
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
-
-function expectTyped(err: unknown, type: ErrorClass, argument: string): void {
-  expect(err).toBeInstanceOf(type);
-  expect((err as AnchoraxError).argument).toBe(argument);
-  expect((err as AnchoraxError).message.startsWith(`${argument}: `)).toBe(true);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** A storage buffer of `values` that the test owns (for engine.wrap). */
 function ownBuffer(device: GPUDevice, values: Float32Array, usage = STORAGE | COPY_SRC | COPY_DST): GPUBuffer {

@@ -189,6 +189,7 @@ export class Linear implements Stage {
 
   /** `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback). */
   async forward(x: Tensor): Promise<Tensor> {
+    this.engine.assertAlive('linear.forward');
     await this.engine.settleWraps();
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     await this.prepare();
@@ -203,6 +204,7 @@ export class Linear implements Stage {
    * with `{ inputGrad: true }`.
    */
   async backward(x: Tensor, dy: Tensor, options: { inputGrad?: boolean } = {}): Promise<LinearGrads> {
+    this.engine.assertAlive('linear.backward');
     await this.engine.settleWraps();
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     if (this.rowsOf(dy, this.outFeatures, 'dy') !== rows) throw new ShapeError('dy', `must have ${rows} rows like x, got shape [${dy.shape.join(', ')}]`);
