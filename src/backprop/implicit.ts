@@ -158,13 +158,16 @@ export function implicitResult(solved: Solved, backward: (grad: Tensor) => Promi
     tnstep: result.tnstep,
     stats: result.stats,
     async backward(gradUStar: Tensor, options?: BackwardOptions): Promise<Gradients> {
-      if (disposed) throw new DisposedError('backward', 'the result was disposed');
-      if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
+      const assertCallable = (): void => {
+        if (disposed) throw new DisposedError('backward', 'the result was disposed');
+        if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
+      };
+      assertCallable();
       const engine = solved.layer.engine;
       engine.assertAlive('backward');
+      // Checked again after the wait: the result may have been disposed or used meanwhile.
       await engine.settleWraps();
-      if (disposed) throw new DisposedError('backward', 'the result was disposed');
-      if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
+      assertCallable();
       const grad = checkGradient(engine, gradUStar, uStar.shape, 'gradUStar');
       const { checkFinite = false } = checkBackwardOptions(options);
       used = true;
