@@ -9,6 +9,7 @@ import {
   Engine,
   EngineMismatchError,
   GpuValidationError,
+  GradientAccumulator,
   ShapeError,
   gdeq,
   gradcheck,
@@ -174,7 +175,7 @@ describe('a wrapped buffer destroyed after engine.wrap: the device rejects the w
     good.dispose();
   });
 
-  it('jfb, ift, backward, mse, softmaxCrossEntropy, an optimizer step and read reject with GpuValidationError', async () => {
+  it('jfb, ift, backward, losses, an optimizer step, read, linear, an accumulator and gradcheck reject with GpuValidationError', async () => {
     expectTyped(await rejection(jfb(f, await destroyedAfter(qdData, [BATCH, D]), { solver: picard })), GpuValidationError, 'picard');
     const Qd = engine.tensor(qdData, [BATCH, D]);
     const result = await withinTime(ift(f, Qd, { solver: picard, backwardSolver: picard }));
@@ -191,6 +192,14 @@ describe('a wrapped buffer destroyed after engine.wrap: the device rejects the w
     expectTyped(await rejection(param.read()), GpuValidationError, 'read');
     const dense = linear(engine, { W: wData, b: bData });
     expectTyped(await rejection(dense.forward(await destroyedAfter(qdData, [BATCH, D]))), GpuValidationError, 'linear.forward');
+    const x = engine.tensor(qdData, [BATCH, D]);
+    expectTyped(await rejection(dense.backward(x, await destroyedAfter(qdData, [BATCH, D]))), GpuValidationError, 'linear.backward');
+    const accumulator = new GradientAccumulator([x]);
+    expectTyped(await rejection(accumulator.add([await destroyedAfter(qdData, [BATCH, D])])), GpuValidationError, 'accumulator.add');
+    const block = engine.implicitBlock({ w: await destroyedAfter(wData, [D, D]), b: bData });
+    expectTyped(await rejection(gradcheck(block)), GpuValidationError, 'gradcheck');
+    accumulator.dispose();
+    x.dispose();
     Qd.dispose();
   });
 
@@ -211,12 +220,13 @@ describe('a lost device in every path', () => {
     return { doomed, block, Qd, pending };
   }
 
-  it('after device.destroy(): backward, losses, optimizer steps, gradcheck, reads and factories report DeviceLostError', async () => {
+  it('after device.destroy(): backward, losses, optimizer steps, accumulators, gradcheck, reads and factories report DeviceLostError', async () => {
     const { doomed, block, Qd, pending } = await lostEngine();
     const grad = doomed.tensor(new Float32Array(BATCH * D).fill(0.1), [BATCH, D]);
     const adam = doomed.adam([block.params.w]);
     const wGrad = doomed.zeros([D, D]);
     const dense = linear(doomed, { W: wData, b: bData });
+    const accumulator = new GradientAccumulator([Qd]);
     const buffer = doomed.device.createBuffer({ size: 64, usage: ALL });
     doomed.device.destroy();
     await withinTime(doomed.device.lost);
@@ -226,6 +236,7 @@ describe('a lost device in every path', () => {
     expectTyped(await rejection(adam.step([wGrad])), DeviceLostError, 'adam.step');
     expectTyped(await rejection(gradcheck(block)), DeviceLostError, 'gradcheck');
     expectTyped(await rejection(dense.forward(Qd)), DeviceLostError, 'linear.forward');
+    expectTyped(await rejection(accumulator.add([Qd])), DeviceLostError, 'accumulator.add');
     expectTyped(await rejection(Qd.read()), DeviceLostError, 'read');
     expectTyped(await rejection(jfb(block, Qd)), DeviceLostError, 'broyden');
     expectTyped(thrown(() => doomed.wrap(buffer, [D])), DeviceLostError, 'engine.wrap');
