@@ -2,12 +2,12 @@
  * The engine: one GPUDevice, its compiled kernels, a buffer pool, and the tensor factory.
  * `Engine.create()` finds a device (browser or Node); `Engine.fromDevice()` joins an app's own.
  */
-import { BufferUsage, MapMode } from './gpu/flags';
+import { BufferUsage, MapMode, ShaderStage } from './gpu/flags';
 import { acquireDevice, type PowerPreference } from './gpu/device';
 import { Kernel, bufferId } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
-import { DeviceLostError, LimitError, NonFiniteError, ShapeError } from './errors';
+import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, ShapeError } from './errors';
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 import { Adam, type AdamOptions } from './optim/adam';
 import { SGD, type SgdOptions } from './optim/sgd';
@@ -57,6 +57,48 @@ export interface EngineMemory {
   bindGroups: number;
 }
 
+/** What `process` offers that the exit hook uses (Node; absent in browsers). */
+interface ExitHost {
+  versions?: { node?: string };
+  on?: (event: 'exit', listener: () => void) => unknown;
+}
+
+/** Devices of live engines, destroyed when the Node process exits (see {@link destroyAtExit}). */
+const liveDevices = new Set<WeakRef<GPUDevice>>();
+let exitHookInstalled = false;
+
+/**
+ * Registers `device` to be destroyed when the Node process exits. `process.exit()` while work is
+ * still queued on a device (a submit nothing awaited: a solver's look-ahead chunk, a backward,
+ * a loss) crashes dawn.node's teardown (SIGSEGV); destroying the device first lets it drain. One
+ * listener for every engine; a no-op outside Node.
+ */
+function destroyAtExit(device: GPUDevice): void {
+  const host = (globalThis as { process?: ExitHost }).process;
+  if (!host?.versions?.node || typeof host.on !== 'function') return;
+  for (const ref of liveDevices) if (ref.deref() === undefined) liveDevices.delete(ref);
+  liveDevices.add(new WeakRef(device));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  host.on('exit', () => {
+    for (const ref of liveDevices) ref.deref()?.destroy();
+    liveDevices.clear();
+  });
+}
+
+/** Whether `value` is a WebGPU buffer (by its WebIDL class tag, as both Dawn and browsers set it). */
+function isGpuBuffer(value: unknown): value is GPUBuffer {
+  return typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object GPUBuffer]';
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  return Object.prototype.toString.call(value).slice(8, -1);
+}
+
+function ignore(): void {}
+
 /** Options of {@link Engine.create}. */
 export interface EngineOptions {
   /** Passed to `requestAdapter`. Default `'high-performance'`. */
@@ -93,9 +135,14 @@ export class Engine {
   /** Pinned buffers dropped from the cache: destroyed when the last pin goes. */
   private readonly evictedPinned = new Set<GPUBuffer>();
   private openGateBuffer?: GPUBuffer;
+  private wrapLayout?: GPUBindGroupLayout;
   private lostReason: string | null = null;
   /** Why the engine was given up while its device still runs work (see `abandon`). */
   private abandoned: string | null = null;
+  /** Set by `destroy()`: the engine is unusable from then on, whether or not it owned the device. */
+  private destroyed = false;
+  /** Checks of wrapped buffers still waiting for the device's answer (see {@link wrap}). */
+  private readonly wrapChecks = new Set<Promise<void>>();
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
   private readonly lifetimes: Lifetimes;
@@ -107,6 +154,7 @@ export class Engine {
     this.lost = device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'device lost';
     });
+    destroyAtExit(device);
   }
 
   /**
@@ -234,7 +282,8 @@ export class Engine {
     checkShape(shape, 'shape');
     const size = shape.reduce((a, b) => a * b, 1);
     const buffer = this.allocate(size * 4, 'shape');
-    const encoder = this.device.createCommandEncoder();
+    // Not checked (a sync call): an engine-owned buffer cleared in full cannot fail validation.
+    const encoder = this.device.createCommandEncoder({ label: 'anchorax engine.zeros' });
     encoder.clearBuffer(buffer);
     this.device.queue.submit([encoder.finish()]);
     return new Tensor(this, buffer, shape, true);
@@ -246,19 +295,32 @@ export class Engine {
    * checked for NaN (that would need a readback); a solve that meets NaN ends with
    * `stats.converged = false` and `stats.nonFinite = true`.
    *
-   * @throws ShapeError (`'buffer'`) when the buffer lacks STORAGE usage or is smaller than `shape`.
+   * WebGPU cannot tell synchronously whether a buffer was destroyed or belongs to another device,
+   * so `wrap` asks the device (no GPU work, an answer within a fraction of a millisecond) and the
+   * first call that uses the tensor waits for the answer: it then throws DisposedError (buffer
+   * destroyed before `wrap`) or EngineMismatchError (buffer of another GPUDevice) naming its own
+   * argument (`'Qd'`, `'gradUStar'`…). A buffer destroyed after `wrap` makes the calls that use it
+   * reject with GpuValidationError naming the call.
+   *
+   * @throws ShapeError (`'buffer'`) when `buffer` is not a GPUBuffer, lacks STORAGE usage, is
+   * mapped, or is smaller than `shape`; ShapeError (`'shape'`).
    * @throws LimitError (`'buffer'`) when the buffer is larger than the device can bind.
+   * @throws DeviceLostError (`'engine.wrap'`) after `destroy()` or once the device is lost.
    */
   wrap(buffer: GPUBuffer, shape: readonly number[]): Tensor {
     this.assertAlive('engine.wrap');
+    if (!isGpuBuffer(buffer)) throw new ShapeError('buffer', `must be a GPUBuffer, got ${describeValue(buffer)}`);
     checkShape(shape, 'shape');
     const size = shape.reduce((a, b) => a * b, 1);
     if (!(buffer.usage & BufferUsage.STORAGE)) throw new ShapeError('buffer', 'needs GPUBufferUsage.STORAGE');
+    if (buffer.mapState !== 'unmapped') throw new ShapeError('buffer', `is ${buffer.mapState === 'mapped' ? 'mapped' : 'being mapped'}; unmap() it first`);
     if (buffer.size < size * 4) {
       throw new ShapeError('buffer', `holds ${buffer.size} bytes but shape [${shape.join(', ')}] needs ${size * 4}`);
     }
     this.assertFits(buffer.size, 'buffer');
-    return new Tensor(this, buffer, shape, false);
+    const tensor = new Tensor(this, buffer, shape, false);
+    this.checkWrapped(tensor, size * 4);
+    return tensor;
   }
 
   /**
@@ -298,12 +360,14 @@ export class Engine {
   }
 
   /**
-   * Releases the pool; destroys the device if the engine created it. Tensors garbage-collected
-   * afterwards are not reported as leaks. After a TimeoutError it does nothing more: the device is
-   * still running the work that timed out, and destroying it (or its buffers) would wait for that
-   * work — for ever, on a CPU implementation without a watchdog.
+   * Releases the pool; destroys the device if the engine created it. Every later call on the
+   * engine, its tensors or its layers throws (or rejects with) DeviceLostError. Tensors
+   * garbage-collected afterwards are not reported as leaks. After a TimeoutError it does nothing
+   * more: the device is still running the work that timed out, and destroying it (or its
+   * buffers) would wait for that work — for ever, on a CPU implementation without a watchdog.
    */
   destroy(): void {
+    this.destroyed = true;
     this.lifetimes.end();
     if (this.abandoned !== null) return;
     this.pool.trim();
@@ -329,6 +393,7 @@ export class Engine {
 
   /** @internal Throws DeviceLostError if the device is gone. */
   assertAlive(what: string): void {
+    if (this.destroyed) throw new DeviceLostError(what, 'the engine was destroyed (engine.destroy())');
     if (this.lostReason !== null) throw new DeviceLostError(what, `the GPU device was lost (${this.lostReason})`);
     if (this.abandoned !== null) throw new DeviceLostError(what, `this engine is unusable: ${this.abandoned}; create a new engine`);
   }
@@ -511,24 +576,147 @@ export class Engine {
     return new Float32Array(await this.readBytes(buffer, bytes, offset));
   }
 
-  /** @internal Raw bytes readback; see readBuffer. */
-  async readBytes(buffer: GPUBuffer, bytes: number, offset = 0, encoder?: GPUCommandEncoder): Promise<ArrayBuffer> {
-    this.assertAlive('read');
+  /**
+   * @internal Raw bytes readback; see readBuffer. `encode` adds work before the copy to the same
+   * submit (a solver chunk). Checked like {@link submit}: failures name `what`.
+   */
+  async readBytes(buffer: GPUBuffer, bytes: number, offset = 0, encode?: (encoder: GPUCommandEncoder) => void, what = 'read'): Promise<ArrayBuffer> {
+    this.assertAlive(what);
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.pool.acquire(size, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'anchorax staging');
-    const enc = encoder ?? this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
-    this.device.queue.submit([enc.finish()]);
-    this.readbackCount++;
+    let checked: Promise<void>;
     try {
-      await staging.mapAsync(MapMode.READ, 0, size);
+      checked = this.submit(what, (encoder) => {
+        encode?.(encoder);
+        encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+      });
     } catch (err) {
-      await this.assertAliveAfterFailure('read');
+      this.pool.release(staging);
       throw err;
+    }
+    this.readbackCount++;
+    const [mapped, valid] = await Promise.allSettled([staging.mapAsync(MapMode.READ, 0, size), checked]);
+    if (mapped.status === 'rejected') {
+      await this.assertAliveAfterFailure(what);
+      throw valid.status === 'rejected' ? valid.reason : mapped.reason;
+    }
+    if (valid.status === 'rejected') {
+      staging.unmap();
+      this.pool.release(staging);
+      throw valid.reason;
     }
     const copy = staging.getMappedRange(0, size).slice(0, bytes);
     staging.unmap();
     this.pool.release(staging);
     return copy;
+  }
+
+  /**
+   * @internal The one way GPU work is submitted: `encode` fills a fresh command encoder, which
+   * is submitted, all inside validation and out-of-memory error scopes. The promise (which the
+   * calling operation must await before it resolves) rejects with GpuValidationError or
+   * LimitError naming `what` when the device rejected the work, and with DeviceLostError when
+   * the device is gone. Throws synchronously what `encode` throws (its typed errors).
+   */
+  submit(what: string, encode: (encoder: GPUCommandEncoder) => void): Promise<void> {
+    this.assertAlive(what);
+    const { device } = this;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    try {
+      const encoder = device.createCommandEncoder({ label: `anchorax ${what}` });
+      encode(encoder);
+      device.queue.submit([encoder.finish()]);
+    } catch (err) {
+      // Whatever the scopes caught follows from the throw, which is the error to report.
+      device.popErrorScope().catch(ignore);
+      device.popErrorScope().catch(ignore);
+      throw err;
+    }
+    return this.scopeOutcome(what, device.popErrorScope(), device.popErrorScope());
+  }
+
+  /**
+   * @internal {@link submitPass} of work that writes tensors `outputs()` creates (inside the
+   * scopes, so their allocation is checked too); frees them and rethrows when the device rejects
+   * the work.
+   */
+  async submitInto<T extends Record<string, Tensor | undefined>>(what: string, outputs: () => T, encode: (pass: GPUComputePassEncoder, out: T) => void): Promise<T> {
+    let out: T | undefined;
+    try {
+      await this.submitPass(what, (pass) => {
+        out = outputs();
+        encode(pass, out);
+      });
+    } catch (err) {
+      for (const t of Object.values(out ?? {})) t?.dispose();
+      throw err;
+    }
+    return out as T;
+  }
+
+  /** @internal {@link submit} of one compute pass. */
+  submitPass(what: string, encode: (pass: GPUComputePassEncoder) => void): Promise<void> {
+    return this.submit(what, (encoder) => {
+      const pass = encoder.beginComputePass();
+      encode(pass);
+      pass.end();
+    });
+  }
+
+  /**
+   * @internal Resolves once every wrapped buffer's check has its answer (at once when none is
+   * pending), so that `assertUsable` then sees a rejected buffer. Async calls await it before
+   * checking their tensors.
+   */
+  async settleWraps(): Promise<void> {
+    if (this.wrapChecks.size > 0) await Promise.all(this.wrapChecks);
+  }
+
+  private async scopeOutcome(what: string, validation: Promise<GPUError | null>, memory: Promise<GPUError | null>): Promise<void> {
+    let invalid: GPUError | null;
+    let outOfMemory: GPUError | null;
+    try {
+      [invalid, outOfMemory] = await Promise.all([validation, memory]);
+    } catch (err) {
+      await this.assertAliveAfterFailure(what);
+      throw err;
+    }
+    this.assertAlive(what);
+    if (outOfMemory) throw new LimitError(what, `the GPU ran out of memory: ${outOfMemory.message}`);
+    if (invalid) throw new GpuValidationError(what, `the GPU rejected the work of this call: ${invalid.message}`);
+  }
+
+  /**
+   * Asks the device whether a wrapped buffer is usable: a bind group over it fails when the buffer
+   * belongs to another device, and a submit that references it fails when it was destroyed. The
+   * empty pass runs nothing. The answer marks the tensor (see Tensor.reject).
+   */
+  private checkWrapped(tensor: Tensor, bytes: number): void {
+    const { device } = this;
+    this.wrapLayout ??= device.createBindGroupLayout({
+      label: 'anchorax wrap check',
+      entries: [{ binding: 0, visibility: ShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } }],
+    });
+    device.pushErrorScope('validation');
+    const group = device.createBindGroup({ layout: this.wrapLayout, entries: [{ binding: 0, resource: { buffer: tensor.buffer, size: bytes } }] });
+    const foreign = device.popErrorScope();
+    device.pushErrorScope('validation');
+    const encoder = device.createCommandEncoder({ label: 'anchorax wrap check' });
+    const pass = encoder.beginComputePass();
+    pass.setBindGroup(0, group);
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    const destroyed = device.popErrorScope();
+    const check = Promise.all([foreign, destroyed]).then(
+      ([other, gone]) => {
+        const reject = (make: (argument: string) => AnchoraxError): void => tensor.reject(make);
+        if (other) reject((argument) => new EngineMismatchError(argument, `the wrapped buffer belongs to another GPUDevice than this engine's (${other.message})`));
+        else if (gone) reject((argument) => new DisposedError(argument, `the wrapped buffer was destroyed (${gone.message})`));
+      },
+      ignore, // the device is gone: every call reports DeviceLostError anyway
+    );
+    this.wrapChecks.add(check);
+    void check.then(() => this.wrapChecks.delete(check));
   }
 }

@@ -57,3 +57,11 @@ export class TimeoutError extends AnchoraxError { override name = 'TimeoutError'
  * rather than an approximation (e.g. IFT's adjoint solve with `onUnconverged: 'throw'`).
  */
 export class ConvergenceError extends AnchoraxError { override name = 'ConvergenceError'; }
+
+/**
+ * The GPU rejected work a call submitted (a WebGPU validation error): typically a wrapped buffer
+ * that was destroyed, belongs to another GPUDevice, or lacks a usage the call needs. `argument`
+ * names the call (`'broyden'`, `'backward'`, `'mse'`…); the message carries the device's own text.
+ * Nothing the call computed is returned.
+ */
+export class GpuValidationError extends AnchoraxError { override name = 'GpuValidationError'; }

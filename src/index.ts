@@ -49,6 +49,7 @@ export {
   LimitError,
   TimeoutError,
   DeviceLostError,
+  GpuValidationError,
   NoAdapterError,
   FormatError,
   ScopeError,

@@ -29,6 +29,8 @@ export interface Loss {
 export async function mse(prediction: Tensor, target?: Tensor): Promise<Loss> {
   const engine: Engine = readTensor(prediction, 'prediction').engine;
   engine.assertAlive('mse');
+  await engine.settleWraps();
+  readTensor(prediction, 'prediction', engine);
   if (target !== undefined) {
     readTensor(target, 'target', engine);
     if (target.shape.join() !== prediction.shape.join()) {
@@ -41,24 +43,29 @@ export async function mse(prediction: Tensor, target?: Tensor): Promise<Loss> {
   ]);
   const n = prediction.size;
   const groups = Math.min(256, Math.ceil(n / 1024));
-  const grad = new Tensor(engine, engine.allocate(n * 4, 'prediction'), prediction.shape, true);
-  const total = new Tensor(engine, engine.allocate(4, 'prediction'), [1], true);
   const partials = engine.allocate(16 * groups, 'prediction');
-  const bindings = {
-    params: engine.params(gradKernel, { n, groups, has_target: target ? 1 : 0 }),
-    prediction: prediction.buffer,
-    expected: (target ?? prediction).buffer,
-    grad: grad.buffer,
-    partials,
-    loss: total.buffer,
-  };
-  const encoder = engine.device.createCommandEncoder({ label: 'anchorax mse' });
-  const pass = encoder.beginComputePass();
-  gradKernel.dispatch(pass, gradKernel.bind(bindings), groups);
-  totalKernel.dispatch(pass, totalKernel.bind(bindings), 1);
-  pass.end();
-  engine.device.queue.submit([encoder.finish()]);
-  engine.releaseBuffer(partials);
+  const outputs = () => ({
+    grad: new Tensor(engine, engine.allocate(n * 4, 'prediction'), prediction.shape, true),
+    total: new Tensor(engine, engine.allocate(4, 'prediction'), [1], true),
+  });
+  let grad: Tensor;
+  let total: Tensor;
+  try {
+    ({ grad, total } = await engine.submitInto('mse', outputs, (pass, out) => {
+      const bindings = {
+        params: engine.params(gradKernel, { n, groups, has_target: target ? 1 : 0 }),
+        prediction: prediction.buffer,
+        expected: (target ?? prediction).buffer,
+        grad: out.grad.buffer,
+        partials,
+        loss: out.total.buffer,
+      };
+      gradKernel.dispatch(pass, gradKernel.bind(bindings), groups);
+      totalKernel.dispatch(pass, totalKernel.bind(bindings), 1);
+    }));
+  } finally {
+    engine.releaseBuffer(partials);
+  }
   return {
     grad,
     total,

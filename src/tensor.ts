@@ -2,7 +2,8 @@
  * A float32 tensor living in a GPU buffer. Created by `engine.tensor(...)` (upload),
  * `engine.wrap(...)` (zero-copy over a caller's buffer) or returned by solvers.
  */
-import { DisposedError, EngineMismatchError, ShapeError } from './errors';
+import { type AnchoraxError, DisposedError, EngineMismatchError, ShapeError } from './errors';
+import { BufferUsage } from './gpu/flags';
 import type { Engine } from './engine';
 
 export class Tensor {
@@ -11,6 +12,8 @@ export class Tensor {
   /** Number of elements. */
   readonly size: number;
   private _buffer: GPUBuffer | null;
+  /** Set when the device rejected a wrapped buffer: the error every later use throws. */
+  private rejected: ((argument: string) => AnchoraxError) | null = null;
 
   /** @internal Use `engine.tensor`, `engine.wrap` or `engine.zeros`. */
   constructor(
@@ -38,9 +41,18 @@ export class Tensor {
     return this._buffer === null;
   }
 
-  /** Copies the tensor to the CPU. */
+  /**
+   * Copies the tensor to the CPU.
+   * @throws DisposedError (`'tensor'`: disposed, or a wrapped buffer that was destroyed),
+   * EngineMismatchError (`'tensor'`: a wrapped buffer of another device), ShapeError (`'tensor'`:
+   * a wrapped buffer without COPY_SRC usage), GpuValidationError (`'read'`), DeviceLostError.
+   */
   async read(): Promise<Float32Array> {
-    return this.engine.readBuffer(this.buffer, this.size * 4);
+    await this.engine.settleWraps();
+    this.assertUsable(this.engine, 'tensor');
+    const buffer = this.buffer;
+    if (!(buffer.usage & BufferUsage.COPY_SRC)) throw new ShapeError('tensor', 'its wrapped buffer lacks GPUBufferUsage.COPY_SRC, which read() needs');
+    return this.engine.readBuffer(buffer, this.size * 4);
   }
 
   /** Frees the GPU memory (a wrapped buffer is left to its owner). Safe to call twice. */
@@ -51,9 +63,15 @@ export class Tensor {
     this.engine.untrackTensor(this);
   }
 
+  /** @internal Marks a wrapped tensor whose buffer the device rejected; see `engine.wrap`. */
+  reject(error: (argument: string) => AnchoraxError): void {
+    this.rejected = error;
+  }
+
   /** @internal Checks that this tensor can be used by `engine` as argument `name`. */
   assertUsable(engine: Engine, name: string): void {
     if (!this._buffer) throw new DisposedError(name, 'tensor was disposed');
+    if (this.rejected) throw this.rejected(name);
     if (this.engine !== engine) throw new EngineMismatchError(name, 'tensor belongs to another engine');
   }
 }

@@ -17,22 +17,13 @@ import {
   picard,
   type ForwardIO,
   type ImplicitLayer,
-  type SolveResult,
   type SolverOptions,
   type TanhBlock,
   type Tensor,
 } from '../src';
 import type { Kernel } from '../src/gpu/kernel';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-import { expectTyped, rejection, thrown, withinTime } from './helpers/errors';
-
-type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
-
-const SOLVERS: [string, Solver][] = [
-  ['picard', picard],
-  ['anderson', anderson],
-  ['broyden', broyden],
-];
+import { SOLVERS, expectTyped, rejection, sleep, thrown, withinTime, type Solver } from './helpers/errors';
 
 /** GPUBufferUsage values (Dawn for Node defines no globals). */
 const STORAGE = 0x80;
@@ -62,10 +53,6 @@ afterAll(() => {
   for (const buffer of buffers) buffer.destroy();
   engine?.destroy();
 });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** A storage buffer of `values` that the test owns (for engine.wrap). */
 function ownBuffer(device: GPUDevice, values: Float32Array, usage = STORAGE | COPY_SRC | COPY_DST): GPUBuffer {

@@ -5,7 +5,7 @@
 // TypeScript consumers without skipLibCheck, browser bundlers (esbuild, a Vite dev server) never
 // see `webgpu` or `node:*`, and the README quickstart runs against dist/.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,6 +13,7 @@ import { buildSync } from 'esbuild';
 import { createServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_FLAGS, withPageAt } from './helpers/browser';
+import { ensureBuilt } from './helpers/child';
 import { expectDefineLayerOutput, expectLayersOutput, expectQuickstartOutput, readmeBlock } from './helpers/readme';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -22,22 +23,7 @@ const DIST = join(ROOT, 'dist');
 const TSC5 = join(NODE_MODULES, 'typescript5', 'bin', 'tsc');
 const TSC7 = join(NODE_MODULES, 'typescript', 'bin', 'tsc');
 // esbuild (pinned too) is used through its JS API.
-/** Inputs of the build: dist/ older than any of them is rebuilt. */
-const BUILD_INPUTS = ['src', 'shaders', 'scripts', 'vite.config.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
 const CHILD_TIMEOUT_MS = 60_000;
-
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  return readdirSync(path).reduce((m, name) => Math.max(m, newestMtime(join(path, name))), st.mtimeMs);
-}
-
-function distIsCurrent(): boolean {
-  const outputs = ['anchorax.js', 'node.js', 'require.cjs', 'types/index.d.ts', 'types/webgpu-globals.d.ts'].map((p) => join(DIST, p));
-  if (!outputs.every((p) => existsSync(p))) return false;
-  const built = Math.min(...outputs.map((p) => statSync(p).mtimeMs));
-  return BUILD_INPUTS.map((p) => join(ROOT, p)).filter((p) => existsSync(p)).every((p) => newestMtime(p) <= built);
-}
 
 interface Outcome {
   code: number | null;
@@ -68,10 +54,7 @@ let work: string;
 let tarball: string;
 
 beforeAll(() => {
-  if (!distIsCurrent()) {
-    const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000, killSignal: 'SIGKILL' });
-    if (r.status !== 0) throw new Error(`npm run build failed (exit ${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
-  }
+  ensureBuilt();
   work = mkdtempSync(join(tmpdir(), 'anchorax-package-'));
   const r = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`npm pack failed:\n${r.stderr}`);

@@ -46,7 +46,7 @@ export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptio
   if (typeof memory === 'number' && memory > MAX_COLUMNS) {
     throw new LimitError('options.lbfgsThres', `GDEQ supports at most ${MAX_COLUMNS} Broyden columns, asked for ${memory}`);
   }
-  const solved = await solveAndRecompute(f, Qd, options, true);
+  const solved = await solveAndRecompute(f, Qd, options, true, 'gdeq');
   const factors = solved.result.B;
   const engine = f.engine;
   const valid = factors ? factors.validMask.filter(Boolean).length : 0;
@@ -70,28 +70,26 @@ export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptio
   return implicitResult(
     solved,
     async (gradUStar) => {
-      const encoder = engine.device.createCommandEncoder({ label: 'anchorax gdeq backward' });
-      let cotangent = gradUStar.buffer;
-      let scratch: GPUBuffer[] = [];
-      if (factors && dots && apply && valid > 0) {
-        const n = Qd.size;
-        const memory = factors.validMask.length;
-        const groups = Math.min(256, Math.ceil(n / 1024));
-        const partials = engine.allocate(16 * groups * valid, 'Qd');
-        const preconditioned = engine.allocate(n * 4, 'Qd');
-        scratch = [partials, preconditioned];
-        const params = engine.params(dots, { n, memory, valid, groups });
-        const bindings = { params, g: gradUStar.buffer, us: factors.Us.buffer, vts: factors.VTs.buffer, partials, out: preconditioned };
-        const pass = encoder.beginComputePass();
-        dots.dispatch(pass, dots.bind(bindings), groups, valid);
-        apply.dispatch(pass, apply.bind(bindings), groups);
-        pass.end();
-        cotangent = preconditioned;
+      const info = { method: 'gdeq', converged: true, fellBack: false } as const;
+      if (!(factors && dots && apply && valid > 0)) return { grads: await vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer), info };
+      const n = Qd.size;
+      const memory = factors.validMask.length;
+      const groups = Math.min(256, Math.ceil(n / 1024));
+      const partials = engine.allocate(16 * groups * valid, 'Qd');
+      const preconditioned = engine.allocate(n * 4, 'Qd');
+      try {
+        // One pass: the preconditioned gradient, then the VJP with it.
+        const grads = await vjp(solved, solved.result.uPrev.buffer, preconditioned, (pass) => {
+          const params = engine.params(dots, { n, memory, valid, groups });
+          const bindings = { params, g: gradUStar.buffer, us: factors.Us.buffer, vts: factors.VTs.buffer, partials, out: preconditioned };
+          dots.dispatch(pass, dots.bind(bindings), groups, valid);
+          apply.dispatch(pass, apply.bind(bindings), groups);
+        });
+        return { grads, info };
+      } finally {
+        engine.releaseBuffer(partials);
+        engine.releaseBuffer(preconditioned);
       }
-      const grads = vjp(solved, solved.result.uPrev.buffer, cotangent, encoder);
-      engine.device.queue.submit([encoder.finish()]);
-      for (const buffer of scratch) engine.releaseBuffer(buffer);
-      return { grads, info: { method: 'gdeq', converged: true, fellBack: false } };
     },
     factors satisfies BroydenFactors | undefined,
   );

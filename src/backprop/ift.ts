@@ -80,12 +80,10 @@ async function adjointGradients(
   const { stats } = adjoint;
   const engine = solved.layer.engine;
   /** The VJP at u* with the adjoint's λ. */
-  const iftGradients = (): Backpropagated => {
-    const encoder = engine.device.createCommandEncoder({ label: 'anchorax ift backward' });
-    const grads = vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer, encoder);
-    engine.device.queue.submit([encoder.finish()]);
-    return { grads, info: { method: 'ift', converged: stats.converged, fellBack: false } };
-  };
+  const iftGradients = async (): Promise<Backpropagated> => ({
+    grads: await vjp(solved, solved.uStar.buffer, adjoint.uStar.buffer),
+    info: { method: 'ift', converged: stats.converged, fellBack: false },
+  });
   if (stats.converged) return iftGradients();
   // A NaN in gradUStar reaches the adjoint solve as a NaN residual: no fallback can help, so say
   // which argument it is (one 4-byte readback, on this failure path only).
@@ -96,7 +94,7 @@ async function adjointGradients(
     ? `diverged (NaN/Infinity after ${stats.nstep} iterations)`
     : `stopped at relative residual ${stats.relResidual.toPrecision(3)} > backwardEps ${backwardEps} after ${stats.nstep} iterations`;
   if (options.onUnconverged === 'jfb') {
-    return { grads: jfbGradients(solved, gradUStar, 'anchorax ift backward (jfb fallback)'), info: { method: 'jfb', converged: false, fellBack: true } };
+    return { grads: await jfbGradients(solved, gradUStar), info: { method: 'jfb', converged: false, fellBack: true } };
   }
   if (options.onUnconverged === 'accept' && !stats.nonFinite) return iftGradients();
   throw new ConvergenceError(
@@ -119,7 +117,7 @@ export async function ift(f: ImplicitLayer, Qd: Tensor, options?: IftOptions): P
   const backwardSolver = readSolver<Solver>(givenSolver, 'options.backwardSolver', broyden);
   const backwardEps = readNumber(givenEps, 'options.backwardEps', 1e-6, { min: 0, max: F32_MAX });
   const backwardMaxDepth = readInteger(givenDepth, 'options.backwardMaxDepth', 100, 1, MAX_DEPTH);
-  const solved = await solveAndRecompute(f, Qd, forwardOptions, false);
+  const solved = await solveAndRecompute(f, Qd, forwardOptions, false, 'ift');
   const out: IftResult = implicitResult(solved, async (gradUStar, backwardOptions) => {
     const system = new AdjointSystem(f, solved.uStar.buffer, Qd.buffer);
     // Inference mode: the system is linearised at the noise-free u*, and its evaluations must not

@@ -155,20 +155,23 @@ export function readImplicitOptions(f: unknown, Qd: unknown, options: unknown, k
   return { solver: readSolver<Solver>(solver, 'options.solver', broyden), rest };
 }
 
-/** @internal Runs the solver and recomputes uStar = f(uPrev). */
-export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: ImplicitOptions | undefined, wantFactors: boolean): Promise<Solved> {
+/** @internal Runs the solver and recomputes uStar = f(uPrev); `what` names the wrapper in errors. */
+export async function solveAndRecompute(f: ImplicitLayer, Qd: Tensor, options: ImplicitOptions | undefined, wantFactors: boolean, what: string): Promise<Solved> {
   const { solver, rest: solverOptions } = readImplicitOptions(f, Qd, options, IMPLICIT_OPTION_KEYS);
   // returnB is the wrapper's to decide: factors it did not ask for would never be freed.
   const result = await callSolver(solver, 'options.solver', f, Qd, { ...solverOptions, returnB: wantFactors });
   const engine = f.engine;
   const batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
-  const uStar = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
-  const encoder = engine.device.createCommandEncoder({ label: 'anchorax recompute uStar' });
-  const pass = encoder.beginComputePass();
-  // The open gate is inference mode: a stochastic layer (dropout) applies no noise here.
-  f.encodeForward(pass, { input: result.uPrev.buffer, output: uStar.buffer, Qd: Qd.buffer, gate: engine.openGate() }, batch);
-  pass.end();
-  engine.device.queue.submit([encoder.finish()]);
+  let uStar: Tensor;
+  try {
+    ({ uStar } = await engine.submitInto(what, () => ({ uStar: new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true) }), (pass, out) => {
+      // The open gate is inference mode: a stochastic layer (dropout) applies no noise here.
+      f.encodeForward(pass, { input: result.uPrev.buffer, output: out.uStar.buffer, Qd: Qd.buffer, gate: engine.openGate() }, batch);
+    }));
+  } catch (err) {
+    result.dispose();
+    throw err;
+  }
   result.uStar.dispose();
   return { layer: f, Qd, batch, result, uStar };
 }
@@ -198,14 +201,15 @@ function checkBackwardOptions(options: unknown): ResolvedBackwardOptions {
 export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> {
   const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
   const flag = engine.allocate(4, 'gradUStar');
-  const encoder = engine.device.createCommandEncoder({ label: 'anchorax checkFinite' });
-  encoder.clearBuffer(flag);
-  const pass = encoder.beginComputePass();
-  const groups = Math.min(engine.device.limits.maxComputeWorkgroupsPerDimension, Math.ceil(t.size / 256));
-  kernel.dispatch(pass, kernel.bind({ params: engine.params(kernel, { n: t.size }), x: t.buffer, flag }), groups);
-  pass.end();
+  const encode = (encoder: GPUCommandEncoder): void => {
+    encoder.clearBuffer(flag);
+    const pass = encoder.beginComputePass();
+    const groups = Math.min(engine.device.limits.maxComputeWorkgroupsPerDimension, Math.ceil(t.size / 256));
+    kernel.dispatch(pass, kernel.bind({ params: engine.params(kernel, { n: t.size }), x: t.buffer, flag }), groups);
+    pass.end();
+  };
   try {
-    return new Uint32Array(await engine.readBytes(flag, 4, 0, encoder))[0] !== 0;
+    return new Uint32Array(await engine.readBytes(flag, 4, 0, encode, 'backward'))[0] !== 0;
   } finally {
     engine.releaseBuffer(flag);
   }
@@ -213,25 +217,26 @@ export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> 
 
 /**
  * @internal
- * Encodes the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors. It
+ * Submits the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors, after
+ * `before` (more work of the same pass, e.g. GDEQ's preconditioning), checked as `'backward'`. It
  * differentiates the inference-mode step (open gate), the one that recomputed uStar: a stochastic
  * layer applies no noise (no dropout mask) in this adjoint either.
  */
-export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, encoder: GPUCommandEncoder): Gradients {
+export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, before?: (pass: GPUComputePassEncoder) => void): Promise<Gradients> {
   const { layer, Qd, batch } = solved;
   const engine = layer.engine;
-  const grads: Record<string, Tensor> = {};
-  const gradParams: Record<string, GPUBuffer> = {};
-  for (const [name, param] of Object.entries(layer.params)) {
-    const t = new Tensor(engine, engine.allocate(param.size * 4, name), param.shape, true);
-    grads[name] = t;
-    gradParams[name] = t.buffer;
-  }
-  const gradQd = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
-  const pass = encoder.beginComputePass();
-  layer.encodeAdjoint(pass, { input: point, Qd: Qd.buffer, gradOutput: cotangent, gradQd: gradQd.buffer, gradParams, gate: engine.openGate() }, batch);
-  pass.end();
-  return { ...grads, Qd: gradQd };
+  const outputs = (): Record<string, Tensor> => {
+    const grads: Record<string, Tensor> = {};
+    for (const [name, param] of Object.entries(layer.params)) grads[name] = new Tensor(engine, engine.allocate(param.size * 4, name), param.shape, true);
+    grads.Qd = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
+    return grads;
+  };
+  return engine.submitInto('backward', outputs, (pass, grads) => {
+    before?.(pass);
+    const gradParams: Record<string, GPUBuffer> = {};
+    for (const name of Object.keys(layer.params)) gradParams[name] = grads[name].buffer;
+    layer.encodeAdjoint(pass, { input: point, Qd: Qd.buffer, gradOutput: cotangent, gradQd: grads.Qd.buffer, gradParams, gate: engine.openGate() }, batch);
+  }) as Promise<Gradients>;
 }
 
 /** @internal What a wrapper's backward function returns: the gradients and how they were computed. */
@@ -260,9 +265,16 @@ export function implicitResult(
     tnstep: result.tnstep,
     stats: result.stats,
     async backward(gradUStar: Tensor, options?: BackwardOptions): Promise<Gradients> {
-      if (disposed) throw new DisposedError('backward', 'the result was disposed');
-      if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
+      const assertCallable = (): void => {
+        if (disposed) throw new DisposedError('backward', 'the result was disposed');
+        if (used) throw new OptionError('backward', 'was already called on this result (call the solver again for a new graph)');
+      };
+      assertCallable();
       const engine = solved.layer.engine;
+      engine.assertAlive('backward');
+      // Checked again after the wait: the result may have been disposed or used meanwhile.
+      await engine.settleWraps();
+      assertCallable();
       const grad = checkGradient(engine, gradUStar, uStar.shape, 'gradUStar');
       const resolved = checkBackwardOptions(options);
       // `used` is held while the call runs, so a concurrent call cannot slip in; a call that
@@ -295,11 +307,7 @@ export function implicitResult(
   return out;
 }
 
-/** @internal The JFB gradient of a solve: the VJP of the last step uStar = f(uPrev) with gradUStar, submitted. */
-export function jfbGradients(solved: Solved, gradUStar: Tensor, label: string): Gradients {
-  const engine = solved.layer.engine;
-  const encoder = engine.device.createCommandEncoder({ label });
-  const grads = vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer, encoder);
-  engine.device.queue.submit([encoder.finish()]);
-  return grads;
+/** @internal The JFB gradient of a solve: the VJP of the last step uStar = f(uPrev) with gradUStar, submitted and checked. */
+export function jfbGradients(solved: Solved, gradUStar: Tensor): Promise<Gradients> {
+  return vjp(solved, solved.result.uPrev.buffer, gradUStar.buffer);
 }

@@ -8,9 +8,9 @@ import { implicitResult, jfbGradients, solveAndRecompute, type ImplicitOptions, 
 
 /** Solves for the fixed point and returns it with a JFB `backward`. */
 export async function jfb(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptions): Promise<ImplicitResult> {
-  const solved = await solveAndRecompute(f, Qd, options, false);
+  const solved = await solveAndRecompute(f, Qd, options, false, 'jfb');
   return implicitResult(solved, async (gradUStar) => ({
-    grads: jfbGradients(solved, gradUStar, 'anchorax jfb backward'),
+    grads: await jfbGradients(solved, gradUStar),
     info: { method: 'jfb', converged: true, fellBack: false },
   }));
 }

@@ -106,6 +106,8 @@ export async function gradcheck(layer: ImplicitLayer, options?: GradcheckOptions
   const training = readBoolean(o.training, 'options.training', false);
   const { engine, featureSize } = layer;
   engine.assertAlive('gradcheck');
+  await engine.settleWraps();
+  for (const [name, param] of Object.entries(layer.params)) param.assertUsable(engine, `f.params.${name}`);
   const n = batch * featureSize;
   engine.assertFits(n * 4, 'options.batch');
   const random = uniform(seed);
@@ -128,13 +130,7 @@ export async function gradcheck(layer: ImplicitLayer, options?: GradcheckOptions
     tensors.push(t);
     return t;
   };
-  const submit = (encode: (pass: GPUComputePassEncoder) => void) => {
-    const encoder = engine.device.createCommandEncoder({ label: 'anchorax gradcheck' });
-    const pass = encoder.beginComputePass();
-    encode(pass);
-    pass.end();
-    engine.device.queue.submit([encoder.finish()]);
-  };
+  const submit = (encode: (pass: GPUComputePassEncoder) => void): Promise<void> => engine.submitPass('gradcheck', encode);
   try {
     const uT = upload(u);
     const qdT = upload(qd);
@@ -148,13 +144,13 @@ export async function gradcheck(layer: ImplicitLayer, options?: GradcheckOptions
       gradTensors[name] = scratch(param.size);
       gradParams[name] = gradTensors[name].buffer;
     }
-    submit((pass) =>
+    await submit((pass) =>
       layer.encodeAdjoint(pass, { input: uT.buffer, Qd: qdT.buffer, gradOutput: gOutT.buffer, gradInput: gradU.buffer, gradQd: gradQd.buffer, gradParams, gate }, batch),
     );
 
     /** ⟨ȳ, f(u', Qd')⟩ and Σ|ȳ|·|f| at a point whose inputs are the given buffers. */
     const probe = async (input: GPUBuffer, Qd: GPUBuffer): Promise<{ value: number; magnitude: number }> => {
-      submit((pass) => layer.encodeForward(pass, { input, output: output.buffer, Qd, gate }, batch));
+      await submit((pass) => layer.encodeForward(pass, { input, output: output.buffer, Qd, gate }, batch));
       const y = await output.read();
       let magnitude = 0;
       for (let i = 0; i < n; i++) magnitude += Math.abs(gOut[i] * y[i]);
@@ -197,7 +193,7 @@ export async function gradcheck(layer: ImplicitLayer, options?: GradcheckOptions
       const original = await param.read();
       try {
         entries.push(await check(name, original, await gradTensors[name].read(), async (values) => {
-          engine.device.queue.writeBuffer(param.buffer, 0, values);
+          await engine.submit('gradcheck', () => engine.device.queue.writeBuffer(param.buffer, 0, values));
           return probe(uT.buffer, qdT.buffer);
         }));
       } finally {

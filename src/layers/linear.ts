@@ -219,10 +219,13 @@ export class Linear implements Stage {
    * @throws ShapeError / DisposedError / EngineMismatchError (`'x'`).
    */
   async forward(x: Tensor): Promise<Tensor> {
+    this.engine.assertAlive('linear.forward');
+    await this.engine.settleWraps();
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     await this.prepare();
-    const y = new Tensor(this.engine, this.engine.allocate(rows * this.outFeatures * 4, 'x'), [rows, this.outFeatures], true);
-    this.submit((pass) => this.encodeForward(pass, x, y, rows));
+    const { y } = await this.engine.submitInto('linear.forward', () => ({
+      y: new Tensor(this.engine, this.engine.allocate(rows * this.outFeatures * 4, 'x'), [rows, this.outFeatures], true),
+    }), (pass, out) => this.encodeForward(pass, x, out.y, rows));
     return y;
   }
 
@@ -234,25 +237,19 @@ export class Linear implements Stage {
    */
   async backward(x: Tensor, dy: Tensor, options?: { inputGrad?: boolean }): Promise<LinearGrads> {
     const inputGrad = readBoolean(readOptions(options, 'options', ['inputGrad']).inputGrad, 'options.inputGrad', false);
+    this.engine.assertAlive('linear.backward');
+    await this.engine.settleWraps();
     const rows = this.rowsOf(x, this.inFeatures, 'x');
     if (this.rowsOf(dy, this.outFeatures, 'dy') !== rows) throw new ShapeError('dy', `must have ${rows} rows like x, got shape [${dy.shape.join(', ')}]`);
     await this.prepare();
     const make = (shape: number[]): Tensor => new Tensor(this.engine, this.engine.allocate(shape.reduce((a, b) => a * b, 1) * 4, 'x'), shape, true);
-    const grads: LinearGrads = {
-      dW: make([this.inFeatures, this.outFeatures]),
-      db: make([this.outFeatures]),
-      dx: inputGrad ? make([rows, this.inFeatures]) : undefined,
+    const outputs = (): { dW: Tensor; db: Tensor; dx?: Tensor } => {
+      const grads: { dW: Tensor; db: Tensor; dx?: Tensor } = { dW: make([this.inFeatures, this.outFeatures]), db: make([this.outFeatures]) };
+      if (inputGrad) grads.dx = make([rows, this.inFeatures]);
+      return grads;
     };
-    this.submit((pass) => this.encodeBackward(pass, x, dy, grads, rows));
-    return grads;
-  }
-
-  private submit(encode: (pass: GPUComputePassEncoder) => void): void {
-    const encoder = this.engine.device.createCommandEncoder({ label: 'anchorax linear' });
-    const pass = encoder.beginComputePass();
-    encode(pass);
-    pass.end();
-    this.engine.device.queue.submit([encoder.finish()]);
+    const grads = await this.engine.submitInto('linear.backward', outputs, (pass, out) => this.encodeBackward(pass, x, dy, out, rows));
+    return { dW: grads.dW, db: grads.db, dx: grads.dx };
   }
 }
 

@@ -49,6 +49,8 @@ function regionBytes(labels: BufferRegion): number | undefined {
 export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promise<SoftmaxCrossEntropyLoss> {
   const engine: Engine = readTensor(logits, 'logits').engine;
   engine.assertAlive('softmaxCrossEntropy');
+  await engine.settleWraps();
+  logits.assertUsable(engine, 'logits');
   const classes = logits.shape[logits.shape.length - 1];
   if (classes < 2) throw new ShapeError('logits', `needs at least 2 classes in its last dimension, got shape [${logits.shape.join(', ')}]`);
   const rows = logits.size / classes;
@@ -83,28 +85,31 @@ export async function softmaxCrossEntropy(logits: Tensor, labels: Labels): Promi
   ]);
   // One thread per row; at most 256 partials so the total fits one workgroup pass.
   const groups = Math.min(256, Math.ceil(rows / 256));
-  const grad = new Tensor(engine, engine.allocate(logits.size * 4, 'logits'), logits.shape, true);
-  const total = new Tensor(engine, engine.allocate(4, 'logits'), [1], true);
-  const correct = new Tensor(engine, engine.allocate(4, 'logits'), [1], true);
   const partials = engine.allocate(16 * groups, 'logits');
-  const bindings = {
-    params: engine.params(rowsKernel, { rows, classes, groups }),
-    logits: logits.buffer,
-    labels: labelRegion,
-    grad: grad.buffer,
-    partials,
-    loss: total.buffer,
-    correct: correct.buffer,
-  };
-  const encoder = engine.device.createCommandEncoder({ label: 'anchorax softmax cross-entropy' });
-  const pass = encoder.beginComputePass();
-  rowsKernel.dispatch(pass, rowsKernel.bind(bindings), groups);
-  totalKernel.dispatch(pass, totalKernel.bind(bindings), 1);
-  pass.end();
-  engine.device.queue.submit([encoder.finish()]);
-  // Later users of these pooled buffers are queued after this submit.
-  engine.releaseBuffer(partials);
-  if (uploaded) engine.releaseBuffer(uploaded);
+  const scalar = (): Tensor => new Tensor(engine, engine.allocate(4, 'logits'), [1], true);
+  const outputs = () => ({ grad: new Tensor(engine, engine.allocate(logits.size * 4, 'logits'), logits.shape, true), total: scalar(), correct: scalar() });
+  let grad: Tensor;
+  let total: Tensor;
+  let correct: Tensor;
+  try {
+    ({ grad, total, correct } = await engine.submitInto('softmaxCrossEntropy', outputs, (pass, out) => {
+      const bindings = {
+        params: engine.params(rowsKernel, { rows, classes, groups }),
+        logits: logits.buffer,
+        labels: labelRegion,
+        grad: out.grad.buffer,
+        partials,
+        loss: out.total.buffer,
+        correct: out.correct.buffer,
+      };
+      rowsKernel.dispatch(pass, rowsKernel.bind(bindings), groups);
+      totalKernel.dispatch(pass, totalKernel.bind(bindings), 1);
+    }));
+  } finally {
+    // Later users of these pooled buffers are queued after this submit.
+    engine.releaseBuffer(partials);
+    if (uploaded) engine.releaseBuffer(uploaded);
+  }
   return {
     grad,
     total,

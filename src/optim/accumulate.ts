@@ -80,9 +80,10 @@ export class GradientAccumulator {
    * EngineMismatchError (`'grads[i]'`).
    */
   async add(grads: readonly Tensor[], scale = 1): Promise<void> {
+    await this.engine.settleWraps();
     this.checkAdd(grads, scale);
     await this.prepare();
-    this.submit((pass) => this.encodeAdd(pass, grads, scale));
+    await this.engine.submitPass('accumulator.add', (pass) => this.encodeAdd(pass, grads, scale));
   }
 
   /** Encodes `sums += scale · grads` into the caller's pass; see {@link add}. */
@@ -108,7 +109,7 @@ export class GradientAccumulator {
     this.checkMean();
     await this.prepare();
     let means: readonly Tensor[] = [];
-    this.submit((pass) => {
+    await this.engine.submitPass('accumulator.mean', (pass) => {
       means = this.encodeMean(pass);
     });
     return means;
@@ -133,6 +134,7 @@ export class GradientAccumulator {
   /** Resets the sums to zero and `count` to 0 (submits a buffer clear). */
   zero(): void {
     this.assertNotDisposed();
+    // Not checked (a sync call): clearing the accumulator's own buffers cannot fail validation.
     const encoder = this.engine.device.createCommandEncoder({ label: 'anchorax accumulator zero' });
     this.encodeZero(encoder);
     this.engine.device.queue.submit([encoder.finish()]);
@@ -152,14 +154,6 @@ export class GradientAccumulator {
     this.isDisposed = true;
     for (const t of [...this.grads, ...(this.means ?? [])]) t.dispose();
     this.means = null;
-  }
-
-  private submit(encode: (pass: GPUComputePassEncoder) => void): void {
-    const encoder = this.engine.device.createCommandEncoder({ label: 'anchorax accumulator' });
-    const pass = encoder.beginComputePass();
-    encode(pass);
-    pass.end();
-    this.engine.device.queue.submit([encoder.finish()]);
   }
 
   private readyKernel(what: string): Kernel {

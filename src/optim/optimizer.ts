@@ -98,13 +98,10 @@ export abstract class Optimizer {
    * (`'grads[i]'`), DeviceLostError.
    */
   async step(grads: readonly Tensor[]): Promise<void> {
+    await this.engine.settleWraps();
     this.validate(grads);
     await this.prepare();
-    const encoder = this.engine.device.createCommandEncoder({ label: `anchorax ${this.kind} step` });
-    const pass = encoder.beginComputePass();
-    this.encodeStep(pass, grads);
-    pass.end();
-    this.engine.device.queue.submit([encoder.finish()]);
+    await this.engine.submitPass(`${this.kind}.step`, (pass) => this.encodeStep(pass, grads));
   }
 
   /**

@@ -117,16 +117,21 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     const transpose = k('transpose');
     const Us = engine.allocate(n * memory * 4, 'options.lbfgsThres');
     const VTs = engine.allocate(n * memory * 4, 'options.lbfgsThres');
-    const encoder = engine.device.createCommandEncoder({ label: 'anchorax broyden factors' });
-    const pass = encoder.beginComputePass();
-    const copy = (src: GPUBuffer, dst: GPUBuffer, transposed: number) => {
-      const params = run.params('transpose', { n, memory, stride, transpose: transposed });
-      transpose.dispatch(pass, transpose.bind({ params, src, dst }), Math.min(65535, Math.ceil(n / 64)), memory);
-    };
-    copy(bestFactors[0], Us, 1);
-    copy(bestFactors[1], VTs, 0);
-    pass.end();
-    engine.device.queue.submit([encoder.finish()]);
+    const copied = engine.submitPass('broyden', (pass) => {
+      const copy = (src: GPUBuffer, dst: GPUBuffer, transposed: number) => {
+        const params = run.params('transpose', { n, memory, stride, transpose: transposed });
+        transpose.dispatch(pass, transpose.bind({ params, src, dst }), Math.min(65535, Math.ceil(n / 64)), memory);
+      };
+      copy(bestFactors[0], Us, 1);
+      copy(bestFactors[1], VTs, 0);
+    });
+    try {
+      await copied;
+    } catch (err) {
+      engine.releaseBuffer(Us);
+      engine.releaseBuffer(VTs);
+      throw err;
+    }
     factorsOut = {
       Us: new Tensor(engine, Us, [n, memory], true),
       VTs: new Tensor(engine, VTs, [memory, n], true),

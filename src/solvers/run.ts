@@ -187,8 +187,10 @@ export class SolveRun {
     const needed: ShaderName[] = ['residual', 'finish', 'commit', ...kernels];
     for (const name of needed) compiled.set(name, await engine.kernel(name, SHADERS[name]));
     await layer.prepare(Qd.shape.length === 2 ? Qd.shape[0] : 1);
+    await engine.settleWraps();
     engine.assertAlive(solver);
-    // Checked again: Qd, u0 or a parameter may have been disposed while the kernels compiled.
+    // Checked again: Qd, u0 or a parameter may have been disposed while the kernels compiled (or
+    // the device may have rejected a wrapped buffer).
     Qd.assertUsable(engine, 'Qd');
     opts.u0?.assertUsable(engine, 'options.u0');
     for (const [name, param] of Object.entries(layer.params)) param.assertUsable(engine, `f.params.${name}`);
@@ -321,15 +323,17 @@ export class SolveRun {
     // end (a per-chunk copy of the whole trace would cost 8 bytes × maxDepth every chunk).
     const copyBytes = CONTROL_HEADER_BYTES;
     let t = first;
-    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> => {
-      const encoder = engine.device.createCommandEncoder({ label: 'anchorax solve' });
+    // Each chunk and its readback are one checked submit (engine.readBytes): a chunk the device
+    // rejects (e.g. a wrapped buffer destroyed meanwhile) fails the solve with GpuValidationError.
+    const encodeChunk = (withInit: boolean) => (encoder: GPUCommandEncoder): void => {
       if (withInit) init(encoder);
       const pass = encoder.beginComputePass();
       const stop = Math.min(end, t + perSubmit);
       for (; t < stop; t++) iterate(pass, t);
       pass.end();
-      return engine.readBytes(this.ctrl, copyBytes, 0, encoder).then(decodeControl);
     };
+    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
+      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver).then(decodeControl);
     const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
     const deadline = performance.now() + this.opts.timeoutMs;
@@ -355,7 +359,9 @@ export class SolveRun {
     } finally {
       // A chunk submitted ahead may still be in flight: its kernels are no-ops now (or the device
       // is gone), and its readback returns its staging buffer to the pool by itself. Its failure,
-      // if any, is already reported by the one awaited above.
+      // if any, is already reported by the one awaited above. It is not waited for (that costs
+      // up to a chunk's latency per solve): a process that exits meanwhile is safe because the
+      // engine destroys its device at exit (see destroyAtExit in engine.ts).
       for (const pending of inFlight) pending.catch(() => undefined);
       this.unpinAll();
     }

@@ -1,11 +1,23 @@
-// Shared helpers of the bad-input tests: the error a call throws or a promise rejects with, and
-// the check that it is typed and names the argument.
+// What error tests share: catching a throw or a rejection (a hang becomes a failure), and
+// checking an error's class and the argument it names.
 import { expect } from 'vitest';
-import type { AnchoraxError } from '../../src';
+import { anderson, broyden, picard, type AnchoraxError, type ImplicitLayer, type SolveResult, type SolverOptions, type Tensor } from '../../src';
+
+export type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
+
+/** The three solvers, by name (for `describe.each` / `it.each`). */
+export const SOLVERS: [string, Solver][] = [
+  ['picard', picard],
+  ['anderson', anderson],
+  ['broyden', broyden],
+];
 
 export type ErrorClass = new (argument: string, message: string) => AnchoraxError;
 
-/** A solve that takes longer than this is taken for a hang. */
+/** GPUBufferUsage values (Dawn for Node defines no globals). */
+export const Usage = { MAP_READ: 0x1, MAP_WRITE: 0x2, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 } as const;
+
+/** A call that takes longer than this is taken for a hang. */
 export const HANG_MS = 20_000;
 
 /** The error `fn` throws (fails the test when it throws nothing). */
@@ -27,7 +39,7 @@ export function withinTime<T>(promise: Promise<T>, ms = HANG_MS): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** The reason `promise` rejects with (fails the test when it resolves, or hangs past `ms`). */
+/** The reason `promise` rejects with (fails the test when it resolves, or hangs). */
 export async function rejection(promise: Promise<unknown>, ms = HANG_MS): Promise<unknown> {
   try {
     await withinTime(promise, ms);
@@ -37,7 +49,11 @@ export async function rejection(promise: Promise<unknown>, ms = HANG_MS): Promis
   throw new Error('expected a rejection, but the promise resolved');
 }
 
-/** Expects `err` to be a `type` whose `argument` (and message prefix) is `argument`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `err` is a `type` naming `argument`, its message starting with the argument. */
 export function expectTyped(err: unknown, type: ErrorClass, argument: string): void {
   expect(err).toBeInstanceOf(type);
   expect((err as AnchoraxError).argument).toBe(argument);
