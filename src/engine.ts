@@ -86,6 +86,14 @@ function destroyAtExit(device: GPUDevice): void {
   });
 }
 
+/**
+ * Takes `device` off the exit list: after a TimeoutError its work still runs, and destroying it
+ * would wait for that work (for ever, on SwiftShader), so exit leaves it alone.
+ */
+function spareAtExit(device: GPUDevice): void {
+  for (const ref of liveDevices) if (ref.deref() === device || ref.deref() === undefined) liveDevices.delete(ref);
+}
+
 /** Whether `value` is a WebGPU buffer (by its WebIDL class tag, as both Dawn and browsers set it). */
 function isGpuBuffer(value: unknown): value is GPUBuffer {
   return typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object GPUBuffer]';
@@ -405,6 +413,7 @@ export class Engine {
    */
   abandon(reason: string): void {
     this.abandoned ??= reason;
+    spareAtExit(this.device);
   }
 
   /**
