@@ -14,7 +14,7 @@ import { createServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_FLAGS, withPageAt } from './helpers/browser';
 import { ensureBuilt } from './helpers/child';
-import { expectDefineLayerOutput, expectLayersOutput, expectQuickstartOutput, readmeBlock } from './helpers/readme';
+import { expectDefineLayerOutput, expectLayersOutput, expectParamsOutput, expectQuickstartOutput, expectTrainingOutput, readmeBlock } from './helpers/readme';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NODE_MODULES = join(ROOT, 'node_modules');
@@ -243,13 +243,15 @@ engine.destroy();
     ['quickstart', expectQuickstartOutput],
     ['layers', expectLayersOutput],
     ['define-layer', expectDefineLayerOutput],
+    ['params', expectParamsOutput],
+    ['training', expectTrainingOutput],
   ])('runs the README %s block against dist/ with nothing on stderr', async (tag, check) => {
     const script = toModule(dir, tag, LOG_AS_JSON + readmeBlock(tag));
-    const r = await run(process.execPath, [script], dir);
+    const r = await run(process.execPath, [script], dir, 180_000);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     check(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as string));
-  });
+  }, 240_000);
 
   interface SmokeRun {
     tnstep: number;

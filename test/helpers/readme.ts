@@ -37,3 +37,18 @@ export function expectDefineLayerOutput(lines: string[]): void {
   expect(lines[0]).toMatch(/^gradcheck passed\nu .*ok.*\nQd .*ok.*\na .*ok/);
   expect(Number(/^broyden: (\d+) evaluations$/.exec(lines[1] ?? '')?.[1])).toBeGreaterThan(1);
 }
+
+/** Checks the `<!-- training -->` block's output: four loss lines, the last under half the first. */
+export function expectTrainingOutput(lines: string[]): void {
+  const losses = lines.map((l) => /^step (\d+): loss (\S+)$/.exec(l)).filter((m) => m !== null).map((m) => Number(m[2]));
+  expect(losses, lines.join('\n')).toHaveLength(4);
+  expect(losses[3]).toBeLessThan(0.5 * losses[0]);
+}
+
+/** Checks the `<!-- params -->` block's output: the names, the file size and a value read back. */
+export function expectParamsOutput(lines: string[]): void {
+  const m = /^w, b: (\d+) bytes, w\[1\] = (\S+)$/.exec(lines[0] ?? '');
+  expect(m, lines[0]).not.toBeNull();
+  expect(Number(m?.[1])).toBeGreaterThan(8 + 4 * (16 * 16 + 16));
+  expect(m?.[2]).toBe((Math.sin(1) / 16).toFixed(4));
+}
