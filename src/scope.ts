@@ -59,6 +59,24 @@ function productionMode(): boolean {
 /** @internal The default of the `leakWarnings` engine option: on unless NODE_ENV is production. */
 export const LEAK_WARNINGS_DEFAULT: boolean = !productionMode();
 
+/** Frames of a creation stack the warning shows: enough to get past the library's own calls. */
+const STACK_FRAMES = 24;
+
+/**
+ * The current stack as text, deep enough to reach the caller's code through the library's own
+ * frames (V8 keeps 10 by default; other engines ignore `stackTraceLimit`).
+ */
+function creationStack(): string | undefined {
+  const holder = Error as { stackTraceLimit?: number };
+  const limit = holder.stackTraceLimit;
+  holder.stackTraceLimit = STACK_FRAMES + 4;
+  try {
+    return new Error().stack;
+  } finally {
+    holder.stackTraceLimit = limit;
+  }
+}
+
 /** @internal The scopes and leak registry of one engine. */
 export class Lifetimes {
   private readonly frames: Frame[] = [];
@@ -85,7 +103,7 @@ export class Lifetimes {
   /** A tensor was created: it joins the innermost open scope and, if it owns memory, the leak registry. */
   created(tensor: Tensor, owned: boolean): void {
     if (owned && this.registry) {
-      const site = this.leakWarnings === 'trace' ? new Error().stack : undefined;
+      const site = this.leakWarnings === 'trace' ? creationStack() : undefined;
       this.registry.register(tensor, { shape: tensor.shape, site }, tensor);
     }
     const frame = this.frames[this.frames.length - 1];
@@ -124,7 +142,7 @@ export class Lifetimes {
     // Lines 1–3 are this file, the engine and the Tensor constructor.
     const site = info.site === undefined
       ? "Create the engine with { leakWarnings: 'trace' } to see where leaked tensors are created."
-      : `Created at:\n${info.site.split('\n').slice(4, 10).join('\n')}`;
+      : `Created at:\n${info.site.split('\n').slice(4, 4 + STACK_FRAMES).join('\n')}`;
     console.warn(
       `anchorax: a tensor of shape [${info.shape.join(', ')}] was garbage-collected without dispose(), so its GPU ` +
         'buffer never went back to the engine\'s pool. Dispose tensors and results (or run the step in ' +

@@ -21,7 +21,7 @@ import {
   type Tensor,
 } from '../src';
 import { refJfb, type RefBlock } from '../src/reference';
-import { expectTyped, rejection } from './helpers/expect';
+import { expectTyped, rejection } from './helpers/errors';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 
 const D = 6;

@@ -34,7 +34,7 @@ import { MAX_CACHED_GROUPS } from '../src/gpu/kernel';
 import { SHADERS } from '../src/gpu/shaders';
 import { uploadAll } from '../src/layers/params';
 import { refBlockForward } from '../src/reference';
-import { expectTyped, rejection, thrown } from './helpers/expect';
+import { expectTyped, rejection, thrown } from './helpers/errors';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 
 type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
