@@ -50,7 +50,7 @@ export function plotSpec(points: readonly PlotPoint[], heldOut: readonly HeldOut
   const only = (name: string) => ({ filter: { field: 'series', equal: name } });
   const last = heldOut.length > 0 ? heldOut[heldOut.length - 1] : undefined;
   const subtitle = [
-    `${finite.length} measured steps of ${maxStep}`,
+    `${finite.length} measured ${finite.length === 1 ? 'step' : 'steps'} of ${maxStep}`,
     last ? `held-out accuracy ${(100 * last.accuracy).toFixed(2)} % after step ${last.step}` : 'no held-out evaluation',
     ...(dropped > 0 ? [`${dropped} ${dropped === 1 ? 'step' : 'steps'} with a non-finite loss not drawn`] : []),
   ].join('; ');
@@ -64,7 +64,8 @@ export function plotSpec(points: readonly PlotPoint[], heldOut: readonly HeldOut
         width: PANEL.width,
         height: PANEL.height,
         transform: [only(PLOT_SERIES.loss.name)],
-        mark: { type: 'line', strokeWidth: 1.5 },
+        // A single measurement is no line: draw it as a point then.
+        mark: { type: 'line', strokeWidth: 1.5, point: finite.length === 1 },
         encoding: {
           x: { ...x, axis: { title: null, tickMinStep: 1 } },
           y: { field: 'value', type: 'quantitative', title: PLOT_AXES.loss, scale: finite.length > 0 ? { zero: true } : { domain: [0, 1] } },
@@ -78,7 +79,7 @@ export function plotSpec(points: readonly PlotPoint[], heldOut: readonly HeldOut
           {
             name: 'trainAccuracy',
             transform: [only(PLOT_SERIES.trainAccuracy.name)],
-            mark: { type: 'line', strokeWidth: 1.5 },
+            mark: { type: 'line', strokeWidth: 1.5, point: withAccuracy.length === 1 },
             encoding: {
               x,
               y: { field: 'value', type: 'quantitative', title: PLOT_AXES.accuracy, scale: { domain: [0, 1] }, axis: { format: '.0%' } },
