@@ -311,7 +311,7 @@ describe('factories that fail free what they uploaded', () => {
 });
 
 describe('soak', () => {
-  it('500 solves (eps and batch changing every solve, all three solvers) with layers and optimizers created and disposed: memory stays flat', async () => {
+  it('2,000 solves (eps and batch changing every solve, all three solvers) with layers and optimizers created and disposed: memory stays flat', async () => {
     const random = rng(21);
     const w = Float64Array.from(Float32Array.from(randomArray(random, D * D, 0.25)));
     const b = Float64Array.from(Float32Array.from(randomArray(random, D, 0.2)));
@@ -322,7 +322,7 @@ describe('soak', () => {
     });
     const solvers: Solver[] = [picard, anderson, broyden];
     const snapshots: EngineMemory[] = [];
-    const SOLVES = 500;
+    const SOLVES = 2000;
     for (let i = 0; i < SOLVES; i++) {
       const qd = qds[i % 4];
       // A new eps every solve: about two new uniform buffers each (the finish kernel's), so the
