@@ -7,12 +7,12 @@ import { acquireDevice, type PowerPreference } from './gpu/device';
 import { Kernel, bufferId } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
-import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, ShapeError } from './errors';
+import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, OptionError, ShapeError } from './errors';
 import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
 import { Adam, type AdamOptions } from './optim/adam';
 import { SGD, type SgdOptions } from './optim/sgd';
 import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
-import { readChoice, readDevice, readOptions, readSwitch, readValues } from './validate';
+import { describe, isGpuBuffer, readChoice, readDevice, readOptions, readSwitch, readTensor, readValues } from './validate';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
@@ -92,17 +92,6 @@ function destroyAtExit(device: GPUDevice): void {
  */
 function spareAtExit(device: GPUDevice): void {
   for (const ref of liveDevices) if (ref.deref() === device || ref.deref() === undefined) liveDevices.delete(ref);
-}
-
-/** Whether `value` is a WebGPU buffer (by its WebIDL class tag, as both Dawn and browsers set it). */
-function isGpuBuffer(value: unknown): value is GPUBuffer {
-  return typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object GPUBuffer]';
-}
-
-function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value !== 'object') return typeof value;
-  return Object.prototype.toString.call(value).slice(8, -1);
 }
 
 function ignore(): void {}
@@ -211,14 +200,20 @@ export class Engine {
    * }
    * ```
    *
-   * @throws ScopeError (`'engine.scope'`) when scopes closed out of order; whatever `fn` throws.
+   * @throws ScopeError (`'engine.scope'`) when scopes closed out of order; OptionError (`'fn'`) when
+   * `fn` is not a function; whatever `fn` throws.
    */
   scope<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (typeof fn !== 'function') return Promise.reject(new OptionError('fn', `must be a function, got ${describe(fn)}`));
     return this.lifetimes.scope(fn);
   }
 
-  /** Takes `tensor` out of the scope it was created in, so the scope's end does not dispose it. */
+  /**
+   * Takes `tensor` out of the scope it was created in, so the scope's end does not dispose it.
+   * @throws ShapeError (`'tensor'`: not a Tensor), DisposedError, EngineMismatchError.
+   */
   keep<T extends Tensor>(tensor: T): T {
+    readTensor(tensor, 'tensor', this);
     return this.lifetimes.keep(tensor);
   }
 
@@ -317,7 +312,7 @@ export class Engine {
    */
   wrap(buffer: GPUBuffer, shape: readonly number[]): Tensor {
     this.assertAlive('engine.wrap');
-    if (!isGpuBuffer(buffer)) throw new ShapeError('buffer', `must be a GPUBuffer, got ${describeValue(buffer)}`);
+    if (!isGpuBuffer(buffer)) throw new ShapeError('buffer', `must be a GPUBuffer, got ${describe(buffer)}`);
     checkShape(shape, 'shape');
     const size = shape.reduce((a, b) => a * b, 1);
     if (!(buffer.usage & BufferUsage.STORAGE)) throw new ShapeError('buffer', 'needs GPUBufferUsage.STORAGE');

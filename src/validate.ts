@@ -277,12 +277,16 @@ export function readSolveResult(value: unknown, argument: string, engine: Engine
   return value as SolveResult;
 }
 
+/** Whether `value` is a WebGPU buffer (by its WebIDL class tag, as both Dawn and browsers set it). */
+export function isGpuBuffer(value: unknown): value is GPUBuffer {
+  return typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object GPUBuffer]';
+}
+
 /** Whether `value` is a GPUBuffer or a `{ buffer, offset?, size? }` region of one (a Tensor is not). */
 export function isBufferRegion(value: unknown): value is BufferRegion {
+  if (isGpuBuffer(value)) return true;
   if (typeof value !== 'object' || value === null || value instanceof Tensor) return false;
-  if ('mapState' in value) return true;
-  const buffer = (value as { buffer?: unknown }).buffer;
-  return typeof buffer === 'object' && buffer !== null && 'mapState' in buffer;
+  return isGpuBuffer((value as { buffer?: unknown }).buffer);
 }
 
 /**

@@ -241,6 +241,27 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     expectTyped(await rejection(out.backward(qd())), OptionError, 'options.backwardSolver');
     out.dispose();
   });
+
+  it('engine.scope with a non-function, engine.keep with a non-tensor, prepare with a non-integer batch', async () => {
+    for (const value of [null, undefined, 0, 'fn', {}, [], Symbol('s')]) {
+      expectTyped(await rejection(engine.scope(value as never)), OptionError, 'fn');
+      expectTyped(thrown(() => engine.keep(value as never)), ShapeError, 'tensor');
+    }
+    const layers = [
+      f,
+      sequential(linear(engine, { W: new Float32Array(D * D), b: new Float32Array(D) }), tanh()),
+      await defineLayer(engine, {
+        featureSize: D,
+        forward: 'fn forward(row: u32, i: u32) -> f32 { return injected(row, i); }',
+        adjoint: 'fn grad_input(row: u32, i: u32) -> f32 { return 0.0; }\nfn grad_qd(row: u32, i: u32) -> f32 { return grad_output(row, i); }',
+      }),
+    ];
+    for (const layer of layers) {
+      for (const batch of [Symbol('b'), 0, -1, 1.5, '2', null]) {
+        expectTyped(await rejection(layer.prepare(batch as never)), ShapeError, 'batch');
+      }
+    }
+  });
 });
 
 describe('point 5: bounds on counts that reach the GPU', () => {

@@ -16,6 +16,7 @@ import { readEngine, readOptions } from '../validate';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import { checkParam, upload, type ParamValue } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
+import { checkBatch } from './stages/workgroups';
 import { VectorOps, gridGroups } from './stages/common';
 import { declarations, moduleScopeNames, scan, structureProblem, type Declaration } from './wgsl-scan';
 
@@ -264,6 +265,7 @@ export class CustomLayer implements ImplicitLayer, Stage {
 
   async prepare(batch: number): Promise<void> {
     this.engine.assertAlive(this.kind);
+    checkBatch(batch);
     this.engine.assertFits(batch * this.featureSize * 4, 'Qd');
     this.vector ??= await VectorOps.create(this.engine);
   }

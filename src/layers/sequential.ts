@@ -14,6 +14,7 @@ import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import type { QdGradient, Stage, StageKernels } from './stage';
+import { checkBatch } from './stages/workgroups';
 import { VectorOps } from './stages/common';
 import { readEngine, readOptions } from '../validate';
 
@@ -85,6 +86,7 @@ export class Sequential implements ImplicitLayer {
   async prepare(batch: number): Promise<void> {
     this.assertLive();
     this.engine.assertAlive('sequential');
+    checkBatch(batch);
     this.vector ??= await VectorOps.create(this.engine);
     for (const { kernels } of this.bound) await kernels.prepare(batch);
     this.assertLive();

@@ -4,6 +4,7 @@
  */
 import type { Engine } from '../../engine';
 import { LimitError, ShapeError } from '../../errors';
+import { describe } from '../../validate';
 
 /**
  * The (x, y) dispatch of `count` workgroups; shaders read the linear index `wid.y·groups.x + wid.x`
@@ -21,5 +22,5 @@ export function workgroupGrid(engine: Engine, count: number, argument: string): 
 
 /** Throws ShapeError (`'batch'`) unless `batch` is a positive integer. */
 export function checkBatch(batch: number): void {
-  if (!Number.isInteger(batch) || batch < 1) throw new ShapeError('batch', `must be a positive integer, got ${batch}`);
+  if (!Number.isInteger(batch) || batch < 1) throw new ShapeError('batch', `must be a positive integer, got ${describe(batch)}`);
 }
