@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Engine, broyden, gdeq, ift, jfb, picard, mse, type ImplicitOptions, type ImplicitResult, type Tensor } from '../src/node';
+import { Engine, adam, implicitBlock, broyden, gdeq, ift, jfb, picard, mse, type ImplicitOptions, type ImplicitResult, type Tensor } from '../src/node';
 import { adapterName, argument, runMain } from './cli';
 
 interface GoldenCase {
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const engine = await Engine.create();
   const adapter = adapterName(engine);
   const lines: string[] = [`adapter: ${adapter}`, '', '| method | solver | grad error vs ift_exact (w) | f-evals (fwd + bwd) | µs per gradient |', '|---|---|---|---|---|'];
-  const f = engine.implicitBlock({ w: Float32Array.from(golden.W), b: Float32Array.from(golden.b) });
+  const f = implicitBlock(engine, { weight: Float32Array.from(golden.W), bias: Float32Array.from(golden.b) });
   const shape = [golden.batch, golden.d];
   const Qd = engine.tensor(Float32Array.from(golden.Qd), shape);
   const T = engine.tensor(Float32Array.from(golden.T), shape);
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       const start = performance.now();
       const out = await run(options);
       const grads = await out.backward(T);
-      const w = await grads.w.read(); // waits for the backward to finish
+      const w = await grads.weight.read(); // waits for the backward to finish
       if (k > 0) times.push(performance.now() - start);
       error = relError(w, exact.dW);
       const backwardEvals = out.backwardStats ? ` + ${out.backwardStats.nstep}` : '';
@@ -88,20 +88,20 @@ async function main(): Promise<void> {
   };
   const w = engine.tensor(values(d * d, 0.5 / Math.sqrt(d), 1), [d, d]);
   const b = engine.tensor(values(d, 0.1, 2), [d]);
-  const block = engine.implicitBlock({ w, b });
+  const block = implicitBlock(engine, { weight: w, bias: b });
   const input = engine.tensor(values(batch * d, 1, 3), [batch, d]);
   const target = engine.tensor(values(batch * d, 0.5, 4), [batch, d]);
-  const opt = engine.adam([w, b], { lr: 1e-4 });
+  const opt = adam(engine, [w, b], { lr: 1e-4 });
   const stepTimes: number[] = [];
   for (let k = 0; k <= repeats; k++) {
     const start = performance.now();
     const out = await gdeq(block, input, { solver: broyden, eps: 0, maxDepth: 30, checkEvery: 30 });
     const loss = await mse(out.uStar, target);
     const grads = await out.backward(loss.grad);
-    await opt.step([grads.w, grads.b]);
+    await opt.step([grads.weight, grads.bias]);
     await engine.device.queue.onSubmittedWorkDone();
     if (k > 0) stepTimes.push(performance.now() - start);
-    for (const t of [loss.grad, loss.total, grads.w, grads.b, grads.Qd]) t.dispose();
+    for (const t of [loss.grad, loss.total, grads.weight, grads.bias, grads.Qd]) t.dispose();
     out.dispose();
   }
   lines.push('', `train step (gdeq + broyden, 30 iterations, backward, Adam) at d = ${d}, batch ${batch}: ${median(stepTimes).toFixed(2)} ms (median of ${repeats})`);

@@ -5,7 +5,7 @@
  * same problem: the same engine reading the GPU state back after every iteration, and the
  * contenders given to it (TF.js WebGPU, a plain CPU loop) running the same iterations.
  */
-import { Engine, anderson, broyden, picard, type ForwardKernelChoice, type SolverOptions, type SolveResult, type TanhBlock, type Tensor } from '../src';
+import { Engine, anderson, broyden, picard, type ForwardKernelChoice, type SolverOptions, type SolveResult, type TanhBlock, type Tensor, implicitBlock } from '../src';
 import { medianTiming, type BenchSolver, type Contender, type ContenderCase } from './contenders/contender';
 import { benchProblem, bytesPerEval, flopsPerEval, type BenchProblem } from './problem';
 import { formatRow } from './table';
@@ -74,7 +74,7 @@ const SOLVERS = { picard, anderson, broyden };
 const ANDERSON_DEFAULTS = { windowSize: 2, reg: 1e-8, mixing: 1 };
 
 function upload(engine: Engine, problem: BenchProblem, batch: number, forwardKernel: ForwardKernelChoice): { f: TanhBlock; Qd: Tensor } {
-  const f = engine.implicitBlock({ w: problem.w, b: problem.b, forwardKernel });
+  const f = implicitBlock(engine, { weight: problem.w, bias: problem.b, forwardKernel });
   const shape = batch === 0 ? [problem.d] : [batch, problem.d];
   return { f, Qd: engine.tensor(problem.Qd, shape) };
 }
@@ -115,8 +115,8 @@ export async function runSuite(device: GPUDevice, cases: BenchCase[], options: S
     const peakBytes = engine.memory.peakBytes;
     const naive = await timeSolves(() => solve(f, Qd, { ...base, checkEvery: 1, overlap: false }), repeats);
     const forwardKernelUs = await forwardKernelMicros(engine, f, Qd);
-    f.params.w.dispose();
-    f.params.b.dispose();
+    f.params.weight.dispose();
+    f.params.bias.dispose();
     Qd.dispose();
     engine.destroy();
 

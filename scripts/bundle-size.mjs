@@ -17,10 +17,10 @@ const ESBUILD = join(ROOT, 'node_modules', '.bin', 'esbuild');
 /** A string of wgsl_reflect's parser (one of its parse-error messages). */
 const REFLECT_MARK = 'Expected variable name';
 
-const APP = `import { Engine, picard } from ${JSON.stringify(join(DIST, 'anchorax.js'))};
+const APP = `import { Engine, implicitBlock, picard } from ${JSON.stringify(join(DIST, 'anchorax.js'))};
 const d = 8;
 const engine = await Engine.create();
-const f = engine.implicitBlock({ w: new Float32Array(d * d), b: new Float32Array(d) });
+const f = implicitBlock(engine, { weight: new Float32Array(d * d), bias: new Float32Array(d) });
 const r = await picard(f, engine.tensor(new Float32Array(d), [1, d]));
 console.log(await r.uStar.read());
 `;

@@ -8,9 +8,6 @@ import { Kernel, bufferId } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
 import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, OptionError, ShapeError } from './errors';
-import { TanhBlock, type TanhBlockParams } from './layers/tanh-block';
-import { Adam, type AdamOptions } from './optim/adam';
-import { SGD, type SgdOptions } from './optim/sgd';
 import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
 import { describe, isGpuBuffer, readChoice, readDevice, readOptions, readSwitch, readTensor, readValues } from './validate';
 
@@ -194,7 +191,7 @@ export class Engine {
    *     const out = await jfb(f, Qd);
    *     const l = await mse(out.uStar, target);
    *     const grads = await out.backward(l.grad);
-   *     await optimizer.step([grads.w, grads.b]);
+   *     await optimizer.step([grads.weight, grads.bias]);
    *     return l.value();      // a number: every tensor above is disposed
    *   });
    * }
@@ -324,42 +321,6 @@ export class Engine {
     const tensor = new Tensor(this, buffer, shape, false);
     this.checkWrapped(tensor, size * 4);
     return tensor;
-  }
-
-  /**
-   * The tanh implicit block `f(u, Qd) = tanh(u @ w + Qd + b)`, with `w` of shape `[d, d]`
-   * (row-major) and `b` of shape `[d]`, given as tensors or as arrays to upload. d is read from `w`.
-   * With `dropout` the block is stochastic: `f(u, Qd) = tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)`
-   * in training mode (see `DropoutOptions`).
-   *
-   * @throws ShapeError (`'w'`, `'b'`), NonFiniteError (`'w'`, `'b'`: NaN/Infinity in an array),
-   * DisposedError / EngineMismatchError (`'w'`, `'b'`: unusable tensors), OptionError
-   * (`'dropout'`, `'dropout.rate'`, `'dropout.noise'`), DeviceLostError.
-   */
-  implicitBlock(params: TanhBlockParams): TanhBlock {
-    this.assertAlive('engine.implicitBlock');
-    return TanhBlock.create(this, params);
-  }
-
-  /**
-   * An Adam optimizer over `params` (AdamW when `weightDecay` > 0: the decay is decoupled,
-   * `p ← p − lr·weightDecay·p`, not added to the gradient). Moments and step count stay on the GPU.
-   *
-   * @throws OptionError (`'options.<name>'`), ShapeError (`'params'`, `'params[i]'`),
-   * DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
-   */
-  adam(params: readonly Tensor[], options?: AdamOptions): Adam {
-    return new Adam(this, params, options);
-  }
-
-  /**
-   * An SGD optimizer over `params`, with optional momentum and (L2, PyTorch-style) weight decay.
-   *
-   * @throws OptionError (`'options.<name>'`), ShapeError (`'params'`, `'params[i]'`),
-   * DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
-   */
-  sgd(params: readonly Tensor[], options?: SgdOptions): SGD {
-    return new SGD(this, params, options);
   }
 
   /**

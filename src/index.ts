@@ -3,13 +3,13 @@
  *
  * ```ts
  * const engine = await Engine.create();
- * const f = engine.implicitBlock({ w, b });
+ * const f = implicitBlock(engine, { weight, bias });
  * const { uStar, tnstep, stats } = await broyden(f, engine.tensor(qd, [batch, d]));
  * ```
  */
 export { Engine, type EngineOptions, type FromDeviceOptions, type EngineMemory } from './engine';
 export { Tensor } from './tensor';
-export { TanhBlock, type TanhBlockParams, type ForwardKernelChoice } from './layers/tanh-block';
+export { implicitBlock, TanhBlock, type TanhBlockParams, type ForwardKernelChoice } from './layers/tanh-block';
 export type { DropoutOptions, DropoutNoise } from './layers/dropout';
 export type { ImplicitLayer, ForwardIO, AdjointIO, FusedPicardPath } from './layers/layer';
 export type { Stage } from './layers/stage';
@@ -28,17 +28,17 @@ export { anderson } from './solvers/anderson';
 export { broyden } from './solvers/broyden';
 export type { SolverOptions, StopMode } from './solvers/options';
 export { Optimizer } from './optim/optimizer';
-export { Adam, type AdamOptions } from './optim/adam';
-export { SGD, type SgdOptions } from './optim/sgd';
-export { GradientAccumulator } from './optim/accumulate';
+export { adam, Adam, type AdamOptions } from './optim/adam';
+export { sgd, SGD, type SgdOptions } from './optim/sgd';
+export { gradientAccumulator, GradientAccumulator } from './optim/accumulate';
 export { mse, type Loss } from './losses';
 export { softmaxCrossEntropy, type SoftmaxCrossEntropyLoss, type Labels } from './losses/softmax';
 export { Linear, linear, type LinearParams, type LinearGradBuffers, type LinearGrads } from './layers/linear';
 export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
-export type { Solver, ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
-export type { SolveResult, SolveStats, BroydenFactors } from './solvers/run';
+export type { ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
+export type { SolveResult, SolveStats, BroydenFactors, Solver } from './results';
 export {
   AnchoraxError,
   ShapeError,

@@ -9,7 +9,7 @@ import type { Engine } from './engine';
 import { OptionError, ShapeError } from './errors';
 import type { BufferRegion } from './gpu/kernel';
 import type { ImplicitLayer } from './layers/layer';
-import type { SolveResult } from './solvers/run';
+import type { SolveResult } from './results';
 import { Tensor } from './tensor';
 
 /** The largest finite float32: numbers that reach the GPU as f32 uniforms are bounded by it. */
@@ -42,8 +42,17 @@ function distance(a: string, b: string): number {
   return row[b.length];
 }
 
-/** The known name closest to `name`, when it is close enough to be a typo. */
+/**
+ * Names of earlier releases and of other libraries that are too far from today's to be caught as
+ * typos: `{ w, b }` / `{ W, b }` (the original JAX block, anchorax 0.1) for `{ weight, bias }`,
+ * and the linear layer's gradient buffers `{ dW, db }` for `{ weight, bias }`.
+ */
+const RENAMED: Readonly<Record<string, string>> = { w: 'weight', W: 'weight', b: 'bias', dW: 'weight', db: 'bias' };
+
+/** The known name closest to `name`, when it is close enough to be a typo (or a renamed one). */
 function nearest(name: string, known: readonly string[]): string | undefined {
+  const renamed = Object.hasOwn(RENAMED, name) ? RENAMED[name] : undefined;
+  if (renamed !== undefined && known.includes(renamed)) return renamed;
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of known) {
@@ -200,7 +209,7 @@ export function readLayer(value: unknown, argument: string): ImplicitLayer {
     typeof layer.params === 'object' &&
     layer.params !== null &&
     isEngine(layer.engine);
-  if (!ok) throw new OptionError(argument, `must be an implicit layer (e.g. engine.implicitBlock({ w, b })), got ${describe(value)}`);
+  if (!ok) throw new OptionError(argument, `must be an implicit layer (e.g. implicitBlock(engine, { weight, bias })), got ${describe(value)}`);
   return value as ImplicitLayer;
 }
 

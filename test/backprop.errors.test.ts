@@ -27,6 +27,7 @@ import {
   type Solver,
   type TanhBlock,
   type Tensor,
+  implicitBlock,
 } from '../src';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
@@ -60,7 +61,7 @@ const buffers: GPUBuffer[] = [];
 beforeAll(async () => {
   engine = await createTestEngine();
   const random = rng(2024);
-  f = engine.implicitBlock({ w: Float32Array.from(randomArray(random, D * D, 0.3)), b: Float32Array.from(randomArray(random, D, 0.5)) });
+  f = implicitBlock(engine, { weight: Float32Array.from(randomArray(random, D * D, 0.3)), bias: Float32Array.from(randomArray(random, D, 0.5)) });
   Qd = engine.tensor(randomArray(random, BATCH * D), SHAPE);
   gData = Float32Array.from(randomArray(random, BATCH * D));
   g = engine.tensor(gData, SHAPE);
@@ -231,7 +232,7 @@ describe('non-finite gradients', () => {
     before = engine.readbackCount;
     const b = await plain.backward(g);
     expect(engine.readbackCount - before).toBe(0);
-    for (const key of ['w', 'b', 'Qd'] as const) expect(await bits(a[key])).toEqual(await bits(b[key]));
+    for (const key of ['weight', 'bias', 'Qd'] as const) expect(await bits(a[key])).toEqual(await bits(b[key]));
     disposeGrads(a);
     disposeGrads(b);
     checked.dispose();
@@ -242,7 +243,7 @@ describe('non-finite gradients', () => {
     const d = 37;
     const batch = 20; // 740 values: three 256-thread workgroups, the last one partial
     const random = rng(99);
-    const big = engine.implicitBlock({ w: Float32Array.from(randomArray(random, d * d, 0.1)), b: Float32Array.from(randomArray(random, d, 0.5)) });
+    const big = implicitBlock(engine, { weight: Float32Array.from(randomArray(random, d * d, 0.1)), bias: Float32Array.from(randomArray(random, d, 0.5)) });
     const bigQd = engine.tensor(randomArray(random, d * batch), [batch, d]);
     const values = Float32Array.from(randomArray(random, d * batch + 4));
     values[d * batch] = Number.NaN; // just past the tensor: not part of it
@@ -260,8 +261,8 @@ describe('non-finite gradients', () => {
     expectTyped(await rejection(again.backward(last, { checkFinite: true })), NonFiniteError, 'gradUStar');
     again.dispose();
     bigQd.dispose();
-    big.params.w.dispose();
-    big.params.b.dispose();
+    big.params.weight.dispose();
+    big.params.bias.dispose();
   });
 
   it('without checkFinite, jfb and gdeq read nothing back and return NaN gradients', async () => {
@@ -271,7 +272,7 @@ describe('non-finite gradients', () => {
       const grads = await out.backward(wrapped(gradWith(Number.NaN, 4)));
       expect(engine.readbackCount - before).toBe(0);
       expect((await grads.Qd.read()).some(Number.isNaN)).toBe(true);
-      expect((await grads.w.read()).some(Number.isNaN)).toBe(true);
+      expect((await grads.weight.read()).some(Number.isNaN)).toBe(true);
       disposeGrads(grads);
       out.dispose();
     }

@@ -1,7 +1,7 @@
 // JFB, GDEQ and IFT gradients on the GPU against the original library's (test/fixtures/golden.json,
 // contractive case; loss = sum(uStar ⊙ T), so gradUStar = T), within 1e-3 relative per gradient.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anderson, broyden, gdeq, ift, jfb, picard, type Engine, type Gradients, type ImplicitOptions } from '../src';
+import { anderson, broyden, gdeq, ift, jfb, picard, type Engine, type Gradients, type ImplicitOptions, implicitBlock } from '../src';
 import { loadGolden } from './helpers/golden';
 import { refGdeq } from '../src/reference';
 import { createTestEngine, relError } from './helpers/engine';
@@ -27,7 +27,7 @@ const CASES: [string, typeof jfb, ImplicitOptions][] = [
 
 function setup() {
   if (!c) throw new Error('unreachable');
-  const f = engine.implicitBlock({ w: Float32Array.from(c.W), b: Float32Array.from(c.b) });
+  const f = implicitBlock(engine, { weight: Float32Array.from(c.weight), bias: Float32Array.from(c.bias) });
   const shape = [c.batch, c.d];
   return { f, Qd: engine.tensor(Float32Array.from(c.Qd), shape), T: engine.tensor(Float32Array.from(c.T), shape) };
 }
@@ -35,8 +35,8 @@ function setup() {
 async function expectGrads(grads: Gradients, name: string, tolerance = 1e-3): Promise<void> {
   const golden = c?.grads[name];
   if (!golden) throw new Error(`golden grads ${name} missing`);
-  expect(relError(await grads.w.read(), golden.dW)).toBeLessThan(tolerance);
-  expect(relError(await grads.b.read(), golden.db)).toBeLessThan(tolerance);
+  expect(relError(await grads.weight.read(), golden.dW)).toBeLessThan(tolerance);
+  expect(relError(await grads.bias.read(), golden.db)).toBeLessThan(tolerance);
   expect(relError(await grads.Qd.read(), golden.dQd)).toBeLessThan(tolerance);
 }
 
@@ -68,11 +68,11 @@ describe('golden gradients', () => {
     const B = solved.B;
     if (!B) throw new Error('returnB gave no factors');
     const factors = { Us: Float64Array.from(await B.Us.read()), VTs: Float64Array.from(await B.VTs.read()), validMask: B.validMask, L: B.validMask.length };
-    const expected = refGdeq({ d: c.d, w: c.W, b: c.b }, c.Qd, Float64Array.from(await solved.uPrev.read()), c.T, factors);
+    const expected = refGdeq({ d: c.d, w: c.weight, b: c.bias }, c.Qd, Float64Array.from(await solved.uPrev.read()), c.T, factors);
     const out = await gdeq(f, Qd, { solver: broyden, eps: 1e-5 });
     const grads = await out.backward(T);
-    expect(relError(await grads.w.read(), expected.w)).toBeLessThan(1e-5);
-    expect(relError(await grads.b.read(), expected.b)).toBeLessThan(1e-5);
+    expect(relError(await grads.weight.read(), expected.w)).toBeLessThan(1e-5);
+    expect(relError(await grads.bias.read(), expected.b)).toBeLessThan(1e-5);
     expect(relError(await grads.Qd.read(), expected.Qd)).toBeLessThan(1e-5);
     out.dispose();
     solved.dispose();
@@ -90,7 +90,7 @@ describe('golden gradients', () => {
     const { f, Qd, T } = setup();
     const out = await jfb(f, Qd, { solver: broyden, eps: 1e-6 });
     const grads = await out.backward(T);
-    expect(relError(await grads.w.read(), c?.grads.ift_exact?.dW ?? [])).toBeGreaterThan(1e-3);
+    expect(relError(await grads.weight.read(), c?.grads.ift_exact?.dW ?? [])).toBeGreaterThan(1e-3);
     out.dispose();
   });
 });

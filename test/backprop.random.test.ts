@@ -31,6 +31,7 @@ import {
   type Solver,
   type TanhBlock,
   type Tensor,
+  implicitBlock,
 } from '../src';
 import { refBlockForward, refBlockJtv, refGdeq, refIft, refJfb, type RefBlock, type RefBroydenFactors } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, relError, rng } from './helpers/engine';
@@ -118,7 +119,7 @@ function makeProblem(c: Case): Problem {
   const block: RefBlock = { d: c.d, w: f32(raw.map((x) => x * scale)), b: f32(randomArray(random, c.d, 0.5)) };
   const Qd64 = f32(randomArray(random, n));
   const g64 = f32(randomArray(random, n));
-  const f = engine.implicitBlock({ w: Float32Array.from(block.w), b: Float32Array.from(block.b) });
+  const f = implicitBlock(engine, { weight: Float32Array.from(block.w), bias: Float32Array.from(block.b) });
   const Qd = engine.tensor(Qd64, shape);
   const g = engine.tensor(g64, shape);
   return {
@@ -126,8 +127,8 @@ function makeProblem(c: Case): Problem {
     dispose() {
       Qd.dispose();
       g.dispose();
-      f.params.w.dispose();
-      f.params.b.dispose();
+      f.params.weight.dispose();
+      f.params.bias.dispose();
     },
   };
 }
@@ -144,8 +145,8 @@ interface GradErrors {
 
 async function gradErrors(grads: Gradients, expected: { w: Float64Array; b: Float64Array; Qd: Float64Array }): Promise<GradErrors> {
   return {
-    w: relError(await grads.w.read(), expected.w),
-    b: relError(await grads.b.read(), expected.b),
+    w: relError(await grads.weight.read(), expected.w),
+    b: relError(await grads.bias.read(), expected.b),
     Qd: relError(await grads.Qd.read(), expected.Qd),
   };
 }
@@ -291,8 +292,8 @@ describe.each(CASES.map((c) => [label(c), c] as const))('%s', (_label, c) => {
     expect(await bits(a.uStar)).toEqual(await bits(b.uStar));
     const ga = await a.backward(p.g);
     const gb = await b.backward(p.g);
-    expect(Object.keys(ga).sort()).toEqual(['Qd', 'b', 'w']);
-    for (const key of ['w', 'b', 'Qd'] as const) expect(await bits(ga[key])).toEqual(await bits(gb[key]));
+    expect(Object.keys(ga).sort()).toEqual(['Qd', 'bias', 'weight']);
+    for (const key of ['weight', 'bias', 'Qd'] as const) expect(await bits(ga[key])).toEqual(await bits(gb[key]));
     disposeGrads(ga);
     disposeGrads(gb);
     a.dispose();

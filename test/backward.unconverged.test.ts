@@ -19,6 +19,8 @@ import {
   type ImplicitOptions,
   type TanhBlock,
   type Tensor,
+  adam,
+  implicitBlock,
 } from '../src';
 import { refJfb, type RefBlock } from '../src/reference';
 import { expectTyped, rejection } from './helpers/errors';
@@ -47,7 +49,7 @@ beforeAll(async () => {
   const w = Float32Array.from(randomArray(random, D * D, 0.35));
   const b = Float32Array.from(randomArray(random, D, 0.3));
   block = { d: D, w: Float64Array.from(w), b: Float64Array.from(b) };
-  f = engine.implicitBlock({ w, b });
+  f = implicitBlock(engine, { weight: w, bias: b });
   qdData = Float64Array.from(Float32Array.from(randomArray(random, BATCH * D, 1)));
   Qd = engine.tensor(qdData, [BATCH, D]);
   gData = Float64Array.from(Float32Array.from(randomArray(random, BATCH * D, 1)));
@@ -72,8 +74,8 @@ describe('ift: an adjoint solve that does not converge', () => {
     expect(out.backwardStats?.nstep).toBe(2);
     expect(out.backwardInfo).toEqual({ method: 'jfb', converged: false, fellBack: true });
     const expected = refJfb(block, qdData, await read(out.uPrev), gData);
-    expect(maxAbsDiff(await read(grads.w), expected.w)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(await read(grads.b), expected.b)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await read(grads.weight), expected.w)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await read(grads.bias), expected.b)).toBeLessThan(1e-5);
     expect(maxAbsDiff(await read(grads.Qd), expected.Qd)).toBeLessThan(1e-5);
     disposeGrads(grads);
     out.dispose();
@@ -98,7 +100,7 @@ describe('ift: an adjoint solve that does not converge', () => {
     const out = await ift(f, Qd, SHORT_ADJOINT);
     const grads = await out.backward(g, { onUnconverged: 'accept' });
     expect(out.backwardInfo).toEqual({ method: 'ift', converged: false, fellBack: false });
-    const values = await read(grads.w);
+    const values = await read(grads.weight);
     expect(values.every(Number.isFinite)).toBe(true);
     const jfbW = refJfb(block, qdData, await read(out.uPrev), gData).w;
     expect(maxAbsDiff(values, jfbW)).toBeGreaterThan(1e-4);
@@ -147,10 +149,10 @@ describe('ift: an adjoint solve that does not converge', () => {
     const random = rng(3);
     const w = engine.tensor(Float32Array.from(randomArray(random, d * d, 0.5 / Math.sqrt(d))), [d, d]);
     const b = engine.tensor(Float32Array.from(randomArray(random, d, 0.1)), [d]);
-    const layer = engine.implicitBlock({ w, b });
+    const layer = implicitBlock(engine, { weight: w, bias: b });
     const x = engine.tensor(Float32Array.from(randomArray(random, 4 * d, 1)), [4, d]);
     const target = engine.tensor(Float32Array.from(randomArray(random, 4 * d, 0.5)), [4, d]);
-    const optimizer = engine.adam([w, b], { lr: 2e-2 });
+    const optimizer = adam(engine, [w, b], { lr: 2e-2 });
     const losses: number[] = [];
     for (let step = 0; step < 15; step++) {
       const out = await ift(layer, x, { solver: broyden, eps: 1e-4 });
@@ -160,10 +162,10 @@ describe('ift: an adjoint solve that does not converge', () => {
       expect(info?.converged).toBe(out.backwardStats?.converged);
       expect(info?.method).toBe(info?.converged ? 'ift' : 'jfb');
       expect(info?.fellBack).toBe(!info?.converged);
-      expect((await read(grads.w)).every(Number.isFinite)).toBe(true);
-      await optimizer.step([grads.w, grads.b]);
+      expect((await read(grads.weight)).every(Number.isFinite)).toBe(true);
+      await optimizer.step([grads.weight, grads.bias]);
       losses.push(await loss.value());
-      for (const t of [loss.grad, loss.total, grads.w, grads.b, grads.Qd]) t.dispose();
+      for (const t of [loss.grad, loss.total, grads.weight, grads.bias, grads.Qd]) t.dispose();
       out.dispose();
     }
     expect(losses[losses.length - 1]).toBeLessThan(0.5 * losses[0]);

@@ -1,7 +1,7 @@
 // The tanh block's two forward kernels (tiled, split-k) against the float64 reference and each
 // other, on random inputs of odd sizes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jfb, picard, type Engine, type ForwardKernelChoice } from '../src';
+import { jfb, picard, type Engine, type ForwardKernelChoice, implicitBlock } from '../src';
 import { refBlockForward, refJfb } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, relError, rng } from './helpers/engine';
 
@@ -23,7 +23,7 @@ describe('tanh block forward kernels', () => {
     const expected = refBlockForward({ d, w: Float64Array.from(w), b: Float64Array.from(b) }, Float64Array.from(u0), Float64Array.from(qd));
     const outputs: Float32Array[] = [];
     for (const forwardKernel of ['tiled', 'split-k', 'matmul', 'auto'] as ForwardKernelChoice[]) {
-      const f = engine.implicitBlock({ w, b, forwardKernel });
+      const f = implicitBlock(engine, { weight: w, bias: b, forwardKernel });
       const r = await picard(f, engine.tensor(qd, [batch, d]), { u0: engine.tensor(u0, [batch, d]), maxDepth: 1, eps: 0, returnFinal: true });
       const u = await r.uStar.read();
       expect(maxAbsDiff(u, expected)).toBeLessThan(2e-6);
@@ -34,7 +34,7 @@ describe('tanh block forward kernels', () => {
   });
 
   it('rejects an unknown kernel choice', () => {
-    expect(() => engine.implicitBlock({ w: [1], b: [0], forwardKernel: 'fast' as ForwardKernelChoice })).toThrow(/forwardKernel/);
+    expect(() => implicitBlock(engine, { weight: [1], bias: [0], forwardKernel: 'fast' as ForwardKernelChoice })).toThrow(/forwardKernel/);
   });
 });
 
@@ -47,14 +47,14 @@ describe('tanh block adjoint kernels', () => {
     const g = Float32Array.from(randomArray(random, batch * d, 1));
     const results: Float32Array[] = [];
     for (const forwardKernel of ['tiled', 'matmul'] as ForwardKernelChoice[]) {
-      const f = engine.implicitBlock({ w, b, forwardKernel });
+      const f = implicitBlock(engine, { weight: w, bias: b, forwardKernel });
       const out = await jfb(f, engine.tensor(qd, [batch, d]), { solver: picard, eps: 1e-5 });
       const uPrev = Float64Array.from(await out.uPrev.read());
       const grads = await out.backward(engine.tensor(g, [batch, d]));
       const expected = refJfb({ d, w: Float64Array.from(w), b: Float64Array.from(b) }, Float64Array.from(qd), uPrev, Float64Array.from(g));
       const dQd = await grads.Qd.read();
       expect(relError(dQd, expected.Qd)).toBeLessThan(2e-6);
-      expect(relError(await grads.w.read(), expected.w)).toBeLessThan(2e-6);
+      expect(relError(await grads.weight.read(), expected.w)).toBeLessThan(2e-6);
       results.push(dQd);
       out.dispose();
     }

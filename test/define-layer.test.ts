@@ -20,6 +20,7 @@ import {
   Qd,
   type Engine,
   type LayerDefinition,
+  adam,
 } from '../src';
 import { refPicard, refSequentialForward } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, rng, rejectsWith } from './helpers/engine';
@@ -119,7 +120,7 @@ describe('a user WGSL layer f(u) = tanh(a ⊙ u + Qd)', () => {
     // The fixed point for the hidden a: u* = tanh(a ⊙ u* + Qd).
     const target = refPicard((x) => ref.forward(x, qd), new Float64Array(batch * d), { eps: 1e-12, maxDepth: 500 }).uStar;
     const targetT = engine.tensor(Float32Array.from(target), [batch, d]);
-    const optimizer = engine.adam([f.params.a], { lr: 0.05 });
+    const optimizer = adam(engine, [f.params.a], { lr: 0.05 });
     const losses: number[] = [];
     for (let step = 0; step < 40; step++) {
       const result = await gdeq(f, Qdt, { eps: 1e-5, maxDepth: 30 });
@@ -138,8 +139,8 @@ describe('a user WGSL layer f(u) = tanh(a ⊙ u + Qd)', () => {
     const custom = await defineLayer(engine, definition());
     const W = f32(randomArray(rng(9), d * d, 0.3));
     const bias = new Float32Array(d);
-    const f = sequential(linear(engine, { W: Float32Array.from(W), b: bias }), custom);
-    expect(Object.keys(f.params)).toEqual(['0.W', '0.b', '1.a']);
+    const f = sequential(linear(engine, { weight: Float32Array.from(W), bias: bias }), custom);
+    expect(Object.keys(f.params)).toEqual(['0.weight', '0.bias', '1.a']);
     const lin = (x: Float64Array) => {
       const out = new Float64Array(x.length);
       for (let r = 0; r < x.length / d; r++) for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) out[r * d + j] += x[r * d + k] * W[k * d + j];
@@ -172,7 +173,7 @@ describe('gradcheck', () => {
 
   it('passes the built-in composed layers', async () => {
     const W = Float32Array.from(randomArray(rng(3), 7 * 7, 0.4));
-    const report = await gradcheck(sequential(linear(engine, { W, b: new Float32Array(7).fill(0.1) }), add(Qd), tanh()), { batch: 2 });
+    const report = await gradcheck(sequential(linear(engine, { weight: W, bias: new Float32Array(7).fill(0.1) }), add(Qd), tanh()), { batch: 2 });
     expect(report.passed).toBe(true);
   });
 

@@ -17,6 +17,7 @@ import {
   type TanhBlock,
   type TanhBlockParams,
   type Tensor,
+  implicitBlock,
 } from '../src';
 import type { Kernel } from '../src/gpu/kernel';
 import { BufferUsage } from '../src/gpu/flags';
@@ -32,7 +33,7 @@ afterAll(() => engine?.destroy());
 
 /** A contractive random block of width d, its float64 twin, Qd and a starting point. */
 interface Problem {
-  params: TanhBlockParams & { w: Float32Array; b: Float32Array };
+  params: TanhBlockParams & { weight: Float32Array; bias: Float32Array };
   ref: RefBlock;
   qd: Float32Array;
   u0: Float32Array;
@@ -45,13 +46,13 @@ function problem(d: number, batch: number, seed: number): Problem {
   const b = Float32Array.from(randomArray(random, d, 0.2));
   const qd = Float32Array.from(randomArray(random, batch * d, 1));
   const u0 = Float32Array.from(randomArray(random, batch * d, 1));
-  return { params: { w, b }, ref: { d, w: Float64Array.from(w), b: Float64Array.from(b) }, qd, u0, shape: [batch, d] };
+  return { params: { weight: w, bias: b }, ref: { d, w: Float64Array.from(w), b: Float64Array.from(b) }, qd, u0, shape: [batch, d] };
 }
 
 const P = problem(32, 8, 11);
 
 function block(p: Problem, dropout?: TanhBlockParams['dropout']): TanhBlock {
-  return engine.implicitBlock({ ...p.params, dropout });
+  return implicitBlock(engine, { ...p.params, dropout });
 }
 
 /** `depth` Picard steps from u0, returning the last iterate: f applied `depth` times, evaluations 0 … depth − 1. */

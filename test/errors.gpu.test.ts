@@ -9,7 +9,6 @@ import {
   Engine,
   EngineMismatchError,
   GpuValidationError,
-  GradientAccumulator,
   ShapeError,
   gdeq,
   gradcheck,
@@ -21,6 +20,10 @@ import {
   softmaxCrossEntropy,
   type TanhBlock,
   type Tensor,
+  adam,
+  gradientAccumulator,
+  implicitBlock,
+  sgd,
 } from '../src';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 import { SOLVERS, Usage, expectTyped, rejection, thrown, withinTime } from './helpers/errors';
@@ -49,7 +52,7 @@ beforeAll(async () => {
   wData = Float32Array.from(randomArray(random, D * D, 0.3));
   bData = Float32Array.from(randomArray(random, D, 0.5));
   qdData = Float32Array.from(randomArray(random, BATCH * D, 1));
-  f = engine.implicitBlock({ w: wData, b: bData });
+  f = implicitBlock(engine, { weight: wData, bias: bData });
 });
 
 afterAll(() => {
@@ -116,8 +119,8 @@ describe('a wrapped buffer destroyed before engine.wrap', () => {
     expectTyped(await rejection(solve(f, destroyedBefore(qdData, [BATCH, D]))), DisposedError, 'Qd');
     const Qd = engine.tensor(qdData, [BATCH, D]);
     expectTyped(await rejection(solve(f, Qd, { u0: destroyedBefore(qdData, [BATCH, D]) })), DisposedError, 'options.u0');
-    const block = engine.implicitBlock({ w: destroyedBefore(wData, [D, D]), b: bData });
-    expectTyped(await rejection(solve(block, Qd)), DisposedError, 'f.params.w');
+    const block = implicitBlock(engine, { weight: destroyedBefore(wData, [D, D]), bias: bData });
+    expectTyped(await rejection(solve(block, Qd)), DisposedError, 'f.params.weight');
     Qd.dispose();
   });
 
@@ -133,8 +136,8 @@ describe('a wrapped buffer destroyed before engine.wrap', () => {
     const grads = await withinTime(result.backward(gradient()));
     expect(grads.Qd.shape).toEqual([BATCH, D]);
     const param = engine.tensor(qdData, [BATCH, D]);
-    const adam = engine.adam([param]);
-    expectTyped(await rejection(adam.step([destroyedBefore(qdData, [BATCH, D])])), DisposedError, 'grads[0]');
+    const opt = adam(engine, [param]);
+    expectTyped(await rejection(opt.step([destroyedBefore(qdData, [BATCH, D])])), DisposedError, 'grads[0]');
     result.dispose();
     prediction.dispose();
   });
@@ -145,8 +148,8 @@ describe('a wrapped buffer of another device', () => {
 
   it.each(SOLVERS)('%s rejects it with EngineMismatchError naming the argument', async (_name, solve) => {
     expectTyped(await rejection(solve(f, foreign(qdData, [BATCH, D]))), EngineMismatchError, 'Qd');
-    const block = engine.implicitBlock({ w: wData, b: foreign(bData, [D]) });
-    expectTyped(await rejection(solve(block, engine.tensor(qdData, [BATCH, D]))), EngineMismatchError, 'f.params.b');
+    const block = implicitBlock(engine, { weight: wData, bias: foreign(bData, [D]) });
+    expectTyped(await rejection(solve(block, engine.tensor(qdData, [BATCH, D]))), EngineMismatchError, 'f.params.bias');
   });
 
   it('read, mse and backward reject it', async () => {
@@ -188,15 +191,15 @@ describe('a wrapped buffer destroyed after engine.wrap: the device rejects the w
     expectTyped(await rejection(mse(await destroyedAfter(qdData, [BATCH, D]))), GpuValidationError, 'mse');
     expectTyped(await rejection(softmaxCrossEntropy(await destroyedAfter(qdData, [BATCH, D]), [0, 1, 2])), GpuValidationError, 'softmaxCrossEntropy');
     const param = await destroyedAfter(qdData, [BATCH, D]);
-    expectTyped(await rejection(engine.sgd([param], { lr: 0.1 }).step([gradient()])), GpuValidationError, 'sgd.step');
+    expectTyped(await rejection(sgd(engine, [param], { lr: 0.1 }).step([gradient()])), GpuValidationError, 'sgd.step');
     expectTyped(await rejection(param.read()), GpuValidationError, 'read');
-    const dense = linear(engine, { W: wData, b: bData });
+    const dense = linear(engine, { weight: wData, bias: bData });
     expectTyped(await rejection(dense.forward(await destroyedAfter(qdData, [BATCH, D]))), GpuValidationError, 'linear.forward');
     const x = engine.tensor(qdData, [BATCH, D]);
     expectTyped(await rejection(dense.backward(x, await destroyedAfter(qdData, [BATCH, D]))), GpuValidationError, 'linear.backward');
-    const accumulator = new GradientAccumulator([x]);
+    const accumulator = gradientAccumulator(engine, [x]);
     expectTyped(await rejection(accumulator.add([await destroyedAfter(qdData, [BATCH, D])])), GpuValidationError, 'accumulator.add');
-    const block = engine.implicitBlock({ w: await destroyedAfter(wData, [D, D]), b: bData });
+    const block = implicitBlock(engine, { weight: await destroyedAfter(wData, [D, D]), bias: bData });
     expectTyped(await rejection(gradcheck(block)), GpuValidationError, 'gradcheck');
     accumulator.dispose();
     x.dispose();
@@ -214,7 +217,7 @@ describe('a lost device in every path', () => {
   /** A fresh engine whose device is destroyed after a jfb solve, with that solve's result. */
   async function lostEngine(): Promise<{ doomed: Engine; block: TanhBlock; Qd: Tensor; pending: Awaited<ReturnType<typeof jfb>> }> {
     const doomed = await createTestEngine();
-    const block = doomed.implicitBlock({ w: wData, b: bData });
+    const block = implicitBlock(doomed, { weight: wData, bias: bData });
     const Qd = doomed.tensor(qdData, [BATCH, D]);
     const pending = await withinTime(jfb(block, Qd, { solver: picard }));
     return { doomed, block, Qd, pending };
@@ -223,25 +226,25 @@ describe('a lost device in every path', () => {
   it('after device.destroy(): backward, losses, optimizer steps, accumulators, gradcheck, reads and factories report DeviceLostError', async () => {
     const { doomed, block, Qd, pending } = await lostEngine();
     const grad = doomed.tensor(new Float32Array(BATCH * D).fill(0.1), [BATCH, D]);
-    const adam = doomed.adam([block.params.w]);
+    const opt = adam(doomed, [block.params.weight]);
     const wGrad = doomed.zeros([D, D]);
-    const dense = linear(doomed, { W: wData, b: bData });
-    const accumulator = new GradientAccumulator([Qd]);
+    const dense = linear(doomed, { weight: wData, bias: bData });
+    const accumulator = gradientAccumulator(doomed, [Qd]);
     const buffer = doomed.device.createBuffer({ size: 64, usage: ALL });
     doomed.device.destroy();
     await withinTime(doomed.device.lost);
     expectTyped(await rejection(pending.backward(grad)), DeviceLostError, 'backward');
     expectTyped(await rejection(mse(Qd)), DeviceLostError, 'mse');
     expectTyped(await rejection(softmaxCrossEntropy(Qd, [0, 1, 2])), DeviceLostError, 'softmaxCrossEntropy');
-    expectTyped(await rejection(adam.step([wGrad])), DeviceLostError, 'adam.step');
+    expectTyped(await rejection(opt.step([wGrad])), DeviceLostError, 'adam.step');
     expectTyped(await rejection(gradcheck(block)), DeviceLostError, 'gradcheck');
     expectTyped(await rejection(dense.forward(Qd)), DeviceLostError, 'linear.forward');
     expectTyped(await rejection(accumulator.add([Qd])), DeviceLostError, 'accumulator.add');
     expectTyped(await rejection(Qd.read()), DeviceLostError, 'read');
     expectTyped(await rejection(jfb(block, Qd)), DeviceLostError, 'broyden');
     expectTyped(thrown(() => doomed.wrap(buffer, [D])), DeviceLostError, 'engine.wrap');
-    expectTyped(thrown(() => linear(doomed, { W: wData, b: bData })), DeviceLostError, 'linear');
-    expectTyped(thrown(() => doomed.adam([block.params.w])), DeviceLostError, 'engine.adam');
+    expectTyped(thrown(() => linear(doomed, { weight: wData, bias: bData })), DeviceLostError, 'linear');
+    expectTyped(thrown(() => adam(doomed, [block.params.weight])), DeviceLostError, 'adam');
   });
 
   it('after engine.destroy(), at once (before device.lost settles): wrap, tensor and zeros throw, backward and mse reject', async () => {

@@ -20,6 +20,7 @@ import {
   type SolverOptions,
   type TanhBlock,
   type Tensor,
+  implicitBlock,
 } from '../src';
 import type { Kernel } from '../src/gpu/kernel';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
@@ -46,7 +47,7 @@ beforeAll(async () => {
   wData = Float32Array.from(randomArray(random, D * D, 0.3));
   bData = Float32Array.from(randomArray(random, D, 0.5));
   qdData = Float32Array.from(randomArray(random, BATCH * D, 1));
-  f = engine.implicitBlock({ w: wData, b: bData });
+  f = implicitBlock(engine, { weight: wData, bias: bData });
 });
 
 afterAll(() => {
@@ -106,44 +107,44 @@ describe('tensor creation', () => {
 
 describe('implicitBlock parameters', () => {
   it('rejects w that is not d × d and b that is not d', () => {
-    expectTyped(thrown(() => engine.implicitBlock({ w: new Float32Array(15), b: new Float32Array(4) })), ShapeError, 'w');
-    expectTyped(thrown(() => engine.implicitBlock({ w: new Float32Array(16), b: new Float32Array(3) })), ShapeError, 'b');
-    expectTyped(thrown(() => engine.implicitBlock({ w: new Float32Array(9), b: new Float32Array(4) })), ShapeError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: new Float32Array(15), bias: new Float32Array(4) })), ShapeError, 'weight');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: new Float32Array(16), bias: new Float32Array(3) })), ShapeError, 'bias');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: new Float32Array(9), bias: new Float32Array(4) })), ShapeError, 'bias');
     const w45 = engine.tensor(new Float32Array(20), [4, 5]);
-    expectTyped(thrown(() => engine.implicitBlock({ w: w45, b: bData })), ShapeError, 'w');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: w45, bias: bData })), ShapeError, 'weight');
     const wFlat = engine.tensor(new Float32Array(16), [16]);
-    expectTyped(thrown(() => engine.implicitBlock({ w: wFlat, b: bData })), ShapeError, 'w');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: wFlat, bias: bData })), ShapeError, 'weight');
     const b14 = engine.tensor(new Float32Array(4), [1, 4]);
-    expectTyped(thrown(() => engine.implicitBlock({ w: wData, b: b14 })), ShapeError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: wData, bias: b14 })), ShapeError, 'bias');
     const b5 = engine.tensor(new Float32Array(5), [5]);
-    expectTyped(thrown(() => engine.implicitBlock({ w: wData, b: b5 })), ShapeError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: wData, bias: b5 })), ShapeError, 'bias');
     for (const t of [w45, wFlat, b14, b5]) t.dispose();
   });
 
   it('rejects missing parameters and a params value that is not an object', () => {
-    const noW = { b: bData } as unknown as Parameters<Engine['implicitBlock']>[0];
-    const noB = { w: wData } as unknown as Parameters<Engine['implicitBlock']>[0];
-    const text = { w: 'abc', b: bData } as unknown as Parameters<Engine['implicitBlock']>[0];
-    expectTyped(thrown(() => engine.implicitBlock(noW)), ShapeError, 'w');
-    expectTyped(thrown(() => engine.implicitBlock(noB)), ShapeError, 'b');
-    expectTyped(thrown(() => engine.implicitBlock(text)), ShapeError, 'w');
-    const notObject = 5 as unknown as Parameters<Engine['implicitBlock']>[0];
-    expectTyped(thrown(() => engine.implicitBlock(notObject)), ShapeError, 'params');
+    const noW = { bias: bData } as unknown as Parameters<typeof implicitBlock>[1];
+    const noB = { weight: wData } as unknown as Parameters<typeof implicitBlock>[1];
+    const text = { weight: 'abc', bias: bData } as unknown as Parameters<typeof implicitBlock>[1];
+    expectTyped(thrown(() => implicitBlock(engine, noW)), ShapeError, 'weight');
+    expectTyped(thrown(() => implicitBlock(engine, noB)), ShapeError, 'bias');
+    expectTyped(thrown(() => implicitBlock(engine, text)), ShapeError, 'weight');
+    const notObject = 5 as unknown as Parameters<typeof implicitBlock>[1];
+    expectTyped(thrown(() => implicitBlock(engine, notObject)), ShapeError, 'params');
   });
 
   it('rejects NaN in w and Infinity in b, uploading nothing', () => {
     const before = engine.memory.allocatedBytes;
     const w = Float32Array.from(wData);
     w[5] = Number.NaN;
-    expectTyped(thrown(() => engine.implicitBlock({ w, b: bData })), NonFiniteError, 'w');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: w, bias: bData })), NonFiniteError, 'weight');
     const b = Array.from(bData);
     b[2] = Number.POSITIVE_INFINITY;
-    expectTyped(thrown(() => engine.implicitBlock({ w: wData, b })), NonFiniteError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: wData, bias: b })), NonFiniteError, 'bias');
     expect(engine.memory.allocatedBytes).toBe(before);
   });
 
   it('accepts valid parameters as arrays or tensors', () => {
-    const block = engine.implicitBlock({ w: Array.from(wData), b: engine.tensor(bData, [D]) });
+    const block = implicitBlock(engine, { weight: Array.from(wData), bias: engine.tensor(bData, [D]) });
     expect(block.featureSize).toBe(D);
   });
 });
@@ -272,18 +273,18 @@ describe('disposed tensors', () => {
 
   it.each(SOLVERS)('%s rejects a block whose w was disposed after the block was made', async (_name, solve) => {
     const w = engine.tensor(wData, [D, D]);
-    const block = engine.implicitBlock({ w, b: bData });
+    const block = implicitBlock(engine, { weight: w, bias: bData });
     w.dispose();
-    expectTyped(await rejection(solve(block, qd())), DisposedError, 'f.params.w');
+    expectTyped(await rejection(solve(block, qd())), DisposedError, 'f.params.weight');
   });
 
   it('implicitBlock rejects a disposed w or b', () => {
     const w = engine.tensor(wData, [D, D]);
     w.dispose();
-    expectTyped(thrown(() => engine.implicitBlock({ w, b: bData })), DisposedError, 'w');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: w, bias: bData })), DisposedError, 'weight');
     const b = engine.tensor(bData, [D]);
     b.dispose();
-    expectTyped(thrown(() => engine.implicitBlock({ w: wData, b })), DisposedError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: wData, bias: b })), DisposedError, 'bias');
   });
 
   it('read() and buffer fail after dispose(); dispose() twice is harmless', async () => {
@@ -317,13 +318,13 @@ describe('tensors of another engine', () => {
     expectTyped(await rejection(solve(f, foreign)), EngineMismatchError, 'Qd');
     expectTyped(await rejection(solve(f, qd(), { u0: foreign })), EngineMismatchError, 'options.u0');
     // A layer of the other engine with this engine's Qd: Qd is the foreign one from f's view.
-    const otherBlock = other.implicitBlock({ w: wData, b: bData });
+    const otherBlock = implicitBlock(other, { weight: wData, bias: bData });
     expectTyped(await rejection(solve(otherBlock, qd())), EngineMismatchError, 'Qd');
   });
 
   it('implicitBlock rejects w or b made by another engine', () => {
-    expectTyped(thrown(() => engine.implicitBlock({ w: other.tensor(wData, [D, D]), b: bData })), EngineMismatchError, 'w');
-    expectTyped(thrown(() => engine.implicitBlock({ w: wData, b: other.tensor(bData, [D]) })), EngineMismatchError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: other.tensor(wData, [D, D]), bias: bData })), EngineMismatchError, 'weight');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: wData, bias: other.tensor(bData, [D]) })), EngineMismatchError, 'bias');
   });
 });
 
@@ -363,7 +364,7 @@ describe('device limits', () => {
       ['anderson', anderson, { windowSize: 32 }, 'options.windowSize'],
       ['broyden', broyden, { lbfgsThres: 40 }, 'options.lbfgsThres'],
     ] as [string, Solver, SolverOptions, string][])('%s throws LimitError before allocating', async (_name, solve, options, argument) => {
-      const block = engine.implicitBlock({ w: new Float32Array(d * d), b: new Float32Array(d) });
+      const block = implicitBlock(engine, { weight: new Float32Array(d * d), bias: new Float32Array(d) });
       const before = engine.memory.allocatedBytes;
       expectTyped(await rejection(solve(block, Qd, options)), LimitError, argument);
       expect(engine.memory.allocatedBytes).toBe(before);
@@ -390,7 +391,7 @@ describe('lost device', () => {
   /** An engine of its own (destroying the device ends it), with a block and Qd on it. */
   async function doomedEngine(): Promise<{ doomed: Engine; block: TanhBlock; Qd: Tensor }> {
     const doomed = await createTestEngine();
-    const block = doomed.implicitBlock({ w: wData, b: bData });
+    const block = implicitBlock(doomed, { weight: wData, bias: bData });
     return { doomed, block, Qd: doomed.tensor(qdData, [BATCH, D]) };
   }
 
@@ -401,7 +402,7 @@ describe('lost device', () => {
     await sleep(20);
     expectTyped(thrown(() => doomed.tensor([1, 2], [2])), DeviceLostError, 'engine.tensor');
     expectTyped(thrown(() => doomed.zeros([2])), DeviceLostError, 'engine.zeros');
-    expectTyped(thrown(() => doomed.implicitBlock({ w: wData, b: bData })), DeviceLostError, 'engine.implicitBlock');
+    expectTyped(thrown(() => implicitBlock(doomed, { weight: wData, bias: bData })), DeviceLostError, 'implicitBlock');
     const buffer = doomed.device.createBuffer({ size: 16, usage: STORAGE });
     expectTyped(thrown(() => doomed.wrap(buffer, [4])), DeviceLostError, 'engine.wrap');
     expectTyped(await rejection(Qd.read()), DeviceLostError, 'read');

@@ -92,7 +92,7 @@ const CASES: [number, number, number][] = [
 describe('GPU dense layer', () => {
   it.each(CASES)('rows %i, in %i, out %i: forward, dx, dW, db match the float64 reference', async (rows, inF, outF) => {
     const { ref, x, dy } = problem(rows * 1000 + inF + outF, rows, inF, outF);
-    const layer = linear(engine, { W: Float32Array.from(ref.W), b: Float32Array.from(ref.b) });
+    const layer = linear(engine, { weight: Float32Array.from(ref.W), bias: Float32Array.from(ref.b) });
     expect([layer.inFeatures, layer.outFeatures]).toEqual([inF, outF]);
     const xT = engine.tensor(Float32Array.from(x), [rows, inF]);
     const dyT = engine.tensor(Float32Array.from(dy), [rows, outF]);
@@ -102,7 +102,7 @@ describe('GPU dense layer', () => {
     expect(grads.dx?.shape).toEqual([rows, inF]);
     const expectedY = refLinearForward(ref, x);
     const expected = refLinearVjp(ref, x, dy);
-    const got = { y: await y.read(), dx: await (grads.dx as Tensor).read(), dW: await grads.dW.read(), db: await grads.db.read() };
+    const got = { y: await y.read(), dx: await (grads.dx as Tensor).read(), dW: await grads.weight.read(), db: await grads.bias.read() };
     // The same sums over absolute values bound the rounding.
     const absRef: RefLinear = { ...ref, W: absArray(ref.W), b: absArray(ref.b) };
     const bounds = refLinearVjp(absRef, absArray(x), absArray(dy));
@@ -112,7 +112,7 @@ describe('GPU dense layer', () => {
     expectClose(got.db, expected.db, bounds.db, rows);
     // The outputs were all written (no element left at a pooled buffer's old value).
     expect(maxAbs(expected.dW)).toBeGreaterThan(0.05);
-    for (const t of [xT, dyT, y, grads.dx as Tensor, grads.dW, grads.db]) t.dispose();
+    for (const t of [xT, dyT, y, grads.dx as Tensor, grads.weight, grads.bias]) t.dispose();
   });
 
   it('encodes into a caller-owned pass, computes only the gradients given, and is deterministic', async () => {
@@ -120,7 +120,7 @@ describe('GPU dense layer', () => {
     const inF = 20;
     const outF = 3;
     const { ref, x, dy } = problem(5, rows, inF, outF);
-    const layer = linear(engine, { W: engine.tensor(Float32Array.from(ref.W), [inF, outF]), b: engine.tensor(Float32Array.from(ref.b), [outF]) });
+    const layer = linear(engine, { weight: engine.tensor(Float32Array.from(ref.W), [inF, outF]), bias: engine.tensor(Float32Array.from(ref.b), [outF]) });
     await layer.prepare();
     const xT = engine.tensor(Float32Array.from(x), [rows, inF]);
     const dyT = engine.tensor(Float32Array.from(dy), [rows, outF]);
@@ -133,8 +133,8 @@ describe('GPU dense layer', () => {
     const encoder = engine.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     layer.encodeForward(pass, xT, y, rows);
-    layer.encodeBackward(pass, xT, dyT, { dW: dW1, db }, rows);
-    layer.encodeBackward(pass, xT.buffer, dyT.buffer, { dW: dW2.buffer }, rows);
+    layer.encodeBackward(pass, xT, dyT, { weight: dW1, bias: db }, rows);
+    layer.encodeBackward(pass, xT.buffer, dyT.buffer, { weight: dW2.buffer }, rows);
     pass.end();
     engine.device.queue.submit([encoder.finish()]);
     expect(maxAbsDiff(await y.read(), refLinearForward(ref, x))).toBeLessThan(1e-5);
@@ -149,7 +149,7 @@ describe('GPU dense layer', () => {
   it('uses W and b tensors in place: writing them changes the next forward', async () => {
     const W = engine.tensor([1, 2, 3, 4, 5, 6], [3, 2]);
     const b = engine.tensor([0.5, -0.5], [2]);
-    const layer = linear(engine, { W, b });
+    const layer = linear(engine, { weight: W, bias: b });
     const x = engine.tensor([1, 1, 1], [1, 3]);
     expect(Array.from(await (await layer.forward(x)).read())).toEqual([9.5, 11.5]);
     engine.device.queue.writeBuffer(W.buffer, 0, new Float32Array([0, 0, 0, 0, 1, 1]));
@@ -157,15 +157,15 @@ describe('GPU dense layer', () => {
   });
 
   it('rejects bad parameters and inputs with typed errors', async () => {
-    expect(() => linear(engine, { W: [1, 2, 3], b: [1, 2] })).toThrow(ShapeError);
-    expect(() => linear(engine, { W: [1, NaN], b: [1, 2] })).toThrow(NonFiniteError);
-    expect(() => linear(engine, { W: engine.tensor([1, 2, 3, 4, 5, 6], [2, 3]), b: [1, 2] })).toThrow(ShapeError);
-    const layer = linear(engine, { W: [1, 2, 3, 4, 5, 6], b: [1, 2] });
+    expect(() => linear(engine, { weight: [1, 2, 3], bias: [1, 2] })).toThrow(ShapeError);
+    expect(() => linear(engine, { weight: [1, NaN], bias: [1, 2] })).toThrow(NonFiniteError);
+    expect(() => linear(engine, { weight: engine.tensor([1, 2, 3, 4, 5, 6], [2, 3]), bias: [1, 2] })).toThrow(ShapeError);
+    const layer = linear(engine, { weight: [1, 2, 3, 4, 5, 6], bias: [1, 2] });
     expect([layer.inFeatures, layer.outFeatures]).toEqual([3, 2]);
     await expect(layer.forward(engine.tensor([1, 2], [1, 2]))).rejects.toThrow(ShapeError);
     const x = engine.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
     await expect(layer.backward(x, engine.tensor([1, 2], [1, 2]))).rejects.toThrow(ShapeError);
-    const fresh = linear(engine, { W: [1, 2], b: [1, 2] });
+    const fresh = linear(engine, { weight: [1, 2], bias: [1, 2] });
     const encoder = engine.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     expect(() => fresh.encodeForward(pass, x, x, 1)).toThrow(/prepare/);

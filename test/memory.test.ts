@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AnchoraxError,
   DisposedError,
-  GradientAccumulator,
   NonFiniteError,
   ShapeError,
   anderson,
@@ -27,6 +26,10 @@ import {
   type SolveResult,
   type SolverOptions,
   type Tensor,
+  adam,
+  gradientAccumulator,
+  implicitBlock,
+  sgd,
 } from '../src';
 import { KERNEL_CACHE_SIZE, UNIFORM_CACHE_SIZE } from '../src/engine';
 import { MIN_FREE_BUFFERS, MIN_FREE_BYTES } from '../src/gpu/pool';
@@ -87,7 +90,7 @@ describe('engine.memory', () => {
     for (const key of ['allocatedBytes', 'peakBytes', 'pooledBytes', 'pooledBuffers', 'uniformBuffers', 'uniformBytes', 'kernels', 'bindGroups'] as const) {
       expect(Number.isInteger(m[key]) && m[key] >= 0).toBe(true);
     }
-    const f = engine.implicitBlock({ w: new Float32Array(D * D).fill(0.05), b: new Float32Array(D) });
+    const f = implicitBlock(engine, { weight: new Float32Array(D * D).fill(0.05), bias: new Float32Array(D) });
     const qd = engine.tensor(new Float32Array(D).fill(0.5), [D]);
     const out = await picard(f, qd, { eps: 1e-4 });
     const after = engine.memory;
@@ -149,7 +152,7 @@ describe('engine.memory', () => {
     const w = Float64Array.from(Float32Array.from(randomArray(random, D * D, 0.3)));
     const b = Float64Array.from(Float32Array.from(randomArray(random, D, 0.3)));
     const qdData = Float64Array.from(Float32Array.from(randomArray(random, 2 * D, 1)));
-    const f = engine.implicitBlock({ w: Float32Array.from(w), b: Float32Array.from(b) });
+    const f = implicitBlock(engine, { weight: Float32Array.from(w), bias: Float32Array.from(b) });
     const qd = engine.tensor(qdData, [2, D]);
     const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
     let flooding = true;
@@ -189,7 +192,7 @@ describe('dispose()', () => {
   it('the tanh block frees the parameters it uploaded and its scratch; using it is a DisposedError', async () => {
     await quiet();
     const before = inUse();
-    const f = engine.implicitBlock({ w: new Float32Array(D * D).fill(0.05), b: new Float32Array(D), forwardKernel: 'split-k' });
+    const f = implicitBlock(engine, { weight: new Float32Array(D * D).fill(0.05), bias: new Float32Array(D), forwardKernel: 'split-k' });
     const qd = engine.tensor(new Float32Array(3 * D).fill(0.5), [3, D]);
     (await broyden(f, qd)).dispose();
     expect(inUse()).toBeGreaterThan(before + 3 * D * 4);
@@ -199,7 +202,7 @@ describe('dispose()', () => {
     await quiet();
     expect(f.disposed).toBe(true);
     expect(inUse()).toBe(before);
-    expect(f.params.w.disposed).toBe(true);
+    expect(f.params.weight.disposed).toBe(true);
     for (const solver of [picard, anderson, broyden] as Solver[]) {
       const err = await rejection(solver(f, engine.zeros([D])));
       expect(err).toBeInstanceOf(DisposedError);
@@ -209,7 +212,7 @@ describe('dispose()', () => {
   it("the tanh block leaves tensors it was given to their owner", async () => {
     const w = engine.tensor(new Float32Array(D * D).fill(0.05), [D, D]);
     const b = engine.zeros([D]);
-    const f = engine.implicitBlock({ w, b });
+    const f = implicitBlock(engine, { weight: w, bias: b });
     const qd = engine.zeros([D]);
     (await picard(f, qd)).dispose();
     f.dispose();
@@ -218,7 +221,7 @@ describe('dispose()', () => {
     expectTyped(await rejection(picard(f, qd)), DisposedError, 'f');
     expectTyped(thrown(() => f.fusedPicard(1)), DisposedError, 'f');
     // A new block over the same tensors works.
-    const g = engine.implicitBlock({ w, b });
+    const g = implicitBlock(engine, { weight: w, bias: b });
     (await picard(g, qd)).dispose();
     g.dispose();
     for (const t of [w, b, qd]) t.dispose();
@@ -229,7 +232,7 @@ describe('dispose()', () => {
     const before = inUse();
     const random = rng(9);
     const f = sequential(
-      linear(engine, { W: Float32Array.from(randomArray(random, D * D, 0.2)), b: new Float32Array(D) }),
+      linear(engine, { weight: Float32Array.from(randomArray(random, D * D, 0.2)), bias: new Float32Array(D) }),
       relu(),
       add(QdStage),
       layerNorm(engine, { gamma: new Float32Array(D).fill(1), beta: new Float32Array(D) }),
@@ -245,11 +248,11 @@ describe('dispose()', () => {
     expect(inUse()).toBe(before + 2 * D * 4);
     expect(f.disposed).toBe(true);
     for (const stage of f.stages) expect(Object.values(stage.params).every((t) => t.disposed)).toBe(true);
-    expectTyped(await rejection(anderson(f, engine.zeros([2, D]))), DisposedError, 'f.params.0.W');
+    expectTyped(await rejection(anderson(f, engine.zeros([2, D]))), DisposedError, 'f.params.0.weight');
   });
 
   it('a disposed stage cannot be used again: sequential, linear.forward and conv2d say DisposedError', async () => {
-    const lin = linear(engine, { W: new Float32Array(D * D), b: new Float32Array(D) });
+    const lin = linear(engine, { weight: new Float32Array(D * D), bias: new Float32Array(D) });
     lin.dispose();
     expect(lin.disposed).toBe(true);
     expect(await rejection(lin.forward(engine.zeros([1, D])))).toBeInstanceOf(DisposedError);
@@ -260,7 +263,7 @@ describe('dispose()', () => {
     // Stages given tensors leave them alone.
     const W = engine.zeros([D, D]);
     const b = engine.zeros([D]);
-    const kept = linear(engine, { W, b });
+    const kept = linear(engine, { weight: W, bias: b });
     kept.dispose();
     expect(W.disposed || b.disposed).toBe(false);
     W.dispose();
@@ -272,11 +275,11 @@ describe('dispose()', () => {
     const before = inUse();
     const p = engine.zeros([D]);
     const grad = engine.tensor(new Float32Array(D).fill(1), [D]);
-    const adam = engine.adam([p]);
-    await adam.step([grad]);
-    adam.dispose();
-    expectTyped(await rejection(adam.step([grad])), DisposedError, 'optimizer');
-    const acc = new GradientAccumulator([p]);
+    const opt = adam(engine, [p]);
+    await opt.step([grad]);
+    opt.dispose();
+    expectTyped(await rejection(opt.step([grad])), DisposedError, 'optimizer');
+    const acc = gradientAccumulator(engine, [p]);
     await acc.add([grad], 0.5);
     acc.dispose();
     expectTyped(await rejection(acc.add([grad])), DisposedError, 'accumulator');
@@ -299,8 +302,8 @@ describe('factories that fail free what they uploaded', () => {
   });
 
   it.each([
-    ['implicitBlock', () => engine.implicitBlock({ w: new Float32Array(D * D), b: new Float32Array(D + 1) })],
-    ['linear', () => linear(engine, { W: new Float32Array(D * D), b: [Number.NaN] })],
+    ['implicitBlock', () => implicitBlock(engine, { weight: new Float32Array(D * D), bias: new Float32Array(D + 1) })],
+    ['linear', () => linear(engine, { weight: new Float32Array(D * D), bias: [Number.NaN] })],
     ['layerNorm', () => layerNorm(engine, { gamma: new Float32Array(D), beta: new Float32Array(D - 1) })],
     ['conv2d', () => conv2d(engine, { height: 2, width: 2, weight: new Float32Array(18), bias: [1, Infinity] })],
   ])('%s rejected after its first parameter passed leaves nothing allocated', (_name, make) => {
@@ -315,7 +318,7 @@ describe('soak', () => {
     const random = rng(21);
     const w = Float64Array.from(Float32Array.from(randomArray(random, D * D, 0.25)));
     const b = Float64Array.from(Float32Array.from(randomArray(random, D, 0.2)));
-    const f = engine.implicitBlock({ w: Float32Array.from(w), b: Float32Array.from(b) });
+    const f = implicitBlock(engine, { weight: Float32Array.from(w), bias: Float32Array.from(b) });
     const qds = [1, 2, 3, 4].map((batch) => {
       const data = Float64Array.from(Float32Array.from(randomArray(random, batch * D, 1)));
       return { data, tensor: engine.tensor(data, [batch, D]) };
@@ -335,13 +338,13 @@ describe('soak', () => {
       out.dispose();
       if (i % 25 === 0) {
         // A layer, an optimizer and an accumulator (a new scale each time) that live for one step.
-        const layer = engine.implicitBlock({ w: Float32Array.from(w), b: Float32Array.from(b) });
+        const layer = implicitBlock(engine, { weight: Float32Array.from(w), bias: Float32Array.from(b) });
         const result = await jfb(layer, qd.tensor, { solver: broyden, eps: 1e-4, maxDepth: 30, checkEvery: 30 });
         const grads = await result.backward(qd.tensor);
-        const params = [layer.params.w, layer.params.b];
-        const opt = i % 50 === 0 ? engine.adam(params) : engine.sgd(params, { lr: 0.01, momentum: 0.9 });
-        const acc = new GradientAccumulator(params);
-        await acc.add([grads.w, grads.b], 1 / (1 + i));
+        const params = [layer.params.weight, layer.params.bias];
+        const opt = i % 50 === 0 ? adam(engine, params) : sgd(engine, params, { lr: 0.01, momentum: 0.9 });
+        const acc = gradientAccumulator(engine, params);
+        await acc.add([grads.weight, grads.bias], 1 / (1 + i));
         await opt.step(acc.grads);
         for (const t of Object.values(grads)) t.dispose();
         result.dispose();

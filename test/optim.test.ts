@@ -8,11 +8,13 @@ import {
   DisposedError,
   Engine,
   EngineMismatchError,
-  GradientAccumulator,
   OptionError,
   ShapeError,
   type Optimizer,
   type Tensor,
+  adam,
+  gradientAccumulator,
+  sgd,
 } from '../src';
 import { RefAdam, RefSgd, type RefAdamOptions } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
@@ -90,13 +92,13 @@ describe('Adam', () => {
   it('matches the float64 reference step by step (plain Adam, default betas)', async () => {
     const options: RefAdamOptions = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
     const ref = new RefAdam(SIZES, options);
-    await compareStepByStep(1, 6, (p) => engine.adam(p, { lr: 0.01 }), (p, g) => ref.step(p, g));
+    await compareStepByStep(1, 6, (p) => adam(engine, p, { lr: 0.01 }), (p, g) => ref.step(p, g));
   });
 
   it('matches the float64 reference with decoupled weight decay and custom betas (AdamW)', async () => {
     const options: RefAdamOptions = { lr: 0.02, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1 };
     const ref = new RefAdam(SIZES, options);
-    await compareStepByStep(2, 6, (p) => engine.adam(p, options), (p, g) => ref.step(p, g));
+    await compareStepByStep(2, 6, (p) => adam(engine, p, options), (p, g) => ref.step(p, g));
   });
 
   it('advances the step count on the GPU: many steps encoded into one submit match the reference', async () => {
@@ -106,7 +108,7 @@ describe('Adam', () => {
     const gradSets = [randomSet(random), randomSet(random), randomSet(random)];
     const grads = gradSets.map(upload);
     const options: RefAdamOptions = { lr: 0.005, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 };
-    const opt = engine.adam(params, options);
+    const opt = adam(engine, params, options);
     await opt.prepare();
     const steps = 40;
     const encoder = engine.device.createCommandEncoder();
@@ -133,7 +135,7 @@ describe('Adam', () => {
     await compareStepByStep(
       4,
       6,
-      (p) => (optimizer = engine.adam(p, { lr: 0.01 })),
+      (p) => (optimizer = adam(engine, p, { lr: 0.01 })),
       (p, g) => {
         ref.step(p, g);
         // After the third step, both sides switch to a larger rate before the next step.
@@ -150,7 +152,7 @@ describe('Adam', () => {
     const random = rng(5);
     const params = upload(randomSet(random));
     const grads = upload(randomSet(random));
-    const opt = engine.adam(params);
+    const opt = adam(engine, params);
     await opt.step(grads);
     const before = { readbacks: engine.readbackCount, bytes: engine.memory.allocatedBytes };
     for (let k = 0; k < 5; k++) await opt.step(grads);
@@ -164,12 +166,12 @@ describe('Adam', () => {
 describe('SGD', () => {
   it('matches the float64 reference with momentum and weight decay', async () => {
     const ref = new RefSgd(SIZES, { lr: 0.05, momentum: 0.9, weightDecay: 0.05 });
-    await compareStepByStep(6, 6, (p) => engine.sgd(p, { lr: 0.05, momentum: 0.9, weightDecay: 0.05 }), (p, g) => ref.step(p, g));
+    await compareStepByStep(6, 6, (p) => sgd(engine, p, { lr: 0.05, momentum: 0.9, weightDecay: 0.05 }), (p, g) => ref.step(p, g));
   });
 
   it('matches the float64 reference without momentum', async () => {
     const ref = new RefSgd(SIZES, { lr: 0.05, momentum: 0, weightDecay: 0.01 });
-    await compareStepByStep(7, 5, (p) => engine.sgd(p, { lr: 0.05, weightDecay: 0.01 }), (p, g) => ref.step(p, g));
+    await compareStepByStep(7, 5, (p) => sgd(engine, p, { lr: 0.05, weightDecay: 0.01 }), (p, g) => ref.step(p, g));
   });
 });
 
@@ -178,7 +180,7 @@ describe('GradientAccumulator', () => {
     const random = rng(8);
     const sets = [randomSet(random), randomSet(random), randomSet(random)];
     const tensors = sets.map(upload);
-    const acc = new GradientAccumulator(tensors[0]);
+    const acc = gradientAccumulator(engine, tensors[0]);
     for (const t of tensors) await acc.add(t);
     expect(acc.count).toBe(3);
 
@@ -206,9 +208,9 @@ describe('GradientAccumulator', () => {
     const params = upload(init);
     const sets = [randomSet(random), randomSet(random), randomSet(random)];
     const tensors = sets.map(upload);
-    const acc = new GradientAccumulator(params);
+    const acc = gradientAccumulator(engine, params);
     await acc.add(tensors[0]); // stale content that encodeZero must clear
-    const opt = engine.sgd(params, { lr: 0.1, momentum: 0.5 });
+    const opt = sgd(engine, params, { lr: 0.1, momentum: 0.5 });
     await opt.prepare();
 
     const encoder = engine.device.createCommandEncoder();
@@ -250,7 +252,7 @@ describe('bad input', () => {
     const random = rng(10);
     const params = upload(randomSet(random));
     const grads = upload(randomSet(random));
-    const opt = engine.adam(params);
+    const opt = adam(engine, params);
     await expect(opt.step(grads.slice(0, 2))).rejects.toSatisfy((e: unknown) => e instanceof ShapeError && e.argument === 'grads');
     const wrongShape = engine.tensor(new Float32Array(8), [8]);
     await expect(opt.step([grads[0], wrongShape, grads[2]])).rejects.toSatisfy(
@@ -268,17 +270,17 @@ describe('bad input', () => {
 
   it('rejects out-of-range and unknown options, naming them', () => {
     const params = upload(randomSet(rng(11)));
-    expectError(thrown(() => engine.adam(params, { lr: -1e-3 })), OptionError, 'options.lr');
-    expectError(thrown(() => engine.adam(params, { lr: Number.NaN })), OptionError, 'options.lr');
-    expectError(thrown(() => engine.adam(params, { beta1: 1 })), OptionError, 'options.beta1');
-    expectError(thrown(() => engine.adam(params, { beta2: -0.1 })), OptionError, 'options.beta2');
-    expectError(thrown(() => engine.adam(params, { eps: Infinity })), OptionError, 'options.eps');
-    expectError(thrown(() => engine.adam(params, { weightDecay: -1 })), OptionError, 'options.weightDecay');
-    expectError(thrown(() => engine.adam(params, { learningRate: 0.1 } as never)), OptionError, 'options.learningRate');
-    expectError(thrown(() => engine.sgd(params, { momentum: 1.5 })), OptionError, 'options.momentum');
-    expectError(thrown(() => engine.sgd(params, { lr: -0.1 })), OptionError, 'options.lr');
-    expectError(thrown(() => engine.sgd(params, 3 as never)), OptionError, 'options');
-    const opt = engine.sgd(params, { lr: 0.1 });
+    expectError(thrown(() => adam(engine, params, { lr: -1e-3 })), OptionError, 'options.lr');
+    expectError(thrown(() => adam(engine, params, { lr: Number.NaN })), OptionError, 'options.lr');
+    expectError(thrown(() => adam(engine, params, { beta1: 1 })), OptionError, 'options.beta1');
+    expectError(thrown(() => adam(engine, params, { beta2: -0.1 })), OptionError, 'options.beta2');
+    expectError(thrown(() => adam(engine, params, { eps: Infinity })), OptionError, 'options.eps');
+    expectError(thrown(() => adam(engine, params, { weightDecay: -1 })), OptionError, 'options.weightDecay');
+    expectError(thrown(() => adam(engine, params, { learningRate: 0.1 } as never)), OptionError, 'options.learningRate');
+    expectError(thrown(() => sgd(engine, params, { momentum: 1.5 })), OptionError, 'options.momentum');
+    expectError(thrown(() => sgd(engine, params, { lr: -0.1 })), OptionError, 'options.lr');
+    expectError(thrown(() => sgd(engine, params, 3 as never)), OptionError, 'options');
+    const opt = sgd(engine, params, { lr: 0.1 });
     expectError(thrown(() => opt.setLearningRate(-1)), OptionError, 'lr');
     expect(opt.learningRate).toBe(0.1);
     opt.dispose();
@@ -287,10 +289,10 @@ describe('bad input', () => {
 
   it('rejects bad parameter lists', () => {
     const params = upload(randomSet(rng(12)));
-    expectError(thrown(() => engine.adam([])), ShapeError, 'params');
-    expectError(thrown(() => engine.adam([params[0], params[0]])), ShapeError, 'params[1]');
-    expectError(thrown(() => engine.sgd([params[0], 'w' as never])), ShapeError, 'params[1]');
-    expectError(thrown(() => new GradientAccumulator([])), ShapeError, 'like');
+    expectError(thrown(() => adam(engine, [])), ShapeError, 'params');
+    expectError(thrown(() => adam(engine, [params[0], params[0]])), ShapeError, 'params[1]');
+    expectError(thrown(() => sgd(engine, [params[0], 'w' as never])), ShapeError, 'params[1]');
+    expectError(thrown(() => gradientAccumulator(engine, [])), ShapeError, 'params');
     disposeAll(params);
   });
 
@@ -299,7 +301,7 @@ describe('bad input', () => {
     try {
       const foreign = other.tensor(new Float32Array(7), [7]);
       const params = upload(randomSet(rng(13)));
-      expectError(thrown(() => engine.adam([params[0], foreign])), EngineMismatchError, 'params[1]');
+      expectError(thrown(() => adam(engine, [params[0], foreign])), EngineMismatchError, 'params[1]');
       disposeAll(params);
     } finally {
       other.destroy();
@@ -310,7 +312,7 @@ describe('bad input', () => {
     const random = rng(14);
     const params = upload(randomSet(random));
     const grads = upload(randomSet(random));
-    const opt = engine.adam(params);
+    const opt = adam(engine, params);
     await opt.step(grads);
 
     grads[2].dispose();
@@ -325,9 +327,9 @@ describe('bad input', () => {
     opt.dispose();
     expect(opt.disposed).toBe(true);
     await expect(opt.step(grads)).rejects.toSatisfy((e: unknown) => e instanceof DisposedError && e.argument === 'optimizer');
-    expectError(thrown(() => engine.adam([params[0], params[1]])), DisposedError, 'params[1]');
+    expectError(thrown(() => adam(engine, [params[0], params[1]])), DisposedError, 'params[1]');
 
-    const acc = new GradientAccumulator([params[0]]);
+    const acc = gradientAccumulator(engine, [params[0]]);
     expectError(thrown(() => acc.encodeMean({} as GPUComputePassEncoder)), AnchoraxError, 'accumulator');
     await expect(acc.add([grads[1]])).rejects.toSatisfy((e: unknown) => e instanceof ShapeError && e.argument === 'grads[0]');
     await expect(acc.add([grads[0]], Number.NaN)).rejects.toSatisfy((e: unknown) => e instanceof OptionError && e.argument === 'scale');
@@ -340,7 +342,7 @@ describe('bad input', () => {
     const random = rng(15);
     const params = upload(randomSet(random));
     const grads = upload(randomSet(random));
-    const opt = engine.sgd(params, { momentum: 0.9 });
+    const opt = sgd(engine, params, { momentum: 0.9 });
     const err = thrown(() => opt.encodeStep({} as GPUComputePassEncoder, grads));
     expectError(err, AnchoraxError, 'optimizer');
     expect(opt.stepCount).toBe(0);

@@ -333,9 +333,9 @@ describe('types: strict consumers type-check the README quickstart without skipL
   });
 
   // Checks besides the quickstart: the types must not degrade to `any`.
-  const EXTRA = `import { Engine, picard, type SolveResult, type SolverOptions } from 'anchorax';
+  const EXTRA = `import { Engine, implicitBlock, picard, type SolveResult, type SolverOptions } from 'anchorax';
 export async function extra(engine: Engine, qd: Float32Array): Promise<number> {
-  const f = engine.implicitBlock({ w: new Float32Array(16), b: new Float32Array(4) });
+  const f = implicitBlock(engine, { weight: new Float32Array(16), bias: new Float32Array(4) });
   const options: SolverOptions = { eps: 1e-5 };
   const r: SolveResult = await picard(f, engine.tensor(qd, [qd.length / 4, 4]), options);
   // @ts-expect-error tnstep is a number
@@ -379,7 +379,7 @@ const out = window as unknown as { __result?: string };
 try {
   const engine = await Engine.create();
   const d = 16;
-  const f = engine.implicitBlock({ w: new Float32Array(d * d).fill(0.01), b: new Float32Array(d).fill(0.1) });
+  const f = implicitBlock(engine, { weight: new Float32Array(d * d).fill(0.01), bias: new Float32Array(d).fill(0.1) });
   const r = await picard(f, engine.tensor(new Float32Array(d).fill(0.5), [d]), { eps: 1e-5 });
   const u = await r.uStar.read();
   out.__result = JSON.stringify({ name: picard.name, converged: r.stats.converged, u0: u[0] });

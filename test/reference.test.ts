@@ -73,7 +73,7 @@ function rng(seed: number): () => number {
 }
 
 const golden = loadGolden();
-const blockOf = (c: GoldenCase): RefBlock => ({ d: c.d, w: c.W, b: c.b });
+const blockOf = (c: GoldenCase): RefBlock => ({ d: c.d, w: c.weight, b: c.bias });
 const zeros = (c: GoldenCase): Float64Array => new Float64Array(c.rows * c.d);
 
 /**

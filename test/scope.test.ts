@@ -2,7 +2,7 @@
 // returned, nesting hands kept tensors outwards, throws still clean up, wrapped buffers survive,
 // and overlapping (concurrent) scopes are refused without disposing anything of theirs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine, GradientAccumulator, OptionError, ScopeError, Tensor, broyden, gdeq, mse, picard } from '../src';
+import { Engine, OptionError, ScopeError, Tensor, broyden, gdeq, mse, picard, adam, gradientAccumulator, implicitBlock } from '../src';
 import { BufferUsage } from '../src/gpu/flags';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 import { expectError } from './helpers/layers';
@@ -31,17 +31,17 @@ describe('engine.scope', () => {
   it('disposes a whole training step except what it returns; outside tensors are untouched', async () => {
     const w = engine.tensor(values(d * d, 0.3 / Math.sqrt(d)), [d, d]);
     const b = engine.tensor(values(d, 0.1), [d]);
-    const f = engine.implicitBlock({ w, b });
+    const f = implicitBlock(engine, { weight: w, bias: b });
     const Qd = engine.tensor(values(2 * d, 1), [2, d]);
     const target = engine.tensor(values(2 * d, 0.5), [2, d]);
-    const optimizer = engine.adam([w, b], { lr: 1e-2 });
+    const optimizer = adam(engine, [w, b], { lr: 1e-2 });
     const made: Tensor[] = [];
     const wBefore = await w.read();
     const kept = await engine.scope(async () => {
       const out = await gdeq(f, Qd, { solver: broyden, eps: 1e-4 });
       const loss = await mse(out.uStar, target);
       const grads = await out.backward(loss.grad);
-      await optimizer.step([grads.w, grads.b]);
+      await optimizer.step([grads.weight, grads.bias]);
       const extra = engine.zeros([3]);
       made.push(out.uStar, out.uPrev, loss.grad, loss.total, ...tensorsOf(grads), extra);
       return { value: await loss.value(), gradQd: grads.Qd };
@@ -57,7 +57,7 @@ describe('engine.scope', () => {
       const out = await gdeq(f, Qd, { solver: broyden, eps: 1e-4 });
       const loss = await mse(out.uStar, target);
       const grads = await out.backward(loss.grad);
-      await optimizer.step([grads.w, grads.b]);
+      await optimizer.step([grads.weight, grads.bias]);
       return loss.value();
     });
     expect(again).toBeLessThan(kept.value);
@@ -70,7 +70,7 @@ describe('engine.scope', () => {
     const target = engine.tensor(values(d, 0.5), [d]);
     const inside: Tensor[] = [];
     const out = await engine.scope(async () => {
-      const f = engine.implicitBlock({ w: values(d * d, 0.3 / Math.sqrt(d)), b: values(d, 0.1) });
+      const f = implicitBlock(engine, { weight: values(d * d, 0.3 / Math.sqrt(d)), bias: values(d, 0.1) });
       const Qd = engine.tensor(values(d, 1), [d]);
       const scratch = engine.tensor(values(d, 1), [d]);
       inside.push(Qd, scratch, ...Object.values(f.params));
@@ -79,7 +79,7 @@ describe('engine.scope', () => {
     expect(inside.map((t) => t.disposed)).toEqual([false, true, false, false]);
     const loss = await mse(out.uStar, target);
     const grads = await out.backward(loss.grad);
-    const gw = await grads.w.read();
+    const gw = await grads.weight.read();
     expect(gw.some((v) => v !== 0)).toBe(true);
     for (const t of [...tensorsOf(grads), loss.grad, loss.total, target, inside[0], inside[2], inside[3]]) t.dispose();
     out.dispose();
@@ -115,7 +115,7 @@ describe('engine.scope', () => {
     let made: Tensor | undefined;
     const err = await failure(engine.scope(async () => {
       made = engine.zeros([5]);
-      await picard(engine.implicitBlock({ w: values(d * d, 0.1), b: values(d, 0.1) }), engine.tensor(values(d, 1), [d]), { maxDepth: 0 });
+      await picard(implicitBlock(engine, { weight: values(d * d, 0.1), bias: values(d, 0.1) }), engine.tensor(values(d, 1), [d]), { maxDepth: 0 });
     }));
     expect(err).toBeInstanceOf(OptionError);
     expect(made?.disposed).toBe(true);
@@ -180,7 +180,7 @@ describe('engine.scope', () => {
 
   it('a lazily made accumulator mean is not disposed by the scope it was first made in', async () => {
     const p = engine.zeros([3]);
-    const acc = new GradientAccumulator([p]);
+    const acc = gradientAccumulator(engine, [p]);
     await engine.scope(async () => {
       await acc.add([engine.tensor([1, 2, 3], [3])]);
       await acc.mean();
@@ -203,7 +203,7 @@ describe('engine.scope', () => {
   });
 
   it('solver results returned whole keep uStar and uPrev', async () => {
-    const f = engine.implicitBlock({ w: values(d * d, 0.2), b: values(d, 0.1) });
+    const f = implicitBlock(engine, { weight: values(d * d, 0.2), bias: values(d, 0.1) });
     const Qd = engine.tensor(values(d, 1), [d]);
     const result = await engine.scope(() => broyden(f, Qd, { eps: 1e-5 }));
     expect((await result.uStar.read()).length).toBe(d);

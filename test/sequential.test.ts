@@ -67,7 +67,7 @@ function refLinearStage(layer: RefLinear): RefStage {
     forward: (x) => refLinearForward(layer, x),
     vjp: (x, _qd, g) => {
       const grads = refLinearVjp(layer, x, g);
-      return { dx: grads.dx, dParams: { W: grads.dW, b: grads.db } };
+      return { dx: grads.dx, dParams: { weight: grads.dW, bias: grads.db } };
     },
   };
 }
@@ -108,11 +108,11 @@ describe('sequential(linear, add(Qd), tanh()) is the tanh block', () => {
   const qd = f32(randomArray(random, batch * d, 1));
   const g = f32(randomArray(random, batch * d, 1));
   const extra = f32(randomArray(random, batch * d, 1));
-  const make = () => sequential(linear(engine, { W: Float32Array.from(block.w), b: Float32Array.from(block.b) }), add(Qd), tanh());
+  const make = () => sequential(linear(engine, { weight: Float32Array.from(block.w), bias: Float32Array.from(block.b) }), add(Qd), tanh());
 
   it('names its parameters by stage index', () => {
     const f = make();
-    expect(Object.keys(f.params)).toEqual(['0.W', '0.b']);
+    expect(Object.keys(f.params)).toEqual(['0.weight', '0.bias']);
     expect(f.featureSize).toBe(d);
   });
 
@@ -125,8 +125,8 @@ describe('sequential(linear, add(Qd), tanh()) is the tanh block', () => {
     const grads = await layerAdjoint(f, uu, qq, gg, rows, { add: ee });
     expect(maxAbsDiff(grads.du, expected.u.map((v, i) => v + ee[i]))).toBeLessThan(1e-5);
     expect(maxAbsDiff(grads.dQd, expected.Qd)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(grads.dParams['0.W'], expected.w)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(grads.dParams['0.b'], expected.b)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(grads.dParams['0.weight'], expected.w)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(grads.dParams['0.bias'], expected.b)).toBeLessThan(1e-5);
   });
 
   it('a closed gate leaves the output untouched', async () => {
@@ -145,9 +145,9 @@ describe('a four-stage layer with a hidden width: linear(dâ†’h), gelu, linear(hâ
   const refStages = [refLinearStage(first), refActivationStage('gelu'), refLinearStage(second), refAddQdStage];
   const make = () =>
     sequential(
-      linear(engine, { W: Float32Array.from(first.W), b: Float32Array.from(first.b) }),
+      linear(engine, { weight: Float32Array.from(first.W), bias: Float32Array.from(first.b) }),
       gelu(),
-      linear(engine, { W: Float32Array.from(second.W), b: Float32Array.from(second.b) }),
+      linear(engine, { weight: Float32Array.from(second.W), bias: Float32Array.from(second.b) }),
       add(Qd),
     );
   const random = rng(13);
@@ -162,7 +162,7 @@ describe('a four-stage layer with a hidden width: linear(dâ†’h), gelu, linear(hâ
     const grads = await layerAdjoint(f, u, qd, g, batch);
     expect(maxAbsDiff(grads.du, expected.du)).toBeLessThan(1e-5);
     expect(maxAbsDiff(grads.dQd, expected.dQd)).toBeLessThan(1e-6);
-    expect(Object.keys(grads.dParams).sort()).toEqual(['0.W', '0.b', '2.W', '2.b']);
+    expect(Object.keys(grads.dParams).sort()).toEqual(['0.bias', '0.weight', '2.bias', '2.weight']);
     for (const name of Object.keys(grads.dParams)) expect(maxAbsDiff(grads.dParams[name], expected.dParams[name])).toBeLessThan(1e-5);
   });
 
@@ -181,7 +181,7 @@ describe('a four-stage layer with a hidden width: linear(dâ†’h), gelu, linear(hâ
     const expected = refSequentialVjp(refStages, uPrev, qd, g);
     const grads = await result.backward(engine.tensor(Float32Array.from(g), [batch, d]));
     expect(maxAbsDiff(await grads.Qd.read(), expected.dQd)).toBeLessThan(1e-5);
-    for (const name of ['0.W', '0.b', '2.W', '2.b']) expect(maxAbsDiff(await grads[name].read(), expected.dParams[name])).toBeLessThan(1e-5);
+    for (const name of ['0.weight', '0.bias', '2.weight', '2.bias']) expect(maxAbsDiff(await grads[name].read(), expected.dParams[name])).toBeLessThan(1e-5);
   });
 });
 
@@ -192,7 +192,7 @@ describe('composed tanh block through every solver and jfb/gdeq/ift', () => {
   const block: RefBlock = { d, w: f32(randomArray(random, d * d, 0.5 / Math.sqrt(d))), b: f32(randomArray(random, d, 0.5)) };
   const qd = f32(randomArray(random, batch * d, 1));
   const g = f32(randomArray(random, batch * d, 1));
-  const make = () => sequential(linear(engine, { W: Float32Array.from(block.w), b: Float32Array.from(block.b) }), add(Qd), tanh());
+  const make = () => sequential(linear(engine, { weight: Float32Array.from(block.w), bias: Float32Array.from(block.b) }), add(Qd), tanh());
   const map = refBlockMap(block, qd);
   const zeros = new Float64Array(batch * d);
 
@@ -210,8 +210,8 @@ describe('composed tanh block through every solver and jfb/gdeq/ift', () => {
   });
 
   const gradsOf = async (grads: Record<string, { read(): Promise<Float32Array> }>) => ({
-    w: await grads['0.W'].read(),
-    b: await grads['0.b'].read(),
+    w: await grads['0.weight'].read(),
+    b: await grads['0.bias'].read(),
     Qd: await grads.Qd.read(),
   });
 
@@ -273,7 +273,7 @@ describe('dropout stage', () => {
 
   it('gradcheck in training mode: the adjoint applies the forwardâ€™s mask', async () => {
     const W = Float32Array.from(randomArray(rng(4), d * d, 0.4));
-    const f = sequential(linear(engine, { W, b: new Float32Array(d) }), add(Qd), tanh(), dropout(0.3));
+    const f = sequential(linear(engine, { weight: W, bias: new Float32Array(d) }), add(Qd), tanh(), dropout(0.3));
     const report = await gradcheck(f, { batch: 2, training: true, key: 77 });
     expect(report.passed, report.toString()).toBe(true);
   });
@@ -302,7 +302,7 @@ describe('conv2d and groupNorm composed (an MDEQ-style cell)', () => {
 
 describe('sequential errors', () => {
   it('names the stage at fault', () => {
-    const lin = (inF: number, outF: number) => linear(engine, { W: new Float32Array(inF * outF).fill(0.1), b: new Float32Array(outF) });
+    const lin = (inF: number, outF: number) => linear(engine, { weight: new Float32Array(inF * outF).fill(0.1), bias: new Float32Array(outF) });
     const thrown = (fn: () => unknown): unknown => {
       try {
         fn();

@@ -10,8 +10,29 @@ import { KERNELS, SOURCES } from 'virtual:anchorax-shaders';
 import { ResourceType, WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  add, anderson, broyden, conv2d, defineLayer, dropout, gdeq, groupNorm, ift, jfb, layerNorm, linear, mse, picard, Qd, relu,
-  sequential, softmaxCrossEntropy, tanh, type Engine,
+  add,
+  anderson,
+  broyden,
+  conv2d,
+  defineLayer,
+  dropout,
+  gdeq,
+  groupNorm,
+  ift,
+  jfb,
+  layerNorm,
+  linear,
+  mse,
+  picard,
+  Qd,
+  relu,
+  sequential,
+  softmaxCrossEntropy,
+  tanh,
+  type Engine,
+  adam,
+  implicitBlock,
+  sgd,
 } from '../src';
 import { runtimeReflectionCount } from '../src/gpu/kernel';
 import { builtReflection, CONTROL_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
@@ -129,7 +150,7 @@ describe('the library reflects none of its own kernels at run time', () => {
     const batch = 2;
     const w = engine.tensor(values(d * d, 0.5 / Math.sqrt(d)), [d, d]);
     const b = engine.tensor(values(d, 0.1), [d]);
-    const block = engine.implicitBlock({ w, b });
+    const block = implicitBlock(engine, { weight: w, bias: b });
     const qd = engine.tensor(values(batch * d, 1), [batch, d]);
     for (const [solve, options] of [[picard, {}], [anderson, {}], [broyden, { ls: true }]] as const) {
       const r = await solve(block, qd, { eps: 1e-4, ...options });
@@ -137,14 +158,14 @@ describe('the library reflects none of its own kernels at run time', () => {
       r.dispose();
     }
     const target = engine.tensor(values(batch * d, 0.5), [batch, d]);
-    const adam = engine.adam([w, b], { lr: 1e-2 });
-    const sgd = engine.sgd([w, b], { lr: 1e-2, momentum: 0.5 });
-    for (const [mode, optimizer] of [[gdeq, adam], [ift, sgd]] as const) {
+    const adamOpt = adam(engine, [w, b], { lr: 1e-2 });
+    const sgdOpt = sgd(engine, [w, b], { lr: 1e-2, momentum: 0.5 });
+    for (const [mode, optimizer] of [[gdeq, adamOpt], [ift, sgdOpt]] as const) {
       const out = await mode(block, qd, { solver: broyden, eps: 1e-4 });
       const loss = await mse(out.uStar, target);
       const grads = await out.backward(loss.grad);
-      await optimizer.step([grads.w, grads.b]);
-      for (const t of [loss.grad, loss.total, grads.w, grads.b, grads.Qd]) t.dispose();
+      await optimizer.step([grads.weight, grads.bias]);
+      for (const t of [loss.grad, loss.total, grads.weight, grads.bias, grads.Qd]) t.dispose();
       out.dispose();
     }
     const h = 2;
@@ -154,7 +175,7 @@ describe('the library reflects none of its own kernels at run time', () => {
       groupNorm(engine, { groups: 1, gamma: values(c, 1), beta: values(c, 0.1) }),
       relu(),
       dropout(0.1),
-      linear(engine, { W: values(d * d, 0.3), b: values(d, 0.1) }),
+      linear(engine, { weight: values(d * d, 0.3), bias: values(d, 0.1) }),
       tanh(),
       add(Qd),
       layerNorm(engine, { gamma: values(d, 1), beta: values(d, 0.1) }),

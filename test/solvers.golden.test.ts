@@ -1,7 +1,7 @@
 // GPU solvers against the original library's float64 outputs (test/fixtures/golden.json), with the
 // float32 tolerances of the golden README.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anderson, broyden, picard, type Engine, type SolverOptions, type TanhBlock, type Tensor } from '../src';
+import { anderson, broyden, picard, type Engine, type SolverOptions, type TanhBlock, type Tensor, implicitBlock } from '../src';
 import { loadGolden, type GoldenCase, type GoldenRun } from './helpers/golden';
 import { applyB, createTestEngine, maxAbsDiff } from './helpers/engine';
 import { refBlockForward } from '../src/reference';
@@ -15,14 +15,14 @@ beforeAll(async () => {
 afterAll(() => engine?.destroy());
 
 function setup(c: GoldenCase): { f: TanhBlock; Qd: Tensor } {
-  const f = engine.implicitBlock({ w: Float32Array.from(c.W), b: Float32Array.from(c.b) });
+  const f = implicitBlock(engine, { weight: Float32Array.from(c.weight), bias: Float32Array.from(c.bias) });
   const shape = c.batch === 0 ? [c.d] : [c.batch, c.d];
   return { f, Qd: engine.tensor(Float32Array.from(c.Qd), shape) };
 }
 
 /** ‖f(u) − u‖ in float64 for a float32 GPU result. */
 function residual(c: GoldenCase, u: Float32Array): number {
-  const fu = refBlockForward({ d: c.d, w: c.W, b: c.b }, Float64Array.from(u), c.Qd);
+  const fu = refBlockForward({ d: c.d, w: c.weight, b: c.bias }, Float64Array.from(u), c.Qd);
   return Math.sqrt(fu.reduce((s, v, i) => s + (v - u[i]) ** 2, 0));
 }
 

@@ -15,7 +15,7 @@
 //   maxDepth small enough that the residual stays far above that floor.
 // - Broyden factors (returnB): validMask equal, ‖B_gpu y − B_ref y‖ / ‖B_ref y‖ ≤ 1e-2.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anderson, broyden, picard, type Engine, type SolveResult, type SolverOptions } from '../src';
+import { anderson, broyden, picard, type Engine, type SolveResult, type SolverOptions, implicitBlock } from '../src';
 import {
   refAnderson,
   refBlockForward,
@@ -127,7 +127,7 @@ interface GpuOutcome {
 }
 
 async function gpuSolve(p: Problem, solver: SolverName, options: SolverOptions, withU0: boolean): Promise<GpuOutcome> {
-  const f = engine.implicitBlock({ w: p.w, b: p.b });
+  const f = implicitBlock(engine, { weight: p.w, bias: p.b });
   const Qd = engine.tensor(p.Qd, p.shape);
   const u0 = withU0 ? engine.tensor(p.u0, p.shape) : undefined;
   const before = engine.readbackCount;
@@ -154,8 +154,8 @@ async function gpuSolve(p: Problem, solver: SolverName, options: SolverOptions, 
     result.dispose();
     Qd.dispose();
     u0?.dispose();
-    f.params.w.dispose();
-    f.params.b.dispose();
+    f.params.weight.dispose();
+    f.params.bias.dispose();
   }
 }
 

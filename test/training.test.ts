@@ -1,7 +1,7 @@
 // Training through the implicit layer end to end on the GPU: the original's quickstart training
 // loop, translated, and the residency of one train step.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { broyden, gdeq, mse, type Engine } from '../src';
+import { broyden, gdeq, mse, type Engine, adam, implicitBlock } from '../src';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 let engine: Engine;
@@ -30,20 +30,20 @@ describe('training', () => {
     const d = 128;
     const w = engine.tensor(Float32Array.from(randomArray(random, d * d, 0.5 / Math.sqrt(d))), [d, d]);
     const b = engine.tensor(Float32Array.from(randomArray(random, d, 0.1)), [d]);
-    const f = engine.implicitBlock({ w, b });
+    const f = implicitBlock(engine, { weight: w, bias: b });
     const Qd = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
-    const opt = engine.adam([w, b], { lr: 1e-3 });
+    const opt = adam(engine, [w, b], { lr: 1e-3 });
     const losses: number[] = [];
     for (let step = 0; step < 200; step++) {
       // checkEvery = maxDepth: one submit and one readback per solve (SwiftShader is slow per submit).
       const out = await gdeq(f, Qd, { solver: broyden, eps: 1e-3, maxDepth: 20, checkEvery: 20 });
       const loss = await mse(out.uStar);
       const grads = await out.backward(loss.grad);
-      await opt.step([grads.w, grads.b]);
+      await opt.step([grads.weight, grads.bias]);
       losses.push(await loss.value());
       loss.dispose();
-      grads.w.dispose();
-      grads.b.dispose();
+      grads.weight.dispose();
+      grads.bias.dispose();
       grads.Qd.dispose();
       out.dispose();
     }
@@ -61,17 +61,17 @@ describe('training', () => {
     const initialW = Float32Array.from(randomArray(random, d * d, 0.5 / Math.sqrt(d)));
     const w = engine.tensor(initialW, [d, d]);
     const b = engine.tensor(Float32Array.from(randomArray(random, d, 0.1)), [d]);
-    const f = engine.implicitBlock({ w, b });
+    const f = implicitBlock(engine, { weight: w, bias: b });
     const Qd = engine.tensor(Float32Array.from(randomArray(random, 64 * d, 1)), [64, d]);
     const target = engine.tensor(Float32Array.from(randomArray(random, 64 * d, 0.5)), [64, d]);
-    const opt = engine.adam([w, b], { lr: 1e-3 });
+    const opt = adam(engine, [w, b], { lr: 1e-3 });
     await opt.prepare();
     const before = engine.readbackCount;
     // checkEvery = maxDepth: the whole solve is one submit, so its final stats are its only readback.
     const out = await gdeq(f, Qd, { solver: broyden, eps: 1e-4, maxDepth: 30, checkEvery: 30 });
     const loss = await mse(out.uStar, target);
     const grads = await out.backward(loss.grad);
-    await opt.step([grads.w, grads.b]);
+    await opt.step([grads.weight, grads.bias]);
     expect(engine.readbackCount - before).toBe(1);
     expect(out.stats.nstep).toBeGreaterThan(0);
     // The step did change the parameters.

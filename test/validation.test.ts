@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Engine,
-  GradientAccumulator,
   LimitError,
   OptionError,
   ShapeError,
@@ -33,6 +32,10 @@ import {
   type SolverOptions,
   type TanhBlock,
   type Tensor,
+  adam,
+  gradientAccumulator,
+  implicitBlock,
+  sgd,
 } from '../src';
 import { ringEntry, ringSchedule, type RingEntry } from '../src/solvers/anderson';
 import { createTestEngine } from './helpers/engine';
@@ -50,7 +53,7 @@ const b = Float32Array.from({ length: D }, (_, i) => 0.1 * i);
 
 beforeAll(async () => {
   engine = await createTestEngine();
-  f = engine.implicitBlock({ w, b });
+  f = implicitBlock(engine, { weight: w, bias: b });
 });
 
 afterAll(() => engine?.destroy());
@@ -66,17 +69,17 @@ function bad<T>(value: unknown): T {
 
 describe('point 3: misspelt options are refused by name, everywhere', () => {
   it('implicitBlock params and its dropout options', () => {
-    const err = thrown(() => engine.implicitBlock(bad({ w, b, dropOut: 0.5 })));
+    const err = thrown(() => implicitBlock(engine, bad({ weight: w, bias: b, dropOut: 0.5 })));
     expectTyped(err, OptionError, 'params.dropOut');
     expect((err as Error).message).toContain("did you mean 'dropout'?");
-    expectTyped(thrown(() => engine.implicitBlock(bad({ w, b, forwardkernel: 'tiled' }))), OptionError, 'params.forwardkernel');
-    expectTyped(thrown(() => engine.implicitBlock(bad({ w, b, dropout: { rate: 0.5, nosie: 'per-solve' } }))), OptionError, 'dropout.nosie');
-    expectTyped(thrown(() => engine.implicitBlock(bad({ w, b, dropout: {} }))), OptionError, 'dropout.rate');
+    expectTyped(thrown(() => implicitBlock(engine, bad({ weight: w, bias: b, forwardkernel: 'tiled' }))), OptionError, 'params.forwardkernel');
+    expectTyped(thrown(() => implicitBlock(engine, bad({ weight: w, bias: b, dropout: { rate: 0.5, nosie: 'per-solve' } }))), OptionError, 'dropout.nosie');
+    expectTyped(thrown(() => implicitBlock(engine, bad({ weight: w, bias: b, dropout: {} }))), OptionError, 'dropout.rate');
     expectTyped(thrown(() => dropout(bad({ rate: 0.1, Noise: 'per-solve' }))), OptionError, 'dropout.Noise');
   });
 
   it('linear, layerNorm, groupNorm, conv2d, sequential and defineLayer', async () => {
-    expectTyped(thrown(() => linear(engine, bad({ W: w, b, bias: b }))), OptionError, 'params.bias');
+    expectTyped(thrown(() => linear(engine, bad({ weight: w, bias: b, Bias: b }))), OptionError, 'params.Bias');
     const gamma = [1, 1, 1, 1];
     const beta = [0, 0, 0, 0];
     expectTyped(thrown(() => layerNorm(engine, bad({ gamma, beta, epsilon: 1e-5 }))), OptionError, 'options.epsilon');
@@ -92,11 +95,11 @@ describe('point 3: misspelt options are refused by name, everywhere', () => {
     expectTyped(await rejection(Engine.create(bad({ powerpreference: 'low-power' }))), OptionError, 'options.powerpreference');
     expectTyped(await rejection(Engine.create(bad({ powerPreference: 'fast' }))), OptionError, 'options.powerPreference');
     const p = engine.zeros([D]);
-    expectTyped(thrown(() => engine.adam([p], bad({ learningRate: 0.1 }))), OptionError, 'options.learningRate');
-    expectTyped(thrown(() => engine.sgd([p], bad({ momentun: 0.9 }))), OptionError, 'options.momentun');
-    expectTyped(thrown(() => engine.sgd([p], bad(7))), OptionError, 'options');
+    expectTyped(thrown(() => adam(engine, [p], bad({ learningRate: 0.1 }))), OptionError, 'options.learningRate');
+    expectTyped(thrown(() => sgd(engine, [p], bad({ momentun: 0.9 }))), OptionError, 'options.momentun');
+    expectTyped(thrown(() => sgd(engine, [p], bad(7))), OptionError, 'options');
     expectTyped(await rejection(gradcheck(f, bad({ batches: 2 }))), OptionError, 'options.batches');
-    const layer = linear(engine, { W: w, b });
+    const layer = linear(engine, { weight: w, bias: b });
     const x = engine.zeros([1, D]);
     expectTyped(await rejection(layer.backward(x, x, bad({ inputgrad: true }))), OptionError, 'options.inputgrad');
     expectTyped(await rejection(layer.backward(x, x, bad({ inputGrad: 1 }))), OptionError, 'options.inputGrad');
@@ -158,19 +161,19 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
   });
 
   it('layer and stage factories with something that is not an engine', async () => {
-    expectTyped(thrown(() => linear(bad(null), { W: w, b })), OptionError, 'engine');
+    expectTyped(thrown(() => linear(bad(null), { weight: w, bias: b })), OptionError, 'engine');
     expectTyped(thrown(() => layerNorm(bad({}), { gamma: [1], beta: [0] })), OptionError, 'engine');
     expectTyped(thrown(() => groupNorm(bad(undefined), { groups: 1, gamma: [1], beta: [0] })), OptionError, 'engine');
     expectTyped(thrown(() => conv2d(bad(null), { height: 1, width: 1, weight: new Float32Array(9), bias: [0] })), OptionError, 'engine');
     expectTyped(await rejection(defineLayer(bad(null), bad({}))), OptionError, 'engine');
     expectTyped(thrown(() => sequential(bad({ engine: {}, featureSize: D }), add(QD), tanh())), OptionError, 'options.engine');
-    expectTyped(thrown(() => linear(engine, { W: bad('abcd'), b })), ShapeError, 'W');
+    expectTyped(thrown(() => linear(engine, { weight: bad('abcd'), bias: b })), ShapeError, 'weight');
     expectTyped(thrown(() => layerNorm(engine, { gamma: bad(['1']), beta: [0] })), ShapeError, 'gamma');
-    expectTyped(thrown(() => engine.implicitBlock({ w, b: bad([0, 0, '0', 0]) })), ShapeError, 'b');
+    expectTyped(thrown(() => implicitBlock(engine, { weight: w, bias: bad([0, 0, '0', 0]) })), ShapeError, 'bias');
   });
 
   it('Linear.forward/backward, gradcheck and GradientAccumulator with wrong kinds', async () => {
-    const layer = linear(engine, { W: w, b });
+    const layer = linear(engine, { weight: w, bias: b });
     expectTyped(await rejection(layer.forward(bad(null))), ShapeError, 'x');
     expectTyped(await rejection(layer.forward(bad({ shape: [1, D] }))), ShapeError, 'x');
     const x = engine.zeros([1, D]);
@@ -182,12 +185,12 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     const pass = encoder.beginComputePass();
     expectTyped(thrown(() => layer.encodeForward(pass, bad(null), x, 1)), ShapeError, 'x');
     expectTyped(thrown(() => layer.encodeForward(pass, x, bad({ size: 16 }), 1)), ShapeError, 'y');
-    expectTyped(thrown(() => layer.encodeBackward(pass, x, x, bad({ dW: [0] }), 1)), ShapeError, 'grads.dW');
+    expectTyped(thrown(() => layer.encodeBackward(pass, x, x, bad({ weight: [0] }), 1)), ShapeError, 'grads.weight');
     expectTyped(thrown(() => layer.encodeForward(bad(null), x, x, 1)), OptionError, 'pass');
-    const opt = engine.sgd([x]);
+    const opt = sgd(engine, [x]);
     await opt.prepare();
     expectTyped(thrown(() => opt.encodeStep(bad(null), [engine.zeros([1, D])])), OptionError, 'pass');
-    const acc = new GradientAccumulator([x]);
+    const acc = gradientAccumulator(engine, [x]);
     await acc.prepare();
     expectTyped(thrown(() => acc.encodeAdd(bad(null), [engine.zeros([1, D])])), OptionError, 'pass');
     expectTyped(thrown(() => acc.encodeZero(bad(pass))), OptionError, 'encoder');
@@ -197,8 +200,8 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     expectTyped(await rejection(f.prepare(0)), ShapeError, 'batch');
     expectTyped(await rejection(f.prepare(2.5)), ShapeError, 'batch');
     expectTyped(await rejection(gradcheck(f, { batch: 2 ** 40 })), LimitError, 'options.batch');
-    expectTyped(thrown(() => new GradientAccumulator(bad(null))), ShapeError, 'like');
-    expectTyped(thrown(() => new GradientAccumulator(bad([{}]))), ShapeError, 'like[0]');
+    expectTyped(thrown(() => gradientAccumulator(engine, bad(null))), ShapeError, 'params');
+    expectTyped(thrown(() => gradientAccumulator(engine, bad([{}]))), ShapeError, 'params[0]');
     x.dispose();
   });
 
@@ -249,7 +252,7 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     }
     const layers = [
       f,
-      sequential(linear(engine, { W: new Float32Array(D * D), b: new Float32Array(D) }), tanh()),
+      sequential(linear(engine, { weight: new Float32Array(D * D), bias: new Float32Array(D) }), tanh()),
       await defineLayer(engine, {
         featureSize: D,
         forward: 'fn forward(row: u32, i: u32) -> f32 { return injected(row, i); }',
@@ -348,9 +351,9 @@ describe('point 5: bounds on counts that reach the GPU', () => {
 
   it('adam/sgd learning rates and the accumulator scale must be finite float32', () => {
     const p = engine.zeros([D]);
-    expectTyped(thrown(() => engine.adam([p], { lr: 1e39 })), OptionError, 'options.lr');
-    expectTyped(thrown(() => engine.sgd([p], { weightDecay: 1e39 })), OptionError, 'options.weightDecay');
-    const opt = engine.sgd([p]);
+    expectTyped(thrown(() => adam(engine, [p], { lr: 1e39 })), OptionError, 'options.lr');
+    expectTyped(thrown(() => sgd(engine, [p], { weightDecay: 1e39 })), OptionError, 'options.weightDecay');
+    const opt = sgd(engine, [p]);
     expectTyped(thrown(() => opt.setLearningRate(1e39)), OptionError, 'lr');
     opt.dispose();
     p.dispose();

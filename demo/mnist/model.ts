@@ -36,6 +36,8 @@ import {
   type Solver,
   type TanhBlock,
   type Tensor,
+  adam,
+  implicitBlock,
 } from '../../src';
 import { seededRandom } from './data';
 
@@ -146,10 +148,10 @@ export class DeqClassifier {
     readonly config: DeqConfig,
     protected readonly params: Record<ParamName, Tensor>,
   ) {
-    this.proj = linear(engine, { W: params.W_in, b: params.b_in });
-    this.head = linear(engine, { W: params.W_out, b: params.b_out });
-    this.block = engine.implicitBlock({ w: params.w, b: params.b });
-    this.optimizer = engine.adam(PARAM_NAMES.map((n) => params[n]), { lr: config.lr });
+    this.proj = linear(engine, { weight: params.W_in, bias: params.b_in });
+    this.head = linear(engine, { weight: params.W_out, bias: params.b_out });
+    this.block = implicitBlock(engine, { weight: params.w, bias: params.b });
+    this.optimizer = adam(engine, PARAM_NAMES.map((n) => params[n]), { lr: config.lr });
   }
 
   /** A freshly initialised model (see {@link DeqConfig.initScale} for the block's init). */
@@ -268,7 +270,7 @@ export class DeqClassifier {
     const dWout = this.newTensor([h, CLASSES]);
     const dbout = this.newTensor([CLASSES]);
     engine.device.queue.submit([
-      this.encode('mnist head backward', (pass) => this.head.encodeBackward(pass, out.uStar, loss.grad, { dx: gradU, dW: dWout, db: dbout }, rows)).finish(),
+      this.encode('mnist head backward', (pass) => this.head.encodeBackward(pass, out.uStar, loss.grad, { dx: gradU, weight: dWout, bias: dbout }, rows)).finish(),
     ]);
     const grads = await out.backward(gradU);
 
@@ -276,10 +278,10 @@ export class DeqClassifier {
     const dbin = this.newTensor([h]);
     // Projection adjoint and the Adam update share one submit.
     const encoder = this.encode('mnist projection backward + adam', (pass) => {
-      this.proj.encodeBackward(pass, x, grads.Qd, { dW: dWin, db: dbin }, rows);
+      this.proj.encodeBackward(pass, x, grads.Qd, { weight: dWin, bias: dbin }, rows);
     });
     const pass = encoder.beginComputePass();
-    this.optimizer.encodeStep(pass, [dWin, dbin, grads.w, grads.b, dWout, dbout]);
+    this.optimizer.encodeStep(pass, [dWin, dbin, grads.weight, grads.bias, dWout, dbout]);
     pass.end();
     engine.device.queue.submit([encoder.finish()]);
 

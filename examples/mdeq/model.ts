@@ -30,6 +30,7 @@ import {
   type Linear,
   type Sequential,
   type Tensor,
+  adam,
 } from '../../src';
 import { seededRandom } from '../../demo/mnist/data';
 
@@ -73,7 +74,7 @@ export class MdeqClassifier {
     const random = seededRandom(config.seed);
     const C = config.channels;
     const state = PIXELS * C;
-    this.injection = linear(engine, { W: uniform(random, C, 1), b: uniform(random, C, 0.1) });
+    this.injection = linear(engine, { weight: uniform(random, C, 1), bias: uniform(random, C, 0.1) });
     this.cell = sequential(
       // A small conv: the cell starts close to u ↦ relu(groupNorm(Qd)), a contraction broyden solves in a few steps.
       conv2d(engine, { height: SIDE, width: SIDE, weight: uniform(random, 9 * C * C, 0.2 / Math.sqrt(9 * C)), bias: new Float32Array(C), inChannels: C, outChannels: C }),
@@ -81,9 +82,9 @@ export class MdeqClassifier {
       groupNorm(engine, { groups: config.groups, gamma: new Float32Array(C).fill(1), beta: new Float32Array(C) }),
       relu(),
     );
-    this.head = linear(engine, { W: uniform(random, state * CLASSES, Math.sqrt(6 / (state + CLASSES))), b: new Float32Array(CLASSES) });
-    this.params = [this.injection.params.W, this.injection.params.b, ...Object.values(this.cell.params), this.head.params.W, this.head.params.b];
-    this.optimizer = engine.adam(this.params, { lr: config.lr });
+    this.head = linear(engine, { weight: uniform(random, state * CLASSES, Math.sqrt(6 / (state + CLASSES))), bias: new Float32Array(CLASSES) });
+    this.params = [this.injection.params.weight, this.injection.params.bias, ...Object.values(this.cell.params), this.head.params.weight, this.head.params.bias];
+    this.optimizer = adam(engine, this.params, { lr: config.lr });
   }
 
   async prepare(): Promise<void> {
@@ -117,18 +118,18 @@ export class MdeqClassifier {
     this.run('mdeq head', (pass) => this.head.encodeForward(pass, out.uStar, logits, rows));
     const loss = await softmaxCrossEntropy(logits, labels);
     const gradU = engine.zeros([rows, PIXELS * C]);
-    const headGrads = { dW: engine.zeros([PIXELS * C, CLASSES]), db: engine.zeros([CLASSES]) };
+    const headGrads = { weight: engine.zeros([PIXELS * C, CLASSES]), bias: engine.zeros([CLASSES]) };
     this.run('mdeq head backward', (pass) => this.head.encodeBackward(pass, out.uStar, loss.grad, { dx: gradU, ...headGrads }, rows));
     const cellGrads = await out.backward(gradU);
-    const injectionGrads = { dW: engine.zeros([1, C]), db: engine.zeros([C]) };
+    const injectionGrads = { weight: engine.zeros([1, C]), bias: engine.zeros([C]) };
     this.run('mdeq injection backward + adam', (pass) => {
       this.injection.encodeBackward(pass, x, cellGrads.Qd, injectionGrads, rows * PIXELS);
       this.optimizer.encodeStep(pass, [
-        injectionGrads.dW, injectionGrads.db, ...Object.keys(this.cell.params).map((name) => cellGrads[name]), headGrads.dW, headGrads.db,
+        injectionGrads.weight, injectionGrads.bias, ...Object.keys(this.cell.params).map((name) => cellGrads[name]), headGrads.weight, headGrads.bias,
       ]);
     });
     const value = await loss.value();
-    for (const t of [x, Qd, logits, gradU, headGrads.dW, headGrads.db, injectionGrads.dW, injectionGrads.db, ...Object.values(cellGrads)]) t.dispose();
+    for (const t of [x, Qd, logits, gradU, headGrads.weight, headGrads.bias, injectionGrads.weight, injectionGrads.bias, ...Object.values(cellGrads)]) t.dispose();
     const nstep = out.stats.nstep;
     loss.dispose();
     out.dispose();

@@ -7,7 +7,7 @@ import type { Engine } from '../engine';
 import { LimitError, ShapeError } from '../errors';
 import { SHADERS } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
-import type { BroydenFactors } from '../solvers/run';
+import type { BroydenFactors } from '../results';
 import type { Tensor } from '../tensor';
 import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type ImplicitResult } from './implicit';
 

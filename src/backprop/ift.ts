@@ -7,11 +7,11 @@
 import { ConvergenceError, NonFiniteError, OptionError } from '../errors';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
-import type { SolveResult, SolveStats } from '../solvers/run';
+import type { SolveResult, SolveStats, Solver } from '../results';
 import type { Tensor } from '../tensor';
 import {
   IMPLICIT_OPTION_KEYS, callSolver, hasNonFinite, implicitResult, jfbGradients, readImplicitOptions, solveAndRecompute, vjp,
-  type Backpropagated, type ImplicitOptions, type ImplicitResult, type ResolvedBackwardOptions, type Solver, type Solved,
+  type Backpropagated, type ImplicitOptions, type ImplicitResult, type ResolvedBackwardOptions, type Solved,
 } from './implicit';
 import { MAX_DEPTH } from '../solvers/options';
 import { F32_MAX, readInteger, readNumber, readSolver } from '../validate';

@@ -8,17 +8,11 @@ import { SHADERS } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
 import { SOLVER_OPTION_KEYS, type SolverOptions } from '../solvers/options';
-import type { BroydenFactors, SolveResult, SolveStats } from '../solvers/run';
+import type { BroydenFactors, SolveResult, SolveStats, Solver } from '../results';
 import { holdValues } from '../scope';
 import { Tensor } from '../tensor';
 import { readBoolean, readChoice, readLayer, readOptions, readSolveResult, readSolver, readTensor } from '../validate';
 
-/**
- * A solver function: `picard`, `anderson` or `broyden`, or a function of the same signature (a
- * wrapper around one, say). What it returns must be a SolveResult with tensors of Qd's shape on
- * f's engine; otherwise jfb/gdeq/ift reject with OptionError naming the option.
- */
-export type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
 
 /**
  * Options of `jfb`, `gdeq` and `ift`: the solver and its options (unknown names are refused with

@@ -69,8 +69,8 @@ function pathsUnavailable(argument: string): OptionError {
  * `new Blob([bytes])` gives a downloadable file.
  *
  * ```ts
- * const bytes = await saveParams(engine, { w, b }, { metadata: { d: '64' } });
- * await saveParams(engine, { w, b }, 'model.safetensors');   // Node
+ * const bytes = await saveParams(engine, { weight, bias }, { metadata: { d: '64' } });
+ * await saveParams(engine, { weight, bias }, 'model.safetensors');   // Node
  * ```
  *
  * @throws OptionError (`'params'`, `'params.<name>'`: not a record of tensors, a reserved name;
@@ -164,7 +164,7 @@ export async function paramsMetadata(source: ParamsSource): Promise<Record<strin
  * ```ts
  * const params = await loadParams(engine, 'model.safetensors');             // Node
  * const params = await loadParams(engine, await fetch(url).then((r) => r.blob()));
- * await loadParams(engine, bytes, { into: { w, b } });                      // resume training
+ * await loadParams(engine, bytes, { into: { weight, bias } });                // resume training
  * ```
  *
  * @throws FormatError (`'source'`, `'source.<name>'`: unreadable or malformed file, unsupported

@@ -75,7 +75,7 @@ export interface FusedPicardPath {
 /**
  * An implicit layer `u ↦ f(u, Qd)` whose fixed point the solvers find: the one interface the
  * solvers (picard, anderson, broyden), the backprop wrappers (jfb, gdeq, ift) and gradcheck use.
- * Built-in implementations: the tanh block (`engine.implicitBlock`), `sequential(...stages)` and
+ * Built-in implementations: the tanh block (`implicitBlock(engine, …)`), `sequential(...stages)` and
  * `defineLayer(...)` (user WGSL). A hand-written implementation encodes its kernels into the
  * pass it is given (never submits), honours the gate (see ForwardIO.gate) in every kernel, and
  * overwrites (never accumulates into) the outputs it is given.

@@ -1,5 +1,5 @@
 /**
- * A dense (affine) layer `y = x·W + b` with its adjoints, for the explicit parts of a model around
+ * A dense (affine) layer `y = x·weight + bias` with its adjoints, for the explicit parts of a model around
  * an implicit block (input projection, classifier head). Encoders write into a pass the caller
  * owns, like the implicit layers, so a training step can put everything into one submit.
  */
@@ -14,10 +14,13 @@ import { describe, readBoolean, readEncoder, readEngine, readOptions, readRegion
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
 export interface LinearParams {
-  /** Weight, shape [inFeatures, outFeatures], row-major (`x·W`). As an array: inFeatures · outFeatures values. */
-  W: Tensor | Float32Array | number[];
+  /**
+   * Weight, shape [inFeatures, outFeatures], row-major (`x·weight`). As an array: inFeatures ·
+   * outFeatures values. (PyTorch's `nn.Linear.weight` is [out, in]: pass its transpose.)
+   */
+  weight: Tensor | Float32Array | number[];
   /** Bias, shape [outFeatures]; its length fixes outFeatures. */
-  b: Tensor | Float32Array | number[];
+  bias: Tensor | Float32Array | number[];
 }
 
 /**
@@ -25,20 +28,22 @@ export interface LinearParams {
  * given is computed. Buffers are overwritten, not accumulated into.
  */
 export interface LinearGradBuffers {
-  /** ∂x = dy·Wᵀ, [rows, inFeatures]. */
+  /** ∂x = dy·weightᵀ, [rows, inFeatures]. */
   dx?: BufferRegion | Tensor;
-  /** ∂W = xᵀ·dy (summed over rows), [inFeatures, outFeatures]. */
-  dW?: BufferRegion | Tensor;
-  /** ∂b = Σ_rows dy, [outFeatures]. */
-  db?: BufferRegion | Tensor;
+  /** ∂weight = xᵀ·dy (summed over rows), [inFeatures, outFeatures]. */
+  weight?: BufferRegion | Tensor;
+  /** ∂bias = Σ_rows dy, [outFeatures]. */
+  bias?: BufferRegion | Tensor;
 }
 
-/** Gradients returned by {@link Linear.backward}. */
+/** Gradients returned by {@link Linear.backward}, named after the parameters. */
 export interface LinearGrads {
   /** ∂x, only when asked for with `{ inputGrad: true }`. */
   dx?: Tensor;
-  dW: Tensor;
-  db: Tensor;
+  /** ∂weight, [inFeatures, outFeatures]. */
+  weight: Tensor;
+  /** ∂bias, [outFeatures]. */
+  bias: Tensor;
 }
 
 /** Output tile of the matmul kernels (shaders/linear.wgsl). */
@@ -56,7 +61,7 @@ function checkValues(given: ParamValue, name: string): void {
 }
 
 /**
- * Dense layer `y = x·W + b` over row-major batches: x [rows, inFeatures] → y [rows, outFeatures].
+ * Dense layer `y = x·weight + bias` over row-major batches: x [rows, inFeatures] → y [rows, outFeatures].
  * Create with {@link linear}; call `prepare()` once before the `encode*` methods. It is also a
  * {@link Stage} of a `sequential` implicit layer.
  */
@@ -65,17 +70,17 @@ export class Linear implements Stage {
   readonly readsQd = false;
   readonly inFeatures: number;
   readonly outFeatures: number;
-  /** The trainable parameters: W [inFeatures, outFeatures] and b [outFeatures]. */
-  readonly params: Readonly<{ W: Tensor; b: Tensor }>;
+  /** The trainable parameters: weight [inFeatures, outFeatures] and bias [outFeatures]. */
+  readonly params: Readonly<{ weight: Tensor; bias: Tensor }>;
   private kernels?: { forward: Kernel; inputGrad: Kernel; weightGrad: Kernel; biasGrad: Kernel };
   private readonly lifetime: Lifetime;
 
   /** @internal Use {@link linear}. `owned`: the parameters it uploaded (freed by dispose). */
-  constructor(readonly engine: Engine, W: Tensor, b: Tensor, owned: Tensor[] = []) {
+  constructor(readonly engine: Engine, weight: Tensor, bias: Tensor, owned: Tensor[] = []) {
     this.lifetime = new Lifetime(owned, 'linear layer');
-    this.inFeatures = W.shape[0];
-    this.outFeatures = W.shape[1];
-    this.params = Object.freeze({ W, b });
+    this.inFeatures = weight.shape[0];
+    this.outFeatures = weight.shape[1];
+    this.params = Object.freeze({ weight, bias });
   }
 
   /** Whether `dispose()` was called. */
@@ -109,7 +114,7 @@ export class Linear implements Stage {
       },
       encodeForward: (pass: GPUComputePassEncoder, io: StageForwardIO, batch: number) => this.encodeForward(pass, io.input, io.output, batch, io.gate),
       encodeAdjoint: (pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number) =>
-        this.encodeBackward(pass, io.input, io.gradOutput, { dx: io.gradInput, dW: io.gradParams?.W, db: io.gradParams?.b }, batch, io.gate),
+        this.encodeBackward(pass, io.input, io.gradOutput, { dx: io.gradInput, weight: io.gradParams?.weight, bias: io.gradParams?.bias }, batch, io.gate),
     };
   }
 
@@ -144,7 +149,7 @@ export class Linear implements Stage {
   }
 
   /**
-   * Encodes `y = x·W + b` for `rows` rows (x [rows, inFeatures], y [rows, outFeatures]). `gate`
+   * Encodes `y = x·weight + bias` for `rows` rows (x [rows, inFeatures], y [rows, outFeatures]). `gate`
    * (default: always open) is an evaluation gate as in ForwardIO: nothing runs when its word 0 is set.
    */
   encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number, gate = this.engine.openGate()): void {
@@ -158,16 +163,16 @@ export class Linear implements Stage {
       gate,
       params: engine.params(forward, { m: rows, n: outFeatures, k: inFeatures }),
       a: input,
-      bm: this.params.W.buffer,
-      bias: this.params.b.buffer,
+      bm: this.params.weight.buffer,
+      bias: this.params.bias.buffer,
       c: output,
     });
     forward.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(rows / TILE));
   }
 
   /**
-   * Encodes the adjoint at input `x` with cotangent `dy` ([rows, outFeatures]): `dx = dy·Wᵀ`,
-   * `dW = xᵀ·dy`, `db = Σ_rows dy`, each only when its buffer is given. Sums run in a fixed
+   * Encodes the adjoint at input `x` with cotangent `dy` ([rows, outFeatures]): `dx = dy·weightᵀ`,
+   * `weight = xᵀ·dy`, `bias = Σ_rows dy`, each only when its buffer is given. Sums run in a fixed
    * order, so the results are deterministic. `gate` as in encodeForward.
    */
   encodeBackward(
@@ -182,12 +187,13 @@ export class Linear implements Stage {
     this.checkRows(rows);
     const kernels = this.prepared();
     const { inFeatures, outFeatures, engine } = this;
-    const W = this.params.W.buffer;
+    const W = this.params.weight.buffer;
     const region = (value: BufferRegion | Tensor | undefined, name: string) => (value === undefined ? undefined : readRegion(value, name, engine));
     const input = readRegion(x, 'x', engine);
     const cotangent = readRegion(dy, 'dy', engine);
-    if (typeof grads !== 'object' || grads === null) throw new ShapeError('grads', 'must be { dx?, dW?, db? }');
-    const [dx, dW, db] = [region(grads.dx, 'grads.dx'), region(grads.dW, 'grads.dW'), region(grads.db, 'grads.db')];
+    if (typeof grads !== 'object' || grads === null) throw new ShapeError('grads', 'must be { dx?, weight?, bias? }');
+    readOptions(grads, 'grads', ['dx', 'weight', 'bias']);
+    const [dx, dW, db] = [region(grads.dx, 'grads.dx'), region(grads.weight, 'grads.weight'), region(grads.bias, 'grads.bias')];
     if (dx) {
       const k = kernels.inputGrad;
       const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: cotangent, bm: W, c: dx });
@@ -215,7 +221,7 @@ export class Linear implements Stage {
   }
 
   /**
-   * `x·W + b` as a new tensor [rows, outFeatures] (one submit, no readback).
+   * `x·weight + bias` as a new tensor [rows, outFeatures] (one submit, no readback).
    * @throws ShapeError / DisposedError / EngineMismatchError (`'x'`).
    */
   async forward(x: Tensor): Promise<Tensor> {
@@ -243,53 +249,56 @@ export class Linear implements Stage {
     if (this.rowsOf(dy, this.outFeatures, 'dy') !== rows) throw new ShapeError('dy', `must have ${rows} rows like x, got shape [${dy.shape.join(', ')}]`);
     await this.prepare();
     const make = (shape: number[]): Tensor => new Tensor(this.engine, this.engine.allocate(shape.reduce((a, b) => a * b, 1) * 4, 'x'), shape, true);
-    const outputs = (): { dW: Tensor; db: Tensor; dx?: Tensor } => {
-      const grads: { dW: Tensor; db: Tensor; dx?: Tensor } = { dW: make([this.inFeatures, this.outFeatures]), db: make([this.outFeatures]) };
+    const outputs = (): { weight: Tensor; bias: Tensor; dx?: Tensor } => {
+      const grads: { weight: Tensor; bias: Tensor; dx?: Tensor } = { weight: make([this.inFeatures, this.outFeatures]), bias: make([this.outFeatures]) };
       if (inputGrad) grads.dx = make([rows, this.inFeatures]);
       return grads;
     };
     const grads = await this.engine.submitInto('linear.backward', outputs, (pass, out) => this.encodeBackward(pass, x, dy, out, rows));
-    return { dW: grads.dW, db: grads.db, dx: grads.dx };
+    return { weight: grads.weight, bias: grads.bias, dx: grads.dx };
   }
 }
 
 /**
- * A dense layer `y = x·W + b` with W [inFeatures, outFeatures] and b [outFeatures], given as
- * tensors (used in place, so an optimizer stepping them changes the layer) or arrays (uploaded).
- * outFeatures is b's length; inFeatures is W's first dimension (or its length / outFeatures).
+ * A dense layer `y = x·weight + bias` with weight [inFeatures, outFeatures] and bias
+ * [outFeatures], given as tensors (used in place, so an optimizer stepping them changes the layer)
+ * or arrays (uploaded). outFeatures is bias's length; inFeatures is weight's first dimension (or
+ * its length / outFeatures). PyTorch's `nn.Linear.weight` is [out, in]: pass its transpose.
  *
- * @throws ShapeError (`'W'`, `'b'`), NonFiniteError (`'W'`, `'b'`: NaN/Infinity in an array),
- * DisposedError / EngineMismatchError (`'W'`, `'b'`), DeviceLostError.
+ * @throws ShapeError (`'weight'`, `'bias'`), NonFiniteError (`'weight'`, `'bias'`: NaN/Infinity
+ * in an array), DisposedError / EngineMismatchError (`'weight'`, `'bias'`), OptionError
+ * (`'params.<name>'` for an unknown key, with a did-you-mean: `{ W, b }` → `'weight'`, `'bias'`),
+ * DeviceLostError.
  */
 export function linear(engine: Engine, params: LinearParams): Linear {
   readEngine(engine, 'engine', 'linear');
-  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { W, b }, got ${describe(params)}`);
-  readOptions(params, 'params', ['W', 'b']);
-  const { W, b } = params;
-  checkValues(W, 'W');
-  checkValues(b, 'b');
-  if (b instanceof Tensor) {
-    b.assertUsable(engine, 'b');
-    if (b.shape.length !== 1) throw new ShapeError('b', `must have shape [outFeatures], got [${b.shape.join(', ')}]`);
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { weight, bias }, got ${describe(params)}`);
+  readOptions(params, 'params', ['weight', 'bias']);
+  const { weight, bias } = params;
+  checkValues(weight, 'weight');
+  checkValues(bias, 'bias');
+  if (bias instanceof Tensor) {
+    bias.assertUsable(engine, 'bias');
+    if (bias.shape.length !== 1) throw new ShapeError('bias', `must have shape [outFeatures], got [${bias.shape.join(', ')}]`);
   }
-  const outFeatures = b instanceof Tensor ? b.shape[0] : b.length;
-  if (outFeatures < 1) throw new ShapeError('b', 'must not be empty');
+  const outFeatures = bias instanceof Tensor ? bias.shape[0] : bias.length;
+  if (outFeatures < 1) throw new ShapeError('bias', 'must not be empty');
   let inFeatures: number;
-  if (W instanceof Tensor) {
-    W.assertUsable(engine, 'W');
-    if (W.shape.length !== 2 || W.shape[1] !== outFeatures) {
-      throw new ShapeError('W', `must have shape [inFeatures, ${outFeatures}], got [${W.shape.join(', ')}]`);
+  if (weight instanceof Tensor) {
+    weight.assertUsable(engine, 'weight');
+    if (weight.shape.length !== 2 || weight.shape[1] !== outFeatures) {
+      throw new ShapeError('weight', `must have shape [inFeatures, ${outFeatures}], got [${weight.shape.join(', ')}]`);
     }
-    inFeatures = W.shape[0];
+    inFeatures = weight.shape[0];
   } else {
-    inFeatures = W.length / outFeatures;
+    inFeatures = weight.length / outFeatures;
     if (!Number.isInteger(inFeatures) || inFeatures < 1) {
-      throw new ShapeError('W', `must have inFeatures × ${outFeatures} values (outFeatures from b), got ${W.length}`);
+      throw new ShapeError('weight', `must have inFeatures × ${outFeatures} values (outFeatures from bias), got ${weight.length}`);
     }
   }
   // Checked before either upload, so a failure leaves nothing allocated.
-  engine.assertFits(inFeatures * outFeatures * 4, 'W');
-  engine.assertFits(outFeatures * 4, 'b');
-  const { tensors, owned } = uploadAll(engine, [[W, [inFeatures, outFeatures]], [b, [outFeatures]]]);
+  engine.assertFits(inFeatures * outFeatures * 4, 'weight');
+  engine.assertFits(outFeatures * 4, 'bias');
+  const { tensors, owned } = uploadAll(engine, [[weight, [inFeatures, outFeatures]], [bias, [outFeatures]]]);
   return new Linear(engine, tensors[0], tensors[1], owned);
 }

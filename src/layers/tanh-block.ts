@@ -1,6 +1,6 @@
 /**
- * The tanh implicit block f(u, Qd) = tanh(u @ w + Qd + b): the original's model layer and the
- * first ImplicitLayer; optionally stochastic, with (inverted) dropout on its output.
+ * The tanh implicit block f(u, Qd) = tanh(u @ weight + Qd + bias): the original's model layer and
+ * the first ImplicitLayer; optionally stochastic, with (inverted) dropout on its output.
  */
 import type { Engine } from '../engine';
 import { LimitError, ShapeError } from '../errors';
@@ -10,17 +10,17 @@ import { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, FusedPicardPath, ImplicitLayer } from './layer';
 import { checkDropout, dropoutParams, type DropoutOptions } from './dropout';
 import { Lifetime, checkParam, uploadAll, type ParamValue } from './params';
-import { describe, readChoice, readOptions } from '../validate';
+import { describe, readChoice, readEngine, readOptions } from '../validate';
 import { checkBatch } from './stages/workgroups';
 
 export type { DropoutOptions, DropoutNoise } from './dropout';
 
-/** Parameters of {@link TanhBlock}: tensors, or arrays to upload. */
+/** Parameters of {@link implicitBlock}: tensors, or arrays to upload. */
 export interface TanhBlockParams {
-  /** Weight, shape [d, d], row-major (u @ w). */
-  w: Tensor | Float32Array | number[];
+  /** Weight, shape [d, d], row-major (u @ weight). */
+  weight: Tensor | Float32Array | number[];
   /** Bias, shape [d]. */
-  b: Tensor | Float32Array | number[];
+  bias: Tensor | Float32Array | number[];
   /**
    * Dropout on the block's output: a rate in [0, 1) (noise `'per-iteration'`), or
    * {@link DropoutOptions}. Default: none (a deterministic block).
@@ -60,24 +60,25 @@ const ROWS_PER_GROUP = 4;
 const COLS_PER_GROUP = 64;
 
 /** d of a weight given as a [d, d] tensor or as d² values. */
-function featureSizeOf(w: ParamValue): number {
-  if (w instanceof Tensor) {
-    if (w.shape.length !== 2 || w.shape[0] !== w.shape[1]) throw new ShapeError('w', `must have shape [d, d], got [${w.shape.join(', ')}]`);
-    return w.shape[0];
+function featureSizeOf(weight: ParamValue): number {
+  if (weight instanceof Tensor) {
+    if (weight.shape.length !== 2 || weight.shape[0] !== weight.shape[1]) throw new ShapeError('weight', `must have shape [d, d], got [${weight.shape.join(', ')}]`);
+    return weight.shape[0];
   }
-  if (!(w instanceof Float32Array) && !Array.isArray(w)) throw new ShapeError('w', `must be a Tensor, a Float32Array or a number[], got ${describe(w)}`);
-  const d = Math.round(Math.sqrt(w.length));
-  if (d < 1 || d * d !== w.length) throw new ShapeError('w', `must have d × d values, got ${w.length}`);
+  if (!(weight instanceof Float32Array) && !Array.isArray(weight)) throw new ShapeError('weight', `must be a Tensor, a Float32Array or a number[], got ${describe(weight)}`);
+  const d = Math.round(Math.sqrt(weight.length));
+  if (d < 1 || d * d !== weight.length) throw new ShapeError('weight', `must have d × d values, got ${weight.length}`);
   return d;
 }
 
 /**
- * `f(u, Qd) = tanh(u @ w + Qd + b)` for states of shape [d] or [batch, d]; with dropout,
- * `tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)` in training mode (see {@link DropoutOptions}).
+ * `f(u, Qd) = tanh(u @ weight + Qd + bias)` for states of shape [d] or [batch, d]; with dropout,
+ * `tanh(u @ weight + Qd + bias) ⊙ mask / (1 − rate)` in training mode (see {@link DropoutOptions}).
+ * Create with {@link implicitBlock}.
  */
 export class TanhBlock implements ImplicitLayer {
   readonly featureSize: number;
-  readonly params: Readonly<{ w: Tensor; b: Tensor }>;
+  readonly params: Readonly<{ weight: Tensor; bias: Tensor }>;
   /** The block's dropout (rate and noise mode), or null when it is deterministic. */
   readonly dropout: Readonly<Required<DropoutOptions>> | null;
   /** Dropout members of the kernels' params, fixed per block (so uniform buffers are shared across solves). */
@@ -93,34 +94,33 @@ export class TanhBlock implements ImplicitLayer {
 
   private constructor(
     readonly engine: Engine,
-    w: Tensor,
-    b: Tensor,
+    weight: Tensor,
+    bias: Tensor,
     dropout: Readonly<Required<DropoutOptions>> | null,
     forwardKernel: ForwardKernelChoice,
     owned: Tensor[],
   ) {
     this.lifetime = new Lifetime(owned, 'tanh block');
-    this.featureSize = b.size;
+    this.featureSize = bias.size;
     this.forwardKernel = forwardKernel;
-    this.params = Object.freeze({ w, b });
+    this.params = Object.freeze({ weight, bias });
     this.dropout = dropout;
     this.dropoutUniforms = dropoutParams(dropout);
   }
 
   /**
-   * @internal Use `engine.implicitBlock`. The feature size d comes from `w` (d × d); `b` must
-   * then have d values.
+   * @internal Use {@link implicitBlock}. The feature size d comes from `weight` (d × d); `bias`
+   * must then have d values.
    */
   static create(engine: Engine, params: TanhBlockParams): TanhBlock {
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { w, b }, got ${describe(params)}`);
-    const p = readOptions(params, 'params', ['w', 'b', 'dropout', 'forwardKernel']);
-    const { w, b } = params;
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new ShapeError('params', `must be { weight, bias }, got ${describe(params)}`);
+    const p = readOptions(params, 'params', ['weight', 'bias', 'dropout', 'forwardKernel']);
     const dropout = checkDropout(p.dropout);
-    if (w === undefined) throw new ShapeError('w', 'is required');
-    if (b === undefined) throw new ShapeError('b', 'is required');
-    const d = featureSizeOf(w);
-    const weight = checkParam(engine, w, 'w', [d, d]);
-    const bias = checkParam(engine, b, 'b', [d]);
+    if (params.weight === undefined) throw new ShapeError('weight', 'is required');
+    if (params.bias === undefined) throw new ShapeError('bias', 'is required');
+    const d = featureSizeOf(params.weight);
+    const weight = checkParam(engine, params.weight, 'weight', [d, d]);
+    const bias = checkParam(engine, params.bias, 'bias', [d]);
     const forwardKernel = readChoice<ForwardKernelChoice>(p.forwardKernel, 'forwardKernel', 'auto', ['auto', 'tiled', 'split-k', 'matmul']);
     const { tensors, owned } = uploadAll(engine, [[weight, [d, d]], [bias, [d]]]);
     return new TanhBlock(engine, tensors[0], tensors[1], dropout, forwardKernel, owned);
@@ -132,7 +132,7 @@ export class TanhBlock implements ImplicitLayer {
   }
 
   /**
-   * Frees the block's GPU memory: its scratch buffers, and `w` and `b` when the block uploaded
+   * Frees the block's GPU memory: its scratch buffers, and `weight` and `bias` when the block uploaded
    * them from arrays (tensors passed in stay the caller's). Using the block afterwards throws
    * DisposedError (`'f'`). Safe to call twice.
    */
@@ -181,14 +181,14 @@ export class TanhBlock implements ImplicitLayer {
    * deterministic block whose state fits one workgroup and whose serial work per thread
    * (values per thread × d) stays within FUSED_MAX_THREAD_WORK. Measured on an H100: d = 32 →
    * 7× faster than a kernel per step, d = 256 × 1 row 1.75×, but d = 256 × 4 rows 2× slower and
-   * d = 1024 15× slower (one workgroup walking w serially is latency-bound).
+   * d = 1024 15× slower (one workgroup walking the weight serially is latency-bound).
    */
   fusedPicard(batch: number): FusedPicardPath | null {
     this.lifetime.assertLive('f');
     const n = batch * this.featureSize;
     if (this.dropout !== null || n > FUSED_MAX_STATE) return null;
     if (Math.ceil(n / 256) * this.featureSize > FUSED_MAX_THREAD_WORK) return null;
-    return { kind: 'tanh-block', w: this.params.w.buffer, b: this.params.b.buffer };
+    return { kind: 'tanh-block', w: this.params.weight.buffer, b: this.params.bias.buffer };
   }
 
   /** Whether the register-tiled 64 × 64 kernels compute the product for `batch` rows. */
@@ -224,7 +224,7 @@ export class TanhBlock implements ImplicitLayer {
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
     const { forward, matmul, partial, combine } = this.prepared(batch).kernels;
     const d = this.featureSize;
-    const { w, b } = this.params;
+    const { weight: w, bias: b } = this.params;
     const splits = this.splits(batch);
     const partialSums = this.partials.get(batch);
     if (splits > 1 && partialSums) {
@@ -254,14 +254,14 @@ export class TanhBlock implements ImplicitLayer {
   }
 
   /**
-   * δ = ḡ ⊙ (1 − y²) (= ∂Qd), then ∂w = uᵀδ, ∂b = Σ_rows δ and ∂u = δ wᵀ as asked. With dropout
+   * δ = ḡ ⊙ (1 − y²) (= ∂Qd), then ∂weight = uᵀδ, ∂bias = Σ_rows δ and ∂u = δ weightᵀ as asked. With dropout
    * in training mode δ also carries the factor mask / (1 − rate) of the forward evaluation that
    * `io.gate` names (same key, evaluation index and mode give the same mask).
    */
   encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void {
     const { kernels, delta: scratch } = this.prepared(batch);
     const d = this.featureSize;
-    const { w, b } = this.params;
+    const { weight: w, bias: b } = this.params;
     const sizes = { d, batch };
     const delta = io.gradQd ?? scratch;
     const useMatmul = this.usesMatmul(batch);
@@ -273,8 +273,8 @@ export class TanhBlock implements ImplicitLayer {
     if (useMatmul) deltaKernel.dispatch(pass, deltaGroup, Math.ceil(d / 64), Math.ceil(batch / 64));
     else deltaKernel.dispatch(pass, deltaGroup, Math.ceil(d / COLS_PER_GROUP), Math.ceil(batch / ROWS_PER_GROUP));
     if (io.gradParams) {
-      const { w: dw, b: db } = io.gradParams;
-      if (!dw || !db) throw new Error('TanhBlock adjoint needs gradParams.w and gradParams.b together');
+      const { weight: dw, bias: db } = io.gradParams;
+      if (!dw || !db) throw new Error('TanhBlock adjoint needs gradParams.weight and gradParams.bias together');
       const group = kernels.paramGrads.bind({
         gate: io.gate, params: this.engine.params(kernels.paramGrads, sizes), u: io.input, delta, dw, db,
       });
@@ -288,4 +288,22 @@ export class TanhBlock implements ImplicitLayer {
       kernels.inputGrad.dispatch(pass, group, Math.ceil(d / 16), Math.ceil(batch / 16));
     }
   }
+}
+
+/**
+ * The tanh implicit block `f(u, Qd) = tanh(u @ weight + Qd + bias)`, with `weight` of shape
+ * `[d, d]` (row-major) and `bias` of shape `[d]`, given as tensors (used in place) or as arrays to
+ * upload. d is read from `weight`. With `dropout` the block is stochastic:
+ * `f(u, Qd) = tanh(u @ weight + Qd + bias) ⊙ mask / (1 − rate)` in training mode (see
+ * `DropoutOptions`). Its parameters are `f.params.weight` and `f.params.bias`; the backprop
+ * gradients are named after them (`grads.weight`, `grads.bias`).
+ *
+ * @throws ShapeError (`'weight'`, `'bias'`), NonFiniteError (`'weight'`, `'bias'`: NaN/Infinity
+ * in an array), DisposedError / EngineMismatchError (`'weight'`, `'bias'`: unusable tensors),
+ * OptionError (`'params.<name>'` for an unknown key, with a did-you-mean: `{ w, b }` →
+ * `'weight'`, `'bias'`; `'dropout'`, `'dropout.rate'`, `'dropout.noise'`), DeviceLostError.
+ */
+export function implicitBlock(engine: Engine, params: TanhBlockParams): TanhBlock {
+  readEngine(engine, 'engine', 'implicitBlock');
+  return TanhBlock.create(engine, params);
 }

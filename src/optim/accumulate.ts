@@ -8,13 +8,13 @@ import type { Kernel } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
 import { checkMatching, checkTensorList, dispatchElementwise, region } from './common';
-import { F32_MAX, readEncoder, readNumber } from '../validate';
+import { F32_MAX, readEncoder, readEngine, readNumber } from '../validate';
 
 /**
  * Running sums of gradient sets, one GPU tensor per parameter, starting at zero.
  *
  * ```ts
- * const acc = new GradientAccumulator(opt.params);
+ * const acc = gradientAccumulator(engine, opt.params);
  * for (const batch of microBatches) await acc.add(await gradientsOf(batch));
  * await opt.step(await acc.mean());   // or opt.step(acc.grads) for the sum
  * acc.zero();
@@ -26,7 +26,7 @@ import { F32_MAX, readEncoder, readNumber } from '../validate';
 export class GradientAccumulator {
   /** The engine all tensors live on. */
   readonly engine: Engine;
-  /** The running sums Σ scale·grads, same shapes as the tensors given to the constructor. Owned by the accumulator. */
+  /** The running sums Σ scale·grads, same shapes as the tensors it was made for. Owned by the accumulator. */
   readonly grads: readonly Tensor[];
   private means: Tensor[] | null = null;
   private adds = 0;
@@ -34,15 +34,10 @@ export class GradientAccumulator {
   private preparing: Promise<void> | null = null;
   private isDisposed = false;
 
-  /**
-   * Zeroed sums shaped like `like` (typically the parameters, or an optimizer's `params`), on
-   * the engine of `like[0]`.
-   * @throws ShapeError (`'like'`, `'like[i]'`), DisposedError / EngineMismatchError (`'like[i]'`).
-   */
-  constructor(like: readonly Tensor[]) {
-    const tensors = checkTensorList(null, like, 'like');
-    this.engine = tensors[0].engine;
-    this.engine.assertAlive('GradientAccumulator');
+  /** @internal Use {@link gradientAccumulator}. */
+  constructor(engine: Engine, params: readonly Tensor[]) {
+    const tensors = checkTensorList(engine, params, 'params');
+    this.engine = engine;
     this.grads = Object.freeze(tensors.map((t) => this.engine.zeros(t.shape)));
   }
 
@@ -177,4 +172,15 @@ export class GradientAccumulator {
   private assertNotDisposed(): void {
     if (this.isDisposed) throw new DisposedError('accumulator', 'accumulator was disposed');
   }
+}
+
+/**
+ * Zeroed running sums shaped like `params` (the parameters, or an optimizer's `params`), on
+ * `engine`.
+ *
+ * @throws OptionError (`'engine'`), ShapeError (`'params'`, `'params[i]'`), DisposedError /
+ * EngineMismatchError (`'params[i]'`), DeviceLostError.
+ */
+export function gradientAccumulator(engine: Engine, params: readonly Tensor[]): GradientAccumulator {
+  return new GradientAccumulator(readEngine(engine, 'engine', 'gradientAccumulator'), params);
 }

@@ -8,10 +8,10 @@ import type { Kernel, UniformLayout } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
 import { dispatchElementwise, region } from './common';
-import { F32_MAX, readNumber, readOptions } from '../validate';
+import { F32_MAX, readEngine, readNumber, readOptions } from '../validate';
 import { Optimizer } from './optimizer';
 
-/** Options of {@link Engine.adam}. */
+/** Options of {@link adam}. */
 export interface AdamOptions {
   /** Learning rate, ≥ 0 (change it later with `setLearningRate`). Default 1e-3. */
   lr?: number;
@@ -60,8 +60,8 @@ function resolve(options: AdamOptions | undefined): AdamConfig {
  * (PyTorch's `AdamW`, or `Adam` when weightDecay is 0). Moments start at zero.
  *
  * ```ts
- * const opt = engine.adam([w, b], { lr: 1e-3 });
- * await opt.step([gradW, gradB]);
+ * const opt = adam(engine, [f.params.weight, f.params.bias], { lr: 1e-3 });
+ * await opt.step([grads.weight, grads.bias]);
  * ```
  */
 export class Adam extends Optimizer {
@@ -85,7 +85,7 @@ export class Adam extends Optimizer {
   private kernels: { tick: Kernel; update: Kernel } | null = null;
 
   /**
-   * Same as `engine.adam(params, options)`.
+   * @internal Use {@link adam}.
    * @throws OptionError (`'options'`, `'options.<name>'`), ShapeError (`'params'`,
    * `'params[i]'`), DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
    */
@@ -146,4 +146,15 @@ export class Adam extends Optimizer {
   protected releaseState(): void {
     for (const t of [...this.m, ...this.v, this.state]) t.dispose();
   }
+}
+
+/**
+ * An Adam optimizer over `params` (AdamW when `weightDecay` > 0: the decay is decoupled,
+ * `p ← p − lr·weightDecay·p`, not added to the gradient). Moments and step count stay on the GPU.
+ *
+ * @throws OptionError (`'engine'`, `'options'`, `'options.<name>'`), ShapeError (`'params'`,
+ * `'params[i]'`), DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
+ */
+export function adam(engine: Engine, params: readonly Tensor[], options?: AdamOptions): Adam {
+  return new Adam(readEngine(engine, 'engine', 'adam'), params, options);
 }

@@ -11,7 +11,7 @@ import type { Tensor } from '../tensor';
 import { checkMatching, checkTensorList } from './common';
 import { F32_MAX, readEncoder, readNumber } from '../validate';
 
-/** A first-order optimizer whose state lives on the GPU. Built by `engine.adam` or `engine.sgd`. */
+/** A first-order optimizer whose state lives on the GPU. Built by `adam(engine, …)` or `sgd(engine, …)`. */
 export abstract class Optimizer {
   /** The engine whose device holds the parameters and the optimizer state. */
   readonly engine: Engine;
@@ -28,7 +28,7 @@ export abstract class Optimizer {
    * (`'params[i]'`), DeviceLostError.
    */
   protected constructor(engine: Engine, params: readonly Tensor[], lr: number, private readonly kind: string) {
-    engine.assertAlive(`engine.${kind}`);
+    engine.assertAlive(kind);
     this.engine = engine;
     this.params = Object.freeze(checkTensorList(engine, params, 'params'));
     this.lr = lr;

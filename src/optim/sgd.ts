@@ -7,10 +7,10 @@ import type { Kernel, UniformLayout } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { Tensor } from '../tensor';
 import { dispatchElementwise, region } from './common';
-import { F32_MAX, readNumber, readOptions } from '../validate';
+import { F32_MAX, readEngine, readNumber, readOptions } from '../validate';
 import { Optimizer } from './optimizer';
 
-/** Options of {@link Engine.sgd}. */
+/** Options of {@link sgd}. */
 export interface SgdOptions {
   /** Learning rate, ≥ 0 (change it later with `setLearningRate`). Default 1e-3. */
   lr?: number;
@@ -49,8 +49,8 @@ function resolve(options: SgdOptions | undefined): SgdConfig {
  * ```
  *
  * ```ts
- * const opt = engine.sgd([w, b], { lr: 0.1, momentum: 0.9 });
- * await opt.step([gradW, gradB]);
+ * const opt = sgd(engine, [f.params.weight, f.params.bias], { lr: 0.1, momentum: 0.9 });
+ * await opt.step([grads.weight, grads.bias]);
  * ```
  */
 export class SGD extends Optimizer {
@@ -63,7 +63,7 @@ export class SGD extends Optimizer {
   private kernel: Kernel | null = null;
 
   /**
-   * Same as `engine.sgd(params, options)`.
+   * @internal Use {@link sgd}.
    * @throws OptionError (`'options'`, `'options.<name>'`), ShapeError (`'params'`,
    * `'params[i]'`), DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
    */
@@ -103,4 +103,14 @@ export class SGD extends Optimizer {
   protected releaseState(): void {
     for (const t of this.buffers) t.dispose();
   }
+}
+
+/**
+ * An SGD optimizer over `params`, with optional momentum and (L2, PyTorch-style) weight decay.
+ *
+ * @throws OptionError (`'engine'`, `'options'`, `'options.<name>'`), ShapeError (`'params'`,
+ * `'params[i]'`), DisposedError / EngineMismatchError (`'params[i]'`), DeviceLostError.
+ */
+export function sgd(engine: Engine, params: readonly Tensor[], options?: SgdOptions): SGD {
+  return new SGD(readEngine(engine, 'engine', 'sgd'), params, options);
 }

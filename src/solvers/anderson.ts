@@ -9,7 +9,8 @@
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
-import { FinishMode, SolveRun, type SolveResult } from './run';
+import { FinishMode, SolveRun } from './run';
+import type { SolveResult } from '../results';
 
 /** Ring position of iteration t: slot p just written, valid length, restart, next slot q. */
 export interface RingEntry {

@@ -10,7 +10,8 @@
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
-import { FinishMode, SolveRun, type BroydenFactors, type SolveResult } from './run';
+import { FinishMode, SolveRun } from './run';
+import type { BroydenFactors, SolveResult } from '../results';
 
 /** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01. */
 const LINE_SEARCH_EVALS = 8;

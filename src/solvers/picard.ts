@@ -9,7 +9,8 @@
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
-import { FinishMode, SolveRun, type SolveResult } from './run';
+import { FinishMode, SolveRun } from './run';
+import type { SolveResult } from '../results';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {

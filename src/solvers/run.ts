@@ -13,47 +13,7 @@ import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
-
-/** Convergence statistics of a solve. */
-export interface SolveStats {
-  /** Iterations performed. */
-  nstep: number;
-  /** Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal). */
-  absResidual: number;
-  /** Lowest relative residual seen (the last one with returnFinal). */
-  relResidual: number;
-  /** Whether the last stop-mode residual fell below eps. */
-  converged: boolean;
-  /** Whether a residual became NaN/Infinite (the solve then stopped with the best finite iterate). */
-  nonFinite: boolean;
-  /** Every measured (abs, rel) residual in order, the initial one first (with `trace: true`). */
-  trace?: { abs: number[]; rel: number[] };
-}
-
-/** Broyden factors of the best iterate: B = −I + U Vᵀ over the valid columns. */
-export interface BroydenFactors {
-  /** U, shape [dim, L] (dim = all batch rows flattened). */
-  Us: Tensor;
-  /** Vᵀ, shape [L, dim]. */
-  VTs: Tensor;
-  /** Which of the L columns hold a factor. */
-  validMask: boolean[];
-}
-
-/** What a solver returns. */
-export interface SolveResult {
-  /** The fixed point (best iterate), shape of Qd. */
-  uStar: Tensor;
-  /** The iterate before uStar. */
-  uPrev: Tensor;
-  /** Number of evaluations of f, counted as the original counts them. */
-  tnstep: number;
-  stats: SolveStats;
-  /** With `returnB` (Broyden): the factors of the best iterate. */
-  B?: BroydenFactors;
-  /** Frees uStar, uPrev and B. */
-  dispose(): void;
-}
+import type { BroydenFactors, SolveResult, SolveStats } from '../results';
 
 /** Finish modes of shaders/finish.wgsl. */
 export const FinishMode = {

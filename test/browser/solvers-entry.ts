@@ -4,7 +4,7 @@
 // bundled as text (`?raw`, no node:fs in a page; also spares tsc typing a 2.8 MB JSON literal);
 // only the case's inputs are used here, the expected outputs are compared in Node.
 import goldenText from '../fixtures/golden.json?raw';
-import { Engine, anderson, broyden, picard, type SolveStats, type SolverOptions } from '../../src';
+import { Engine, anderson, broyden, picard, type SolveStats, type SolverOptions, implicitBlock } from '../../src';
 
 export const BROWSER_CASE = 'contractive_d32_b4';
 /** Golden runs of BROWSER_CASE solved in the page: the defaults, Broyden with line search, Anderson m=5. */
@@ -87,7 +87,7 @@ export default async function solversInBrowser(): Promise<SolversBrowserResult> 
     uncapturedErrors.push((event as GPUUncapturedErrorEvent).error.message);
   });
   try {
-    const f = engine.implicitBlock({ w: Float32Array.from(c.W), b: Float32Array.from(c.b) });
+    const f = implicitBlock(engine, { weight: Float32Array.from(c.W), bias: Float32Array.from(c.b) });
     const Qd = engine.tensor(Float32Array.from(c.Qd), [c.batch, c.d]);
     const runs: BrowserRun[] = [];
     for (const name of BROWSER_RUNS) {

@@ -4,7 +4,7 @@
 // contractive problem with each solver and one with a defineLayer layer (whose WGSL is reflected
 // at run time, by the lazily loaded chunk), and prints one JSON line prefixed with `@@result `.
 //   node test/dist/smoke.mjs <seed> <d> <batch>
-import { Engine, picard, anderson, broyden, defineLayer, Tensor } from 'anchorax';
+import { Engine, picard, anderson, broyden, defineLayer, Tensor, implicitBlock } from 'anchorax';
 
 const [seed = 7, d = 24, batch = 3] = process.argv.slice(2).map(Number);
 
@@ -32,7 +32,7 @@ let engine;
 let exitCode = 0;
 try {
   engine = await Engine.create();
-  const f = engine.implicitBlock({ w, b });
+  const f = implicitBlock(engine, { weight: w, bias: b });
   const Qd = engine.tensor(qd, [batch, d]);
   const runs = {};
   for (const [name, solve, options] of [

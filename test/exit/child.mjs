@@ -3,7 +3,7 @@
 // of anything else. A call that leaves GPU work of its own in flight crashes dawn.node's
 // teardown here (SIGSEGV); the parent asserts exit code 0 and no signal.
 //   node test/exit/child.mjs <call>
-import { Engine, picard, anderson, broyden, jfb, gdeq, ift, mse, softmaxCrossEntropy } from 'anchorax';
+import { Engine, picard, anderson, broyden, jfb, gdeq, ift, mse, softmaxCrossEntropy, adam, implicitBlock } from 'anchorax';
 
 const call = process.argv[2];
 const d = 32;
@@ -13,7 +13,7 @@ const random = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
 const values = (n, scale) => Float32Array.from({ length: n }, () => random() * scale);
 
 const engine = await Engine.create();
-const f = engine.implicitBlock({ w: values(d * d, 0.5 / Math.sqrt(d)), b: values(d, 0.5) });
+const f = implicitBlock(engine, { weight: values(d * d, 0.5 / Math.sqrt(d)), bias: values(d, 0.5) });
 const Qd = engine.tensor(values(batch * d, 1), [batch, d]);
 const solvers = { picard, anderson, broyden };
 const wrappers = { jfb, gdeq, ift };
@@ -35,7 +35,7 @@ if (solvers[kind]) {
 } else if (kind === 'softmaxCrossEntropy') {
   await softmaxCrossEntropy(Qd, Array.from({ length: batch }, (_, i) => i % d));
 } else if (kind === 'step') {
-  const optimizer = engine.adam([f.params.w, f.params.b], { lr: 1e-3 });
+  const optimizer = adam(engine, [f.params.weight, f.params.bias], { lr: 1e-3 });
   await optimizer.step([engine.zeros([d, d]), engine.zeros([d])]);
 } else {
   process.stderr.write(`unknown call ${call}\n`);

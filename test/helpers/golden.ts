@@ -37,7 +37,10 @@ export interface GoldenGrad {
   spectralRadius?: number;
 }
 
-/** One golden problem: f(u, Qd) = tanh(u @ W + Qd + b). */
+/**
+ * One golden problem: f(u, Qd) = tanh(u @ weight + Qd + bias). The fixture stores the original's
+ * names `W` and `b`; here they are `weight` and `bias`, the library's names.
+ */
 export interface GoldenCase {
   name: string;
   seed: number;
@@ -47,8 +50,8 @@ export interface GoldenCase {
   /** Rows of the flattened state (max(batch, 1)). */
   rows: number;
   scale: number;
-  W: Float64Array;
-  b: Float64Array;
+  weight: Float64Array;
+  bias: Float64Array;
   Qd: Float64Array;
   T: Float64Array;
   /** Runs in file order. */
@@ -153,8 +156,8 @@ export function loadGolden(): GoldenCase[] {
     batch: c.batch,
     rows: Math.max(c.batch, 1),
     scale: c.scale,
-    W: f64(c.W),
-    b: f64(c.b),
+    weight: f64(c.W),
+    bias: f64(c.b),
     Qd: f64(c.Qd),
     T: f64(c.T),
     runs: Object.entries(c.runs).map(([name, r]) => ({

@@ -29,7 +29,7 @@ export function expectQuickstartOutput(lines: string[]): void {
 /** Checks the `<!-- layers -->` block's output. */
 export function expectLayersOutput(lines: string[]): void {
   expect(lines[0]).toMatch(/^anderson: \d+ evaluations, converged: true$/);
-  expect(lines[1]).toBe('gradients: 0.W, 0.b, 2.W, 2.b, 4.gamma, 4.beta, Qd');
+  expect(lines[1]).toBe('gradients: 0.weight, 0.bias, 2.weight, 2.bias, 4.gamma, 4.beta, Qd');
 }
 
 /** Checks the `<!-- define-layer -->` block's output. */
@@ -47,7 +47,7 @@ export function expectTrainingOutput(lines: string[]): void {
 
 /** Checks the `<!-- params -->` block's output: the names, the file size and a value read back. */
 export function expectParamsOutput(lines: string[]): void {
-  const m = /^w, b: (\d+) bytes, w\[1\] = (\S+)$/.exec(lines[0] ?? '');
+  const m = /^weight, bias: (\d+) bytes, weight\[1\] = (\S+)$/.exec(lines[0] ?? '');
   expect(m, lines[0]).not.toBeNull();
   expect(Number(m?.[1])).toBeGreaterThan(8 + 4 * (16 * 16 + 16));
   expect(m?.[2]).toBe((Math.sin(1) / 16).toFixed(4));
