@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `node scripts/bundle-size.mjs [DIST_DIR]`: sizes of the built library (every .js file of dist/,
-// raw and gzipped) and of a minimal app that imports it (`Engine` + `picard`), bundled by esbuild
+// raw and gzipped) and of a minimal app that imports it (`Engine`, `implicitBlock`, `picard`), bundled by esbuild
 // with and without --minify. The app is bundled with --splitting so that what the library loads
 // lazily (`import()`) lands in its own chunks, as any code-splitting bundler does; the report
 // separates the entry chunk (what a page loads before its first solve) from the lazy chunks.

@@ -374,7 +374,7 @@ describe('a Vite dev server', () => {
     writeFileSync(join(dir, 'index.html'), '<!doctype html><html><head><link rel="icon" href="data:,"></head><body><script type="module" src="/main.ts"></script></body></html>\n');
     writeFileSync(
       join(dir, 'main.ts'),
-      `import { Engine, picard } from 'anchorax';
+      `import { Engine, implicitBlock, picard } from 'anchorax';
 const out = window as unknown as { __result?: string };
 try {
   const engine = await Engine.create();

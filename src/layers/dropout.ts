@@ -16,7 +16,7 @@ export type DropoutNoise = 'per-iteration' | 'per-solve';
 
 /**
  * Inverted dropout on the tanh block's output:
- * `f(u, Qd) = tanh(u @ w + Qd + b) ⊙ mask / (1 − rate)`, where each element of the `[batch, d]`
+ * `f(u, Qd) = tanh(u @ weight + Qd + bias) ⊙ mask / (1 − rate)`, where each element of the `[batch, d]`
  * output is kept (mask 1) with probability 1 − rate. The mask multiplies the activation's output,
  * not its input or the state u, so a dropped element of f is exactly 0. Masks come from the
  * solver's `key` option through a counter-based generator on the GPU (shaders/lib/rng.wgsl): the

@@ -61,15 +61,15 @@ export interface AdjointIO {
 
 /**
  * A fused fast path a layer may offer to the Picard solver: whole iterations in one kernel.
- * The library knows one kind today, the tanh block's `tanh(u @ w + Qd + b)` with these buffers
+ * The library knows one kind today, the tanh block's `tanh(u @ weight + Qd + bias)` with these buffers
  * (shaders/picard_fused.wgsl); a layer must offer it only when that is exactly its f.
  */
 export interface FusedPicardPath {
   kind: 'tanh-block';
   /** Weight [d, d], row-major. */
-  w: GPUBuffer;
+  weight: GPUBuffer;
   /** Bias [d]. */
-  b: GPUBuffer;
+  bias: GPUBuffer;
 }
 
 /**

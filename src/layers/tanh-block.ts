@@ -188,7 +188,7 @@ export class TanhBlock implements ImplicitLayer {
     const n = batch * this.featureSize;
     if (this.dropout !== null || n > FUSED_MAX_STATE) return null;
     if (Math.ceil(n / 256) * this.featureSize > FUSED_MAX_THREAD_WORK) return null;
-    return { kind: 'tanh-block', w: this.params.weight.buffer, b: this.params.bias.buffer };
+    return { kind: 'tanh-block', weight: this.params.weight.buffer, bias: this.params.bias.buffer };
   }
 
   /** Whether the register-tiled 64 × 64 kernels compute the product for `batch` rows. */

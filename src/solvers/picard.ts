@@ -57,7 +57,7 @@ async function picardFused(run: SolveRun, block: FusedPicardPath): Promise<Solve
       params: run.params('picardFused', {
         ...run.finishRules(), d: run.layer.featureSize, batch: run.batch, iterations, first: first ? 1 : 0,
       }),
-      w: block.w, b: block.b, qd: run.Qd.buffer, state, best_u: run.bestU, best_prev: run.bestPrev,
+      w: block.weight, b: block.bias, qd: run.Qd.buffer, state, best_u: run.bestU, best_prev: run.bestPrev,
     });
   const firstGroup = group(true);
   const nextGroup = group(false);
