@@ -4,7 +4,7 @@
 // names survive the build, Node scripts print nothing on stderr, the types work for three strict
 // TypeScript consumers without skipLibCheck, browser bundlers (esbuild, a Vite dev server) never
 // see `webgpu` or `node:*`, and the README quickstart runs against dist/.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -13,7 +13,7 @@ import { buildSync } from 'esbuild';
 import { createServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_FLAGS, withPageAt } from './helpers/browser';
-import { ensureBuilt } from './helpers/child';
+import { ensureBuilt, runProcess, type ChildOutcome } from './helpers/child';
 import { expectDefineLayerOutput, expectLayersOutput, expectParamsOutput, expectQuickstartOutput, expectTrainingOutput, readmeBlock } from './helpers/readme';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -25,29 +25,9 @@ const TSC7 = join(NODE_MODULES, 'typescript', 'bin', 'tsc');
 // esbuild (pinned too) is used through its JS API.
 const CHILD_TIMEOUT_MS = 60_000;
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd: string, timeoutMs = CHILD_TIMEOUT_MS): Promise<Outcome> {
-  return new Promise((res, rej) => {
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      rej(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
+/** `command args` in `cwd`, killed after `timeoutMs`. */
+function run(command: string, args: string[], cwd: string, timeoutMs = CHILD_TIMEOUT_MS): Promise<ChildOutcome> {
+  return runProcess(command, args, cwd, timeoutMs);
 }
 
 let work: string;

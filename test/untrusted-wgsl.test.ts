@@ -3,7 +3,6 @@
 // reader must survive (expressions in attributes, trailing commas, unclosed comments), parameter
 // names that would clash with WGSL or the library, compile time linear in the source size, and
 // parameters freed when defineLayer fails.
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import {
   type LayerDefinition,
 } from '../src';
 import { createTestEngine, maxAbsDiff, rejectsWith } from './helpers/engine';
+import { runProcess } from './helpers/child';
 import { layerForward } from './helpers/layers';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
@@ -44,37 +44,11 @@ const definition = (overrides: Partial<LayerDefinition> = {}): LayerDefinition =
 
 const rejection = (overrides: Partial<LayerDefinition>): Promise<AnchoraxError> => rejectsWith(defineLayer(engine, definition(overrides)));
 
-interface ChildRun {
-  code: number | null;
-  killed: boolean;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a TypeScript file with vite-node; SIGKILL after `limitMs` (a hang is a failure, not a stuck suite). */
-function runChild(file: string, limitMs: number): Promise<ChildRun> {
-  return new Promise((done) => {
-    const child = spawn(resolve(ROOT, 'node_modules/.bin/vite-node'), [file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, limitMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, killed, stdout, stderr });
-    });
-  });
-}
-
 describe('options.timeoutMs', () => {
   it('a layer that never returns: TimeoutError, the engine unusable with a reason, the JS thread free, destroy() immediate', async () => {
-    const run = await runChild('test/fixtures/runaway-solve.ts', 100_000);
-    expect(run.killed, `child hung:\n${run.stdout}\n${run.stderr}`).toBe(false);
+    // vite-node runs the TypeScript fixture; SIGKILL after 100 s (a hang is a failure, not a stuck suite).
+    const run = await runProcess(resolve(ROOT, 'node_modules/.bin/vite-node'), ['test/fixtures/runaway-solve.ts'], ROOT, 100_000);
+    expect(run.timedOut, `child hung:\n${run.stdout}\n${run.stderr}`).toBe(false);
     expect(run.code, run.stderr).toBe(0);
     const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
     expect(line, run.stdout + run.stderr).toBeDefined();

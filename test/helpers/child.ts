@@ -71,11 +71,14 @@ export interface ChildOutcome {
   stderr: string;
 }
 
-/** Runs `node <args>` from outside the repo (so `anchorax` resolves from the script's location). */
-export function runNode(args: string[], timeoutMs: number): Promise<ChildOutcome> {
+/**
+ * Runs `command args` in `cwd` with its output collected; SIGKILL after `timeoutMs` (a hang is a
+ * failure with the output so far, not a stuck suite).
+ */
+export function runProcess(command: string, args: string[], cwd: string, timeoutMs: number): Promise<ChildOutcome> {
   return new Promise((res, rej) => {
     const start = Date.now();
-    const child = spawn(process.execPath, args, { cwd: resolve(ROOT, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -94,4 +97,9 @@ export function runNode(args: string[], timeoutMs: number): Promise<ChildOutcome
       res({ code, signal, timedOut, ms: Date.now() - start, stdout, stderr });
     });
   });
+}
+
+/** Runs `node <args>` from outside the repo (so `anchorax` resolves from the script's location). */
+export function runNode(args: string[], timeoutMs: number): Promise<ChildOutcome> {
+  return runProcess(process.execPath, args, resolve(ROOT, '..'), timeoutMs);
 }
