@@ -29,6 +29,7 @@ import {
   type Tensor,
   implicitBlock,
 } from '../src';
+import { Usage } from './helpers/errors';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 type Wrapper = (f: TanhBlock, Qd: Tensor, options?: ImplicitOptions) => Promise<ImplicitResult>;
@@ -40,10 +41,7 @@ const WRAPPERS: [string, Wrapper][] = [
   ['ift', ift],
 ];
 
-/** GPUBufferUsage values (Dawn for Node defines no globals). */
-const STORAGE = 0x80;
-const COPY_SRC = 0x4;
-const COPY_DST = 0x8;
+const { STORAGE, COPY_SRC, COPY_DST } = Usage;
 
 const D = 5;
 const BATCH = 3;

@@ -24,12 +24,9 @@ import {
 } from '../src';
 import type { Kernel } from '../src/gpu/kernel';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-import { SOLVERS, expectTyped, rejection, sleep, thrown, withinTime, type Solver } from './helpers/errors';
+import { SOLVERS, expectTyped, rejection, sleep, thrown, withinTime, type Solver, Usage } from './helpers/errors';
 
-/** GPUBufferUsage values (Dawn for Node defines no globals). */
-const STORAGE = 0x80;
-const COPY_SRC = 0x4;
-const COPY_DST = 0x8;
+const { STORAGE, COPY_SRC, COPY_DST } = Usage;
 
 const D = 4;
 const BATCH = 3;
