@@ -1,11 +1,12 @@
-// Picard on the tanh block, fused: whole iterations u ← tanh(u @ w + qd + b) inside one
-// workgroup — the matrix-vector product, the residual sums, the end-of-iteration bookkeeping
+// Picard on a dense layer with a fused epilogue, fused: whole iterations
+// u ← epilogue(u @ weight + bias) inside one workgroup (the tanh block: epilogue add(Qd) → tanh;
+// the chain is lib/epilogue.wgsl's override constants, without dropout) — the matrix-vector product, the residual sums, the end-of-iteration bookkeeping
 // (lib/finish_step.wgsl, the same rules as finish.wgsl) and the best-so-far copy — for up to
 // params.iterations iterations per dispatch (bounded, so a browser's GPU watchdog never sees a
 // long dispatch). For states of at most 1024 values, where separate kernels per step would spend
 // their time launching, not computing.
-// (includes lib/control.wgsl, lib/reduce.wgsl, lib/finish_step.wgsl, lib/activations.wgsl)
-// Bindings: ctrl (read_write); params; w [d, d]; b [d]; qd [batch, d]; state [batch, d] (the current
+// (includes lib/control.wgsl, lib/reduce.wgsl, lib/finish_step.wgsl, lib/epilogue.wgsl, lib/epilogue_fixed.wgsl)
+// Bindings: ctrl (read_write); params; weight [d, d]; bias [d]; epi_qd [batch, d]; state [batch, d] (the current
 //           iterate, kept between dispatches); best_u, best_prev [batch, d].
 // Dispatch: (1). The first dispatch of a solve has params.first = 1 (its first iteration also
 // measures the starting point, as MODE_PICARD_FIRST).
@@ -29,9 +30,9 @@ struct FusedParams {
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
 @group(0) @binding(1) var<uniform> params: FusedParams;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read> qd: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> epi_qd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> state: array<f32>;
 @group(0) @binding(6) var<storage, read_write> best_u: array<f32>;
 @group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
@@ -83,8 +84,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         let row = base + (i / d) * d;
         let j = i % d;
         var acc = 0.0;
-        for (var k = 0u; k < d; k++) { acc += u_shared[row + k] * w[k * d + j]; }
-        let value = safe_tanh(acc + qd[i] + b[j]);
+        for (var k = 0u; k < d; k++) { acc += u_shared[row + k] * weight[k * d + j]; }
+        let value = epilogue_forward(acc + bias[j], i, 0u);
         let u = u_shared[base + i];
         let r = value - u;
         let z = value + r;

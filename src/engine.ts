@@ -4,7 +4,7 @@
  */
 import { BufferUsage, MapMode, ShaderStage } from './gpu/flags';
 import { acquireDevice, type PowerPreference } from './gpu/device';
-import { Kernel, bufferId } from './gpu/kernel';
+import { Kernel, bufferId, type CompileOptions } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
 import { Tensor, checkShape } from './tensor';
 import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, OptionError, ShapeError } from './errors';
@@ -424,15 +424,19 @@ export class Engine {
     this.pool.release(buffer);
   }
 
-  /** @internal A compiled kernel, compiled once per engine and cached by `key` (LRU, KERNEL_CACHE_SIZE). */
-  kernel(key: string, source: string, entryPoint = 'main', locate?: (line: number) => string, layoutSource?: string): Promise<Kernel> {
+  /**
+   * @internal A compiled kernel, compiled once per engine and cached by `key` and the override
+   * `constants` (LRU, KERNEL_CACHE_SIZE).
+   */
+  kernel(name: string, source: string, entryPoint = 'main', options: CompileOptions = {}): Promise<Kernel> {
+    const key = options.constants ? `${name}{${Object.entries(options.constants).map(([k, v]) => `${k}=${v}`).join(',')}}` : name;
     let kernel = this.kernels.get(key);
     if (kernel) {
       this.kernels.delete(key);
       this.kernels.set(key, kernel);
       return kernel;
     }
-    const compiling = Kernel.compile(this.device, key, source, entryPoint, locate, layoutSource);
+    const compiling = Kernel.compile(this.device, key, source, entryPoint, options);
     kernel = compiling;
     this.kernels.set(key, compiling);
     compiling.then(

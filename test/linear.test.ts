@@ -1,4 +1,4 @@
-// The dense layer y = x·W + b on the GPU (shaders/linear.wgsl) against the float64 oracle
+// The dense layer y = x·W + b on the GPU (shaders/dense*.wgsl, the dense-product library) against the float64 oracle
 // (src/reference/linear.ts), forward and every adjoint, at sizes that are not multiples of the
 // kernels' 4/16/64 tiles; the oracle's adjoint checked by central finite differences.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,9 +1,12 @@
-// Inverted dropout on a layer's output, shared by the tanh block's forward and adjoint kernels so
-// that the adjoint applies exactly the mask of the forward it differentiates.
+// Inverted dropout, shared by the dropout stage (stages/dropout.wgsl) and the epilogues fused after
+// a dense product (lib/epilogue.wgsl), forward and adjoint, so that an adjoint applies exactly the
+// mask of the forward it differentiates and a fused layer draws the masks of the unfused one.
 // (needs lib/gate.wgsl and lib/rng.wgsl; the including kernel's `params` declares
 //  drop_threshold: u32  an element is dropped when its draw is below it (rate · 2³²); 0 = no dropout
 //  drop_scale: f32      1 / (1 − rate), rounded to f32, applied to the kept elements
-//  drop_per_solve: u32  1: one mask for the whole solve (stream 0); 0: stream = gate's eval index)
+//  drop_per_solve: u32  1: one mask for the whole solve (stream 0); 0: stream = gate's eval index
+//  drop_salt: u32       xor-ed into the solve's key: the dropout's position in its layer, so two
+//                       dropouts of one layer draw different masks (the tanh block's is 0))
 // Noise is drawn only when the gate says so (training mode inside a solve); otherwise the factor
 // is not applied at all, so the output is bit-identical to the deterministic block's.
 
@@ -15,7 +18,7 @@ fn dropout_active() -> bool {
 // per-iteration mode gets, held fixed.
 fn dropout_stream_key() -> u32 {
   let stream = select(gate_eval_index(), 0u, params.drop_per_solve != 0u);
-  return rng_stream_key(gate_key(), stream);
+  return rng_stream_key(gate_key() ^ params.drop_salt, stream);
 }
 
 // value · mask[i] / (1 − rate) for element i (row-major over the whole [batch, d] state).

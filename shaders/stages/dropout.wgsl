@@ -2,16 +2,16 @@
 // (x_in and y_out: lib/rng.wgsl's argument `x` would shadow a global x in wgsl_reflect's view);
 // the adjoint applies the same factor to ȳ. The mask of element i (row-major over the stage's
 // whole [batch, size] tensor) is drawn like the tanh block's (lib/dropout.wgsl) from the solve's
-// key xor params.salt (the stage's index in its sequential layer, so two dropout stages of one
+// key xor params.drop_salt (the stage's index in its sequential layer, so two dropout stages of one
 // layer draw different masks).
 // entry `forward_main`:  y = dropout(x)
 // entry `adjoint_main`:  g_in = dropout(g_out), with the forward's mask
 // (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/grid.wgsl)
-// Bindings: gate; params {n, salt, dropout members}; x_in [n]; forward: y_out [n];
+// Bindings: gate; params {n, dropout members}; x_in [n]; forward: y_out [n];
 //           adjoint: g_out [n], g_in [n].
 // Dispatch: grid_groups(n), 256 threads, grid-stride.
 
-struct DropoutStageParams { n: u32, salt: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
+struct DropoutStageParams { n: u32, drop_salt: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
 
 @group(0) @binding(1) var<uniform> params: DropoutStageParams;
 @group(0) @binding(2) var<storage, read> x_in: array<f32>;
@@ -19,17 +19,12 @@ struct DropoutStageParams { n: u32, salt: u32, drop_threshold: u32, drop_scale: 
 @group(0) @binding(4) var<storage, read> g_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> g_in: array<f32>;
 
-fn stage_stream_key() -> u32 {
-  let stream = select(gate_eval_index(), 0u, params.drop_per_solve != 0u);
-  return rng_stream_key(gate_key() ^ params.salt, stream);
-}
-
 @compute @workgroup_size(256)
 fn forward_main(@builtin(global_invocation_id) id: vec3u,
                 @builtin(num_workgroups) groups: vec3u) {
   if (gate_skip()) { return; }
   let masked = dropout_active();
-  let key = stage_stream_key();
+  let key = dropout_stream_key();
   for (var i = id.x; i < params.n; i += grid_stride(groups)) {
     y_out[i] = select(x_in[i], dropout_apply(x_in[i], key, i), masked);
   }
@@ -40,7 +35,7 @@ fn adjoint_main(@builtin(global_invocation_id) id: vec3u,
                 @builtin(num_workgroups) groups: vec3u) {
   if (gate_skip()) { return; }
   let masked = dropout_active();
-  let key = stage_stream_key();
+  let key = dropout_stream_key();
   for (var i = id.x; i < params.n; i += grid_stride(groups)) {
     g_in[i] = select(g_out[i], dropout_apply(g_out[i], key, i), masked);
   }

@@ -73,6 +73,16 @@ export class UniformLayout {
   }
 }
 
+/** @internal How {@link Kernel.compile} compiles a source. */
+export interface CompileOptions {
+  /** Names a line of the composed source for error messages (e.g. "forward WGSL line 3"). */
+  locate?: (line: number) => string;
+  /** WGSL reflected instead of the source (same entry point and bindings). */
+  layoutSource?: string;
+  /** Values of the shader's `override` constants, by name. */
+  constants?: Readonly<Record<string, number>>;
+}
+
 interface BindingSlot {
   name: string;
   binding: number;
@@ -163,20 +173,15 @@ export class Kernel {
    * uniform buffer, when the entry point uses one, is the `params` layout whatever its name.
    * `locate` names a line of the composed source for error messages (e.g. "forward WGSL line 3").
    * `layoutSource`, when given, is reflected instead of `source`: WGSL with the same entry point
-   * and bindings (defineLayer's stand-in for WGSL the library did not write).
+   * and bindings (defineLayer's stand-in for WGSL the library did not write). `constants` set the
+   * shader's `override` declarations (tile sizes, fused epilogue ops) at pipeline creation.
    */
-  static async compile(
-    device: GPUDevice,
-    label: string,
-    source: string,
-    entryPoint = 'main',
-    locate: (line: number) => string = (line) => `line ${line}`,
-    layoutSource: string = source,
-  ): Promise<Kernel> {
+  static async compile(device: GPUDevice, label: string, source: string, entryPoint = 'main', options: CompileOptions = {}): Promise<Kernel> {
+    const locate = options.locate ?? ((line: number) => `line ${line}`);
     const module = await compileModule(device, label, source, locate);
-    const reflection = builtReflection(source, entryPoint) ?? (await reflectAtRuntime(label, layoutSource, entryPoint));
+    const reflection = builtReflection(source, entryPoint) ?? (await reflectAtRuntime(label, options.layoutSource ?? source, entryPoint));
     if (!reflection) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
-    return Kernel.fromReflection(device, label, module, entryPoint, reflection);
+    return Kernel.fromReflection(device, label, module, entryPoint, reflection, options.constants);
   }
 
   /** A kernel of a compiled `module` with the given reflection of its entry point `entryPoint`. */
@@ -186,6 +191,7 @@ export class Kernel {
     module: GPUShaderModule,
     entryPoint: string,
     reflection: KernelReflection,
+    constants?: Readonly<Record<string, number>>,
   ): Promise<Kernel> {
     const slots: BindingSlot[] = [];
     let params: UniformLayout | undefined;
@@ -218,7 +224,7 @@ export class Kernel {
     const pipeline = device.createComputePipeline({
       label,
       layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint },
+      compute: constants ? { module, entryPoint, constants: { ...constants } } : { module, entryPoint },
     });
     const invalid = await device.popErrorScope();
     if (invalid) throw new ShaderCompileError(label, `pipeline rejected by the device: ${invalid.message}`);

@@ -16,12 +16,13 @@ const dropout = 'lib/dropout.wgsl';
 const activations = 'lib/activations.wgsl';
 const control = 'lib/control.wgsl';
 const broydenState = 'lib/broyden_state.wgsl';
-const blockIo = 'lib/block_io.wgsl';
-const blockTile = 'lib/block_tile.wgsl';
-const blockMm = 'lib/block_mm.wgsl';
 const finishStep = 'lib/finish_step.wgsl';
 const grid = 'lib/grid.wgsl';
 const andersonRing = 'lib/anderson_ring.wgsl';
+const epilogue = [activations, 'lib/epilogue.wgsl', rng, dropout, 'lib/epilogue_dropout.wgsl'] as const;
+const gemmRows = 'lib/gemm_rows.wgsl';
+const gemmSplit = 'lib/gemm_split.wgsl';
+const gemmTiled = 'lib/gemm_tiled.wgsl';
 
 /** lib/reduce.wgsl over 256-thread workgroups, and over 64 (see its header for why). */
 const reduce = ['const REDUCE_SIZE: u32 = 256u;', 'lib/reduce.wgsl'] as const;
@@ -29,17 +30,9 @@ const reduce64 = ['const REDUCE_SIZE: u32 = 64u;', 'lib/reduce.wgsl'] as const;
 
 /** @internal The kernels, by name: each one's every @compute entry point is reflected at build time. */
 export const KERNEL_RECIPES = {
-  blockForward: [gate, rng, dropout, activations, blockIo, blockTile, 'block_forward.wgsl'],
-  blockDelta: [gate, rng, dropout, activations, blockIo, blockTile, 'block_delta.wgsl'],
-  blockForwardMm: [gate, rng, dropout, activations, blockIo, blockMm, 'block_forward.wgsl'],
-  blockDeltaMm: [gate, rng, dropout, activations, blockIo, blockMm, 'block_delta.wgsl'],
-  blockPartial: [gate, 'block_partial.wgsl'],
-  blockCombine: [gate, rng, dropout, activations, 'block_combine.wgsl'],
-  blockParamGrads: [gate, 'block_param_grads.wgsl'],
-  blockInputGrad: [gate, 'block_input_grad.wgsl'],
   residual: [control, ...reduce64, 'residual.wgsl'],
   finish: [control, ...reduce64, finishStep, 'finish.wgsl'],
-  picardFused: [control, ...reduce, finishStep, activations, 'picard_fused.wgsl'],
+  picardFused: [control, ...reduce, finishStep, activations, 'lib/epilogue.wgsl', 'lib/epilogue_fixed.wgsl', 'picard_fused.wgsl'],
   commit: [control, 'commit.wgsl'],
   andersonGram: [control, ...reduce64, 'anderson_gram.wgsl', andersonRing],
   andersonSolve: [control, 'anderson_solve.wgsl', andersonRing],
@@ -58,7 +51,10 @@ export const KERNEL_RECIPES = {
   sgd: ['sgd.wgsl'],
   accumulate: ['accumulate.wgsl'],
   nonFinite: ['nonfinite.wgsl'],
-  linear: [gate, 'linear.wgsl'],
+  dense: [gate, ...epilogue, gemmRows, gemmSplit, gemmTiled, 'dense.wgsl'],
+  denseDelta: [gate, ...epilogue, gemmRows, gemmTiled, 'dense_delta.wgsl'],
+  denseWeightGrad: [gate, gemmRows, gemmTiled, 'dense_weight_grad.wgsl'],
+  denseInputGrad: [gate, gemmRows, gemmTiled, 'dense_input_grad.wgsl'],
   softmaxXent: [...reduce, 'softmax_xent.wgsl'],
   stageElementwise: [gate, activations, grid, 'stages/elementwise.wgsl'],
   stageVector: [gate, grid, 'stages/vector.wgsl'],

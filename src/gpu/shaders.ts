@@ -40,3 +40,9 @@ export function builtReflection(source: string, entryPoint: string): KernelRefle
   const entries = BUILT.get(source);
   return entries && Object.hasOwn(entries, entryPoint) ? entries[entryPoint] : undefined;
 }
+
+/** MERGE-PLACEHOLDER (replaced by h1's build-time reflection of WGSL constants). */
+export const SHADER_CONSTANTS = {
+  activations: { OP_TANH: 0, OP_RELU: 1, OP_GELU: 2 },
+  epilogue: { OP_ADD_QD: 3, OP_DROPOUT: 4, OP_NONE: 255, EPI_MAX: 4 },
+} as const;

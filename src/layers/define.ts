@@ -453,7 +453,7 @@ async function compileKernels(engine: Engine, entries: Entry[], sources: Source[
     const stub = `fn ${entry.fn}(${entry.args === 2 ? 'row: u32, i: u32' : 'k: u32'}) -> f32 {\n${[...reads, ...calls].join('\n')}\n  return 0.0;\n}`;
     const layoutSource = [CUSTOM_LAYER_WGSL.head, declared, stub, main(entry)].join('\n');
     try {
-      return await engine.kernel(`custom${id}.${entry.fn}`, source, `anchorax_${entry.fn}`, locate, layoutSource);
+      return await engine.kernel(`custom${id}.${entry.fn}`, source, `anchorax_${entry.fn}`, { locate, layoutSource });
     } catch (err) {
       if (!(err instanceof ShaderCompileError)) throw err;
       // Errors only in the library's lines: the user's function is missing or has another signature.

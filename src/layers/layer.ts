@@ -61,15 +61,18 @@ export interface AdjointIO {
 
 /**
  * A fused fast path a layer may offer to the Picard solver: whole iterations in one kernel.
- * The library knows one kind today, the tanh block's `tanh(u @ weight + Qd + bias)` with these buffers
- * (shaders/picard_fused.wgsl); a layer must offer it only when that is exactly its f.
+ * The library knows one kind, a dense layer with a deterministic fused epilogue,
+ * `epilogue(u @ weight + bias)` (shaders/picard_fused.wgsl; the tanh block's epilogue is
+ * add(Qd) → tanh); a layer must offer it only when that is exactly its f.
  */
 export interface FusedPicardPath {
-  kind: 'tanh-block';
+  kind: 'dense';
   /** Weight [d, d], row-major. */
   weight: GPUBuffer;
   /** Bias [d]. */
   bias: GPUBuffer;
+  /** @internal The epilogue chain's override constants (lib/epilogue.wgsl). */
+  constants: Readonly<Record<string, number>>;
 }
 
 /**

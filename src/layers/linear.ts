@@ -5,11 +5,13 @@
  */
 import type { Engine } from '../engine';
 import { LimitError, NonFiniteError, ShapeError } from '../errors';
-import type { BufferRegion, Kernel } from '../gpu/kernel';
-import { SHADERS } from '../gpu/shaders';
+import type { BufferRegion } from '../gpu/kernel';
+import { DenseKernels, NO_EPILOGUE, type Epilogue, type ForwardKernelChoice } from './dense';
+import type { FusedPicardPath } from './layer';
 import { Tensor } from '../tensor';
 import { Lifetime, readParam, uploadAll } from './params';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from './stage';
+import { checkBatch } from './stages/workgroups';
 import { describe, readBoolean, readEncoder, readEngine, readOptions, readRegion, readTensor } from '../validate';
 
 /** Parameters of {@link linear}: tensors, or arrays to upload. */
@@ -46,9 +48,6 @@ export interface LinearGrads {
   bias: Tensor;
 }
 
-/** Output tile of the matmul kernels (shaders/linear.wgsl). */
-const TILE = 64;
-
 type ParamValue = Tensor | Float32Array | number[];
 
 
@@ -72,7 +71,8 @@ export class Linear implements Stage {
   readonly outFeatures: number;
   /** The trainable parameters: weight [inFeatures, outFeatures] and bias [outFeatures]. */
   readonly params: Readonly<{ weight: Tensor; bias: Tensor }>;
-  private kernels?: { forward: Kernel; inputGrad: Kernel; weightGrad: Kernel; biasGrad: Kernel };
+  /** The dense product with the empty epilogue (src/layers/dense.ts). */
+  private readonly dense: DenseKernels;
   private readonly lifetime: Lifetime;
 
   /** @internal Use {@link linear}. `owned`: the parameters it uploaded (freed by dispose). */
@@ -81,6 +81,7 @@ export class Linear implements Stage {
     this.inFeatures = weight.shape[0];
     this.outFeatures = weight.shape[1];
     this.params = Object.freeze({ weight, bias });
+    this.dense = new DenseKernels(engine, this.inFeatures, this.outFeatures, NO_EPILOGUE, 'auto', 'rows', 'linear', false);
   }
 
   /** Whether `dispose()` was called. */
@@ -94,7 +95,7 @@ export class Linear implements Stage {
    * call twice.
    */
   dispose(): void {
-    this.lifetime.end();
+    if (this.lifetime.end()) this.dense.dispose();
   }
 
   /** As a stage: rows of inFeatures. */
@@ -102,50 +103,39 @@ export class Linear implements Stage {
     return this.inFeatures;
   }
 
-  /** @internal The stage view used by `sequential`. */
-  instantiate(engine: Engine, _inputSize?: number, index = 0): StageKernels {
+  /** @internal The stage view used by `sequential`: the product alone. */
+  instantiate(engine: Engine, inputSize: number, index = 0): StageKernels {
+    return this.instantiateFused(engine, inputSize, index, NO_EPILOGUE, 'auto');
+  }
+
+  /** @internal The stage view with the elementwise stages after it fused into its kernels. */
+  instantiateFused(engine: Engine, _inputSize: number, index: number, epilogue: Epilogue, choice: ForwardKernelChoice): StageKernels {
     if (engine !== this.engine) throw new Error('linear stage: engine mismatch (checked by sequential)');
     this.lifetime.assertLive(`stages[${index}]`);
-    return {
-      outputSize: this.outFeatures,
-      prepare: (batch: number) => {
-        this.checkRows(batch);
-        return this.prepare();
-      },
-      encodeForward: (pass: GPUComputePassEncoder, io: StageForwardIO, batch: number) => this.encodeForward(pass, io.input, io.output, batch, io.gate),
-      encodeAdjoint: (pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number) =>
-        this.encodeBackward(pass, io.input, io.gradOutput, { dx: io.gradInput, weight: io.gradParams?.weight, bias: io.gradParams?.bias }, batch, io.gate),
-    };
+    return new FusedLinearKernels(this, new DenseKernels(engine, this.inFeatures, this.outFeatures, epilogue, choice, 'Qd', 'sequential'));
+  }
+
+  /** @internal Throws DisposedError (`argument`) after dispose(). */
+  assertLive(argument = 'linear'): void {
+    this.lifetime.assertLive(argument);
   }
 
   /** Compiles the kernels (once per engine); needed before `encodeForward`/`encodeBackward`. */
   async prepare(): Promise<void> {
     this.lifetime.assertLive('linear');
-    if (this.kernels) return;
-    const { engine } = this;
-    const [forward, inputGrad, weightGrad, biasGrad] = await Promise.all([
-      engine.kernel('linearForward', SHADERS.linear, 'forward_main'),
-      engine.kernel('linearInputGrad', SHADERS.linear, 'input_grad_main'),
-      engine.kernel('linearWeightGrad', SHADERS.linear, 'weight_grad_main'),
-      engine.kernel('linearBiasGrad', SHADERS.linear, 'bias_grad_main'),
-    ]);
-    this.kernels = { forward, inputGrad, weightGrad, biasGrad };
+    await this.dense.prepare(1);
   }
 
-  private prepared(): NonNullable<Linear['kernels']> {
+  private prepared(): DenseKernels {
     this.lifetime.assertLive('linear');
-    if (!this.kernels) throw new Error('Linear.prepare() must run before encoding');
-    return this.kernels;
+    if (!this.dense.isPrepared(1)) throw new Error('Linear.prepare() must run before encoding');
+    return this.dense;
   }
 
   /** Throws unless `rows` is a positive integer whose tiles fit the device's dispatch limits. */
   private checkRows(rows: number): void {
     if (!Number.isInteger(rows) || rows < 1) throw new ShapeError('rows', `must be a positive integer, got ${rows}`);
-    const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
-    const largest = Math.max(rows, this.inFeatures, this.outFeatures);
-    if (Math.ceil(largest / TILE) > limit) {
-      throw new LimitError('rows', `${largest} rows or features need ${Math.ceil(largest / TILE)} workgroups in one dimension; this device allows ${limit}`);
-    }
+    this.dense.checkRows(rows);
   }
 
   /**
@@ -155,19 +145,10 @@ export class Linear implements Stage {
   encodeForward(pass: GPUComputePassEncoder, x: BufferRegion | Tensor, y: BufferRegion | Tensor, rows: number, gate = this.engine.openGate()): void {
     readEncoder(pass, 'pass');
     this.checkRows(rows);
-    const { forward } = this.prepared();
-    const { inFeatures, outFeatures, engine } = this;
-    const input = readRegion(x, 'x', engine);
-    const output = readRegion(y, 'y', engine);
-    const group = forward.bind({
-      gate,
-      params: engine.params(forward, { m: rows, n: outFeatures, k: inFeatures }),
-      a: input,
-      bm: this.params.weight.buffer,
-      bias: this.params.bias.buffer,
-      c: output,
-    });
-    forward.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(rows / TILE));
+    const dense = this.prepared();
+    const input = readRegion(x, 'x', this.engine);
+    const output = readRegion(y, 'y', this.engine);
+    dense.encodeForward(pass, gate, { x: input, weight: this.params.weight.buffer, bias: this.params.bias.buffer }, output, rows);
   }
 
   /**
@@ -185,30 +166,19 @@ export class Linear implements Stage {
   ): void {
     readEncoder(pass, 'pass');
     this.checkRows(rows);
-    const kernels = this.prepared();
-    const { inFeatures, outFeatures, engine } = this;
-    const W = this.params.weight.buffer;
+    const dense = this.prepared();
+    const { engine } = this;
     const region = (value: BufferRegion | Tensor | undefined, name: string) => (value === undefined ? undefined : readRegion(value, name, engine));
     const input = readRegion(x, 'x', engine);
     const cotangent = readRegion(dy, 'dy', engine);
     if (typeof grads !== 'object' || grads === null) throw new ShapeError('grads', 'must be { dx?, weight?, bias? }');
     readOptions(grads, 'grads', ['dx', 'weight', 'bias']);
-    const [dx, dW, db] = [region(grads.dx, 'grads.dx'), region(grads.weight, 'grads.weight'), region(grads.bias, 'grads.bias')];
-    if (dx) {
-      const k = kernels.inputGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: inFeatures, k: outFeatures }), a: cotangent, bm: W, c: dx });
-      k.dispatch(pass, group, Math.ceil(inFeatures / TILE), Math.ceil(rows / TILE));
-    }
-    if (dW) {
-      const k = kernels.weightGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: inFeatures, n: outFeatures, k: rows }), a: input, bm: cotangent, c: dW });
-      k.dispatch(pass, group, Math.ceil(outFeatures / TILE), Math.ceil(inFeatures / TILE));
-    }
-    if (db) {
-      const k = kernels.biasGrad;
-      const group = k.bind({ gate, params: engine.params(k, { m: rows, n: outFeatures, k: 1 }), a: cotangent, c: db });
-      k.dispatch(pass, group, Math.ceil(outFeatures / TILE));
-    }
+    dense.encodeAdjoint(pass, gate, { x: input, weight: this.params.weight.buffer, bias: this.params.bias.buffer }, {
+      gradOutput: cotangent,
+      gradInput: region(grads.dx, 'grads.dx'),
+      gradWeight: region(grads.weight, 'grads.weight'),
+      gradBias: region(grads.bias, 'grads.bias'),
+    }, rows);
   }
 
   /** Rows of a [rows, features] tensor, checked. */
@@ -256,6 +226,68 @@ export class Linear implements Stage {
     };
     const grads = await this.engine.submitInto('linear.backward', outputs, (pass, out) => this.encodeBackward(pass, x, dy, out, rows));
     return { weight: grads.weight, bias: grads.bias, dx: grads.dx };
+  }
+}
+
+/** Largest state (batch × d) the fused Picard kernel holds in one workgroup (shaders/picard_fused.wgsl). */
+const FUSED_MAX_STATE = 1024;
+/**
+ * Largest (values per thread) × d the fused Picard kernel takes on: one workgroup walking the
+ * weight serially is latency-bound past it (bench/RESULTS.md has the measurements).
+ */
+const FUSED_MAX_THREAD_WORK = 256;
+
+/** A linear stage and the elementwise stages fused after it, as `sequential` encodes them. */
+class FusedLinearKernels implements StageKernels {
+  readonly outputSize: number;
+  readonly addsInput = true;
+  constructor(
+    private readonly linear: Linear,
+    private readonly dense: DenseKernels,
+  ) {
+    this.outputSize = linear.outFeatures;
+  }
+
+  async prepare(batch: number): Promise<void> {
+    checkBatch(batch);
+    this.linear.assertLive();
+    await this.dense.prepare(batch);
+  }
+
+  private operands(input: BufferRegion, Qd: BufferRegion) {
+    const { weight, bias } = this.linear.params;
+    return { x: input, weight: weight.buffer, bias: bias.buffer, qd: Qd };
+  }
+
+  encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
+    this.linear.assertLive();
+    this.dense.encodeForward(pass, io.gate, this.operands(io.input, io.Qd), io.output, batch);
+  }
+
+  encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
+    this.linear.assertLive();
+    this.dense.encodeAdjoint(pass, io.gate, this.operands(io.input, io.Qd), {
+      gradOutput: io.gradOutput,
+      gradInput: io.gradInput,
+      gradInputAdd: io.gradInputAdd,
+      gradQd: io.gradQd,
+      gradWeight: io.gradParams?.weight,
+      gradBias: io.gradParams?.bias,
+    }, batch);
+  }
+
+  /** The fused Picard path: a square, deterministic chain whose state fits one workgroup. */
+  fusedPicard(batch: number): FusedPicardPath | null {
+    const d = this.linear.inFeatures;
+    const n = batch * d;
+    if (d !== this.outputSize || this.dense.epilogue.ops.includes('dropout') || n > FUSED_MAX_STATE) return null;
+    if (Math.ceil(n / 256) * d > FUSED_MAX_THREAD_WORK) return null;
+    const { weight, bias } = this.linear.params;
+    return { kind: 'dense', weight: weight.buffer, bias: bias.buffer, constants: this.dense.constants };
+  }
+
+  dispose(): void {
+    this.dense.dispose();
   }
 }
 

@@ -3,6 +3,11 @@
  * `f(u, Qd) = s_n(… s_2(s_1(u)) …)`, where stages may read Qd (`add(Qd)`). It is an
  * ImplicitLayer like the tanh block: every solver and jfb/gdeq/ift take it.
  *
+ * Fusion: a linear stage and the elementwise stages right after it (add(Qd), tanh/relu/gelu,
+ * dropout; up to EPILOGUE_MAX_OPS, one add(Qd) and one dropout) become one group, encoded as the
+ * dense product with those stages as its epilogue (src/layers/dense.ts): one kernel forward, and
+ * δ, ∂weight/∂bias, ∂x in the adjoint. Other stages run on their own kernels.
+ *
  * Forward: each stage writes into a scratch row buffer that the next one reads (the last writes
  * the layer's output). Adjoint: the stages' inputs are recomputed into those buffers (with the
  * same gate, so a dropout stage applies the same mask), then the stages' adjoints run last to first,
@@ -13,10 +18,12 @@ import { DisposedError, EngineMismatchError, OptionError, ShapeError } from '../
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
-import type { QdGradient, Stage, StageKernels } from './stage';
+import type { FusedPicardPath } from './layer';
+import { EPILOGUE_MAX_OPS, NO_DROPOUT, type EpilogueOp, type ForwardKernelChoice } from './dense';
+import type { EpilogueLink, QdGradient, Stage, StageKernels } from './stage';
 import { checkBatch } from './stages/workgroups';
 import { VectorOps } from './stages/common';
-import { readEngine, readOptions } from '../validate';
+import { readBoolean, readEngine, readOptions } from '../validate';
 
 /** Leading options of {@link sequential}, for layers whose stages fix neither size nor engine. */
 export interface SequentialOptions {
@@ -24,12 +31,46 @@ export interface SequentialOptions {
   featureSize?: number;
   /** The engine; default: the engine of the stages' parameters. */
   engine?: Engine;
+  /**
+   * Fuse each linear stage with the elementwise stages after it into one kernel (default true).
+   * `false` runs every stage on its own kernels (the same results, to float32 rounding).
+   */
+  fuse?: boolean;
 }
 
+/** @internal How a Sequential is built (the tanh block preset names its parameters itself). */
+export interface SequentialBuild {
+  fuse: boolean;
+  /** The public name of stage `index`'s parameter `name` (default `"<index>.<name>"`). */
+  paramName?: (index: number, name: string) => string;
+  /** The forward product's choice for fused groups. */
+  forwardKernel?: ForwardKernelChoice;
+}
+
+/** One encoded group: a stage, or a linear stage with the elementwise stages fused after it. */
 interface Bound {
+  /** The stage that owns the group's parameters (the first). */
   stage: Stage;
+  /** Index of that stage in the layer. */
+  index: number;
+  /** The stages of the group. */
+  stages: readonly Stage[];
   kernels: StageKernels;
   inputSize: number;
+  readsQd: boolean;
+}
+
+/** The longest run of stages after `start` that fuse into its epilogue. */
+function fusedRun(stages: readonly Stage[], start: number): EpilogueLink[] {
+  const links: EpilogueLink[] = [];
+  const count = (op: EpilogueOp) => links.filter((l) => l.op === op).length;
+  for (let i = start + 1; i < stages.length && links.length < EPILOGUE_MAX_OPS; i++) {
+    const link = stages[i].epilogueLink?.(i);
+    if (!link) break;
+    if ((link.op === 'add-qd' || link.op === 'dropout') && count(link.op) > 0) break;
+    links.push(link);
+  }
+  return links;
 }
 
 /** Per-batch scratch: the inner activations x_1 … x_{n−1}, and two ȳ buffers for the backward sweep. */
@@ -51,6 +92,7 @@ export class Sequential implements ImplicitLayer {
   private readonly bound: Bound[];
   private vector?: VectorOps;
   private readonly scratch = new Map<number, Scratch>();
+  private readonly paramNames = new Map<number, (index: number, name: string) => string>();
   private isDisposed = false;
 
   /** @internal Use {@link sequential}. */
@@ -58,13 +100,16 @@ export class Sequential implements ImplicitLayer {
     readonly engine: Engine,
     featureSize: number,
     stages: readonly Stage[],
+    build: SequentialBuild = { fuse: true },
   ) {
     this.featureSize = featureSize;
     this.stages = Object.freeze([...stages]);
     const params: Record<string, Tensor> = {};
+    const paramName = build.paramName ?? ((index: number, name: string) => `${index}.${name}`);
     this.bound = [];
     let size = featureSize;
-    stages.forEach((stage, index) => {
+    for (let index = 0; index < stages.length; index++) {
+      const stage = stages[index];
       const argument = `stages[${index}]`;
       if (stage.inputSize !== undefined && stage.inputSize !== size) {
         throw new ShapeError(argument, `${stage.kind} takes rows of ${stage.inputSize} values but gets rows of ${size}`);
@@ -72,15 +117,34 @@ export class Sequential implements ImplicitLayer {
       if (stage.readsQd && size !== featureSize) {
         throw new ShapeError(argument, `${stage.kind} reads Qd (rows of ${featureSize}) but gets rows of ${size}`);
       }
-      const kernels = stage.instantiate(engine, size, index);
-      this.bound.push({ stage, kernels, inputSize: size });
-      for (const [name, tensor] of Object.entries(stage.params)) params[`${index}.${name}`] = tensor;
+      const links = build.fuse && stage.instantiateFused ? fusedRun(stages, index) : [];
+      const group = stages.slice(index, index + 1 + links.length);
+      const kernels = stage.instantiateFused && links.length > 0
+        ? stage.instantiateFused(engine, size, index, {
+          ops: links.map((l) => l.op),
+          dropout: links.find((l) => l.dropout)?.dropout ?? NO_DROPOUT,
+        }, build.forwardKernel ?? 'auto')
+        : stage.instantiate(engine, size, index);
+      group.slice(1).forEach((fused, k) => {
+        if (fused.readsQd && kernels.outputSize !== featureSize) {
+          throw new ShapeError(`stages[${index + 1 + k}]`, `${fused.kind} reads Qd (rows of ${featureSize}) but gets rows of ${kernels.outputSize}`);
+        }
+      });
+      this.bound.push({ stage, index, stages: group, kernels, inputSize: size, readsQd: group.some((g) => g.readsQd) });
+      for (const [name, tensor] of Object.entries(stage.params)) params[paramName(index, name)] = tensor;
+      this.paramNames.set(index, paramName);
       size = kernels.outputSize;
-    });
+      index += links.length;
+    }
     if (size !== featureSize) {
       throw new ShapeError('stages', `the last stage gives rows of ${size} values; an implicit layer must map the state (rows of ${featureSize}) to its own size`);
     }
     this.params = Object.freeze(params);
+  }
+
+  /** The number of kernel groups f is encoded as (a fused linear → elementwise run counts one). */
+  get groups(): number {
+    return this.bound.length;
   }
 
   async prepare(batch: number): Promise<void> {
@@ -128,22 +192,37 @@ export class Sequential implements ImplicitLayer {
     });
     let gradOutput: BufferRegion = io.gradOutput;
     let qdWritten = false;
+    let inputAdded = false;
     for (let i = this.bound.length - 1; i >= 0; i--) {
-      const { stage, kernels } = this.bound[i];
+      const { stage, index, kernels, readsQd } = this.bound[i];
       const gradInput = i === 0 ? io.gradInput : gradients[i % 2];
       const gradParams: Record<string, GPUBuffer> = {};
+      const paramName = this.paramNames.get(index) as (index: number, name: string) => string;
       for (const name of Object.keys(stage.params)) {
-        const buffer = io.gradParams?.[`${i}.${name}`];
+        const buffer = io.gradParams?.[paramName(index, name)];
         if (buffer) gradParams[name] = buffer;
       }
-      const gradQd: QdGradient | undefined = io.gradQd && stage.readsQd ? { region: io.gradQd, accumulate: qdWritten } : undefined;
-      kernels.encodeAdjoint(pass, { input: inputOf(i), Qd: io.Qd, gradOutput, gradInput, gradQd, gradParams, gate: io.gate }, batch);
+      const gradQd: QdGradient | undefined = io.gradQd && readsQd ? { region: io.gradQd, accumulate: qdWritten } : undefined;
+      // The first group adds gradInputAdd in its own epilogue when it can (the IFT system).
+      const gradInputAdd = i === 0 && kernels.addsInput && io.gradInput ? io.gradInputAdd : undefined;
+      kernels.encodeAdjoint(pass, { input: inputOf(i), Qd: io.Qd, gradOutput, gradInput, gradQd, gradParams, gradInputAdd, gate: io.gate }, batch);
+      inputAdded ||= gradInputAdd !== undefined;
       qdWritten ||= gradQd !== undefined;
       if (gradInput) gradOutput = gradInput;
     }
     const n = batch * this.featureSize;
     if (io.gradQd && !qdWritten) vector.zero(pass, io.gate, io.gradQd, n);
-    if (io.gradInput && io.gradInputAdd) vector.copy(pass, io.gate, io.gradInputAdd, io.gradInput, n, true);
+    if (io.gradInput && io.gradInputAdd && !inputAdded) vector.copy(pass, io.gate, io.gradInputAdd, io.gradInput, n, true);
+  }
+
+  /**
+   * @internal The fused Picard path (shaders/picard_fused.wgsl), offered when the whole layer is
+   * one fused group that offers it (a deterministic linear → elementwise chain, small state).
+   */
+  fusedPicard(batch: number): FusedPicardPath | null {
+    this.assertLive();
+    if (this.bound.length !== 1) return null;
+    return this.bound[0].kernels.fusedPicard?.(batch) ?? null;
   }
 
   /** Whether `dispose()` was called. */
@@ -164,9 +243,9 @@ export class Sequential implements ImplicitLayer {
       for (const buffer of [...activations, ...gradients]) this.engine.releaseBuffer(buffer);
     }
     this.scratch.clear();
-    for (const { stage, kernels } of this.bound) {
+    for (const { stages, kernels } of this.bound) {
       kernels.dispose?.();
-      stage.dispose?.();
+      for (const stage of stages) stage.dispose?.();
     }
   }
 
@@ -192,7 +271,8 @@ export function sequential(...args: (Stage | SequentialOptions)[]): Sequential {
   const first = args[0];
   const options: SequentialOptions = first !== undefined && !isStage(first) ? first : {};
   const stages = isStage(first) ? args : args.slice(1);
-  const o = readOptions(options ?? null, 'options', ['featureSize', 'engine']);
+  const o = readOptions(options ?? null, 'options', ['featureSize', 'engine', 'fuse']);
+  const fuse = readBoolean(o.fuse, 'options.fuse', true);
   if (o.engine !== undefined) readEngine(o.engine, 'options.engine', 'sequential');
   if (stages.length === 0) throw new OptionError('stages', 'sequential() needs at least one stage');
   stages.forEach((stage, i) => {
@@ -213,5 +293,5 @@ export function sequential(...args: (Stage | SequentialOptions)[]): Sequential {
   const featureSize = options.featureSize ?? checked.find((s) => s.inputSize !== undefined)?.inputSize;
   if (featureSize === undefined) throw new OptionError('stages', 'no stage fixes the row size: pass { featureSize } as the first argument');
   if (!Number.isInteger(featureSize) || featureSize < 1) throw new ShapeError('options.featureSize', `must be a positive integer, got ${featureSize}`);
-  return new Sequential(engine, featureSize, checked);
+  return new Sequential(engine, featureSize, checked, { fuse });
 }

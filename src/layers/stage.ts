@@ -10,6 +10,8 @@
 import type { Engine } from '../engine';
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
+import type { Epilogue, EpilogueOp, ForwardKernelChoice } from './dense';
+import type { FusedPicardPath } from './layer';
 
 /** Buffers of one stage evaluation `output = stage(input)` (all `[batch, size]`, row-major). */
 export interface StageForwardIO {
@@ -40,6 +42,8 @@ export interface StageAdjointIO {
   gradQd?: QdGradient;
   /** ∂params by the stage's own parameter names, overwritten. */
   gradParams?: Readonly<Record<string, GPUBuffer>>;
+  /** Added to x̄; given only to kernels that say `addsInput`. */
+  gradInputAdd?: BufferRegion;
   gate: GPUBuffer;
 }
 
@@ -52,6 +56,17 @@ export interface StageKernels {
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void;
   /** Gives back the scratch buffers `prepare` allocated (when it allocates any). */
   dispose?(): void;
+  /** @internal Whether the adjoint takes `gradInputAdd` (adds it to x̄ in its own epilogue). */
+  readonly addsInput?: boolean;
+  /** @internal The fused Picard path, when these kernels are the whole layer and offer one. */
+  fusedPicard?(batch: number): FusedPicardPath | null;
+}
+
+/** @internal What an elementwise stage is in a fused epilogue: its op, and its dropout params. */
+export interface EpilogueLink {
+  op: EpilogueOp;
+  /** The dropout members of the kernels' params (lib/dropout.wgsl), for a dropout stage. */
+  dropout?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -75,6 +90,16 @@ export interface Stage {
    * take that size.
    */
   instantiate(engine: Engine, inputSize: number, index: number): StageKernels;
+  /**
+   * @internal For an elementwise stage: what it is in the epilogue of a product before it, at
+   * position `index` of its layer (a sequential layer fuses it into that product's kernels).
+   */
+  epilogueLink?(index: number): EpilogueLink;
+  /**
+   * @internal For a product stage (linear): binds it like `instantiate`, with the elementwise
+   * stages after it fused into its kernels as `epilogue`.
+   */
+  instantiateFused?(engine: Engine, inputSize: number, index: number, epilogue: Epilogue, choice: ForwardKernelChoice): StageKernels;
   /**
    * Frees what the stage owns on the GPU (the parameters it uploaded from arrays); stages that
    * own nothing need none. Called by `Sequential.dispose()`.

@@ -3,8 +3,9 @@
  *
  * One evaluation per iteration: evaluating f at u_t yields u_{t+1}, its residual u_{t+1} − u_t,
  * and (for t = 0) the initial residual too. Iterates alternate between two buffers.
- * A layer that offers a fused path (a small deterministic tanh block) takes it instead: whole iterations, `checkEvery`
- * of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
+ * A layer that offers a fused path (a small deterministic dense layer with a fused epilogue, such as the tanh block)
+ * takes it instead: whole iterations, `checkEvery` of them per dispatch, in one workgroup
+ * (shaders/picard_fused.wgsl), by the same rules.
  */
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
@@ -14,9 +15,11 @@ import type { SolveResult } from '../results';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('picard', f, Qd, options, ['picardFused']);
+  const run = await SolveRun.start('picard', f, Qd, options, []);
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  return fused?.kind === 'tanh-block' ? picardFused(run, fused) : picardSteps(run);
+  if (fused?.kind !== 'dense') return picardSteps(run);
+  await run.addKernel('picardFused', fused.constants);
+  return picardFused(run, fused);
 }
 
 /** One kernel per step: evaluate, residual sums, finish, commit. */
@@ -57,7 +60,7 @@ async function picardFused(run: SolveRun, block: FusedPicardPath): Promise<Solve
       params: run.params('picardFused', {
         ...run.finishRules(), d: run.layer.featureSize, batch: run.batch, iterations, first: first ? 1 : 0,
       }),
-      w: block.weight, b: block.bias, qd: run.Qd.buffer, state, best_u: run.bestU, best_prev: run.bestPrev,
+      weight: block.weight, bias: block.bias, epi_qd: run.Qd.buffer, state, best_u: run.bestU, best_prev: run.bestPrev,
     });
   const firstGroup = group(true);
   const nextGroup = group(false);

@@ -157,6 +157,12 @@ export class SolveRun {
     return new SolveRun(solver, engine, layer, Qd, opts, compiled);
   }
 
+  /** Compiles one more kernel for this solve, with the values of its `override` constants. */
+  async addKernel(name: ShaderName, constants: Readonly<Record<string, number>>): Promise<void> {
+    this.kernels.set(name, await this.engine.kernel(name, SHADERS[name], 'main', { constants }));
+    this.engine.assertAlive(this.solver);
+  }
+
   kernel(name: ShaderName): Kernel {
     const kernel = this.kernels.get(name);
     if (!kernel) throw new Error(`kernel ${name} was not compiled for this solve`);

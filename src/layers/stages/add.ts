@@ -59,5 +59,6 @@ export function add(source: typeof Qd = Qd): Stage {
     params: Object.freeze({}),
     readsQd: true,
     instantiate: (engine: Engine, inputSize: number) => new AddQdKernels(engine, inputSize),
+    epilogueLink: () => ({ op: 'add-qd' as const }),
   });
 }

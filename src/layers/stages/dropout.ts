@@ -59,12 +59,20 @@ class DropoutKernels implements StageKernels {
  */
 export function dropout(options: number | DropoutOptions): Stage {
   if (options === undefined) throw new OptionError('dropout', 'needs a rate in [0, 1) or { rate, noise }');
-  const settings = checkDropout(options);
+  return dropoutStage(checkDropout(options));
+}
+
+/**
+ * @internal The dropout stage for checked settings; its masks are salted with `salt`, or with its
+ * index in the layer when omitted (the tanh block's dropout uses salt 0, its masks of old).
+ */
+export function dropoutStage(settings: Readonly<Required<DropoutOptions>> | null, salt?: number): Stage {
+  const uniforms = (index: number) => ({ drop_salt: salt ?? index, ...dropoutParams(settings) });
   return Object.freeze({
     kind: 'dropout',
     params: Object.freeze({}),
     readsQd: false,
-    instantiate: (engine: Engine, inputSize: number, index: number) =>
-      new DropoutKernels(engine, inputSize, { salt: index, ...dropoutParams(settings) }),
+    instantiate: (engine: Engine, inputSize: number, index: number) => new DropoutKernels(engine, inputSize, uniforms(index)),
+    epilogueLink: (index: number) => ({ op: 'dropout' as const, dropout: uniforms(index) }),
   });
 }

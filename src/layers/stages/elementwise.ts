@@ -4,12 +4,12 @@
  */
 import type { Engine } from '../../engine';
 import type { Kernel } from '../../gpu/kernel';
-import { SHADERS } from '../../gpu/shaders';
+import { SHADERS, SHADER_CONSTANTS } from '../../gpu/shaders';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { gridGroups } from './common';
 
-/** The op codes of shaders/stages/elementwise.wgsl. */
-const OPS = { tanh: 0, relu: 1, gelu: 2 } as const;
+/** The op codes of the activations (lib/activations.wgsl, reflected). */
+const OPS = { tanh: SHADER_CONSTANTS.activations.OP_TANH, relu: SHADER_CONSTANTS.activations.OP_RELU, gelu: SHADER_CONSTANTS.activations.OP_GELU } as const;
 
 type Activation = keyof typeof OPS;
 
@@ -57,6 +57,7 @@ function activationStage(op: Activation): Stage {
     params: Object.freeze({}),
     readsQd: false,
     instantiate: (engine: Engine, inputSize: number) => new ElementwiseKernels(engine, op, inputSize),
+    epilogueLink: () => ({ op }),
   });
 }
 

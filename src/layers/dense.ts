@@ -1,0 +1,315 @@
+/**
+ * The dense product with a fused epilogue, `y = epilogue(x·weight + bias)`, and its adjoints: the
+ * one place the library computes a dense layer (shaders/lib/gemm_*.wgsl through shaders/dense*.wgsl).
+ * `linear` is the empty epilogue; a `sequential` layer fuses the elementwise stages that follow a
+ * linear stage into its epilogue (add(Qd), tanh/relu/gelu, dropout), and the tanh block is the
+ * preset `linear → add(Qd) → tanh (→ dropout)`.
+ *
+ * The kernels are data (KERNEL_SPECS below: shader, entry point, override constants, geometry);
+ * which product runs is chosen per problem here (few rows, split over k, register-tiled).
+ */
+import type { Engine } from '../engine';
+import { LimitError } from '../errors';
+import type { BufferRegion } from '../gpu/kernel';
+import { KernelSet, type KernelSpec } from '../gpu/kernel-set';
+import { SHADER_CONSTANTS } from '../gpu/shaders';
+import type { QdGradient } from './stage';
+
+/** An elementwise op fused after the product (lib/epilogue.wgsl), in stage order. */
+export type EpilogueOp = 'add-qd' | 'tanh' | 'relu' | 'gelu' | 'dropout';
+
+const ACTIVATIONS = SHADER_CONSTANTS.activations;
+const EPILOGUE = SHADER_CONSTANTS.epilogue;
+
+/** The op codes of the WGSL (reflected, never copied). */
+const OP_CODES: Readonly<Record<EpilogueOp, number>> = {
+  tanh: ACTIVATIONS.OP_TANH,
+  relu: ACTIVATIONS.OP_RELU,
+  gelu: ACTIVATIONS.OP_GELU,
+  'add-qd': EPILOGUE.OP_ADD_QD,
+  dropout: EPILOGUE.OP_DROPOUT,
+};
+
+/** @internal Most ops a fused chain holds (EPI_MAX of lib/epilogue.wgsl). */
+export const EPILOGUE_MAX_OPS: number = EPILOGUE.EPI_MAX;
+
+/** @internal A chain of ops and the dropout members of the kernels' params (zeros without dropout). */
+export interface Epilogue {
+  readonly ops: readonly EpilogueOp[];
+  /** drop_threshold, drop_scale, drop_per_solve, drop_salt (lib/dropout.wgsl). */
+  readonly dropout: Readonly<Record<string, number>>;
+}
+
+/** @internal The dropout members of a chain without dropout. */
+export const NO_DROPOUT: Readonly<Record<string, number>> = Object.freeze({ drop_threshold: 0, drop_scale: 1, drop_per_solve: 0, drop_salt: 0 });
+
+/** @internal The empty chain: y = x·weight + bias. */
+export const NO_EPILOGUE: Epilogue = Object.freeze({ ops: Object.freeze([]), dropout: NO_DROPOUT });
+
+/** See {@link TanhBlockParams.forwardKernel}. */
+export type ForwardKernelChoice = 'auto' | 'tiled' | 'split-k' | 'matmul';
+
+/** One dispatch's sizes: C [m, n] = A [m, k] · B [k, n]; `splits` slices of k (split-k). */
+interface Problem {
+  m: number;
+  n: number;
+  k: number;
+  splits: number;
+}
+
+/** Columns per workgroup of the few-row product (GEMM_COLS); 4 rows per workgroup. */
+const COLS = 64;
+const ROWS = 4;
+/** Side of the register-tiled product's output tile (4 · GEMM_SIDE). */
+const TILE = 64;
+
+const rowsGroups = (p: Problem) => [Math.ceil(p.n / COLS), Math.ceil(p.m / ROWS)] as const;
+const tiledGroups = (p: Problem) => [Math.ceil(p.n / TILE), Math.ceil(p.m / TILE)] as const;
+
+/** The override constants of a chain. */
+function chainConstants(epilogue: Epilogue): Record<string, number> {
+  const constants: Record<string, number> = {};
+  for (let i = 0; i < EPILOGUE.EPI_MAX; i++) {
+    const op = epilogue.ops[i];
+    constants[`EPI_OP${i}`] = op === undefined ? EPILOGUE.OP_NONE : OP_CODES[op];
+  }
+  return constants;
+}
+
+/** Every kernel of the dense product, as data, for one chain. */
+function kernelSpecs(epilogue: Epilogue) {
+  const chain = chainConstants(epilogue);
+  return {
+    forwardRows: { shader: 'dense', entry: 'gemm_rows_main', constants: chain, groups: rowsGroups },
+    forwardSplit: { shader: 'dense', entry: 'gemm_split_main', constants: chain, groups: (p) => [...rowsGroups(p), p.splits] },
+    forwardCombine: { shader: 'dense', entry: 'gemm_combine_main', constants: chain, groups: (p) => [Math.ceil((p.m * p.n) / 256)] },
+    forwardTiled: { shader: 'dense', entry: 'gemm_tiled_main', constants: chain, groups: tiledGroups },
+    deltaRows: { shader: 'denseDelta', entry: 'gemm_rows_main', constants: chain, groups: rowsGroups },
+    deltaTiled: { shader: 'denseDelta', entry: 'gemm_tiled_main', constants: chain, groups: tiledGroups },
+    weightRows: { shader: 'denseWeightGrad', entry: 'gemm_rows_main', groups: rowsGroups },
+    weightTiled: { shader: 'denseWeightGrad', entry: 'gemm_tiled_main', constants: { GEMM_A_K_CONTIGUOUS: 0 }, groups: tiledGroups },
+    inputRows: { shader: 'denseInputGrad', entry: 'gemm_rows_main', groups: rowsGroups },
+    inputTiled: { shader: 'denseInputGrad', entry: 'gemm_tiled_main', constants: { GEMM_B_N_CONTIGUOUS: 0 }, groups: tiledGroups },
+  } satisfies Record<string, KernelSpec<Problem>>;
+}
+
+type KernelName = keyof ReturnType<typeof kernelSpecs>;
+
+/** Which kernels run for a problem: the forward's way, and the adjoint's product kernels. */
+interface Plan {
+  forward: 'rows' | 'split' | 'tiled';
+  splits: number;
+  adjointTiled: boolean;
+}
+
+/** From this many rows 'auto' uses the register-tiled product on a GPU. */
+const TILED_FROM_ROWS = 32;
+/** Split-k is not used once the few-row product has this many workgroups. */
+const SPLIT_BELOW_GROUPS = 128;
+/** Split-k aims at about this many workgroups in its first pass. */
+const SPLIT_TARGET_GROUPS = 512;
+/** Smallest slice of k per workgroup. */
+const MIN_CHUNK = 32;
+
+/** Per-batch scratch: δ (for non-empty chains) and split-k's partial sums. */
+interface Scratch {
+  delta?: GPUBuffer;
+  partial?: GPUBuffer;
+}
+
+/** @internal Operands of one product: x [rows, k], weight [k, n], bias [n], Qd [rows, n] (for add-qd). */
+export interface DenseOperands {
+  x: BufferRegion;
+  weight: GPUBuffer;
+  bias: GPUBuffer;
+  qd?: BufferRegion;
+}
+
+/** @internal Outputs of the adjoint, each optional. */
+export interface DenseGradients {
+  /** ȳ, the cotangent of y. */
+  gradOutput: BufferRegion;
+  /** ∂x = δ·weightᵀ (+ gradInputAdd). */
+  gradInput?: BufferRegion;
+  gradInputAdd?: BufferRegion;
+  gradQd?: QdGradient;
+  gradWeight?: BufferRegion;
+  gradBias?: BufferRegion;
+}
+
+/**
+ * @internal The kernels of `y = epilogue(x·weight + bias)` for k input and n output features, and
+ * how they are chosen and encoded. `argument` names the rows in a LimitError (`'Qd'`, `'rows'`).
+ */
+export class DenseKernels {
+  private readonly set: KernelSet<Problem, KernelName, Scratch>;
+  /** The epilogue chain's override constants. */
+  readonly constants: Readonly<Record<string, number>>;
+  /** A never-written target for writable bindings a dispatch does not use (WebGPU forbids aliasing them). */
+  private sink?: GPUBuffer;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly epilogue: Epilogue,
+    readonly choice: ForwardKernelChoice,
+    private readonly argument: string,
+    what: string,
+    /** Whether split-k may run (it needs per-rows scratch; `linear` alone encodes any rows after one prepare). */
+    private readonly allowSplit = true,
+  ) {
+    const specs = kernelSpecs(epilogue);
+    this.constants = Object.freeze(chainConstants(epilogue));
+    this.set = new KernelSet(engine, what, this.neededSpecs(specs), {
+      allocate: (rows) => this.allocateScratch(rows),
+      free: (scratch) => {
+        if (scratch.delta) engine.releaseBuffer(scratch.delta);
+        if (scratch.partial) engine.releaseBuffer(scratch.partial);
+      },
+    }, 'f');
+  }
+
+  /** The specs this instance may dispatch (a CPU adapter never takes the GPU-only paths). */
+  private neededSpecs(specs: ReturnType<typeof kernelSpecs>): Partial<Record<KernelName, KernelSpec<Problem>>> {
+    const needed: Partial<Record<KernelName, KernelSpec<Problem>>> = {};
+    const take = (...names: KernelName[]) => {
+      for (const name of names) needed[name] = specs[name];
+    };
+    const gpu = !this.engine.cpuAdapter;
+    const choice = this.choice;
+    take('weightRows', 'inputRows', 'forwardRows');
+    if (this.allowSplit && (choice === 'split-k' || (choice === 'auto' && gpu))) take('forwardSplit', 'forwardCombine');
+    if (choice === 'matmul' || gpu) take('forwardTiled', 'weightTiled', 'inputTiled');
+    if (this.epilogue.ops.length > 0) {
+      take('deltaRows');
+      if (choice === 'matmul' || gpu) take('deltaTiled');
+    }
+    return needed;
+  }
+
+  private allocateScratch(rows: number): Scratch {
+    const n = rows * this.outFeatures;
+    const scratch: Scratch = {};
+    if (this.epilogue.ops.length > 0) scratch.delta = this.engine.allocate(n * 4, this.argument);
+    const { splits } = this.plan(rows);
+    if (splits > 1) scratch.partial = this.engine.allocate(splits * n * 4, this.argument);
+    return scratch;
+  }
+
+  /** The plan for `rows` rows (see ForwardKernelChoice). */
+  plan(rows: number): Plan {
+    const cpu = this.engine.cpuAdapter;
+    const choice = this.choice === 'auto' && cpu ? 'tiled' : this.choice;
+    const adjointTiled = choice === 'matmul' || (!cpu && (choice !== 'tiled' || rows >= TILED_FROM_ROWS));
+    if (choice === 'matmul' || (choice === 'auto' && rows >= TILED_FROM_ROWS)) return { forward: 'tiled', splits: 1, adjointTiled };
+    if (choice === 'tiled' || !this.allowSplit) return { forward: 'rows', splits: 1, adjointTiled };
+    const k = this.inFeatures;
+    const groups = Math.ceil(this.outFeatures / COLS) * Math.ceil(rows / ROWS);
+    const most = Math.max(1, Math.floor(k / MIN_CHUNK));
+    if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return { forward: 'rows', splits: 1, adjointTiled };
+    // Equal chunks: the count is ceil(k / chunk), which may be below the wished-for number.
+    const wished = Math.min(most, Math.max(2, Math.ceil(SPLIT_TARGET_GROUPS / groups)));
+    const splits = Math.ceil(k / Math.ceil(k / wished));
+    return splits > 1 ? { forward: 'split', splits, adjointTiled } : { forward: 'rows', splits: 1, adjointTiled };
+  }
+
+  /** Scratch is per rows only for chains (δ) and split-k; otherwise one prepare serves any rows. */
+  private scratchKey(rows: number): number {
+    return this.epilogue.ops.length > 0 || this.allowSplit ? rows : 0;
+  }
+
+  /**
+   * Compiles the kernels and allocates the scratch of `rows` rows; throws LimitError (naming the
+   * argument given at construction) when a dispatch would pass the device's workgroup limits.
+   */
+  async prepare(rows: number): Promise<void> {
+    this.checkRows(rows);
+    await this.set.prepare(this.scratchKey(rows));
+    this.sink ??= this.engine.allocate(16, this.argument);
+  }
+
+  /** Throws LimitError (the argument given at construction) when `rows` rows pass the device's workgroup limits. */
+  checkRows(rows: number): void {
+    const limit = this.engine.device.limits.maxComputeWorkgroupsPerDimension;
+    const largest = Math.max(rows, this.inFeatures + 1, this.outFeatures);
+    if (Math.ceil(largest / ROWS) > limit) {
+      throw new LimitError(this.argument, `${largest} rows or features need ${Math.ceil(largest / ROWS)} workgroups in one dimension; this device allows ${limit} (at most ${limit * ROWS})`);
+    }
+  }
+
+  /** Whether prepare(rows) has run. */
+  isPrepared(rows: number): boolean {
+    return this.set.isPrepared(this.scratchKey(rows));
+  }
+
+  private uniformsOf(extra: Record<string, number>): Record<string, number> {
+    return { ...extra, ...this.epilogue.dropout };
+  }
+
+  /** Encodes y = epilogue(x·weight + bias) for `rows` rows. */
+  encodeForward(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number): void {
+    const scratch = this.set.use(this.scratchKey(rows));
+    const plan = this.plan(rows);
+    const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: plan.splits };
+    const chunk = Math.ceil(problem.k / plan.splits);
+    const uniforms = this.uniformsOf({ m: problem.m, n: problem.n, k: problem.k, chunk, splits: plan.splits });
+    const bindings = { gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias, y };
+    if (plan.forward === 'split' && scratch.partial) {
+      this.set.dispatch(pass, 'forwardSplit', problem, { gate, x: operands.x, weight: operands.weight, gemm_partial: scratch.partial }, uniforms);
+      this.set.dispatch(pass, 'forwardCombine', problem, { ...bindings, gemm_partial: scratch.partial }, uniforms);
+      return;
+    }
+    this.set.dispatch(pass, plan.forward === 'tiled' ? 'forwardTiled' : 'forwardRows', problem, bindings, uniforms);
+  }
+
+  /**
+   * Encodes the adjoint at x for the cotangent `grads.gradOutput`: δ = ∂(x·weight + bias) through
+   * the chain (and ∂Qd at its add(Qd)), then ∂weight = xᵀδ with ∂bias = Σ_rows δ, and
+   * ∂x = δ·weightᵀ (+ gradInputAdd), each only when its buffer is given. With the forward's gate,
+   * a dropout op applies the forward's mask.
+   */
+  encodeAdjoint(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, grads: DenseGradients, rows: number): void {
+    const scratch = this.set.use(this.scratchKey(rows));
+    const sink = this.sink as GPUBuffer;
+    const plan = this.plan(rows);
+    const { inFeatures: k, outFeatures: n } = this;
+    let delta: BufferRegion = grads.gradOutput;
+    if (this.epilogue.ops.length > 0) {
+      // δ equals ∂Qd when the chain opens with add(Qd): write it there and save a pass over it.
+      const direct = grads.gradQd !== undefined && !grads.gradQd.accumulate && this.epilogue.ops[0] === 'add-qd';
+      delta = direct && grads.gradQd ? grads.gradQd.region : (scratch.delta as GPUBuffer);
+      const qdMode = grads.gradQd === undefined || direct ? 0 : grads.gradQd.accumulate ? 2 : 1;
+      const problem: Problem = { m: rows, n, k, splits: 1 };
+      const uniforms = this.uniformsOf({ m: rows, n, k, qd_mode: qdMode });
+      this.set.dispatch(pass, plan.adjointTiled ? 'deltaTiled' : 'deltaRows', problem, {
+        gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias,
+        g_out: grads.gradOutput, delta, dqd: qdMode === 0 ? sink : (grads.gradQd as QdGradient).region,
+      }, uniforms);
+    } else if (grads.gradQd) {
+      throw new Error('dense adjoint: ∂Qd asked of a chain without add(Qd)');
+    }
+    if (grads.gradWeight || grads.gradBias) {
+      // With only ∂bias wanted, the product is the row of ones alone (in_features = 0).
+      const inRows = grads.gradWeight ? k : 0;
+      const m = inRows + (grads.gradBias ? 1 : 0);
+      const problem: Problem = { m, n, k: rows, splits: 1 };
+      this.set.dispatch(pass, plan.adjointTiled ? 'weightTiled' : 'weightRows', problem, {
+        gate, x: grads.gradWeight ? operands.x : delta, delta, dw: grads.gradWeight ?? sink, db: grads.gradBias ?? sink,
+      }, { m, n, k: rows, in_features: grads.gradBias ? inRows : m });
+    }
+    if (grads.gradInput) {
+      const problem: Problem = { m: rows, n: k, k: n, splits: 1 };
+      this.set.dispatch(pass, plan.adjointTiled ? 'inputTiled' : 'inputRows', problem, {
+        gate, delta, weight: operands.weight, add: grads.gradInputAdd ?? delta, dx: grads.gradInput,
+      }, { m: rows, n: k, k: n, use_add: grads.gradInputAdd ? 1 : 0 });
+    }
+  }
+
+  /** Frees the scratch buffers. */
+  dispose(): void {
+    this.set.dispose();
+    if (this.sink) this.engine.releaseBuffer(this.sink);
+    this.sink = undefined;
+  }
+}
