@@ -1,10 +1,13 @@
 // Tanh implicit block, split-K forward, second pass:
 //   out[i] = tanh( Σ_s partial[s, i] + qd[i] + b[i mod d] )   (then dropout, as block_forward.wgsl)
 // Summed over s in order: deterministic.
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl)
 // Bindings: gate; params {d, batch, splits, dropout}; partial [splits, batch, d]; qd [batch, d]; b [d];
 //           out [batch, d].
 // Dispatch: (ceil(batch · d / 256)).
+
+//! include lib/gate.wgsl
+//! include lib/dropout.wgsl
+//! include lib/activations.wgsl
 
 struct CombineParams { d: u32, batch: u32, splits: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
 

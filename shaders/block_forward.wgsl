@@ -1,10 +1,12 @@
 // Tanh implicit block, forward:  out[r, j] = tanh( Σ_k u[r, k] · w[k, j] + qd[r, j] + b[j] )
 // times the dropout factor mask[r·d + j] / (1 − rate) when dropout is on (lib/dropout.wgsl).
-// Composed with either tiling (lib/block_tile.wgsl: 4 rows per workgroup; lib/block_mm.wgsl: 64),
-// which supplies the entry point and the dispatch size.
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/activations.wgsl, lib/block_io.wgsl, a tiling)
+// Not a kernel by itself: block_forward_tile.wgsl and block_forward_mm.wgsl include it with either
+// tiling (lib/block_tile.wgsl: 4 rows per workgroup; lib/block_mm.wgsl: 64), which supplies the
+// entry point and the dispatch size.
 // Bindings: gate (binding 0, from lib/gate.wgsl); params {d, batch, dropout}; u [batch, d];
 //           qd [batch, d]; w [d, d] row-major; b [d]; out [batch, d].
+
+//! include lib/block_io.wgsl
 
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 

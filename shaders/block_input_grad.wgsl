@@ -3,9 +3,10 @@
 // `add` lets the IFT adjoint system λ ↦ J_fᵀ λ + ḡ reuse this kernel (add = ḡ); with
 // params.use_add = 0 it is not read.
 // 16 × 16 tiles of δ and w are staged in workgroup memory (w read along its rows, coalesced).
-// (includes lib/gate.wgsl)
 // Bindings: gate; params {d, batch, use_add}; delta [batch, d]; w [d, d]; add [batch, d]; du [batch, d].
 // Dispatch: (ceil(d / 16), ceil(batch / 16)).
+
+//! include lib/gate.wgsl
 
 const TILE: u32 = 16u;
 

@@ -2,9 +2,10 @@
 //   dw[k, j] = Σ_r u[r, k] · delta[r, j]        (uᵀ δ)
 //   db[j]    = Σ_r delta[r, j]                   (written by the workgroups of row k = 0)
 // A fixed summation order over r: deterministic.
-// (includes lib/gate.wgsl)
 // Bindings: gate; params {d, batch}; u, delta [batch, d]; dw [d, d]; db [d].
 // Dispatch: (ceil(d / 64), d): workgroup (x, k) computes dw[k, 64x .. 64x + 63].
+
+//! include lib/gate.wgsl
 
 struct GradParams { d: u32, batch: u32 }
 

@@ -3,9 +3,10 @@
 //   partial[s, r, j] = Σ_{k in chunk s} u[r, k] · w[k, j]      chunk s = [s·chunk, min(d, (s+1)·chunk))
 // Every thread of a workgroup reads the same u[r, k] (a broadcast) and its own column of w
 // (coalesced), for ROWS rows at once; no workgroup memory, no barriers.
-// (includes lib/gate.wgsl)
 // Bindings: gate; params {d, batch, chunk}; u [batch, d]; w [d, d]; partial [splits, batch, d].
 // Dispatch: (ceil(d / 64), ceil(batch / 4), splits). block_combine.wgsl finishes.
+
+//! include lib/gate.wgsl
 
 const ROWS: u32 = 4u;
 

@@ -5,12 +5,14 @@
 // entry `weight_grad_main`:  dW = xᵀ·dy       A = xᵀ [in, rows],  B = dy [rows, out]  (M, N, K) = (in, out, rows)
 // entry `bias_grad_main`:    db = Σ_rows dy   (params m = rows, n = out)
 // Every output element is summed by one thread in a fixed k order: results are deterministic.
-// (includes lib/gate.wgsl: every entry does nothing when the gate is closed — as a stage of a
-//  sequential implicit layer the kernels run inside solves; outside, callers pass an open gate.)
+// Every entry does nothing when the gate (lib/gate.wgsl) is closed: as a stage of a sequential
+// implicit layer the kernels run inside solves; outside, callers pass an open gate.
 // Bindings: gate; params {m, n, k}; a (x or dy) [read]; bm (W or dy) [read]; bias b [out] [read];
 //           c (y, dx or dW) [M, N]; for bias_grad_main: a = dy, c = db [out].
 // Dispatch: matmul entries (ceil(N / 64), ceil(M / 64)): one 64 × 64 tile of C per workgroup;
 //           bias_grad_main (ceil(out / 64)).
+
+//! include lib/gate.wgsl
 
 struct GemmParams { m: u32, n: u32, k: u32 }
 

@@ -7,6 +7,10 @@
 // and takes its entry point from the tiling it is composed with (lib/block_tile.wgsl for 4 rows,
 // lib/block_mm.wgsl for 64), which calls block_emit for every element of its tile.
 
+//! include lib/gate.wgsl
+//! include lib/dropout.wgsl
+//! include lib/activations.wgsl
+
 struct BlockParams { d: u32, batch: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
 
 @group(0) @binding(1) var<uniform> params: BlockParams;

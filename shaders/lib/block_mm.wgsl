@@ -8,6 +8,8 @@
 // writes each value of the tile through lib/block_io.wgsl's block_emit.
 // Dispatch: (ceil(d / 64), ceil(batch / 64)).
 
+//! include lib/block_io.wgsl
+
 const TILE: u32 = 64u;
 const STEP_K: u32 = 16u;
 const U_PITCH: u32 = 17u; // padded row of the u slice: avoids bank conflicts on column reads

@@ -7,6 +7,8 @@
 // writes each value of the tile through lib/block_io.wgsl's block_emit.
 // Dispatch: (ceil(d / 64), ceil(batch / 4)): one 4 × 64 output tile per workgroup.
 
+//! include lib/block_io.wgsl
+
 const COLS: u32 = 64u;
 const ROWS: u32 = 4u;
 const TILE_K: u32 = 64u;

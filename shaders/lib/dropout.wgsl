@@ -1,11 +1,14 @@
 // Inverted dropout on a layer's output, shared by the tanh block's forward and adjoint kernels so
 // that the adjoint applies exactly the mask of the forward it differentiates.
-// (needs lib/gate.wgsl and lib/rng.wgsl; the including kernel's `params` declares
-//  drop_threshold: u32  an element is dropped when its draw is below it (rate · 2³²); 0 = no dropout
-//  drop_scale: f32      1 / (1 − rate), rounded to f32, applied to the kept elements
-//  drop_per_solve: u32  1: one mask for the whole solve (stream 0); 0: stream = gate's eval index)
+// The including kernel's `params` declares
+//   drop_threshold: u32  an element is dropped when its draw is below it (rate · 2³²); 0 = no dropout
+//   drop_scale: f32      1 / (1 − rate), rounded to f32, applied to the kept elements
+//   drop_per_solve: u32  1: one mask for the whole solve (stream 0); 0: stream = gate's eval index
 // Noise is drawn only when the gate says so (training mode inside a solve); otherwise the factor
 // is not applied at all, so the output is bit-identical to the deterministic block's.
+
+//! include lib/gate.wgsl
+//! include lib/rng.wgsl
 
 fn dropout_active() -> bool {
   return params.drop_threshold != 0u && gate_noise_on();

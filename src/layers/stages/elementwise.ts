@@ -4,12 +4,16 @@
  */
 import type { Engine } from '../../engine';
 import type { Kernel } from '../../gpu/kernel';
-import { SHADERS } from '../../gpu/shaders';
+import { SHADERS, wgslConstant } from '../../gpu/shaders';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { gridGroups } from './common';
 
-/** The op codes of shaders/stages/elementwise.wgsl. */
-const OPS = { tanh: 0, relu: 1, gelu: 2 } as const;
+/** @internal The op codes of shaders/stages/elementwise.wgsl, reflected from its `OP_*` constants. */
+export const OPS = {
+  tanh: wgslConstant('stageElementwise', 'OP_TANH', 'u32'),
+  relu: wgslConstant('stageElementwise', 'OP_RELU', 'u32'),
+  gelu: wgslConstant('stageElementwise', 'OP_GELU', 'u32'),
+} as const;
 
 type Activation = keyof typeof OPS;
 

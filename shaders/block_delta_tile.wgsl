@@ -1,0 +1,5 @@
+// The tanh block's delta kernel (block_delta.wgsl), tiled 4 rows per workgroup (lib/block_tile.wgsl):
+// the tiling supplies the entry point `main` and the dispatch size.
+
+//! include lib/block_tile.wgsl
+//! include block_delta.wgsl
