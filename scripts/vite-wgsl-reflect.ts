@@ -1,9 +1,12 @@
 /**
- * Vite plugin serving `virtual:anchorax-shaders`: the library's WGSL sources composed from
- * shaders/ as src/gpu/shader-recipes.ts says, each with its reflection (bindings, uniform layout
- * and workgroup size of every @compute entry point; struct layouts of the other sources), computed
- * here at build time by src/gpu/reflect.ts, the same code that reflects defineLayer's WGSL at run
- * time. The bundle thus carries data, not wgsl_reflect.
+ * Vite plugin serving `virtual:anchorax-shaders`: the library's WGSL sources, each composed from
+ * the file src/gpu/shader-files.ts names and the pieces its `//! include` lines declare
+ * (scripts/wgsl-includes.ts), with its reflection computed here at build time by
+ * src/gpu/reflect.ts (the same code that reflects defineLayer's WGSL at run time): bindings,
+ * uniform layout and workgroup size of every @compute entry point, struct layouts of the other
+ * sources, and the module-scope scalar constants of all (finish modes, op codes…). The bundle
+ * thus carries data, not wgsl_reflect. A missing file, an include cycle or a kernel that cannot be
+ * reflected fails the build.
  *
  * Every vite/vitest config of the project lists it (vite.config.ts: the library build and the
  * vite-node scripts; vitest.config.ts; demo/ and bench/ configs; test/helpers/browser.ts).
@@ -11,29 +14,34 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
-import { reflectEntries, reflectStructs } from '../src/gpu/reflect.ts';
-import { KERNEL_RECIPES, SOURCE_RECIPES } from '../src/gpu/shader-recipes.ts';
+import { reflectConstants, reflectEntries, reflectStructs } from '../src/gpu/reflect.ts';
+import { KERNEL_FILES, SOURCE_FILES } from '../src/gpu/shader-files.ts';
+import { resolveIncludes, type ShaderReader } from './wgsl-includes.ts';
 
 /** The id src/gpu/shaders.ts imports. */
 export const SHADERS_MODULE_ID = 'virtual:anchorax-shaders';
 const RESOLVED_ID = `\0${SHADERS_MODULE_ID}`;
 const SHADER_DIR = fileURLToPath(new URL('../shaders/', import.meta.url));
 
-/** The text of one recipe piece: `.wgsl` entries are files under shaders/, others WGSL text. */
-function pieceText(piece: string, read: (path: string) => string): string {
-  return piece.endsWith('.wgsl') ? read(`${SHADER_DIR}${piece}`) : piece;
+/** Reflects `source` (the WGSL named `name`) with `reflect`, naming the source in any error. */
+function reflected<T>(what: string, name: string, source: string, reflect: (source: string) => T): T {
+  try {
+    return reflect(source);
+  } catch (err) {
+    throw new Error(`anchorax shaders: ${what} ${name}: cannot reflect: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /**
- * The module's code. Each distinct piece is one string constant, and each source is composed from
- * them when the module loads (as a join, like the recipes say), so shared pieces (gate, control…)
- * are carried once; the reflections are JSON.
+ * The module's code. Each distinct file is one string constant, and each source is composed from
+ * them when the module loads (joined with newlines, in include order), so shared pieces (gate,
+ * control…) are carried once; the reflections are JSON.
  */
-function moduleCode(read: (path: string) => string): string {
+function moduleCode(read: ShaderReader): string {
   const pieces: string[] = [];
   const index = new Map<string, number>();
-  const composed = (recipe: readonly string[]): { source: string; call: string } => {
-    const texts = recipe.map((piece) => pieceText(piece, read));
+  const composed = (file: string): { source: string; call: string } => {
+    const texts = resolveIncludes(file, read).map((path) => read(path) ?? '');
     const ids = texts.map((text) => {
       let id = index.get(text);
       if (id === undefined) {
@@ -44,25 +52,30 @@ function moduleCode(read: (path: string) => string): string {
     });
     return { source: texts.join('\n'), call: `c(${ids.join(', ')})` };
   };
+  const clash = Object.keys(KERNEL_FILES).find((name) => Object.hasOwn(SOURCE_FILES, name));
+  if (clash) throw new Error(`anchorax shaders: ${clash} names both a kernel and a source (src/gpu/shader-files.ts)`);
+  const reflections: { kernels: Record<string, unknown>; structs: Record<string, unknown>; constants: Record<string, unknown> } = {
+    kernels: {},
+    structs: {},
+    constants: {},
+  };
   const kernels: string[] = [];
-  const reflections: { kernels: Record<string, unknown>; structs: Record<string, unknown> } = { kernels: {}, structs: {} };
-  for (const [name, recipe] of Object.entries(KERNEL_RECIPES)) {
-    const { source, call } = composed(recipe);
-    let entries: ReturnType<typeof reflectEntries>;
-    try {
-      entries = reflectEntries(source);
-    } catch (err) {
-      throw new Error(`anchorax shaders: kernel ${name} cannot be reflected: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (Object.keys(entries).length === 0) throw new Error(`anchorax shaders: kernel ${name} has no @compute entry point`);
+  for (const [name, file] of Object.entries(KERNEL_FILES)) {
+    const { source, call } = composed(file);
+    const entries = reflected('kernel', name, source, reflectEntries);
+    if (Object.keys(entries).length === 0) throw new Error(`anchorax shaders: kernel ${name} (${file}) has no @compute entry point`);
     reflections.kernels[name] = entries;
-    kernels.push(`  ${JSON.stringify(name)}: { source: ${call}, entries: R.kernels[${JSON.stringify(name)}] },`);
+    reflections.constants[name] = reflected('kernel', name, source, reflectConstants);
+    const key = JSON.stringify(name);
+    kernels.push(`  ${key}: { source: ${call}, entries: R.kernels[${key}], constants: R.constants[${key}] },`);
   }
   const sources: string[] = [];
-  for (const [name, recipe] of Object.entries(SOURCE_RECIPES)) {
-    const { source, call } = composed(recipe);
-    reflections.structs[name] = reflectStructs(source);
-    sources.push(`  ${JSON.stringify(name)}: { source: ${call}, structs: R.structs[${JSON.stringify(name)}] },`);
+  for (const [name, file] of Object.entries(SOURCE_FILES)) {
+    const { source, call } = composed(file);
+    reflections.structs[name] = reflected('source', name, source, reflectStructs);
+    reflections.constants[name] = reflected('source', name, source, reflectConstants);
+    const key = JSON.stringify(name);
+    sources.push(`  ${key}: { source: ${call}, structs: R.structs[${key}], constants: R.constants[${key}] },`);
   }
   // The reflections as one JSON string: compact whatever the bundler's minification.
   return [
@@ -84,10 +97,21 @@ export function wgslReflect(): Plugin {
     },
     load(id) {
       if (id !== RESOLVED_ID) return null;
+      const texts = new Map<string, string | undefined>();
       return moduleCode((path) => {
-        // Edits of a piece reload the module (dev server, vitest --watch).
-        this.addWatchFile(path);
-        return readFileSync(path, 'utf8');
+        if (!texts.has(path)) {
+          const file = `${SHADER_DIR}${path}`;
+          // Edits of a piece reload the module (dev server, vitest --watch).
+          this.addWatchFile(file);
+          let text: string | undefined;
+          try {
+            text = readFileSync(file, 'utf8');
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          }
+          texts.set(path, text);
+        }
+        return texts.get(path);
       });
     },
   };

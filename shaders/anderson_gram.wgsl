@@ -8,6 +8,12 @@
 //           x_ring, fx_ring [slots × stride]; partials [ceil(len / 4) × groups] vec4.
 // Dispatch: (groups, ceil(len / 4)) of REDUCE_SIZE = 64 threads (lib/reduce.wgsl at 64 threads).
 
+//! include lib/control.wgsl
+//! include lib/reduce.wgsl
+//! include lib/anderson_ring.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
+
 struct GramParams { n: u32, stride: u32, groups: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;

@@ -6,6 +6,9 @@
 //           alpha [slots]; x_ring, fx_ring [slots × stride] (read_write).
 // Dispatch: (groups), 256 threads, grid-stride.
 
+//! include lib/control.wgsl
+//! include lib/anderson_ring.wgsl
+
 struct MixParams { n: u32, stride: u32, groups: u32, beta: f32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;

@@ -12,6 +12,9 @@
 //           (persists across iterations); alpha [slots].
 // Dispatch: (1).
 
+//! include lib/control.wgsl
+//! include lib/anderson_ring.wgsl
+
 const MAX_SLOTS: u32 = 33u;
 
 struct SolveParams { groups: u32, slots: u32, reg: f32 }

@@ -6,6 +6,8 @@
 // Bindings: ctrl (read); params {groups, memory}; partials [(n_old + 1) × groups]; coef [2 + L] vec4.
 // Dispatch: (1).
 
+//! include lib/control.wgsl
+
 struct CoefParams { groups: u32, memory: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;

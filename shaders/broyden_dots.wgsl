@@ -4,10 +4,15 @@
 //   column c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
 //   column c = ncols:  ( Δx·Δg,   Δx·g',    0,        0 )
 // partials[c * groups + g] per workgroup g; broyden_coef.wgsl sums them.
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; state, factors (read);
 //           partials [(ncols + 1) × groups] vec4; update [n] (the step direction of this iteration).
 // Dispatch: (groups, ncols + 1) where ncols = valid columns before this update.
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct DotsParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 

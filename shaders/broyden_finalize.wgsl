@@ -4,10 +4,15 @@
 //                              once the step was clamped — the original's quirk), else x' = x_eval
 //   partials[g] = ( Σ g'², Σ (g' + x')², 0, 0 )  → diffs(x', g') in finish.wgsl
 // x' overwrites the x_new slot; g' goes to the g_new slot.
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, apply_step}; update, fx [n]; state (rw);
 //           partials [groups] vec4.
 // Dispatch: (groups). For the initial point: cur = 1, apply_step = 0 (x0 in slot 0, g0 into slot 2).
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct FinalizeParams { n: u32, groups: u32, stride: u32, cur: u32, apply_step: u32 }
 

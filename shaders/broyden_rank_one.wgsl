@@ -4,10 +4,15 @@
 // stored in vw, with per-workgroup partial sums (v·Δg, v·g', 0, 0) that give the denominator
 // vᵀΔg and the new column's Vᵀg' — from the explicit v, as the original computes them (the
 // algebraic shortcut through Σ a_j c_j cancels badly in float32 when |U| is large).
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef (broyden_coef.wgsl);
 //           state, factors (read); vw (rw); partials [groups] vec4; update [n] (Δx = ctrl.step_s · update).
 // Dispatch: (groups).
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct RankOneParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 

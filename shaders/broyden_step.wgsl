@@ -1,8 +1,10 @@
 // Broyden: the trial point of an evaluation, x_new = x + s·update with s = ctrl.ls_eval_s
 // (1 without line search). Gated like a layer evaluation (ctrl.skip_eval).
-// (includes lib/broyden_state.wgsl)
 // Bindings: ctrl (read); params {n, groups, stride, cur}; update [n]; state (rw; writes x_new).
 // Dispatch: (groups), 256 threads, grid-stride.
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
 
 struct StepParams { n: u32, groups: u32, stride: u32, cur: u32 }
 

@@ -3,10 +3,15 @@
 //   update_i = −(B_new·g')_i = g'_i − Σ_{j ≠ col} U_j[i] d_j − u_i (v·g')
 // Every workgroup sums the partials of broyden_rank_one.wgsl itself, in the same fixed order, so
 // all of them see the same scalars without another dispatch.
-// (includes lib/broyden_state.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef; state, vw, partials (read);
 //           factors (rw); update [n] (rw).
 // Dispatch: (groups).
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct UpdateParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32 }
 

@@ -3,6 +3,8 @@
 // Bindings: ctrl (read); params {n, groups}; candidate, previous [n]; best_u, best_prev [n].
 // Dispatch: (groups), 256 threads, grid-stride.
 
+//! include lib/control.wgsl
+
 struct CommitParams { n: u32, groups: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;

@@ -2,7 +2,9 @@
 // [rows, features] for forward/grad_input/grad_qd, a parameter for grad_<name>); ANCHORAX_VALUE(e)
 // is replaced by the call of the user's function for element e. With anchorax_sizes.accumulate
 // the value is added to the output (∂Qd summed over the stages of a sequential layer).
-// (includes lib/gate.wgsl, lib/grid.wgsl, lib/custom_layer.wgsl, the user's WGSL)
+// It includes nothing: defineLayer (src/layers/define.ts) composes it at run time after
+// lib/custom_layer.wgsl with its includes (gate, grid…), the parameter declarations and the user's
+// WGSL, so the pieces are there once.
 // Dispatch: grid_groups(count), 256 threads, grid-stride.
 
 @compute @workgroup_size(256)

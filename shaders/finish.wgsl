@@ -3,12 +3,17 @@
 // whether to stop — all on the GPU, so the CPU only has to look every few iterations.
 // Bindings: ctrl (read_write); params; partials [groups] vec4 from residual.wgsl or broyden_finalize.wgsl.
 // Dispatch: (1). Never gated: once done, it clears `improved` so a later commit copies nothing.
-// (includes lib/control.wgsl, lib/reduce.wgsl at 64 threads, lib/finish_step.wgsl: the rules themselves)
 //
 // It also advances ctrl.eval_index past the evaluation it measures, so the next evaluation sees a
 // new index (stochastic layers draw per-evaluation noise from it). Evaluations that finish does not
 // follow get theirs elsewhere: Broyden's line-search trials in line_search.wgsl (params.line_search
 // = 1, so finish adds nothing), Anderson's extra initial f(u1) by MODE_ADVANCE, which does only that.
+
+//! include lib/control.wgsl
+//! include lib/reduce.wgsl
+//! include lib/finish_step.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct FinishParams {
   eps: f32,

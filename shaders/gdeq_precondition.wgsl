@@ -3,9 +3,12 @@
 // Entry `dots`:  partials[j * groups + wg] = Σ_i g_i · U[i, j]   (U dense [dim, L], row-major)
 // Entry `apply`: every workgroup sums the partials (same fixed order everywhere), then
 //                out_i = g_i − Σ_j a_j · Vᵀ[j, i]               (Vᵀ dense [L, dim])
-// (includes lib/reduce.wgsl)
 // Bindings: params {n, memory, valid, groups}; g [n]; us [n × L]; vts [L × n]; partials; out [n].
 // Dispatch: dots (groups, valid); apply (groups).
+
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 256u;
 
 const MAX_COLUMNS: u32 = 1024u;
 

@@ -11,6 +11,11 @@
 // Bindings: ctrl (read_write); params {groups}; partials [groups] vec4 (.x = Σ (y − x)²).
 // Dispatch: (1).
 
+//! include lib/control.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 256u;
+
 const C1: f32 = 1e-4;
 const AMIN: f32 = 1e-2;
 

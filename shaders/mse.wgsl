@@ -2,9 +2,12 @@
 // entry `grad`:  grad_i = 2 (p_i − t_i) / n, and per-workgroup partial sums of (p_i − t_i)²
 // entry `total`: one workgroup sums the partials: loss[0] = Σ (p − t)² / n
 // Without a target (params.has_target = 0) the expected values are 0, i.e. the loss is mean(p²).
-// (includes lib/reduce.wgsl)
 // Bindings: params {n, groups, has_target}; prediction, expected [n]; grad [n]; partials [groups]; loss [1].
 // Dispatch: grad (groups); total (1).
+
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 256u;
 
 struct MseParams { n: u32, groups: u32, has_target: u32 }
 

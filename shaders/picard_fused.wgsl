@@ -5,11 +5,18 @@
 // params.iterations iterations per dispatch (bounded, so a browser's GPU watchdog never sees a
 // long dispatch). For states of at most 1024 values, where separate kernels per step would spend
 // their time launching, not computing.
-// (includes lib/control.wgsl, lib/reduce.wgsl, lib/finish_step.wgsl, lib/epilogue.wgsl, lib/epilogue_fixed.wgsl)
 // Bindings: ctrl (read_write); params; weight [d, d]; bias [d]; epi_qd [batch, d]; state [batch, d] (the current
 //           iterate, kept between dispatches); best_u, best_prev [batch, d].
 // Dispatch: (1). The first dispatch of a solve has params.first = 1 (its first iteration also
 // measures the starting point, as MODE_PICARD_FIRST).
+
+//! include lib/control.wgsl
+//! include lib/reduce.wgsl
+//! include lib/finish_step.wgsl
+//! include lib/epilogue.wgsl
+//! include lib/epilogue_fixed.wgsl
+
+const REDUCE_SIZE: u32 = 256u;
 
 const MAX_STATE: u32 = 1024u;
 const PER_THREAD: u32 = 4u; // MAX_STATE / 256

@@ -6,6 +6,11 @@
 // Dispatch: (groups) of REDUCE_SIZE = 64 threads (lib/reduce.wgsl at 64 threads). Element i belongs to
 // workgroup (i / REDUCE_SIZE) mod groups: a fixed assignment, so the sums are bit-identical run to run.
 
+//! include lib/control.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
+
 struct ResidualParams { n: u32, groups: u32, gate_on_eval: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;

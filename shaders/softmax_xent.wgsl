@@ -7,10 +7,13 @@
 //   and per-workgroup partial sums (loss terms, hits) in a fixed tree order.
 //   A row whose label is ≥ classes is ignored: loss term 0, hit 0, grad row 0 (mean still over rows).
 // entry `total_main`: one workgroup sums the partials: loss[0] = Σ loss terms / rows, correct[0] = Σ hits.
-// (includes lib/reduce.wgsl)
 // Bindings: params {rows, classes, groups}; logits [rows, classes]; labels [rows] (u32);
 //           grad [rows, classes]; partials [groups] (vec4); loss [1]; correct [1] (f32 count).
 // Dispatch: rows_main (groups); total_main (1).
+
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 256u;
 
 struct XentParams { rows: u32, classes: u32, groups: u32 }
 

@@ -1,11 +1,17 @@
 // Served by scripts/vite-wgsl-reflect.ts (every vite/vitest config of the project uses it).
 declare module 'virtual:anchorax-shaders' {
-  import type { EntryReflections, StructLayout } from './gpu/reflection';
-  import type { ShaderName, SourceName } from './gpu/shader-recipes';
-  /** Each kernel's composed WGSL and the reflection of its @compute entry points. */
-  export const KERNELS: { readonly [K in ShaderName]: { readonly source: string; readonly entries: EntryReflections } };
-  /** Each other source's composed WGSL and the layouts of its structs. */
+  import type { ConstantReflections, EntryReflections, StructLayout } from './gpu/reflection';
+  import type { ShaderName, SourceName } from './gpu/shader-files';
+  /** Each kernel's composed WGSL, the reflection of its @compute entry points and its constants. */
+  export const KERNELS: {
+    readonly [K in ShaderName]: { readonly source: string; readonly entries: EntryReflections; readonly constants: ConstantReflections };
+  };
+  /** Each other source's composed WGSL, the layouts of its structs and its constants. */
   export const SOURCES: {
-    readonly [K in SourceName]: { readonly source: string; readonly structs: Readonly<Record<string, StructLayout>> };
+    readonly [K in SourceName]: {
+      readonly source: string;
+      readonly structs: Readonly<Record<string, StructLayout>>;
+      readonly constants: ConstantReflections;
+    };
   };
 }

@@ -1,10 +1,11 @@
 // The build-time reflection (scripts/vite-wgsl-reflect.ts → `virtual:anchorax-shaders`) against
 // what wgsl_reflect reads at run time from the very sources the library compiles: every kernel,
 // every @compute entry point, every binding and uniform member; the Control struct; and the
-// composition of each source from shaders/ as src/gpu/shader-recipes.ts describes it. Then, on
+// composition of each source from the file src/gpu/shader-files.ts names and the pieces its
+// `//! include` lines declare (test/shader-includes.test.ts tests the resolver itself). Then, on
 // the device, a kernel bound from its build-time reflection against the same WGSL reflected when
 // compiled.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KERNELS, SOURCES } from 'virtual:anchorax-shaders';
 import { ResourceType, WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
@@ -36,11 +37,39 @@ import {
 } from '../src';
 import { runtimeReflectionCount } from '../src/gpu/kernel';
 import { builtReflection, CONTROL_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
-import { KERNEL_RECIPES, SOURCE_RECIPES } from '../src/gpu/shader-recipes';
+import { KERNEL_FILES, SOURCE_FILES, type SourceName } from '../src/gpu/shader-files';
+import { resolveIncludes } from '../scripts/wgsl-includes';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 const SHADER_DIR = fileURLToPath(new URL('../shaders/', import.meta.url));
-const names = Object.keys(KERNEL_RECIPES) as ShaderName[];
+const names = Object.keys(KERNEL_FILES) as ShaderName[];
+const sourceNames = Object.keys(SOURCE_FILES) as SourceName[];
+const fileText = (path: string): string => readFileSync(`${SHADER_DIR}${path}`, 'utf8');
+const readShader = (path: string): string | undefined => (existsSync(`${SHADER_DIR}${path}`) ? fileText(path) : undefined);
+/** The include directives of a file, read here with a regular expression of the test's own. */
+const directives = (path: string): string[] => [...fileText(path).matchAll(/^\/\/! include (\S+)$/gm)].map((m) => m[1] ?? '');
+
+/**
+ * `source` is `file` composed with its includes: the files in the resolver's order joined with
+ * newlines, `file` last, each file once, each include before the file that includes it, and no
+ * file that nothing later includes. Returns the order.
+ */
+function expectComposed(file: string, source: string): string[] {
+  const order = resolveIncludes(file, readShader);
+  expect(order.at(-1)).toBe(file);
+  expect(new Set(order).size).toBe(order.length);
+  expect(source === order.map(fileText).join('\n'), `${file}: composed text`).toBe(true);
+  order.forEach((path, i) => {
+    for (const include of directives(path)) {
+      const at = order.indexOf(include);
+      expect(at >= 0 && at < i, `${path} includes ${include}: it comes first`).toBe(true);
+    }
+    if (i < order.length - 1) {
+      expect(order.slice(i + 1).some((later) => directives(later).includes(path)), `${path} is included by a later file`).toBe(true);
+    }
+  });
+  return order;
+}
 
 describe('build-time reflection equals wgsl_reflect at run time', () => {
   it('covers every kernel of the recipes, and SHADERS serves exactly those', () => {
@@ -49,9 +78,39 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
     expect(names.length).toBeGreaterThan(30);
   });
 
-  it.each(names)('%s: composed from shaders/ as its recipe says', (name) => {
-    const expected = KERNEL_RECIPES[name].map((p) => (p.endsWith('.wgsl') ? readFileSync(`${SHADER_DIR}${p}`, 'utf8') : p)).join('\n');
-    expect(SHADERS[name] === expected).toBe(true);
+  it.each(names)('%s: composed from its file and the pieces it includes', (name) => {
+    expectComposed(KERNEL_FILES[name], SHADERS[name]);
+  });
+
+  it('every .wgsl under shaders/ is part of a source; none lists its pieces in a header comment', () => {
+    const used = new Set([...names.map((n) => KERNEL_FILES[n]), ...sourceNames.map((n) => SOURCE_FILES[n])].flatMap((f) => resolveIncludes(f, readShader)));
+    const files = readdirSync(SHADER_DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.wgsl')).map((f) => f.split('\\').join('/'));
+    expect(files.length).toBeGreaterThan(40);
+    expect(files.filter((f) => !used.has(f))).toEqual([]);
+    expect(files.filter((f) => /^\/\/ \((includes|needs) /m.test(fileText(f)))).toEqual([]);
+  });
+
+  it('lib/dropout.wgsl declares its own needs: gate and rng come first wherever it goes', () => {
+    expect(directives('lib/dropout.wgsl')).toEqual(['lib/gate.wgsl', 'lib/rng.wgsl']);
+    const order = expectComposed(KERNEL_FILES.stageDropout, SHADERS.stageDropout);
+    expect(order.indexOf('lib/gate.wgsl')).toBeLessThan(order.indexOf('lib/dropout.wgsl'));
+    expect(order.indexOf('lib/rng.wgsl')).toBeLessThan(order.indexOf('lib/dropout.wgsl'));
+  });
+
+  // Each kernel that includes lib/reduce.wgsl declares its own REDUCE_SIZE: the values the
+  // composition table used to prepend (64 for the per-iteration solver reductions and the stages).
+  it('REDUCE_SIZE of every kernel with a workgroup reduction', () => {
+    const expected: Partial<Record<ShaderName, number>> = {
+      residual: 64, finish: 64, andersonGram: 64, broydenFinalize: 64, broydenDots: 64, broydenRankOne: 64,
+      broydenUpdate: 64, stageConv2d: 64, stageNorm: 64,
+      picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256,
+    };
+    const reducing = names.filter((n) => resolveIncludes(KERNEL_FILES[n], readShader).includes('lib/reduce.wgsl'));
+    expect(reducing.sort()).toEqual(Object.keys(expected).sort());
+    for (const name of reducing) {
+      expect(KERNELS[name].constants['REDUCE_SIZE'], name).toEqual({ type: 'u32', value: expected[name] });
+      expect(directives(KERNEL_FILES[name]), name).toContain('lib/reduce.wgsl');
+    }
   });
 
   it.each(names)('%s: every entry point, binding and uniform member', (name) => {
@@ -95,11 +154,12 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
     expect(CONTROL_LAYOUT?.members.slice(0, 4).map((m) => [m.name, m.offset])).toEqual([
       ['skip_eval', 0], ['eval_index', 4], ['noise_key', 8], ['noise_on', 12],
     ]);
-    for (const name of Object.keys(SOURCE_RECIPES) as (keyof typeof SOURCE_RECIPES)[]) {
-      const expected = SOURCE_RECIPES[name].map((p) => (p.endsWith('.wgsl') ? readFileSync(`${SHADER_DIR}${p}`, 'utf8') : p)).join('\n');
-      expect(SOURCES[name].source === expected, name).toBe(true);
-      expect(Object.keys(SOURCES[name].structs).sort()).toEqual(new WgslReflect(expected).structs.map((s) => s.name).sort());
+    for (const name of sourceNames) {
+      expectComposed(SOURCE_FILES[name], SOURCES[name].source);
+      expect(Object.keys(SOURCES[name].structs).sort()).toEqual(new WgslReflect(SOURCES[name].source).structs.map((s) => s.name).sort());
     }
+    // defineLayer appends the library's entry point after the user's WGSL: it includes nothing.
+    expect(resolveIncludes(SOURCE_FILES.customLayerMain, readShader)).toEqual([SOURCE_FILES.customLayerMain]);
     expect(CUSTOM_LAYER_WGSL.head).toBe(SOURCES.customLayerHead.source);
     expect(CUSTOM_LAYER_WGSL.main).toContain('ANCHORAX_VALUE(e)');
   });

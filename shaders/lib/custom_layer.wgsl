@@ -1,10 +1,14 @@
 // What a layer written with defineLayer sees (src/layers/define.ts documents it for users):
 // sizes, read access to the state, the injected input and (adjoint kernels) ȳ, and randomness
 // keyed like the built-in stochastic layers. The layer's parameters are declared after this piece
-// as `@binding(6 + k) var<storage, read> <name>: array<f32>`, by the library.
-// (needs lib/gate.wgsl and lib/rng.wgsl)
+// as `@binding(6 + k) var<storage, read> <name>: array<f32>`, by the library. It includes
+// lib/grid.wgsl for the entry point that comes last (custom_layer_main.wgsl).
 // Bindings: gate (0); anchorax_sizes (1); anchorax_u (2); anchorax_qd (3); anchorax_g_out (4);
 //           anchorax_out (5, what the kernel writes).
+
+//! include lib/gate.wgsl
+//! include lib/rng.wgsl
+//! include lib/grid.wgsl
 
 struct AnchoraxSizes { rows: u32, features: u32, count: u32, accumulate: u32 }
 

@@ -1,7 +1,7 @@
 // Inverted dropout, shared by the dropout stage (stages/dropout.wgsl) and the epilogues fused after
 // a dense product (lib/epilogue.wgsl), forward and adjoint, so that an adjoint applies exactly the
 // mask of the forward it differentiates and a fused layer draws the masks of the unfused one.
-// (needs lib/gate.wgsl and lib/rng.wgsl; the including kernel's `params` declares
+// The including kernel's `params` declares
 //  drop_threshold: u32  an element is dropped when its draw is below it (rate · 2³²); 0 = no dropout
 //  drop_scale: f32      1 / (1 − rate), rounded to f32, applied to the kept elements
 //  drop_per_solve: u32  1: one mask for the whole solve (stream 0); 0: stream = gate's eval index
@@ -9,6 +9,9 @@
 //                       dropouts of one layer draw different masks (the tanh block's is 0))
 // Noise is drawn only when the gate says so (training mode inside a solve); otherwise the factor
 // is not applied at all, so the output is bit-identical to the deterministic block's.
+
+//! include lib/gate.wgsl
+//! include lib/rng.wgsl
 
 fn dropout_active() -> bool {
   return params.drop_threshold != 0u && gate_noise_on();

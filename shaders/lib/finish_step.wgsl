@@ -7,6 +7,9 @@
 // diffs(u, r): abs = ‖r‖, rel = abs / (‖r + u‖ + 1e-9). The sums t carry (Σr², Σ(r+u)² for
 // u = x, Σ(r+u)² for u = y) so each mode takes the denominator its solver's semantics need.
 
+//! include lib/control.wgsl
+
+// The finish modes: src/solvers/run.ts's FinishMode reads them from here (build-time reflection).
 const MODE_PICARD_FIRST: u32 = 0u;
 const MODE_PICARD: u32 = 1u;
 const MODE_ANDERSON_FIRST: u32 = 2u;

@@ -1,7 +1,7 @@
-// Deterministic workgroup reduction (fixed tree order, no atomics) over REDUCE_SIZE threads. The
-// including kernel's composition declares `const REDUCE_SIZE: u32` first (src/gpu/shaders.ts):
-// 256 for the block and loss kernels, 64 for the solvers' per-iteration reductions and the
-// layer stages. Why 64 there: on a CPU implementation of WebGPU (SwiftShader) a barrier costs in
+// Deterministic workgroup reduction (fixed tree order, no atomics) over REDUCE_SIZE threads. Each
+// kernel that includes this piece declares its own `const REDUCE_SIZE: u32` (anywhere at module
+// scope): 256 for the fused Picard kernel, the line search and the loss kernels, 64 for the
+// solvers' per-iteration reductions and the layer stages. Why 64 there: on a CPU implementation of WebGPU (SwiftShader) a barrier costs in
 // proportion to the invocations of the workgroup (≈ 0.2 ms per reduction at 256 threads, ≈ 0.05 ms
 // at 64, docs/swiftshader-costs.md); on a GPU the solvers keep the same threads in flight with 4×
 // the workgroups (src/solvers/run.ts MAX_REDUCE_GROUPS).

@@ -1,8 +1,10 @@
 // Residual sum with the injected input: y[i] = x[i] + qd[i]. (Its adjoint is two copies,
 // stages/vector.wgsl: x̄ = ȳ and ∂Qd (+)= ȳ.)
-// (includes lib/gate.wgsl, lib/grid.wgsl)
 // Bindings: gate; params {n}; x [n]; qd [n]; y [n].
 // Dispatch: grid_groups(n), 256 threads, grid-stride.
+
+//! include lib/gate.wgsl
+//! include lib/grid.wgsl
 
 struct AddParams { n: u32 }
 

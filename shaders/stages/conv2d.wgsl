@@ -10,13 +10,18 @@
 // in one workgroup per output quad (4 consecutive out channels), each thread summing a fixed
 // strided subset and lib/reduce.wgsl at 64 threads adding the REDUCE_SIZE = 64 partial sums in a fixed tree:
 // deterministic (64 threads: a barrier costs in proportion to them on SwiftShader).
-// (includes lib/gate.wgsl, lib/grid.wgsl, lib/reduce.wgsl at 64 threads)
 // Bindings: gate; params {batch, height, width, in_ch, out_ch}; forward: x, weight, bias, y;
 //           input_grad: g_out, weight, g_in; weight_grad: x, g_out, g_weight; bias_grad: g_out, g_bias.
 // Dispatch: forward_main grid_groups(batch·height·width·out_ch), input_grad_main
 //           grid_groups(batch·height·width·in_ch) (256 threads, grid-stride); weight_grad_main
 //           9·in_ch·ceil(out_ch / 4) workgroups, bias_grad_main ceil(out_ch / 4) workgroups of 64, both
 //           as a 2-D grid (x, y) read as the linear index y·x_count + x (extra ones return).
+
+//! include lib/gate.wgsl
+//! include lib/grid.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct Conv2dParams { batch: u32, height: u32, width: u32, in_ch: u32, out_ch: u32 }
 

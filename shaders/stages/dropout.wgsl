@@ -6,10 +6,14 @@
 // layer draw different masks).
 // entry `forward_main`:  y = dropout(x)
 // entry `adjoint_main`:  g_in = dropout(g_out), with the forward's mask
-// (includes lib/gate.wgsl, lib/rng.wgsl, lib/dropout.wgsl, lib/grid.wgsl)
 // Bindings: gate; params {n, dropout members}; x_in [n]; forward: y_out [n];
 //           adjoint: g_out [n], g_in [n].
 // Dispatch: grid_groups(n), 256 threads, grid-stride.
+
+//! include lib/gate.wgsl
+//! include lib/rng.wgsl
+//! include lib/dropout.wgsl
+//! include lib/grid.wgsl
 
 struct DropoutStageParams { n: u32, drop_salt: u32, drop_threshold: u32, drop_scale: f32, drop_per_solve: u32 }
 

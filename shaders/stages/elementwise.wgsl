@@ -1,9 +1,12 @@
 // Elementwise activation stage, by params.op (an OP_* code of lib/activations.wgsl):
 // entry `forward_main`:  y[i] = act(x[i])
 // entry `adjoint_main`:  g_in[i] = g_out[i] · act'(x[i])
-// (includes lib/gate.wgsl, lib/activations.wgsl, lib/grid.wgsl)
 // Bindings: gate; params {n, op}; x [n]; forward: y [n]; adjoint: g_out [n], g_in [n].
 // Dispatch: grid_groups(n) (src/layers/stages/grid.ts), 256 threads, grid-stride.
+
+//! include lib/gate.wgsl
+//! include lib/activations.wgsl
+//! include lib/grid.wgsl
 
 struct ElementwiseParams { n: u32, op: u32 }
 

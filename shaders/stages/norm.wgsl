@@ -8,15 +8,20 @@
 //                           over the group); also writes stats like stats_main
 // entry `gamma_grad_main`:  g_gamma[c] = Σ_{row, s} g_out·x̂   (x̂ from stats)
 // entry `beta_grad_main`:   g_beta[c]  = Σ_{row, s} g_out
-// All sums are per-thread strided partial sums added by lib/reduce.wgsl's fixed tree (64 threads): deterministic.
-// (includes lib/gate.wgsl, lib/reduce.wgsl at 64 threads, since a barrier costs in
-//  proportion to the threads of a workgroup on SwiftShader)
+// All sums are per-thread strided partial sums added by lib/reduce.wgsl's fixed tree: deterministic.
+// 64 threads (REDUCE_SIZE), since a barrier costs in proportion to the threads of a workgroup on
+// SwiftShader.
 // Bindings: gate; params {rows, groups, channels, spatial, eps}; forward: x, gamma, beta, y;
 //           stats: x, stats; input_grad: x, gamma, stats, g_out, g_in; gamma_grad: x, stats,
 //           g_out, g_gamma; beta_grad: g_out, g_beta. stats is [rows·groups, 2].
 // Dispatch, REDUCE_SIZE threads, as a 2-D grid (x, y) read as the linear index y·x_count + x (extra
 // workgroups return): forward/stats/input_grad one workgroup per (row, group), rows·groups;
 // gamma_grad/beta_grad one per quad of 4 channels, ceil(channels / 4).
+
+//! include lib/gate.wgsl
+//! include lib/reduce.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
 
 struct NormParams { rows: u32, groups: u32, channels: u32, spatial: u32, eps: f32 }
 

@@ -3,9 +3,11 @@
 //                     (the residual sum's adjoint, ∂Qd summed over the stages that read Qd, and
 //                      the IFT system's `+ ḡ`)
 // entry `zero_main`:  zero[i] = 0 (∂Qd of a layer that never reads Qd)
-// (includes lib/gate.wgsl, lib/grid.wgsl)
 // Bindings: gate; params {n, accumulate}; copy: src [n], dst [n]; zero: zero [n].
 // Dispatch: grid_groups(n), 256 threads, grid-stride.
+
+//! include lib/gate.wgsl
+//! include lib/grid.wgsl
 
 struct VectorParams { n: u32, accumulate: u32 }
 

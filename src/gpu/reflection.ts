@@ -1,7 +1,7 @@
 /**
- * What a kernel's WGSL declares, as plain data: its bindings, the layout of its uniform struct and
- * its workgroup size. The library's kernels get it at build time (scripts/vite-wgsl-reflect.ts,
- * from shaders/ through src/gpu/shader-recipes.ts); WGSL known only at run time (defineLayer's)
+ * What a kernel's WGSL declares, as plain data: its bindings, the layout of its uniform struct,
+ * its workgroup size and its module-scope scalar constants. The library's kernels get it at build
+ * time (scripts/vite-wgsl-reflect.ts, from shaders/ as src/gpu/shader-files.ts names them); WGSL known only at run time (defineLayer's)
  * gets it from src/gpu/reflect.ts, loaded on first use. Both produce it with the same code
  * (reflect.ts), so the two can only differ if the sources differ.
  * @internal
@@ -39,3 +39,15 @@ export interface KernelReflection {
 
 /** Every @compute entry point of one source, by name. @internal */
 export type EntryReflections = Readonly<Record<string, KernelReflection>>;
+
+/** The scalar types a reflected constant can have. @internal */
+export type ConstantType = 'u32' | 'i32' | 'f32';
+
+/** A module-scope `const` of scalar type, with its value (an f32 is the float32 value). @internal */
+export interface ReflectedConstant {
+  readonly type: ConstantType;
+  readonly value: number;
+}
+
+/** The module-scope scalar constants of one source, by name. @internal */
+export type ConstantReflections = Readonly<Record<string, ReflectedConstant>>;

@@ -1,13 +1,14 @@
 /**
- * The library's WGSL sources, composed at build time from the pieces in shaders/ following
- * src/gpu/shader-recipes.ts, together with their reflection (scripts/vite-wgsl-reflect.ts serves
- * both as `virtual:anchorax-shaders`), so that the main bundle carries no WGSL parser.
+ * The library's WGSL sources, composed at build time from the files in shaders/ (each with the
+ * pieces its `//! include` lines declare; src/gpu/shader-files.ts names the sources), together
+ * with their reflection (scripts/vite-wgsl-reflect.ts serves both as `virtual:anchorax-shaders`),
+ * so that the main bundle carries no WGSL parser.
  */
 import { KERNELS, SOURCES } from 'virtual:anchorax-shaders';
-import type { KernelReflection, StructLayout } from './reflection';
-import type { ShaderName } from './shader-recipes';
+import type { ConstantReflections, ConstantType, KernelReflection, StructLayout } from './reflection';
+import type { ShaderName, SourceName } from './shader-files';
 
-export type { ShaderName } from './shader-recipes';
+export type { ShaderName, SourceName } from './shader-files';
 
 /** The Control struct's source (shaders/lib/control.wgsl). */
 export const CONTROL_WGSL: string = SOURCES.control.source;
@@ -41,8 +42,27 @@ export function builtReflection(source: string, entryPoint: string): KernelRefle
   return entries && Object.hasOwn(entries, entryPoint) ? entries[entryPoint] : undefined;
 }
 
-/** MERGE-PLACEHOLDER (replaced by h1's build-time reflection of WGSL constants). */
-export const SHADER_CONSTANTS = {
-  activations: { OP_TANH: 0, OP_RELU: 1, OP_GELU: 2 },
-  epilogue: { OP_ADD_QD: 3, OP_DROPOUT: 4, OP_NONE: 255, EPI_MAX: 4 },
-} as const;
+function constantsOf(of: ShaderName | SourceName): ConstantReflections {
+  if (Object.hasOwn(KERNELS, of)) return KERNELS[of as ShaderName].constants;
+  if (Object.hasOwn(SOURCES, of)) return SOURCES[of as SourceName].constants;
+  throw new Error(`anchorax: no library WGSL source named ${of}`);
+}
+
+/**
+ * @internal The value of the module-scope `const <name>: <type>` that the composed WGSL of kernel
+ * or source `of` declares (its own file or a piece it includes), reflected at build time: how
+ * TypeScript shares a constant with WGSL (finish modes, op codes) without a copy to keep in sync.
+ * Throws when the source declares no such constant or gives it another type, so a renamed or
+ * removed constant fails when the module that reads it loads.
+ */
+export function wgslConstant(of: ShaderName | SourceName, name: string, type: ConstantType): number {
+  const constants = constantsOf(of);
+  const constant = Object.hasOwn(constants, name) ? constants[name] : undefined;
+  if (!constant) {
+    throw new Error(
+      `anchorax: the WGSL of ${of} declares no module-scope scalar const ${name} (only literals and expressions of earlier constants are reflected)`,
+    );
+  }
+  if (constant.type !== type) throw new Error(`anchorax: const ${name} of ${of}'s WGSL is ${constant.type}, not ${type}`);
+  return constant.value;
+}

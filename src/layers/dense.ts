@@ -12,26 +12,28 @@ import type { Engine } from '../engine';
 import { LimitError } from '../errors';
 import type { BufferRegion } from '../gpu/kernel';
 import { KernelSet, type KernelSpec } from '../gpu/kernel-set';
-import { SHADER_CONSTANTS } from '../gpu/shaders';
+import { wgslConstant } from '../gpu/shaders';
 import type { QdGradient } from './stage';
 
 /** An elementwise op fused after the product (lib/epilogue.wgsl), in stage order. */
 export type EpilogueOp = 'add-qd' | 'tanh' | 'relu' | 'gelu' | 'dropout';
 
-const ACTIVATIONS = SHADER_CONSTANTS.activations;
-const EPILOGUE = SHADER_CONSTANTS.epilogue;
+/** A u32 constant of lib/epilogue.wgsl or a piece it includes, reflected (never copied). */
+const epilogueConstant = (name: string): number => wgslConstant('dense', name, 'u32');
 
-/** The op codes of the WGSL (reflected, never copied). */
-const OP_CODES: Readonly<Record<EpilogueOp, number>> = {
-  tanh: ACTIVATIONS.OP_TANH,
-  relu: ACTIVATIONS.OP_RELU,
-  gelu: ACTIVATIONS.OP_GELU,
-  'add-qd': EPILOGUE.OP_ADD_QD,
-  dropout: EPILOGUE.OP_DROPOUT,
+/** @internal The op codes of lib/activations.wgsl and lib/epilogue.wgsl. */
+export const EPILOGUE_OP_CODES: Readonly<Record<EpilogueOp, number>> = {
+  tanh: epilogueConstant('OP_TANH'),
+  relu: epilogueConstant('OP_RELU'),
+  gelu: epilogueConstant('OP_GELU'),
+  'add-qd': epilogueConstant('OP_ADD_QD'),
+  dropout: epilogueConstant('OP_DROPOUT'),
 };
+const OP_NONE = epilogueConstant('OP_NONE');
+const EPI_MAX = epilogueConstant('EPI_MAX');
 
 /** @internal Most ops a fused chain holds (EPI_MAX of lib/epilogue.wgsl). */
-export const EPILOGUE_MAX_OPS: number = EPILOGUE.EPI_MAX;
+export const EPILOGUE_MAX_OPS: number = EPI_MAX;
 
 /** @internal A chain of ops and the dropout members of the kernels' params (zeros without dropout). */
 export interface Epilogue {
@@ -69,9 +71,9 @@ const tiledGroups = (p: Problem) => [Math.ceil(p.n / TILE), Math.ceil(p.m / TILE
 /** The override constants of a chain. */
 function chainConstants(epilogue: Epilogue): Record<string, number> {
   const constants: Record<string, number> = {};
-  for (let i = 0; i < EPILOGUE.EPI_MAX; i++) {
+  for (let i = 0; i < EPI_MAX; i++) {
     const op = epilogue.ops[i];
-    constants[`EPI_OP${i}`] = op === undefined ? EPILOGUE.OP_NONE : OP_CODES[op];
+    constants[`EPI_OP${i}`] = op === undefined ? OP_NONE : EPILOGUE_OP_CODES[op];
   }
   return constants;
 }

@@ -7,7 +7,7 @@
 import type { Engine } from '../engine';
 import { AnchoraxError, DeviceLostError, ShapeError, OptionError, TimeoutError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
-import { SHADERS, type ShaderName } from '../gpu/shaders';
+import { SHADERS, wgslConstant, type ShaderName } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
@@ -15,18 +15,23 @@ import { resolveOptions, type ResolvedOptions, type SolverName, type SolverOptio
 import { readLayer, readTensor } from '../validate';
 import type { BroydenFactors, SolveResult, SolveStats } from '../results';
 
-/** Finish modes of shaders/finish.wgsl. */
+/** A finish mode of shaders/finish.wgsl (one of FinishMode's values). */
+export type FinishMode = number & { readonly finishMode: true };
+
+/** The value of finish mode `name`, declared in shaders/lib/finish_step.wgsl. */
+const finishMode = (name: string): FinishMode => wgslConstant('finish', name, 'u32') as FinishMode;
+
+/** Finish modes of shaders/finish.wgsl, reflected from its WGSL (the `MODE_*` constants). */
 export const FinishMode = {
-  picardFirst: 0,
-  picard: 1,
-  andersonFirst: 2,
-  anderson: 3,
-  broydenFirst: 4,
-  broyden: 5,
+  picardFirst: finishMode('MODE_PICARD_FIRST'),
+  picard: finishMode('MODE_PICARD'),
+  andersonFirst: finishMode('MODE_ANDERSON_FIRST'),
+  anderson: finishMode('MODE_ANDERSON'),
+  broydenFirst: finishMode('MODE_BROYDEN_FIRST'),
+  broyden: finishMode('MODE_BROYDEN'),
   /** No measurement: only advances the evaluation index past an evaluation (see countEvaluation). */
-  advance: 6,
+  advance: finishMode('MODE_ADVANCE'),
 } as const;
-export type FinishMode = (typeof FinishMode)[keyof typeof FinishMode];
 
 /**
  * Largest number of workgroups a reduction uses (finish sums its partials in one workgroup). The

@@ -4,12 +4,16 @@
  */
 import type { Engine } from '../../engine';
 import type { Kernel } from '../../gpu/kernel';
-import { SHADERS, SHADER_CONSTANTS } from '../../gpu/shaders';
+import { SHADERS, wgslConstant } from '../../gpu/shaders';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { gridGroups } from './common';
 
-/** The op codes of the activations (lib/activations.wgsl, reflected). */
-const OPS = { tanh: SHADER_CONSTANTS.activations.OP_TANH, relu: SHADER_CONSTANTS.activations.OP_RELU, gelu: SHADER_CONSTANTS.activations.OP_GELU } as const;
+/** @internal The op codes of the activations, reflected from the `OP_*` constants of shaders/lib/activations.wgsl (which stages/elementwise.wgsl includes). */
+export const OPS = {
+  tanh: wgslConstant('stageElementwise', 'OP_TANH', 'u32'),
+  relu: wgslConstant('stageElementwise', 'OP_RELU', 'u32'),
+  gelu: wgslConstant('stageElementwise', 'OP_GELU', 'u32'),
+} as const;
 
 type Activation = keyof typeof OPS;
 

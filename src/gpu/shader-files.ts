@@ -1,0 +1,63 @@
+/**
+ * The library's WGSL sources, by name: each names the file under shaders/ it is built from. A file
+ * declares the pieces it needs itself (`//! include lib/gate.wgsl` lines, scripts/wgsl-includes.ts),
+ * so this table lists no pieces.
+ *
+ * This module is data only: scripts/vite-wgsl-reflect.ts reads it at build time, composes each
+ * source with its includes, reflects it (entry points, struct layouts, module-scope constants) and
+ * serves the lot as the module `virtual:anchorax-shaders` that src/gpu/shaders.ts imports.
+ * @internal
+ */
+
+/** @internal The kernels, by name: each one's every @compute entry point is reflected at build time. */
+export const KERNEL_FILES = {
+  residual: 'residual.wgsl',
+  finish: 'finish.wgsl',
+  picardFused: 'picard_fused.wgsl',
+  commit: 'commit.wgsl',
+  andersonGram: 'anderson_gram.wgsl',
+  andersonSolve: 'anderson_solve.wgsl',
+  andersonMix: 'anderson_mix.wgsl',
+  broydenStep: 'broyden_step.wgsl',
+  broydenFinalize: 'broyden_finalize.wgsl',
+  broydenDots: 'broyden_dots.wgsl',
+  broydenCoef: 'broyden_coef.wgsl',
+  broydenRankOne: 'broyden_rank_one.wgsl',
+  broydenUpdate: 'broyden_update.wgsl',
+  lineSearch: 'line_search.wgsl',
+  transpose: 'transpose.wgsl',
+  mse: 'mse.wgsl',
+  gdeqPrecondition: 'gdeq_precondition.wgsl',
+  adam: 'adam.wgsl',
+  sgd: 'sgd.wgsl',
+  accumulate: 'accumulate.wgsl',
+  nonFinite: 'nonfinite.wgsl',
+  dense: 'dense.wgsl',
+  denseDelta: 'dense_delta.wgsl',
+  denseWeightGrad: 'dense_weight_grad.wgsl',
+  denseInputGrad: 'dense_input_grad.wgsl',
+  softmaxXent: 'softmax_xent.wgsl',
+  stageElementwise: 'stages/elementwise.wgsl',
+  stageVector: 'stages/vector.wgsl',
+  stageAddQd: 'stages/add_qd.wgsl',
+  stageDropout: 'stages/dropout.wgsl',
+  stageConv2d: 'stages/conv2d.wgsl',
+  stageNorm: 'stages/norm.wgsl',
+} as const satisfies Record<string, string>;
+
+/**
+ * @internal Other sources (pieces, not kernels): each one's structs and constants are reflected
+ * at build time. defineLayer composes its kernels at run time as `customLayerHead` (gate,
+ * randomness, the accessors users call), the parameter declarations, the user's WGSL, then
+ * `customLayerMain`.
+ */
+export const SOURCE_FILES = {
+  control: 'lib/control.wgsl',
+  customLayerHead: 'lib/custom_layer.wgsl',
+  customLayerMain: 'custom_layer_main.wgsl',
+} as const satisfies Record<string, string>;
+
+/** @internal Names of the library's kernels. */
+export type ShaderName = keyof typeof KERNEL_FILES;
+/** @internal Names of the other composed sources. */
+export type SourceName = keyof typeof SOURCE_FILES;
