@@ -6,24 +6,37 @@
 // entry `input_grad_main`:   g_in[n,i,j,c] = Σ_{ky,kx,o} g_out[n, i−ky+1, j−kx+1, o] · weight[ky,kx,c,o]
 // entry `weight_grad_main`:  g_weight[ky,kx,c,o] = Σ_{n,i,j} x[n, i+ky−1, j+kx−1, c] · g_out[n,i,j,o]
 // entry `bias_grad_main`:    g_bias[o] = Σ_{n,i,j} g_out[n,i,j,o]
+// entry `delta_main`:        (delta, dqd) = the epilogue chain walked back from g_out at the
+//                            recomputed pre-chain value (lib/epilogue.wgsl), dqd written or added
+//                            by params.qd_mode (1, 2; 0: not written)
+// The forward applies the epilogue hook: the elementwise stages a sequential layer fuses after the
+// convolution (add(Qd), activations, dropout; EPI_OP* override constants, none by default). With a
+// chain, the adjoint entries read delta as their g_out.
 // (out-of-image taps read 0). The two parameter gradients reduce over batch·height·width positions
 // in one workgroup per output quad (4 consecutive out channels), each thread summing a fixed
 // strided subset and lib/reduce.wgsl at 64 threads adding the REDUCE_SIZE = 64 partial sums in a fixed tree:
 // deterministic (64 threads: a barrier costs in proportion to them on SwiftShader).
-// Bindings: gate; params {batch, height, width, in_ch, out_ch}; forward: x, weight, bias, y;
+// Bindings: gate; params {batch, height, width, in_ch, out_ch, qd_mode, dropout members};
+//           forward: x, weight, bias, epi_qd, y; delta: x, weight, bias, epi_qd, g_out, delta, dqd;
 //           input_grad: g_out, weight, g_in; weight_grad: x, g_out, g_weight; bias_grad: g_out, g_bias.
 // Dispatch: forward_main grid_groups(batch·height·width·out_ch), input_grad_main
 //           grid_groups(batch·height·width·in_ch) (256 threads, grid-stride); weight_grad_main
 //           9·in_ch·ceil(out_ch / 4) workgroups, bias_grad_main ceil(out_ch / 4) workgroups of 64, both
-//           as a 2-D grid (x, y) read as the linear index y·x_count + x (extra ones return).
+//           as a 2-D grid (x, y) read as the linear index y·x_count + x (extra ones return);
+//           delta_main as forward_main.
 
 //! include lib/gate.wgsl
 //! include lib/grid.wgsl
 //! include lib/reduce.wgsl
+//! include lib/epilogue.wgsl
+//! include lib/epilogue_dropout.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
-struct Conv2dParams { batch: u32, height: u32, width: u32, in_ch: u32, out_ch: u32 }
+struct Conv2dParams {
+  batch: u32, height: u32, width: u32, in_ch: u32, out_ch: u32, qd_mode: u32,
+  drop_threshold: u32, drop_scale: f32, drop_per_solve: u32, drop_salt: u32,
+}
 
 @group(0) @binding(1) var<uniform> params: Conv2dParams;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -34,6 +47,9 @@ struct Conv2dParams { batch: u32, height: u32, width: u32, in_ch: u32, out_ch: u
 @group(0) @binding(7) var<storage, read_write> g_in: array<f32>;
 @group(0) @binding(8) var<storage, read_write> g_weight: array<f32>;
 @group(0) @binding(9) var<storage, read_write> g_bias: array<f32>;
+@group(0) @binding(10) var<storage, read> epi_qd: array<f32>;
+@group(0) @binding(11) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dqd: array<f32>;
 
 // Pixel (n, i, j) of a linear pixel index p = (n·height + i)·width + j, as (n·height, i, j) rows.
 fn pixel_of(p: u32) -> vec3u {
@@ -63,27 +79,45 @@ fn g_out_quad(p: u32, o: u32) -> vec4<f32> {
 // The workgroup's linear index in a 2-D grid.
 fn group_index(wid: vec3u, groups: vec3u) -> u32 { return wid.y * groups.x + wid.x; }
 
+// bias[o] + the convolution at output element e (pixel e / out_ch, channel e % out_ch).
+fn conv_at(e: u32) -> f32 {
+  let co = params.out_ch;
+  let ci = params.in_ch;
+  let o = e % co;
+  let px = pixel_of(e / co);
+  var sum = bias[o];
+  for (var ky = 0u; ky < 3u; ky++) {
+    for (var kx = 0u; kx < 3u; kx++) {
+      let q = shifted(px, i32(ky) - 1, i32(kx) - 1);
+      if (q < 0) { continue; }
+      let xb = u32(q) * ci;
+      let wb = (ky * 3u + kx) * ci * co + o;
+      for (var c = 0u; c < ci; c++) { sum += x[xb + c] * weight[wb + c * co]; }
+    }
+  }
+  return sum;
+}
+
 @compute @workgroup_size(256)
 fn forward_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_invocation_index) lid: u32,
                 @builtin(num_workgroups) groups: vec3u) {
   if (gate_skip()) { return; }
-  let co = params.out_ch;
-  let ci = params.in_ch;
-  let n = params.batch * params.height * params.width * co;
+  let n = params.batch * params.height * params.width * params.out_ch;
+  let key = epi_key();
+  for (var e = id.x; e < n; e += grid_stride(groups)) { y[e] = epilogue_forward(conv_at(e), e, key); }
+}
+
+@compute @workgroup_size(256)
+fn delta_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_invocation_index) lid: u32,
+              @builtin(num_workgroups) groups: vec3u) {
+  if (gate_skip()) { return; }
+  let n = params.batch * params.height * params.width * params.out_ch;
+  let key = epi_key();
   for (var e = id.x; e < n; e += grid_stride(groups)) {
-    let o = e % co;
-    let px = pixel_of(e / co);
-    var sum = bias[o];
-    for (var ky = 0u; ky < 3u; ky++) {
-      for (var kx = 0u; kx < 3u; kx++) {
-        let q = shifted(px, i32(ky) - 1, i32(kx) - 1);
-        if (q < 0) { continue; }
-        let xb = u32(q) * ci;
-        let wb = (ky * 3u + kx) * ci * co + o;
-        for (var c = 0u; c < ci; c++) { sum += x[xb + c] * weight[wb + c * co]; }
-      }
-    }
-    y[e] = sum;
+    let back = epilogue_adjoint(conv_at(e), g_out[e], e, key);
+    delta[e] = back.x;
+    if (params.qd_mode == 1u) { dqd[e] = back.y; }
+    if (params.qd_mode == 2u) { dqd[e] += back.y; }
   }
 }
 

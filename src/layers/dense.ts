@@ -68,8 +68,8 @@ const TILE = 64;
 const rowsGroups = (p: Problem) => [Math.ceil(p.n / COLS), Math.ceil(p.m / ROWS)] as const;
 const tiledGroups = (p: Problem) => [Math.ceil(p.n / TILE), Math.ceil(p.m / TILE)] as const;
 
-/** The override constants of a chain. */
-function chainConstants(epilogue: Epilogue): Record<string, number> {
+/** @internal The override constants of a chain (lib/epilogue.wgsl's EPI_OP*). */
+export function chainConstants(epilogue: Epilogue): Record<string, number> {
   const constants: Record<string, number> = {};
   for (let i = 0; i < EPI_MAX; i++) {
     const op = epilogue.ops[i];

@@ -149,7 +149,6 @@ export class Sequential implements ImplicitLayer {
 
   async prepare(batch: number): Promise<void> {
     this.assertLive();
-    this.engine.assertAlive('sequential');
     checkBatch(batch);
     this.vector ??= await VectorOps.create(this.engine);
     for (const { kernels } of this.bound) await kernels.prepare(batch);

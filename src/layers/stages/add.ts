@@ -4,42 +4,39 @@
  */
 import type { Engine } from '../../engine';
 import { OptionError } from '../../errors';
-import type { Kernel } from '../../gpu/kernel';
-import { SHADERS } from '../../gpu/shaders';
+import { KernelSet } from '../../gpu/kernel-set';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
-import { VectorOps, gridGroups } from './common';
+import { VectorOps, gridKernel, gridProblem, type GridProblem } from './common';
 
 /** Names the injected input in `add(Qd)`. */
 export const Qd = 'Qd';
 
+const SPECS = { sum: gridKernel('stageAddQd', 'main') };
+
 class AddQdKernels implements StageKernels {
-  private prepared?: { sum: Kernel; vector: VectorOps };
+  private readonly set: KernelSet<GridProblem, keyof typeof SPECS>;
+  private vector?: VectorOps;
   constructor(
     private readonly engine: Engine,
     readonly outputSize: number,
-  ) {}
-
-  async prepare(): Promise<void> {
-    this.prepared ??= {
-      sum: await this.engine.kernel('stageAddQd', SHADERS.stageAddQd),
-      vector: await VectorOps.create(this.engine),
-    };
+  ) {
+    this.set = new KernelSet(engine, 'add(Qd) stage', SPECS);
   }
 
-  private kernels(): NonNullable<AddQdKernels['prepared']> {
-    if (!this.prepared) throw new Error('add(Qd) stage: prepare() must run before encoding');
-    return this.prepared;
+  async prepare(): Promise<void> {
+    await this.set.prepare();
+    this.vector ??= await VectorOps.create(this.engine);
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
-    const { sum } = this.kernels();
+    this.set.use();
     const n = batch * this.outputSize;
-    const group = sum.bind({ gate: io.gate, params: this.engine.params(sum, { n }), x: io.input, qd: io.Qd, y: io.output });
-    sum.dispatch(pass, group, gridGroups(this.engine, n));
+    this.set.dispatch(pass, 'sum', gridProblem(this.engine, n), { gate: io.gate, x: io.input, qd: io.Qd, y: io.output }, { n });
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
-    const { vector } = this.kernels();
+    this.set.use();
+    const vector = this.vector as VectorOps;
     const n = batch * this.outputSize;
     if (io.gradInput) vector.copy(pass, io.gate, io.gradOutput, io.gradInput, n, false);
     if (io.gradQd) vector.copy(pass, io.gate, io.gradOutput, io.gradQd.region, n, io.gradQd.accumulate);

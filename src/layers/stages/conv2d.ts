@@ -4,13 +4,12 @@
  */
 import type { Engine } from '../../engine';
 import { ShapeError } from '../../errors';
-import type { Kernel } from '../../gpu/kernel';
-import { SHADERS } from '../../gpu/shaders';
+import { KernelSet, type Groups, type KernelSpec } from '../../gpu/kernel-set';
 import { Tensor } from '../../tensor';
+import { NO_EPILOGUE, chainConstants, type Epilogue } from '../dense';
 import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { readEngine, readOptions } from '../../validate';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
-import { gridGroups } from './common';
 import { checkBatch, workgroupGrid } from './workgroups';
 
 /** Options of {@link conv2d}. */
@@ -32,7 +31,25 @@ export interface Conv2dOptions {
   outChannels?: number;
 }
 
-type Conv2dKernelSet = { forward: Kernel; inputGrad: Kernel; weightGrad: Kernel; biasGrad: Kernel };
+/** One dispatch of a conv2d kernel: its grid, computed from the problem by the caller. */
+interface ConvProblem {
+  groups: Groups;
+}
+
+const byGroups = (p: ConvProblem): Groups => p.groups;
+
+/** The conv2d kernels, as data, with `constants` (the fused epilogue chain) on the two that apply it. */
+function convSpecs(constants: Readonly<Record<string, number>>) {
+  return {
+    forward: { shader: 'stageConv2d', entry: 'forward_main', constants, groups: byGroups },
+    delta: { shader: 'stageConv2d', entry: 'delta_main', constants, groups: byGroups },
+    inputGrad: { shader: 'stageConv2d', entry: 'input_grad_main', groups: byGroups },
+    weightGrad: { shader: 'stageConv2d', entry: 'weight_grad_main', groups: byGroups },
+    biasGrad: { shader: 'stageConv2d', entry: 'bias_grad_main', groups: byGroups },
+  } satisfies Record<string, KernelSpec<ConvProblem>>;
+}
+
+type ConvKernel = keyof ReturnType<typeof convSpecs>;
 
 /**
  * A 3×3 convolution stage (see {@link conv2d}): rows of height·width·inChannels floats (one NHWC
@@ -83,6 +100,11 @@ export class Conv2d implements Stage {
 
   /** @internal Binds the stage for rows of `inputSize` (which must be height·width·inChannels). */
   instantiate(engine: Engine, inputSize: number, index: number): StageKernels {
+    return this.instantiateFused(engine, inputSize, index, NO_EPILOGUE);
+  }
+
+  /** @internal Binds the stage with the elementwise stages after it fused into its kernels. */
+  instantiateFused(engine: Engine, inputSize: number, index: number, epilogue: Epilogue): StageKernels {
     if (engine !== this.engine) throw new Error('conv2d stage: engine mismatch (checked by sequential)');
     this.lifetime.assertLive(`stages[${index}]`);
     if (inputSize !== this.inputSize) {
@@ -91,16 +113,35 @@ export class Conv2d implements Stage {
         `conv2d takes rows of height·width·inChannels = ${this.height}·${this.width}·${this.inChannels} = ${this.inputSize}, got ${inputSize}`,
       );
     }
-    return new Conv2dKernels(this);
+    return new Conv2dKernels(this, epilogue);
   }
 }
 
+/** Per-batch scratch: δ, the cotangent at the convolution's output (with a fused chain). */
+interface ConvScratch {
+  delta?: GPUBuffer;
+}
+
 class Conv2dKernels implements StageKernels {
-  private kernels?: Conv2dKernelSet;
+  private readonly set: KernelSet<ConvProblem, ConvKernel, ConvScratch>;
+  /** A never-written target for the ∂Qd binding when none is asked (WebGPU forbids aliasing writable bindings). */
+  private sink?: GPUBuffer;
   readonly outputSize: number;
 
-  constructor(private readonly conv: Conv2d) {
+  constructor(
+    private readonly conv: Conv2d,
+    private readonly epilogue: Epilogue,
+  ) {
     this.outputSize = conv.outputSize;
+    const { engine } = conv;
+    const specs: Partial<ReturnType<typeof convSpecs>> = convSpecs(chainConstants(epilogue));
+    if (epilogue.ops.length === 0) delete specs.delta;
+    this.set = new KernelSet(engine, 'conv2d stage', specs, {
+      allocate: (batch) => (epilogue.ops.length > 0 ? { delta: engine.allocate(batch * this.outputSize * 4, 'Qd') } : {}),
+      free: (scratch) => {
+        if (scratch.delta) engine.releaseBuffer(scratch.delta);
+      },
+    }, 'f');
   }
 
   async prepare(batch: number): Promise<void> {
@@ -109,63 +150,67 @@ class Conv2dKernels implements StageKernels {
     const { engine, inChannels, outChannels } = this.conv;
     // Fails early (LimitError) rather than at encode time.
     workgroupGrid(engine, 9 * inChannels * Math.ceil(outChannels / 4), 'weight');
-    if (this.kernels) return;
-    const [forward, inputGrad, weightGrad, biasGrad] = await Promise.all([
-      engine.kernel('stageConv2d', SHADERS.stageConv2d, 'forward_main'),
-      engine.kernel('stageConv2dInputGrad', SHADERS.stageConv2d, 'input_grad_main'),
-      engine.kernel('stageConv2dWeightGrad', SHADERS.stageConv2d, 'weight_grad_main'),
-      engine.kernel('stageConv2dBiasGrad', SHADERS.stageConv2d, 'bias_grad_main'),
-    ]);
-    this.kernels = { forward, inputGrad, weightGrad, biasGrad };
+    await this.set.prepare(batch);
+    this.sink ??= engine.allocate(16, 'Qd');
   }
 
-  private prepared(): Conv2dKernelSet {
+  private prepared(batch: number): ConvScratch {
     this.conv.lifetime.assertLive('f');
-    if (!this.kernels) throw new Error('conv2d stage: prepare() must run before encoding');
-    return this.kernels;
+    return this.set.use(batch);
   }
 
-  private uniforms(kernel: Kernel, batch: number): GPUBuffer {
+  private uniforms(batch: number, qdMode = 0): Record<string, number> {
     const { height, width, inChannels, outChannels } = this.conv;
-    return this.conv.engine.params(kernel, { batch, height, width, in_ch: inChannels, out_ch: outChannels });
+    return { batch, height, width, in_ch: inChannels, out_ch: outChannels, qd_mode: qdMode, ...this.epilogue.dropout };
+  }
+
+  /** A grid-stride dispatch over n values. */
+  private grid(n: number): ConvProblem {
+    const limit = this.conv.engine.device.limits.maxComputeWorkgroupsPerDimension;
+    return { groups: [Math.max(1, Math.min(Math.ceil(n / 256), limit))] };
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
-    const { forward } = this.prepared();
-    const { engine, params } = this.conv;
-    const group = forward.bind({
-      gate: io.gate,
-      params: this.uniforms(forward, batch),
-      x: io.input,
-      weight: params.weight.buffer,
-      bias: params.bias.buffer,
-      y: io.output,
-    });
-    forward.dispatch(pass, group, gridGroups(engine, batch * this.outputSize));
+    this.prepared(batch);
+    const { params } = this.conv;
+    this.set.dispatch(pass, 'forward', this.grid(batch * this.outputSize), {
+      gate: io.gate, x: io.input, weight: params.weight.buffer, bias: params.bias.buffer, epi_qd: io.Qd, y: io.output,
+    }, this.uniforms(batch));
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
-    const kernels = this.prepared();
+    const scratch = this.prepared(batch);
     const { engine, params, inputSize, inChannels, outChannels } = this.conv;
     const gate = io.gate;
+    let gOut = io.gradOutput;
+    if (scratch.delta) {
+      const qdMode = io.gradQd === undefined ? 0 : io.gradQd.accumulate ? 2 : 1;
+      this.set.dispatch(pass, 'delta', this.grid(batch * this.outputSize), {
+        gate, x: io.input, weight: params.weight.buffer, bias: params.bias.buffer, epi_qd: io.Qd,
+        g_out: io.gradOutput, delta: scratch.delta, dqd: io.gradQd?.region ?? (this.sink as GPUBuffer),
+      }, this.uniforms(batch, qdMode));
+      gOut = scratch.delta;
+    }
     if (io.gradInput) {
-      const k = kernels.inputGrad;
-      const group = k.bind({ gate, params: this.uniforms(k, batch), g_out: io.gradOutput, weight: params.weight.buffer, g_in: io.gradInput });
-      k.dispatch(pass, group, gridGroups(engine, batch * inputSize));
+      this.set.dispatch(pass, 'inputGrad', this.grid(batch * inputSize), { gate, g_out: gOut, weight: params.weight.buffer, g_in: io.gradInput }, this.uniforms(batch));
     }
     const quads = Math.ceil(outChannels / 4);
     const gradWeight = io.gradParams?.weight;
     if (gradWeight) {
-      const k = kernels.weightGrad;
-      const group = k.bind({ gate, params: this.uniforms(k, batch), x: io.input, g_out: io.gradOutput, g_weight: gradWeight });
-      k.dispatch(pass, group, ...workgroupGrid(engine, 9 * inChannels * quads, 'weight'));
+      this.set.dispatch(pass, 'weightGrad', { groups: workgroupGrid(engine, 9 * inChannels * quads, 'weight') }, {
+        gate, x: io.input, g_out: gOut, g_weight: gradWeight,
+      }, this.uniforms(batch));
     }
     const gradBias = io.gradParams?.bias;
     if (gradBias) {
-      const k = kernels.biasGrad;
-      const group = k.bind({ gate, params: this.uniforms(k, batch), g_out: io.gradOutput, g_bias: gradBias });
-      k.dispatch(pass, group, ...workgroupGrid(engine, quads, 'bias'));
+      this.set.dispatch(pass, 'biasGrad', { groups: workgroupGrid(engine, quads, 'bias') }, { gate, g_out: gOut, g_bias: gradBias }, this.uniforms(batch));
     }
+  }
+
+  dispose(): void {
+    this.set.dispose();
+    if (this.sink) this.conv.engine.releaseBuffer(this.sink);
+    this.sink = undefined;
   }
 }
 

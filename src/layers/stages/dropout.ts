@@ -4,47 +4,42 @@
  */
 import type { Engine } from '../../engine';
 import { OptionError } from '../../errors';
-import type { Kernel } from '../../gpu/kernel';
-import { SHADERS } from '../../gpu/shaders';
+import { KernelSet } from '../../gpu/kernel-set';
 import { checkDropout, dropoutParams, type DropoutOptions } from '../dropout';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
-import { gridGroups } from './common';
+import { gridKernel, gridProblem, type GridProblem } from './common';
+
+const SPECS = {
+  forward: gridKernel('stageDropout', 'forward_main'),
+  adjoint: gridKernel('stageDropout', 'adjoint_main'),
+};
 
 class DropoutKernels implements StageKernels {
-  private kernels?: { forward: Kernel; adjoint: Kernel };
+  private readonly set: KernelSet<GridProblem, keyof typeof SPECS>;
   constructor(
     private readonly engine: Engine,
     readonly outputSize: number,
     /** The kernels' params apart from n. */
     private readonly uniforms: Record<string, number>,
-  ) {}
-
-  async prepare(): Promise<void> {
-    const { engine } = this;
-    this.kernels ??= {
-      forward: await engine.kernel('stageDropout', SHADERS.stageDropout, 'forward_main'),
-      adjoint: await engine.kernel('stageDropoutAdjoint', SHADERS.stageDropout, 'adjoint_main'),
-    };
+  ) {
+    this.set = new KernelSet(engine, 'dropout stage', SPECS);
   }
 
-  private prepared(): NonNullable<DropoutKernels['kernels']> {
-    if (!this.kernels) throw new Error('dropout stage: prepare() must run before encoding');
-    return this.kernels;
+  prepare(): Promise<void> {
+    return this.set.prepare();
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
-    const { forward } = this.prepared();
+    this.set.use();
     const n = batch * this.outputSize;
-    const params = this.engine.params(forward, { n, ...this.uniforms });
-    forward.dispatch(pass, forward.bind({ gate: io.gate, params, x_in: io.input, y_out: io.output }), gridGroups(this.engine, n));
+    this.set.dispatch(pass, 'forward', gridProblem(this.engine, n), { gate: io.gate, x_in: io.input, y_out: io.output }, { n, ...this.uniforms });
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
     if (!io.gradInput) return;
-    const { adjoint } = this.prepared();
+    this.set.use();
     const n = batch * this.outputSize;
-    const params = this.engine.params(adjoint, { n, ...this.uniforms });
-    adjoint.dispatch(pass, adjoint.bind({ gate: io.gate, params, g_out: io.gradOutput, g_in: io.gradInput }), gridGroups(this.engine, n));
+    this.set.dispatch(pass, 'adjoint', gridProblem(this.engine, n), { gate: io.gate, g_out: io.gradOutput, g_in: io.gradInput }, { n, ...this.uniforms });
   }
 }
 

@@ -3,10 +3,10 @@
  * They take rows of any size and keep it.
  */
 import type { Engine } from '../../engine';
-import type { Kernel } from '../../gpu/kernel';
-import { SHADERS, wgslConstant } from '../../gpu/shaders';
+import { KernelSet } from '../../gpu/kernel-set';
+import { wgslConstant } from '../../gpu/shaders';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
-import { gridGroups } from './common';
+import { gridKernel, gridProblem, type GridProblem } from './common';
 
 /** @internal The op codes of the activations, reflected from the `OP_*` constants of shaders/lib/activations.wgsl (which stages/elementwise.wgsl includes). */
 export const OPS = {
@@ -17,41 +17,36 @@ export const OPS = {
 
 type Activation = keyof typeof OPS;
 
+const SPECS = {
+  forward: gridKernel('stageElementwise', 'forward_main'),
+  adjoint: gridKernel('stageElementwise', 'adjoint_main'),
+};
+
 class ElementwiseKernels implements StageKernels {
-  private kernels?: { forward: Kernel; adjoint: Kernel };
+  private readonly set: KernelSet<GridProblem, keyof typeof SPECS>;
   constructor(
     private readonly engine: Engine,
     private readonly op: Activation,
     readonly outputSize: number,
-  ) {}
-
-  async prepare(): Promise<void> {
-    const { engine } = this;
-    this.kernels ??= {
-      forward: await engine.kernel('stageActivation', SHADERS.stageElementwise, 'forward_main'),
-      adjoint: await engine.kernel('stageActivationAdjoint', SHADERS.stageElementwise, 'adjoint_main'),
-    };
+  ) {
+    this.set = new KernelSet(engine, `${op} stage`, SPECS);
   }
 
-  private prepared(): NonNullable<ElementwiseKernels['kernels']> {
-    if (!this.kernels) throw new Error(`${this.op} stage: prepare() must run before encoding`);
-    return this.kernels;
+  prepare(): Promise<void> {
+    return this.set.prepare();
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
-    const { forward } = this.prepared();
+    this.set.use();
     const n = batch * this.outputSize;
-    const params = this.engine.params(forward, { n, op: OPS[this.op] });
-    forward.dispatch(pass, forward.bind({ gate: io.gate, params, x: io.input, y: io.output }), gridGroups(this.engine, n));
+    this.set.dispatch(pass, 'forward', gridProblem(this.engine, n), { gate: io.gate, x: io.input, y: io.output }, { n, op: OPS[this.op] });
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
     if (!io.gradInput) return;
-    const { adjoint } = this.prepared();
+    this.set.use();
     const n = batch * this.outputSize;
-    const params = this.engine.params(adjoint, { n, op: OPS[this.op] });
-    const group = adjoint.bind({ gate: io.gate, params, x: io.input, g_out: io.gradOutput, g_in: io.gradInput });
-    adjoint.dispatch(pass, group, gridGroups(this.engine, n));
+    this.set.dispatch(pass, 'adjoint', gridProblem(this.engine, n), { gate: io.gate, x: io.input, g_out: io.gradOutput, g_in: io.gradInput }, { n, op: OPS[this.op] });
   }
 }
 

@@ -6,8 +6,7 @@
  */
 import type { Engine } from '../../engine';
 import { ShapeError } from '../../errors';
-import type { Kernel } from '../../gpu/kernel';
-import { SHADERS } from '../../gpu/shaders';
+import { KernelSet, type Groups, type KernelSpec } from '../../gpu/kernel-set';
 import { Tensor } from '../../tensor';
 import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { F32_MAX, readEngine, readNumber, readOptions } from '../../validate';
@@ -38,7 +37,6 @@ export interface LayerNormOptions {
 
 const DEFAULT_EPS = 1e-5;
 
-type NormKernelSet = { forward: Kernel; stats: Kernel; inputGrad: Kernel; gammaGrad: Kernel; betaGrad: Kernel };
 
 /** A group or layer normalisation stage (see {@link groupNorm}, {@link layerNorm}). */
 export class Norm implements Stage {
@@ -97,11 +95,25 @@ export class Norm implements Stage {
   }
 }
 
+/** One dispatch of a norm kernel: its grid, computed by the caller. */
+interface NormProblem {
+  groups: Groups;
+}
+
+const byGroups = (p: NormProblem): Groups => p.groups;
+
+/** The norm kernels, as data. */
+const NORM_SPECS = {
+  forward: { shader: 'stageNorm', entry: 'forward_main', groups: byGroups },
+  stats: { shader: 'stageNorm', entry: 'stats_main', groups: byGroups },
+  inputGrad: { shader: 'stageNorm', entry: 'input_grad_main', groups: byGroups },
+  gammaGrad: { shader: 'stageNorm', entry: 'gamma_grad_main', groups: byGroups },
+  betaGrad: { shader: 'stageNorm', entry: 'beta_grad_main', groups: byGroups },
+} satisfies Record<string, KernelSpec<NormProblem>>;
+
 class NormKernels implements StageKernels {
-  private kernels?: NormKernelSet;
-  /** (μ, 1/σ) per (row, group), written and read within one adjoint; sized for `capacity` rows. */
-  private stats?: GPUBuffer;
-  private capacity = 0;
+  /** Per batch size: (μ, 1/σ) per (row, group), written and read within one adjoint. */
+  private readonly set: KernelSet<NormProblem, keyof typeof NORM_SPECS, GPUBuffer>;
   readonly outputSize: number;
 
   constructor(
@@ -109,89 +121,62 @@ class NormKernels implements StageKernels {
     private readonly spatial: number,
   ) {
     this.outputSize = spatial * norm.channels;
+    const { engine, groups } = norm;
+    this.set = new KernelSet(engine, `${norm.kind} stage`, NORM_SPECS, {
+      allocate: (batch) => engine.allocate(batch * groups * 2 * 4, 'Qd'),
+      free: (stats) => engine.releaseBuffer(stats),
+    }, 'f');
   }
 
   async prepare(batch: number): Promise<void> {
     this.norm.lifetime.assertLive('f');
     checkBatch(batch);
-    const { engine, groups } = this.norm;
-    workgroupGrid(engine, batch * groups, 'Qd');
-    if (batch > this.capacity) {
-      const stats = engine.allocate(batch * groups * 2 * 4, 'Qd');
-      if (this.stats) engine.releaseBuffer(this.stats);
-      this.stats = stats;
-      this.capacity = batch;
-    }
-    if (this.kernels) return;
-    const [forward, stats, inputGrad, gammaGrad, betaGrad] = await Promise.all([
-      engine.kernel('stageNorm', SHADERS.stageNorm, 'forward_main'),
-      engine.kernel('stageNormStats', SHADERS.stageNorm, 'stats_main'),
-      engine.kernel('stageNormInputGrad', SHADERS.stageNorm, 'input_grad_main'),
-      engine.kernel('stageNormGammaGrad', SHADERS.stageNorm, 'gamma_grad_main'),
-      engine.kernel('stageNormBetaGrad', SHADERS.stageNorm, 'beta_grad_main'),
-    ]);
-    this.kernels = { forward, stats, inputGrad, gammaGrad, betaGrad };
+    workgroupGrid(this.norm.engine, batch * this.norm.groups, 'Qd');
+    await this.set.prepare(batch);
   }
 
-  /** Gives the statistics buffer back to the engine (Sequential.dispose). */
+  /** Gives the statistics buffers back to the engine (Sequential.dispose). */
   dispose(): void {
-    if (this.stats) this.norm.engine.releaseBuffer(this.stats);
-    this.stats = undefined;
-    this.capacity = 0;
+    this.set.dispose();
   }
 
-  private prepared(batch: number): { kernels: NormKernelSet; stats: GPUBuffer } {
+  private prepared(batch: number): GPUBuffer {
     this.norm.lifetime.assertLive('f');
-    if (!this.kernels || !this.stats) throw new Error(`${this.norm.kind} stage: prepare() must run before encoding`);
-    if (batch > this.capacity) throw new Error(`${this.norm.kind} stage: prepared for ${this.capacity} rows, asked for ${batch}`);
-    return { kernels: this.kernels, stats: this.stats };
+    return this.set.use(batch);
   }
 
-  private uniforms(kernel: Kernel, batch: number): GPUBuffer {
+  private uniforms(batch: number): Record<string, number> {
     const { groups, channels, eps } = this.norm;
-    return this.norm.engine.params(kernel, { rows: batch, groups, channels, spatial: this.spatial, eps });
+    return { rows: batch, groups, channels, spatial: this.spatial, eps };
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
-    const { forward } = this.prepared(batch).kernels;
+    this.prepared(batch);
     const { engine, params, groups } = this.norm;
-    const group = forward.bind({
-      gate: io.gate,
-      params: this.uniforms(forward, batch),
-      x: io.input,
-      gamma: params.gamma.buffer,
-      beta: params.beta.buffer,
-      y: io.output,
-    });
-    forward.dispatch(pass, group, ...workgroupGrid(engine, batch * groups, 'Qd'));
+    this.set.dispatch(pass, 'forward', { groups: workgroupGrid(engine, batch * groups, 'Qd') }, {
+      gate: io.gate, x: io.input, gamma: params.gamma.buffer, beta: params.beta.buffer, y: io.output,
+    }, this.uniforms(batch));
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
-    const { kernels, stats } = this.prepared(batch);
+    const stats = this.prepared(batch);
     const { engine, params, groups, channels } = this.norm;
     const gate = io.gate;
-    const perGroup = workgroupGrid(engine, batch * groups, 'Qd');
-    const perQuad = workgroupGrid(engine, Math.ceil(channels / 4), 'gamma');
+    const perGroup = { groups: workgroupGrid(engine, batch * groups, 'Qd') };
+    const perQuad = { groups: workgroupGrid(engine, Math.ceil(channels / 4), 'gamma') };
+    const uniforms = this.uniforms(batch);
     const gradGamma = io.gradParams?.gamma;
     const gradBeta = io.gradParams?.beta;
     // input_grad_main saves the statistics gamma_grad_main reads; without ∂x, stats_main does.
     if (io.gradInput) {
-      const k = kernels.inputGrad;
-      const group = k.bind({ gate, params: this.uniforms(k, batch), x: io.input, gamma: params.gamma.buffer, stats, g_out: io.gradOutput, g_in: io.gradInput });
-      k.dispatch(pass, group, ...perGroup);
+      this.set.dispatch(pass, 'inputGrad', perGroup, { gate, x: io.input, gamma: params.gamma.buffer, stats, g_out: io.gradOutput, g_in: io.gradInput }, uniforms);
     } else if (gradGamma) {
-      const k = kernels.stats;
-      k.dispatch(pass, k.bind({ gate, params: this.uniforms(k, batch), x: io.input, stats }), ...perGroup);
+      this.set.dispatch(pass, 'stats', perGroup, { gate, x: io.input, stats }, uniforms);
     }
     if (gradGamma) {
-      const k = kernels.gammaGrad;
-      const group = k.bind({ gate, params: this.uniforms(k, batch), x: io.input, stats, g_out: io.gradOutput, g_gamma: gradGamma });
-      k.dispatch(pass, group, ...perQuad);
+      this.set.dispatch(pass, 'gammaGrad', perQuad, { gate, x: io.input, stats, g_out: io.gradOutput, g_gamma: gradGamma }, uniforms);
     }
-    if (gradBeta) {
-      const k = kernels.betaGrad;
-      k.dispatch(pass, k.bind({ gate, params: this.uniforms(k, batch), g_out: io.gradOutput, g_beta: gradBeta }), ...perQuad);
-    }
+    if (gradBeta) this.set.dispatch(pass, 'betaGrad', perQuad, { gate, g_out: io.gradOutput, g_beta: gradBeta }, uniforms);
   }
 }
 
