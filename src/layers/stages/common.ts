@@ -5,6 +5,7 @@
 import type { Engine } from '../../engine';
 import type { BufferRegion } from '../../gpu/kernel';
 import { KernelSet, type KernelSpec } from '../../gpu/kernel-set';
+import type { StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 
 /** Workgroups of a 256-thread grid-stride kernel over n elements (shaders/lib/grid.wgsl). */
 export function gridGroups(engine: Engine, n: number): number {
@@ -53,5 +54,44 @@ export class VectorOps {
   /** dst = 0 over n floats. */
   zero(pass: GPUComputePassEncoder, gate: GPUBuffer, dst: BufferRegion, n: number): void {
     this.set.dispatch(pass, 'zero', gridProblem(this.engine, n), { gate, zero: dst }, { n, accumulate: 0 });
+  }
+}
+
+/**
+ * The kernels of a pointwise stage (an activation, dropout): `forward_main` and `adjoint_main` of
+ * `shader`, grid-stride over the batch's values, with the stage's own `params` values besides n.
+ * `names` are the shader's input and output bindings (the adjoint's are g_out → g_in, reading the
+ * input where the derivative needs it).
+ */
+export class PointwiseKernels implements StageKernels {
+  private readonly set: KernelSet<GridProblem, 'forward' | 'adjoint'>;
+  constructor(
+    private readonly engine: Engine,
+    what: string,
+    shader: KernelSpec<GridProblem>['shader'],
+    readonly outputSize: number,
+    private readonly uniforms: Readonly<Record<string, number>>,
+    private readonly names: { input: string; output: string },
+  ) {
+    this.set = new KernelSet(engine, what, { forward: gridKernel(shader, 'forward_main'), adjoint: gridKernel(shader, 'adjoint_main') });
+  }
+
+  prepare(): Promise<void> {
+    return this.set.prepare();
+  }
+
+  encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
+    this.set.use();
+    const n = batch * this.outputSize;
+    const bindings = { gate: io.gate, [this.names.input]: io.input, [this.names.output]: io.output };
+    this.set.dispatch(pass, 'forward', gridProblem(this.engine, n), bindings, { n, ...this.uniforms });
+  }
+
+  encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
+    if (!io.gradInput) return;
+    this.set.use();
+    const n = batch * this.outputSize;
+    const bindings = { gate: io.gate, [this.names.input]: io.input, g_out: io.gradOutput, g_in: io.gradInput };
+    this.set.dispatch(pass, 'adjoint', gridProblem(this.engine, n), bindings, { n, ...this.uniforms });
   }
 }

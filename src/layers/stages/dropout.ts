@@ -4,44 +4,9 @@
  */
 import type { Engine } from '../../engine';
 import { OptionError } from '../../errors';
-import { KernelSet } from '../../gpu/kernel-set';
 import { checkDropout, dropoutParams, type DropoutOptions } from '../dropout';
-import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
-import { gridKernel, gridProblem, type GridProblem } from './common';
-
-const SPECS = {
-  forward: gridKernel('stageDropout', 'forward_main'),
-  adjoint: gridKernel('stageDropout', 'adjoint_main'),
-};
-
-class DropoutKernels implements StageKernels {
-  private readonly set: KernelSet<GridProblem, keyof typeof SPECS>;
-  constructor(
-    private readonly engine: Engine,
-    readonly outputSize: number,
-    /** The kernels' params apart from n. */
-    private readonly uniforms: Record<string, number>,
-  ) {
-    this.set = new KernelSet(engine, 'dropout stage', SPECS);
-  }
-
-  prepare(): Promise<void> {
-    return this.set.prepare();
-  }
-
-  encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
-    this.set.use();
-    const n = batch * this.outputSize;
-    this.set.dispatch(pass, 'forward', gridProblem(this.engine, n), { gate: io.gate, x_in: io.input, y_out: io.output }, { n, ...this.uniforms });
-  }
-
-  encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
-    if (!io.gradInput) return;
-    this.set.use();
-    const n = batch * this.outputSize;
-    this.set.dispatch(pass, 'adjoint', gridProblem(this.engine, n), { gate: io.gate, g_out: io.gradOutput, g_in: io.gradInput }, { n, ...this.uniforms });
-  }
-}
+import type { Stage } from '../stage';
+import { PointwiseKernels } from './common';
 
 /**
  * Inverted dropout: in training mode each element is zeroed with probability `rate` and the kept
@@ -67,7 +32,8 @@ export function dropoutStage(settings: Readonly<Required<DropoutOptions>> | null
     kind: 'dropout',
     params: Object.freeze({}),
     readsQd: false,
-    instantiate: (engine: Engine, inputSize: number, index: number) => new DropoutKernels(engine, inputSize, uniforms(index)),
+    instantiate: (engine: Engine, inputSize: number, index: number) =>
+      new PointwiseKernels(engine, 'dropout stage', 'stageDropout', inputSize, uniforms(index), { input: 'x_in', output: 'y_out' }),
     epilogueLink: (index: number) => ({ op: 'dropout' as const, dropout: uniforms(index) }),
   });
 }
