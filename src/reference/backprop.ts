@@ -1,4 +1,4 @@
-// Float64 reference of the backpropagation wrappers (DESIGN.md "Backpropagation semantics").
+// Float64 reference of the backpropagation wrappers (docs/architecture.md "Backprop semantics").
 import { refBlockForward, refBlockVjp, type RefBlock } from './block';
 import { luFactor, luSolve, norm2 } from './linalg';
 import type { RefBroydenFactors } from './solvers';

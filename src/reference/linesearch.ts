@@ -1,4 +1,4 @@
-// The Armijo backtracking line search used by Broyden with `ls: true`, exactly as DESIGN.md
+// The Armijo backtracking line search used by Broyden with `ls: true`, exactly as docs/architecture.md ("Solver semantics")
 // describes it, quirks included (the returned residual may belong to an unclamped step).
 import { axpy, dot } from './linalg';
 

@@ -1,5 +1,5 @@
 // Float64 reference implementations of the three fixed-point solvers, written straight from
-// DESIGN.md "Solver semantics". They are the oracle the GPU solvers and the golden data check.
+// docs/architecture.md "Solver semantics". They are the oracle the GPU solvers and the golden data check.
 import { refArmijoLineSearch } from './linesearch';
 import { add, norm2, solveDense, sub } from './linalg';
 
@@ -41,7 +41,7 @@ export interface RefBroydenFactors {
 export interface RefSolveResult {
   uStar: Float64Array;
   uPrev: Float64Array;
-  /** Evaluations of f, counted as DESIGN.md says. */
+  /** Evaluations of f, counted as docs/architecture.md says ("Solver semantics"). */
   tnstep: number;
   nstep: number;
   /** Lowest abs residual seen (with returnFinal: the last measured one). */
