@@ -303,9 +303,34 @@ describe('dense-product library: every shape, choice and epilogue against the fl
   });
 });
 
+/** The raw bits of a buffer (NaN-safe, −0 ≠ +0). */
+const bits = async (buffer: GPUBuffer, size: number): Promise<number[]> => Array.from(new Uint32Array((await engine.readBuffer(buffer, size * 4)).buffer));
+
+describe('dense-product library: dropout in inference mode', () => {
+  it.each(['tiled', 'split-k', 'matmul'] as const)('%s: with the open gate, add-qd→tanh→dropout gives the bits of add-qd→tanh (forward, ∂Qd, ∂weight, ∂bias, ∂x)', async (choice) => {
+    const shape: Shape = { choice, rows: 3, k: 70, n: 67, forward: choice === 'matmul' ? 'tiled' : choice === 'split-k' ? 'split' : 'rows' };
+    const { rows, k, n } = shape;
+    const p = makeProblem(7, rows, k, n);
+    const buffers = new Buffers(engine);
+    const operands = { x: buffers.upload(p.x), weight: buffers.upload(p.ref.W), bias: buffers.upload(p.ref.b), qd: buffers.upload(p.qd) };
+    const gradOutput = buffers.upload(p.g);
+    const outputs: number[][][] = [];
+    for (const chain of ['add-qd→tanh→dropout', 'add-qd→tanh']) {
+      const dense = await kernelsFor(shape, chain);
+      expect(dense.plan(rows).forward).toBe(shape.forward);
+      const [y, dqd, dw, db, dx] = [rows * n, rows * n, k * n, n, rows * k].map((size) => buffers.junk(size));
+      submit(engine, (pass) => {
+        dense.encodeForward(pass, engine.openGate(), operands, y, rows);
+        dense.encodeAdjoint(pass, engine.openGate(), operands, { gradOutput, gradQd: { region: dqd, accumulate: false }, gradWeight: dw, gradBias: db, gradInput: dx }, rows);
+      });
+      outputs.push([await bits(y, rows * n), await bits(dqd, rows * n), await bits(dw, k * n), await bits(db, n), await bits(dx, rows * k)]);
+    }
+    expect(outputs[0]).toEqual(outputs[1]);
+    buffers.dispose();
+  });
+});
+
 describe('dense-product library: deterministic reduction order', () => {
-  /** The raw bits of a buffer (NaN-safe, −0 ≠ +0). */
-  const bits = async (buffer: GPUBuffer, size: number): Promise<number[]> => Array.from(new Uint32Array((await engine.readBuffer(buffer, size * 4)).buffer));
 
   it.each([
     ['tiled', 256, 70, 67],
