@@ -139,7 +139,7 @@ describe('fused and unfused sequentials of the same stages agree to float32 roun
 
   const SOLVES = [['picard', picard], ['anderson', anderson], ['broyden', broyden]] as const;
 
-  it.each(SETS.map((s) => [s.name, s] as const))('%s: picard, anderson, broyden fixed points and jfb, gdeq, ift gradients', async (_name, set) => {
+  it.each(SETS.map((s) => [s.name, s] as const))('%s: picard, anderson, broyden fixed points; jfb (picard), gdeq (broyden), ift (anderson) gradients', async (_name, set) => {
     const { fused, unfused } = pair(set);
     const Qdt = engine.tensor(Float32Array.from(qd), [batch, d]);
     const gT = engine.tensor(Float32Array.from(g), [batch, d]);
@@ -154,8 +154,8 @@ describe('fused and unfused sequentials of the same stages agree to float32 roun
     }
     const methods = [
       ['jfb', () => jfb, { solver: picard }],
-      ['gdeq', () => gdeq, {}],
-      ['ift', () => ift, { backwardEps: 1e-7 }],
+      ['gdeq', () => gdeq, { solver: broyden }],
+      ['ift', () => ift, { solver: anderson, backwardEps: 1e-7 }],
     ] as const;
     for (const [name, method, extraOptions] of methods) {
       const options = { ...mode, ...extraOptions, eps: 1e-6, maxDepth: 40 };
