@@ -40,18 +40,15 @@ import {
   refGdeq,
   refIft,
   refJfb,
-  refLinearForward,
-  refLinearVjp,
   refPicard,
   refSequentialForward,
   refSequentialVjp,
   type RefActivation,
   type RefBlock,
   type RefLinear,
-  type RefStage,
 } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, relError, rng } from './helpers/engine';
-import { gateBuffer, layerAdjoint, layerForward } from './helpers/layers';
+import { gateBuffer, layerAdjoint, layerForward, refLinearStage } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -61,16 +58,6 @@ afterAll(() => engine?.destroy());
 
 const f32 = (a: ArrayLike<number>): Float64Array => Float64Array.from(Float32Array.from(a));
 const ACTIVATIONS: Record<RefActivation, () => Stage> = { tanh, relu, gelu };
-
-function refLinearStage(layer: RefLinear): RefStage {
-  return {
-    forward: (x) => refLinearForward(layer, x),
-    vjp: (x, _qd, g) => {
-      const grads = refLinearVjp(layer, x, g);
-      return { dx: grads.dx, dParams: { weight: grads.dW, bias: grads.db } };
-    },
-  };
-}
 
 function randomLinear(seed: number, inF: number, outF: number, scale = 1): RefLinear {
   const random = rng(seed);

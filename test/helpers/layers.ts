@@ -1,6 +1,7 @@
 // Running one forward or adjoint of an ImplicitLayer outside a solve, for the layer tests.
 import { expect } from 'vitest';
 import type { AnchoraxError, Engine, ImplicitLayer } from '../../src';
+import { refLinearForward, refLinearVjp, type RefLinear, type RefStage } from '../../src/reference';
 
 /** A gate buffer with the given words [skip, evaluation index, key, noise on]. */
 export function gateBuffer(engine: Engine, words: [number, number, number, number]): GPUBuffer {
@@ -82,4 +83,15 @@ export function expectError(fn: () => unknown, type: typeof AnchoraxError, argum
   }
   expect(caught).toBeInstanceOf(type);
   expect((caught as AnchoraxError).argument).toBe(argument);
+}
+
+/** A dense layer as a float64 RefStage of a sequential reference (parameters `weight`, `bias`). */
+export function refLinearStage(layer: RefLinear): RefStage {
+  return {
+    forward: (x) => refLinearForward(layer, x),
+    vjp: (x, _qd, g) => {
+      const grads = refLinearVjp(layer, x, g);
+      return { dx: grads.dx, dParams: { weight: grads.dW, bias: grads.db } };
+    },
+  };
 }
