@@ -391,6 +391,8 @@ describe('sequentials that cannot fuse (fully) still match the float64 reference
       groupNorm(engine, { groups: 1, gamma: Float32Array.from(norm.gamma), beta: Float32Array.from(norm.beta), eps: norm.eps }),
       relu(),
     );
+    // conv2d takes add(Qd) into its epilogue; the norm and the relu after it run on their own.
+    expect(f.groups).toBe(3);
     const refStages: RefStage[] = [
       { forward: (x) => refConv2dForward(conv, x), vjp: (x, _q, gg) => {
         const grads = refConv2dVjp(conv, x, gg);
@@ -414,5 +416,44 @@ describe('sequentials that cannot fuse (fully) still match the float64 reference
     expect(Object.keys(grads.dParams).sort()).toEqual(['0.bias', '0.weight', '2.beta', '2.gamma']);
     for (const name of Object.keys(grads.dParams)) expect(maxAbsDiff(grads.dParams[name], expected.dParams[name]), name).toBeLessThan(1e-4);
     f.dispose();
+  });
+});
+
+describe('conv2d takes the epilogue hook', () => {
+  it('conv2d → add(Qd) → relu → dropout fused equals stage by stage, bit for bit, forward and adjoint (training mode)', async () => {
+    const C = 3;
+    const [height, width] = [3, 4];
+    const size = height * width * C;
+    const r = rng(91);
+    const weight = f32(randomArray(r, 9 * C * C, 0.4));
+    const bias = f32(randomArray(r, C, 0.2));
+    const build = (fuse: boolean) => sequential(
+      { fuse },
+      conv2d(engine, { height, width, inChannels: C, outChannels: C, weight: Float32Array.from(weight), bias: Float32Array.from(bias) }),
+      add(Qd),
+      relu(),
+      dropout(0.3),
+    );
+    const x = f32(randomArray(r, batch * size, 1));
+    const q = f32(randomArray(r, batch * size, 1));
+    const gg = f32(randomArray(r, batch * size, 1));
+    const added = f32(randomArray(r, batch * size, 1));
+    const results = [];
+    for (const fuse of [true, false]) {
+      const f = build(fuse);
+      expect(f.groups).toBe(fuse ? 1 : 4);
+      const forward = await layerForward(f, x, q, batch, gateBuffer(engine, [0, 5, KEY, 1]));
+      const grads = await layerAdjoint(f, x, q, gg, batch, { gate: gateBuffer(engine, [0, 5, KEY, 1]), add: added });
+      results.push({ forward, grads });
+      f.dispose();
+    }
+    const [fused, unfused] = results;
+    // Some elements dropped, some kept: the mask is really applied.
+    expect(fused.forward.some((v) => v === 0)).toBe(true);
+    expect(fused.forward.some((v) => v > 0)).toBe(true);
+    expect(Array.from(fused.forward)).toEqual(Array.from(unfused.forward));
+    expect(Array.from(fused.grads.du)).toEqual(Array.from(unfused.grads.du));
+    expect(Array.from(fused.grads.dQd)).toEqual(Array.from(unfused.grads.dQd));
+    for (const name of ['0.weight', '0.bias']) expect(Array.from(fused.grads.dParams[name]), name).toEqual(Array.from(unfused.grads.dParams[name]));
   });
 });
