@@ -51,22 +51,41 @@ export const NO_EPILOGUE: Epilogue = Object.freeze({ ops: Object.freeze([]), dro
 /** See {@link TanhBlockParams.forwardKernel}. */
 export type ForwardKernelChoice = 'auto' | 'tiled' | 'split-k' | 'matmul';
 
+/**
+ * The tile sizes of the library's `override` constants, chosen per device: GEMM_COLS columns
+ * (and threads) per few-row workgroup, GEMM_SIDE² threads per register-tiled workgroup (a
+ * (4·GEMM_SIDE)² tile), GEMM_STEP values of k per staged slice.
+ */
+export interface GemmTiles {
+  cols: number;
+  side: number;
+  step: number;
+}
+
+/** @internal The tiles for a device: the library's sizes, smaller where its limits ask. */
+export function gemmTiles(limits: GPUSupportedLimits): GemmTiles {
+  const invocations = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX * limits.maxComputeWorkgroupSizeY);
+  const cols = Math.min(64, limits.maxComputeWorkgroupSizeX);
+  const side = invocations >= 256 && limits.maxComputeWorkgroupSizeY >= 16 ? 16 : 8;
+  const step = 16;
+  // Two staged slices of step × 4·side floats must fit workgroup memory.
+  return 2 * step * 4 * side * 4 <= limits.maxComputeWorkgroupStorageSize ? { cols, side, step } : { cols, side: 8, step: 8 };
+}
+
 /** One dispatch's sizes: C [m, n] = A [m, k] · B [k, n]; `splits` slices of k (split-k). */
 interface Problem {
   m: number;
   n: number;
   k: number;
   splits: number;
+  tiles: GemmTiles;
 }
 
-/** Columns per workgroup of the few-row product (GEMM_COLS); 4 rows per workgroup. */
-const COLS = 64;
+/** Rows per few-row workgroup (lib/gemm_rows.wgsl accumulates a vec4). */
 const ROWS = 4;
-/** Side of the register-tiled product's output tile (4 · GEMM_SIDE). */
-const TILE = 64;
 
-const rowsGroups = (p: Problem) => [Math.ceil(p.n / COLS), Math.ceil(p.m / ROWS)] as const;
-const tiledGroups = (p: Problem) => [Math.ceil(p.n / TILE), Math.ceil(p.m / TILE)] as const;
+const rowsGroups = (p: Problem) => [Math.ceil(p.n / p.tiles.cols), Math.ceil(p.m / ROWS)] as const;
+const tiledGroups = (p: Problem) => [Math.ceil(p.n / (4 * p.tiles.side)), Math.ceil(p.m / (4 * p.tiles.side))] as const;
 
 /** @internal The override constants of a chain (lib/epilogue.wgsl's EPI_OP*). */
 export function chainConstants(epilogue: Epilogue): Record<string, number> {
@@ -78,20 +97,22 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
   return constants;
 }
 
-/** Every kernel of the dense product, as data, for one chain. */
-function kernelSpecs(epilogue: Epilogue) {
+/** Every kernel of the dense product, as data, for one chain and the device's tiles. */
+function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles) {
+  const rows = { GEMM_COLS: tiles.cols };
+  const tiled = { GEMM_SIDE: tiles.side, GEMM_STEP: tiles.step };
   const chain = chainConstants(epilogue);
   return {
-    forwardRows: { shader: 'dense', entry: 'gemm_rows_main', constants: chain, groups: rowsGroups },
-    forwardSplit: { shader: 'dense', entry: 'gemm_split_main', constants: chain, groups: (p) => [...rowsGroups(p), p.splits] },
+    forwardRows: { shader: 'dense', entry: 'gemm_rows_main', constants: { ...chain, ...rows }, groups: rowsGroups },
+    forwardSplit: { shader: 'dense', entry: 'gemm_split_main', constants: { ...chain, ...rows }, groups: (p) => [...rowsGroups(p), p.splits] },
     forwardCombine: { shader: 'dense', entry: 'gemm_combine_main', constants: chain, groups: (p) => [Math.ceil((p.m * p.n) / 256)] },
-    forwardTiled: { shader: 'dense', entry: 'gemm_tiled_main', constants: chain, groups: tiledGroups },
-    deltaRows: { shader: 'denseDelta', entry: 'gemm_rows_main', constants: chain, groups: rowsGroups },
-    deltaTiled: { shader: 'denseDelta', entry: 'gemm_tiled_main', constants: chain, groups: tiledGroups },
-    weightRows: { shader: 'denseWeightGrad', entry: 'gemm_rows_main', groups: rowsGroups },
-    weightTiled: { shader: 'denseWeightGrad', entry: 'gemm_tiled_main', constants: { GEMM_A_K_CONTIGUOUS: 0 }, groups: tiledGroups },
-    inputRows: { shader: 'denseInputGrad', entry: 'gemm_rows_main', groups: rowsGroups },
-    inputTiled: { shader: 'denseInputGrad', entry: 'gemm_tiled_main', constants: { GEMM_B_N_CONTIGUOUS: 0 }, groups: tiledGroups },
+    forwardTiled: { shader: 'dense', entry: 'gemm_tiled_main', constants: { ...chain, ...tiled }, groups: tiledGroups },
+    deltaRows: { shader: 'denseDelta', entry: 'gemm_rows_main', constants: { ...chain, ...rows }, groups: rowsGroups },
+    deltaTiled: { shader: 'denseDelta', entry: 'gemm_tiled_main', constants: { ...chain, ...tiled }, groups: tiledGroups },
+    weightRows: { shader: 'denseWeightGrad', entry: 'gemm_rows_main', constants: rows, groups: rowsGroups },
+    weightTiled: { shader: 'denseWeightGrad', entry: 'gemm_tiled_main', constants: { ...tiled, GEMM_A_K_CONTIGUOUS: 0 }, groups: tiledGroups },
+    inputRows: { shader: 'denseInputGrad', entry: 'gemm_rows_main', constants: rows, groups: rowsGroups },
+    inputTiled: { shader: 'denseInputGrad', entry: 'gemm_tiled_main', constants: { ...tiled, GEMM_B_N_CONTIGUOUS: 0 }, groups: tiledGroups },
   } satisfies Record<string, KernelSpec<Problem>>;
 }
 
@@ -145,6 +166,8 @@ export interface DenseGradients {
  */
 export class DenseKernels {
   private readonly set: KernelSet<Problem, KernelName, Scratch>;
+  /** The device's tile sizes (override constants). */
+  readonly tiles: GemmTiles;
   /** The epilogue chain's override constants. */
   readonly constants: Readonly<Record<string, number>>;
   /** A never-written target for writable bindings a dispatch does not use (WebGPU forbids aliasing them). */
@@ -161,7 +184,8 @@ export class DenseKernels {
     /** Whether split-k may run (it needs per-rows scratch; `linear` alone encodes any rows after one prepare). */
     private readonly allowSplit = true,
   ) {
-    const specs = kernelSpecs(epilogue);
+    this.tiles = gemmTiles(engine.device.limits);
+    const specs = kernelSpecs(epilogue, this.tiles);
     this.constants = Object.freeze(chainConstants(epilogue));
     this.set = new KernelSet(engine, what, this.neededSpecs(specs), {
       allocate: (rows) => this.allocateScratch(rows),
@@ -207,7 +231,7 @@ export class DenseKernels {
     if (choice === 'matmul' || (choice === 'auto' && rows >= TILED_FROM_ROWS)) return { forward: 'tiled', splits: 1, adjointTiled };
     if (choice === 'tiled' || !this.allowSplit) return { forward: 'rows', splits: 1, adjointTiled };
     const k = this.inFeatures;
-    const groups = Math.ceil(this.outFeatures / COLS) * Math.ceil(rows / ROWS);
+    const groups = Math.ceil(this.outFeatures / this.tiles.cols) * Math.ceil(rows / ROWS);
     const most = Math.max(1, Math.floor(k / MIN_CHUNK));
     if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return { forward: 'rows', splits: 1, adjointTiled };
     // Equal chunks: the count is ceil(k / chunk), which may be below the wished-for number.
@@ -253,7 +277,7 @@ export class DenseKernels {
   encodeForward(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number): void {
     const scratch = this.set.use(this.scratchKey(rows));
     const plan = this.plan(rows);
-    const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: plan.splits };
+    const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: plan.splits, tiles: this.tiles };
     const chunk = Math.ceil(problem.k / plan.splits);
     const uniforms = this.uniformsOf({ m: problem.m, n: problem.n, k: problem.k, chunk, splits: plan.splits });
     const bindings = { gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias, y };
@@ -282,7 +306,7 @@ export class DenseKernels {
       const direct = grads.gradQd !== undefined && !grads.gradQd.accumulate && this.epilogue.ops[0] === 'add-qd';
       delta = direct && grads.gradQd ? grads.gradQd.region : (scratch.delta as GPUBuffer);
       const qdMode = grads.gradQd === undefined || direct ? 0 : grads.gradQd.accumulate ? 2 : 1;
-      const problem: Problem = { m: rows, n, k, splits: 1 };
+      const problem: Problem = { m: rows, n, k, splits: 1, tiles: this.tiles };
       const uniforms = this.uniformsOf({ m: rows, n, k, qd_mode: qdMode });
       this.set.dispatch(pass, plan.adjointTiled ? 'deltaTiled' : 'deltaRows', problem, {
         gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias,
@@ -295,13 +319,13 @@ export class DenseKernels {
       // With only ∂bias wanted, the product is the row of ones alone (in_features = 0).
       const inRows = grads.gradWeight ? k : 0;
       const m = inRows + (grads.gradBias ? 1 : 0);
-      const problem: Problem = { m, n, k: rows, splits: 1 };
+      const problem: Problem = { m, n, k: rows, splits: 1, tiles: this.tiles };
       this.set.dispatch(pass, plan.adjointTiled ? 'weightTiled' : 'weightRows', problem, {
         gate, x: grads.gradWeight ? operands.x : delta, delta, dw: grads.gradWeight ?? sink, db: grads.gradBias ?? sink,
       }, { m, n, k: rows, in_features: grads.gradBias ? inRows : m });
     }
     if (grads.gradInput) {
-      const problem: Problem = { m: rows, n: k, k: n, splits: 1 };
+      const problem: Problem = { m: rows, n: k, k: n, splits: 1, tiles: this.tiles };
       this.set.dispatch(pass, plan.adjointTiled ? 'inputTiled' : 'inputRows', problem, {
         gate, delta, weight: operands.weight, add: grads.gradInputAdd ?? delta, dx: grads.gradInput,
       }, { m: rows, n: k, k: n, use_add: grads.gradInputAdd ? 1 : 0 });
