@@ -6,7 +6,7 @@
 // Tolerances are first-order float32 error bounds of each value, propagated through the chain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, Tensor } from '../src';
-import { DenseKernels, NO_DROPOUT, type Epilogue, type EpilogueOp, type ForwardKernelChoice } from '../src/layers/dense';
+import { DenseKernels, NO_DROPOUT, gemmTiles, type Epilogue, type EpilogueOp, type ForwardKernelChoice } from '../src/layers/dense';
 import { dropoutParams } from '../src/layers/dropout';
 import { refActivation, refActivationVjp, refDropoutStageFactors, refLinearForward, refLinearVjp, type RefActivation, type RefLinear } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
@@ -362,5 +362,24 @@ describe('dense-product library: deterministic reduction order', () => {
     const seven = new Uint32Array(Float32Array.of(7).buffer)[0];
     for (const output of runs[0]) expect(output.some((b) => b === seven) || output.every((b) => b === 0)).toBe(false);
     buffers.dispose();
+  });
+});
+
+describe('dense-product library: tile sizes chosen per device', () => {
+  const limits = (over: Partial<Record<string, number>>) =>
+    ({ maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupSizeY: 256, maxComputeWorkgroupStorageSize: 16384, ...over }) as unknown as GPUSupportedLimits;
+
+  it('the default limits of WebGPU get the library sizes; smaller limits get smaller tiles', () => {
+    expect(gemmTiles(limits({}))).toEqual({ cols: 64, side: 16, step: 16 });
+    expect(gemmTiles(limits({ maxComputeInvocationsPerWorkgroup: 128 }))).toEqual({ cols: 64, side: 8, step: 16 });
+    expect(gemmTiles(limits({ maxComputeWorkgroupSizeX: 32 }))).toEqual({ cols: 32, side: 16, step: 16 });
+    expect(gemmTiles(limits({ maxComputeWorkgroupSizeY: 8 }))).toEqual({ cols: 64, side: 8, step: 16 });
+    expect(gemmTiles(limits({ maxComputeWorkgroupStorageSize: 4096 }))).toEqual({ cols: 64, side: 8, step: 8 });
+  });
+
+  it("this engine's kernels use the tiles of its device", () => {
+    const dense = new DenseKernels(engine, 5, 7, { ops: [], dropout: NO_DROPOUT }, 'auto', 'rows', 'test');
+    expect(dense.tiles).toEqual(gemmTiles(engine.device.limits));
+    dense.dispose();
   });
 });

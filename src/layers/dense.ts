@@ -66,7 +66,7 @@ export interface GemmTiles {
 export function gemmTiles(limits: GPUSupportedLimits): GemmTiles {
   const invocations = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX * limits.maxComputeWorkgroupSizeY);
   const cols = Math.min(64, limits.maxComputeWorkgroupSizeX);
-  const side = invocations >= 256 && limits.maxComputeWorkgroupSizeY >= 16 ? 16 : 8;
+  const side = invocations >= 256 && limits.maxComputeWorkgroupSizeX >= 16 && limits.maxComputeWorkgroupSizeY >= 16 ? 16 : 8;
   const step = 16;
   // Two staged slices of step × 4·side floats must fit workgroup memory.
   return 2 * step * 4 * side * 4 <= limits.maxComputeWorkgroupStorageSize ? { cols, side, step } : { cols, side: 8, step: 8 };
