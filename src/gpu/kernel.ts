@@ -73,7 +73,7 @@ export class UniformLayout {
   }
 }
 
-/** @internal How {@link Kernel.compile} compiles a source. */
+/** How {@link Kernel.compile} compiles a source. */
 export interface CompileOptions {
   /** Names a line of the composed source for error messages (e.g. "forward WGSL line 3"). */
   locate?: (line: number) => string;
