@@ -125,6 +125,12 @@ async function main(): Promise<void> {
   const command = `npm run bench:compare -- ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`;
   console.log(`${command}\nbase ${describeCommit(root, baseCommit)} against the working tree ${workName}; runs under ${dir}`);
   const tree = checkoutBase(root, baseCommit, dir);
+  const removeTree = () => git(root, 'worktree', 'remove', '--force', tree);
+  // Ctrl-C skips `finally`: take the worktree away here too (the runs' files stay).
+  process.once('SIGINT', () => {
+    removeTree();
+    process.exit(130);
+  });
   const started = Date.now();
   const startStamp = new Date().toISOString();
   const sections: string[] = [];
@@ -151,7 +157,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    git(root, 'worktree', 'remove', '--force', tree);
+    removeTree();
   }
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
   const markdown =
