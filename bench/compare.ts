@@ -16,11 +16,15 @@
  * working tree's sequential(linear, add(Qd), tanh()) row with its ratio to the block of the same
  * run. The runs' JSON and logs stay in the temp dir it names.
  *
- * Defaults, for ≈ 15 minutes on the 2-core SwiftShader VM (one full quick run of the base took
- * 5.4 minutes there, 3.3 of them on d = 1024 at batch 64, and the working tree runs twice the rows):
- * 3 rounds of two suite runs per side, `--sizes 256,1024 --batches 1 --repeats 2` and
- * `--sizes 256 --batches 64 --repeats 2`. Any bench flag replaces both with one run of those flags:
- * `--sizes 256,1024 --batches 1,64` covers the whole quick set, ≈ 16 minutes a round there.
+ * Defaults, for ≈ 15 minutes on the 2-core SwiftShader VM: 3 rounds of two suite runs per side,
+ * `--sizes 256,1024 --batches 1 --repeats 2` and `--sizes 256 --batches 64 --repeats 2`, that is the
+ * quick sizes but d = 1024 at batch 64 (one full quick run of the base took 5.4 minutes there, 3.3
+ * of them on that size). Measured there on 2026-12-01 against 0edfd11: base runs 0.5–1.1 minutes,
+ * working-tree runs 1.5–5.3 (twice the rows, and that day's sequential was 6–10× slower than the
+ * block at batch 1), 24 minutes in all; with a sequential as fast as the block, ≈ 13. Any bench
+ * flag replaces both sets with one run of those flags: `--sizes 256,1024 --batches 1,64` covers the
+ * whole quick set, ≈ 16 minutes a round there. On a shared machine the load moves single runs by 2×
+ * and more (the table gives each ratio's range over the rounds): run it on a quiet one, or add rounds.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
@@ -113,10 +117,15 @@ function describeCommit(root: string, rev: string): string {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
-  const baseCommit = git(root, 'rev-parse', '--verify', `${options.base}^{commit}`);
+  let baseCommit: string;
+  try {
+    baseCommit = git(root, 'rev-parse', '--verify', '--quiet', `${options.base}^{commit}`);
+  } catch {
+    throw new Error(`BASE: ${options.base} is not a commit of this repository`);
+  }
   const cli = ['bench/run.ts', 'bench/settings.ts'].map((path) => git(root, 'show', `${baseCommit}:${path}`)).join('\n');
   for (const flags of options.flagSets) {
-    const unknown = unknownFlags(cli, flags);
+    const unknown = unknownFlags(cli, ['--quick', '--contenders', '--out', ...flags]);
     if (unknown.length > 0) throw new Error(`the bench CLI of ${options.base} does not read --${unknown.join(', --')}: it would ignore them`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'anchorax-compare-'));
