@@ -39,7 +39,7 @@ export default async () => {
   const info = engine.device.adapterInfo;
   const adapter = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' / ') || 'unknown adapter';
   const contenders = await startContenders(${JSON.stringify(settings.contenders)}, ${JSON.stringify(settings.tfjsMatmul ?? null)} ?? undefined);
-  const cases = standardCases(${JSON.stringify(settings.sizes)}, ${JSON.stringify(settings.batches)}, ${settings.depthScale});
+  const cases = standardCases(${JSON.stringify(settings.sizes)}, ${JSON.stringify(settings.batches)}, ${settings.depthScale}, ${JSON.stringify(settings.layers)});
   const rows = await runSuite(engine.device, cases, {
     repeats: ${settings.repeats}, forwardKernel: ${JSON.stringify(settings.forwardKernel)}, fused: ${settings.fused}, contenders,
   });

@@ -1,7 +1,8 @@
 /**
  * The chart of the suite's rows (a Vega-Lite spec, rendered by ./vega.ts): µs per f-evaluation
  * against problem size, log-log, one panel per solver and one line per contender (this engine,
- * the same engine reading back every iteration, TF.js WebGPU, the CPU loop).
+ * the same engine reading back every iteration, TF.js WebGPU, the CPU loop, and the sequential
+ * composition of the block where the run has one).
  */
 import type { BenchRow } from './suite';
 import { renderSvg, type PlotSpec } from './vega';
@@ -12,6 +13,7 @@ const SERIES: Record<string, { name: string; color: string }> = {
   'readback every iter': { name: 'this engine, reading back every iteration', color: '#ff7f0e' },
   tfjs: { name: 'TF.js WebGPU', color: '#2ca02c' },
   cpu: { name: 'CPU loop (TS)', color: '#d62728' },
+  sequential: { name: 'this engine, sequential(linear, add(Qd), tanh())', color: '#17becf' },
 };
 const SPARE_COLORS = ['#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
 
@@ -23,7 +25,7 @@ export function problemSize(r: Pick<BenchRow, 'd' | 'batch'>): number {
   return 2 * Math.max(r.batch, 1) * r.d * r.d;
 }
 
-/** The legend name of a line: `engine`, `readback every iter` or a contender's name. */
+/** The legend name of a line: `engine`, `readback every iter`, `sequential` or a contender's name. */
 export function seriesName(key: string): string {
   return SERIES[key]?.name ?? key;
 }
@@ -46,14 +48,19 @@ function pointsOf(rows: readonly BenchRow[], contenders: readonly string[]): Cha
     shape: `d=${r.d}, batch=${r.batch}`,
   });
   // Lines join their points in order of x (Vega-Lite's default, a stable sort), so equal sizes keep this order.
-  const points = rows.flatMap((r) => [
-    point(r, 'engine', r.usPerEval),
-    point(r, 'readback every iter', r.usPerEvalReadbackEvery),
-    ...contenders.flatMap((key) => {
-      const figures = r.contenders[key];
-      return figures ? [point(r, key, figures.usPerEval)] : [];
-    }),
-  ]);
+  // A sequential row is the block's problem composed from stages: one line of its own, resident only.
+  const pointsOfRow = (r: BenchRow): ChartPoint[] => {
+    if (r.layer === 'sequential') return [point(r, 'sequential', r.usPerEval)];
+    return [
+      point(r, 'engine', r.usPerEval),
+      point(r, 'readback every iter', r.usPerEvalReadbackEvery),
+      ...contenders.flatMap((key) => {
+        const figures = r.contenders[key];
+        return figures ? [point(r, key, figures.usPerEval)] : [];
+      }),
+    ];
+  };
+  const points = rows.flatMap(pointsOfRow);
   // A log scale has no place for 0 or a failed (NaN) measurement.
   return points.filter((p) => p.us > 0 && Number.isFinite(p.us)).sort((a, b) => a.size - b.size || a.us - b.us);
 }
@@ -68,7 +75,7 @@ function decades(values: readonly number[]): number[] {
 
 /** The Vega-Lite spec of the chart (exported for the tests). */
 export function chartSpec(rows: readonly BenchRow[], contenders: readonly string[], caption: string): PlotSpec {
-  const keys = ['engine', 'readback every iter', ...contenders];
+  const keys = ['engine', 'readback every iter', ...contenders, ...(rows.some((r) => r.layer === 'sequential') ? ['sequential'] : [])];
   const solvers = [...new Set(rows.map((r) => r.solver))];
   const points = pointsOf(rows, contenders);
   const xTicks = decades(points.map((p) => p.size));

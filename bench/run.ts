@@ -1,9 +1,11 @@
 /**
- * `npm run bench [-- --quick] [--sizes 256,1024] [--batches 1,64] [--repeats 5] [--forward auto|tiled|split-k|matmul] [--fused off] [--contenders tfjs,cpu|none] [--tfjs-matmul N] [--out DIR] [--no-write]`
+ * `npm run bench [-- --quick] [--sizes 256,1024] [--batches 1,64] [--repeats 5] [--forward auto|tiled|split-k|matmul] [--fused off] [--layers block,sequential] [--contenders tfjs,cpu|none] [--tfjs-matmul N] [--out DIR] [--no-write]`
  * Runs the suite on Dawn in Node with the contenders beside the engine (TF.js on its WebGPU
  * backend over Dawn, a plain CPU loop), prints a markdown table, writes JSON and an SVG chart to
  * bench/results/ (or DIR) and appends the table to bench/RESULTS.md (or DIR/RESULTS.md) with the
- * date, adapter and machine. `--quick` (for SwiftShader, a CPU) runs fewer iterations and repeats.
+ * date, adapter and machine. `--layers block,sequential` adds, after each tanh-block row, the same
+ * problem through `sequential(linear, add(Qd), tanh())`. `--quick` (for SwiftShader, a CPU) runs
+ * fewer iterations and repeats.
  */
 import { Engine } from '../src/node';
 import { adapterName, runMain } from './cli';
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
   console.log(`adapter: ${adapter}\nmachine: ${machineName()}\nforward kernel: ${settings.forwardKernel}, fused picard: ${settings.fused}`);
   for (const c of contenders) console.log(`contender ${c.name}: ${c.description}`);
   console.log(`timestamp queries: ${hasTimestamps(engine) ? 'yes' : 'n/a'}\n\n${tableHeader(names)}`);
-  const cases = standardCases(settings.sizes, settings.batches, settings.depthScale);
+  const cases = standardCases(settings.sizes, settings.batches, settings.depthScale, settings.layers);
   const rows = await runSuite(engine.device, cases, {
     repeats: settings.repeats,
     log: (line) => console.log(line),

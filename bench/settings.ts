@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { ForwardKernelChoice } from '../src';
 import { renderChart } from './chart';
 import { argument } from './cli';
-import type { BenchRow } from './suite';
+import { BENCH_LAYERS, type BenchLayer, type BenchRow } from './suite';
 import { formatTable } from './table';
 
 /** Contenders the suite knows how to start. */
@@ -23,6 +23,8 @@ export interface BenchSettings {
   depthScale: number;
   forwardKernel: ForwardKernelChoice;
   fused: boolean;
+  /** How f is built, each case once per layer (`--layers block,sequential`; default block). */
+  layers: BenchLayer[];
   /** Contenders to run beside the engine (`--contenders tfjs,cpu`, `none`). */
   contenders: ContenderName[];
   /** TF.js's WEBGPU_MATMUL_PROGRAM_TYPE (`--tfjs-matmul N`); unset keeps TF.js's choice. */
@@ -57,9 +59,18 @@ function contenderList(value: string | undefined): ContenderName[] {
   return names as ContenderName[];
 }
 
+function layerList(value: string | undefined): BenchLayer[] {
+  if (value === undefined) return ['block'];
+  const names = value.split(',');
+  for (const name of names) {
+    if (!(BENCH_LAYERS as readonly string[]).includes(name)) throw new Error(`--layers: unknown layer ${name} (${BENCH_LAYERS.join(', ')})`);
+  }
+  return BENCH_LAYERS.filter((layer) => names.includes(layer));
+}
+
 /**
  * `[--quick] [--sizes 256,1024] [--batches 1,64] [--repeats N] [--forward K] [--fused off]
- * [--contenders tfjs,cpu|none] [--tfjs-matmul N] [--out DIR] [--no-write]`
+ * [--layers block,sequential] [--contenders tfjs,cpu|none] [--tfjs-matmul N] [--out DIR] [--no-write]`
  */
 export function benchSettings(): BenchSettings {
   const quick = process.argv.includes('--quick');
@@ -71,6 +82,7 @@ export function benchSettings(): BenchSettings {
     depthScale: quick ? 0.25 : 1,
     forwardKernel: (argument('forward') ?? 'auto') as ForwardKernelChoice,
     fused: argument('fused') !== 'off',
+    layers: layerList(argument('layers')),
     contenders: contenderList(argument('contenders')),
     tfjsMatmul: tfjsMatmul === undefined ? undefined : Number(tfjsMatmul),
     outDir: argument('out'),
@@ -84,6 +96,11 @@ export function machineName(): string {
   return `${hostname()}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}`;
 }
 
+/** What a `· sequential` row is, for the results' header. */
+const SEQUENTIAL_NOTE =
+  'Rows marked "· sequential" solve the same problem (weight, bias, Qd, solver, depth) through ' +
+  '`sequential(linear(engine, { weight, bias }), add(Qd), tanh())` instead of `implicitBlock`; contenders run on the block rows only.';
+
 /** The markdown section of one run. */
 export function reportMarkdown(report: BenchReport, settings: BenchSettings, stamp: string, chartPath: string): string {
   const { repeats, forwardKernel, fused } = settings;
@@ -93,7 +110,9 @@ export function reportMarkdown(report: BenchReport, settings: BenchSettings, sta
     `\n## ${stamp.slice(0, 16).replace('T', ' ')} UTC — ${report.adapter} (${report.where})\n\n` +
     `Machine: ${machineName()}, load average ${settings.loadAtStart.toFixed(1)} at the start. Median of ${repeats} solves after a warm-up; eps = 0 (fixed work); ` +
     `forward kernel: ${forwardKernel}; fused picard: ${fused}. Contenders (same problem, same iterations): ${contenders}. ` +
-    `Ratios are the contender's µs/f-eval over the engine's. Timestamp queries: ${report.timestamps ? 'yes' : 'not offered by this device (n/a)'}.\n\n` +
+    `Ratios are the contender's µs/f-eval over the engine's. Timestamp queries: ${report.timestamps ? 'yes' : 'not offered by this device (n/a)'}.` +
+    (report.rows.some((r) => r.layer === 'sequential') ? ` ${SEQUENTIAL_NOTE}` : '') +
+    '\n\n' +
     `${formatTable(report.rows, names)}\n\n![µs per f-evaluation against problem size](${chartPath})\n`
   );
 }
@@ -107,10 +126,10 @@ export async function writeResults(report: BenchReport, settings: BenchSettings)
   const dir = settings.outDir ? `${settings.outDir}/` : `${benchDir}results/`;
   const resultsMd = settings.outDir ? `${settings.outDir}/RESULTS.md` : `${benchDir}RESULTS.md`;
   mkdirSync(dir, { recursive: true });
-  const { repeats, forwardKernel, fused } = settings;
+  const { repeats, forwardKernel, fused, layers } = settings;
   writeFileSync(
     `${dir}solvers-${file}.json`,
-    JSON.stringify({ stamp, where: report.where, adapter: report.adapter, machine: machineName(), loadAtStart: settings.loadAtStart, repeats, forwardKernel, fused, contenders: report.contenders, timestamps: report.timestamps, rows: report.rows }, null, 2),
+    JSON.stringify({ stamp, where: report.where, adapter: report.adapter, machine: machineName(), loadAtStart: settings.loadAtStart, repeats, forwardKernel, fused, layers, contenders: report.contenders, timestamps: report.timestamps, rows: report.rows }, null, 2),
   );
   const chart = await renderChart(report.rows, Object.keys(report.contenders), `${report.adapter} (${report.where}), ${stamp.slice(0, 16).replace('T', ' ')} UTC`);
   writeFileSync(`${dir}chart-${file}.svg`, chart);

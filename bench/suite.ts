@@ -5,14 +5,25 @@
  * same problem: the same engine reading the GPU state back after every iteration, and the
  * contenders given to it (TF.js WebGPU, a plain CPU loop) running the same iterations.
  */
-import { Engine, anderson, broyden, picard, type ForwardKernelChoice, type SolverOptions, type SolveResult, type TanhBlock, type Tensor, implicitBlock } from '../src';
+import { Engine, Qd as injectedQd, add, anderson, broyden, implicitBlock, linear, picard, sequential, tanh, type ForwardKernelChoice, type ImplicitLayer, type SolverOptions, type SolveResult, type Tensor } from '../src';
 import { medianTiming, type BenchSolver, type Contender, type ContenderCase } from './contenders/contender';
 import { benchProblem, bytesPerEval, flopsPerEval, type BenchProblem } from './problem';
 import { formatRow } from './table';
 import { forwardKernelMicros } from './timestamps';
 
+/**
+ * How the benchmark's f is built: `block` is `implicitBlock` (the hand-made tanh block), `sequential`
+ * the same function composed by the user, `sequential(linear(engine, { weight, bias }), add(Qd), tanh())`.
+ */
+export type BenchLayer = 'block' | 'sequential';
+
+/** Every layer the suite can build, in the order its cases list them. */
+export const BENCH_LAYERS: readonly BenchLayer[] = ['block', 'sequential'];
+
 export interface BenchCase {
   solver: BenchSolver;
+  /** Which construction of the same f this case times. */
+  layer: BenchLayer;
   d: number;
   /** 0 = unbatched state [d]. */
   batch: number;
@@ -64,7 +75,7 @@ export interface SuiteOptions {
   log?: (line: string) => void;
   forwardKernel?: ForwardKernelChoice;
   fused?: boolean;
-  /** Run beside the engine on every row they support (TF.js, CPU). */
+  /** Run beside the engine on every block row of a solver they support (TF.js, CPU). */
   contenders?: readonly Contender[];
 }
 
@@ -73,9 +84,17 @@ const SOLVERS = { picard, anderson, broyden };
 /** The engine's Anderson defaults, which the contenders copy. */
 const ANDERSON_DEFAULTS = { windowSize: 2, reg: 1e-8, mixing: 1 };
 
-function upload(engine: Engine, problem: BenchProblem, batch: number, forwardKernel: ForwardKernelChoice): { f: TanhBlock; Qd: Tensor } {
-  const f = implicitBlock(engine, { weight: problem.w, bias: problem.b, forwardKernel });
-  const shape = batch === 0 ? [problem.d] : [batch, problem.d];
+/** A layer the suite times, and frees (with the parameters it uploaded) when the case is done. */
+export type BenchF = ImplicitLayer & { dispose(): void };
+
+/** The case's f (block or sequential, from the same arrays) and its Qd, uploaded to `engine`. */
+export function uploadCase(engine: Engine, problem: BenchProblem, c: BenchCase, forwardKernel: ForwardKernelChoice): { f: BenchF; Qd: Tensor } {
+  const params = { weight: problem.w, bias: problem.b };
+  const f: BenchF =
+    c.layer === 'block'
+      ? implicitBlock(engine, { ...params, forwardKernel })
+      : sequential(linear(engine, params), add(injectedQd), tanh());
+  const shape = c.batch === 0 ? [problem.d] : [c.batch, problem.d];
   return { f, Qd: engine.tensor(problem.Qd, shape) };
 }
 
@@ -107,7 +126,7 @@ export async function runSuite(device: GPUDevice, cases: BenchCase[], options: S
   for (const c of cases) {
     const problem = benchProblem(c.d, c.batch);
     const engine = Engine.fromDevice(device);
-    const { f, Qd } = upload(engine, problem, c.batch, forwardKernel);
+    const { f, Qd } = uploadCase(engine, problem, c, forwardKernel);
     const base: SolverOptions = { eps: 0, maxDepth: c.maxDepth, fused };
     const solve = SOLVERS[c.solver];
     const resident = await timeSolves(() => solve(f, Qd, base), repeats);
@@ -115,8 +134,7 @@ export async function runSuite(device: GPUDevice, cases: BenchCase[], options: S
     const peakBytes = engine.memory.peakBytes;
     const naive = await timeSolves(() => solve(f, Qd, { ...base, checkEvery: 1, overlap: false }), repeats);
     const forwardKernelUs = await forwardKernelMicros(engine, f, Qd);
-    f.params.weight.dispose();
-    f.params.bias.dispose();
+    f.dispose();
     Qd.dispose();
     engine.destroy();
 
@@ -125,7 +143,8 @@ export async function runSuite(device: GPUDevice, cases: BenchCase[], options: S
     const contenderCase: ContenderCase = { solver: c.solver, maxDepth: c.maxDepth, ...ANDERSON_DEFAULTS };
     const figures: Record<string, ContenderFigures | null> = {};
     for (const contender of contenders) {
-      const timing = contender.supports(c.solver) ? await contender.time(problem, contenderCase, repeats) : null;
+      // The contenders solve the block's f; a sequential row is the same problem, so they run once per problem.
+      const timing = c.layer === 'block' && contender.supports(c.solver) ? await contender.time(problem, contenderCase, repeats) : null;
       figures[contender.name] = timing && {
         usPerEval: (timing.ms * 1000) / timing.tnstep,
         tnstep: timing.tnstep,
@@ -151,15 +170,19 @@ export async function runSuite(device: GPUDevice, cases: BenchCase[], options: S
   return rows;
 }
 
-/** The standard cases: each solver at each size and batch. */
-export function standardCases(sizes: number[], batches: number[], depthScale = 1): BenchCase[] {
+/**
+ * The standard cases: each solver at each size and batch, once per layer in `layers` (each
+ * sequential case right after the block case of the same problem).
+ */
+export function standardCases(sizes: number[], batches: number[], depthScale = 1, layers: readonly BenchLayer[] = ['block']): BenchCase[] {
   const cases: BenchCase[] = [];
   const depth = (n: number) => Math.max(4, Math.round(n * depthScale));
+  const solvers: [BenchSolver, number][] = [['picard', depth(64)], ['anderson', depth(64)], ['broyden', depth(32)]];
   for (const d of sizes) {
     for (const batch of batches) {
-      cases.push({ solver: 'picard', d, batch, maxDepth: depth(64) });
-      cases.push({ solver: 'anderson', d, batch, maxDepth: depth(64) });
-      cases.push({ solver: 'broyden', d, batch, maxDepth: depth(32) });
+      for (const [solver, maxDepth] of solvers) {
+        for (const layer of layers) cases.push({ solver, layer, d, batch, maxDepth });
+      }
     }
   }
   return cases;

@@ -37,7 +37,7 @@ export function formatRow(r: BenchRow, names: readonly string[]): string {
   });
   const t = r.throughput;
   const cells = [
-    r.solver, r.d, r.batch, r.tnstep, fixed(r.msPerSolve, 2), micros(r.usPerEval),
+    r.layer === 'sequential' ? `${r.solver} · sequential` : r.solver, r.d, r.batch, r.tnstep, fixed(r.msPerSolve, 2), micros(r.usPerEval),
     micros(r.usPerEvalReadbackEvery), ratio(r.speedup),
     ...contenderCells,
     fixed(r.readbacks, 0), fixed(r.peakBytes / 2 ** 20, 2),

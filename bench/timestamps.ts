@@ -1,10 +1,10 @@
 /**
- * GPU time of the block's forward kernel(s) from timestamp queries, where the device has the
- * 'timestamp-query' feature (Engine.create() requests it whenever the adapter offers it).
+ * GPU time of a layer's forward kernel(s) (the block's, or a sequential's stages) from timestamp
+ * queries, where the device has the 'timestamp-query' feature (Engine.create() requests it whenever the adapter offers it).
  * Only the kernels are timed — no submit, readback or CPU encoding — so this is the figure the
  * GEMV bandwidth and matmul throughput of the forward pass are judged by.
  */
-import type { Engine, TanhBlock, Tensor } from '../src';
+import type { Engine, ImplicitLayer, Tensor } from '../src';
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this file needs no WebGPU globals in Node.
 const QUERY_RESOLVE = 0x0200;
@@ -19,11 +19,11 @@ export function hasTimestamps(engine: Engine): boolean {
 }
 
 /**
- * Median GPU µs of one forward evaluation f(u) = tanh(u @ w + Qd + b) over `Qd`'s rows, from
+ * Median GPU µs of one forward evaluation of `f` (all its kernels) over `Qd`'s rows, from
  * `evaluations` evaluations in one timestamped compute pass (after one untimed pass), or null
  * without timestamp queries. Fresh buffers, freed before returning.
  */
-export async function forwardKernelMicros(engine: Engine, f: TanhBlock, Qd: Tensor, evaluations = 16, repeats = 3): Promise<number | null> {
+export async function forwardKernelMicros(engine: Engine, f: ImplicitLayer, Qd: Tensor, evaluations = 16, repeats = 3): Promise<number | null> {
   if (!hasTimestamps(engine)) return null;
   const { device } = engine;
   const rows = Qd.shape.length === 2 ? Qd.shape[0] : 1;

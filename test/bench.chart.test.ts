@@ -7,10 +7,10 @@ import type { BenchRow } from '../bench/suite';
 import { formatRow, tableHeader } from '../bench/table';
 import { findAll, hasClass, parseXml, textsOf, type XmlElement } from './helpers/svg';
 
-function row(solver: BenchRow['solver'], d: number, batch: number, withContenders: boolean): BenchRow {
+function row(solver: BenchRow['solver'], d: number, batch: number, withContenders: boolean, layer: BenchRow['layer'] = 'block'): BenchRow {
   const us = d * (batch + 1);
   return {
-    solver, d, batch, maxDepth: 16, msPerSolve: us * 0.017, usPerEval: us, usPerEvalReadbackEvery: 3 * us, speedup: 3,
+    solver, layer, d, batch, maxDepth: 16, msPerSolve: us * 0.017, usPerEval: us, usPerEvalReadbackEvery: 3 * us, speedup: 3,
     tnstep: 17, readbacks: 1, peakBytes: 4096, forwardKernelUs: null,
     throughput: { unit: batch > 1 ? 'GFLOP/s' : 'GB/s', perEval: 1.5, kernel: null },
     contenders: withContenders
@@ -87,6 +87,25 @@ describe('bench chart and table', () => {
     for (const bad of ['<svg><g></svg>', '<svg><text>a & b</text></svg>', '<svg a=1></svg>', '<svg></svg><svg></svg>', '<svg>', '<svg a="1" a="2"></svg>']) {
       expect(() => parseXml(bad), bad).toThrow(/^xml: /);
     }
+  });
+
+  it('draws sequential rows as one line of their own (resident only) and labels them in the table', async () => {
+    const sequentialRows = [row('picard', 64, 1, false, 'sequential'), row('picard', 256, 1, false, 'sequential')].map((r) => ({ ...r, usPerEval: 7 * r.usPerEval }));
+    const root = parseXml(await renderChart([rows[0], sequentialRows[0], rows[1], sequentialRows[1]], ['tfjs', 'cpu'], 'with sequential'));
+    const sequentialName = seriesName('sequential');
+    expect(sequentialName).toBe('this engine, sequential(linear, add(Qd), tanh())');
+    expect(textsOf(root, 'role-legend-label')).toEqual([...['engine', 'readback every iter', 'tfjs', 'cpu'].map(seriesName), sequentialName]);
+    const labels = findAll(root, (e) => hasClass(e, 'mark-symbol', 'role-mark'))
+      .flatMap((g) => findAll(g, (e) => e.name === 'path'))
+      .map((p) => p.attributes['aria-label']);
+    // Two block rows × four series, and the two sequential rows on their own line at 7× the block's µs.
+    expect(labels).toHaveLength(2 * 4 + 2);
+    expect(labels.filter((l) => l.includes(`series: ${sequentialName};`))).toEqual([
+      expect.stringMatching(/shape: d=64, batch=1; µs: 896/), expect.stringMatching(/shape: d=256, batch=1; µs: 3,?584/),
+    ]);
+    const line = formatRow(sequentialRows[0], ['tfjs', 'cpu']);
+    expect(line.startsWith('| picard · sequential | 64 | 1 |')).toBe(true);
+    expect(formatRow(rows[0], ['tfjs', 'cpu']).startsWith('| picard | 64 | 1 |')).toBe(true);
   });
 
   it('formats a table row with one cell per header column and "—" where a contender did not run', () => {
