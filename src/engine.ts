@@ -109,11 +109,24 @@ export interface EngineOptions {
 /** Options of {@link Engine.fromDevice}. */
 export type FromDeviceOptions = Pick<EngineOptions, 'leakWarnings'>;
 
+/**
+ * What the engine has sent to the GPU so far (see {@link Engine.counters}): exact counts, for
+ * tests and benchmarks that hold the library to its dispatch, submit and readback budgets.
+ */
+export interface EngineCounters {
+  /** Compute dispatches the library's kernels encoded (layers, stages, solvers, optimizers, losses). */
+  readonly dispatches: number;
+  /** Command buffers submitted to the device's queue. */
+  readonly submits: number;
+  /** GPU→CPU readbacks (`mapAsync` of a staging buffer). */
+  readonly readbacks: number;
+}
+
 export class Engine {
   /** The WebGPU device every tensor and kernel of this engine lives on. */
   readonly device: GPUDevice;
-  /** Number of GPU→CPU readbacks (`mapAsync` calls) made so far: a diagnostic for residency. */
-  readbackCount = 0;
+  /** @internal The live counts behind {@link counters} (kernels add their dispatches). */
+  readonly tally = { dispatches: 0, submits: 0, readbacks: 0 };
   private readonly pool: BufferPool;
   /** Compiled kernels by key, least recently used first. */
   private readonly kernels = new Map<string, Promise<Kernel>>();
@@ -229,6 +242,30 @@ export class Engine {
     this.lifetimes.disposed(tensor);
   }
 
+  /**
+   * Number of GPU→CPU readbacks (`mapAsync` calls) made so far: a diagnostic for residency
+   * (`counters.readbacks`).
+   */
+  get readbackCount(): number {
+    return this.tally.readbacks;
+  }
+
+  /**
+   * Dispatches, submits and readbacks since the engine was created, as a snapshot: take one
+   * before and after some work and subtract. Dispatches count those of the library's kernels
+   * (every layer, stage, solver, optimizer and loss, and `defineLayer`'s); work you encode with
+   * your own pipelines is not seen.
+   */
+  get counters(): EngineCounters {
+    return { ...this.tally };
+  }
+
+  /** @internal Submits command buffers to the queue, counted (the one place the engine submits). */
+  queueSubmit(buffers: GPUCommandBuffer[]): void {
+    this.tally.submits++;
+    this.device.queue.submit(buffers);
+  }
+
   /** GPU memory the engine holds now (and the peak so far), and the size of its caches. */
   get memory(): EngineMemory {
     let bindGroups = 0;
@@ -285,7 +322,7 @@ export class Engine {
     // Not checked (a sync call): an engine-owned buffer cleared in full cannot fail validation.
     const encoder = this.device.createCommandEncoder({ label: 'anchorax engine.zeros' });
     encoder.clearBuffer(buffer);
-    this.device.queue.submit([encoder.finish()]);
+    this.queueSubmit([encoder.finish()]);
     return new Tensor(this, buffer, shape, true);
   }
 
@@ -436,7 +473,7 @@ export class Engine {
       this.kernels.set(key, kernel);
       return kernel;
     }
-    const compiling = Kernel.compile(this.device, key, source, entryPoint, options);
+    const compiling = Kernel.compile(this.device, key, source, entryPoint, { ...options, tally: this.tally });
     kernel = compiling;
     this.kernels.set(key, compiling);
     compiling.then(
@@ -563,7 +600,7 @@ export class Engine {
       this.pool.release(staging);
       throw err;
     }
-    this.readbackCount++;
+    this.tally.readbacks++;
     const [mapped, valid] = await Promise.allSettled([staging.mapAsync(MapMode.READ, 0, size), checked]);
     if (mapped.status === 'rejected') {
       await this.assertAliveAfterFailure(what);
@@ -595,7 +632,7 @@ export class Engine {
     try {
       const encoder = device.createCommandEncoder({ label: `anchorax ${what}` });
       encode(encoder);
-      device.queue.submit([encoder.finish()]);
+      this.queueSubmit([encoder.finish()]);
     } catch (err) {
       // Whatever the scopes caught follows from the throw, which is the error to report.
       device.popErrorScope().catch(ignore);
@@ -675,7 +712,7 @@ export class Engine {
     const pass = encoder.beginComputePass();
     pass.setBindGroup(0, group);
     pass.end();
-    device.queue.submit([encoder.finish()]);
+    this.queueSubmit([encoder.finish()]);
     const destroyed = device.popErrorScope();
     const check = Promise.all([foreign, destroyed]).then(
       ([other, gone]) => {

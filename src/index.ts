@@ -7,7 +7,7 @@
  * const { uStar, tnstep, stats } = await broyden(f, engine.tensor(qd, [batch, d]));
  * ```
  */
-export { Engine, type EngineOptions, type FromDeviceOptions, type EngineMemory } from './engine';
+export { Engine, type EngineOptions, type FromDeviceOptions, type EngineMemory, type EngineCounters } from './engine';
 export { Tensor } from './tensor';
 export { implicitBlock, TanhBlock, type TanhBlockParams, type ForwardKernelChoice } from './layers/tanh-block';
 export type { DropoutOptions, DropoutNoise } from './layers/dropout';

@@ -81,6 +81,8 @@ export interface CompileOptions {
   layoutSource?: string;
   /** Values of the shader's `override` constants, by name. */
   constants?: Readonly<Record<string, number>>;
+  /** @internal Where the kernel counts its dispatches (the engine's counters). */
+  tally?: { dispatches: number };
 }
 
 interface BindingSlot {
@@ -157,6 +159,7 @@ export class Kernel {
     layout: GPUBindGroupLayout,
     slots: BindingSlot[],
     workgroupSize: [number, number, number],
+    private readonly tally: { dispatches: number },
     params?: UniformLayout,
   ) {
     this.label = label;
@@ -181,7 +184,7 @@ export class Kernel {
     const module = await compileModule(device, label, source, locate);
     const reflection = builtReflection(source, entryPoint) ?? (await reflectAtRuntime(label, options.layoutSource ?? source, entryPoint));
     if (!reflection) throw new ShaderCompileError(label, `no @compute entry point named "${entryPoint}"`);
-    return Kernel.fromReflection(device, label, module, entryPoint, reflection, options.constants);
+    return Kernel.fromReflection(device, label, module, entryPoint, reflection, options.constants, options.tally);
   }
 
   /** A kernel of a compiled `module` with the given reflection of its entry point `entryPoint`. */
@@ -192,6 +195,7 @@ export class Kernel {
     entryPoint: string,
     reflection: KernelReflection,
     constants?: Readonly<Record<string, number>>,
+    tally: { dispatches: number } = { dispatches: 0 },
   ): Promise<Kernel> {
     const slots: BindingSlot[] = [];
     let params: UniformLayout | undefined;
@@ -228,7 +232,7 @@ export class Kernel {
     });
     const invalid = await device.popErrorScope();
     if (invalid) throw new ShaderCompileError(label, `pipeline rejected by the device: ${invalid.message}`);
-    return new Kernel(device, label, pipeline, layout, slots, [...reflection.workgroupSize], params);
+    return new Kernel(device, label, pipeline, layout, slots, [...reflection.workgroupSize], tally, params);
   }
 
   /** Names of the bindings the shader uses, in binding order. */
@@ -286,5 +290,6 @@ export class Kernel {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(x, y, z);
+    this.tally.dispatches++;
   }
 }

@@ -132,7 +132,7 @@ export class GradientAccumulator {
     // Not checked (a sync call): clearing the accumulator's own buffers cannot fail validation.
     const encoder = this.engine.device.createCommandEncoder({ label: 'anchorax accumulator zero' });
     this.encodeZero(encoder);
-    this.engine.device.queue.submit([encoder.finish()]);
+    this.engine.queueSubmit([encoder.finish()]);
   }
 
   /** Encodes the reset of {@link zero} into the caller's encoder (outside any pass). */

@@ -1,0 +1,77 @@
+// engine.counters: exact dispatch, submit and readback counts of the library's work.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Qd, add, implicitBlock, linear, picard, sequential, tanh, type Engine, type EngineCounters } from '../src';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+/** What `work` added to the counters. */
+async function counted(work: () => Promise<unknown>): Promise<EngineCounters> {
+  const before = engine.counters;
+  await work();
+  const after = engine.counters;
+  return { dispatches: after.dispatches - before.dispatches, submits: after.submits - before.submits, readbacks: after.readbacks - before.readbacks };
+}
+
+const d = 8;
+const random = rng(3);
+const weight = Float32Array.from(randomArray(random, d * d, 0.3));
+const bias = Float32Array.from(randomArray(random, d, 0.1));
+
+describe('engine.counters', () => {
+  it('is a snapshot: later work does not change one taken before', async () => {
+    const snapshot = engine.counters;
+    const copy = { ...snapshot };
+    await engine.tensor([1, 2, 3], [3]).read();
+    expect(snapshot).toEqual(copy);
+    expect(engine.counters.readbacks).toBe(copy.readbacks + 1);
+    expect(engine.readbackCount).toBe(engine.counters.readbacks);
+  });
+
+  it('a tensor read is one submit and one readback, no dispatch', async () => {
+    const t = engine.tensor([1, 2, 3, 4], [4]);
+    expect(await counted(() => t.read())).toEqual({ dispatches: 0, submits: 1, readbacks: 1 });
+    t.dispose();
+  });
+
+  it('a fused sequential(linear, add(Qd), tanh()) evaluates f in one dispatch; linear.forward too', async () => {
+    const f = sequential(linear(engine, { weight, bias }), add(Qd), tanh());
+    await f.prepare(2);
+    const u = engine.tensor(Float32Array.from(randomArray(random, 2 * d, 1)), [2, d]);
+    const q = engine.tensor(Float32Array.from(randomArray(random, 2 * d, 1)), [2, d]);
+    const out = engine.zeros([2, d]);
+    const evaluation = await counted(() =>
+      engine.submit('test', (encoder) => {
+        const pass = encoder.beginComputePass();
+        f.encodeForward(pass, { input: u.buffer, output: out.buffer, Qd: q.buffer, gate: engine.openGate() }, 2);
+        pass.end();
+      }),
+    );
+    expect(evaluation).toEqual({ dispatches: 1, submits: 1, readbacks: 0 });
+    const layer = linear(engine, { weight, bias });
+    const y = await layer.forward(u);
+    const again = await counted(async () => (await layer.forward(u)).dispose());
+    expect(again).toEqual({ dispatches: 1, submits: 1, readbacks: 0 });
+    for (const t of [u, q, out, y]) t.dispose();
+    f.dispose();
+    layer.dispose();
+  });
+
+  it('Picard on the tanh block: 4 dispatches per step (f, residual, finish, commit); fused: 1 per checkEvery steps', async () => {
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
+    const solve = (maxDepth: number, fused: boolean) => counted(async () => (await picard(f, q, { eps: 0, maxDepth, checkEvery: 8, fused })).dispose());
+    // eps = 0: every step runs, so the difference of two depths is their steps' dispatches.
+    await solve(8, false);
+    const [short, long] = [await solve(16, false), await solve(32, false)];
+    expect((long.dispatches - short.dispatches) / 16).toBe(4);
+    const [fusedShort, fusedLong] = [await solve(16, true), await solve(32, true)];
+    expect((fusedLong.dispatches - fusedShort.dispatches) / 16).toBe(1 / 8);
+    q.dispose();
+    f.dispose();
+  });
+});
