@@ -1,6 +1,6 @@
 // engine.counters: exact dispatch, submit and readback counts of the library's work.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Qd, add, implicitBlock, linear, picard, sequential, tanh, type Engine, type EngineCounters } from '../src';
+import { OptionError, Qd, add, anderson, broyden, implicitBlock, linear, picard, sequential, tanh, type Engine, type EngineCounters } from '../src';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 let engine: Engine;
@@ -75,3 +75,60 @@ describe('engine.counters', () => {
     f.dispose();
   });
 });
+
+describe("adaptive chunks (checkEvery: 'auto', the default)", () => {
+  it('a 100-iteration solve reads back 4 times (13 with checkEvery: 8), with the same result', async () => {
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(Float32Array.from(randomArray(random, 2 * d, 1)), [2, d]);
+    for (const solver of [picard, anderson, broyden]) {
+      const results: { u: Float32Array; tnstep: number; readbacks: number }[] = [];
+      for (const checkEvery of ['auto', 8] as const) {
+        const before = engine.counters.readbacks;
+        const r = await solver(f, q, { eps: 0, maxDepth: 100, checkEvery, fused: false, lbfgsThres: 8 });
+        results.push({ u: await r.uStar.read(), tnstep: r.tnstep, readbacks: engine.counters.readbacks - before - 1 });
+        r.dispose();
+      }
+      expect(results[0].readbacks, solver.name).toBe(4);
+      expect(results[1].readbacks, solver.name).toBe(13);
+      expect(results[0].tnstep).toBe(results[1].tnstep);
+      expect(Array.from(results[0].u)).toEqual(Array.from(results[1].u));
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it("checkEvery takes 'auto' or an integer; another string is an OptionError naming it", async () => {
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
+    const err = await picard(f, q, { checkEvery: 'fast' as 'auto' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OptionError);
+    expect((err as OptionError).argument).toBe('options.checkEvery');
+    expect((err as OptionError).message).toMatch(/or 'auto'/);
+    q.dispose();
+    f.dispose();
+  });
+
+  it('a solve that converges early stops at the same step and point as with fixed chunks, without running far past it', async () => {
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
+    const auto = await counted(async () => {
+      const r = await picard(f, q, { eps: 1e-6, maxDepth: 500, fused: false });
+      results.push({ u: await r.uStar.read(), tnstep: r.tnstep });
+      r.dispose();
+    });
+    const fixed = await counted(async () => {
+      const r = await picard(f, q, { eps: 1e-6, maxDepth: 500, checkEvery: 8, fused: false });
+      results.push({ u: await r.uStar.read(), tnstep: r.tnstep });
+      r.dispose();
+    });
+    expect(results[0].tnstep).toBe(results[1].tnstep);
+    expect(results[0].tnstep).toBeLessThan(200);
+    expect(Array.from(results[0].u)).toEqual(Array.from(results[1].u));
+    // Encoded iterations (4 dispatches each): at most twice the steps taken, plus the first chunks.
+    expect(auto.dispatches / 4).toBeLessThanOrEqual(2 * results[0].tnstep + 16);
+    expect(auto.readbacks).toBeLessThanOrEqual(fixed.readbacks);
+    q.dispose();
+    f.dispose();
+  });
+});
+const results: { u: Float32Array; tnstep: number }[] = [];

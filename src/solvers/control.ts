@@ -47,6 +47,8 @@ export interface ControlSnapshot {
   /** Trace entries recorded so far. */
   ntrace: number;
   trace?: { abs: number[]; rel: number[] };
+  /** The first measurement (the starting point's residual), when the bytes read include it. */
+  initial?: { abs: number; rel: number };
 }
 
 function field(view: DataView, name: string): number {
@@ -81,7 +83,7 @@ export function initialControl(noise: NoiseSettings): ArrayBuffer {
 
 /** Decodes a copy of the control buffer. */
 /** `withTrace`: decode the trace entries that `bytes` holds (the trace is then present, perhaps empty). */
-export function decodeControl(bytes: ArrayBuffer, withTrace = bytes.byteLength > CONTROL_HEADER_BYTES): ControlSnapshot {
+export function decodeControl(bytes: ArrayBuffer, withTrace = false): ControlSnapshot {
   const view = new DataView(bytes);
   const snapshot: ControlSnapshot = {
     done: field(view, 'done') !== 0,
@@ -94,6 +96,9 @@ export function decodeControl(bytes: ArrayBuffer, withTrace = bytes.byteLength >
     bestRel: field(view, 'best_rel'),
     ntrace: field(view, 'ntrace'),
   };
+  if (snapshot.ntrace > 0 && bytes.byteLength >= CONTROL_HEADER_BYTES + TRACE_ENTRY_BYTES) {
+    snapshot.initial = { abs: view.getFloat32(CONTROL_HEADER_BYTES, true), rel: view.getFloat32(CONTROL_HEADER_BYTES + 4, true) };
+  }
   if (withTrace) {
     const count = Math.min(snapshot.ntrace, Math.floor((bytes.byteLength - CONTROL_HEADER_BYTES) / TRACE_ENTRY_BYTES));
     const abs: number[] = [];

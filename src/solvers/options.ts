@@ -46,8 +46,14 @@ export interface SolverOptions {
   key?: number;
   /** Record the (abs, rel) residual of every iteration in `stats.trace`. Default false. */
   trace?: boolean;
-  /** Iterations encoded between two looks at the GPU's convergence flag, an integer in [1, 2²⁰]. Default 8. */
-  checkEvery?: number;
+  /**
+   * Iterations encoded between two looks at the GPU's convergence flag, an integer in [1, 2²⁰], or
+   * `'auto'` (the default): chunks of 8, then longer ones — doubling up to 256 while the residual
+   * is far from eps, cut to the iterations its observed rate of decrease still needs — so a long
+   * solve reads back a few times (4 for 100 iterations) and a short one wastes few iterations.
+   * The GPU skips iterations encoded past convergence either way.
+   */
+  checkEvery?: number | 'auto';
   /**
    * Submit the next chunk of iterations before reading the convergence flag of the previous one,
    * hiding the readback latency (the chunk is skipped on the GPU if the solve has converged).
@@ -88,7 +94,10 @@ export interface ResolvedOptions {
   inference: boolean;
   key: number;
   trace: boolean;
+  /** The first chunk's iterations (and the fused Picard kernel's iterations per dispatch). */
   checkEvery: number;
+  /** Whether chunks after the first adapt (checkEvery: 'auto'). */
+  adaptiveChunks: boolean;
   overlap: boolean;
   fused: boolean;
   /** Infinity without a limit. */
@@ -96,6 +105,18 @@ export interface ResolvedOptions {
 }
 
 export type SolverName = 'picard' | 'anderson' | 'broyden';
+
+/** options.checkEvery: an iteration count, or 'auto' (the first chunk's length is then AUTO_FIRST_CHUNK). */
+function readCheckEvery(value: unknown): number {
+  if (value === 'auto') return AUTO_FIRST_CHUNK;
+  if (typeof value === 'string') throw new OptionError('options.checkEvery', `must be an integer in [1, ${MAX_DEPTH}] or 'auto', got '${value}'`);
+  return readInteger(value, 'options.checkEvery', AUTO_FIRST_CHUNK, 1, MAX_DEPTH);
+}
+
+/** The first chunk of an adaptive schedule (checkEvery: 'auto'). */
+export const AUTO_FIRST_CHUNK = 8;
+/** The longest chunk of an adaptive schedule. */
+export const AUTO_LONGEST_CHUNK = 256;
 
 export const MAX_WINDOW = 32;
 
@@ -150,7 +171,8 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     inference: readBoolean(o.inference, 'options.inference', false),
     key: readInteger(o.key, 'options.key', 0, 0, 0xffffffff),
     trace: readBoolean(o.trace, 'options.trace', false),
-    checkEvery: readInteger(o.checkEvery, 'options.checkEvery', 8, 1, MAX_DEPTH),
+    checkEvery: readCheckEvery(o.checkEvery),
+    adaptiveChunks: o.checkEvery === undefined || o.checkEvery === 'auto',
     overlap: readBoolean(o.overlap, 'options.overlap', true),
     fused: readBoolean(o.fused, 'options.fused', true),
     // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.

@@ -76,6 +76,7 @@ async function picardFused(run: SolveRun, block: FusedPicardPath): Promise<Solve
     1,
     dispatches,
     1,
+    iterations,
   );
   return run.result(snapshot);
 }

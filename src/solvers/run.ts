@@ -11,7 +11,7 @@ import { SHADERS, wgslConstant, type ShaderName } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
-import { resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
+import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
 import type { BroydenFactors, SolveResult, SolveStats } from '../results';
 
@@ -66,6 +66,61 @@ function traceEntries(opts: ResolvedOptions): number {
 
 function controlBytes(opts: ResolvedOptions): number {
   return CONTROL_HEADER_BYTES + traceEntries(opts) * TRACE_ENTRY_BYTES;
+}
+
+/**
+ * How many iterate calls each chunk of a solve encodes. A fixed `checkEvery` gives that many
+ * every chunk. `'auto'` starts with `first` calls and doubles each chunk up to the longest
+ * (AUTO_LONGEST_CHUNK iterations) while the residual is far from eps; from the first readback on,
+ * the residual's rate of decrease (since the starting residual, then since the last readback) cuts
+ * a chunk to the calls that rate says are still needed (never below `first`). So a 100-iteration solve reads back 4 times, and one that converges early skips
+ * few encoded iterations. `callIterations`: iterations per call (the fused Picard kernel runs
+ * several per dispatch).
+ */
+class ChunkSchedule {
+  private chunks = 0;
+  private readonly longest: number;
+  private last?: { residual: number; iterations: number };
+  /** Calls still needed past those encoded, by the measured rate (Infinity: unknown). */
+  private needed = Infinity;
+
+  constructor(
+    private readonly opts: ResolvedOptions,
+    private readonly first: number,
+    private readonly callIterations: number,
+  ) {
+    this.longest = Math.max(first, Math.floor(AUTO_LONGEST_CHUNK / callIterations));
+  }
+
+  /** The calls of the next chunk (the caller bounds them by the solve's end). */
+  next(): number {
+    if (!this.opts.adaptiveChunks) return this.first;
+    const grown = Math.min(this.first * 2 ** Math.min(this.chunks, 30), this.longest);
+    this.chunks++;
+    const calls = Math.max(this.first, Math.min(grown, this.needed));
+    if (Number.isFinite(this.needed)) this.needed = Math.max(0, this.needed - calls);
+    return calls;
+  }
+
+  /** Takes a readback that arrived when `encoded` calls were encoded. */
+  observe(snapshot: ControlSnapshot, encoded: number): void {
+    if (!this.opts.adaptiveChunks) return;
+    const measure = (abs: number, rel: number): number => (this.opts.stopMode === 'rel' ? rel : abs);
+    const residual = measure(snapshot.bestAbs, snapshot.bestRel);
+    const iterations = snapshot.nstep;
+    const last = this.last ?? (snapshot.initial ? { residual: measure(snapshot.initial.abs, snapshot.initial.rel), iterations: 0 } : undefined);
+    this.last = { residual, iterations };
+    if (!last || !(this.opts.eps > 0) || !(residual > 0) || !Number.isFinite(residual) || iterations <= last.iterations) return;
+    const rate = Math.log(residual / last.residual) / (iterations - last.iterations);
+    if (!(rate < 0)) {
+      this.needed = Infinity;
+      return;
+    }
+    // Iterations to reach eps at this rate, less those encoded past the readback already.
+    const toGo = Math.log(this.opts.eps / residual) / rate;
+    const ahead = encoded * this.callIterations - iterations;
+    this.needed = Math.max(0, Math.ceil((toGo - ahead) / this.callIterations));
+  }
 }
 
 /** @internal One solve in progress (the scheduler every solver runs on). */
@@ -277,9 +332,10 @@ export class SolveRun {
   }
 
   /**
-   * Runs the solve: `init` once, then `iterate(pass, t)` for t in [first, end), `perSubmit`
-   * calls (default: `checkEvery` iterations) per submit. Iterations past convergence are skipped
-   * on the GPU.
+   * Runs the solve: `init` once, then `iterate(pass, t)` for t in [first, end), in chunks of one
+   * submit each: `perSubmit` calls (default `checkEvery` iterations), or with `checkEvery: 'auto'`
+   * the ChunkSchedule's lengths from there (each call runs `callIterations` iterations).
+   * Iterations past convergence are skipped on the GPU.
    */
   async run(
     init: (encoder: GPUCommandEncoder) => void,
@@ -287,24 +343,27 @@ export class SolveRun {
     first: number,
     end: number,
     perSubmit = this.opts.checkEvery,
+    callIterations = 1,
   ): Promise<ControlSnapshot> {
     const { engine } = this;
     engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
-    // Each chunk reads the header only; with `trace` the recorded entries are read once at the
-    // end (a per-chunk copy of the whole trace would cost 8 bytes × maxDepth every chunk).
-    const copyBytes = CONTROL_HEADER_BYTES;
+    // Each chunk reads the header and the first trace entry (the starting residual, which the
+    // adaptive schedule measures the rate from); with `trace` the recorded entries are read once
+    // at the end (a per-chunk copy of the whole trace would cost 8 bytes × maxDepth every chunk).
+    const copyBytes = CONTROL_HEADER_BYTES + TRACE_ENTRY_BYTES;
     let t = first;
+    const schedule = new ChunkSchedule(this.opts, perSubmit, callIterations);
     // Each chunk and its readback are one checked submit (engine.readBytes): a chunk the device
     // rejects (e.g. a wrapped buffer destroyed meanwhile) fails the solve with GpuValidationError.
     const encodeChunk = (withInit: boolean) => (encoder: GPUCommandEncoder): void => {
       if (withInit) init(encoder);
       const pass = encoder.beginComputePass();
-      const stop = Math.min(end, t + perSubmit);
+      const stop = Math.min(end, t + schedule.next());
       for (; t < stop; t++) iterate(pass, t);
       pass.end();
     };
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
-      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver).then(decodeControl);
+      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver).then((bytes) => decodeControl(bytes));
     const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
     const deadline = performance.now() + this.opts.timeoutMs;
@@ -314,6 +373,7 @@ export class SolveRun {
       while (inFlight.length > 0) {
         snapshot = await this.beforeDeadline(inFlight.shift() as Promise<ControlSnapshot>, deadline);
         if (snapshot.done) break;
+        schedule.observe(snapshot, t);
         if (t < end) inFlight.push(submitChunk(false));
       }
       if (this.opts.trace && snapshot) {
