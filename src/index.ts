@@ -37,6 +37,7 @@ export { Linear, linear, type LinearParams, type LinearGradBuffers, type LinearG
 export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
+export { phantom, type PhantomOptions, type PhantomForm } from './backprop/phantom';
 export type { ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
 export type { SolveResult, SolveStats, BroydenFactors, Solver } from './results';
 export {

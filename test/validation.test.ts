@@ -23,6 +23,7 @@ import {
   layerNorm,
   linear,
   mse,
+  phantom,
   picard,
   Qd as QD,
   sequential,
@@ -111,6 +112,7 @@ describe('point 3: misspelt options are refused by name, everywhere', () => {
     ['jfb', jfb],
     ['gdeq', gdeq],
     ['ift', ift],
+    ['phantom', phantom],
   ] as const)('%s: a non-object options argument and unknown option names', async (_name, wrapper) => {
     for (const options of [5, 'eps', [], null, true]) {
       expectTyped(await rejection(wrapper(f, qd(), bad(options))), OptionError, 'options');
@@ -209,6 +211,7 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     ['jfb', jfb],
     ['gdeq', gdeq],
     ['ift', ift],
+    ['phantom', phantom],
   ] as const)('%s: f and Qd of the wrong kind', async (_name, wrapper) => {
     expectTyped(await rejection(wrapper(bad(null), qd())), OptionError, 'f');
     expectTyped(await rejection(wrapper(bad({}), qd())), OptionError, 'f');
@@ -220,6 +223,7 @@ describe('point 4: wrong kinds are typed errors naming the argument', () => {
     ['jfb', jfb],
     ['gdeq', gdeq],
     ['ift', ift],
+    ['phantom', phantom],
   ] as const)('%s: a solver that is not a solver is refused; a wrapper around one is accepted', async (_name, wrapper) => {
     const notSolvers: unknown[] = [
       'broyden',

@@ -4,6 +4,7 @@
  */
 import type { Engine } from '../engine';
 import { DisposedError, NonFiniteError, OptionError, ShapeError } from '../errors';
+import type { BufferRegion } from '../gpu/kernel';
 import { SHADERS } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { broyden } from '../solvers/broyden';
@@ -62,11 +63,11 @@ export interface BackwardOptions {
 
 /** What the `backward` call of a result computed (`result.backwardInfo`, set once it resolved). */
 export interface BackwardInfo {
-  /** The gradient returned: the wrapper's own (`'jfb'`, `'gdeq'`, `'ift'`), or `'jfb'` when IFT fell back. */
-  method: 'jfb' | 'gdeq' | 'ift';
+  /** The gradient returned: the wrapper's own (`'jfb'`, `'gdeq'`, `'ift'`, `'phantom'`), or `'jfb'` when IFT fell back. */
+  method: 'jfb' | 'gdeq' | 'ift' | 'phantom';
   /**
-   * Whether the adjoint solve converged to `backwardEps`. Always true for JFB and GDEQ, which
-   * solve none; for IFT the same as `backwardStats.converged`.
+   * Whether the adjoint solve converged to `backwardEps`. Always true for JFB, GDEQ and phantom,
+   * which solve none; for IFT the same as `backwardStats.converged`.
    */
   converged: boolean;
   /** Whether IFT's adjoint solve did not converge and JFB gradients were returned instead. */
@@ -82,9 +83,12 @@ export interface ResolvedBackwardOptions {
 /** Gradients by parameter name (for the tanh block `w` and `b`), plus `Qd`. */
 export type Gradients = { readonly Qd: Tensor } & Readonly<Record<string, Tensor>>;
 
-/** What `jfb`, `gdeq` and `ift` return. */
+/** What `jfb`, `gdeq`, `ift` and `phantom` return. */
 export interface ImplicitResult {
-  /** f(uPrev), recomputed after the solve (this is the value gradients flow through). */
+  /**
+   * f(uPrev), recomputed after the solve (this is the value gradients flow through); for
+   * `phantom`'s unrolled form the last of its k damped steps from uPrev.
+   */
   uStar: Tensor;
   uPrev: Tensor;
   tnstep: number;
@@ -209,6 +213,41 @@ export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> 
   }
 }
 
+/** @internal Fresh tensors for a solve's gradients: one per parameter of the layer (same name and shape), and `Qd`. */
+export function gradientTensors(solved: Solved): Record<string, Tensor> {
+  const { layer, Qd } = solved;
+  const engine = layer.engine;
+  const grads: Record<string, Tensor> = {};
+  for (const [name, param] of Object.entries(layer.params)) grads[name] = new Tensor(engine, engine.allocate(param.size * 4, name), param.shape, true);
+  grads.Qd = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
+  return grads;
+}
+
+/**
+ * @internal
+ * Encodes the VJP of f at `point` with cotangent `cotangent` in inference mode (open gate),
+ * writing (not adding) the parameter and Qd gradients into `into` (buffers named as
+ * {@link gradientTensors}' tensors), plus J_fᵀ·cotangent into `gradInput` when given.
+ */
+export function encodeVjp(
+  pass: GPUComputePassEncoder,
+  solved: Solved,
+  point: BufferRegion,
+  cotangent: BufferRegion,
+  into: Readonly<Record<string, GPUBuffer>>,
+  gradInput?: BufferRegion,
+): void {
+  const { layer, Qd, batch } = solved;
+  const gradParams: Record<string, GPUBuffer> = {};
+  for (const name of Object.keys(layer.params)) gradParams[name] = into[name];
+  layer.encodeAdjoint(pass, { input: point, Qd: Qd.buffer, gradOutput: cotangent, gradInput, gradQd: into.Qd, gradParams, gate: layer.engine.openGate() }, batch);
+}
+
+/** @internal The buffers of gradient tensors, by the same names. */
+export function buffersOf(tensors: Readonly<Record<string, Tensor>>): Record<string, GPUBuffer> {
+  return Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.buffer]));
+}
+
 /**
  * @internal
  * Submits the VJP of f at `point` with cotangent `cotangent` into fresh gradient tensors, after
@@ -217,19 +256,9 @@ export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> 
  * layer applies no noise (no dropout mask) in this adjoint either.
  */
 export function vjp(solved: Solved, point: GPUBuffer, cotangent: GPUBuffer, before?: (pass: GPUComputePassEncoder) => void): Promise<Gradients> {
-  const { layer, Qd, batch } = solved;
-  const engine = layer.engine;
-  const outputs = (): Record<string, Tensor> => {
-    const grads: Record<string, Tensor> = {};
-    for (const [name, param] of Object.entries(layer.params)) grads[name] = new Tensor(engine, engine.allocate(param.size * 4, name), param.shape, true);
-    grads.Qd = new Tensor(engine, engine.allocate(Qd.size * 4, 'Qd'), Qd.shape, true);
-    return grads;
-  };
-  return engine.submitInto('backward', outputs, (pass, grads) => {
+  return solved.layer.engine.submitInto('backward', () => gradientTensors(solved), (pass, grads) => {
     before?.(pass);
-    const gradParams: Record<string, GPUBuffer> = {};
-    for (const name of Object.keys(layer.params)) gradParams[name] = grads[name].buffer;
-    layer.encodeAdjoint(pass, { input: point, Qd: Qd.buffer, gradOutput: cotangent, gradQd: grads.Qd.buffer, gradParams, gate: engine.openGate() }, batch);
+    encodeVjp(pass, solved, point, cotangent, buffersOf(grads));
   }) as Promise<Gradients>;
 }
 

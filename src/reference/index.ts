@@ -12,6 +12,14 @@ export {
 } from './solvers';
 export { refArmijoLineSearch, type RefLineSearchResult } from './linesearch';
 export { refPreconditionGdeq, refIftAdjoint, refJfb, refGdeq, refIft, type RefGrads } from './backprop';
+export {
+  refPhantom,
+  refPhantomBlock,
+  refBlockDifferentiable,
+  type RefDifferentiable,
+  type RefPhantomOptions,
+  type RefPhantomResult,
+} from './phantom';
 export { RefAdam, RefSgd, type RefAdamOptions, type RefSgdOptions } from './optim';
 export { refRngPermute, refRngStreamKey, refRngU32, refDropoutMask, refDropoutBlockForward, type RefDropout } from './dropout';
 export { refLinearForward, refLinearVjp, type RefLinear, type RefLinearGrads } from './linear';
