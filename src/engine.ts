@@ -132,6 +132,8 @@ export class Engine {
   private readonly kernels = new Map<string, Promise<Kernel>>();
   /** Kernels of `kernels` that finished compiling (their bind-group caches). */
   private readonly compiled = new Map<string, Kernel>();
+  /** The key part of frozen uniform-value objects callers pass again and again. */
+  private readonly valueKeys = new WeakMap<Readonly<Record<string, number>>, string>();
   /** Uniform buffers by key (kernel and values), least recently used first. */
   private readonly uniforms = new Map<string, GPUBuffer>();
   private uniformBytes = 0;
@@ -517,10 +519,16 @@ export class Engine {
   }
 
   /** @internal Uniform buffer for `kernel`'s `params` struct with these values (see uniformBuffer). */
-  params(kernel: Kernel, values: Record<string, number>): GPUBuffer {
+  params(kernel: Kernel, values: Readonly<Record<string, number>>): GPUBuffer {
     const layout = kernel.params;
     if (!layout) throw new Error(`kernel ${kernel.label} has no params uniform`);
-    const key = `${kernel.label}|${Object.entries(values).map(([k, v]) => `${k}=${v}`).join(',')}`;
+    let valuesKey = this.valueKeys.get(values);
+    if (valuesKey === undefined) {
+      valuesKey = Object.entries(values).map(([k, v]) => `${k}=${v}`).join(',');
+      // Only frozen objects are remembered: their key cannot go stale.
+      if (Object.isFrozen(values)) this.valueKeys.set(values, valuesKey);
+    }
+    const key = `${kernel.label}|${valuesKey}`;
     return this.cachedUniform(key) ?? this.uniformBuffer(key, layout.pack(values));
   }
 

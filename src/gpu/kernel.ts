@@ -93,6 +93,8 @@ interface BindingSlot {
 
 /** Bind groups a kernel keeps cached (oldest dropped first). */
 export const MAX_CACHED_GROUPS = 512;
+/** Bindings a kernel recognises without building a key: the last few. */
+const RECENT_GROUPS = 4;
 
 /** Compiles `source`; WGSL that does not compile is a ShaderCompileError with the compiler's messages. */
 async function compileModule(
@@ -151,6 +153,8 @@ export class Kernel {
   private readonly slots: BindingSlot[];
   /** Cached bind groups by buffer identity, with the ids of the buffers each one binds. */
   private readonly groups = new Map<string, { group: GPUBindGroup; ids: number[] }>();
+  /** The last few groups bound (see recentGroup). */
+  private readonly recent: { parts: (GPUBuffer | number)[]; group: GPUBindGroup; ids: number[] }[] = [];
 
   private constructor(
     private readonly device: GPUDevice,
@@ -245,6 +249,8 @@ export class Kernel {
    * for the same groups every iteration and get them without allocation.
    */
   bind(resources: Record<string, BufferRegion>): GPUBindGroup {
+    const recent = this.recentGroup(resources);
+    if (recent) return recent;
     let key = '';
     const ids: number[] = [];
     for (const slot of this.slots) {
@@ -270,7 +276,53 @@ export class Kernel {
       if (oldest !== undefined) this.groups.delete(oldest);
     }
     this.groups.set(key, { group, ids });
+    this.remember(resources, group, ids);
     return group;
+  }
+
+  /** (buffer, offset, size) of every slot's region in `resources`, or null when one is missing. */
+  private partsOf(resources: Record<string, BufferRegion>): (GPUBuffer | number)[] | null {
+    const parts: (GPUBuffer | number)[] = [];
+    for (const slot of this.slots) {
+      const region = resources[slot.name];
+      if (!region) return null;
+      const inner = (region as { buffer?: GPUBuffer }).buffer;
+      if (inner === undefined) parts.push(region as GPUBuffer, 0, -1);
+      else parts.push(inner, (region as GPUBufferBinding).offset ?? 0, (region as GPUBufferBinding).size ?? -1);
+    }
+    return parts;
+  }
+
+  /**
+   * The group of one of the last few bindings when `resources` names the same regions: solvers
+   * bind the same few sets every iteration, and comparing them beats building the cache key.
+   */
+  private recentGroup(resources: Record<string, BufferRegion>): GPUBindGroup | undefined {
+    const recent = this.recent;
+    if (recent.length === 0) return undefined;
+    const slots = this.slots;
+    next: for (const entry of recent) {
+      const parts = entry.parts;
+      for (let s = 0; s < slots.length; s++) {
+        const region = resources[slots[s].name];
+        if (!region) return undefined;
+        const inner = (region as { buffer?: GPUBuffer }).buffer;
+        if (inner === undefined) {
+          if (parts[3 * s] !== region || parts[3 * s + 1] !== 0 || parts[3 * s + 2] !== -1) continue next;
+        } else if (parts[3 * s] !== inner || parts[3 * s + 1] !== ((region as GPUBufferBinding).offset ?? 0) || parts[3 * s + 2] !== ((region as GPUBufferBinding).size ?? -1)) {
+          continue next;
+        }
+      }
+      return entry.group;
+    }
+    return undefined;
+  }
+
+  private remember(resources: Record<string, BufferRegion>, group: GPUBindGroup, ids: number[]): void {
+    const parts = this.partsOf(resources);
+    if (!parts) return;
+    if (this.recent.length >= RECENT_GROUPS) this.recent.shift();
+    this.recent.push({ parts, group, ids });
   }
 
   /** @internal Number of cached bind groups. */
@@ -283,6 +335,9 @@ export class Kernel {
     for (const [key, entry] of this.groups) {
       if (entry.ids.some((id) => ids.has(id))) this.groups.delete(key);
     }
+    const kept = this.recent.filter((entry) => !entry.ids.some((id) => ids.has(id)));
+    this.recent.length = 0;
+    this.recent.push(...kept);
   }
 
   /** Encodes one dispatch into a pass the caller owns. */

@@ -168,6 +168,8 @@ export class DenseKernels {
   private readonly set: KernelSet<Problem, KernelName, Scratch>;
   /** The device's tile sizes (override constants). */
   readonly tiles: GemmTiles;
+  /** Per rows: what encodeForward computes once (see forwardEncoding). */
+  private readonly forwardEncodings = new Map<number, { plan: Plan; problem: Problem; uniforms: Readonly<Record<string, number>> }>();
   /** The epilogue chain's override constants. */
   readonly constants: Readonly<Record<string, number>>;
   /** A never-written target for writable bindings a dispatch does not use (WebGPU forbids aliasing them). */
@@ -273,13 +275,24 @@ export class DenseKernels {
     return { ...extra, ...this.epilogue.dropout };
   }
 
+  /** The plan, problem and (frozen) uniform values of the forward for `rows` rows, made once per rows. */
+  private forwardEncoding(rows: number): { plan: Plan; problem: Problem; uniforms: Readonly<Record<string, number>> } {
+    let encoding = this.forwardEncodings.get(rows);
+    if (!encoding) {
+      const plan = this.plan(rows);
+      const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: plan.splits, tiles: this.tiles };
+      const chunk = Math.ceil(problem.k / plan.splits);
+      const uniforms = Object.freeze(this.uniformsOf({ m: problem.m, n: problem.n, k: problem.k, chunk, splits: plan.splits }));
+      encoding = { plan, problem, uniforms };
+      this.forwardEncodings.set(rows, encoding);
+    }
+    return encoding;
+  }
+
   /** Encodes y = epilogue(x·weight + bias) for `rows` rows. */
   encodeForward(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number): void {
     const scratch = this.set.use(this.scratchKey(rows));
-    const plan = this.plan(rows);
-    const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: plan.splits, tiles: this.tiles };
-    const chunk = Math.ceil(problem.k / plan.splits);
-    const uniforms = this.uniformsOf({ m: problem.m, n: problem.n, k: problem.k, chunk, splits: plan.splits });
+    const { plan, problem, uniforms } = this.forwardEncoding(rows);
     const bindings = { gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias, y };
     if (plan.forward === 'split' && scratch.partial) {
       this.set.dispatch(pass, 'forwardSplit', problem, { gate, x: operands.x, weight: operands.weight, gemm_partial: scratch.partial }, uniforms);

@@ -144,6 +144,8 @@ export class SolveRun {
   /** Uniform buffers of this solve's bind groups, pinned until the chunks are done (see params). */
   private readonly pinned = new Set<GPUBuffer>();
   private readonly kernels: Map<ShaderName, Kernel>;
+  /** Uniform buffers of per-solve constant configurations (see solveParams). */
+  private readonly constantParams = new Map<string, GPUBuffer>();
 
   private constructor(
     readonly solver: SolverName,
@@ -237,6 +239,19 @@ export class SolveRun {
   }
 
   /**
+   * The uniform buffer of a per-solve constant configuration, by a short `key`: made (and pinned)
+   * once per solve, so the iterations' encoding builds no uniform key.
+   */
+  private solveParams(key: string, name: ShaderName, values: () => Record<string, number>): GPUBuffer {
+    let buffer = this.constantParams.get(key);
+    if (!buffer) {
+      buffer = this.params(name, values());
+      this.constantParams.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /**
    * Uniform buffer of `name`'s params struct. Solvers make some bind groups once and use them in
    * every chunk, so the buffer is pinned (kept alive if the engine's cache drops it) until the
    * solve's chunks are done.
@@ -254,6 +269,8 @@ export class SolveRun {
   private unpinAll(): void {
     for (const buffer of this.pinned) this.engine.unpin(buffer);
     this.pinned.clear();
+    // Unpinned buffers may be evicted: ask the engine again next time.
+    this.constantParams.clear();
   }
 
   /** Slot `index` of a ring buffer laid out with `stride`. */
@@ -279,7 +296,7 @@ export class SolveRun {
   /** Residual partial sums of y = f(x) into `partials`. */
   residual(pass: GPUComputePassEncoder, x: BufferRegion, y: BufferRegion, gateOnEval = false): void {
     const kernel = this.kernel('residual');
-    const params = this.params('residual', { n: this.n, groups: this.reduceGroups, gate_on_eval: gateOnEval ? 1 : 0 });
+    const params = this.solveParams(gateOnEval ? 'residual:eval' : 'residual', 'residual', () => ({ n: this.n, groups: this.reduceGroups, gate_on_eval: gateOnEval ? 1 : 0 }));
     kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, x, y, partials: this.partials }), this.reduceGroups);
   }
 
@@ -300,7 +317,7 @@ export class SolveRun {
 
   finish(pass: GPUComputePassEncoder, mode: FinishMode): void {
     const kernel = this.kernel('finish');
-    const params = this.params('finish', { ...this.finishRules(), groups: this.reduceGroups, mode });
+    const params = this.solveParams(`finish:${mode}`, 'finish', () => ({ ...this.finishRules(), groups: this.reduceGroups, mode }));
     kernel.dispatch(pass, kernel.bind({ ctrl: this.ctrl, params, partials: this.partials }), 1);
   }
 
@@ -320,7 +337,7 @@ export class SolveRun {
   ): void {
     const kernel = this.kernel('commit');
     const groups = Math.min(MAX_ELEMENT_GROUPS, Math.ceil(count / 256));
-    const params = this.params('commit', { n: count, groups });
+    const params = this.solveParams(`commit:${count}`, 'commit', () => ({ n: count, groups }));
     const group = kernel.bind({ ctrl: this.ctrl, params, candidate, previous, best_u: bestA, best_prev: bestB });
     kernel.dispatch(pass, group, groups);
   }
