@@ -27,6 +27,7 @@ export { picard } from './solvers/picard';
 export { anderson } from './solvers/anderson';
 export { broyden } from './solvers/broyden';
 export type { SolverOptions, StopMode } from './solvers/options';
+export { fixedPointCache, FixedPointCache, type FixedPointCacheOptions, type SampleIndices } from './solvers/warm-start';
 export { Optimizer } from './optim/optimizer';
 export { adam, Adam, type AdamOptions } from './optim/adam';
 export { sgd, SGD, type SgdOptions } from './optim/sgd';
