@@ -28,7 +28,9 @@ import {
   softmaxCrossEntropy,
   type Adam,
   type Engine,
+  type FixedPointCache,
   type ImplicitOptions,
+  type SampleIndices,
   type ImplicitResult,
   type Linear,
   type ParamsSource,
@@ -248,9 +250,10 @@ export class DeqClassifier {
   /**
    * One Adam step on a batch: `images` rows × 784, `labels` one per row. With `metrics` the
    * batch loss and accuracy are read back (two extra 4-byte reads); without, the only readback
-   * is the solve's.
+   * is the solve's. With `warm`, the solve starts from the fixed points `warm.cache` holds for the
+   * batch's sample indices (zeros for digits not seen yet) and stores the new ones there.
    */
-  async trainStep(images: Float32Array, labels: Uint8Array, metrics = false): Promise<StepStats> {
+  async trainStep(images: Float32Array, labels: Uint8Array, metrics = false, warm?: { cache: FixedPointCache; indices: SampleIndices }): Promise<StepStats> {
     const rows = labels.length;
     const h = this.config.hidden;
     const { engine } = this;
@@ -259,7 +262,8 @@ export class DeqClassifier {
     engine.device.queue.submit([this.encode('mnist projection', (pass) => this.proj.encodeForward(pass, x, Qd, rows)).finish()]);
 
     const wrapper = BACKPROPS[this.config.backprop];
-    const options = this.solverOptions(false);
+    const u0 = warm ? await warm.cache.u0(warm.indices) : undefined;
+    const options = u0 ? { ...this.solverOptions(false), u0 } : this.solverOptions(false);
     const out: ImplicitResult = await wrapper(this.block, Qd, this.config.backprop === 'ift' ? { ...options, backwardMaxDepth: 4 * this.config.maxDepth } : options);
 
     const logits = this.newTensor([rows, CLASSES]);
@@ -285,6 +289,8 @@ export class DeqClassifier {
     pass.end();
     engine.device.queue.submit([encoder.finish()]);
 
+    if (warm) await warm.cache.store(warm.indices, out.uStar);
+    u0?.dispose();
     this.lastSolve = out.stats;
     const stats: StepStats = { nstep: out.stats.nstep, tnstep: out.tnstep };
     if (metrics) {

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { Engine } from '../../src/node';
+import { Engine, fixedPointCache } from '../../src/node';
 import { loadMnist } from './data';
 import { DEFAULT_CONFIG, DeqClassifier, INPUTS, SOLVERS, type BackpropName, type DeqConfig, type SolverName } from './model-io';
 import { plotSvg, type HeldOutPoint, type PlotPoint } from './plot';
@@ -37,6 +37,7 @@ const USAGE = `usage: npm run train -- [flags]
   --limit N                          train on the first N training digits only
   --shift N                          shift each training digit by up to N pixels at random (default ${DEFAULT_SHIFT}; 0: off)
   --metrics-every N                  read loss/accuracy every N steps (default 5)
+  --warm-start                       start each digit's solve from its fixed point of the epoch before (fixedPointCache)
   --eval FILE                        load FILE (a model.safetensors) and print held-out accuracy; no training`;
 
 /** Number of held-out digits evaluated. */
@@ -78,6 +79,7 @@ const { values: flags } = (() => {
         shift: { type: 'string' },
         'metrics-every': { type: 'string' },
         eval: { type: 'string' },
+        'warm-start': { type: 'boolean' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -164,9 +166,12 @@ async function main(): Promise<void> {
     if (stepsPerEpoch < 1) fail(`--batch ${batch} is larger than the ${limit} training digits`);
     const totalSteps = stepsPerEpoch * epochs;
     const model = await DeqClassifier.create(engine, config);
+    const cache = flags['warm-start'] ? fixedPointCache(engine, { size: limit, featureSize: config.hidden }) : undefined;
+    const indices = new Uint32Array(batch);
     process.stdout.write(
       `DEQ MNIST: hidden ${config.hidden}, ${config.solver} (maxDepth ${config.maxDepth}, eps ${config.eps}), ${config.backprop}, ` +
-        `batch ${batch}, lr ${config.lr}, shift ${shift}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps\n`,
+        `batch ${batch}, lr ${config.lr}, shift ${shift}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps` +
+        `${cache ? ', warm starts' : ''}\n`,
     );
 
     const points: PlotPoint[] = [];
@@ -186,6 +191,7 @@ async function main(): Promise<void> {
       let lossSum = 0;
       let lossCount = 0;
       let iterSum = 0;
+      let evalSum = 0;
       let done = 0;
       const epochStart = performance.now();
       bar.start(stepsPerEpoch, 0, { epoch, loss: '-', acc: '-', iters: '-', ms: '-' });
@@ -201,14 +207,16 @@ async function main(): Promise<void> {
           if (shift > 0) shiftDigit(digit, xBatch.subarray(r * INPUTS, (r + 1) * INPUTS), nextShift(), nextShift());
           else xBatch.set(digit, r * INPUTS);
           yBatch[r] = data.train.labels[i];
+          indices[r] = i;
         }
         // Cosine decay to 5% of the base rate: large steps early, fine-tuning at the end.
         model.setLearningRate(config.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps))));
         const wantMetrics = (s + 1) % metricsEvery === 0 || s === stepsPerEpoch - 1;
-        const stats = await model.trainStep(xBatch, yBatch, wantMetrics);
+        const stats = await model.trainStep(xBatch, yBatch, wantMetrics, cache ? { cache, indices } : undefined);
         step++;
         done++;
         iterSum += stats.nstep;
+        evalSum += stats.tnstep;
         if (stats.loss !== undefined && stats.accuracy !== undefined) {
           lossSum += stats.loss;
           lossCount++;
@@ -229,7 +237,7 @@ async function main(): Promise<void> {
       // A plain line too, so logs (and non-TTY runs, where the bar is silent) keep the numbers.
       process.stdout.write(
         `epoch ${epoch}: loss ${lossCount ? (lossSum / lossCount).toFixed(3) : '-'}, running accuracy ${seen ? ((100 * correct) / seen).toFixed(1) : '-'}%, ` +
-          `mean iterations ${(iterSum / Math.max(done, 1)).toFixed(1)}, ${((performance.now() - epochStart) / Math.max(done, 1)).toFixed(0)} ms/step, ` +
+          `mean iterations ${(iterSum / Math.max(done, 1)).toFixed(1)} (f-evaluations ${(evalSum / Math.max(done, 1)).toFixed(1)}), ${((performance.now() - epochStart) / Math.max(done, 1)).toFixed(0)} ms/step, ` +
           `${((performance.now() - started) / 1000).toFixed(0)} s elapsed\n`,
       );
       // Held-out accuracy for the plot after every epoch but the last (evaluated below anyway).
@@ -251,6 +259,7 @@ async function main(): Promise<void> {
         `held-out accuracy: ${(100 * accuracy).toFixed(2)}% on ${testLabels.length} digits (${evalSeconds.toFixed(1)} s)\n` +
         `total time: ${((performance.now() - started) / 1000).toFixed(1)} s\nmodel: ${modelPath}\nplot: ${plotPath}\n`,
     );
+    cache?.dispose();
     model.dispose();
   } finally {
     engine.destroy();
