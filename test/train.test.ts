@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FormatError, type Engine } from '../src';
+import { FormatError, fixedPointCache, type Engine } from '../src';
 import { loadMnist, type MnistData } from '../demo/mnist/data';
 import { DeqClassifier, INPUTS } from '../demo/mnist/model-io';
 import { DeqClassifier as BaseClassifier } from '../demo/mnist/model';
@@ -55,6 +55,22 @@ describe('MNIST DEQ training', () => {
     expect(after).toBeGreaterThanOrEqual(0.8);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
   }, 150_000);
+
+  it('warm starts: a batch seen before (learning rate 0) starts from its stored fixed points and needs fewer iterations', async () => {
+    const warmModel = await DeqClassifier.create(engine, { hidden: 16, solver: 'picard', maxDepth: 40, eps: 1e-4, lr: 5e-3, seed: 5 });
+    const cache = fixedPointCache(engine, { size: TRAIN, featureSize: 16 });
+    const images = data.train.images.subarray(0, BATCH * INPUTS);
+    const labels = data.train.labels.subarray(0, BATCH);
+    const indices = Uint32Array.from({ length: BATCH }, (_, i) => i);
+    warmModel.setLearningRate(0);
+    const cold = await warmModel.trainStep(images, labels, false, { cache, indices });
+    expect(cache.count).toBe(BATCH);
+    const warm = await warmModel.trainStep(images, labels, false, { cache, indices });
+    expect(cold.nstep).toBeGreaterThan(4);
+    expect(warm.nstep).toBeLessThan(cold.nstep / 2);
+    cache.dispose();
+    warmModel.dispose();
+  }, 60_000);
 
   it('save → load (model.safetensors, and its bytes as a Blob) gives identical predictions', async () => {
     if (!model) throw new Error('the training test must run first');
