@@ -25,6 +25,7 @@ struct FinishParams {
   trace_cap: u32,
   memory: u32, // Broyden: number of factor columns L
   line_search: u32, // Broyden with ls: line_search.wgsl has counted this iteration's evaluations
+  stall_steps: u32, // the stall rule (lib/finish_step.wgsl); 0: off
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;

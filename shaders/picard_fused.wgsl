@@ -29,6 +29,7 @@ struct FusedParams {
   trace_cap: u32,
   memory: u32,
   line_search: u32,
+  stall_steps: u32,
   d: u32,
   batch: u32,
   iterations: u32,

@@ -40,7 +40,7 @@ export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
 export { phantom, type PhantomOptions, type PhantomForm } from './backprop/phantom';
 export type { ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
-export type { SolveResult, SolveStats, BroydenFactors, Solver } from './results';
+export type { SolveResult, SolveStats, SolveStatus, BroydenFactors, Solver } from './results';
 export {
   AnchoraxError,
   ShapeError,

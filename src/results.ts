@@ -7,8 +7,17 @@ import type { ImplicitLayer } from './layers/layer';
 import type { SolverOptions } from './solvers/options';
 import type { Tensor } from './tensor';
 
+/**
+ * Why a solve stopped: `'converged'` (the stop-mode residual fell below eps), `'maxDepth'` (the
+ * iteration limit), `'stalled'` (the best residual did not improve for `stallSteps` iterations),
+ * `'nonFinite'` (a residual became NaN or infinite).
+ */
+export type SolveStatus = 'converged' | 'maxDepth' | 'stalled' | 'nonFinite';
+
 /** Convergence statistics of a solve. */
 export interface SolveStats {
+  /** Why the solve stopped (see {@link SolveStatus}). */
+  status: SolveStatus;
   /** Iterations performed. */
   nstep: number;
   /** Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal). */

@@ -29,6 +29,8 @@ struct Control {
   ls_extra: u32,     // extra evaluations this iteration
   ntrace: u32,
   step_s: f32,       // Broyden: the step s of the iteration just measured (Δx = s·update)
+  stall: u32,        // iterations since the best iterate last improved (the stall rule, stallSteps)
+  stalled: u32,      // the solve stopped on the stall rule
   trace: array<vec2<f32>>, // (abs, rel) of every measurement, the initial one first
 }
 

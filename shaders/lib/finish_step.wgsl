@@ -2,7 +2,9 @@
 // record the trace, count evaluations, decide whether to stop — for one thread to run (see
 // finish.wgsl; the fused Picard kernel runs it too, so both follow one set of rules).
 // The including kernel declares `ctrl: Control` (read_write) and `params` with the fields eps,
-// stop_rel, return_final, max_depth, trace_cap, memory, line_search.
+// stop_rel, return_final, max_depth, trace_cap, memory, line_search, stall_steps.
+// The stall rule (stall_steps > 0): the solve stops once the best iterate has not improved for
+// stall_steps iterations in a row (ctrl.stalled = 1), as TorchDEQ's Broyden does after 30.
 //
 // diffs(u, r): abs = ‖r‖, rel = abs / (‖r + u‖ + 1e-9). The sums t carry (Σr², Σ(r+u)² for
 // u = x, Σ(r+u)² for u = y) so each mode takes the denominator its solver's semantics need.
@@ -120,6 +122,13 @@ fn finish_step(mode: u32, t: vec4<f32>) {
       ctrl.phi0 = t.x;
       done = stop_now(params.return_final == 0u);
     }
+  }
+  // The first modes start the count; every later iteration adds one unless it improved the best.
+  let first = mode == MODE_PICARD_FIRST || mode == MODE_ANDERSON_FIRST || mode == MODE_BROYDEN_FIRST;
+  ctrl.stall = select(select(ctrl.stall + 1u, 0u, improved == 1u), 0u, first);
+  if (!done && params.stall_steps > 0u && ctrl.stall >= params.stall_steps) {
+    done = true;
+    ctrl.stalled = 1u;
   }
   ctrl.improved = improved;
   ctrl.done = select(0u, 1u, done);

@@ -41,6 +41,8 @@ export interface ControlSnapshot {
   tnstep: number;
   converged: boolean;
   nonFinite: boolean;
+  /** Stopped by the stall rule (options.stallSteps). */
+  stalled: boolean;
   bestNValid: number;
   bestAbs: number;
   bestRel: number;
@@ -91,6 +93,7 @@ export function decodeControl(bytes: ArrayBuffer, withTrace = false): ControlSna
     tnstep: field(view, 'tnstep'),
     converged: field(view, 'converged') !== 0,
     nonFinite: field(view, 'nonfinite') !== 0,
+    stalled: field(view, 'stalled') !== 0,
     bestNValid: field(view, 'best_nvalid'),
     bestAbs: field(view, 'best_abs'),
     bestRel: field(view, 'best_rel'),

@@ -55,6 +55,12 @@ export interface SolverOptions {
    */
   checkEvery?: number | 'auto';
   /**
+   * The stall rule: stop once the best residual has not improved for this many iterations in a
+   * row (`stats.status` is then `'stalled'`), as TorchDEQ's Broyden does after 30. An integer in
+   * [0, 2²⁰]; 0 (the default) turns it off, the original's behaviour.
+   */
+  stallSteps?: number;
+  /**
    * Submit the next chunk of iterations before reading the convergence flag of the previous one,
    * hiding the readback latency (the chunk is skipped on the GPU if the solve has converged).
    * Default true.
@@ -98,6 +104,7 @@ export interface ResolvedOptions {
   checkEvery: number;
   /** Whether chunks after the first adapt (checkEvery: 'auto'). */
   adaptiveChunks: boolean;
+  stallSteps: number;
   overlap: boolean;
   fused: boolean;
   /** Infinity without a limit. */
@@ -137,7 +144,7 @@ export const MAX_LBFGS_THRES = 65_534;
 /** The option names every solver takes (the backprop wrappers accept them too). */
 export const SOLVER_OPTION_KEYS: readonly string[] = [
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
-  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'overlap', 'fused', 'timeoutMs',
+  'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'stallSteps', 'overlap', 'fused', 'timeoutMs',
 ];
 
 /**
@@ -173,6 +180,7 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     trace: readBoolean(o.trace, 'options.trace', false),
     checkEvery: readCheckEvery(o.checkEvery),
     adaptiveChunks: o.checkEvery === undefined || o.checkEvery === 'auto',
+    stallSteps: readInteger(o.stallSteps, 'options.stallSteps', 0, 0, MAX_DEPTH),
     overlap: readBoolean(o.overlap, 'options.overlap', true),
     fused: readBoolean(o.fused, 'options.fused', true),
     // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.

@@ -13,7 +13,7 @@ import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
-import type { BroydenFactors, SolveResult, SolveStats } from '../results';
+import type { BroydenFactors, SolveResult, SolveStats, SolveStatus } from '../results';
 
 /** A finish mode of shaders/finish.wgsl (one of FinishMode's values). */
 export type FinishMode = number & { readonly finishMode: true };
@@ -312,6 +312,7 @@ export class SolveRun {
       trace_cap: traceEntries(o),
       memory: o.lbfgsThres,
       line_search: this.solver === 'broyden' && o.ls ? 1 : 0,
+      stall_steps: o.stallSteps,
     };
   }
 
@@ -442,11 +443,14 @@ export class SolveRun {
     for (const buffer of this.scratch) this.engine.releaseBuffer(buffer);
     this.scratch.length = 0;
     this.unpinAll();
+    const converged = snapshot.converged && !snapshot.nonFinite;
+    const status: SolveStatus = snapshot.nonFinite ? 'nonFinite' : converged ? 'converged' : snapshot.stalled ? 'stalled' : 'maxDepth';
     const stats: SolveStats = {
+      status,
       nstep: snapshot.nstep,
       absResidual: snapshot.bestAbs,
       relResidual: snapshot.bestRel,
-      converged: snapshot.converged && !snapshot.nonFinite,
+      converged,
       nonFinite: snapshot.nonFinite,
     };
     if (snapshot.trace) stats.trace = snapshot.trace;
