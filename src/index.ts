@@ -39,6 +39,7 @@ export { jfb } from './backprop/jfb';
 export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
 export { phantom, type PhantomOptions, type PhantomForm } from './backprop/phantom';
+export { spectralRadius, type SpectralRadiusOptions } from './backprop/stability';
 export type { ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
 export type { SolveResult, SolveStats, SolveStatus, BroydenFactors, Solver } from './results';
 export {

@@ -31,6 +31,7 @@ export const KERNEL_FILES = {
   adam: 'adam.wgsl',
   sgd: 'sgd.wgsl',
   accumulate: 'accumulate.wgsl',
+  powerStep: 'power_step.wgsl',
   nonFinite: 'nonfinite.wgsl',
   dense: 'dense.wgsl',
   denseDelta: 'dense_delta.wgsl',

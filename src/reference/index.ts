@@ -37,3 +37,4 @@ export {
 } from './stages';
 export { refConv2dForward, refConv2dVjp, type RefConv2d, type RefConv2dGrads } from './conv2d';
 export { refGroupNormForward, refGroupNormVjp, refLayerNormForward, refLayerNormVjp, type RefGroupNorm, type RefLayerNorm, type RefNormGrads } from './norm';
+export { refBlockJacobianRows, refSpectralRadius } from './stability';
