@@ -23,7 +23,7 @@ import {
   adam,
 } from '../src';
 import { refPicard, refSequentialForward } from '../src/reference';
-import { createTestEngine, maxAbsDiff, randomArray, rng, rejectsWith } from './helpers/engine';
+import { createTestEngine, maxAbsDiff, randomArray, rng, rejectsWith, f32 } from './helpers/engine';
 import { layerAdjoint, layerForward } from './helpers/layers';
 
 let engine: Engine;
@@ -32,7 +32,6 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.destroy());
 
-const f32 = (a: ArrayLike<number>): Float64Array => Float64Array.from(Float32Array.from(a));
 
 const FORWARD = /* wgsl */ `
 fn forward(row: u32, i: u32) -> f32 {

@@ -48,7 +48,7 @@ import {
   type RefStage,
 } from '../src/reference';
 import { loadGolden } from './helpers/golden';
-import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
+import { createTestEngine, maxAbsDiff, randomArray, rng, f32 } from './helpers/engine';
 import { gateBuffer, layerAdjoint, layerForward, refLinearStage, submit, type LayerGrads } from './helpers/layers';
 
 let engine: Engine;
@@ -57,7 +57,6 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.destroy());
 
-const f32 = (a: ArrayLike<number>): Float64Array => Float64Array.from(Float32Array.from(a));
 const maxAbs = (a: ArrayLike<number>): number => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 /** The raw bits of float32 values (−0 ≠ +0, NaN-safe). */
 const bits = (a: Float32Array): number[] => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));

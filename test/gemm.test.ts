@@ -9,7 +9,7 @@ import type { Engine, Tensor } from '../src';
 import { DenseKernels, NO_DROPOUT, gemmTiles, type Epilogue, type EpilogueOp, type ForwardKernelChoice } from '../src/layers/dense';
 import { dropoutParams } from '../src/layers/dropout';
 import { refActivation, refActivationVjp, refDropoutStageFactors, refLinearForward, refLinearVjp, type RefActivation, type RefLinear } from '../src/reference';
-import { createTestEngine, randomArray, rng } from './helpers/engine';
+import { createTestEngine, randomArray, rng, f32 } from './helpers/engine';
 import { gateBuffer, submit } from './helpers/layers';
 
 let engine: Engine;
@@ -24,7 +24,6 @@ afterAll(() => {
 });
 
 const U = 2 ** -24;
-const f32 = (a: ArrayLike<number>): Float64Array => Float64Array.from(Float32Array.from(a));
 const abs = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, Math.abs);
 
 // Dropout of the chains that have one: training mode, evaluation EVAL of a solve with KEY.

@@ -50,7 +50,7 @@ import {
   type RefLinear,
   type RefPhantomOptions,
 } from '../src/reference';
-import { createTestEngine, maxAbsDiff, randomArray, rejectsWith, relError, rng } from './helpers/engine';
+import { createTestEngine, maxAbsDiff, randomArray, rejectsWith, relError, rng, f32 } from './helpers/engine';
 import { refLinearStage } from './helpers/layers';
 
 const TOL = { value: 1.5e-6, grad: 2e-6 };
@@ -63,7 +63,6 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.destroy());
 
-const f32 = (a: ArrayLike<number>): Float64Array => Float64Array.from(Float32Array.from(a));
 
 /** A tanh block with ‖w‖_F = 0.6 (so ‖w‖₂ ≤ 0.6: a contraction), b ∈ ±0.5. */
 function randomBlock(seed: number, d: number): RefBlock {

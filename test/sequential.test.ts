@@ -47,7 +47,7 @@ import {
   type RefBlock,
   type RefLinear,
 } from '../src/reference';
-import { createTestEngine, maxAbsDiff, randomArray, relError, rng } from './helpers/engine';
+import { createTestEngine, maxAbsDiff, randomArray, relError, rng, f32 } from './helpers/engine';
 import { gateBuffer, layerAdjoint, layerForward, refLinearStage } from './helpers/layers';
 
 let engine: Engine;
@@ -56,7 +56,6 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.destroy());
 
-const f32 = (a: ArrayLike<number>): Float64Array => Float64Array.from(Float32Array.from(a));
 const ACTIVATIONS: Record<RefActivation, () => Stage> = { tanh, relu, gelu };
 
 function randomLinear(seed: number, inF: number, outF: number, scale = 1): RefLinear {

@@ -66,3 +66,8 @@ export async function rejectsWith(pending: Promise<unknown>): Promise<AnchoraxEr
   }
   throw new Error('expected a rejection, but the promise resolved');
 }
+
+/** `a` rounded to float32, as float64 values (inputs the GPU and the float64 reference both see exactly). */
+export function f32(a: ArrayLike<number>): Float64Array {
+  return Float64Array.from(Float32Array.from(a));
+}
