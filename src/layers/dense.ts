@@ -168,6 +168,8 @@ export class DenseKernels {
   private readonly set: KernelSet<Problem, KernelName, Scratch>;
   /** The device's tile sizes (override constants). */
   readonly tiles: GemmTiles;
+  /** The adjoint's frozen uniform values by configuration (see frozenUniforms). */
+  private readonly adjointUniforms = new Map<string, Readonly<Record<string, number>>>();
   /** Per rows: what encodeForward computes once (see forwardEncoding). */
   private readonly forwardEncodings = new Map<number, { plan: Plan; problem: Problem; uniforms: Readonly<Record<string, number>> }>();
   /** The epilogue chain's override constants. */
@@ -311,7 +313,7 @@ export class DenseKernels {
   encodeAdjoint(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, grads: DenseGradients, rows: number): void {
     const scratch = this.set.use(this.scratchKey(rows));
     const sink = this.sink as GPUBuffer;
-    const plan = this.plan(rows);
+    const { plan } = this.forwardEncoding(rows);
     const { inFeatures: k, outFeatures: n } = this;
     let delta: BufferRegion = grads.gradOutput;
     if (this.epilogue.ops.length > 0) {
@@ -320,7 +322,7 @@ export class DenseKernels {
       delta = direct && grads.gradQd ? grads.gradQd.region : (scratch.delta as GPUBuffer);
       const qdMode = grads.gradQd === undefined || direct ? 0 : grads.gradQd.accumulate ? 2 : 1;
       const problem: Problem = { m: rows, n, k, splits: 1, tiles: this.tiles };
-      const uniforms = this.uniformsOf({ m: rows, n, k, qd_mode: qdMode });
+      const uniforms = this.frozenUniforms(`delta:${rows}:${qdMode}`, () => this.uniformsOf({ m: rows, n, k, qd_mode: qdMode }));
       this.set.dispatch(pass, plan.adjointTiled ? 'deltaTiled' : 'deltaRows', problem, {
         gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias,
         g_out: grads.gradOutput, delta, dqd: qdMode === 0 ? sink : (grads.gradQd as QdGradient).region,
@@ -335,14 +337,27 @@ export class DenseKernels {
       const problem: Problem = { m, n, k: rows, splits: 1, tiles: this.tiles };
       this.set.dispatch(pass, plan.adjointTiled ? 'weightTiled' : 'weightRows', problem, {
         gate, x: grads.gradWeight ? operands.x : delta, delta, dw: grads.gradWeight ?? sink, db: grads.gradBias ?? sink,
-      }, { m, n, k: rows, in_features: grads.gradBias ? inRows : m });
+      }, this.frozenUniforms(`weight:${rows}:${m}:${inRows}`, () => ({ m, n, k: rows, in_features: grads.gradBias ? inRows : m })));
     }
     if (grads.gradInput) {
       const problem: Problem = { m: rows, n: k, k: n, splits: 1, tiles: this.tiles };
       this.set.dispatch(pass, plan.adjointTiled ? 'inputTiled' : 'inputRows', problem, {
         gate, delta, weight: operands.weight, add: grads.gradInputAdd ?? delta, dx: grads.gradInput,
-      }, { m: rows, n: k, k: n, use_add: grads.gradInputAdd ? 1 : 0 });
+      }, this.frozenUniforms(`input:${rows}:${grads.gradInputAdd ? 1 : 0}`, () => ({ m: rows, n: k, k: n, use_add: grads.gradInputAdd ? 1 : 0 })));
     }
+  }
+
+  /**
+   * The adjoint's uniform values of one configuration, made and frozen once (engine.params then
+   * keeps their key): the IFT adjoint solve encodes the adjoint every iteration.
+   */
+  private frozenUniforms(key: string, make: () => Record<string, number>): Readonly<Record<string, number>> {
+    let values = this.adjointUniforms.get(key);
+    if (!values) {
+      values = Object.freeze(make());
+      this.adjointUniforms.set(key, values);
+    }
+    return values;
   }
 
   /** Frees the scratch buffers. */
