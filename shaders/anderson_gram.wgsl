@@ -26,7 +26,7 @@ struct GramParams { n: u32, stride: u32, groups: u32 }
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
-  let entry = ring_entry(ctrl.nstep);
+  let entry = ring_entry(ctrl.h.nstep);
   let base_p = entry.x * params.stride;
   let first = group.y * 4u;
   let count = min(4u, entry.y - first); // valid slots of this chunk: j < len

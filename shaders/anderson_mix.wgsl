@@ -22,8 +22,8 @@ struct MixParams { n: u32, stride: u32, groups: u32, beta: f32 }
 fn main(@builtin(global_invocation_id) id: vec3u) {
   // A plain read, not solve_done(): no barrier follows, and on SwiftShader a barrier in a
   // 256-thread workgroup costs more than the mixing itself.
-  if (ctrl.done != 0u) { return; }
-  let entry = ring_entry(ctrl.nstep);
+  if (ctrl.h.done != 0u) { return; }
+  let entry = ring_entry(ctrl.h.nstep);
   let p = entry.x;
   let len = entry.y;
   let q = entry.w;

@@ -32,7 +32,7 @@ var<workgroup> rhs: array<f32, 33>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
-  let entry = ring_entry(ctrl.nstep);
+  let entry = ring_entry(ctrl.h.nstep);
   let p = entry.x;
   let len = entry.y;
   let m = params.slots;

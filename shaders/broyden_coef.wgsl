@@ -17,8 +17,8 @@ struct CoefParams { groups: u32, memory: u32 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
-  if (ctrl.done != 0u) { return; } // no barrier follows: a plain read, not solve_done()
-  let step = ctrl.nstep - 1u; // finish.wgsl has already counted this iteration
+  if (ctrl.h.done != 0u) { return; } // no barrier follows: a plain read, not solve_done()
+  let step = ctrl.h.nstep - 1u; // finish.wgsl has already counted this iteration
   let n_old = min(step, params.memory);
   for (var c = lid; c <= n_old; c += 64u) {
     var sum = vec4<f32>(0.0);

@@ -33,7 +33,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3
   let stride = params.stride;
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let dx = ctrl.step_s * update[i];
+    let dx = ctrl.h.step_s * update[i];
     let g_new = state[g_new_index(cur, stride, i)];
     let dg = g_new - state[g_index(cur, stride, i)];
     if (c < ncols) {

@@ -26,7 +26,7 @@ struct FinalizeParams { n: u32, groups: u32, stride: u32, cur: u32, apply_step: 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
-  let s = ctrl.ls_s;
+  let s = ctrl.h.ls_s;
   let cur = params.cur;
   let stride = params.stride;
   var sums = vec4<f32>(0.0);

@@ -5,7 +5,7 @@
 // vᵀΔg and the new column's Vᵀg' — from the explicit v, as the original computes them (the
 // algebraic shortcut through Σ a_j c_j cancels badly in float32 when |U| is large).
 // Bindings: ctrl (read); params {n, groups, stride, cur, memory}; coef (broyden_coef.wgsl);
-//           state, factors (read); vw (rw); partials [groups] vec4; update [n] (Δx = ctrl.step_s · update).
+//           state, factors (read); vw (rw); partials [groups] vec4; update [n] (Δx = ctrl.h.step_s · update).
 // Dispatch: (groups).
 
 //! include lib/control.wgsl
@@ -33,7 +33,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   let stride = params.stride;
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let dx = ctrl.step_s * update[i];
+    let dx = ctrl.h.step_s * update[i];
     let g_new = state[g_new_index(cur, stride, i)];
     let dg = g_new - state[g_index(cur, stride, i)];
     var v = -dx;

@@ -1,5 +1,5 @@
-// Broyden: the trial point of an evaluation, x_new = x + s·update with s = ctrl.ls_eval_s
-// (1 without line search). Gated like a layer evaluation (ctrl.skip_eval).
+// Broyden: the trial point of an evaluation, x_new = x + s·update with s = ctrl.h.ls_eval_s
+// (1 without line search). Gated like a layer evaluation (ctrl.h.skip_eval).
 // Bindings: ctrl (read); params {n, groups, stride, cur}; update [n]; state (rw; writes x_new).
 // Dispatch: (groups), 256 threads, grid-stride.
 
@@ -15,8 +15,8 @@ struct StepParams { n: u32, groups: u32, stride: u32, cur: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3u) {
-  if (ctrl.skip_eval != 0u) { return; }
-  let s = ctrl.ls_eval_s;
+  if (ctrl.h.skip_eval != 0u) { return; }
+  let s = ctrl.h.ls_eval_s;
   for (var i = id.x; i < params.n; i += params.groups * 256u) {
     state[x_new_index(params.cur, params.stride, i)] = state[x_index(params.cur, params.stride, i)] + s * update[i];
   }

@@ -1,4 +1,4 @@
-// Best-so-far copy, after finish.wgsl: when ctrl.improved is 1, best_u <- candidate and
+// Best-so-far copy, after finish.wgsl: when ctrl.h.improved is 1, best_u <- candidate and
 // best_prev <- previous; when 2, both <- previous (the starting point).
 // Bindings: ctrl (read); params {n, groups}; candidate, previous [n]; best_u, best_prev [n].
 // Dispatch: (groups), 256 threads, grid-stride.
@@ -16,7 +16,7 @@ struct CommitParams { n: u32, groups: u32 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3u) {
-  let mode = ctrl.improved;
+  let mode = ctrl.h.improved;
   if (mode == 0u) { return; }
   for (var i = id.x; i < params.n; i += params.groups * 256u) {
     let prev = previous[i];

@@ -4,7 +4,7 @@
 // Bindings: ctrl (read_write); params; partials [groups] vec4 from residual.wgsl or broyden_finalize.wgsl.
 // Dispatch: (1). Never gated: once done, it clears `improved` so a later commit copies nothing.
 //
-// It also advances ctrl.eval_index past the evaluation it measures, so the next evaluation sees a
+// It also advances ctrl.h.eval_index past the evaluation it measures, so the next evaluation sees a
 // new index (stochastic layers draw per-evaluation noise from it). Evaluations that finish does not
 // follow get theirs elsewhere: Broyden's line-search trials in line_search.wgsl (params.line_search
 // = 1, so finish adds nothing), Anderson's extra initial f(u1) by MODE_ADVANCE, which does only that.
@@ -36,11 +36,11 @@ struct FinishParams {
 fn main(@builtin(local_invocation_index) lid: u32) {
   if (params.mode == MODE_ADVANCE) {
     // The evaluation before this ran only if the solve is still going (the gate was open).
-    if (lid == 0u && ctrl.done == 0u) { ctrl.eval_index += 1u; }
+    if (lid == 0u && ctrl.h.done == 0u) { ctrl.h.eval_index += 1u; }
     return;
   }
   if (solve_done(lid)) {
-    if (lid == 0u) { ctrl.improved = 0u; }
+    if (lid == 0u) { ctrl.h.improved = 0u; }
     return;
   }
   var sums = vec4<f32>(0.0);
@@ -48,5 +48,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let t = workgroup_sum(sums, lid);
   if (lid != 0u) { return; }
 
+  hdr = ctrl.h;
   finish_step(params.mode, t);
+  ctrl.h = hdr;
 }

@@ -72,6 +72,7 @@ fn residual_totals(lid: u32, count: u32) -> vec4<f32> {
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
   if (solve_done(lid)) { return; }
+  if (lid == 0u) { hdr = ctrl.h; }
   let d = params.d;
   let n = params.batch * d;
   for (var e = 0u; e < PER_THREAD; e++) {
@@ -109,7 +110,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     let totals = residual_totals(lid, min(n, 256u));
     if (lid == 0u) {
       finish_step(select(MODE_PICARD, MODE_PICARD_FIRST, params.first != 0u && it == 0u), totals);
-      outcome = ctrl.improved | (ctrl.done << 8u);
+      outcome = hdr.improved | (hdr.done << 8u);
     }
     let result = workgroupUniformLoad(&outcome);
     let improved = result & 0xffu;
@@ -125,6 +126,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     cur = 1u - cur;
     if ((result >> 8u) != 0u) { break; }
   }
+  if (lid == 0u) { ctrl.h = hdr; }
   // Each thread stores the values it wrote itself: no barrier needed.
   for (var e = 0u; e < PER_THREAD; e++) {
     let i = lid + e * 256u;

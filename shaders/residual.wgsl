@@ -23,7 +23,7 @@ var<workgroup> skip_value: u32;
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (lid == 0u) { skip_value = select(ctrl.done, ctrl.skip_eval, params.gate_on_eval != 0u); }
+  if (lid == 0u) { skip_value = select(ctrl.h.done, ctrl.h.skip_eval, params.gate_on_eval != 0u); }
   if (workgroupUniformLoad(&skip_value) != 0u) { return; }
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {

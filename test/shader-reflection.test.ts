@@ -36,7 +36,7 @@ import {
   sgd,
 } from '../src';
 import { runtimeReflectionCount } from '../src/gpu/kernel';
-import { builtReflection, CONTROL_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
+import { builtReflection, CONTROL_LAYOUT, CONTROL_HEADER_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
 import { KERNEL_FILES, SOURCE_FILES, type SourceName } from '../src/gpu/shader-files';
 import { resolveIncludes } from '../scripts/wgsl-includes';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
@@ -150,8 +150,12 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
     if (!control) throw new Error('control.wgsl has no struct Control');
     expect(CONTROL_LAYOUT?.size).toBe(control.size);
     expect(CONTROL_LAYOUT?.members.map((m) => [m.name, m.offset, m.type])).toEqual(control.members.map((m) => [m.name, m.offset, m.type.name]));
-    // The gate words at the front, and the trace after the header (src/solvers/control.ts).
-    expect(CONTROL_LAYOUT?.members.slice(0, 4).map((m) => [m.name, m.offset])).toEqual([
+    // The header first, then the trace (src/solvers/control.ts); the gate words at the header's front.
+    const header = new WgslReflect(CONTROL_WGSL).structs.find((s) => s.name === 'ControlHeader');
+    expect(CONTROL_LAYOUT?.members.map((m) => [m.name, m.type])).toEqual([['h', 'ControlHeader'], ['trace', 'array']]);
+    expect(CONTROL_LAYOUT?.members[1].offset).toBe(Math.ceil((header?.size ?? NaN) / 8) * 8);
+    expect(CONTROL_HEADER_LAYOUT?.members.map((m) => [m.name, m.offset])).toEqual(header?.members.map((m) => [m.name, m.offset]));
+    expect(CONTROL_HEADER_LAYOUT?.members.slice(0, 4).map((m) => [m.name, m.offset])).toEqual([
       ['skip_eval', 0], ['eval_index', 4], ['noise_key', 8], ['noise_on', 12],
     ]);
     for (const name of sourceNames) {

@@ -4,8 +4,11 @@
 // by position: keep skip_eval, eval_index, noise_key and noise_on first and in this order
 // (src/solvers/control.ts checks it).
 // Every kernel that includes this file declares `ctrl: Control` (read or read_write).
+// The header is a struct of its own so that the fused step kernels (lib/step.wgsl) can keep it in
+// a second buffer (ControlHeader alone) and ping-pong between the two: a kernel whose workgroups
+// all read the header cannot also update it in place.
 
-struct Control {
+struct ControlHeader {
   skip_eval: u32,    // non-zero: layer evaluations are skipped (solve done, or line search finished)
   eval_index: u32,   // evaluations of f performed so far: each evaluation sees its own value, 0, 1, 2…
                      // (advanced by finish, the line search, and finish's MODE_ADVANCE)
@@ -31,6 +34,11 @@ struct Control {
   step_s: f32,       // Broyden: the step s of the iteration just measured (Δx = s·update)
   stall: u32,        // iterations since the best iterate last improved (the stall rule, stallSteps)
   stalled: u32,      // the solve stopped on the stall rule
+  pending: u32,      // fused steps: the residual partial sums of an evaluation wait for the next step's measurement
+}
+
+struct Control {
+  h: ControlHeader,
   trace: array<vec2<f32>>, // (abs, rel) of every measurement, the initial one first
 }
 
@@ -38,9 +46,9 @@ const LS_FINISHED: u32 = 3u;
 
 var<workgroup> control_done_value: u32;
 
-// ctrl.done, uniform across the workgroup, so kernels can return on it before barriers.
+// ctrl.h.done, uniform across the workgroup, so kernels can return on it before barriers.
 fn solve_done(local_index: u32) -> bool {
-  if (local_index == 0u) { control_done_value = ctrl.done; }
+  if (local_index == 0u) { control_done_value = ctrl.h.done; }
   return workgroupUniformLoad(&control_done_value) != 0u;
 }
 

@@ -94,7 +94,7 @@ interface BindingSlot {
 /** Bind groups a kernel keeps cached (oldest dropped first). */
 export const MAX_CACHED_GROUPS = 512;
 /** Bindings a kernel recognises without building a key: the last few. */
-const RECENT_GROUPS = 4;
+const RECENT_GROUPS = 8;
 
 /** Compiles `source`; WGSL that does not compile is a ShaderCompileError with the compiler's messages. */
 async function compileModule(

@@ -14,6 +14,7 @@ export const KERNEL_FILES = {
   residual: 'residual.wgsl',
   finish: 'finish.wgsl',
   picardFused: 'picard_fused.wgsl',
+  picardStep: 'picard_step.wgsl',
   commit: 'commit.wgsl',
   andersonGram: 'anderson_gram.wgsl',
   andersonSolve: 'anderson_solve.wgsl',

@@ -13,8 +13,11 @@ export type { ShaderName, SourceName } from './shader-files';
 /** The Control struct's source (shaders/lib/control.wgsl). */
 export const CONTROL_WGSL: string = SOURCES.control.source;
 
-/** @internal The Control struct's layout, reflected at build time. */
+/** @internal The Control struct's layout (its header, then the trace), reflected at build time. */
 export const CONTROL_LAYOUT: StructLayout | undefined = SOURCES.control.structs['Control'];
+
+/** @internal The ControlHeader struct's layout (the header's fields), reflected at build time. */
+export const CONTROL_HEADER_LAYOUT: StructLayout | undefined = SOURCES.control.structs['ControlHeader'];
 
 /**
  * The library's side of a defineLayer kernel: `head` (gate, randomness, the accessors users call)

@@ -2,23 +2,22 @@
  * CPU view of the control block (shaders/lib/control.wgsl). Offsets come from reflecting the
  * WGSL struct (at build time, src/gpu/shaders.ts), so the two sides cannot drift apart.
  */
-import { CONTROL_LAYOUT } from '../gpu/shaders';
+import { CONTROL_HEADER_LAYOUT, CONTROL_LAYOUT } from '../gpu/shaders';
 
 interface Field {
   offset: number;
   type: string;
 }
 
-function reflectControl(): { fields: Map<string, Field>; headerBytes: number } {
-  const struct = CONTROL_LAYOUT;
-  if (!struct) throw new Error('control.wgsl has no struct Control');
+function reflectControl(): { fields: Map<string, Field>; headerBytes: number; headerSize: number } {
+  const control = CONTROL_LAYOUT;
+  const header = CONTROL_HEADER_LAYOUT;
+  if (!control || !header) throw new Error('control.wgsl has no struct Control or ControlHeader');
+  const [h, trace] = control.members;
+  if (h?.name !== 'h' || h.offset !== 0 || trace?.name !== 'trace') throw new Error('Control must be { h: ControlHeader, trace }');
   const fields = new Map<string, Field>();
-  let headerBytes = 0;
-  for (const member of struct.members) {
-    if (member.name === 'trace') headerBytes = member.offset;
-    else fields.set(member.name, { offset: member.offset, type: member.type });
-  }
-  return { fields, headerBytes };
+  for (const member of header.members) fields.set(member.name, { offset: member.offset, type: member.type });
+  return { fields, headerBytes: trace.offset, headerSize: header.size };
 }
 
 const LAYOUT = reflectControl();
@@ -31,6 +30,8 @@ GATE_WORDS.forEach((name, word) => {
 
 /** Bytes before the trace array. */
 export const CONTROL_HEADER_BYTES = LAYOUT.headerBytes;
+/** Bytes of the header alone (the ControlHeader struct: the fused steps' second header buffer). */
+export const CONTROL_HEADER_SIZE = LAYOUT.headerSize;
 /** Bytes of one trace entry (vec2<f32>). */
 export const TRACE_ENTRY_BYTES = 8;
 

@@ -2,7 +2,9 @@
  * Picard iteration u ← f(u), keeping the best iterate.
  *
  * One evaluation per iteration: evaluating f at u_t yields u_{t+1}, its residual u_{t+1} − u_t,
- * and (for t = 0) the initial residual too. Iterates alternate between two buffers.
+ * and (for t = 0) the initial residual too. After the first iteration, an iteration is the layer's
+ * kernels and one step kernel (shaders/picard_step.wgsl), which ends the iteration before and
+ * measures this one; iterates live in a ring of three slots chosen by t.
  * A layer that offers a fused path (a small deterministic dense layer with a fused epilogue, such as the tanh block)
  * takes it instead: whole iterations, `checkEvery` of them per dispatch, in one workgroup
  * (shaders/picard_fused.wgsl), by the same rules.
@@ -15,36 +17,65 @@ import type { SolveResult } from '../results';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('picard', f, Qd, options, []);
+  const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   if (fused?.kind !== 'dense') return picardSteps(run);
   await run.addKernel('picardFused', fused.constants);
   return picardFused(run, fused);
 }
 
-/** One kernel per step: evaluate, residual sums, finish, commit. */
+/**
+ * The first iteration by the separate kernels (evaluate, residual sums, finish, commit: it
+ * measures the start too), then per iteration t the layer's evaluation u_{t+1} = f(u_t) and the
+ * step kernel, which measures iteration t − 1 (and commits it) and sums iteration t's residual; one
+ * more step after the last evaluation measures that.
+ */
 async function picardSteps(run: SolveRun): Promise<SolveResult> {
-  const iterates = [run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
-
-  const step = (pass: GPUComputePassEncoder, t: number, mode: FinishMode): void => {
-    const u = iterates[t % 2];
-    const next = iterates[(t + 1) % 2];
-    run.evaluate(pass, u, next); // next = f(u)
-    run.residual(pass, u, next);
-    run.finish(pass, mode);
-    run.commit(pass, next, u);
+  // Three buffers, not slots of one: an evaluation reads one iterate and writes the next, and a
+  // buffer written by a dispatch may not be bound to it otherwise.
+  const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
+  const slot = (t: number) => ring[t % 3];
+  const steps = run.stepState();
+  const kernel = run.kernel('picardStep');
+  // The step's bindings depend on t mod 6 (slots mod 3, header and partials mod 2): made once.
+  const groups = Array.from({ length: 6 }, (_, t) =>
+    kernel.bind({
+      ctrl: run.ctrl,
+      ctrl_b: steps.ctrlB,
+      params: run.params('picardStep', run.stepRules(FinishMode.picard, t, steps.groups)),
+      step_partials: steps.partials,
+      step_candidate: slot(t),
+      step_previous: slot(t + 2),
+      next: slot(t + 1),
+      best_u: run.bestU,
+      best_prev: run.bestPrev,
+    }),
+  );
+  let last = 0;
+  const step = (pass: GPUComputePassEncoder, t: number): void => {
+    kernel.dispatch(pass, groups[t % 6], steps.groups);
+    last = t;
   };
 
   const snapshot = await run.run(
     (encoder) => {
-      run.encodeStart(encoder, iterates[0]);
+      run.encodeStart(encoder, ring[0]);
       const pass = encoder.beginComputePass();
-      step(pass, 0, FinishMode.picardFirst);
+      run.evaluate(pass, slot(0), slot(1)); // u1 = f(u0)
+      run.residual(pass, slot(0), slot(1));
+      run.finish(pass, FinishMode.picardFirst);
+      run.commit(pass, slot(1), slot(0));
       pass.end();
     },
-    (pass, t) => step(pass, t, FinishMode.picard),
+    (pass, t) => {
+      run.evaluate(pass, slot(t), slot(t + 1), run.header(t));
+      step(pass, t);
+    },
     1,
     run.opts.maxDepth,
+    run.opts.checkEvery,
+    1,
+    { tail: step, close: (encoder) => run.closeSteps(encoder, last) },
   );
   return run.result(snapshot);
 }

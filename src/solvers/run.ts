@@ -10,7 +10,7 @@ import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS, wgslConstant, type ShaderName } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
-import { CONTROL_HEADER_BYTES, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
+import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
 import type { BroydenFactors, SolveResult, SolveStats, SolveStatus } from '../results';
@@ -123,6 +123,30 @@ class ChunkSchedule {
   }
 }
 
+/**
+ * Largest number of workgroups of a fused step kernel (lib/step.wgsl): each of them sums all the
+ * partials of the step before, so their count is kept small (a step's cost grows with its square).
+ */
+const MAX_STEP_GROUPS = 256;
+
+/** @internal What the fused steps of one solve share (lib/step.wgsl). */
+export interface StepState {
+  /** The second control header: the step kernels of even iterations read it, those of odd ones ctrl. */
+  ctrlB: GPUBuffer;
+  /** Residual partial sums, two halves of `groups` vec4: step t writes half t mod 2. */
+  partials: GPUBuffer;
+  /** Workgroups of the generic step kernel (and partials per half). */
+  groups: number;
+}
+
+/** Hooks of {@link SolveRun.run} besides init and iterate. */
+export interface RunHooks {
+  /** Encoded after the last iteration, into the same pass (the fused steps' final measurement). */
+  tail?: (pass: GPUComputePassEncoder, end: number) => void;
+  /** Encoded after each chunk's pass, before its readback. */
+  close?: (encoder: GPUCommandEncoder) => void;
+}
+
 /** @internal One solve in progress (the scheduler every solver runs on). */
 export class SolveRun {
   readonly opts: ResolvedOptions;
@@ -146,6 +170,7 @@ export class SolveRun {
   private readonly kernels: Map<ShaderName, Kernel>;
   /** Uniform buffers of per-solve constant configurations (see solveParams). */
   private readonly constantParams = new Map<string, GPUBuffer>();
+  private steps?: StepState;
 
   private constructor(
     readonly solver: SolverName,
@@ -273,6 +298,46 @@ export class SolveRun {
     this.constantParams.clear();
   }
 
+  /** The fused steps' buffers (lib/step.wgsl), made on first use. */
+  stepState(): StepState {
+    if (!this.steps) {
+      const groups = Math.min(MAX_STEP_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
+      this.steps = { ctrlB: this.scratchBuffer(Math.ceil(CONTROL_HEADER_SIZE / 4)), partials: this.scratchBuffer(2 * 4 * groups), groups };
+    }
+    return this.steps;
+  }
+
+  /**
+   * The control header current before the step kernel of iteration t (the one it reads, and the
+   * gate of that iteration's evaluations): ctrl for odd t, the second header for even t.
+   */
+  header(t: number): GPUBuffer {
+    return t % 2 === 1 ? this.ctrl : this.stepState().ctrlB;
+  }
+
+  /**
+   * The uniform members of the step of iteration t (lib/step.wgsl) with the end-of-iteration rules
+   * of `mode`: which header it reads, and which half of the partials it reads (`partialGroups`
+   * of them) and writes.
+   */
+  stepRules(mode: FinishMode, t: number, partialGroups: number): Record<string, number> {
+    const steps = this.stepState();
+    const parity = t % 2;
+    return {
+      ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
+      partial_in: (1 - parity) * steps.groups, partial_out: parity * steps.groups, n: this.n,
+    };
+  }
+
+  /**
+   * After a chunk whose last step was that of iteration `t`: when that step wrote the second
+   * header, copies it into ctrl, where the readback and the non-fused kernels look (the next
+   * step may then read either: both hold the same header).
+   */
+  closeSteps(encoder: GPUCommandEncoder, t: number): void {
+    if (t % 2 === 1) encoder.copyBufferToBuffer(this.stepState().ctrlB, 0, this.ctrl, 0, CONTROL_HEADER_SIZE);
+  }
+
   /** Slot `index` of a ring buffer laid out with `stride`. */
   slot(ring: GPUBuffer, index: number): BufferRegion {
     return { buffer: ring, offset: index * this.stride * 4, size: this.n * 4 };
@@ -284,8 +349,8 @@ export class SolveRun {
    * The index must be advanced after every evaluation, before the next one: `finish` does it for
    * the evaluation it measures, the line search for each trial, `countEvaluation` otherwise.
    */
-  evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion): void {
-    this.layer.encodeForward(pass, { input, output, Qd: this.Qd.buffer, gate: this.ctrl }, this.batch);
+  evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion, gate: GPUBuffer = this.ctrl): void {
+    this.layer.encodeForward(pass, { input, output, Qd: this.Qd.buffer, gate }, this.batch);
   }
 
   /** Advances the evaluation index past an evaluation that no `finish` measures (one workgroup). */
@@ -362,6 +427,7 @@ export class SolveRun {
     end: number,
     perSubmit = this.opts.checkEvery,
     callIterations = 1,
+    hooks: RunHooks = {},
   ): Promise<ControlSnapshot> {
     const { engine } = this;
     engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
@@ -378,7 +444,9 @@ export class SolveRun {
       const pass = encoder.beginComputePass();
       const stop = Math.min(end, t + schedule.next());
       for (; t < stop; t++) iterate(pass, t);
+      if (t === end && hooks.tail) hooks.tail(pass, end);
       pass.end();
+      hooks.close?.(encoder);
     };
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
       engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver).then((bytes) => decodeControl(bytes));
