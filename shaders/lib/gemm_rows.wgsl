@@ -6,7 +6,7 @@
 //   fn gemm_a(row: u32, kk: u32) -> f32;  fn gemm_b(kk: u32, col: u32) -> f32  (called in bounds)
 //   fn gemm_out(row: u32, col: u32, acc: f32)   the epilogue: whatever runs before the store
 // and `params` with m, n, k (u32).
-// Entry `gemm_rows_main`. Dispatch: (ceil(n / GEMM_COLS), ceil(m / 4)).
+// Entry `gemm_rows_main` (body gemm_rows_block). Dispatch: (ceil(n / GEMM_COLS), ceil(m / 4)).
 // lib/gemm_split.wgsl reuses the tile over a slice of k.
 //! include lib/gate.wgsl
 
@@ -38,9 +38,9 @@ fn gemm_rows_tile(lid: u32, col: u32, r0: u32, k_start: u32, k_end: u32) -> vec4
   return acc;
 }
 
-@compute @workgroup_size(GEMM_COLS)
-fn gemm_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (gate_closed(lid)) { return; }
+// Workgroup `group`'s 4 × GEMM_COLS block of C, each value handed to gemm_out (the body of
+// gemm_rows_main, for kernels that wrap the product in their own prologue and epilogue).
+fn gemm_rows_block(group: vec3u, lid: u32) {
   let col = group.x * GEMM_COLS + lid;
   let r0 = group.y * 4u;
   let acc = gemm_rows_tile(lid, col, r0, 0u, params.k);
@@ -48,4 +48,10 @@ fn gemm_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation
   for (var t = 0u; t < 4u; t++) {
     if (r0 + t < params.m) { gemm_out(r0 + t, col, acc[t]); }
   }
+}
+
+@compute @workgroup_size(GEMM_COLS)
+fn gemm_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  gemm_rows_block(group, lid);
 }

@@ -12,7 +12,7 @@
 //   fn gemm_b(kk: u32, col: u32) -> f32       B[kk, col], called only in bounds
 //   fn gemm_out(row: u32, col: u32, acc: f32) the epilogue hook: runs on each value of C (add a
 //                                             bias, a fused chain of stages, …) and stores it.
-// Entry `gemm_tiled_main`. Dispatch: (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))).
+// Entry `gemm_tiled_main` (body gemm_tiled_block). Dispatch: (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))).
 //! include lib/gate.wgsl
 
 override GEMM_SIDE: u32 = 16u;
@@ -24,9 +24,9 @@ override GEMM_B_N_CONTIGUOUS: bool = true;
 var<workgroup> gemm_a_slice: array<f32, GEMM_STEP * 4 * GEMM_SIDE>;
 var<workgroup> gemm_b_slice: array<f32, GEMM_STEP * 4 * GEMM_SIDE>;
 
-@compute @workgroup_size(GEMM_SIDE, GEMM_SIDE)
-fn gemm_tiled_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (gate_closed(lid)) { return; }
+// Workgroup `group`'s tile of C, each value handed to gemm_out (the body of gemm_tiled_main, for
+// kernels that wrap the product in their own prologue and epilogue).
+fn gemm_tiled_block(group: vec3u, lid: u32) {
   let tile = 4u * GEMM_SIDE;
   let threads = GEMM_SIDE * GEMM_SIDE;
   let m0 = group.y * tile;
@@ -71,4 +71,10 @@ fn gemm_tiled_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocatio
       if (col < params.n) { gemm_out(row, col, acc[t][s]); }
     }
   }
+}
+
+@compute @workgroup_size(GEMM_SIDE, GEMM_SIDE)
+fn gemm_tiled_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  gemm_tiled_block(group, lid);
 }

@@ -14,15 +14,42 @@
 //   5. returns whether the solve is done (then the kernel does nothing more).
 // step_end stores the workgroup's partial sums of the residual it measured, for the next step.
 //
-// The includer declares: `ctrl: Control` and `ctrl_b: ControlHeader` (read_write); `params` with
-// lib/finish_step.wgsl's fields and mode, header_in_b, partial_groups (partials to read),
-// partial_in, partial_out (their offsets in step_partials), n; `step_partials` (read_write
-// vec4); `step_candidate`, `step_previous` (the iterate measured last and the one before it) and
-// `best_u`, `best_prev` (read_write) [n]; and `REDUCE_SIZE` equal to its workgroup size.
+// This piece declares bindings 0–7 of every step kernel (below); the includer adds its own from 8
+// and declares `REDUCE_SIZE` equal to its workgroup size.
 
 //! include lib/control.wgsl
 //! include lib/reduce.wgsl
 //! include lib/finish_step.wgsl
+
+struct StepParams {
+  // lib/finish_step.wgsl's rules
+  eps: f32,
+  stop_rel: u32,
+  return_final: u32,
+  max_depth: u32,
+  trace_cap: u32,
+  memory: u32,
+  line_search: u32,
+  stall_steps: u32,
+  mode: u32,           // the finish mode of the iteration measured
+  header_in_b: u32,    // 1: the current header is ctrl_b (the new one goes to ctrl.h); 0: the reverse
+  partial_groups: u32, // partials the step before wrote
+  partial_in: u32,     // their offset in step_partials
+  partial_out: u32,    // the offset of this step's
+  state_size: u32,     // n, the state's values
+  m: u32,              // the dense step's product C [m, n] = A [m, k] · B [k, n] (0 elsewhere)
+  n: u32,
+  k: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> ctrl: Control;
+@group(0) @binding(1) var<storage, read_write> ctrl_b: ControlHeader;
+@group(0) @binding(2) var<uniform> params: StepParams;
+@group(0) @binding(3) var<storage, read_write> step_partials: array<vec4<f32>>; // [2, half]
+@group(0) @binding(4) var<storage, read> step_candidate: array<f32>; // the iterate measured last [n]
+@group(0) @binding(5) var<storage, read> step_previous: array<f32>;  // the one before it [n]
+@group(0) @binding(6) var<storage, read_write> best_u: array<f32>;
+@group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
 
 var<workgroup> step_state: u32;
 
@@ -54,7 +81,7 @@ fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
   let outcome = workgroupUniformLoad(&step_state);
   let improved = outcome & 0xffu;
   if (improved != 0u) {
-    for (var i = group * REDUCE_SIZE + lid; i < params.n; i += groups * REDUCE_SIZE) {
+    for (var i = group * REDUCE_SIZE + lid; i < params.state_size; i += groups * REDUCE_SIZE) {
       let prev = step_previous[i];
       best_u[i] = select(step_candidate[i], prev, improved == 2u);
       best_prev[i] = prev;

@@ -15,6 +15,7 @@ export const KERNEL_FILES = {
   finish: 'finish.wgsl',
   picardFused: 'picard_fused.wgsl',
   picardStep: 'picard_step.wgsl',
+  picardDenseStep: 'picard_dense_step.wgsl',
   commit: 'commit.wgsl',
   andersonGram: 'anderson_gram.wgsl',
   andersonSolve: 'anderson_solve.wgsl',

@@ -97,10 +97,27 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
   return constants;
 }
 
+/** The few-row product's tile constants (lib/gemm_rows.wgsl). */
+const rowsConstants = (tiles: GemmTiles) => ({ GEMM_COLS: tiles.cols });
+/** The register-tiled product's tile constants (lib/gemm_tiled.wgsl). */
+const tiledConstants = (tiles: GemmTiles) => ({ GEMM_SIDE: tiles.side, GEMM_STEP: tiles.step });
+
+/**
+ * @internal The forward product of one problem as one kernel of the library, for a kernel that
+ * includes the library and wraps the product in its own prologue and epilogue (the fused Picard
+ * step): which body, its override constants, workgroups, and threads per workgroup.
+ */
+export interface FusedProduct {
+  body: 'rows' | 'tiled';
+  constants: Readonly<Record<string, number>>;
+  groups: readonly [number, number];
+  threads: number;
+}
+
 /** Every kernel of the dense product, as data, for one chain and the device's tiles. */
 function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles) {
-  const rows = { GEMM_COLS: tiles.cols };
-  const tiled = { GEMM_SIDE: tiles.side, GEMM_STEP: tiles.step };
+  const rows = rowsConstants(tiles);
+  const tiled = tiledConstants(tiles);
   const chain = chainConstants(epilogue);
   return {
     forwardRows: { shader: 'dense', entry: 'gemm_rows_main', constants: { ...chain, ...rows }, groups: rowsGroups },
@@ -242,6 +259,16 @@ export class DenseKernels {
     const wished = Math.min(most, Math.max(2, Math.ceil(SPLIT_TARGET_GROUPS / groups)));
     const splits = Math.ceil(k / Math.ceil(k / wished));
     return splits > 1 ? { forward: 'split', splits, adjointTiled } : { forward: 'rows', splits: 1, adjointTiled };
+  }
+
+  /** The forward for `rows` rows as one product kernel (null when its plan is split-k). */
+  fusedProduct(rows: number): FusedProduct | null {
+    const { forward } = this.plan(rows);
+    const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: 1, tiles: this.tiles };
+    const { cols, side } = this.tiles;
+    if (forward === 'rows') return { body: 'rows', constants: rowsConstants(this.tiles), groups: rowsGroups(problem), threads: cols };
+    if (forward === 'tiled') return { body: 'tiled', constants: tiledConstants(this.tiles), groups: tiledGroups(problem), threads: side * side };
+    return null;
   }
 
   /** Scratch is per rows only for chains (δ) and split-k; otherwise one prepare serves any rows. */

@@ -2,6 +2,7 @@
  * The extension point: solvers and backprop wrappers see a layer only through this interface,
  * never the tanh block specifically.
  */
+import type { FusedProduct } from './dense';
 import type { Engine } from '../engine';
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
@@ -60,10 +61,13 @@ export interface AdjointIO {
 }
 
 /**
- * A fused fast path a layer may offer to the Picard solver: whole iterations in one kernel.
- * The library knows one kind, a dense layer with a deterministic fused epilogue,
- * `epilogue(u @ weight + bias)` (shaders/picard_fused.wgsl; the tanh block's epilogue is
- * add(Qd) → tanh); a layer must offer it only when that is exactly its f.
+ * A fused fast path a layer may offer to the Picard solver: its f as parts the solver composes
+ * its own kernels from. The library knows one kind, a dense layer with a deterministic fused
+ * epilogue, `epilogue(u @ weight + bias)` (the tanh block's epilogue is add(Qd) → tanh); a layer
+ * must offer it only when that is exactly its f. The solver then runs whole iterations per
+ * dispatch in one workgroup when the state is small (shaders/picard_fused.wgsl), else one
+ * dispatch per iteration: the product with the iteration's bookkeeping in its prologue and
+ * epilogue (shaders/picard_dense_step.wgsl).
  */
 export interface FusedPicardPath {
   kind: 'dense';
@@ -73,6 +77,13 @@ export interface FusedPicardPath {
   bias: GPUBuffer;
   /** @internal The epilogue chain's override constants (lib/epilogue.wgsl). */
   constants: Readonly<Record<string, number>>;
+  /** @internal Whether the state fits the whole-iteration kernel (shaders/picard_fused.wgsl). */
+  wholeState: boolean;
+  /**
+   * @internal The dense-product library's kernel for this batch (lib/gemm_rows.wgsl or
+   * lib/gemm_tiled.wgsl), or null when the layer's product needs more than one dispatch (split-k).
+   */
+  product: FusedProduct | null;
 }
 
 /**

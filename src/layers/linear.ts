@@ -276,14 +276,17 @@ class FusedLinearKernels implements StageKernels {
     }, batch);
   }
 
-  /** The fused Picard path: a square, deterministic chain whose state fits one workgroup. */
+  /** The fused Picard path of a square, deterministic chain. */
   fusedPicard(batch: number): FusedPicardPath | null {
     const d = this.linear.inFeatures;
     const n = batch * d;
-    if (d !== this.outputSize || this.dense.epilogue.ops.includes('dropout') || n > FUSED_MAX_STATE) return null;
-    if (Math.ceil(n / 256) * d > FUSED_MAX_THREAD_WORK) return null;
+    if (d !== this.outputSize || this.dense.epilogue.ops.includes('dropout')) return null;
+    const wholeState = n <= FUSED_MAX_STATE && Math.ceil(n / 256) * d <= FUSED_MAX_THREAD_WORK;
     const { weight, bias } = this.linear.params;
-    return { kind: 'dense', weight: weight.buffer, bias: bias.buffer, constants: this.dense.constants };
+    return {
+      kind: 'dense', weight: weight.buffer, bias: bias.buffer, constants: this.dense.constants, wholeState,
+      product: this.dense.fusedProduct(batch),
+    };
   }
 
   dispose(): void {

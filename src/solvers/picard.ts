@@ -9,6 +9,7 @@
  * takes it instead: whole iterations, `checkEvery` of them per dispatch, in one workgroup
  * (shaders/picard_fused.wgsl), by the same rules.
  */
+import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
@@ -19,9 +20,22 @@ import type { SolveResult } from '../results';
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
   const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  if (fused?.kind !== 'dense') return picardSteps(run);
-  await run.addKernel('picardFused', fused.constants);
-  return picardFused(run, fused);
+  if (fused?.kind === 'dense' && fused.wholeState) {
+    await run.addKernel('picardFused', fused.constants);
+    return picardFused(run, fused);
+  }
+  if (fused?.kind === 'dense' && fused.product) {
+    const { product } = fused;
+    await run.addKernel('picardDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+    return picardSteps(run, { path: fused, product });
+  }
+  return picardSteps(run);
+}
+
+/** The dense path of picardSteps: the layer's parts, and its product as one kernel. */
+interface DenseSteps {
+  path: FusedPicardPath;
+  product: FusedProduct;
 }
 
 /**
@@ -30,32 +44,55 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
  * step kernel, which measures iteration t − 1 (and commits it) and sums iteration t's residual; one
  * more step after the last evaluation measures that.
  */
-async function picardSteps(run: SolveRun): Promise<SolveResult> {
+async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResult> {
   // Three buffers, not slots of one: an evaluation reads one iterate and writes the next, and a
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
-  const steps = run.stepState();
+  const denseGroups = dense ? dense.product.groups[0] * dense.product.groups[1] : 0;
+  const steps = run.stepState(denseGroups);
+  // The partials each step reads: those the step before wrote (the dense kernel's workgroups, or the generic kernel's).
+  const measured = dense ? denseGroups : steps.groups;
   const kernel = run.kernel('picardStep');
-  // The step's bindings depend on t mod 6 (slots mod 3, header and partials mod 2): made once.
+  const common = (t: number) => ({
+    ctrl: run.ctrl,
+    ctrl_b: steps.ctrlB,
+    step_partials: steps.partials,
+    step_candidate: slot(t),
+    step_previous: slot(t + 2),
+    best_u: run.bestU,
+    best_prev: run.bestPrev,
+  });
+  // The bindings depend on t mod 6 (slots mod 3, header and partials mod 2): made once.
   const groups = Array.from({ length: 6 }, (_, t) =>
-    kernel.bind({
-      ctrl: run.ctrl,
-      ctrl_b: steps.ctrlB,
-      params: run.params('picardStep', run.stepRules(FinishMode.picard, t, steps.groups)),
-      step_partials: steps.partials,
-      step_candidate: slot(t),
-      step_previous: slot(t + 2),
-      next: slot(t + 1),
-      best_u: run.bestU,
-      best_prev: run.bestPrev,
-    }),
+    kernel.bind({ ...common(t), params: run.params('picardStep', run.stepRules(FinishMode.picard, t, measured)), next: slot(t + 1) }),
   );
   let last = 0;
   const step = (pass: GPUComputePassEncoder, t: number): void => {
     kernel.dispatch(pass, groups[t % 6], steps.groups);
     last = t;
   };
+  let iterate = (pass: GPUComputePassEncoder, t: number): void => {
+    run.evaluate(pass, slot(t), slot(t + 1), run.header(t));
+    step(pass, t);
+  };
+  if (dense) {
+    const denseKernel = run.kernel('picardDenseStep');
+    const d = run.layer.featureSize;
+    const { weight, bias } = dense.path;
+    const denseGroupsOf = Array.from({ length: 6 }, (_, t) =>
+      denseKernel.bind({
+        ...common(t),
+        params: run.params('picardDenseStep', { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: d }),
+        weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1),
+      }),
+    );
+    const [gx, gy] = dense.product.groups;
+    iterate = (pass, t) => {
+      denseKernel.dispatch(pass, denseGroupsOf[t % 6], gx, gy);
+      last = t;
+    };
+  }
 
   const snapshot = await run.run(
     (encoder) => {
@@ -67,10 +104,7 @@ async function picardSteps(run: SolveRun): Promise<SolveResult> {
       run.commit(pass, slot(1), slot(0));
       pass.end();
     },
-    (pass, t) => {
-      run.evaluate(pass, slot(t), slot(t + 1), run.header(t));
-      step(pass, t);
-    },
+    iterate,
     1,
     run.opts.maxDepth,
     run.opts.checkEvery,

@@ -135,8 +135,10 @@ export interface StepState {
   ctrlB: GPUBuffer;
   /** Residual partial sums, two halves of `groups` vec4: step t writes half t mod 2. */
   partials: GPUBuffer;
-  /** Workgroups of the generic step kernel (and partials per half). */
+  /** Workgroups of the generic step kernels. */
   groups: number;
+  /** Partials per half (at least `groups`). */
+  half: number;
 }
 
 /** Hooks of {@link SolveRun.run} besides init and iterate. */
@@ -245,8 +247,8 @@ export class SolveRun {
   }
 
   /** Compiles one more kernel for this solve, with the values of its `override` constants. */
-  async addKernel(name: ShaderName, constants: Readonly<Record<string, number>>): Promise<void> {
-    this.kernels.set(name, await this.engine.kernel(name, SHADERS[name], 'main', { constants }));
+  async addKernel(name: ShaderName, constants: Readonly<Record<string, number>>, entry = 'main'): Promise<void> {
+    this.kernels.set(name, await this.engine.kernel(name, SHADERS[name], entry, { constants }));
     this.engine.assertAlive(this.solver);
   }
 
@@ -298,11 +300,15 @@ export class SolveRun {
     this.constantParams.clear();
   }
 
-  /** The fused steps' buffers (lib/step.wgsl), made on first use. */
-  stepState(): StepState {
+  /**
+   * The fused steps' buffers (lib/step.wgsl), made on first use: halves of partials for the
+   * generic step kernels' workgroups, or `atLeast` when a step kernel has more.
+   */
+  stepState(atLeast = 0): StepState {
     if (!this.steps) {
       const groups = Math.min(MAX_STEP_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
-      this.steps = { ctrlB: this.scratchBuffer(Math.ceil(CONTROL_HEADER_SIZE / 4)), partials: this.scratchBuffer(2 * 4 * groups), groups };
+      const half = Math.max(groups, atLeast);
+      this.steps = { ctrlB: this.scratchBuffer(Math.ceil(CONTROL_HEADER_SIZE / 4)), partials: this.scratchBuffer(2 * 4 * half), groups, half };
     }
     return this.steps;
   }
@@ -325,7 +331,7 @@ export class SolveRun {
     const parity = t % 2;
     return {
       ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
-      partial_in: (1 - parity) * steps.groups, partial_out: parity * steps.groups, n: this.n,
+      partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0,
     };
   }
 

@@ -1,0 +1,94 @@
+// The fused Picard steps (lib/step.wgsl): the iteration's bookkeeping moves into the kernel after
+// the evaluation (shaders/picard_step.wgsl) or into the dense product's prologue and epilogue
+// (shaders/picard_dense_step.wgsl). Same rules as the separate kernels: each path must give the
+// same iterate, counts and trace as the others, and the float64 reference's.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { implicitBlock, picard, type Engine, type SolverOptions, type Tensor } from '../src';
+import { refBlockMap, refPicard } from '../src/reference';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+const random = rng(11);
+
+function block(d: number, forwardKernel: 'auto' | 'matmul') {
+  const weight = Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d)));
+  const bias = Float32Array.from(randomArray(random, d, 0.1));
+  return { f: implicitBlock(engine, { weight, bias, forwardKernel }), weight, bias };
+}
+
+async function solve(f: ReturnType<typeof implicitBlock>, q: Tensor, options: SolverOptions) {
+  const before = engine.counters.dispatches;
+  const r = await picard(f, q, { trace: true, ...options });
+  const out = { u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats, dispatches: engine.counters.dispatches - before };
+  r.dispose();
+  return out;
+}
+
+describe('fused Picard steps', () => {
+  // [d, batch, forwardKernel]: batch × d past the whole-iteration kernel's 1024 values, so fused
+  // Picard takes the dense step; 'auto' is the few-row product on this (CPU) adapter, 'matmul' the tiled one.
+  const cases = [[40, 30, 'auto'], [36, 33, 'matmul']] as const;
+
+  it.each(cases)('d = %i, batch %i (%s): the dense step, the generic step and the float64 reference agree', async (d, batch, forwardKernel) => {
+    const { f, weight, bias } = block(d, forwardKernel);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const all = [{ eps: 1e-5, maxDepth: 60 }, { eps: 1e-4, maxDepth: 9, stopMode: 'rel' as const, returnFinal: true }];
+    // The tiled product runs 256-thread workgroups, slow on a CPU: one option set there.
+    for (const options of forwardKernel === 'matmul' ? all.slice(1) : all) {
+      const fused = await solve(f, q, { ...options, fused: true });
+      const generic = await solve(f, q, { ...options, fused: false });
+      // The same product code and the same rules: bit-identical iterates (the partial sums are
+      // grouped differently, so the residuals may differ in the last bits).
+      expect(fused.u).toEqual(generic.u);
+      expect(fused.prev).toEqual(generic.prev);
+      expect(fused.tnstep).toBe(generic.tnstep);
+      expect(fused.stats.nstep).toBe(generic.stats.nstep);
+      expect(fused.stats.status).toBe(generic.stats.status);
+      expect(fused.stats.trace?.abs.length).toBe(generic.stats.trace?.abs.length);
+      fused.stats.trace?.abs.forEach((a, i) => expect(a).toBeCloseTo(generic.stats.trace?.abs[i] ?? NaN, 6));
+      const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+      const reference = refPicard(map, new Float64Array(batch * d), {
+        eps: options.eps, maxDepth: options.maxDepth, stopMode: options.stopMode ?? 'abs', returnFinal: options.returnFinal ?? false,
+      });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-5));
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each(cases)('d = %i, batch %i (%s): one dispatch per iteration fused, two with fused: false', async (d, batch, forwardKernel) => {
+    const { f } = block(d, forwardKernel);
+    const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
+    const perStep = async (fused: boolean) => {
+      // eps = 0: every step runs; the difference of two depths is their iterations' dispatches.
+      const [short, long] = [await solve(f, q, { eps: 0, maxDepth: 10, checkEvery: 5, fused }), await solve(f, q, { eps: 0, maxDepth: 30, checkEvery: 5, fused })];
+      return (long.dispatches - short.dispatches) / 20;
+    };
+    expect(await perStep(true)).toBe(1);
+    expect(await perStep(false)).toBe(2);
+    q.dispose();
+    f.dispose();
+  });
+
+  it('maxDepth 1 and 2, a u0, a stall: the same on both paths', async () => {
+    const { f } = block(40, 'auto');
+    const q = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 1)), [30, 40]);
+    const u0 = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 0.5)), [30, 40]);
+    for (const options of [{ maxDepth: 1 }, { maxDepth: 2, u0 }, { eps: 0, maxDepth: 50, stallSteps: 2 }]) {
+      const fused = await solve(f, q, { ...options, fused: true });
+      const generic = await solve(f, q, { ...options, fused: false });
+      expect(fused.u).toEqual(generic.u);
+      expect([fused.tnstep, fused.stats.nstep, fused.stats.status]).toEqual([generic.tnstep, generic.stats.nstep, generic.stats.status]);
+    }
+    u0.dispose();
+    q.dispose();
+    f.dispose();
+  });
+});
