@@ -102,7 +102,7 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
   it('REDUCE_SIZE of every kernel with a workgroup reduction', () => {
     const expected: Partial<Record<ShaderName, number>> = {
       residual: 64, finish: 64, andersonGram: 64, broydenFinalize: 64, broydenDots: 64, broydenRankOne: 64,
-      broydenUpdate: 64, stageConv2d: 64, stageNorm: 64,
+      broydenUpdate: 64, stageConv2d: 64, stageNorm: 64, spectralNorm: 64,
       picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256, powerStep: 256,
     };
     const reducing = names.filter((n) => resolveIncludes(KERNEL_FILES[n], readShader).includes('lib/reduce.wgsl'));
