@@ -259,7 +259,7 @@ abstract class WeightReparametrization<Names extends string> {
   protected abstract encodeGradients(pass: GPUComputePassEncoder, dW: BufferRegion, dv: BufferRegion, dg: BufferRegion | undefined): void;
 
   /**
-   * {@link encodeUpdate} in a submit of its own (no readback).
+   * `encodeUpdate` in a submit of its own (no readback).
    * @throws as encodeUpdate.
    */
   async update(options?: NormUpdateOptions): Promise<void> {
