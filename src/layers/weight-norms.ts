@@ -41,7 +41,8 @@ export interface SpectralNormOptions {
   iterations?: number;
   /**
    * Power iterations run when the wrapper is created (the vectors start random), an integer in
-   * [0, 4096]. Default 15.
+   * [0, 4096]. Default 15. With 0, σ (and so the weight) is 0 until the first training-mode
+   * update, unless `state` is loaded first (resuming a saved model).
    */
   initialIterations?: number;
   /**
