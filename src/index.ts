@@ -59,3 +59,15 @@ export {
   ConvergenceError,
 } from './errors';
 export { saveParams, loadParams, paramsMetadata, type SaveParamsOptions, type LoadParamsOptions, type ParamsSource } from './io/params';
+export {
+  weightNorm,
+  spectralNorm,
+  WeightNorm,
+  SpectralNorm,
+  type NormalizableLayer,
+  type WeightNormOptions,
+  type SpectralNormOptions,
+  type NormUpdateOptions,
+  type NormGradBuffers,
+  type NormGradients,
+} from './layers/weight-norms';

@@ -31,7 +31,8 @@ export class DeqClassifier extends BaseClassifier {
 
   /** Loads a model written by {@link save} (or by the demo page's download) from `file`. */
   static async load(engine: Engine, file: string): Promise<DeqClassifier> {
-    const { config, params } = await BaseClassifier.readSafetensors(engine, await readFile(file));
-    return BaseClassifier.prepared(new DeqClassifier(engine, config, params));
+    const bytes = await readFile(file);
+    const { config, params } = await BaseClassifier.readSafetensors(engine, bytes);
+    return BaseClassifier.prepared(new DeqClassifier(engine, config, params), bytes);
   }
 }

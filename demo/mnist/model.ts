@@ -10,6 +10,10 @@
  *
  * Backward: dlogits → head adjoints (dW_out, db_out, du*) → the implicit layer with JFB, GDEQ or
  * IFT (dw, db, dQd) → projection adjoints (dW_in, db_in; no dx) → Adam on all six parameters.
+ * With `spectralNorm` (a target norm > 0) the block's weight is spectrally normalised,
+ * w = target · w_v / σ(w_v) (src/layers/weight-norms.ts): Adam trains w_v in w's place, the
+ * wrapper maps ∂w to ∂w_v in the step's last submit and recomputes w (one power iteration) at
+ * the start of the next step.
  * Per step, the only GPU→CPU reads are the solve's convergence check and, when asked for, the
  * loss and accuracy. Browser-safe: the model travels as safetensors bytes (`toSafetensors`,
  * `fromSafetensors`); Node's file saving and loading live in ./model-io.
@@ -26,6 +30,7 @@ import {
   picard,
   saveParams,
   softmaxCrossEntropy,
+  spectralNorm,
   type Adam,
   type Engine,
   type FixedPointCache,
@@ -35,6 +40,7 @@ import {
   type Linear,
   type ParamsSource,
   type SolveStats,
+  type SpectralNorm,
   type Solver,
   type TanhBlock,
   type Tensor,
@@ -74,6 +80,12 @@ export interface DeqConfig {
    * as a contraction and every solver converges from the first step.
    */
   initScale: number;
+  /**
+   * Spectral normalisation of the block weight to this norm (0: off): w = spectralNorm · w_v /
+   * σ(w_v), with one power iteration per training step. Since tanh' ≤ 1, the block's Lipschitz
+   * constant in u then stays ≤ spectralNorm throughout training.
+   */
+  spectralNorm: number;
 }
 
 /** Defaults of {@link DeqConfig}: measured on a 2-core SwiftShader machine (see the CLI). */
@@ -86,7 +98,11 @@ export const DEFAULT_CONFIG: DeqConfig = {
   lr: 5e-3,
   seed: 0,
   initScale: 0.5,
+  spectralNorm: 0,
 };
+
+/** The target norm `--spectral-norm` sets (a contraction bound with some margin). */
+export const SPECTRAL_NORM_TARGET = 0.9;
 
 /** What one training step reports. */
 export interface StepStats {
@@ -107,6 +123,11 @@ const MODEL_VERSION = '2';
 
 export const PARAM_NAMES = ['W_in', 'b_in', 'w', 'b', 'W_out', 'b_out'] as const;
 export type ParamName = (typeof PARAM_NAMES)[number];
+/**
+ * What a model with spectralNorm saves besides: the trainable w_v and the power iteration's
+ * vectors (so that training resumes where it stopped).
+ */
+const SPECTRAL_NAMES = ['w_v', 'w_left', 'w_right'] as const;
 
 function uniform(random: () => number, n: number, scale: number): Float32Array {
   return Float32Array.from({ length: n }, () => (2 * random() - 1) * scale);
@@ -135,7 +156,10 @@ export class DeqClassifier {
   private readonly proj: Linear;
   private readonly head: Linear;
   private readonly block: TanhBlock;
-  private readonly optimizer: Adam;
+  /** Adam over the trainable tensors (w_v in w's place with spectralNorm); made by {@link prepared}. */
+  private optimizer!: Adam;
+  /** The block weight's spectral normalisation, with config.spectralNorm > 0. */
+  private norm: SpectralNorm | null = null;
   /** Input batch buffer, grown on demand; rows beyond the current batch are ignored. */
   private xBuffer: GPUBuffer | null = null;
   private xRows = 0;
@@ -153,7 +177,6 @@ export class DeqClassifier {
     this.proj = linear(engine, { weight: params.W_in, bias: params.b_in });
     this.head = linear(engine, { weight: params.W_out, bias: params.b_out });
     this.block = implicitBlock(engine, { weight: params.w, bias: params.b });
-    this.optimizer = adam(engine, PARAM_NAMES.map((n) => params[n]), { lr: config.lr });
   }
 
   /** A freshly initialised model (see {@link DeqConfig.initScale} for the block's init). */
@@ -167,10 +190,33 @@ export class DeqClassifier {
     return Object.fromEntries(PARAM_NAMES.map((n) => [n, engine.tensor(values[n], shapeOf(n, config.hidden))])) as Record<ParamName, Tensor>;
   }
 
-  /** Compiles the model's pipelines before its first step. */
-  protected static async prepared<T extends DeqClassifier>(model: T): Promise<T> {
+  /**
+   * Sets up the block weight's spectral normalisation (its w_v and vectors loaded from `saved`,
+   * a file written by {@link toSafetensors}, when given) and the optimizer, and compiles the
+   * model's pipelines before its first step.
+   */
+  protected static async prepared<T extends DeqClassifier>(model: T, saved?: ParamsSource): Promise<T> {
+    const { engine, config, params } = model;
+    if (config.spectralNorm > 0) {
+      const norm = await spectralNorm(model.block, { targetNorm: config.spectralNorm, initialIterations: saved === undefined ? 15 : 0 });
+      model.norm = norm;
+      if (saved !== undefined) {
+        await loadParams(engine, saved, { into: { w_v: norm.params.v, w_left: norm.state.left, w_right: norm.state.right } });
+        await norm.update({ inference: true });
+      }
+    }
+    const trainable = PARAM_NAMES.map((n) => (n === 'w' && model.norm ? model.norm.params.v : params[n]));
+    model.optimizer = adam(engine, trainable, { lr: config.lr });
     await Promise.all([model.proj.prepare(), model.head.prepare(), model.optimizer.prepare()]);
     return model;
+  }
+
+  /** The tensors a file holds: the six parameters, and with spectralNorm w_v and its vectors. */
+  private savedTensors(): Record<string, Tensor> {
+    const norm = this.norm;
+    if (!norm) return this.params;
+    const extra: Record<(typeof SPECTRAL_NAMES)[number], Tensor> = { w_v: norm.params.v, w_left: norm.state.left, w_right: norm.state.right };
+    return { ...this.params, ...extra };
   }
 
   /**
@@ -179,13 +225,13 @@ export class DeqClassifier {
    * the config as JSON in the metadata (`format`, `version`, `config`).
    */
   async toSafetensors(): Promise<Uint8Array<ArrayBuffer>> {
-    return saveParams(this.engine, this.params, { metadata: { format: MODEL_FORMAT, version: MODEL_VERSION, config: JSON.stringify(this.config) } });
+    return saveParams(this.engine, this.savedTensors(), { metadata: { format: MODEL_FORMAT, version: MODEL_VERSION, config: JSON.stringify(this.config) } });
   }
 
   /** A model saved by {@link toSafetensors} (its bytes, a Blob, or a path in Node). */
   static async fromSafetensors(engine: Engine, source: ParamsSource): Promise<DeqClassifier> {
     const { config, params } = await DeqClassifier.readSafetensors(engine, source);
-    return DeqClassifier.prepared(new DeqClassifier(engine, config, params));
+    return DeqClassifier.prepared(new DeqClassifier(engine, config, params), source);
   }
 
   /** The config and parameters of a file written by {@link toSafetensors}, names and shapes checked. */
@@ -259,7 +305,11 @@ export class DeqClassifier {
     const { engine } = this;
     const x = this.upload(images, rows);
     const Qd = this.newTensor([rows, h]);
-    engine.device.queue.submit([this.encode('mnist projection', (pass) => this.proj.encodeForward(pass, x, Qd, rows)).finish()]);
+    engine.device.queue.submit([this.encode('mnist projection', (pass) => {
+      // The block weight from w_v after the last step's update (one power iteration).
+      this.norm?.encodeUpdate(pass);
+      this.proj.encodeForward(pass, x, Qd, rows);
+    }).finish()]);
 
     const wrapper = BACKPROPS[this.config.backprop];
     const u0 = warm ? await warm.cache.u0(warm.indices) : undefined;
@@ -285,7 +335,9 @@ export class DeqClassifier {
       this.proj.encodeBackward(pass, x, grads.Qd, { weight: dWin, bias: dbin }, rows);
     });
     const pass = encoder.beginComputePass();
-    this.optimizer.encodeStep(pass, [dWin, dbin, grads.weight, grads.bias, dWout, dbout]);
+    const dv = this.norm ? this.newTensor([h, h]) : null;
+    if (this.norm && dv) this.norm.encodeBackward(pass, grads.weight, { v: dv });
+    this.optimizer.encodeStep(pass, [dWin, dbin, dv ?? grads.weight, grads.bias, dWout, dbout]);
     pass.end();
     engine.device.queue.submit([encoder.finish()]);
 
@@ -299,6 +351,7 @@ export class DeqClassifier {
     }
     // Pooled buffers are reused only by work queued after these submits, so freeing now is safe.
     for (const t of [Qd, logits, gradU, dWout, dbout, dWin, dbin, ...Object.values(grads)]) t.dispose();
+    dv?.dispose();
     loss.dispose();
     out.dispose();
     x.dispose();
@@ -311,7 +364,11 @@ export class DeqClassifier {
     const { engine } = this;
     const x = this.upload(images, rows);
     const Qd = this.newTensor([rows, h]);
-    engine.device.queue.submit([this.encode('mnist projection', (pass) => this.proj.encodeForward(pass, x, Qd, rows)).finish()]);
+    engine.device.queue.submit([this.encode('mnist projection', (pass) => {
+      // The block weight from the current w_v (the last training step changed it), vectors kept.
+      this.norm?.encodeUpdate(pass, { inference: true });
+      this.proj.encodeForward(pass, x, Qd, rows);
+    }).finish()]);
     const { solver, ...options } = this.solverOptions(true);
     const result = await (solver ?? broyden)(this.block, Qd, options);
     const logits = this.newTensor([rows, CLASSES]);
@@ -354,6 +411,7 @@ export class DeqClassifier {
   /** Frees the parameters, the optimizer state and the input buffer. */
   dispose(): void {
     this.optimizer.dispose();
+    this.norm?.dispose();
     for (const n of PARAM_NAMES) this.params[n].dispose();
     if (this.xBuffer) this.engine.releaseBuffer(this.xBuffer);
     this.xBuffer = null;
@@ -390,4 +448,5 @@ function checkConfig(c: DeqConfig): void {
   if (!Number.isInteger(c.maxDepth) || c.maxDepth < 1) throw new Error(`maxDepth must be a positive integer, got ${c.maxDepth}`);
   if (!Number.isFinite(c.eps)) throw new Error(`eps must be a number, got ${c.eps}`);
   if (!(c.lr >= 0)) throw new Error(`lr must be ≥ 0, got ${c.lr}`);
+  if (!(c.spectralNorm >= 0) || !Number.isFinite(c.spectralNorm)) throw new Error(`spectralNorm must be a number ≥ 0 (0: off), got ${c.spectralNorm}`);
 }

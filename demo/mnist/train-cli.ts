@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { Engine, fixedPointCache } from '../../src/node';
 import { loadMnist } from './data';
-import { DEFAULT_CONFIG, DeqClassifier, INPUTS, SOLVERS, type BackpropName, type DeqConfig, type SolverName } from './model-io';
+import { DEFAULT_CONFIG, DeqClassifier, INPUTS, SOLVERS, SPECTRAL_NORM_TARGET, type BackpropName, type DeqConfig, type SolverName } from './model-io';
 import { plotSvg, type HeldOutPoint, type PlotPoint } from './plot';
 
 /**
@@ -38,6 +38,7 @@ const USAGE = `usage: npm run train -- [flags]
   --shift N                          shift each training digit by up to N pixels at random (default ${DEFAULT_SHIFT}; 0: off)
   --metrics-every N                  read loss/accuracy every N steps (default 5)
   --warm-start                       start each digit's solve from its fixed point of the epoch before (fixedPointCache)
+  --spectral-norm                    spectrally normalise the block weight to norm ${SPECTRAL_NORM_TARGET} (spectralNorm, one power iteration per step)
   --eval FILE                        load FILE (a model.safetensors) and print held-out accuracy; no training`;
 
 /** Number of held-out digits evaluated. */
@@ -80,6 +81,7 @@ const { values: flags } = (() => {
         'metrics-every': { type: 'string' },
         eval: { type: 'string' },
         'warm-start': { type: 'boolean' },
+        'spectral-norm': { type: 'boolean' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -103,6 +105,7 @@ const config: DeqConfig = {
   lr: num(flags.lr, 'lr', DEFAULT_CONFIG.lr, false),
   maxDepth: num(flags['max-depth'], 'max-depth', DEFAULT_CONFIG.maxDepth, true),
   eps: num(flags.eps, 'eps', DEFAULT_CONFIG.eps, false),
+  spectralNorm: flags['spectral-norm'] ? SPECTRAL_NORM_TARGET : 0,
   seed,
 };
 const batch = num(flags.batch, 'batch', DEFAULT_BATCH, true);
@@ -171,7 +174,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       `DEQ MNIST: hidden ${config.hidden}, ${config.solver} (maxDepth ${config.maxDepth}, eps ${config.eps}), ${config.backprop}, ` +
         `batch ${batch}, lr ${config.lr}, shift ${shift}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps` +
-        `${cache ? ', warm starts' : ''}\n`,
+        `${cache ? ', warm starts' : ''}${config.spectralNorm > 0 ? `, spectral norm ${config.spectralNorm}` : ''}\n`,
     );
 
     const points: PlotPoint[] = [];

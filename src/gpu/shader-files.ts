@@ -34,6 +34,8 @@ export const KERNEL_FILES = {
   sgd: 'sgd.wgsl',
   accumulate: 'accumulate.wgsl',
   powerStep: 'power_step.wgsl',
+  weightNorm: 'weight_norm.wgsl',
+  spectralNorm: 'spectral_norm.wgsl',
   nonFinite: 'nonfinite.wgsl',
   dense: 'dense.wgsl',
   denseDelta: 'dense_delta.wgsl',

@@ -38,3 +38,15 @@ export {
 export { refConv2dForward, refConv2dVjp, type RefConv2d, type RefConv2dGrads } from './conv2d';
 export { refGroupNormForward, refGroupNormVjp, refLayerNormForward, refLayerNormVjp, type RefGroupNorm, type RefLayerNorm, type RefNormGrads } from './norm';
 export { refBlockJacobianRows, refSpectralRadius } from './stability';
+export {
+  refWeightNorm,
+  refWeightNormVjp,
+  refSpectralNorm,
+  refSpectralNormVjp,
+  refPowerIteration,
+  refBilinear,
+  refLargestSingularValue,
+  refFiniteDifferences,
+  type RefMatrix,
+  type RefNormGradients,
+} from './weight-norm';
