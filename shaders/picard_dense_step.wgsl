@@ -6,7 +6,7 @@
 // iteration is one dispatch for any state size; for small states shaders/picard_fused.wgsl runs
 // several per dispatch instead. The product is the library's few-row or register-tiled body, as
 // the layer's own forward would use for this batch (src/layers/dense.ts fusedProduct).
-// Bindings: lib/step.wgsl's 0–7 (step_candidate = u_t, step_previous = u_{t-1}); weight [n, n];
+// Bindings: lib/step.wgsl's 0–7 (lib/step_operands.wgsl: step_candidate = u_t, step_previous = u_{t-1}); weight [n, n];
 //           bias [n]; epi_qd [m, n]; next = u_{t+1} [m, n].
 // Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
@@ -14,6 +14,7 @@
 
 //! include lib/reduce.wgsl
 //! include lib/step.wgsl
+//! include lib/step_operands.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl

@@ -3,12 +3,13 @@
 // sums of (u, next)), so an iteration is the layer's kernels plus this one dispatch. Iterates
 // live in a ring of three slots chosen by the iteration count (src/solvers/picard.ts): u, next,
 // and the iterate before u, which the commit of the iteration before still reads.
-// Bindings: lib/step.wgsl's 0–7 (step_candidate = u, step_previous = the iterate before u); next [n].
+// Bindings: lib/step.wgsl's 0–7 (lib/step_operands.wgsl: step_candidate = u, step_previous = the iterate before u); next [n].
 // Dispatch: (groups) of REDUCE_SIZE threads; element i belongs to workgroup (i / REDUCE_SIZE) mod
 // groups (a fixed assignment: bit-identical sums run to run).
 
 //! include lib/reduce.wgsl
 //! include lib/step.wgsl
+//! include lib/step_operands.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 

@@ -14,8 +14,12 @@
 //   5. returns whether the solve is done (then the kernel does nothing more).
 // step_end stores the workgroup's partial sums of the residual it measured, for the next step.
 //
-// This piece declares bindings 0–7 of every step kernel (below); the includer adds its own from 8
-// and declares `REDUCE_SIZE` equal to its workgroup size.
+// This piece declares bindings 0–3 and 6–7 of every step kernel (below); the includer adds its
+// own from 8, declares `REDUCE_SIZE` equal to its workgroup size, and supplies the commit's
+// operands, the iterate measured last and the one before it:
+//   fn step_candidate_at(i: u32) -> f32;  fn step_previous_at(i: u32) -> f32
+// (lib/step_operands.wgsl: as bindings 4 and 5; a kernel that writes the ring they live in reads
+// them from its own binding instead, since a buffer it writes cannot also be bound read-only).
 
 //! include lib/control.wgsl
 //! include lib/reduce.wgsl
@@ -46,8 +50,6 @@ struct StepParams {
 @group(0) @binding(1) var<storage, read_write> ctrl_b: ControlHeader;
 @group(0) @binding(2) var<uniform> params: StepParams;
 @group(0) @binding(3) var<storage, read_write> step_partials: array<vec4<f32>>; // [2, half]
-@group(0) @binding(4) var<storage, read> step_candidate: array<f32>; // the iterate measured last [n]
-@group(0) @binding(5) var<storage, read> step_previous: array<f32>;  // the one before it [n]
 @group(0) @binding(6) var<storage, read_write> best_u: array<f32>;
 @group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
 
@@ -82,8 +84,8 @@ fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
   let improved = outcome & 0xffu;
   if (improved != 0u) {
     for (var i = group * REDUCE_SIZE + lid; i < params.state_size; i += groups * REDUCE_SIZE) {
-      let prev = step_previous[i];
-      best_u[i] = select(step_candidate[i], prev, improved == 2u);
+      let prev = step_previous_at(i);
+      best_u[i] = select(step_candidate_at(i), prev, improved == 2u);
       best_prev[i] = prev;
     }
   }
