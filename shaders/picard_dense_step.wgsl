@@ -27,7 +27,7 @@ override REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(10) var<storage, read> epi_qd: array<f32>;
 @group(0) @binding(11) var<storage, read_write> next: array<f32>;
 
-var<private> residual_sums: vec4<f32>;
+var<private> step_sums: vec4<f32>;
 
 fn gemm_a(row: u32, kk: u32) -> f32 { return step_candidate[row * params.k + kk]; }
 fn gemm_b(kk: u32, col: u32) -> f32 { return weight[kk * params.n + col]; }
@@ -36,7 +36,7 @@ fn gemm_out(row: u32, col: u32, acc: f32) {
   let i = row * params.n + col;
   let value = epilogue_forward(acc + bias[col], i, epi_key());
   next[i] = value;
-  residual_sums += step_residual(step_candidate[i], value);
+  step_sums += residual_sums(step_candidate[i], value);
 }
 
 @compute @workgroup_size(GEMM_COLS)
@@ -44,7 +44,7 @@ fn step_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) 
   let flat = group.y * count.x + group.x;
   if (step_begin(flat, count.x * count.y, lid)) { return; }
   gemm_rows_block(group, lid);
-  step_end(flat, lid, residual_sums);
+  step_end(flat, lid, step_sums);
 }
 
 @compute @workgroup_size(GEMM_SIDE, GEMM_SIDE)
@@ -52,5 +52,5 @@ fn step_tiled_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups)
   let flat = group.y * count.x + group.x;
   if (step_begin(flat, count.x * count.y, lid)) { return; }
   gemm_tiled_block(group, lid);
-  step_end(flat, lid, residual_sums);
+  step_end(flat, lid, step_sums);
 }

@@ -20,7 +20,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec
   if (step_begin(group.x, count.x, lid)) { return; }
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.state_size; i += count.x * REDUCE_SIZE) {
-    sums += step_residual(step_candidate[i], next[i]);
+    sums += residual_sums(step_candidate[i], next[i]);
   }
   step_end(group.x, lid, sums);
 }

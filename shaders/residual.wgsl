@@ -8,6 +8,7 @@
 
 //! include lib/control.wgsl
 //! include lib/reduce.wgsl
+//! include lib/residual_sums.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
@@ -27,9 +28,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   if (workgroupUniformLoad(&skip_value) != 0u) { return; }
   var sums = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
-    let r = y[i] - x[i];
-    let z = y[i] + r;
-    sums += vec4<f32>(r * r, y[i] * y[i], z * z, 0.0);
+    sums += residual_sums(x[i], y[i]);
   }
   let total = workgroup_sum(sums, lid);
   if (lid == 0u) { partials[group.x] = total; }

@@ -1,10 +1,13 @@
-// The fused Picard steps (lib/step.wgsl): the iteration's bookkeeping moves into the kernel after
-// the evaluation (shaders/picard_step.wgsl) or into the dense product's prologue and epilogue
-// (shaders/picard_dense_step.wgsl). Same rules as the separate kernels: each path must give the
-// same iterate, counts and trace as the others, and the float64 reference's.
+// The fused solver steps (lib/step.wgsl): an iteration's bookkeeping moves into the kernels around
+// the evaluation — Picard's into the kernel after it (shaders/picard_step.wgsl) or into the dense
+// product's prologue and epilogue (shaders/picard_dense_step.wgsl); Anderson's into the step before
+// it (anderson_step.wgsl) and the measurement after it (anderson_measure.wgsl, or the dense
+// product's epilogue, anderson_dense_step.wgsl). Same rules as the separate kernels: each path must
+// give the same counts and trace as the others and the float64 reference's (Picard's iterates
+// bit-identical; Anderson's α depends on sums the paths group differently).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { implicitBlock, picard, type Engine, type SolverOptions, type Tensor } from '../src';
-import { refBlockMap, refPicard } from '../src/reference';
+import { anderson, implicitBlock, picard, type Engine, type Solver, type SolverOptions, type Tensor } from '../src';
+import { refAnderson, refBlockMap, refPicard } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 let engine: Engine;
@@ -63,16 +66,46 @@ describe('fused Picard steps', () => {
     f.dispose();
   });
 
-  it.each(cases)('d = %i, batch %i (%s): one dispatch per iteration fused, two with fused: false', async (d, batch, forwardKernel) => {
+  it.each(cases)('d = %i, batch %i (%s): dispatches per iteration, fused and with fused: false', async (d, batch, forwardKernel) => {
     const { f } = block(d, forwardKernel);
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
-    const perStep = async (fused: boolean) => {
+    const perStep = async (solver: Solver, fused: boolean) => {
       // eps = 0: every step runs; the difference of two depths is their iterations' dispatches.
-      const [short, long] = [await solve(f, q, { eps: 0, maxDepth: 10, checkEvery: 5, fused }), await solve(f, q, { eps: 0, maxDepth: 30, checkEvery: 5, fused })];
-      return (long.dispatches - short.dispatches) / 20;
+      const count = async (maxDepth: number) => {
+        const before = engine.counters.dispatches;
+        (await solver(f, q, { eps: 0, maxDepth, checkEvery: 5, fused })).dispose();
+        return engine.counters.dispatches - before;
+      };
+      const [short, long] = [await count(10), await count(30)];
+      return (long - short) / 20;
     };
-    expect(await perStep(true)).toBe(1);
-    expect(await perStep(false)).toBe(2);
+    // Picard: the dense step alone, or the layer's kernel and the step kernel.
+    expect(await perStep(picard, true)).toBe(1);
+    expect(await perStep(picard, false)).toBe(2);
+    // Anderson: the step (Gram row, α, mix) and the evaluation that measures itself, or the
+    // step, the layer's kernel and the measurement.
+    expect(await perStep(anderson, true)).toBe(2);
+    expect(await perStep(anderson, false)).toBe(3);
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each(cases)('d = %i, batch %i (%s): Anderson fused and unfused agree with the float64 reference', async (d, batch, forwardKernel) => {
+    const { f, weight, bias } = block(d, forwardKernel);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    for (const options of [{ eps: 1e-4, maxDepth: 30, windowSize: 3 }, { eps: 0, maxDepth: 9, windowSize: 2, restarting: true, mixingParam: 0.7 }]) {
+      const reference = refAnderson(map, new Float64Array(batch * d), options);
+      for (const fused of [true, false]) {
+        const r = await anderson(f, q, { ...options, fused, trace: true });
+        expect(r.tnstep).toBe(reference.tnstep);
+        const u = await r.uStar.read();
+        u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+        r.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
+        r.dispose();
+      }
+    }
     q.dispose();
     f.dispose();
   });

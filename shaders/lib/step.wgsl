@@ -24,6 +24,7 @@
 //! include lib/control.wgsl
 //! include lib/reduce.wgsl
 //! include lib/finish_step.wgsl
+//! include lib/residual_sums.wgsl
 
 struct StepParams {
   // lib/finish_step.wgsl's rules
@@ -44,6 +45,10 @@ struct StepParams {
   m: u32,              // the dense step's product C [m, n] = A [m, k] · B [k, n] (0 elsewhere)
   n: u32,
   k: u32,
+  stride: u32,         // Anderson (0 elsewhere): ring slot stride, slots, Tikhonov term, β
+  slots: u32,
+  reg: f32,
+  beta: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
@@ -54,6 +59,9 @@ struct StepParams {
 @group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
 
 var<workgroup> step_state: u32;
+// ctrl.h.nstep after this step's rules: set by step_begin before its commit, for every thread
+// (the commit's operand hooks and the solver's own work may pick ring slots by it).
+var<workgroup> step_nstep: u32;
 
 // Steps 1–5 above for workgroup `group` of `groups` (flat index), thread `lid`.
 fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
@@ -79,6 +87,7 @@ fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
       if (params.header_in_b != 0u) { ctrl.h = hdr; } else { ctrl_b = hdr; }
     }
     step_state = hdr.improved | (hdr.done << 8u);
+    step_nstep = hdr.nstep;
   }
   let outcome = workgroupUniformLoad(&step_state);
   let improved = outcome & 0xffu;
@@ -96,11 +105,4 @@ fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
 fn step_end(group: u32, lid: u32, sums: vec4<f32>) {
   let total = workgroup_sum(sums, lid);
   if (lid == 0u) { step_partials[params.partial_out + group] = total; }
-}
-
-// The residual sums of one element of y = f(x) (residual.wgsl's).
-fn step_residual(x: f32, y: f32) -> vec4<f32> {
-  let r = y - x;
-  let z = y + r;
-  return vec4<f32>(r * r, y * y, z * z, 0.0);
 }

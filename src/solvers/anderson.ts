@@ -4,7 +4,10 @@
  * Per iteration: the new Gram row, the small regularised solve for α, the mixing
  * u' = (1 − β)Σα_j x_j + βΣα_j f(x_j) written straight into the next slot, and one evaluation
  * f(u'), which is both this iteration's residual and the next iteration's history entry (the
- * original evaluates it twice and counts both, so tnstep += 2).
+ * original evaluates it twice and counts both, so tnstep += 2). As dispatches: the step kernel
+ * (shaders/anderson_step.wgsl: the iteration before's end, the Gram row, α and the mix), the
+ * evaluation, and its measurement (residual and Gram-row partial sums, shaders/anderson_measure.wgsl)
+ * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl).
  */
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
@@ -60,15 +63,21 @@ export function ringEntry(schedule: { entries: RingEntry[]; prefix: number; peri
 
 /** Finds u* = f(u*, Qd) by Anderson acceleration. See {@link SolverOptions}. */
 export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('anderson', f, Qd, options, ['andersonGram', 'andersonSolve', 'andersonMix']);
-  const { n, stride, reduceGroups, elementGroups, opts } = run;
+  const run = await SolveRun.start('anderson', f, Qd, options, ['andersonGram', 'andersonSolve', 'andersonStep', 'andersonMeasure']);
+  const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
+  const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  const product = fused?.kind === 'dense' ? fused.product : null;
+  if (fused && product) {
+    await run.addKernel('andersonDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
+  }
   const xs = run.scratchBuffer(slots * stride);
   const fxs = run.scratchBuffer(slots * stride);
   const gram = run.scratchBuffer(slots * slots);
   const alpha = run.scratchBuffer(slots);
   const gramPartials = run.scratchBuffer(4 * reduceGroups * Math.ceil(slots / 4)); // four dots per vec4
-  const schedule = ringSchedule(slots, opts.restarting, opts.maxDepth);
+  // One entry past the last iteration: its measurement reads the slot the next entry names.
+  const schedule = ringSchedule(slots, opts.restarting, opts.maxDepth + 1);
   // Header (prefix, period) then the entries: lib/anderson_ring.wgsl reads it the same way.
   const ring = run.scratchBuffer(4 * (schedule.entries.length + 1));
   const table = new Uint32Array(4 * (schedule.entries.length + 1));
@@ -76,35 +85,61 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   schedule.entries.forEach((e, t) => table.set([e.p, e.len, e.restart ? 1 : 0, e.q], 4 * (t + 1)));
   run.engine.device.queue.writeBuffer(ring, 0, table);
 
+  // The measurement's partials per workgroup: the residual sums, then the Gram row's dots in fours.
+  const chunks = 1 + Math.ceil(slots / 4);
+  const generic = Math.min(256, Math.ceil(n / 256));
+  const measureGroups = product ? product.groups[0] * product.groups[1] : generic;
+  const steps = run.stepState(chunks * Math.max(measureGroups, generic));
+
+  // The start (once): u1 = f(u0) measured by the separate kernels, G[0][0], then f(u1) and its measurement.
   const gramKernel = run.kernel('andersonGram');
   const gramGroup = gramKernel.bind({
-    ctrl: run.ctrl,
-    params: run.params('andersonGram', { n, stride, groups: reduceGroups }),
-    ring,
-    x_ring: xs,
-    fx_ring: fxs,
-    partials: gramPartials,
+    ctrl: run.ctrl, params: run.params('andersonGram', { n, stride, groups: reduceGroups }), ring, x_ring: xs, fx_ring: fxs, partials: gramPartials,
   });
   const solveKernel = run.kernel('andersonSolve');
   const solveGroup = solveKernel.bind({
-    ctrl: run.ctrl,
-    params: run.params('andersonSolve', { groups: reduceGroups, slots, reg: opts.reg }),
-    ring,
-    partials: gramPartials,
-    gram,
-    alpha,
+    ctrl: run.ctrl, params: run.params('andersonSolve', { groups: reduceGroups, slots, reg: opts.reg }), ring, partials: gramPartials, gram, alpha,
   });
-  const mixKernel = run.kernel('andersonMix');
-  const mixGroup = mixKernel.bind({
-    ctrl: run.ctrl,
-    params: run.params('andersonMix', { n, stride, groups: elementGroups, beta: opts.mixingParam }),
-    ring,
-    alpha,
-    x_ring: xs,
-    fx_ring: fxs,
-  });
+  // Per iteration: the step (measure, decide, commit, G, α, mix), the evaluation, its measurement.
+  const stepKernel = run.kernel('andersonStep');
+  const stepGroups = [0, 1].map((t) =>
+    stepKernel.bind({
+      ctrl: run.ctrl, ctrl_b: steps.ctrlB, step_partials: steps.partials, best_u: run.bestU, best_prev: run.bestPrev,
+      params: run.params('andersonStep', { ...run.stepRules(FinishMode.anderson, t, measureGroups), stride, slots, reg: opts.reg, beta: opts.mixingParam }),
+      ring, x_ring: xs, fx_ring: fxs, gram,
+    }),
+  );
+  const d = run.layer.featureSize;
+  const measureKernel = run.kernel(product ? 'andersonDenseStep' : 'andersonMeasure');
+  /** The measurement after iteration t's evaluation (t = 0: the start's f(u1), which the first step reads). */
+  const measureGroup = (t: number, ahead: number) =>
+    measureKernel.bind({
+      ctrl: t === 0 ? run.ctrl : run.header(t + 1),
+      params: run.params(product ? 'andersonDenseStep' : 'andersonMeasure', {
+        m: product ? run.batch : 0, n: product ? d : 0, k: product ? d : 0, state_size: n, stride, slots,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead,
+      }),
+      ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
+      ...(fused && product ? { weight: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer } : {}),
+    });
+  const startMeasure = product ? null : measureGroup(0, 0);
+  const measureGroups2 = [measureGroup(0, 1), measureGroup(1, 1)];
   const x = (slot: number) => run.slot(xs, slot);
   const fx = (slot: number) => run.slot(fxs, slot);
+  /** Evaluates slot `slot` (and measures it): the dense kernel, or the layer's kernels then the measurement. */
+  const evaluateAndMeasure = (pass: GPUComputePassEncoder, slot: number, group: GPUBindGroup, gate: GPUBuffer) => {
+    if (product) {
+      measureKernel.dispatch(pass, group, product.groups[0], product.groups[1]);
+    } else {
+      run.evaluate(pass, x(slot), fx(slot), gate);
+      measureKernel.dispatch(pass, group, generic);
+    }
+  };
+  let last = 0;
+  const step = (pass: GPUComputePassEncoder, t: number) => {
+    stepKernel.dispatch(pass, stepGroups[t % 2], steps.groups);
+    last = t;
+  };
 
   const snapshot = await run.run(
     (encoder) => {
@@ -121,22 +156,21 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       pass.end();
       encoder.copyBufferToBuffer(fxs, 0, xs, stride * 4, n * 4); // slot 1 holds u1
       pass = encoder.beginComputePass();
-      run.evaluate(pass, x(1), fx(1)); // the first iteration's f(u1)
-      run.countEvaluation(pass); // no finish measures f(u1): give the next evaluation a new index
+      // The first iteration's f(u1) and its Gram row, for the first step (which also counts this
+      // evaluation: no finish measures it).
+      if (product) measureKernel.dispatch(pass, measureGroup(0, 0), product.groups[0], product.groups[1]);
+      else evaluateAndMeasure(pass, 1, startMeasure as GPUBindGroup, run.ctrl);
       pass.end();
     },
     (pass, t) => {
-      const { p, len, restart, q } = ringEntry(schedule, t);
-      gramKernel.dispatch(pass, gramGroup, reduceGroups, Math.ceil(len / 4)); // four Gram entries per workgroup
-      solveKernel.dispatch(pass, solveGroup, 1);
-      mixKernel.dispatch(pass, mixGroup, elementGroups); // x[q] = u'
-      run.evaluate(pass, x(q), fx(q));
-      run.residual(pass, x(q), fx(q));
-      run.finish(pass, FinishMode.anderson);
-      run.commit(pass, x(q), x(restart ? 0 : p));
+      step(pass, t); // x[q] = u'
+      evaluateAndMeasure(pass, ringEntry(schedule, t).q, measureGroups2[t % 2], run.header(t + 1));
     },
     1,
     opts.maxDepth,
+    opts.checkEvery,
+    1,
+    { tail: step, close: (encoder) => run.closeSteps(encoder, last) },
   );
   return run.result(snapshot);
 }

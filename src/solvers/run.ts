@@ -308,7 +308,8 @@ export class SolveRun {
     if (!this.steps) {
       const groups = Math.min(MAX_STEP_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
       const half = Math.max(groups, atLeast);
-      this.steps = { ctrlB: this.scratchBuffer(Math.ceil(CONTROL_HEADER_SIZE / 4)), partials: this.scratchBuffer(2 * 4 * half), groups, half };
+      // Room for the whole Control type (one trace entry), so kernels may bind it as either header.
+      this.steps = { ctrlB: this.scratchBuffer((CONTROL_HEADER_BYTES + TRACE_ENTRY_BYTES) / 4), partials: this.scratchBuffer(2 * 4 * half), groups, half };
     }
     return this.steps;
   }
@@ -331,7 +332,7 @@ export class SolveRun {
     const parity = t % 2;
     return {
       ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
-      partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0,
+      partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0, stride: 0, slots: 0, reg: 0, beta: 0,
     };
   }
 
