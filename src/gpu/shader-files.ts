@@ -32,6 +32,7 @@ export const KERNEL_FILES = {
   sgd: 'sgd.wgsl',
   accumulate: 'accumulate.wgsl',
   powerStep: 'power_step.wgsl',
+  jacobianPenalty: 'jacobian_penalty.wgsl',
   nonFinite: 'nonfinite.wgsl',
   dense: 'dense.wgsl',
   denseDelta: 'dense_delta.wgsl',

@@ -38,3 +38,4 @@ export {
 export { refConv2dForward, refConv2dVjp, type RefConv2d, type RefConv2dGrads } from './conv2d';
 export { refGroupNormForward, refGroupNormVjp, refLayerNormForward, refLayerNormVjp, type RefGroupNorm, type RefLayerNorm, type RefNormGrads } from './norm';
 export { refBlockJacobianRows, refSpectralRadius } from './stability';
+export { refRademacher, refBlockJacobianPenalty, refBlockJacobianFrobenius, type RefJacobianPenalty } from './jacobian-penalty';
