@@ -14,7 +14,7 @@ import { readStatePoint } from './stability';
 
 /**
  * Default finite-difference step of {@link jacobianPenalty}: the step that minimised the
- * gradient's error on tanh blocks (docs/architecture.md, Jacobian penalty).
+ * gradient's error on tanh blocks (docs/architecture.md, Stability tools).
  */
 export const JACOBIAN_PENALTY_H = 3e-3;
 
