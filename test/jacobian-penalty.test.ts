@@ -104,6 +104,11 @@ describe('jacobianPenalty on the GPU', () => {
     expect(coarseError).toBeGreaterThan(relError(await penalty.grads.weight.read(), expected.w));
     for (const p of [penalty, again, other, coarse]) p.dispose();
     expect(penalty.estimate.disposed && penalty.grads.weight.disposed).toBe(true);
+    // A call and its dispose() leave nothing in use (scratch buffers go back to the pool).
+    const inUse = (): number => engine.memory.allocatedBytes - engine.memory.pooledBytes;
+    const held = inUse();
+    (await jacobianPenalty(f, qdT, uT, { samples, seed, weight })).dispose();
+    expect(inUse()).toBe(held);
     for (const t of [qdT, uT]) t.dispose();
     f.dispose();
   });
