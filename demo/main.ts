@@ -19,6 +19,10 @@ export interface DemoState {
   /** Forward solver iterations per step. */
   iterations: number[];
   heldout: { step: number; accuracy: number }[];
+  /** ρ(J_f) of the block at the training solve's fixed point, every `radiusEvery` steps. */
+  radii: { step: number; radius: number }[];
+  /** Points the spectral-radius plot holds. */
+  radiusPlotted: number;
   /** Length of the latest training solve's residual trace. */
   traceLength: number;
   sketchPrediction: number | null;
@@ -50,6 +54,8 @@ const state: DemoState = {
   accuracies: [],
   iterations: [],
   heldout: [],
+  radii: [],
+  radiusPlotted: 0,
   traceLength: 0,
   sketchPrediction: null,
   sketchIterations: null,
@@ -98,6 +104,9 @@ for (const name of ['solver', 'backprop', 'hidden', 'batch', 'lr', 'maxDepth', '
   if (v !== null) field(name).value = v;
 }
 const evalEvery = Number(query.get('evalEvery') ?? 0); // 0: once per epoch
+/** Steps between spectral-radius estimates; each costs RADIUS_ITERATIONS VJPs of the block, read with the loss. */
+const radiusEvery = Math.max(1, Math.round(Number(query.get('radiusEvery') ?? 5)));
+const RADIUS_ITERATIONS = 30;
 const heldoutSize = Math.max(GRID_SIZE, Number(query.get('heldout') ?? HELDOUT_DEFAULT));
 
 function positiveInt(name: string, fallback: number): number {
@@ -145,6 +154,15 @@ const iterChart = new LiveChart(el('plot-iters'), {
     { label: 'iterations', stroke: '#7048e8' },
     { label: 'f-evals', stroke: '#adb5bd' },
   ],
+});
+const radiusChart = new LiveChart(el('plot-radius'), {
+  title: 'Spectral radius ρ(J_f) at u* (< 1: contraction)',
+  xLabel: 'step',
+  series: [
+    { label: 'ρ(J_f)', stroke: '#c2255c' },
+    { label: 'ρ = 1', stroke: '#adb5bd' },
+  ],
+  points: true,
 });
 /** One residual curve per solver: switch the solver, press Reset, and the curves compare. */
 const TRACE_SOLVERS: readonly SolverName[] = ['picard', 'anderson', 'broyden'];
@@ -272,7 +290,8 @@ async function trainStep(m: DeqClassifier, d: MnistData): Promise<void> {
   const epochBefore = state.epoch;
   const { images, labels } = nextBatch(d, batch);
   const t0 = performance.now();
-  const stats = await m.trainStep(images, labels, true);
+  const radiusDue = state.steps % radiusEvery === 0;
+  const stats = await m.trainStep(images, labels, true, undefined, radiusDue ? RADIUS_ITERATIONS : 0);
   const ms = performance.now() - t0;
   const trace = m.lastSolve?.trace?.abs ?? [];
   state.steps++;
@@ -282,6 +301,11 @@ async function trainStep(m: DeqClassifier, d: MnistData): Promise<void> {
   state.traceLength = trace.length;
   lossChart.push(state.steps, [stats.loss ?? NaN, stats.accuracy ?? NaN]);
   iterChart.push(state.steps, [stats.nstep, stats.tnstep]);
+  if (stats.spectralRadius !== undefined) {
+    state.radii.push({ step: state.steps, radius: stats.spectralRadius });
+    radiusChart.push(state.steps, [stats.spectralRadius, 1]);
+    state.radiusPlotted = radiusChart.length;
+  }
   latestTraces.set(m.config.solver, trace);
   showTraces();
   emaStepMs = ema(emaStepMs, ms);
@@ -328,14 +352,14 @@ async function install(m: DeqClassifier, d: MnistData, loadedFrom: string | null
   model = m;
   state.loadedFrom = loadedFrom;
   Object.assign(state, {
-    steps: 0, epoch: 0, losses: [], accuracies: [], iterations: [], heldout: [], traceLength: 0,
+    steps: 0, epoch: 0, losses: [], accuracies: [], iterations: [], heldout: [], radii: [], radiusPlotted: 0, traceLength: 0,
     stepsPerSecond: null,
   });
   emaStepMs = null;
   emaFevalUs = null;
   order = shuffled(d.train.labels.length, Math.random);
   cursor = 0;
-  for (const c of [lossChart, heldoutChart, iterChart]) c.clear();
+  for (const c of [lossChart, heldoutChart, iterChart, radiusChart]) c.clear();
   showTraces(); // the other solvers' curves stay for comparison
   for (const id of ['stat-step', 'stat-epoch']) text(id, '0');
   for (const id of ['stat-rate', 'stat-feval', 'stat-heldout']) text(id, '–');

@@ -40,6 +40,7 @@ export { gdeq } from './backprop/gdeq';
 export { ift, type IftOptions, type IftResult } from './backprop/ift';
 export { phantom, type PhantomOptions, type PhantomForm } from './backprop/phantom';
 export { spectralRadius, type SpectralRadiusOptions } from './backprop/stability';
+export { jacobianPenalty, JACOBIAN_PENALTY_H, type JacobianPenalty, type JacobianPenaltyOptions } from './backprop/jacobian-penalty';
 export type { ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
 export type { SolveResult, SolveStats, SolveStatus, BroydenFactors, Solver } from './results';
 export {

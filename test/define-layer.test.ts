@@ -24,7 +24,7 @@ import {
 } from '../src';
 import { refPicard, refSequentialForward } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, rng, rejectsWith, f32 } from './helpers/engine';
-import { layerAdjoint, layerForward } from './helpers/layers';
+import { SCALED_TANH_FORWARD as FORWARD, layerAdjoint, layerForward, scaledTanhAdjoint as adjointSource } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -32,27 +32,6 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.destroy());
 
-
-const FORWARD = /* wgsl */ `
-fn forward(row: u32, i: u32) -> f32 {
-  return tanh(a[i] * state(row, i) + injected(row, i));
-}`;
-
-/** The adjoint of forward; `slopeFactor` and `gradAFactor` let a test plant a mistake. */
-function adjointSource(gradAExtra = ''): string {
-  return /* wgsl */ `
-fn slope(row: u32, i: u32) -> f32 {
-  let y = forward(row, i);
-  return grad_output(row, i) * (1.0 - y * y);
-}
-fn grad_input(row: u32, i: u32) -> f32 { return slope(row, i) * a[i]; }
-fn grad_qd(row: u32, i: u32) -> f32 { return slope(row, i); }
-fn grad_a(k: u32) -> f32 {
-  var sum = 0.0;
-  for (var r = 0u; r < rows(); r++) { sum += slope(r, k) * state(r, k)${gradAExtra}; }
-  return sum;
-}`;
-}
 
 /** f(u) = tanh(a ⊙ u + Qd) and its VJP in float64. */
 function reference(a: Float64Array, d: number) {

@@ -103,7 +103,11 @@ describe('demo page in headless Chromium', () => {
     expect(state.iterations.every((n) => n >= 1)).toBe(true);
     expect(state.heldout.length).toBeGreaterThanOrEqual(3);
     expect(state.traceLength).toBeGreaterThan(0);
-    expect(result.plotted).toBe(4);
+    expect(result.plotted).toBe(5);
+    // The spectral-radius plot gets a point every 5 steps: a finite radius of a block that trains.
+    expect(state.radii.length).toBeGreaterThanOrEqual(Math.floor(state.steps / 5));
+    expect(state.radii.every((r) => Number.isFinite(r.radius) && r.radius > 0 && r.radius < 10)).toBe(true);
+    expect(state.radiusPlotted).toBe(state.radii.length);
     expect(result.gridLabels).toHaveLength(24);
     expect(result.gridLabels.every((l) => /^[0-9]$/.test(l))).toBe(true);
     expect(state.sketchPrediction).toBeGreaterThanOrEqual(0);

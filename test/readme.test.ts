@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { expectDefineLayerOutput, expectLayersOutput, expectParamsOutput, expectQuickstartOutput, expectTrainingOutput, readmeBlock } from './helpers/readme';
+import { expectDefineLayerOutput, expectJacobianPenaltyOutput, expectLayersOutput, expectParamsOutput, expectQuickstartOutput, expectTrainingOutput, readmeBlock } from './helpers/readme';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -64,6 +64,14 @@ describe('README layer examples', () => {
 
   it('the WGSL layer passes gradcheck and solves', async () => {
     expectDefineLayerOutput(await runReadmeBlock('define-layer'));
+  });
+});
+
+describe('README stability example', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('trains with the Jacobian penalty: the penalty falls and f stays a contraction', async () => {
+    expectJacobianPenaltyOutput(await runReadmeBlock('jacobian-penalty'));
   });
 });
 

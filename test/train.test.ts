@@ -1,5 +1,6 @@
 // The MNIST DEQ classifier of demo/mnist: a short GPU training run on a 1,000-digit subset learns
-// (held-out accuracy ≥ 80%), and a saved model (model.safetensors) reloads with identical predictions.
+// (held-out accuracy ≥ 80%), the Jacobian penalty makes the block more contractive, and a saved
+// model (model.safetensors) reloads with identical predictions.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,30 @@ describe('MNIST DEQ training', () => {
     expect(warm.nstep).toBeLessThan(cold.nstep / 2);
     cache.dispose();
     warmModel.dispose();
+  }, 60_000);
+
+  it('--jacobian-penalty: the penalised model ends with a smaller ‖J_f‖, spectral radius and solve than the same model without', async () => {
+    await expect(BaseClassifier.create(engine, { jacobianPenalty: -1 })).rejects.toThrow(/jacobianPenalty must be a finite number ≥ 0/);
+    const config = { hidden: 16, solver: 'picard', maxDepth: 10, lr: 1e-2, seed: 7 } as const;
+    const [plain, penalised] = await Promise.all([BaseClassifier.create(engine, config), BaseClassifier.create(engine, { ...config, jacobianPenalty: 5 })]);
+    const last: Record<'plain' | 'penalised', { nstep: number; jacobian?: number; spectralRadius?: number }> = { plain: { nstep: 0 }, penalised: { nstep: 0 } };
+    const jacobians: number[] = [];
+    for (let step = 0; step < 10; step++) {
+      const images = data.train.images.subarray(step * BATCH * INPUTS, (step + 1) * BATCH * INPUTS);
+      const labels = data.train.labels.subarray(step * BATCH, (step + 1) * BATCH);
+      const radiusIterations = step === 9 ? 40 : 0;
+      last.plain = await plain.trainStep(images, labels, true, undefined, radiusIterations);
+      last.penalised = await penalised.trainStep(images, labels, true, undefined, radiusIterations);
+      expect(last.plain.jacobian).toBeUndefined();
+      jacobians.push(last.penalised.jacobian ?? Number.NaN);
+    }
+    expect(jacobians.every((j) => Number.isFinite(j) && j > 0)).toBe(true);
+    expect(jacobians[9]).toBeLessThan(0.7 * jacobians[0]);
+    expect(last.penalised.spectralRadius).toBeLessThan(last.plain.spectralRadius ?? 0);
+    // A more contractive block: the last solve stops sooner.
+    expect(last.penalised.nstep).toBeLessThan(last.plain.nstep);
+    plain.dispose();
+    penalised.dispose();
   }, 60_000);
 
   it('save → load (model.safetensors, and its bytes as a Blob) gives identical predictions', async () => {

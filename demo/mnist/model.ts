@@ -23,6 +23,7 @@ import {
   broyden,
   gdeq,
   ift,
+  jacobianPenalty,
   jfb,
   linear,
   loadParams,
@@ -31,6 +32,7 @@ import {
   saveParams,
   softmaxCrossEntropy,
   spectralNorm,
+  spectralRadius,
   type Adam,
   type Engine,
   type FixedPointCache,
@@ -86,6 +88,12 @@ export interface DeqConfig {
    * constant in u then stays ≤ spectralNorm throughout training.
    */
   spectralNorm: number;
+  /**
+   * Weight of the Jacobian penalty (`jacobianPenalty`, one Hutchinson sample per step) whose
+   * gradient is added to the block's and the projection's each step; 0 (the default) trains
+   * without it.
+   */
+  jacobianPenalty: number;
 }
 
 /** Defaults of {@link DeqConfig}: measured on a 2-core SwiftShader machine (see the CLI). */
@@ -99,6 +107,7 @@ export const DEFAULT_CONFIG: DeqConfig = {
   seed: 0,
   initScale: 0.5,
   spectralNorm: 0,
+  jacobianPenalty: 0,
 };
 
 /** The target norm `--spectral-norm` sets (a contraction bound with some margin). */
@@ -114,6 +123,10 @@ export interface StepStats {
   loss?: number;
   /** Fraction of the batch predicted correctly (only when metrics were asked for). */
   accuracy?: number;
+  /** The Jacobian penalty's estimate of ‖J_f‖_F² / n (with metrics, when the config has a penalty). */
+  jacobian?: number;
+  /** ρ(J_f) at the fixed point, before the update (with metrics, when `radiusIterations` > 0). */
+  spectralRadius?: number;
 }
 
 /** Names and shapes of the six parameters, in save order. */
@@ -297,9 +310,17 @@ export class DeqClassifier {
    * One Adam step on a batch: `images` rows × 784, `labels` one per row. With `metrics` the
    * batch loss and accuracy are read back (two extra 4-byte reads); without, the only readback
    * is the solve's. With `warm`, the solve starts from the fixed points `warm.cache` holds for the
-   * batch's sample indices (zeros for digits not seen yet) and stores the new ones there.
+   * batch's sample indices (zeros for digits not seen yet) and stores the new ones there. With
+   * `metrics` and `radiusIterations` > 0, the spectral radius of the block at the fixed point is
+   * estimated with that many power iterations and read together with the loss.
    */
-  async trainStep(images: Float32Array, labels: Uint8Array, metrics = false, warm?: { cache: FixedPointCache; indices: SampleIndices }): Promise<StepStats> {
+  async trainStep(
+    images: Float32Array,
+    labels: Uint8Array,
+    metrics = false,
+    warm?: { cache: FixedPointCache; indices: SampleIndices },
+    radiusIterations = 0,
+  ): Promise<StepStats> {
     const rows = labels.length;
     const h = this.config.hidden;
     const { engine } = this;
@@ -327,6 +348,11 @@ export class DeqClassifier {
       this.encode('mnist head backward', (pass) => this.head.encodeBackward(pass, out.uStar, loss.grad, { dx: gradU, weight: dWout, bias: dbout }, rows)).finish(),
     ]);
     const grads = await out.backward(gradU);
+    // The penalty's gradient is added into the block's (and Qd's, so the projection gets it too).
+    const penalty = this.config.jacobianPenalty > 0
+      ? await jacobianPenalty(this.block, Qd, out.uStar, { weight: this.config.jacobianPenalty, seed: this.steps, addTo: grads })
+      : undefined;
+    const radius = metrics && radiusIterations > 0 ? await spectralRadius(this.block, Qd, out.uStar, { iterations: radiusIterations }) : undefined;
 
     const dWin = this.newTensor([INPUTS, h]);
     const dbin = this.newTensor([h]);
@@ -346,9 +372,12 @@ export class DeqClassifier {
     this.lastSolve = out.stats;
     const stats: StepStats = { nstep: out.stats.nstep, tnstep: out.tnstep };
     if (metrics) {
-      stats.loss = await loss.value();
-      stats.accuracy = await loss.accuracy();
+      // Read together: one wait for the GPU.
+      const [value, accuracy, jacobian, rho] = await Promise.all([loss.value(), loss.accuracy(), penalty?.estimate.read(), radius?.read()]);
+      Object.assign(stats, { loss: value, accuracy }, jacobian ? { jacobian: jacobian[0] } : {}, rho ? { spectralRadius: rho[0] } : {});
     }
+    penalty?.dispose();
+    radius?.dispose();
     // Pooled buffers are reused only by work queued after these submits, so freeing now is safe.
     for (const t of [Qd, logits, gradU, dWout, dbout, dWin, dbin, ...Object.values(grads)]) t.dispose();
     dv?.dispose();
@@ -449,4 +478,5 @@ function checkConfig(c: DeqConfig): void {
   if (!Number.isFinite(c.eps)) throw new Error(`eps must be a number, got ${c.eps}`);
   if (!(c.lr >= 0)) throw new Error(`lr must be ≥ 0, got ${c.lr}`);
   if (!(c.spectralNorm >= 0) || !Number.isFinite(c.spectralNorm)) throw new Error(`spectralNorm must be a number ≥ 0 (0: off), got ${c.spectralNorm}`);
+  if (!(c.jacobianPenalty >= 0 && Number.isFinite(c.jacobianPenalty))) throw new Error(`jacobianPenalty must be a finite number ≥ 0, got ${c.jacobianPenalty}`);
 }

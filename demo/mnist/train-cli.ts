@@ -39,6 +39,7 @@ const USAGE = `usage: npm run train -- [flags]
   --metrics-every N                  read loss/accuracy every N steps (default 5)
   --warm-start                       start each digit's solve from its fixed point of the epoch before (fixedPointCache)
   --spectral-norm                    spectrally normalise the block weight to norm ${SPECTRAL_NORM_TARGET} (spectralNorm, one power iteration per step)
+  --jacobian-penalty W               add W × the Jacobian penalty ‖J_f‖_F²/n (jacobianPenalty, 1 sample) to the loss (default 0: off)
   --eval FILE                        load FILE (a model.safetensors) and print held-out accuracy; no training`;
 
 /** Number of held-out digits evaluated. */
@@ -82,6 +83,7 @@ const { values: flags } = (() => {
         eval: { type: 'string' },
         'warm-start': { type: 'boolean' },
         'spectral-norm': { type: 'boolean' },
+        'jacobian-penalty': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -107,7 +109,9 @@ const config: DeqConfig = {
   eps: num(flags.eps, 'eps', DEFAULT_CONFIG.eps, false),
   spectralNorm: flags['spectral-norm'] ? SPECTRAL_NORM_TARGET : 0,
   seed,
+  jacobianPenalty: num(flags['jacobian-penalty'], 'jacobian-penalty', DEFAULT_CONFIG.jacobianPenalty, false),
 };
+if (config.jacobianPenalty < 0) fail(`--jacobian-penalty must be ≥ 0, got ${config.jacobianPenalty}`);
 const batch = num(flags.batch, 'batch', DEFAULT_BATCH, true);
 const epochs = num(flags.epochs, 'epochs', DEFAULT_EPOCHS, true);
 const shift = flags.shift === '0' ? 0 : num(flags.shift, 'shift', DEFAULT_SHIFT, true);
@@ -174,7 +178,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       `DEQ MNIST: hidden ${config.hidden}, ${config.solver} (maxDepth ${config.maxDepth}, eps ${config.eps}), ${config.backprop}, ` +
         `batch ${batch}, lr ${config.lr}, shift ${shift}, ${limit} training digits, ${epochs} epochs × ${stepsPerEpoch} steps` +
-        `${cache ? ', warm starts' : ''}${config.spectralNorm > 0 ? `, spectral norm ${config.spectralNorm}` : ''}\n`,
+        `${cache ? ', warm starts' : ''}${config.spectralNorm > 0 ? `, spectral norm ${config.spectralNorm}` : ''}${config.jacobianPenalty > 0 ? `, Jacobian penalty ${config.jacobianPenalty}` : ''}\n`,
     );
 
     const points: PlotPoint[] = [];
@@ -195,6 +199,8 @@ async function main(): Promise<void> {
       let lossCount = 0;
       let iterSum = 0;
       let evalSum = 0;
+      let jacobianSum = 0;
+      let jacobianCount = 0;
       let done = 0;
       const epochStart = performance.now();
       bar.start(stepsPerEpoch, 0, { epoch, loss: '-', acc: '-', iters: '-', ms: '-' });
@@ -227,6 +233,10 @@ async function main(): Promise<void> {
           seen += batch;
           points.push({ step, loss: stats.loss, accuracy: stats.accuracy });
         }
+        if (stats.jacobian !== undefined) {
+          jacobianSum += stats.jacobian;
+          jacobianCount++;
+        }
         bar.update(s + 1, {
           epoch,
           loss: lossCount ? (lossSum / lossCount).toFixed(3) : '-',
@@ -240,7 +250,8 @@ async function main(): Promise<void> {
       // A plain line too, so logs (and non-TTY runs, where the bar is silent) keep the numbers.
       process.stdout.write(
         `epoch ${epoch}: loss ${lossCount ? (lossSum / lossCount).toFixed(3) : '-'}, running accuracy ${seen ? ((100 * correct) / seen).toFixed(1) : '-'}%, ` +
-          `mean iterations ${(iterSum / Math.max(done, 1)).toFixed(1)} (f-evaluations ${(evalSum / Math.max(done, 1)).toFixed(1)}), ${((performance.now() - epochStart) / Math.max(done, 1)).toFixed(0)} ms/step, ` +
+          `mean iterations ${(iterSum / Math.max(done, 1)).toFixed(1)} (f-evaluations ${(evalSum / Math.max(done, 1)).toFixed(1)}), ` +
+          `${jacobianCount ? `‖J_f‖²/n ${(jacobianSum / jacobianCount).toFixed(3)}, ` : ''}${((performance.now() - epochStart) / Math.max(done, 1)).toFixed(0)} ms/step, ` +
           `${((performance.now() - started) / 1000).toFixed(0)} s elapsed\n`,
       );
       // Held-out accuracy for the plot after every epoch but the last (evaluated below anyway).

@@ -214,7 +214,7 @@ export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> 
 }
 
 /** @internal Fresh tensors for a solve's gradients: one per parameter of the layer (same name and shape), and `Qd`. */
-export function gradientTensors(solved: Solved): Record<string, Tensor> {
+export function gradientTensors(solved: Pick<Solved, 'layer' | 'Qd'>): Record<string, Tensor> {
   const { layer, Qd } = solved;
   const engine = layer.engine;
   const grads: Record<string, Tensor> = {};
@@ -231,7 +231,7 @@ export function gradientTensors(solved: Solved): Record<string, Tensor> {
  */
 export function encodeVjp(
   pass: GPUComputePassEncoder,
-  solved: Solved,
+  solved: Pick<Solved, 'layer' | 'Qd' | 'batch'>,
   point: BufferRegion,
   cotangent: BufferRegion,
   into: Readonly<Record<string, GPUBuffer>>,

@@ -18,6 +18,24 @@ export interface SpectralRadiusOptions {
   seed?: number;
 }
 
+/**
+ * @internal
+ * Checks the (f, Qd, uStar) triple of the stability tools: a layer, and two live tensors of its
+ * engine with one shape, `[d]` or `[batch, d]` for the layer's featureSize d.
+ * @throws OptionError (`'f'`), ShapeError / DisposedError / EngineMismatchError (`'Qd'`, `'uStar'`).
+ */
+export function readStatePoint(f: ImplicitLayer, Qd: Tensor, uStar: Tensor): { engine: Engine; batch: number; n: number } {
+  readLayer(f, 'f');
+  const engine: Engine = f.engine;
+  readTensor(Qd, 'Qd', engine);
+  readTensor(uStar, 'uStar', engine);
+  const d = f.featureSize;
+  const shapeOk = (Qd.shape.length === 1 && Qd.shape[0] === d) || (Qd.shape.length === 2 && Qd.shape[1] === d);
+  if (!shapeOk) throw new ShapeError('Qd', `must have shape [${d}] or [batch, ${d}], got [${Qd.shape.join(', ')}]`);
+  if (uStar.shape.join() !== Qd.shape.join()) throw new ShapeError('uStar', `must have Qd's shape [${Qd.shape.join(', ')}], got [${uStar.shape.join(', ')}]`);
+  return { engine, batch: Qd.shape.length === 2 ? Qd.shape[0] : 1, n: Qd.size };
+}
+
 /** A start vector in [−1, 1) from a small LCG (the same seed gives the same estimate). */
 function startVector(n: number, seed: number): Float32Array {
   let state = (seed ^ 0x9e3779b9) >>> 0 || 1;
@@ -42,19 +60,10 @@ function startVector(n: number, seed: number): Float32Array {
  * DisposedError / EngineMismatchError (`'Qd'`, `'uStar'`), DeviceLostError.
  */
 export async function spectralRadius(f: ImplicitLayer, Qd: Tensor, uStar: Tensor, options?: SpectralRadiusOptions): Promise<Tensor> {
-  readLayer(f, 'f');
-  const engine: Engine = f.engine;
-  readTensor(Qd, 'Qd', engine);
-  readTensor(uStar, 'uStar', engine);
+  const { engine, batch, n } = readStatePoint(f, Qd, uStar);
   const o = readOptions(options, 'options', ['iterations', 'seed']);
   const iterations = readInteger(o.iterations, 'options.iterations', 100, 2, 65536);
   const seed = readInteger(o.seed, 'options.seed', 0, 0, 0xffffffff);
-  const d = f.featureSize;
-  const shapeOk = (Qd.shape.length === 1 && Qd.shape[0] === d) || (Qd.shape.length === 2 && Qd.shape[1] === d);
-  if (!shapeOk) throw new ShapeError('Qd', `must have shape [${d}] or [batch, ${d}], got [${Qd.shape.join(', ')}]`);
-  if (uStar.shape.join() !== Qd.shape.join()) throw new ShapeError('uStar', `must have Qd's shape [${Qd.shape.join(', ')}], got [${uStar.shape.join(', ')}]`);
-  const batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
-  const n = Qd.size;
   await f.prepare(batch);
   const kernel = await engine.kernel('powerStep', SHADERS.powerStep);
   await engine.settleWraps();

@@ -38,6 +38,7 @@ export const KERNEL_FILES = {
   powerStep: 'power_step.wgsl',
   weightNorm: 'weight_norm.wgsl',
   spectralNorm: 'spectral_norm.wgsl',
+  jacobianPenalty: 'jacobian_penalty.wgsl',
   nonFinite: 'nonfinite.wgsl',
   dense: 'dense.wgsl',
   denseDelta: 'dense_delta.wgsl',

@@ -50,3 +50,4 @@ export {
   type RefMatrix,
   type RefNormGradients,
 } from './weight-norm';
+export { refRademacher, refBlockJacobianPenalty, refBlockJacobianFrobenius, type RefJacobianPenalty } from './jacobian-penalty';

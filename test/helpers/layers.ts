@@ -95,3 +95,25 @@ export function refLinearStage(layer: RefLinear): RefStage {
     },
   };
 }
+
+/** A defineLayer forward, f(u) = tanh(a ⊙ u + Qd) with a parameter `a` of featureSize values. */
+export const SCALED_TANH_FORWARD = /* wgsl */ `
+fn forward(row: u32, i: u32) -> f32 {
+  return tanh(a[i] * state(row, i) + injected(row, i));
+}`;
+
+/** The adjoint of SCALED_TANH_FORWARD; `gradAExtra` (appended to each term of ∂a) lets a test plant a mistake. */
+export function scaledTanhAdjoint(gradAExtra = ''): string {
+  return /* wgsl */ `
+fn slope(row: u32, i: u32) -> f32 {
+  let y = forward(row, i);
+  return grad_output(row, i) * (1.0 - y * y);
+}
+fn grad_input(row: u32, i: u32) -> f32 { return slope(row, i) * a[i]; }
+fn grad_qd(row: u32, i: u32) -> f32 { return slope(row, i); }
+fn grad_a(k: u32) -> f32 {
+  var sum = 0.0;
+  for (var r = 0u; r < rows(); r++) { sum += slope(r, k) * state(r, k)${gradAExtra}; }
+  return sum;
+}`;
+}

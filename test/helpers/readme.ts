@@ -45,6 +45,16 @@ export function expectTrainingOutput(lines: string[]): void {
   expect(losses[3]).toBeLessThan(0.5 * losses[0]);
 }
 
+/** Checks the `<!-- jacobian-penalty -->` block's output: three lines, the penalty falls, ρ < 1 at the end. */
+export function expectJacobianPenaltyOutput(lines: string[]): void {
+  const rows = lines.map((l) => /^step (\d+): loss (\S+), \|J\|\^2\/n (\S+), rho (\S+)$/.exec(l)).filter((m) => m !== null).map((m) => m.slice(2).map(Number));
+  expect(rows, lines.join('\n')).toHaveLength(3);
+  const [first, last] = [rows[0], rows[2]];
+  expect(last[1]).toBeLessThan(0.7 * first[1]);
+  expect(last[2]).toBeGreaterThan(0);
+  expect(last[2]).toBeLessThan(1);
+}
+
 /** Checks the `<!-- params -->` block's output: the names, the file size and a value read back. */
 export function expectParamsOutput(lines: string[]): void {
   const m = /^weight, bias: (\d+) bytes, weight\[1\] = (\S+)$/.exec(lines[0] ?? '');
