@@ -120,13 +120,18 @@ export interface EngineCounters {
   readonly submits: number;
   /** GPU→CPU readbacks (`mapAsync` of a staging buffer). */
   readonly readbacks: number;
+  /**
+   * CPU time, in microseconds, the library spent encoding the work it submitted (filling command
+   * encoders and finishing them; `performance.now()` resolution, so a rough sum of many short spans).
+   */
+  readonly encodeMicros: number;
 }
 
 export class Engine {
   /** The WebGPU device every tensor and kernel of this engine lives on. */
   readonly device: GPUDevice;
   /** @internal The live counts behind {@link counters} (kernels add their dispatches). */
-  readonly tally = { dispatches: 0, submits: 0, readbacks: 0 };
+  readonly tally = { dispatches: 0, submits: 0, readbacks: 0, encodeMicros: 0 };
   private readonly pool: BufferPool;
   /** Compiled kernels by key, least recently used first. */
   private readonly kernels = new Map<string, Promise<Kernel>>();
@@ -638,9 +643,12 @@ export class Engine {
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     try {
+      const started = performance.now();
       const encoder = device.createCommandEncoder({ label: `anchorax ${what}` });
       encode(encoder);
-      this.queueSubmit([encoder.finish()]);
+      const buffer = encoder.finish();
+      this.tally.encodeMicros += 1000 * (performance.now() - started);
+      this.queueSubmit([buffer]);
     } catch (err) {
       // Whatever the scopes caught follows from the throw, which is the error to report.
       device.popErrorScope().catch(ignore);

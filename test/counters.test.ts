@@ -9,8 +9,8 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.destroy());
 
-/** What `work` added to the counters. */
-async function counted(work: () => Promise<unknown>): Promise<EngineCounters> {
+/** What `work` added to the exact counters. */
+async function counted(work: () => Promise<unknown>): Promise<Omit<EngineCounters, 'encodeMicros'>> {
   const before = engine.counters;
   await work();
   const after = engine.counters;
@@ -30,6 +30,20 @@ describe('engine.counters', () => {
     expect(snapshot).toEqual(copy);
     expect(engine.counters.readbacks).toBe(copy.readbacks + 1);
     expect(engine.readbackCount).toBe(engine.counters.readbacks);
+  });
+
+  it('encodeMicros sums the CPU time of encoding: a solve adds to it, less than its wall time', async () => {
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
+    const before = engine.counters;
+    const started = performance.now();
+    (await picard(f, q, { eps: 0, maxDepth: 40, fused: false })).dispose();
+    const elapsed = 1000 * (performance.now() - started);
+    const spent = engine.counters.encodeMicros - before.encodeMicros;
+    expect(spent).toBeGreaterThan(0);
+    expect(spent).toBeLessThan(elapsed);
+    q.dispose();
+    f.dispose();
   });
 
   it('a tensor read is one submit and one readback, no dispatch', async () => {
