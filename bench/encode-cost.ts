@@ -7,7 +7,8 @@
  * 20,000 encodes (nothing is submitted). Prints a table and appends it to bench/RESULTS.md.
  */
 import { appendFileSync } from 'node:fs';
-import { Engine, implicitBlock } from '../src/node';
+import { Engine, anderson, broyden, implicitBlock, picard, type Solver, type SolverOptions } from '../src/node';
+import { Kernel } from '../src/gpu/kernel';
 import { adapterName, runMain } from './cli';
 import { machineName } from './settings';
 
@@ -27,6 +28,97 @@ function microsPerEncode(engine: Engine, body: (pass: GPUComputePassEncoder) => 
     encoder.finish();
   }
   return best;
+}
+
+/**
+ * The solvers' iterations, d = 64, batch 32 (past the whole-iteration Picard kernel): the library's
+ * encode µs per dispatch over a solve of 2,048 iterations in chunks of 512 (engine.counters;
+ * `overlap: false`, so no chunk is encoded while SwiftShader's CPU threads run the one before),
+ * against replaying the same dispatches — the pipelines and bind groups the solve used, recorded
+ * from Kernel.dispatch — with raw Dawn calls into an unsubmitted pass. Best of 3 each.
+ */
+async function solverRows(engine: Engine): Promise<[string, number, number][]> {
+  const d = 64;
+  const batch = 32;
+  const weight = Float32Array.from({ length: d * d }, (_, i) => (((i * 7919) % 1000) / 1000 - 0.5) * 0.1);
+  const f = implicitBlock(engine, { weight, bias: new Float32Array(d) });
+  const q = engine.tensor(Float32Array.from({ length: batch * d }, (_, i) => Math.sin(i)), [batch, d]);
+  const rows: [string, number, number][] = [];
+  const cases: [string, Solver, SolverOptions][] = [
+    ['solver: picard iteration (dense step, 1 dispatch)', picard, {}],
+    ['solver: anderson iteration (dense, 2 dispatches)', anderson, {}],
+    ['solver: picard iteration, fused: false (the layer + the step)', picard, { fused: false }],
+  ];
+  const dispatch = Kernel.prototype.dispatch;
+  for (const [label, solver, options] of cases) {
+    const solve = () => solver(f, q, { ...options, eps: 0, maxDepth: 2048, checkEvery: 512, overlap: false });
+    (await solve()).dispose(); // compiles
+    let library = Infinity;
+    for (let p = 0; p < 3; p++) {
+      const before = engine.counters;
+      (await solve()).dispose();
+      const after = engine.counters;
+      library = Math.min(library, (after.encodeMicros - before.encodeMicros) / (after.dispatches - before.dispatches));
+    }
+    const recorded: [GPUComputePipeline, GPUBindGroup, number, number, number][] = [];
+    Kernel.prototype.dispatch = function (this: Kernel, pass, group, x, y = 1, z = 1) {
+      recorded.push([this.pipeline, group, x, y, z]);
+      dispatch.call(this, pass, group, x, y, z);
+    };
+    try {
+      (await solve()).dispose();
+    } finally {
+      Kernel.prototype.dispatch = dispatch;
+    }
+    let raw = Infinity;
+    for (let p = 0; p < 3; p++) {
+      const encoder = engine.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      const start = performance.now();
+      for (const [pipeline, group, x, y, z] of recorded) {
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(x, y, z);
+      }
+      raw = Math.min(raw, ((performance.now() - start) * 1000) / recorded.length);
+      pass.end();
+      encoder.finish();
+    }
+    rows.push([label, library, raw]);
+  }
+  q.dispose();
+  f.dispose();
+  return rows;
+}
+
+/** Median CPU µs from calling each solver to its first queue submit, kernels already compiled. */
+async function beforeFirstSubmit(engine: Engine): Promise<[string, number][]> {
+  const d = 64;
+  const f = implicitBlock(engine, { weight: new Float32Array(d * d), bias: new Float32Array(d) });
+  const q = engine.tensor(new Float32Array(d), [d]);
+  const rows: [string, number][] = [];
+  const submit = engine.queueSubmit.bind(engine);
+  let first = NaN;
+  engine.queueSubmit = (buffers) => {
+    if (Number.isNaN(first)) first = performance.now();
+    submit(buffers);
+  };
+  for (const [name, solver] of [['picard', picard], ['anderson', anderson], ['broyden', broyden]] as const) {
+    const times: number[] = [];
+    for (let i = 0; i < 41; i++) {
+      first = NaN;
+      const start = performance.now();
+      const pending = solver(f, q, { maxDepth: 8 });
+      (await pending).dispose();
+      times.push(1000 * (first - start));
+    }
+    times.sort((a, b) => a - b);
+    rows.push([name, times[20]]);
+  }
+  engine.queueSubmit = submit;
+  q.dispose();
+  f.dispose();
+  return rows;
 }
 
 async function main(): Promise<void> {
@@ -50,11 +142,21 @@ async function main(): Promise<void> {
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(1, 1, 1);
   });
+  const solvers = await solverRows(engine);
+  const firstSubmit = await beforeFirstSubmit(engine);
   const table = [
     '| encode | µs per dispatch | against raw Dawn |',
     '|---|---|---|',
     ...rows.map(([label, us]) => `| ${label} | ${us.toFixed(2)} | ${(us / raw).toFixed(2)}× |`),
     `| raw Dawn: setPipeline + setBindGroup + dispatchWorkgroups, prebuilt | ${raw.toFixed(2)} | 1× |`,
+    '',
+    '| a solve, encoded | library µs per dispatch | raw Dawn replay of the same dispatches, µs | library against raw |',
+    '|---|---|---|---|',
+    ...solvers.map(([label, us, replay]) => `| ${label} | ${us.toFixed(2)} | ${replay.toFixed(2)} | ${(us / replay).toFixed(2)}× |`),
+    '',
+    '| CPU from the solver call to its first submit (kernels compiled; median of 41) | µs |',
+    '|---|---|',
+    ...firstSubmit.map(([label, us]) => `| ${label} | ${us.toFixed(0)} |`),
   ].join('\n');
   const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — encoding cost per dispatch\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`npm run bench:encode\` (best of ${PASSES} passes of ${ENCODES.toLocaleString('en')} encodes, nothing submitted).\n\n${table}\n`;
   console.log(section);
