@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anderson, broyden, implicitBlock, picard, type Engine, type ImplicitLayer, type SolveResult, type SolverOptions, type Tensor } from '../src';
+import { SHADERS, subgroupSource, type ShaderName } from '../src/gpu/shaders';
 import { createPortableEngine, createTestEngine, randomArray, rng } from './helpers/engine';
 
 type Solver = (f: ImplicitLayer, Qd: Tensor, options?: SolverOptions) => Promise<SolveResult>;
@@ -133,6 +134,19 @@ describe('workgroup_sum', () => {
 });
 
 describe("the library's kernels with and without subgroups", () => {
+  it('every subgroup variant compiles on this device (and exactly the kernels with a reduction have one)', async () => {
+    const names = Object.keys(SHADERS) as ShaderName[];
+    const variants = names.filter((name) => subgroupSource(SHADERS[name]) !== undefined);
+    expect(variants.length).toBeGreaterThanOrEqual(15);
+    for (const name of variants) {
+      const module = engine.device.createShaderModule({ code: subgroupSource(SHADERS[name]) as string });
+      const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error').map((m) => m.message);
+      expect(errors, name).toEqual([]);
+    }
+    expect(variants.every((name) => SHADERS[name].includes('fn workgroup_sum('))).toBe(true);
+    expect(names.filter((name) => !variants.includes(name)).some((name) => SHADERS[name].includes('fn workgroup_sum('))).toBe(false);
+  });
+
   it.each<[string, Solver]>([
     ['picard', picard],
     ['anderson', anderson],
