@@ -10,6 +10,7 @@ import {
   DenseKernels,
   MIN_CHUNK,
   NO_DROPOUT,
+  NO_EPILOGUE,
   SPLIT_TARGET_GROUPS,
   TILED_TARGET_GROUPS,
   chooseTile,
@@ -227,7 +228,8 @@ const SHAPES: Shape[] = [
   // of a workgroup), split-k over a ragged last slice, the register-tiled adjoint; tilings forced.
   { choice: 'auto', rows: 3, k: 300, n: 68, forward: 'split', vector: true, overrides: { adapter: 'gpu' }, chains: ['empty', 'add-qd→tanh→dropout'] },
   { choice: 'auto', rows: 2, k: 70, n: 67, forward: 'split', overrides: { adapter: 'gpu' }, chains: ['tanh→add-qd→gelu→dropout'] },
-  { choice: 'tiled', rows: 5, k: 70, n: 132, forward: 'rows', vector: true, overrides: { adapter: 'gpu' }, chains: ['add-qd', 'gelu'] },
+  { choice: 'tiled', rows: 512, k: 70, n: 132, forward: 'rows', vector: true, overrides: { adapter: 'gpu' }, chains: ['add-qd', 'gelu'] },
+  { choice: 'tiled', rows: 5, k: 70, n: 132, forward: 'rows', overrides: { adapter: 'gpu' }, chains: ['relu'] },
   { choice: 'auto', rows: 40, k: 70, n: 67, forward: 'tiled', edge: 32, overrides: { adapter: 'gpu' }, chains: ['add-qd→tanh'] },
   { choice: 'matmul', rows: 33, k: 70, n: 67, forward: 'tiled', edge: 128, overrides: { tileEdge: 128 }, chains: ['empty', 'add-qd→tanh→dropout'] },
   { choice: 'matmul', rows: 130, k: 9, n: 133, forward: 'tiled', edge: 128, overrides: { tileEdge: 128 }, chains: ['relu'] },
@@ -415,6 +417,22 @@ describe('dense-product library: the plans of a GPU', () => {
     dense.dispose();
   });
 
+  it('without split-k (linear alone), vec4 loads only where they leave 128 workgroups', () => {
+    const linear = (d: number) => new DenseKernels(engine, d, d, NO_EPILOGUE, 'auto', 'rows', 'plan test', false, { adapter: 'gpu' });
+    const small = linear(4096);
+    expect(small.plan(1)).toMatchObject({ forward: 'rows', vector: false, splits: 1 });
+    expect(small.forwardGroups(1)).toBe(64);
+    // 7 blocks of 4 rows × 16 vec4 column groups = 112 workgroups; 8 blocks = 128.
+    expect(small.plan(28)).toMatchObject({ forward: 'rows', vector: false });
+    expect(small.plan(29)).toMatchObject({ forward: 'rows', vector: true });
+    expect(small.forwardGroups(29)).toBe(128);
+    small.dispose();
+    const wide = linear(32768);
+    expect(wide.plan(1)).toMatchObject({ forward: 'rows', vector: true });
+    expect(wide.forwardGroups(1)).toBe(128);
+    wide.dispose();
+  });
+
   it('a CPU adapter keeps the scalar few-row product without split-k (as before), whatever the size', () => {
     const dense = new DenseKernels(engine, 4096, 4096, { ops: [], dropout: NO_DROPOUT }, 'auto', 'rows', 'plan test', true, { adapter: 'cpu' });
     expect(dense.plan(1)).toMatchObject({ forward: 'rows', vector: false, splits: 1, adjointTiled: false });
@@ -462,7 +480,7 @@ describe('dense-product library: the same bits whatever the kernel', () => {
   // Each output sums k in increasing order, one value at a time, in every few-row kernel (scalar
   // or vec4 loads) and in every register tiling: the forward's bits must not depend on which ran.
   it.each([
-    ['few rows, scalar vs vec4 loads', 'tiled', 5, 70, 132, [{ adapter: 'cpu' }, { adapter: 'gpu' }]],
+    ['few rows, scalar vs vec4 loads', 'tiled', 512, 70, 132, [{ adapter: 'cpu' }, { adapter: 'gpu' }]],
     ['split-k, scalar vs vec4 loads', 'split-k', 3, 300, 68, [{ adapter: 'cpu' }, { adapter: 'gpu' }]],
     ['tilings 32, 64, 128', 'matmul', 40, 70, 132, [{ tileEdge: 32 }, { tileEdge: 64 }, { tileEdge: 128 }]],
   ] as const)('%s', async (_what, choice, rows, k, n, variants) => {

@@ -328,7 +328,8 @@ export class DenseKernels {
   /**
    * The plan for `rows` rows (see ForwardKernelChoice). On a GPU the few-row forward reads the
    * weight as vec4 when n is a multiple of 4 and splits k until it has about
-   * SPLIT_TARGET_GROUPS workgroups; each register-tiled product takes its tiling by chooseTile.
+   * SPLIT_TARGET_GROUPS workgroups (without split-k, vec4 only where it still has
+   * SPLIT_BELOW_GROUPS); each register-tiled product takes its tiling by chooseTile.
    * A CPU adapter keeps the scalar few-row kernels (they spread over more workgroups, which is
    * what its threads run in parallel).
    */
@@ -339,17 +340,20 @@ export class DenseKernels {
     const tiles = { forward: tileOf(rows, n), weight: tileOf(k + 1, n), input: tileOf(rows, k) };
     const choice = this.choice === 'auto' && cpu ? 'tiled' : this.choice;
     const adjointTiled = choice === 'matmul' || (!cpu && (choice !== 'tiled' || rows >= TILED_FROM_ROWS));
-    const vector = !cpu && n % 4 === 0;
-    const base = { splits: 1, vector, adjointTiled, tiles };
+    const vectorOk = !cpu && n % 4 === 0;
+    const base = { splits: 1, vector: vectorOk, adjointTiled, tiles };
     if (choice === 'matmul' || (choice === 'auto' && rows >= TILED_FROM_ROWS)) return { ...base, forward: 'tiled' };
-    if (choice === 'tiled' || !this.allowSplit) return { ...base, forward: 'rows' };
-    const groups = Math.ceil(n / ((vector ? 4 : 1) * this.tiles.cols)) * Math.ceil(rows / ROWS);
+    const groupsOf = (vector: boolean) => Math.ceil(n / ((vector ? 4 : 1) * this.tiles.cols)) * Math.ceil(rows / ROWS);
+    // Without split-k, vec4 loads (4 times fewer workgroups) only where that leaves enough of them.
+    const rowsPlan: Plan = { ...base, forward: 'rows', vector: vectorOk && groupsOf(true) >= SPLIT_BELOW_GROUPS };
+    if (choice === 'tiled' || !this.allowSplit) return rowsPlan;
+    const groups = groupsOf(vectorOk);
     const most = Math.max(1, Math.floor(k / MIN_CHUNK));
-    if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return { ...base, forward: 'rows' };
+    if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return rowsPlan;
     // Equal chunks: the count is ceil(k / chunk), which may be below the wished-for number.
     const wished = Math.min(most, Math.max(2, Math.ceil(SPLIT_TARGET_GROUPS / groups)));
     const splits = Math.ceil(k / Math.ceil(k / wished));
-    return splits > 1 ? { ...base, forward: 'split', splits } : { ...base, forward: 'rows' };
+    return splits > 1 ? { ...base, forward: 'split', splits } : rowsPlan;
   }
 
   /** @internal Workgroups of the forward's (first) dispatch for `rows` rows: what the plan gives the GPU. */
