@@ -437,6 +437,8 @@ describe('dense-product library: the plans of a GPU', () => {
     const dense = new DenseKernels(engine, 4096, 4096, { ops: [], dropout: NO_DROPOUT }, 'auto', 'rows', 'plan test', true, { adapter: 'cpu' });
     expect(dense.plan(1)).toMatchObject({ forward: 'rows', vector: false, splits: 1, adjointTiled: false });
     expect(dense.forwardGroups(1)).toBe(64);
+    // One tiling, the one it always had (for forwardKernel 'matmul').
+    expect(dense.tileShapes.map((s) => [s.edge, s.per])).toEqual([[64, 4]]);
     dense.dispose();
   });
 

@@ -247,7 +247,7 @@ export class DenseKernels {
   private readonly set: KernelSet<Problem, KernelName, Scratch>;
   /** The device's tile sizes (override constants). */
   readonly tiles: GemmTiles;
-  /** The register tilings this device offers, largest first. */
+  /** The register tilings this instance may use, largest first (a CPU adapter: one). */
   readonly tileShapes: readonly TileShape[];
   /** The adjoint's frozen uniform values by configuration (see frozenUniforms). */
   private readonly adjointUniforms = new Map<string, Readonly<Record<string, number>>>();
@@ -274,7 +274,9 @@ export class DenseKernels {
     const shapes = tileShapes(this.tiles, engine.device.limits);
     const forced = shapes.find((shape) => shape.edge === overrides.tileEdge);
     if (overrides.tileEdge !== undefined && !forced) throw new Error(`dense: no tiling of edge ${overrides.tileEdge} on this device`);
-    this.tileShapes = forced ? [forced] : shapes;
+    // A CPU adapter keeps the one tiling it always had (4 × 4 per thread on the device's side).
+    const cpuShape = shapes.filter((shape) => shape.per === 4 && shape.side === this.tiles.side);
+    this.tileShapes = forced ? [forced] : this.cpu ? cpuShape : shapes;
     const specs = kernelSpecs(epilogue, this.tiles, this.tileShapes);
     this.constants = Object.freeze(chainConstants(epilogue));
     this.set = new KernelSet(engine, what, this.neededSpecs(specs), {
