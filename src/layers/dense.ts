@@ -102,7 +102,7 @@ export function tileShapes(tiles: GemmTiles, limits: GPUSupportedLimits): TileSh
 }
 
 /**
- * Workgroups a register-tiled product aims at: about twice the streaming multiprocessors of the
+ * @internal Workgroups a register-tiled product aims at: about twice the streaming multiprocessors of the
  * largest GPUs (132 on an H100 or H200), so that every one has work and a second wave hides the
  * tail. WebGPU does not report the count; a fixed target serves every GPU (smaller ones get
  * more waves).
@@ -202,15 +202,15 @@ export interface DenseOverrides {
 
 /** From this many rows 'auto' uses the register-tiled product on a GPU. */
 const TILED_FROM_ROWS = 32;
-/** Split-k is not used once the few-row product has this many workgroups. */
+/** @internal Split-k is not used once the few-row product has this many workgroups. */
 export const SPLIT_BELOW_GROUPS = 128;
 /**
- * Split-k aims at about this many workgroups in its first pass: a GEMV streams the weight once,
+ * @internal Split-k aims at about this many workgroups in its first pass: a GEMV streams the weight once,
  * and a GPU reaches its bandwidth only with enough bytes in flight (8 loads per thread of 64
  * threads per workgroup, on every multiprocessor).
  */
 export const SPLIT_TARGET_GROUPS = 512;
-/** Smallest slice of k per workgroup. */
+/** @internal Smallest slice of k per workgroup. */
 export const MIN_CHUNK = 32;
 
 /** Per-batch scratch: δ (for non-empty chains) and split-k's partial sums. */
