@@ -3,9 +3,11 @@
  * behind the solvers' SwiftShader choices (docs/swiftshader-costs.md). Each line is the median
  * µs per dispatch of 20–200 identical dispatches in one compute pass (CPU wall time to
  * onSubmittedWorkDone), for: an empty 256-thread kernel, one barrier at 64 and 256 threads, a
- * tree reduction at 64 and 256 threads, a one-workgroup 256 × 256 matrix-vector product, and a
+ * tree reduction at 64 and 256 threads, the library's workgroup_sum at both (portable, and with
+ * subgroups where the device has them), a one-workgroup 256 × 256 matrix-vector product, and a
  * submit + 64-byte readback round trip.
  */
+import { readFileSync } from 'node:fs';
 import { Engine } from '../src/node';
 import { runMain } from './cli';
 
@@ -21,8 +23,9 @@ async function main(): Promise<void> {
   const data = device.createBuffer({ size: 65536 * 4 * 2, usage: STORAGE });
   const out = device.createBuffer({ size: 4096 * 4, usage: STORAGE });
 
-  const pipeline = (threads: number, body: string, declarations = ''): GPUComputePipeline => {
-    const code = `@group(0) @binding(0) var<storage, read_write> data: array<f32>;
+  const pipeline = (threads: number, body: string, declarations = '', enable = ''): GPUComputePipeline => {
+    const code = `${enable}
+@group(0) @binding(0) var<storage, read_write> data: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${declarations}
 @compute @workgroup_size(${threads}) fn main(@builtin(local_invocation_index) lid: u32) {
@@ -64,12 +67,24 @@ ${declarations}
   for (var k = 0u; k < 256u; k++) { acc += shared_u[k] * data[k * 256u + lid]; }
   out[lid] = acc;`;
 
+  // The library's workgroup_sum, portable and with subgroups (a vec4 per thread, as the solvers sum).
+  const piece = (file: string): string => readFileSync(new URL(`../shaders/lib/${file}`, import.meta.url), 'utf8');
+  const librarySum = (n: number, file: string): string => `const REDUCE_SIZE: u32 = ${n}u;\n${piece(file)}`;
+  const sumBody = 'let total = workgroup_sum(vec4<f32>(data[lid]), lid); if (lid == 0u) { out[0] = total.x; }';
+
   console.log(`adapter: ${engine.device.adapterInfo?.description ?? 'unknown'}\nµs per dispatch (one workgroup):`);
   await time('no barrier, 256 threads', pipeline(256, ''), 200);
   await time('1 workgroupBarrier, 64 threads', pipeline(64, 'workgroupBarrier();'), 200);
   await time('1 workgroupBarrier, 256 threads', pipeline(256, 'workgroupBarrier();'), 200);
   await time('tree reduction, 64 threads (7 barriers)', pipeline(64, tree(64), scratch(64)), 100);
   await time('tree reduction, 256 threads (9 barriers)', pipeline(256, tree(256), scratch(256)), 100);
+  await time('workgroup_sum (lib/reduce.wgsl), 64 threads', pipeline(64, sumBody, librarySum(64, 'reduce.wgsl')), 100);
+  await time('workgroup_sum (lib/reduce.wgsl), 256 threads', pipeline(256, sumBody, librarySum(256, 'reduce.wgsl')), 100);
+  if (device.features.has('subgroups')) {
+    const enable = 'enable subgroups;';
+    await time('workgroup_sum (reduce_subgroups.wgsl), 64 threads', pipeline(64, sumBody, librarySum(64, 'reduce_subgroups.wgsl'), enable), 100);
+    await time('workgroup_sum (reduce_subgroups.wgsl), 256 threads', pipeline(256, sumBody, librarySum(256, 'reduce_subgroups.wgsl'), enable), 100);
+  }
   await time('256 × 256 matrix-vector product, 256 threads', pipeline(256, matvec, 'var<workgroup> shared_u: array<f32, 256>;'), 20);
 
   const source = device.createBuffer({ size: 64, usage: STORAGE | COPY_SRC });

@@ -15,8 +15,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import { reflectConstants, reflectEntries, reflectStructs } from '../src/gpu/reflect.ts';
-import { KERNEL_FILES, SOURCE_FILES } from '../src/gpu/shader-files.ts';
-import { resolveIncludes, type ShaderReader } from './wgsl-includes.ts';
+import { KERNEL_FILES, SOURCE_FILES, SUBGROUP_PIECES } from '../src/gpu/shader-files.ts';
+import { ENABLE_SUBGROUPS, resolveIncludes, subgroupVariant, type ShaderReader } from './wgsl-includes.ts';
 
 /** The id src/gpu/shaders.ts imports. */
 export const SHADERS_MODULE_ID = 'virtual:anchorax-shaders';
@@ -40,8 +40,7 @@ function reflected<T>(what: string, name: string, source: string, reflect: (sour
 function moduleCode(read: ShaderReader): string {
   const pieces: string[] = [];
   const index = new Map<string, number>();
-  const composed = (file: string): { source: string; call: string } => {
-    const texts = resolveIncludes(file, read).map((path) => read(path) ?? '');
+  const compose = (texts: readonly string[]): { source: string; call: string } => {
     const ids = texts.map((text) => {
       let id = index.get(text);
       if (id === undefined) {
@@ -52,6 +51,8 @@ function moduleCode(read: ShaderReader): string {
     });
     return { source: texts.join('\n'), call: `c(${ids.join(', ')})` };
   };
+  const textsOf = (order: readonly string[]): string[] => order.map((path) => read(path) ?? '');
+  const composed = (file: string): { source: string; call: string } => compose(textsOf(resolveIncludes(file, read)));
   const clash = Object.keys(KERNEL_FILES).find((name) => Object.hasOwn(SOURCE_FILES, name));
   if (clash) throw new Error(`anchorax shaders: ${clash} names both a kernel and a source (src/gpu/shader-files.ts)`);
   const reflections: { kernels: Record<string, unknown>; structs: Record<string, unknown>; constants: Record<string, unknown> } = {
@@ -61,13 +62,23 @@ function moduleCode(read: ShaderReader): string {
   };
   const kernels: string[] = [];
   for (const [name, file] of Object.entries(KERNEL_FILES)) {
-    const { source, call } = composed(file);
+    const order = resolveIncludes(file, read);
+    const { source, call } = compose(textsOf(order));
     const entries = reflected('kernel', name, source, reflectEntries);
     if (Object.keys(entries).length === 0) throw new Error(`anchorax shaders: kernel ${name} (${file}) has no @compute entry point`);
     reflections.kernels[name] = entries;
     reflections.constants[name] = reflected('kernel', name, source, reflectConstants);
     const key = JSON.stringify(name);
-    kernels.push(`  ${key}: { source: ${call}, entries: R.kernels[${key}], constants: R.constants[${key}] },`);
+    // The subgroup variant binds as the kernel does (checked here): it shares its reflection.
+    const variant = subgroupVariant(order, SUBGROUP_PIECES, read);
+    let subgroups = '';
+    if (variant) {
+      const alternative = compose([ENABLE_SUBGROUPS, ...textsOf(variant)]);
+      const same = JSON.stringify(reflected('kernel', `${name} (subgroups)`, alternative.source, reflectEntries)) === JSON.stringify(entries);
+      if (!same) throw new Error(`anchorax shaders: the subgroup variant of kernel ${name} binds otherwise than the kernel`);
+      subgroups = `, subgroups: ${alternative.call}`;
+    }
+    kernels.push(`  ${key}: { source: ${call}, entries: R.kernels[${key}], constants: R.constants[${key}]${subgroups} },`);
   }
   const sources: string[] = [];
   for (const [name, file] of Object.entries(SOURCE_FILES)) {

@@ -60,3 +60,25 @@ export function resolveIncludes(file: string, read: ShaderReader): string[] {
   visit(file, []);
   return order;
 }
+
+/** The line that opens a subgroup variant (WGSL wants it before every declaration). */
+export const ENABLE_SUBGROUPS = 'enable subgroups;';
+
+/**
+ * The subgroup variant of a composition `order` (from {@link resolveIncludes}): each piece that
+ * `variants` maps replaced by its variant, which must include exactly what the piece includes (so
+ * the order stays valid); undefined when no piece of `order` has a variant.
+ */
+export function subgroupVariant(order: readonly string[], variants: Readonly<Record<string, string>>, read: ShaderReader): string[] | undefined {
+  if (!order.some((path) => Object.hasOwn(variants, path))) return undefined;
+  return order.map((path) => {
+    if (!Object.hasOwn(variants, path)) return path;
+    const variant = variants[path] as string;
+    const [piece, alternative] = [read(path) ?? '', read(variant)];
+    if (alternative === undefined) throw new Error(`anchorax shaders: no file shaders/${variant}, the subgroup variant of ${path}`);
+    const want = includesOf(piece, path).join(', ');
+    const got = includesOf(alternative, variant).join(', ');
+    if (want !== got) throw new Error(`anchorax shaders: ${variant} includes [${got}], but ${path}, which it stands for, includes [${want}]`);
+    return variant;
+  });
+}

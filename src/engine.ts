@@ -6,6 +6,7 @@ import { BufferUsage, MapMode, ShaderStage } from './gpu/flags';
 import { acquireDevice, type PowerPreference } from './gpu/device';
 import { Kernel, bufferId, type CompileOptions } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
+import { subgroupSource } from './gpu/shaders';
 import { Tensor, checkShape } from './tensor';
 import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, OptionError, ShapeError } from './errors';
 import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
@@ -399,6 +400,16 @@ export class Engine {
     return info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
   }
 
+  /**
+   * @internal Whether the engine compiles the subgroup variants of the library's kernels
+   * (src/gpu/shaders.ts subgroupSource): when the device has the `subgroups` feature, which
+   * Engine.create requests wherever the adapter offers it. An app's device (Engine.fromDevice)
+   * is used as it was created: without the feature, the portable kernels.
+   */
+  get subgroups(): boolean {
+    return this.device.features.has('subgroups');
+  }
+
   /** @internal Throws DeviceLostError if the device is gone. */
   assertAlive(what: string): void {
     if (this.destroyed) throw new DeviceLostError(what, 'the engine was destroyed (engine.destroy())');
@@ -470,7 +481,8 @@ export class Engine {
 
   /**
    * @internal A compiled kernel, compiled once per engine and cached by `key` and the override
-   * `constants` (LRU, KERNEL_CACHE_SIZE).
+   * `constants` (LRU, KERNEL_CACHE_SIZE). A library kernel that has a subgroup variant is compiled
+   * as that variant on a device with the `subgroups` feature (see {@link subgroups}).
    */
   kernel(name: string, source: string, entryPoint = 'main', options: CompileOptions = {}): Promise<Kernel> {
     const key = options.constants ? `${name}{${Object.entries(options.constants).map(([k, v]) => `${k}=${v}`).join(',')}}` : name;
@@ -480,7 +492,8 @@ export class Engine {
       this.kernels.set(key, kernel);
       return kernel;
     }
-    const compiling = Kernel.compile(this.device, key, source, entryPoint, { ...options, tally: this.tally });
+    const code = (this.subgroups && subgroupSource(source)) || source;
+    const compiling = Kernel.compile(this.device, key, code, entryPoint, { ...options, tally: this.tally });
     kernel = compiling;
     this.kernels.set(key, compiling);
     compiling.then(

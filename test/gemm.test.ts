@@ -6,7 +6,21 @@
 // Tolerances are first-order float32 error bounds of each value, propagated through the chain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, Tensor } from '../src';
-import { DenseKernels, NO_DROPOUT, gemmTiles, type Epilogue, type EpilogueOp, type ForwardKernelChoice } from '../src/layers/dense';
+import {
+  DenseKernels,
+  MIN_CHUNK,
+  NO_DROPOUT,
+  NO_EPILOGUE,
+  SPLIT_TARGET_GROUPS,
+  TILED_TARGET_GROUPS,
+  chooseTile,
+  gemmTiles,
+  tileShapes,
+  type DenseOverrides,
+  type Epilogue,
+  type EpilogueOp,
+  type ForwardKernelChoice,
+} from '../src/layers/dense';
 import { dropoutParams } from '../src/layers/dropout';
 import { refActivation, refActivationVjp, refDropoutStageFactors, refLinearForward, refLinearVjp, type RefActivation, type RefLinear } from '../src/reference';
 import { createTestEngine, randomArray, rng, f32 } from './helpers/engine';
@@ -185,6 +199,14 @@ interface Shape {
   n: number;
   /** The forward the plan must pick on this adapter (so each case tests the product it names). */
   forward: 'rows' | 'split' | 'tiled';
+  /** Plan as on a GPU, or with one tiling (the GPU kernels, run here on this adapter). */
+  overrides?: DenseOverrides;
+  /** Whether the few-row forward reads the weight as vec4 (default false). */
+  vector?: boolean;
+  /** The tile edge of the forward's register tiling, when it is tiled. */
+  edge?: number;
+  /** The chains run (default all). */
+  chains?: readonly string[];
 }
 
 // Every rows count for every choice, k and n off every multiple of 4 and 64 (67 crosses a tile).
@@ -202,14 +224,23 @@ const SHAPES: Shape[] = [
   { choice: 'matmul', rows: 3, k: 7, n: 5, forward: 'tiled' },
   { choice: 'matmul', rows: 33, k: 70, n: 67, forward: 'tiled' },
   { choice: 'matmul', rows: 256, k: 7, n: 67, forward: 'tiled' },
+  // The GPU's plans: vec4 loads of the weight (n a multiple of 4, ragged against the 256 columns
+  // of a workgroup), split-k over a ragged last slice, the register-tiled adjoint; tilings forced.
+  { choice: 'auto', rows: 3, k: 300, n: 68, forward: 'split', vector: true, overrides: { adapter: 'gpu' }, chains: ['empty', 'add-qd→tanh→dropout'] },
+  { choice: 'auto', rows: 2, k: 70, n: 67, forward: 'split', overrides: { adapter: 'gpu' }, chains: ['tanh→add-qd→gelu→dropout'] },
+  { choice: 'tiled', rows: 512, k: 70, n: 132, forward: 'rows', vector: true, overrides: { adapter: 'gpu' }, chains: ['add-qd', 'gelu'] },
+  { choice: 'tiled', rows: 5, k: 70, n: 132, forward: 'rows', overrides: { adapter: 'gpu' }, chains: ['relu'] },
+  { choice: 'auto', rows: 40, k: 70, n: 67, forward: 'tiled', edge: 32, overrides: { adapter: 'gpu' }, chains: ['add-qd→tanh'] },
+  { choice: 'matmul', rows: 33, k: 70, n: 67, forward: 'tiled', edge: 128, overrides: { tileEdge: 128 }, chains: ['empty', 'add-qd→tanh→dropout'] },
+  { choice: 'matmul', rows: 130, k: 9, n: 133, forward: 'tiled', edge: 128, overrides: { tileEdge: 128 }, chains: ['relu'] },
 ];
 
 /** The DenseKernels of a chain for a shape, prepared for its rows. */
 async function kernelsFor(shape: Shape, chain: string): Promise<DenseKernels> {
-  const key = `${shape.choice}/${shape.k}/${shape.n}/${chain}`;
+  const key = `${shape.choice}/${shape.k}/${shape.n}/${chain}/${JSON.stringify(shape.overrides ?? {})}`;
   let dense = kernelCache.get(key);
   if (!dense) {
-    dense = new DenseKernels(engine, shape.k, shape.n, epilogueOf(CHAINS[chain]), shape.choice, 'rows', 'gemm test');
+    dense = new DenseKernels(engine, shape.k, shape.n, epilogueOf(CHAINS[chain]), shape.choice, 'rows', 'gemm test', true, shape.overrides);
     kernelCache.set(key, dense);
   }
   await dense.prepare(shape.rows);
@@ -217,7 +248,7 @@ async function kernelsFor(shape: Shape, chain: string): Promise<DenseKernels> {
 }
 
 describe('dense-product library: every shape, choice and epilogue against the float64 reference', () => {
-  it.each(SHAPES.map((s, i) => [s.choice, s.rows, s.k, s.n, i] as const))('%s: rows %i, k %i, n %i', async (_c, rows, k, n, index) => {
+  it.each(SHAPES.map((s, i) => [s.choice, s.rows, s.k, s.n, JSON.stringify(s.overrides ?? {}), i] as const))('%s: rows %i, k %i, n %i %s', async (_c, rows, k, n, _o, index) => {
     const shape = SHAPES[index];
     const p = makeProblem(1000 * index + 17, rows, k, n);
     const size = rows * n;
@@ -230,10 +261,13 @@ describe('dense-product library: every shape, choice and epilogue against the fl
     const gradInputAdd = buffers.upload(p.add);
     const absW: RefLinear = { ...p.ref, W: abs(p.ref.W), b: abs(p.ref.b) };
     for (const [c, chain] of CHAIN_NAMES.entries()) {
+      if (shape.chains && !shape.chains.includes(chain)) continue;
       const ops = CHAINS[chain];
       const dense = await kernelsFor(shape, chain);
       const plan = dense.plan(rows);
       expect(plan.forward).toBe(shape.forward);
+      expect(plan.vector && plan.forward !== 'tiled').toBe(shape.vector ?? false);
+      if (shape.edge !== undefined) expect(plan.tiles.forward.edge).toBe(shape.edge);
       const gate = ops.includes('dropout') ? training : engine.openGate();
       const states = refForward(p, ops, factors);
 
@@ -288,6 +322,7 @@ describe('dense-product library: every shape, choice and epilogue against the fl
     }
     // The case is not vacuous: the dropout chains drop and keep, and δ is far from zero.
     expect(factors.some((v) => v === 0) && factors.some((v) => v > 1)).toBe(true);
+    expect(CHAIN_NAMES.filter((chain) => !shape.chains || shape.chains.includes(chain)).length).toBeGreaterThan(0);
     buffers.dispose();
   });
 
@@ -360,6 +395,113 @@ describe('dense-product library: deterministic reduction order', () => {
     // Not vacuous: the outputs were written (no 7 left) and are not all zero.
     const seven = new Uint32Array(Float32Array.of(7).buffer)[0];
     for (const output of runs[0]) expect(output.some((b) => b === seven) || output.every((b) => b === 0)).toBe(false);
+    buffers.dispose();
+  });
+});
+
+describe('dense-product library: the plans of a GPU', () => {
+  // Plans only (no kernel compiles): DenseKernels planning as on a GPU adapter, with this device's limits.
+  const gpuKernels = (d: number, choice: ForwardKernelChoice = 'auto') => new DenseKernels(engine, d, d, { ops: ['add-qd', 'tanh'], dropout: NO_DROPOUT }, choice, 'rows', 'plan test', true, { adapter: 'gpu' });
+
+  it.each([1024, 1536, 2048, 4096])('d = %i, batch 1: vec4 loads and split-k with at least 128 workgroups, chunks of at least MIN_CHUNK', (d) => {
+    const dense = gpuKernels(d);
+    const plan = dense.plan(1);
+    expect(plan.forward).toBe('split');
+    expect(plan.vector).toBe(true);
+    const groups = dense.forwardGroups(1);
+    expect(groups).toBeGreaterThanOrEqual(128);
+    expect(groups).toBeLessThanOrEqual(2 * SPLIT_TARGET_GROUPS);
+    // Workgroups of the first pass: 4 · 64 columns each, one block of 4 rows, one slice of k each.
+    expect(groups).toBe(Math.ceil(d / 256) * plan.splits);
+    expect(Math.ceil(d / plan.splits)).toBeGreaterThanOrEqual(MIN_CHUNK);
+    dense.dispose();
+  });
+
+  it('without split-k (linear alone), vec4 loads only where they leave 128 workgroups', () => {
+    const linear = (d: number) => new DenseKernels(engine, d, d, NO_EPILOGUE, 'auto', 'rows', 'plan test', false, { adapter: 'gpu' });
+    const small = linear(4096);
+    expect(small.plan(1)).toMatchObject({ forward: 'rows', vector: false, splits: 1 });
+    expect(small.forwardGroups(1)).toBe(64);
+    // 7 blocks of 4 rows × 16 vec4 column groups = 112 workgroups; 8 blocks = 128.
+    expect(small.plan(28)).toMatchObject({ forward: 'rows', vector: false });
+    expect(small.plan(29)).toMatchObject({ forward: 'rows', vector: true });
+    expect(small.forwardGroups(29)).toBe(128);
+    small.dispose();
+    const wide = linear(32768);
+    expect(wide.plan(1)).toMatchObject({ forward: 'rows', vector: true });
+    expect(wide.forwardGroups(1)).toBe(128);
+    wide.dispose();
+  });
+
+  it('a CPU adapter keeps the scalar few-row product without split-k (as before), whatever the size', () => {
+    const dense = new DenseKernels(engine, 4096, 4096, { ops: [], dropout: NO_DROPOUT }, 'auto', 'rows', 'plan test', true, { adapter: 'cpu' });
+    expect(dense.plan(1)).toMatchObject({ forward: 'rows', vector: false, splits: 1, adjointTiled: false });
+    expect(dense.forwardGroups(1)).toBe(64);
+    // One tiling, the one it always had (for forwardKernel 'matmul').
+    expect(dense.tileShapes.map((s) => [s.edge, s.per])).toEqual([[64, 4]]);
+    dense.dispose();
+  });
+
+  it('tile shapes: 64 × 64 tiles where they give TILED_TARGET_GROUPS workgroups, 32 × 32 where they would not, 128 × 128 (8 × 8 per thread) for the largest', () => {
+    const shapes = tileShapes(gemmTiles(engine.device.limits), engine.device.limits);
+    expect(shapes.map((s) => [s.edge, s.per, s.side])).toEqual([[128, 8, 16], [64, 4, 16], [32, 4, 8]]);
+    const edge = (m: number, n: number) => chooseTile(shapes, m, n).edge;
+    // d = 1024, batch 256: only 64 tiles of 64 × 64 for 132 multiprocessors; 256 of 32 × 32.
+    expect(edge(256, 1024)).toBe(32);
+    expect(edge(1024, 1024)).toBe(64);
+    expect(edge(2048, 1024)).toBe(64);
+    // d = 4096, batch 1024: 256 tiles of 128 × 128.
+    expect(edge(1024, 4096)).toBe(128);
+    expect(edge(4096, 4096)).toBe(128);
+    // Too small for any target: the smallest tiles, the most workgroups.
+    expect(edge(40, 67)).toBe(32);
+    for (const [m, n] of [[256, 1024], [1024, 4096], [2048, 2048]] as const) {
+      expect(Math.ceil(m / edge(m, n)) * Math.ceil(n / edge(m, n))).toBeGreaterThanOrEqual(TILED_TARGET_GROUPS);
+    }
+    const dense = gpuKernels(1024);
+    const plan = dense.plan(256);
+    expect(plan.forward).toBe('tiled');
+    expect([plan.tiles.forward.edge, plan.tiles.weight.edge, plan.tiles.input.edge]).toEqual([32, 64, 32]);
+    expect(dense.forwardGroups(256)).toBe(256);
+    dense.dispose();
+    const large = gpuKernels(4096);
+    expect(large.plan(1024).tiles.forward).toMatchObject({ edge: 128, per: 8 });
+    expect(large.forwardGroups(1024)).toBe(256);
+    large.dispose();
+  });
+
+  it('a device with little workgroup memory gets tilings that fit it', () => {
+    const limits = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupSizeY: 256, maxComputeWorkgroupStorageSize: 4096 } as unknown as GPUSupportedLimits;
+    const shapes = tileShapes(gemmTiles(limits), limits);
+    expect(shapes.map((s) => [s.edge, s.per, s.side])).toEqual([[64, 8, 8], [32, 4, 8]]);
+    for (const s of shapes) expect(2 * s.step * s.edge * 4).toBeLessThanOrEqual(4096);
+  });
+});
+
+describe('dense-product library: the same bits whatever the kernel', () => {
+  // Each output sums k in increasing order, one value at a time, in every few-row kernel (scalar
+  // or vec4 loads) and in every register tiling: the forward's bits must not depend on which ran.
+  it.each([
+    ['few rows, scalar vs vec4 loads', 'tiled', 512, 70, 132, [{ adapter: 'cpu' }, { adapter: 'gpu' }]],
+    ['split-k, scalar vs vec4 loads', 'split-k', 3, 300, 68, [{ adapter: 'cpu' }, { adapter: 'gpu' }]],
+    ['tilings 32, 64, 128', 'matmul', 40, 70, 132, [{ tileEdge: 32 }, { tileEdge: 64 }, { tileEdge: 128 }]],
+  ] as const)('%s', async (_what, choice, rows, k, n, variants) => {
+    const p = makeProblem(31, rows, k, n);
+    const buffers = new Buffers(engine);
+    const operands = { x: buffers.upload(p.x), weight: buffers.upload(p.ref.W), bias: buffers.upload(p.ref.b), qd: buffers.upload(p.qd) };
+    const outputs: number[][] = [];
+    const used = new Set<string>();
+    for (const overrides of variants) {
+      const dense = await kernelsFor({ choice, rows, k, n, forward: 'rows', overrides }, 'add-qd→tanh');
+      const plan = dense.plan(rows);
+      used.add(`${plan.forward}/${plan.vector && plan.forward !== 'tiled'}/${plan.forward === 'tiled' ? plan.tiles.forward.edge : plan.splits}`);
+      const y = buffers.junk(rows * n);
+      submit(engine, (pass) => dense.encodeForward(pass, engine.openGate(), operands, y, rows));
+      outputs.push(await bits(y, rows * n));
+    }
+    // The variants ran different kernels, and every one the same bits.
+    expect(used.size).toBe(variants.length);
+    for (const output of outputs.slice(1)) expect(output).toEqual(outputs[0]);
     buffers.dispose();
   });
 });

@@ -147,6 +147,29 @@ describe('engine.memory', () => {
     flag.dispose();
   });
 
+  it('bind groups: at most MAX_CACHED_GROUPS per kernel, the least recently looked up dropped first', async () => {
+    const kernel = await engine.kernel('nonFinite', SHADERS.nonFinite);
+    const params = engine.params(kernel, { n: 64 });
+    const total = MAX_CACHED_GROUPS + 40;
+    const data = engine.device.createBuffer({ size: 256 * (total + 1), usage: 0x80 | 0x8 });
+    const flag = engine.zeros([4]);
+    const at = (i: number) => ({ params, x: { buffer: data, offset: 256 * i, size: 256 }, flag: flag.buffer });
+    const kept = kernel.bind(at(0));
+    const dropped = kernel.bind(at(1));
+    for (let i = 2; i < MAX_CACHED_GROUPS; i++) kernel.bind(at(i));
+    expect(kernel.cachedGroups).toBe(MAX_CACHED_GROUPS);
+    // Looked up again (past the last few bindings, which are checked first): now the most recent.
+    expect(kernel.bind(at(0))).toBe(kept);
+    for (let i = MAX_CACHED_GROUPS; i < total; i++) kernel.bind(at(i));
+    expect(kernel.cachedGroups).toBe(MAX_CACHED_GROUPS);
+    for (let i = MAX_CACHED_GROUPS; i < total - 8; i++) kernel.bind(at(i));
+    expect(kernel.bind(at(0))).toBe(kept);
+    // The group of offset 1 was the least recently used when the cache overflowed: a new one.
+    expect(kernel.bind(at(1))).not.toBe(dropped);
+    data.destroy();
+    flag.dispose();
+  });
+
   it("solves keep the uniforms of the bind groups they reuse across chunks while other work floods the cache", async () => {
     const random = rng(5);
     const w = Float64Array.from(Float32Array.from(randomArray(random, D * D, 0.3)));

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Const, LiteralExpr, WgslParser } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { describe, expect, it } from 'vitest';
-import { includesOf, resolveIncludes } from '../scripts/wgsl-includes';
+import { includesOf, resolveIncludes, subgroupVariant } from '../scripts/wgsl-includes';
 import { reflectConstants } from '../src/gpu/reflect';
 import { wgslConstant } from '../src/gpu/shaders';
 import { OPS } from '../src/layers/stages/elementwise';
@@ -66,6 +66,25 @@ describe('//! include', () => {
     '//!',
   ])('a malformed directive is an error at its line: %s', (line) => {
     expect(message(() => includesOf(`// header\n${line}\n`, 'lib/k.wgsl'))).toMatch(/^anchorax shaders: lib\/k\.wgsl:2: malformed directive .*expected "\/\/! include lib\/name\.wgsl"/);
+  });
+
+  it('a subgroup variant replaces each piece that has one, in place; none when no piece has one', () => {
+    const read = tree({
+      'k.wgsl': '//! include lib/r.wgsl\n//! include lib/g.wgsl\nfn main() {}\n',
+      'plain.wgsl': '//! include lib/g.wgsl\n',
+      'lib/g.wgsl': 'fn g() {}\n',
+      'lib/r.wgsl': '//! include lib/g.wgsl\nfn r() {}\n',
+      'lib/r_sg.wgsl': '//! include lib/g.wgsl\nfn r() {}\n',
+      'lib/r_bad.wgsl': 'fn r() {}\n',
+    });
+    const order = resolveIncludes('k.wgsl', read);
+    expect(order).toEqual(['lib/g.wgsl', 'lib/r.wgsl', 'k.wgsl']);
+    expect(subgroupVariant(order, { 'lib/r.wgsl': 'lib/r_sg.wgsl' }, read)).toEqual(['lib/g.wgsl', 'lib/r_sg.wgsl', 'k.wgsl']);
+    expect(subgroupVariant(resolveIncludes('plain.wgsl', read), { 'lib/r.wgsl': 'lib/r_sg.wgsl' }, read)).toBeUndefined();
+    expect(message(() => subgroupVariant(order, { 'lib/r.wgsl': 'lib/r_bad.wgsl' }, read))).toBe(
+      'anchorax shaders: lib/r_bad.wgsl includes [], but lib/r.wgsl, which it stands for, includes [lib/g.wgsl]',
+    );
+    expect(message(() => subgroupVariant(order, { 'lib/r.wgsl': 'lib/none.wgsl' }, read))).toBe('anchorax shaders: no file shaders/lib/none.wgsl, the subgroup variant of lib/r.wgsl');
   });
 });
 

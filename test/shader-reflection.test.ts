@@ -37,8 +37,9 @@ import {
 } from '../src';
 import { runtimeReflectionCount } from '../src/gpu/kernel';
 import { builtReflection, CONTROL_LAYOUT, CONTROL_HEADER_LAYOUT, CONTROL_WGSL, CUSTOM_LAYER_WGSL, SHADERS, type ShaderName } from '../src/gpu/shaders';
-import { KERNEL_FILES, SOURCE_FILES, type SourceName } from '../src/gpu/shader-files';
+import { KERNEL_FILES, SOURCE_FILES, SUBGROUP_PIECES, type SourceName } from '../src/gpu/shader-files';
 import { resolveIncludes } from '../scripts/wgsl-includes';
+import { subgroupSource } from '../src/gpu/shaders';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 const SHADER_DIR = fileURLToPath(new URL('../shaders/', import.meta.url));
@@ -83,7 +84,10 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
   });
 
   it('every .wgsl under shaders/ is part of a source; none lists its pieces in a header comment', () => {
-    const used = new Set([...names.map((n) => KERNEL_FILES[n]), ...sourceNames.map((n) => SOURCE_FILES[n])].flatMap((f) => resolveIncludes(f, readShader)));
+    const used = new Set([
+      ...[...names.map((n) => KERNEL_FILES[n]), ...sourceNames.map((n) => SOURCE_FILES[n])].flatMap((f) => resolveIncludes(f, readShader)),
+      ...Object.values(SUBGROUP_PIECES),
+    ]);
     const files = readdirSync(SHADER_DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.wgsl')).map((f) => f.split('\\').join('/'));
     expect(files.length).toBeGreaterThan(40);
     expect(files.filter((f) => !used.has(f))).toEqual([]);
@@ -117,6 +121,27 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
         expect(KERNELS[name].constants['REDUCE_SIZE'], name).toEqual({ type: 'u32', value: expected[name] });
       }
       expect(directives(KERNEL_FILES[name]), name).toContain('lib/reduce.wgsl');
+    }
+  });
+
+  // The subgroup variants (SUBGROUP_PIECES): exactly the kernels with a workgroup reduction have
+  // one; it is `enable subgroups;` then the kernel's files with lib/reduce.wgsl replaced, and it
+  // binds exactly as the kernel (the same reflection serves both).
+  it.each(names)('%s: its subgroup variant, where it has one', (name) => {
+    const order = resolveIncludes(KERNEL_FILES[name], readShader);
+    const variant = subgroupSource(SHADERS[name]);
+    if (!order.includes('lib/reduce.wgsl')) {
+      expect(variant).toBeUndefined();
+      return;
+    }
+    if (variant === undefined) throw new Error(`${name}: no subgroup variant`);
+    const files = order.map((path) => (path === 'lib/reduce.wgsl' ? 'lib/reduce_subgroups.wgsl' : path));
+    expect(variant === ['enable subgroups;', ...files.map(fileText)].join('\n'), `${name}: variant text`).toBe(true);
+    const runtime = new WgslReflect(variant).entry.compute;
+    expect(runtime.map((e) => e.name).sort()).toEqual(Object.keys(KERNELS[name].entries).sort());
+    for (const entry of runtime) {
+      expect(builtReflection(variant, entry.name)).toBe(builtReflection(SHADERS[name], entry.name));
+      expect(entry.resources.map((r) => [r.name, r.binding])).toEqual(builtReflection(SHADERS[name], entry.name)?.bindings.map((b) => [b.name, b.binding]));
     }
   });
 

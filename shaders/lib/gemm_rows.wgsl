@@ -1,7 +1,10 @@
 // The dense-product library, few rows (GEMV-like): C = A·B for C [m, n], computed GEMM_ROWS = 4
 // rows × GEMM_COLS columns per workgroup of GEMM_COLS threads. The 4 rows of A are staged in
-// workgroup memory GEMM_COLS values of k at a time; each thread streams its column of B
-// (coalesced across the workgroup when B is [k, n] row-major) and reuses each value for 4 rows.
+// workgroup memory GEMM_COLS values of k at a time, as one vec4 per k (the 4 rows side by side);
+// each thread streams its column of B (coalesced across the workgroup when B is [k, n] row-major)
+// and reuses each value for 4 rows. The loop over k issues 8 loads of B before the 8 updates that
+// use them (8 independent loads in flight per thread); each output still sums k in increasing
+// order: deterministic. lib/gemm_rows_vec4.wgsl reads B 4 columns at a time where it is contiguous.
 // The includer supplies the operands and the epilogue (see lib/gemm_tiled.wgsl for the contract):
 //   fn gemm_a(row: u32, kk: u32) -> f32;  fn gemm_b(kk: u32, col: u32) -> f32  (called in bounds)
 //   fn gemm_out(row: u32, col: u32, acc: f32)   the epilogue: whatever runs before the store
@@ -12,26 +15,51 @@
 
 override GEMM_COLS: u32 = 64u;
 
-var<workgroup> gemm_a_rows: array<f32, 4 * GEMM_COLS>;
+// A[r0 .. r0 + 3, k0 + i] in gemm_a_rows[i] (rows past m and k past the slice are 0).
+var<workgroup> gemm_a_rows: array<vec4<f32>, GEMM_COLS>;
+
+// Stages A[r0 .. r0 + 3, k0 .. k0 + GEMM_COLS) ∩ [k0, k_end) (each thread one k); the caller
+// brackets it with barriers.
+fn gemm_stage_a(lid: u32, r0: u32, k0: u32, k_end: u32) {
+  let kk = k0 + lid;
+  var value = vec4<f32>(0.0);
+  if (kk < k_end) {
+    for (var t = 0u; t < 4u; t++) {
+      if (r0 + t < params.m) { value[t] = gemm_a(r0 + t, kk); }
+    }
+  }
+  gemm_a_rows[lid] = value;
+}
 
 // Σ_{k_start ≤ kk < k_end} A[r0 + t, kk] · B[kk, col] for t = 0..3 (rows past m count 0).
 fn gemm_rows_tile(lid: u32, col: u32, r0: u32, k_start: u32, k_end: u32) -> vec4<f32> {
   var acc = vec4<f32>(0.0);
   for (var k0 = k_start; k0 < k_end; k0 += GEMM_COLS) {
-    for (var t = 0u; t < 4u; t++) {
-      let kk = k0 + lid;
-      var value = 0.0;
-      if (r0 + t < params.m && kk < k_end) { value = gemm_a(r0 + t, kk); }
-      gemm_a_rows[t * GEMM_COLS + lid] = value;
-    }
+    gemm_stage_a(lid, r0, k0, k_end);
     workgroupBarrier();
     if (col < params.n) {
       let steps = min(GEMM_COLS, k_end - k0);
-      for (var kk = 0u; kk < steps; kk++) {
-        let b = gemm_b(k0 + kk, col);
-        acc += vec4<f32>(gemm_a_rows[kk], gemm_a_rows[GEMM_COLS + kk], gemm_a_rows[2u * GEMM_COLS + kk],
-                         gemm_a_rows[3u * GEMM_COLS + kk]) * b;
+      var s = 0u;
+      for (; s + 8u <= steps; s += 8u) {
+        let kk = k0 + s;
+        let b0 = gemm_b(kk, col);
+        let b1 = gemm_b(kk + 1u, col);
+        let b2 = gemm_b(kk + 2u, col);
+        let b3 = gemm_b(kk + 3u, col);
+        let b4 = gemm_b(kk + 4u, col);
+        let b5 = gemm_b(kk + 5u, col);
+        let b6 = gemm_b(kk + 6u, col);
+        let b7 = gemm_b(kk + 7u, col);
+        acc += gemm_a_rows[s] * b0;
+        acc += gemm_a_rows[s + 1u] * b1;
+        acc += gemm_a_rows[s + 2u] * b2;
+        acc += gemm_a_rows[s + 3u] * b3;
+        acc += gemm_a_rows[s + 4u] * b4;
+        acc += gemm_a_rows[s + 5u] * b5;
+        acc += gemm_a_rows[s + 6u] * b6;
+        acc += gemm_a_rows[s + 7u] * b7;
       }
+      for (; s < steps; s++) { acc += gemm_a_rows[s] * gemm_b(k0 + s, col); }
     }
     workgroupBarrier();
   }

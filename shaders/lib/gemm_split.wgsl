@@ -6,6 +6,7 @@
 // [splits, m, n]) and params.chunk, params.splits.
 // Entries: `gemm_split_main`, dispatch (ceil(n / GEMM_COLS), ceil(m / 4), splits);
 //          `gemm_combine_main`, dispatch (ceil(m · n / 256)).
+// lib/gemm_split_vec4.wgsl adds the first pass with B read as vec4 (`gemm_split4_main`).
 //! include lib/gemm_rows.wgsl
 
 @compute @workgroup_size(GEMM_COLS)

@@ -36,6 +36,8 @@ async function requestDeviceFrom(adapter: GPUAdapter): Promise<GPUDevice> {
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures: GPUFeatureName[] = [];
   if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  // Reductions shuffle within subgroups where the device has them (lib/reduce_subgroups.wgsl).
+  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups');
   return adapter.requestDevice({ requiredLimits, requiredFeatures });
 }
 

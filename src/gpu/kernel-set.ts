@@ -100,6 +100,13 @@ export class KernelSet<Problem, Names extends string, Scratch = null> {
     return kernel;
   }
 
+  /** The spec of kernel `name` (a set may describe only some of its kernels). */
+  spec(name: Names): KernelSpec<Problem> {
+    const spec = this.specs[name];
+    if (!spec) throw new Error(`${this.what}: kernel ${name} is not part of this set`);
+    return spec;
+  }
+
   /**
    * Encodes kernel `name` for `problem`: its bindings, plus the `params` uniform packed from
    * `uniforms` when given, dispatched with the spec's geometry.
@@ -107,7 +114,7 @@ export class KernelSet<Problem, Names extends string, Scratch = null> {
   dispatch(pass: GPUComputePassEncoder, name: Names, problem: Problem, bindings: Record<string, BufferRegion>, uniforms?: Record<string, number>): void {
     const kernel = this.kernel(name);
     const resources = uniforms ? { ...bindings, params: this.host.params(kernel, uniforms) } : bindings;
-    const [x, y = 1, z = 1] = (this.specs[name] as KernelSpec<Problem>).groups(problem);
+    const [x, y = 1, z = 1] = this.spec(name).groups(problem);
     kernel.dispatch(pass, kernel.bind(resources), x, y, z);
   }
 

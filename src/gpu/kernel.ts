@@ -91,7 +91,10 @@ interface BindingSlot {
   type: GPUBufferBindingType;
 }
 
-/** Bind groups a kernel keeps cached (oldest dropped first). */
+/**
+ * Bind groups a kernel keeps cached: past this many, the least recently looked up is dropped (a
+ * group found among the last few bindings, see RECENT_GROUPS, is not looked up).
+ */
 export const MAX_CACHED_GROUPS = 512;
 /** Bindings a kernel recognises without building a key: the last few. */
 const RECENT_GROUPS = 8;
@@ -148,7 +151,8 @@ export class Kernel {
   readonly workgroupSize: [number, number, number];
   /** Layout of the `params` uniform, when the shader declares one. */
   readonly params?: UniformLayout;
-  private readonly pipeline: GPUComputePipeline;
+  /** @internal The compiled pipeline (bench/encode-cost.ts replays dispatches with it). */
+  readonly pipeline: GPUComputePipeline;
   private readonly layout: GPUBindGroupLayout;
   private readonly slots: BindingSlot[];
   /** Cached bind groups by buffer identity, with the ids of the buffers each one binds. */
@@ -262,7 +266,13 @@ export class Kernel {
       key += `${id}:${b.offset ?? 0}:${b.size ?? -1};`;
     }
     const cached = this.groups.get(key);
-    if (cached) return cached.group;
+    if (cached) {
+      // Least recently used first: a group asked for again moves to the end.
+      this.groups.delete(key);
+      this.groups.set(key, cached);
+      this.remember(resources, cached.group, cached.ids);
+      return cached.group;
+    }
     const group = this.device.createBindGroup({
       label: this.label,
       layout: this.layout,

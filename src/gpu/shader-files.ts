@@ -65,6 +65,17 @@ export const SOURCE_FILES = {
   customLayerMain: 'custom_layer_main.wgsl',
 } as const satisfies Record<string, string>;
 
+/**
+ * @internal The pieces that have a variant for devices with the WebGPU `subgroups` feature, and
+ * that variant. Every kernel that includes such a piece is composed twice at build time: as
+ * written, and with each piece replaced by its variant after an `enable subgroups;` line (a
+ * variant declares the same functions with the same signatures, and includes what the piece
+ * includes). The engine compiles the second when its device has the feature.
+ */
+export const SUBGROUP_PIECES: Readonly<Record<string, string>> = {
+  'lib/reduce.wgsl': 'lib/reduce_subgroups.wgsl',
+};
+
 /** @internal Names of the library's kernels. */
 export type ShaderName = keyof typeof KERNEL_FILES;
 /** @internal Names of the other composed sources. */

@@ -5,7 +5,7 @@
  * so that the main bundle carries no WGSL parser.
  */
 import { KERNELS, SOURCES } from 'virtual:anchorax-shaders';
-import type { ConstantReflections, ConstantType, KernelReflection, StructLayout } from './reflection';
+import type { ConstantReflections, ConstantType, EntryReflections, KernelReflection, StructLayout } from './reflection';
 import type { ShaderName, SourceName } from './shader-files';
 
 export type { ShaderName, SourceName } from './shader-files';
@@ -34,7 +34,26 @@ export const SHADERS = Object.fromEntries(Object.entries(KERNELS).map(([name, k]
   readonly [K in ShaderName]: string;
 };
 
-const BUILT = new Map(Object.values(KERNELS).map((k) => [k.source, k.entries]));
+/** Each kernel's reflection by its composed WGSL (a subgroup variant shares its kernel's). */
+const BUILT = new Map<string, EntryReflections>();
+/** The subgroup variant of each kernel that has one, by the kernel's WGSL. */
+const SUBGROUP_VARIANTS = new Map<string, string>();
+for (const k of Object.values(KERNELS)) {
+  BUILT.set(k.source, k.entries);
+  if (k.subgroups) {
+    BUILT.set(k.subgroups, k.entries);
+    SUBGROUP_VARIANTS.set(k.source, k.subgroups);
+  }
+}
+
+/**
+ * @internal The subgroup variant of `source` when it is one of the library's kernels and includes
+ * a piece that has one (src/gpu/shader-files.ts SUBGROUP_PIECES), else undefined. It opens with
+ * `enable subgroups;`, so it compiles only on a device with the `subgroups` feature.
+ */
+export function subgroupSource(source: string): string | undefined {
+  return SUBGROUP_VARIANTS.get(source);
+}
 
 /**
  * @internal The build-time reflection of `entryPoint` when `source` is one of the library's

@@ -72,6 +72,54 @@ export function gemmTiles(limits: GPUSupportedLimits): GemmTiles {
   return 2 * step * 4 * side * 4 <= limits.maxComputeWorkgroupStorageSize ? { cols, side, step } : { cols, side: 8, step: 8 };
 }
 
+/**
+ * @internal A register tiling of lib/gemm_tiled.wgsl: GEMM_SIDE² threads, each computing a
+ * `per` × `per` block, so a tile of `edge` = per·side rows and columns of C; `step` values of k
+ * staged per slice.
+ */
+export interface TileShape {
+  side: number;
+  per: 4 | 8;
+  step: number;
+  edge: number;
+}
+
+/**
+ * @internal The tilings a device offers, largest tile first: 8 × 8 per thread on the device's
+ * GEMM_SIDE (128 × 128 tiles with the library's sizes; GEMM_STEP halved to stay within workgroup
+ * memory), 4 × 4 on it (64 × 64), and 4 × 4 on 8 × 8 threads (32 × 32) when the side is larger.
+ */
+export function tileShapes(tiles: GemmTiles, limits: GPUSupportedLimits): TileShape[] {
+  const shapes: TileShape[] = [];
+  const add = (side: number, per: 4 | 8, step: number): void => {
+    const fits = 2 * step * per * side * 4 <= limits.maxComputeWorkgroupStorageSize;
+    if (fits && !shapes.some((s) => s.edge === per * side)) shapes.push({ side, per, step, edge: per * side });
+  };
+  add(tiles.side, 8, Math.max(4, tiles.step / 2));
+  add(tiles.side, 4, tiles.step);
+  add(8, 4, tiles.step);
+  return shapes.sort((a, b) => b.edge - a.edge);
+}
+
+/**
+ * @internal Workgroups a register-tiled product aims at: about twice the streaming multiprocessors of the
+ * largest GPUs (132 on an H100 or H200), so that every one has work and a second wave hides the
+ * tail. WebGPU does not report the count; a fixed target serves every GPU (smaller ones get
+ * more waves).
+ */
+export const TILED_TARGET_GROUPS = 256;
+
+/**
+ * @internal The tiling of a C [m, n] product: the largest tile that still gives
+ * TILED_TARGET_GROUPS workgroups, else the smallest (which gives the most).
+ */
+export function chooseTile(shapes: readonly TileShape[], m: number, n: number): TileShape {
+  const groups = (s: TileShape) => Math.ceil(m / s.edge) * Math.ceil(n / s.edge);
+  const shape = shapes.find((s) => groups(s) >= TILED_TARGET_GROUPS) ?? shapes.at(-1);
+  if (!shape) throw new Error('dense: the device offers no tiling');
+  return shape;
+}
+
 /** One dispatch's sizes: C [m, n] = A [m, k] · B [k, n]; `splits` slices of k (split-k). */
 interface Problem {
   m: number;
@@ -79,13 +127,17 @@ interface Problem {
   k: number;
   splits: number;
   tiles: GemmTiles;
+  /** Few-row products: B read as vec4 (4 columns per thread). */
+  vector: boolean;
+  /** Register-tiled products: the tiling. */
+  tile: TileShape;
 }
 
 /** Rows per few-row workgroup (lib/gemm_rows.wgsl accumulates a vec4). */
 const ROWS = 4;
 
-const rowsGroups = (p: Problem) => [Math.ceil(p.n / p.tiles.cols), Math.ceil(p.m / ROWS)] as const;
-const tiledGroups = (p: Problem) => [Math.ceil(p.n / (4 * p.tiles.side)), Math.ceil(p.m / (4 * p.tiles.side))] as const;
+const rowsGroups = (p: Problem) => [Math.ceil(p.n / ((p.vector ? 4 : 1) * p.tiles.cols)), Math.ceil(p.m / ROWS)] as const;
+const tiledGroups = (p: Problem) => [Math.ceil(p.n / p.tile.edge), Math.ceil(p.m / p.tile.edge)] as const;
 
 /** @internal The override constants of a chain (lib/epilogue.wgsl's EPI_OP*). */
 export function chainConstants(epilogue: Epilogue): Record<string, number> {
@@ -97,15 +149,10 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
   return constants;
 }
 
-/** The few-row product's tile constants (lib/gemm_rows.wgsl). */
-const rowsConstants = (tiles: GemmTiles) => ({ GEMM_COLS: tiles.cols });
-/** The register-tiled product's tile constants (lib/gemm_tiled.wgsl). */
-const tiledConstants = (tiles: GemmTiles) => ({ GEMM_SIDE: tiles.side, GEMM_STEP: tiles.step });
-
 /**
  * @internal The forward product of one problem as one kernel of the library, for a kernel that
- * includes the library and wraps the product in its own prologue and epilogue (the fused Picard
- * step): which body, its override constants, workgroups, and threads per workgroup.
+ * includes the library and wraps the product in its own prologue and epilogue (the fused solver
+ * steps): which body, its override constants, workgroups, and threads per workgroup.
  */
 export interface FusedProduct {
   body: 'rows' | 'tiled';
@@ -114,42 +161,69 @@ export interface FusedProduct {
   threads: number;
 }
 
-/** Every kernel of the dense product, as data, for one chain and the device's tiles. */
-function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles) {
-  const rows = rowsConstants(tiles);
-  const tiled = tiledConstants(tiles);
+/** The register-tiled kernels, each compiled once per tiling (named `<base>@<edge>`). */
+const TILED_BASES = ['forwardTiled', 'deltaTiled', 'weightTiled', 'inputTiled'] as const;
+type TiledBase = (typeof TILED_BASES)[number];
+type KernelName = 'forwardRows' | 'forwardRows4' | 'forwardSplit' | 'forwardSplit4' | 'forwardCombine' | 'deltaRows' | 'weightRows' | 'inputRows' | `${TiledBase}@${number}`;
+
+/** Every kernel of the dense product, as data, for one chain, the device's tiles and tilings. */
+function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles, shapes: readonly TileShape[]): Record<KernelName, KernelSpec<Problem>> {
+  const rows = { GEMM_COLS: tiles.cols };
   const chain = chainConstants(epilogue);
-  return {
+  const specs: Partial<Record<KernelName, KernelSpec<Problem>>> = {
     forwardRows: { shader: 'dense', entry: 'gemm_rows_main', constants: { ...chain, ...rows }, groups: rowsGroups },
+    forwardRows4: { shader: 'dense', entry: 'gemm_rows4_main', constants: { ...chain, ...rows }, groups: rowsGroups },
     forwardSplit: { shader: 'dense', entry: 'gemm_split_main', constants: { ...chain, ...rows }, groups: (p) => [...rowsGroups(p), p.splits] },
+    forwardSplit4: { shader: 'dense', entry: 'gemm_split4_main', constants: { ...chain, ...rows }, groups: (p) => [...rowsGroups(p), p.splits] },
     forwardCombine: { shader: 'dense', entry: 'gemm_combine_main', constants: chain, groups: (p) => [Math.ceil((p.m * p.n) / 256)] },
-    forwardTiled: { shader: 'dense', entry: 'gemm_tiled_main', constants: { ...chain, ...tiled }, groups: tiledGroups },
     deltaRows: { shader: 'denseDelta', entry: 'gemm_rows_main', constants: { ...chain, ...rows }, groups: rowsGroups },
-    deltaTiled: { shader: 'denseDelta', entry: 'gemm_tiled_main', constants: { ...chain, ...tiled }, groups: tiledGroups },
     weightRows: { shader: 'denseWeightGrad', entry: 'gemm_rows_main', constants: rows, groups: rowsGroups },
-    weightTiled: { shader: 'denseWeightGrad', entry: 'gemm_tiled_main', constants: { ...tiled, GEMM_A_K_CONTIGUOUS: 0 }, groups: tiledGroups },
     inputRows: { shader: 'denseInputGrad', entry: 'gemm_rows_main', constants: rows, groups: rowsGroups },
-    inputTiled: { shader: 'denseInputGrad', entry: 'gemm_tiled_main', constants: { ...tiled, GEMM_B_N_CONTIGUOUS: 0 }, groups: tiledGroups },
-  } satisfies Record<string, KernelSpec<Problem>>;
+  };
+  for (const shape of shapes) {
+    const tiled = { GEMM_SIDE: shape.side, GEMM_STEP: shape.step, GEMM_PER: shape.per };
+    const spec = (shader: KernelSpec<Problem>['shader'], constants: Record<string, number>): KernelSpec<Problem> => ({
+      shader, entry: 'gemm_tiled_main', constants: { ...constants, ...tiled }, groups: tiledGroups,
+    });
+    specs[`forwardTiled@${shape.edge}`] = spec('dense', chain);
+    specs[`deltaTiled@${shape.edge}`] = spec('denseDelta', chain);
+    specs[`weightTiled@${shape.edge}`] = spec('denseWeightGrad', { GEMM_A_K_CONTIGUOUS: 0 });
+    specs[`inputTiled@${shape.edge}`] = spec('denseInputGrad', { GEMM_B_N_CONTIGUOUS: 0 });
+  }
+  return specs as Record<KernelName, KernelSpec<Problem>>;
 }
 
-type KernelName = keyof ReturnType<typeof kernelSpecs>;
-
-/** Which kernels run for a problem: the forward's way, and the adjoint's product kernels. */
-interface Plan {
+/** @internal Which kernels run for a problem: the forward's way, and the adjoint's product kernels. */
+export interface Plan {
   forward: 'rows' | 'split' | 'tiled';
   splits: number;
+  /** The few-row forward reads the weight as vec4 (n a multiple of 4, on a GPU). */
+  vector: boolean;
   adjointTiled: boolean;
+  /** The tiling of each register-tiled product: the forward (and δ), ∂weight, ∂x. */
+  tiles: { forward: TileShape; weight: TileShape; input: TileShape };
+}
+
+/** @internal What tests may impose on DenseKernels' choices (never the library itself). */
+export interface DenseOverrides {
+  /** Plan as on this kind of adapter (default: the engine's). */
+  adapter?: 'gpu' | 'cpu';
+  /** Use the tiling of this edge for every register-tiled product (one of tileShapes'). */
+  tileEdge?: number;
 }
 
 /** From this many rows 'auto' uses the register-tiled product on a GPU. */
 const TILED_FROM_ROWS = 32;
-/** Split-k is not used once the few-row product has this many workgroups. */
-const SPLIT_BELOW_GROUPS = 128;
-/** Split-k aims at about this many workgroups in its first pass. */
-const SPLIT_TARGET_GROUPS = 512;
-/** Smallest slice of k per workgroup. */
-const MIN_CHUNK = 32;
+/** @internal Split-k is not used once the few-row product has this many workgroups. */
+export const SPLIT_BELOW_GROUPS = 128;
+/**
+ * @internal Split-k aims at about this many workgroups in its first pass: a GEMV streams the weight once,
+ * and a GPU reaches its bandwidth only with enough bytes in flight (8 loads per thread of 64
+ * threads per workgroup, on every multiprocessor).
+ */
+export const SPLIT_TARGET_GROUPS = 512;
+/** @internal Smallest slice of k per workgroup. */
+export const MIN_CHUNK = 32;
 
 /** Per-batch scratch: δ (for non-empty chains) and split-k's partial sums. */
 interface Scratch {
@@ -185,6 +259,8 @@ export class DenseKernels {
   private readonly set: KernelSet<Problem, KernelName, Scratch>;
   /** The device's tile sizes (override constants). */
   readonly tiles: GemmTiles;
+  /** The register tilings this instance may use, largest first (a CPU adapter: one). */
+  readonly tileShapes: readonly TileShape[];
   /** The adjoint's frozen uniform values by configuration (see frozenUniforms). */
   private readonly adjointUniforms = new Map<string, Readonly<Record<string, number>>>();
   /** Per rows: what encodeForward computes once (see forwardEncoding). */
@@ -204,9 +280,16 @@ export class DenseKernels {
     what: string,
     /** Whether split-k may run (it needs per-rows scratch; `linear` alone encodes any rows after one prepare). */
     private readonly allowSplit = true,
+    private readonly overrides: DenseOverrides = {},
   ) {
     this.tiles = gemmTiles(engine.device.limits);
-    const specs = kernelSpecs(epilogue, this.tiles);
+    const shapes = tileShapes(this.tiles, engine.device.limits);
+    const forced = shapes.find((shape) => shape.edge === overrides.tileEdge);
+    if (overrides.tileEdge !== undefined && !forced) throw new Error(`dense: no tiling of edge ${overrides.tileEdge} on this device`);
+    // A CPU adapter keeps the one tiling it always had (4 × 4 per thread on the device's side).
+    const cpuShape = shapes.filter((shape) => shape.per === 4 && shape.side === this.tiles.side);
+    this.tileShapes = forced ? [forced] : this.cpu ? cpuShape : shapes;
+    const specs = kernelSpecs(epilogue, this.tiles, this.tileShapes);
     this.constants = Object.freeze(chainConstants(epilogue));
     this.set = new KernelSet(engine, what, this.neededSpecs(specs), {
       allocate: (rows) => this.allocateScratch(rows),
@@ -217,20 +300,32 @@ export class DenseKernels {
     }, 'f');
   }
 
+  /** Whether plans are made for a CPU implementation of WebGPU (see DenseOverrides.adapter). */
+  private get cpu(): boolean {
+    return this.overrides.adapter === undefined ? this.engine.cpuAdapter : this.overrides.adapter === 'cpu';
+  }
+
   /** The specs this instance may dispatch (a CPU adapter never takes the GPU-only paths). */
-  private neededSpecs(specs: ReturnType<typeof kernelSpecs>): Partial<Record<KernelName, KernelSpec<Problem>>> {
+  private neededSpecs(specs: Record<KernelName, KernelSpec<Problem>>): Partial<Record<KernelName, KernelSpec<Problem>>> {
     const needed: Partial<Record<KernelName, KernelSpec<Problem>>> = {};
     const take = (...names: KernelName[]) => {
       for (const name of names) needed[name] = specs[name];
     };
-    const gpu = !this.engine.cpuAdapter;
+    const tiled = (base: TiledBase) => take(...this.tileShapes.map((shape): KernelName => `${base}@${shape.edge}`));
+    const gpu = !this.cpu;
     const choice = this.choice;
+    const vector = gpu && this.outFeatures % 4 === 0;
     take('weightRows', 'inputRows', 'forwardRows');
-    if (this.allowSplit && (choice === 'split-k' || (choice === 'auto' && gpu))) take('forwardSplit', 'forwardCombine');
-    if (choice === 'matmul' || gpu) take('forwardTiled', 'weightTiled', 'inputTiled');
+    if (vector) take('forwardRows4');
+    if (this.allowSplit && (choice === 'split-k' || (choice === 'auto' && gpu))) take(vector ? 'forwardSplit4' : 'forwardSplit', 'forwardCombine');
+    if (choice === 'matmul' || gpu) {
+      tiled('forwardTiled');
+      tiled('weightTiled');
+      tiled('inputTiled');
+    }
     if (this.epilogue.ops.length > 0) {
       take('deltaRows');
-      if (choice === 'matmul' || gpu) take('deltaTiled');
+      if (choice === 'matmul' || gpu) tiled('deltaTiled');
     }
     return needed;
   }
@@ -244,30 +339,68 @@ export class DenseKernels {
     return scratch;
   }
 
-  /** The plan for `rows` rows (see ForwardKernelChoice). */
+  /**
+   * The plan for `rows` rows (see ForwardKernelChoice). On a GPU the few-row forward reads the
+   * weight as vec4 when n is a multiple of 4 and splits k until it has about
+   * SPLIT_TARGET_GROUPS workgroups (without split-k, vec4 only where it still has
+   * SPLIT_BELOW_GROUPS); each register-tiled product takes its tiling by chooseTile.
+   * A CPU adapter keeps the scalar few-row kernels (they spread over more workgroups, which is
+   * what its threads run in parallel).
+   */
   plan(rows: number): Plan {
-    const cpu = this.engine.cpuAdapter;
+    const cpu = this.cpu;
+    const { inFeatures: k, outFeatures: n } = this;
+    const tileOf = (m: number, cols: number) => chooseTile(this.tileShapes, m, cols);
+    const tiles = { forward: tileOf(rows, n), weight: tileOf(k + 1, n), input: tileOf(rows, k) };
     const choice = this.choice === 'auto' && cpu ? 'tiled' : this.choice;
     const adjointTiled = choice === 'matmul' || (!cpu && (choice !== 'tiled' || rows >= TILED_FROM_ROWS));
-    if (choice === 'matmul' || (choice === 'auto' && rows >= TILED_FROM_ROWS)) return { forward: 'tiled', splits: 1, adjointTiled };
-    if (choice === 'tiled' || !this.allowSplit) return { forward: 'rows', splits: 1, adjointTiled };
-    const k = this.inFeatures;
-    const groups = Math.ceil(this.outFeatures / this.tiles.cols) * Math.ceil(rows / ROWS);
+    const vectorOk = !cpu && n % 4 === 0;
+    const base = { splits: 1, vector: vectorOk, adjointTiled, tiles };
+    if (choice === 'matmul' || (choice === 'auto' && rows >= TILED_FROM_ROWS)) return { ...base, forward: 'tiled' };
+    const groupsOf = (vector: boolean) => Math.ceil(n / ((vector ? 4 : 1) * this.tiles.cols)) * Math.ceil(rows / ROWS);
+    // Without split-k, vec4 loads (4 times fewer workgroups) only where that leaves enough of them.
+    const rowsPlan: Plan = { ...base, forward: 'rows', vector: vectorOk && groupsOf(true) >= SPLIT_BELOW_GROUPS };
+    if (choice === 'tiled' || !this.allowSplit) return rowsPlan;
+    const groups = groupsOf(vectorOk);
     const most = Math.max(1, Math.floor(k / MIN_CHUNK));
-    if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return { forward: 'rows', splits: 1, adjointTiled };
+    if (choice === 'auto' && (groups >= SPLIT_BELOW_GROUPS || most < 2)) return rowsPlan;
     // Equal chunks: the count is ceil(k / chunk), which may be below the wished-for number.
     const wished = Math.min(most, Math.max(2, Math.ceil(SPLIT_TARGET_GROUPS / groups)));
     const splits = Math.ceil(k / Math.ceil(k / wished));
-    return splits > 1 ? { forward: 'split', splits, adjointTiled } : { forward: 'rows', splits: 1, adjointTiled };
+    return splits > 1 ? { ...base, forward: 'split', splits } : rowsPlan;
+  }
+
+  /** @internal Workgroups of the forward's (first) dispatch for `rows` rows: what the plan gives the GPU. */
+  forwardGroups(rows: number): number {
+    const { problem, plan } = this.forwardEncoding(rows);
+    const name = this.forwardKernel(plan);
+    const [x, y = 1, z = 1] = this.set.spec(name).groups(problem);
+    return x * y * z;
+  }
+
+  /** The forward's (first) kernel for a plan. */
+  private forwardKernel(plan: Plan): KernelName {
+    if (plan.forward === 'tiled') return `forwardTiled@${plan.tiles.forward.edge}`;
+    if (plan.forward === 'split') return plan.vector ? 'forwardSplit4' : 'forwardSplit';
+    return plan.vector ? 'forwardRows4' : 'forwardRows';
   }
 
   /** The forward for `rows` rows as one product kernel (null when its plan is split-k). */
   fusedProduct(rows: number): FusedProduct | null {
-    const { forward } = this.plan(rows);
-    const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: 1, tiles: this.tiles };
-    const { cols, side } = this.tiles;
-    if (forward === 'rows') return { body: 'rows', constants: rowsConstants(this.tiles), groups: rowsGroups(problem), threads: cols };
-    if (forward === 'tiled') return { body: 'tiled', constants: tiledConstants(this.tiles), groups: tiledGroups(problem), threads: side * side };
+    const plan = this.plan(rows);
+    const n = this.outFeatures;
+    if (plan.forward === 'rows') {
+      // The scalar body (the fused kernels' operand hooks read one weight value at a time).
+      const { cols } = this.tiles;
+      return { body: 'rows', constants: { GEMM_COLS: cols }, groups: [Math.ceil(n / cols), Math.ceil(rows / ROWS)], threads: cols };
+    }
+    if (plan.forward === 'tiled') {
+      const tile = plan.tiles.forward;
+      return {
+        body: 'tiled', constants: { GEMM_SIDE: tile.side, GEMM_STEP: tile.step, GEMM_PER: tile.per },
+        groups: [Math.ceil(n / tile.edge), Math.ceil(rows / tile.edge)], threads: tile.side * tile.side,
+      };
+    }
     return null;
   }
 
@@ -309,7 +442,7 @@ export class DenseKernels {
     let encoding = this.forwardEncodings.get(rows);
     if (!encoding) {
       const plan = this.plan(rows);
-      const problem: Problem = { m: rows, n: this.outFeatures, k: this.inFeatures, splits: plan.splits, tiles: this.tiles };
+      const problem = this.problem(rows, this.outFeatures, this.inFeatures, plan, plan.tiles.forward, plan.splits);
       const chunk = Math.ceil(problem.k / plan.splits);
       const uniforms = Object.freeze(this.uniformsOf({ m: problem.m, n: problem.n, k: problem.k, chunk, splits: plan.splits }));
       encoding = { plan, problem, uniforms };
@@ -318,17 +451,23 @@ export class DenseKernels {
     return encoding;
   }
 
+  /** A product's sizes under `plan` (only the forward reads B as vec4). */
+  private problem(m: number, n: number, k: number, plan: Plan, tile: TileShape, splits = 1, vector = plan.vector): Problem {
+    return { m, n, k, splits, tiles: this.tiles, vector, tile };
+  }
+
   /** Encodes y = epilogue(x·weight + bias) for `rows` rows. */
   encodeForward(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number): void {
     const scratch = this.set.use(this.scratchKey(rows));
     const { plan, problem, uniforms } = this.forwardEncoding(rows);
-    const bindings = { gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias, y };
+    const kernel = this.forwardKernel(plan);
+    const bindings = { gate, x: operands.x, weight: operands.weight, weight4: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias, y };
     if (plan.forward === 'split' && scratch.partial) {
-      this.set.dispatch(pass, 'forwardSplit', problem, { gate, x: operands.x, weight: operands.weight, gemm_partial: scratch.partial }, uniforms);
+      this.set.dispatch(pass, kernel, problem, { gate, x: operands.x, weight: operands.weight, weight4: operands.weight, gemm_partial: scratch.partial }, uniforms);
       this.set.dispatch(pass, 'forwardCombine', problem, { ...bindings, gemm_partial: scratch.partial }, uniforms);
       return;
     }
-    this.set.dispatch(pass, plan.forward === 'tiled' ? 'forwardTiled' : 'forwardRows', problem, bindings, uniforms);
+    this.set.dispatch(pass, kernel, problem, bindings, uniforms);
   }
 
   /**
@@ -348,9 +487,9 @@ export class DenseKernels {
       const direct = grads.gradQd !== undefined && !grads.gradQd.accumulate && this.epilogue.ops[0] === 'add-qd';
       delta = direct && grads.gradQd ? grads.gradQd.region : (scratch.delta as GPUBuffer);
       const qdMode = grads.gradQd === undefined || direct ? 0 : grads.gradQd.accumulate ? 2 : 1;
-      const problem: Problem = { m: rows, n, k, splits: 1, tiles: this.tiles };
+      const problem = this.problem(rows, n, k, plan, plan.tiles.forward, 1, false);
       const uniforms = this.frozenUniforms(`delta:${rows}:${qdMode}`, () => this.uniformsOf({ m: rows, n, k, qd_mode: qdMode }));
-      this.set.dispatch(pass, plan.adjointTiled ? 'deltaTiled' : 'deltaRows', problem, {
+      this.set.dispatch(pass, plan.adjointTiled ? `deltaTiled@${plan.tiles.forward.edge}` : 'deltaRows', problem, {
         gate, x: operands.x, weight: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias,
         g_out: grads.gradOutput, delta, dqd: qdMode === 0 ? sink : (grads.gradQd as QdGradient).region,
       }, uniforms);
@@ -361,14 +500,14 @@ export class DenseKernels {
       // With only ∂bias wanted, the product is the row of ones alone (in_features = 0).
       const inRows = grads.gradWeight ? k : 0;
       const m = inRows + (grads.gradBias ? 1 : 0);
-      const problem: Problem = { m, n, k: rows, splits: 1, tiles: this.tiles };
-      this.set.dispatch(pass, plan.adjointTiled ? 'weightTiled' : 'weightRows', problem, {
+      const problem = this.problem(m, n, rows, plan, plan.tiles.weight, 1, false);
+      this.set.dispatch(pass, plan.adjointTiled ? `weightTiled@${plan.tiles.weight.edge}` : 'weightRows', problem, {
         gate, x: grads.gradWeight ? operands.x : delta, delta, dw: grads.gradWeight ?? sink, db: grads.gradBias ?? sink,
       }, this.frozenUniforms(`weight:${rows}:${m}:${inRows}`, () => ({ m, n, k: rows, in_features: grads.gradBias ? inRows : m })));
     }
     if (grads.gradInput) {
-      const problem: Problem = { m: rows, n: k, k: n, splits: 1, tiles: this.tiles };
-      this.set.dispatch(pass, plan.adjointTiled ? 'inputTiled' : 'inputRows', problem, {
+      const problem = this.problem(rows, k, n, plan, plan.tiles.input, 1, false);
+      this.set.dispatch(pass, plan.adjointTiled ? `inputTiled@${plan.tiles.input.edge}` : 'inputRows', problem, {
         gate, delta, weight: operands.weight, add: grads.gradInputAdd ?? delta, dx: grads.gradInput,
       }, this.frozenUniforms(`input:${rows}:${grads.gradInputAdd ? 1 : 0}`, () => ({ m: rows, n: k, k: n, use_add: grads.gradInputAdd ? 1 : 0 })));
     }

@@ -32,9 +32,11 @@ export interface TanhBlockParams {
   dropout?: number | DropoutOptions;
   /**
    * Which product of the dense library (shaders/lib/gemm_*.wgsl) computes u @ weight. `'tiled'`:
-   * 4 rows × 64 columns per workgroup. `'split-k'`: the sum over k cut into chunks computed by
+   * 4 rows × 64 columns per workgroup (× 4 columns per thread with vec4 loads of the weight on a
+   * GPU when d is a multiple of 4). `'split-k'`: the sum over k cut into chunks computed by
    * separate workgroups and combined by a second kernel — fills a GPU when few rows leave the
-   * tiled kernel with too few workgroups. `'matmul'`: 64 × 64 register-tiled, for many rows.
+   * tiled kernel with too few workgroups. `'matmul'`: register-tiled, for many rows (on a GPU
+   * 32 × 32, 64 × 64 or 128 × 128 tiles, the largest that still gives about 256 workgroups).
    * `'auto'` (default) picks split-k for few workgroups, matmul from 32 rows, tiled otherwise —
    * and always tiled on a CPU adapter (SwiftShader), which runs a workgroup on one thread, so a
    * 64 × 64 tile is one thread's work and split-k only adds a pass.

@@ -1,9 +1,22 @@
 // Shared helpers of the GPU tests: one engine per test file, seeded random data, comparisons.
 import { AnchoraxError, Engine } from '../../src';
+import { platform } from '../../src/platform';
 
 /** Creates the engine (Dawn in Node; SwiftShader when there is no GPU). */
 export function createTestEngine(): Promise<Engine> {
   return Engine.create();
+}
+
+/**
+ * An engine on a device of the same adapter requested without the `subgroups` feature (so it
+ * compiles the portable kernels), and that device, which the test destroys after the engine.
+ */
+export async function createPortableEngine(): Promise<{ engine: Engine; device: GPUDevice }> {
+  const gpu = platform.gpu ? await platform.gpu() : undefined;
+  const adapter = await gpu?.requestAdapter();
+  if (!adapter) throw new Error('no adapter');
+  const device = await adapter.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage } });
+  return { engine: Engine.fromDevice(device), device };
 }
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
