@@ -15,10 +15,11 @@
 //        v_i = (Δxᵀ B)_i = −Δx_i + Σ_j a_j Vᵀ_j[i],   w_i = Δx_i − (B·Δg)_i = Δx_i + Δg_i − Σ_j U_j[i] c_j
 //      and its partial sums (v·Δg, v·g', 0, 0) at rank_offset — from the explicit v (the shortcut
 //      vᵀΔg = −Δx·Δg + Σ a_j c_j cancels badly in float32 when |U| is large).
-// Bindings: ctrl (rw); ctrl_b (ControlHeader, rw); params (the finish rules, n, groups, stride, cur,
-//           return_b); sums (rw); state, factors (read); aux (rw: reads update, writes v, w);
+// Bindings: ctrl (rw); ctrl_b (ControlHeader, rw); params (the finish rules, n, groups, rows,
+//           partial_groups: the measuring kernel's workgroups, stride, cur, return_b); sums (rw);
+//           state, factors (read); aux (rw: reads update, writes v, w);
 //           best_u, best_prev, best_factors (rw; best_factors: U then Vᵀ, 2·L·stride).
-// Dispatch: (groups), groups = the measure kernel's.
+// Dispatch: (groups).
 
 //! include lib/control.wgsl
 //! include lib/broyden_state.wgsl
@@ -38,6 +39,8 @@ struct DecideParams {
   stall_steps: u32,
   n: u32,
   groups: u32,
+  rows: u32,
+  partial_groups: u32,
   stride: u32,
   cur: u32,
   return_b: u32,
@@ -76,14 +79,14 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   }
   // 1. The measurement (the residual row follows the dot rows).
   if (lid == 0u) { outcome.y = min(hdr.nstep, params.memory); }
-  let rows = workgroupUniformLoad(&outcome).y;
+  let ncols = workgroupUniformLoad(&outcome).y;
   var residual = vec4<f32>(0.0);
-  for (var g = lid; g < groups; g += REDUCE_SIZE) { residual += sums[rows * groups + g]; }
+  for (var g = lid; g < params.partial_groups; g += REDUCE_SIZE) { residual += sums[ncols * params.rows + g]; }
   let t = workgroup_sum(residual, lid);
   if (lid == 0u) {
     finish_step(MODE_BROYDEN, t);
     if (group.x == 0u) { ctrl_b = hdr; }
-    outcome = vec3<u32>(hdr.improved, select(rows, DONE, hdr.done != 0u), bitcast<u32>(hdr.step_s));
+    outcome = vec3<u32>(hdr.improved, select(ncols, DONE, hdr.done != 0u), bitcast<u32>(hdr.step_s));
   }
   let decided = workgroupUniformLoad(&outcome);
   // 2. Best-so-far, own elements.
@@ -107,12 +110,12 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     aux[v_index(stride, i)] = -dx;
     aux[w_index(stride, i)] = dx + dg;
   }
-  let coefs = coef_offset(params.memory, groups);
-  for (var c0 = 0u; c0 < rows; c0 += REDUCE_SIZE) {
-    let count = min(REDUCE_SIZE, rows - c0);
+  let coefs = coef_offset(params.memory, params.rows);
+  for (var c0 = 0u; c0 < ncols; c0 += REDUCE_SIZE) {
+    let count = min(REDUCE_SIZE, ncols - c0);
     if (lid < count) {
       var sum = vec4<f32>(0.0);
-      for (var g = 0u; g < groups; g++) { sum += sums[(c0 + lid) * groups + g]; }
+      for (var g = 0u; g < params.partial_groups; g++) { sum += sums[(c0 + lid) * params.rows + g]; }
       coef_cache[lid] = sum;
       if (group.x == 0u) { sums[coefs + c0 + lid] = sum; }
     }
@@ -139,6 +142,6 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     partial += vec4<f32>(v * dg, v * g_new, 0.0, 0.0);
   }
   let total = workgroup_sum(partial, lid);
-  if (lid == 0u) { sums[rank_offset(params.memory, groups) + group.x] = total; }
+  if (lid == 0u) { sums[rank_offset(params.memory, params.rows) + group.x] = total; }
 }
 

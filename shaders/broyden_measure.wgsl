@@ -1,12 +1,12 @@
 // Broyden, after the evaluation fx = f(x'): the new residual g' = fx − x' and every partial sum
 // the iteration's bookkeeping needs, in one dispatch. With Δx = ls_s·update (the step itself:
 // x' − x would cancel in float32 near convergence), Δg = g' − g and the factors before the
-// update (column c of U, row c of Vᵀ), workgroup g of row c stores sums[c * groups + g]:
+// update (column c of U, row c of Vᵀ), workgroup g of row c stores sums[c * rows + g]:
 //   row c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
 //   row ncols:      ( Σ g'²,   Σ (g' + x')²,  0,  0 )   → diffs(x', g') in the decide kernel
 // Row ncols stores g' (params.from_state = 0); with the line search g' and x' are in `state`
 // already (broyden_finalize.wgsl) and only read.
-// Bindings: ctrl (read); params {n, groups, stride, cur, memory, from_state}; state (rw);
+// Bindings: ctrl (read); params {n, groups, rows, stride, cur, memory, from_state}; state (rw);
 //           factors (read); aux (read: update, fx); sums (rw).
 // Dispatch: (groups, ncols + 1), ncols = the valid columns before this update (min(t, L)).
 // Element i belongs to workgroup (i / REDUCE_SIZE) mod groups: bit-identical sums run to run.
@@ -17,7 +17,7 @@
 
 const REDUCE_SIZE: u32 = 64u;
 
-struct MeasureParams { n: u32, groups: u32, stride: u32, cur: u32, memory: u32, from_state: u32 }
+struct MeasureParams { n: u32, groups: u32, rows: u32, stride: u32, cur: u32, memory: u32, from_state: u32 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control;
 @group(0) @binding(1) var<uniform> params: MeasureParams;
@@ -54,5 +54,5 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3
     }
   }
   let sum = workgroup_sum(total, lid);
-  if (lid == 0u) { sums[c * params.groups + group.x] = sum; }
+  if (lid == 0u) { sums[c * params.rows + group.x] = sum; }
 }

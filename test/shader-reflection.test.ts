@@ -105,7 +105,7 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
       residual: 64, finish: 64, andersonGram: 64, broydenFinalize: 64, broydenMeasure: 64, broydenDecide: 64,
       broydenAdvance: 64, stageConv2d: 64, stageNorm: 64, picardStep: 64, spectralNorm: 64,
       picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256, powerStep: 256,
-      picardDenseStep: 'override',
+      picardDenseStep: 'override', broydenDenseStep: 'override',
     };
     const reducing = names.filter((n) => resolveIncludes(KERNEL_FILES[n], readShader).includes('lib/reduce.wgsl'));
     expect(reducing.sort()).toEqual(Object.keys(expected).sort());

@@ -25,6 +25,7 @@ export const KERNEL_FILES = {
   broydenMeasure: 'broyden_measure.wgsl',
   broydenDecide: 'broyden_decide.wgsl',
   broydenAdvance: 'broyden_advance.wgsl',
+  broydenDenseStep: 'broyden_dense_step.wgsl',
   lineSearch: 'line_search.wgsl',
   transpose: 'transpose.wgsl',
   mse: 'mse.wgsl',

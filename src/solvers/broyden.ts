@@ -15,7 +15,8 @@ import type { BufferRegion } from '../gpu/kernel';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
-import { FinishMode, SolveRun } from './run';
+import { CONTROL_HEADER_SIZE } from './control';
+import { FinishMode, SolveRun, type RunHooks } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
 /** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01. */
@@ -28,11 +29,19 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   ]);
   const { n, stride, reduceGroups: groups, elementGroups, opts, engine } = run;
   const memory = opts.lbfgsThres;
+  const fusedPath = opts.fused && !opts.ls ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  const product = fusedPath?.kind === 'dense' ? fusedPath.product : null;
+  if (product) {
+    await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+  }
+  const denseGroups = product ? product.groups[0] * product.groups[1] : 0;
+  // Entries per row of `sums`: one per workgroup of the kernel that measures (generic or dense).
+  const rows = Math.max(groups, denseGroups);
   const state = run.scratchBuffer(4 * stride); // x_a, x_b, g_a, g_b
   const factors = run.scratchBuffer(2 * memory * stride); // U columns, then Vᵀ rows
   const aux = run.scratchBuffer(4 * stride); // update, v, w, fx
   // The measure kernel's rows, the decide kernel's rank-one sums, the coefficients (lib/broyden_state.wgsl).
-  const sums = run.scratchBuffer(4 * ((memory + 2) * groups + memory));
+  const sums = run.scratchBuffer(4 * ((memory + 2) * rows + memory));
   const bestFactors = opts.returnB ? run.scratchBuffer(2 * memory * stride) : undefined;
   const { ctrlB } = run.stepState();
   const slot = (index: number) => run.slot(state, index);
@@ -43,7 +52,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   /** Bind groups of one kernel for both parities (cur = t mod 2), made once. */
   const byParity = (make: (cur: number) => GPUBindGroup): GPUBindGroup[] => [make(0), make(1)];
   const k = (name: Parameters<typeof run.kernel>[0]) => run.kernel(name);
-  const layout = (cur: number) => ({ n, groups, stride, cur, memory });
+  const layout = (cur: number) => ({ n, groups, rows, stride, cur, memory });
 
   const stepGroups = byParity((cur) =>
     k('broydenStep').bind({ ctrl: run.ctrl, params: run.params('broydenStep', { n, groups: elementGroups, stride, cur }), update, state }),
@@ -60,19 +69,70 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0 }), state, factors, aux, sums,
     }),
   );
-  const decideGroups = byParity((cur) =>
+  /** The decide kernel after `partialGroups` measuring workgroups. */
+  const decideGroup = (cur: number, partialGroups: number) =>
     k('broydenDecide').bind({
       ctrl: run.ctrl, ctrl_b: ctrlB,
-      params: run.params('broydenDecide', { ...run.finishRules(), n, groups, stride, cur, return_b: bestFactors ? 1 : 0 }),
+      params: run.params('broydenDecide', {
+        ...run.finishRules(), n, groups, rows, partial_groups: partialGroups, stride, cur, return_b: bestFactors ? 1 : 0,
+      }),
       sums, state, factors, aux, best_u: run.bestU, best_prev: run.bestPrev, best_factors: bestFactors ?? run.partials, // unused without returnB
-    }),
-  );
+    });
+  const decideGroups = byParity((cur) => decideGroup(cur, groups));
   const advanceGroups = byParity((cur) =>
     k('broydenAdvance').bind({ ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', layout(cur)), sums, state, factors, aux }),
   );
   const lineSearchGroup = k('lineSearch').bind({
     ctrl: run.ctrl, params: run.params('lineSearch', { groups }), partials: run.partials,
   });
+
+  /** The generic iteration: the layer's evaluation (after the line search's trials), then three kernels. */
+  const genericIteration = (pass: GPUComputePassEncoder, t: number, decide: GPUBindGroup[]): void => {
+    const cur = t % 2;
+    if (opts.ls) {
+      for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
+        k('broydenStep').dispatch(pass, stepGroups[cur], elementGroups);
+        run.evaluate(pass, slot(1 - cur), fx);
+        run.residual(pass, slot(1 - cur), fx, true);
+        k('lineSearch').dispatch(pass, lineSearchGroup, 1);
+      }
+      k('broydenFinalize').dispatch(pass, finalizeGroups[cur], groups);
+    } else {
+      run.evaluate(pass, slot(1 - cur), fx); // at x' = x + update, written by the advance kernel before
+    }
+    k('broydenMeasure').dispatch(pass, measureGroups[cur], groups, Math.min(t, memory) + 1);
+    k('broydenDecide').dispatch(pass, decide[cur], groups);
+  };
+  let iterate = (pass: GPUComputePassEncoder, t: number): void => {
+    genericIteration(pass, t, decideGroups);
+    k('broydenAdvance').dispatch(pass, advanceGroups[t % 2], groups);
+  };
+  let hooks: RunHooks = {};
+  if (product && fusedPath) {
+    // Iteration 0 as the generic one without its advance; from then on the dense kernel (the
+    // advance of the iteration before, the evaluation and the measurement) and the decide kernel.
+    const dense = k('broydenDenseStep');
+    const d = f.featureSize;
+    const denseBindings = byParity((cur) =>
+      dense.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB,
+        params: run.params('broydenDenseStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d }),
+        sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
+      }),
+    );
+    const denseDecide = byParity((cur) => decideGroup(cur, denseGroups));
+    const [gx, gy] = product.groups;
+    iterate = (pass, t) => {
+      if (t === 0) {
+        genericIteration(pass, t, decideGroups);
+        return;
+      }
+      dense.dispatch(pass, denseBindings[t % 2], gx, gy);
+      k('broydenDecide').dispatch(pass, denseDecide[t % 2], groups);
+    };
+    // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
+    hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
+  }
 
   const snapshot = await run.run(
     (encoder) => {
@@ -90,25 +150,12 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       k('broydenStep').dispatch(step, stepGroups[0], elementGroups); // the first trial point x0 + update
       step.end();
     },
-    (pass, t) => {
-      const cur = t % 2;
-      if (opts.ls) {
-        for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
-          k('broydenStep').dispatch(pass, stepGroups[cur], elementGroups);
-          run.evaluate(pass, slot(1 - cur), fx);
-          run.residual(pass, slot(1 - cur), fx, true);
-          k('lineSearch').dispatch(pass, lineSearchGroup, 1);
-        }
-        k('broydenFinalize').dispatch(pass, finalizeGroups[cur], groups);
-      } else {
-        run.evaluate(pass, slot(1 - cur), fx); // at x' = x + update, written by the advance kernel before
-      }
-      k('broydenMeasure').dispatch(pass, measureGroups[cur], groups, Math.min(t, memory) + 1);
-      k('broydenDecide').dispatch(pass, decideGroups[cur], groups);
-      k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
-    },
+    iterate,
     0,
     opts.maxDepth,
+    opts.checkEvery,
+    1,
+    hooks,
   );
 
   let factorsOut: BroydenFactors | undefined;
