@@ -8,6 +8,7 @@
 //           state, factors, aux (rw).
 // Dispatch: (groups), groups = the decide kernel's.
 
+//! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
 
 const REDUCE_SIZE: u32 = 64u;

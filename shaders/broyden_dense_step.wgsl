@@ -15,6 +15,7 @@
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE².
 
+//! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
