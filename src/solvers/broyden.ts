@@ -8,8 +8,12 @@
  * dispatches (one round of partial sums per global barrier): shaders/broyden_measure.wgsl (g' and
  * every dot product against the old factors), shaders/broyden_decide.wgsl (the measurement and
  * end-of-iteration rules, best-so-far, v and w) and shaders/broyden_advance.wgsl (u, the factor
- * columns, the next direction and the next trial point). Iterate and residual pairs alternate
- * between the slots of one state buffer by parity.
+ * columns, the next direction and the next trial point). A dense layer that offers a fused path
+ * (`fusedPicard`'s product; not with the line search) takes two: shaders/broyden_dense_step.wgsl
+ * (the advance of the iteration before as its product's left operand, the measurement as its
+ * epilogue), then the decide kernel. The line search adds 8 × (trial point, evaluation, residual
+ * sums, decision) and a finalize kernel. Iterate and residual pairs alternate between the slots
+ * of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import type { ImplicitLayer } from '../layers/layer';
