@@ -15,11 +15,12 @@
 //        v_i = (Δxᵀ B)_i = −Δx_i + Σ_j a_j Vᵀ_j[i],   w_i = Δx_i − (B·Δg)_i = Δx_i + Δg_i − Σ_j U_j[i] c_j
 //      and its partial sums (v·Δg, v·g', 0, 0) at rank_offset — from the explicit v (the shortcut
 //      vᵀΔg = −Δx·Δg + Σ a_j c_j cancels badly in float32 when |U| is large).
-// Bindings: ctrl (rw); ctrl_b (ControlHeader, rw); params (the finish rules, n, groups, rows,
-//           partial_groups: the measuring kernel's workgroups, stride, cur, return_b); sums (rw);
-//           state, factors (read); aux (rw: reads update, writes v, w);
+// Bindings: ctrl (rw); ctrl_b (ControlHeader, rw); params (finish.wgsl's: the rules, and groups);
+//           sums (rw; its layout entries: (n, stride, rows, return_b) and the measuring kernel's
+//           workgroups in iteration 0 and after, as u32); state, factors (read); aux (rw: reads
+//           update, writes v, w);
 //           best_u, best_prev, best_factors (rw; best_factors: U then Vᵀ, 2·L·stride).
-// Dispatch: (groups).
+// Dispatch: (groups). The iteration's parity is that of hdr.nstep (the iterations counted before it).
 
 //! include lib/control.wgsl
 //! include lib/broyden_state.wgsl
@@ -28,22 +29,27 @@
 
 const REDUCE_SIZE: u32 = 64u;
 
+// finish.wgsl's FinishParams: this kernel is bound to the finish kernel's uniform (mode unused).
 struct DecideParams {
   eps: f32,
   stop_rel: u32,
   return_final: u32,
   max_depth: u32,
+  groups: u32,
+  mode: u32,
   trace_cap: u32,
   memory: u32,
   line_search: u32,
   stall_steps: u32,
-  n: u32,
-  groups: u32,
-  rows: u32,
-  partial_groups: u32,
-  stride: u32,
-  cur: u32,
-  return_b: u32,
+}
+
+struct SolveLayout { n: u32, stride: u32, rows: u32, return_b: u32, partial_groups: u32, cur: u32 }
+
+// The solve's layout (sums' first entries) for the iteration after `steps` counted ones.
+fn read_layout(steps: u32) -> SolveLayout {
+  let a = bitcast<vec4<u32>>(sums[0]);
+  let b = bitcast<vec4<u32>>(sums[1]);
+  return SolveLayout(a.x, a.y, a.z, a.w, select(b.y, b.x, steps == 0u), steps % 2u);
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
@@ -65,8 +71,6 @@ var<workgroup> coef_cache: array<vec4<f32>, REDUCE_SIZE>;
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   let groups = params.groups;
-  let stride = params.stride;
-  let cur = params.cur;
   if (lid == 0u) {
     hdr = ctrl.h;
     hdr_writer = group.x == 0u;
@@ -78,10 +82,14 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     return;
   }
   // 1. The measurement (the residual row follows the dot rows).
-  if (lid == 0u) { outcome.y = min(hdr.nstep, params.memory); }
-  let ncols = workgroupUniformLoad(&outcome).y;
+  if (lid == 0u) { outcome = vec3<u32>(0u, min(hdr.nstep, params.memory), hdr.nstep); }
+  let counted = workgroupUniformLoad(&outcome);
+  let ncols = counted.y;
+  let lay = read_layout(counted.z);
+  let stride = lay.stride;
+  let cur = lay.cur;
   var residual = vec4<f32>(0.0);
-  for (var g = lid; g < params.partial_groups; g += REDUCE_SIZE) { residual += sums[ncols * params.rows + g]; }
+  for (var g = lid; g < lay.partial_groups; g += REDUCE_SIZE) { residual += sums[row_index(lay.rows, ncols, g)]; }
   let t = workgroup_sum(residual, lid);
   if (lid == 0u) {
     finish_step(MODE_BROYDEN, t);
@@ -91,11 +99,11 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   let decided = workgroupUniformLoad(&outcome);
   // 2. Best-so-far, own elements.
   if (decided.x != 0u) {
-    for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += groups * REDUCE_SIZE) {
+    for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
       best_u[i] = state[x_new_index(cur, stride, i)];
       best_prev[i] = state[x_index(cur, stride, i)];
     }
-    if (params.return_b != 0u) {
+    if (lay.return_b != 0u) {
       for (var i = group.x * REDUCE_SIZE + lid; i < 2u * params.memory * stride; i += groups * REDUCE_SIZE) {
         best_factors[i] = factors[i];
       }
@@ -104,23 +112,23 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   if (decided.y == DONE) { return; }
   // 3. The rank-one vectors, the coefficients 64 columns at a time.
   let s = bitcast<f32>(decided.z);
-  for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += groups * REDUCE_SIZE) {
+  for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
     let dx = s * aux[update_index(i)];
     let dg = state[g_new_index(cur, stride, i)] - state[g_index(cur, stride, i)];
     aux[v_index(stride, i)] = -dx;
     aux[w_index(stride, i)] = dx + dg;
   }
-  let coefs = coef_offset(params.memory, params.rows);
+  let coefs = coef_offset(params.memory, lay.rows);
   for (var c0 = 0u; c0 < ncols; c0 += REDUCE_SIZE) {
     let count = min(REDUCE_SIZE, ncols - c0);
     if (lid < count) {
       var sum = vec4<f32>(0.0);
-      for (var g = 0u; g < params.partial_groups; g++) { sum += sums[(c0 + lid) * params.rows + g]; }
+      for (var g = 0u; g < lay.partial_groups; g++) { sum += sums[row_index(lay.rows, c0 + lid, g)]; }
       coef_cache[lid] = sum;
       if (group.x == 0u) { sums[coefs + c0 + lid] = sum; }
     }
     workgroupBarrier();
-    for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += groups * REDUCE_SIZE) {
+    for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
       var v = aux[v_index(stride, i)];
       var w = aux[w_index(stride, i)];
       for (var jj = 0u; jj < count; jj++) {
@@ -135,13 +143,13 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     workgroupBarrier();
   }
   var partial = vec4<f32>(0.0);
-  for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += groups * REDUCE_SIZE) {
+  for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
     let g_new = state[g_new_index(cur, stride, i)];
     let dg = g_new - state[g_index(cur, stride, i)];
     let v = aux[v_index(stride, i)];
     partial += vec4<f32>(v * dg, v * g_new, 0.0, 0.0);
   }
   let total = workgroup_sum(partial, lid);
-  if (lid == 0u) { sums[rank_offset(params.memory, params.rows) + group.x] = total; }
+  if (lid == 0u) { sums[rank_offset(params.memory, lay.rows) + group.x] = total; }
 }
 

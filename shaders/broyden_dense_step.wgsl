@@ -106,10 +106,10 @@ fn dense_end(flat: u32, lid: u32) {
       total += vec4<f32>(own_dx[k] * u, vt * own_dg[k], vt * own_g[k], 0.0);
     }
     let sum = workgroup_sum(total, lid);
-    if (lid == 0u) { sums[c * params.rows + flat] = sum; }
+    if (lid == 0u) { sums[row_index(params.rows, c, flat)] = sum; }
   }
   let residual = workgroup_sum(residual_sums, lid);
-  if (lid == 0u) { sums[ncols * params.rows + flat] = residual; }
+  if (lid == 0u) { sums[row_index(params.rows, ncols, flat)] = residual; }
 }
 
 @compute @workgroup_size(GEMM_COLS)

@@ -1,7 +1,7 @@
 // Broyden, after the evaluation fx = f(x'): the new residual g' = fx − x' and every partial sum
 // the iteration's bookkeeping needs, in one dispatch. With Δx = ls_s·update (the step itself:
 // x' − x would cancel in float32 near convergence), Δg = g' − g and the factors before the
-// update (column c of U, row c of Vᵀ), workgroup g of row c stores sums[c * rows + g]:
+// update (column c of U, row c of Vᵀ), workgroup g of row c stores sums[row_index(rows, c, g)]:
 //   row c < ncols:  ( Δx·U_c,  Vᵀ_c·Δg,  Vᵀ_c·g',  0 )
 //   row ncols:      ( Σ g'²,   Σ (g' + x')²,  0,  0 )   → diffs(x', g') in the decide kernel
 // Row ncols stores g' (params.from_state = 0); with the line search g' and x' are in `state`
@@ -54,5 +54,5 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grid: vec3
     }
   }
   let sum = workgroup_sum(total, lid);
-  if (lid == 0u) { sums[c * params.rows + group.x] = sum; }
+  if (lid == 0u) { sums[row_index(params.rows, c, group.x)] = sum; }
 }

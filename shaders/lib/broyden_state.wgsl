@@ -6,11 +6,13 @@
 //            the current iterate and residual are slots cur and 2 + cur, the new ones 1 − cur and 3 − cur.
 //   factors: U columns (L slots), then Vᵀ rows (L slots).
 //   aux:     four slots — update (the step direction), v, w (the rank-one vectors), fx (the evaluation).
-//   sums:    the partial sums of one iteration, vec4, in rows of `rows` entries — the measuring
-//            kernel's (ncols + 1) rows (row c < ncols: the dots against column c, row ncols: the
-//            residual sums; one entry per workgroup), at rank_offset the decide kernel's
-//            rank-one sums (one per workgroup), at coef_offset the coefficients (coef_offset + j:
-//            column j's).
+//   sums:    vec4 — first SUMS_LAYOUT entries of the solve's layout (written once per solve, read
+//            by the decide kernel: its uniform is the finish kernel's rules, shared by every solve
+//            with the same options), then the partial sums of one iteration in rows of `rows`
+//            entries: the measuring kernel's (ncols + 1) rows (row c < ncols: the dots against
+//            column c, row ncols: the residual sums; one entry per workgroup, row_index), at
+//            rank_offset the decide kernel's rank-one sums (one per workgroup), at coef_offset the
+//            coefficients (coef_offset + j: column j's).
 
 fn x_index(cur: u32, stride: u32, i: u32) -> u32 { return cur * stride + i; }
 fn x_new_index(cur: u32, stride: u32, i: u32) -> u32 { return (1u - cur) * stride + i; }
@@ -23,8 +25,10 @@ fn v_index(stride: u32, i: u32) -> u32 { return stride + i; }
 fn w_index(stride: u32, i: u32) -> u32 { return 2u * stride + i; }
 fn fx_index(stride: u32, i: u32) -> u32 { return 3u * stride + i; }
 // The offsets in `sums` for memory L and rows of `rows` entries.
-fn rank_offset(memory: u32, rows: u32) -> u32 { return (memory + 1u) * rows; }
-fn coef_offset(memory: u32, rows: u32) -> u32 { return (memory + 2u) * rows; }
+const SUMS_LAYOUT: u32 = 2u;
+fn row_index(rows: u32, c: u32, g: u32) -> u32 { return SUMS_LAYOUT + c * rows + g; }
+fn rank_offset(memory: u32, rows: u32) -> u32 { return row_index(rows, memory + 1u, 0u); }
+fn coef_offset(memory: u32, rows: u32) -> u32 { return row_index(rows, memory + 2u, 0u); }
 
 fn finite_or_zero(value: f32) -> f32 {
   return select(0.0, value, is_finite(value));

@@ -16,12 +16,16 @@
  * of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
+import { wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { CONTROL_HEADER_SIZE } from './control';
 import { FinishMode, SolveRun, type RunHooks } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
+
+/** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
+const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
 /** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01. */
 const LINE_SEARCH_EVALS = 8;
@@ -45,7 +49,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const factors = run.scratchBuffer(2 * memory * stride); // U columns, then Vᵀ rows
   const aux = run.scratchBuffer(4 * stride); // update, v, w, fx
   // The measure kernel's rows, the decide kernel's rank-one sums, the coefficients (lib/broyden_state.wgsl).
-  const sums = run.scratchBuffer(4 * ((memory + 2) * rows + memory));
+  const sums = run.scratchBuffer(4 * (SUMS_LAYOUT + (memory + 2) * rows + memory));
   const bestFactors = opts.returnB ? run.scratchBuffer(2 * memory * stride) : undefined;
   const { ctrlB } = run.stepState();
   const slot = (index: number) => run.slot(state, index);
@@ -73,16 +77,12 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0 }), state, factors, aux, sums,
     }),
   );
-  /** The decide kernel after `partialGroups` measuring workgroups. */
-  const decideGroup = (cur: number, partialGroups: number) =>
-    k('broydenDecide').bind({
-      ctrl: run.ctrl, ctrl_b: ctrlB,
-      params: run.params('broydenDecide', {
-        ...run.finishRules(), n, groups, rows, partial_groups: partialGroups, stride, cur, return_b: bestFactors ? 1 : 0,
-      }),
-      sums, state, factors, aux, best_u: run.bestU, best_prev: run.bestPrev, best_factors: bestFactors ?? run.partials, // unused without returnB
-    });
-  const decideGroups = byParity((cur) => decideGroup(cur, groups));
+  // The decide kernel's uniform is the finish kernel's (its rules, MODE_BROYDEN), its layout the
+  // first entries of `sums`: a solve adds the same uniform buffers as one with finish kernels.
+  const decideGroup = k('broydenDecide').bind({
+    ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('finish', { ...run.finishRules(), groups, mode: FinishMode.broyden }),
+    sums, state, factors, aux, best_u: run.bestU, best_prev: run.bestPrev, best_factors: bestFactors ?? run.partials, // unused without returnB
+  });
   const advanceGroups = byParity((cur) =>
     k('broydenAdvance').bind({ ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', layout(cur)), sums, state, factors, aux }),
   );
@@ -91,7 +91,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   });
 
   /** The generic iteration: the layer's evaluation (after the line search's trials), then three kernels. */
-  const genericIteration = (pass: GPUComputePassEncoder, t: number, decide: GPUBindGroup[]): void => {
+  const genericIteration = (pass: GPUComputePassEncoder, t: number): void => {
     const cur = t % 2;
     if (opts.ls) {
       for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
@@ -105,10 +105,10 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       run.evaluate(pass, slot(1 - cur), fx); // at x' = x + update, written by the advance kernel before
     }
     k('broydenMeasure').dispatch(pass, measureGroups[cur], groups, Math.min(t, memory) + 1);
-    k('broydenDecide').dispatch(pass, decide[cur], groups);
+    k('broydenDecide').dispatch(pass, decideGroup, groups);
   };
   let iterate = (pass: GPUComputePassEncoder, t: number): void => {
-    genericIteration(pass, t, decideGroups);
+    genericIteration(pass, t);
     k('broydenAdvance').dispatch(pass, advanceGroups[t % 2], groups);
   };
   let hooks: RunHooks = {};
@@ -124,20 +124,24 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
         sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
       }),
     );
-    const denseDecide = byParity((cur) => decideGroup(cur, denseGroups));
     const [gx, gy] = product.groups;
     iterate = (pass, t) => {
       if (t === 0) {
-        genericIteration(pass, t, decideGroups);
+        genericIteration(pass, t);
         return;
       }
       dense.dispatch(pass, denseBindings[t % 2], gx, gy);
-      k('broydenDecide').dispatch(pass, denseDecide[t % 2], groups);
+      k('broydenDecide').dispatch(pass, decideGroup, groups);
     };
     // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
     hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
 
+  // sums' layout entries (lib/broyden_state.wgsl): n, stride, rows, return_b; the measuring
+  // workgroups of iteration 0 and of the later ones.
+  const layoutWords = new Uint32Array(4 * SUMS_LAYOUT);
+  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseGroups : groups]);
+  engine.device.queue.writeBuffer(sums, 0, layoutWords);
   const snapshot = await run.run(
     (encoder) => {
       run.encodeStart(encoder, state); // x0 in slot 0
