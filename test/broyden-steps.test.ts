@@ -103,6 +103,29 @@ describe('fused Broyden iterations', () => {
     f.dispose();
   });
 
+  it('more than 64 factor columns (the decide kernel takes them 64 at a time): both paths follow the float64 reference', async () => {
+    // A slowly converging block (‖W‖ ≈ 3): 85 iterations, so up to 84 columns are in use.
+    const local = rng(7);
+    const d = 24;
+    const batch = 3;
+    const weight = Float32Array.from(randomArray(local, d * d, 3 / Math.sqrt(d)));
+    const bias = Float32Array.from(randomArray(local, d, 0.1));
+    const qd = Float32Array.from(randomArray(local, batch * d, 1));
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(qd, [batch, d]);
+    const options = { eps: 1e-5, maxDepth: 150, lbfgsThres: 100 };
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    const reference = refBroyden(map, new Float64Array(batch * d), options);
+    expect(reference.tnstep).toBeGreaterThan(70);
+    for (const fused of [true, false]) {
+      const out = await solve(f, q, { ...options, fused });
+      expect([out.stats.status, out.tnstep]).toEqual(['converged', reference.tnstep]);
+      closeTo(out.u, Array.from(reference.uStar), 1e-5);
+    }
+    q.dispose();
+    f.dispose();
+  });
+
   it('maxDepth 1 and 2, a u0, a stall, full memory: the same on both paths', async () => {
     const { f } = block(40, 'auto');
     const q = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 1)), [30, 40]);
