@@ -106,10 +106,10 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
   it('REDUCE_SIZE of every kernel with a workgroup reduction', () => {
     // 'override': the kernel's entries have different workgroup sizes, each pipeline sets it.
     const expected: Partial<Record<ShaderName, number | 'override'>> = {
-      residual: 64, finish: 64, andersonGram: 64, broydenFinalize: 64, broydenDots: 64, broydenRankOne: 64,
-      broydenUpdate: 64, stageConv2d: 64, stageNorm: 64, picardStep: 64, spectralNorm: 64, andersonStep: 64, andersonMeasure: 64,
+      residual: 64, finish: 64, andersonGram: 64, broydenFinalize: 64, broydenMeasure: 64, broydenDecide: 64,
+      broydenAdvance: 64, stageConv2d: 64, stageNorm: 64, picardStep: 64, spectralNorm: 64, andersonStep: 64, andersonMeasure: 64,
       picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256, powerStep: 256, jacobianPenalty: 256,
-      picardDenseStep: 'override', andersonDenseStep: 'override',
+      picardDenseStep: 'override', andersonDenseStep: 'override', broydenDenseStep: 'override',
     };
     const reducing = names.filter((n) => resolveIncludes(KERNEL_FILES[n], readShader).includes('lib/reduce.wgsl'));
     expect(reducing.sort()).toEqual(Object.keys(expected).sort());

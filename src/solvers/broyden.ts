@@ -4,14 +4,28 @@
  *
  * Per iteration: x' = x + s·update (Armijo line search optional), g' = f(x') − x', best-so-far,
  * then the rank-one update  vᵀ = Δxᵀ B,  u = (Δx − B Δg) / (vᵀΔg + 1e-9)  into column nstep mod L,
- * and the next direction update = −B g' (dots → coefficients → v, w → update; see the shaders).
- * Iterate and residual pairs alternate between the slots of one state buffer by parity.
+ * and the next direction update = −B g'. After the layer's evaluation an iteration is three
+ * dispatches (one round of partial sums per global barrier): shaders/broyden_measure.wgsl (g' and
+ * every dot product against the old factors), shaders/broyden_decide.wgsl (the measurement and
+ * end-of-iteration rules, best-so-far, v and w) and shaders/broyden_advance.wgsl (u, the factor
+ * columns, the next direction and the next trial point). A dense layer that offers a fused path
+ * (`fusedPicard`'s product; not with the line search) takes two: shaders/broyden_dense_step.wgsl
+ * (the advance of the iteration before as its product's left operand, the measurement as its
+ * epilogue), then the decide kernel. The line search adds 8 × (trial point, evaluation, residual
+ * sums, decision) and a finalize kernel. Iterate and residual pairs alternate between the slots
+ * of one state buffer by parity.
  */
+import type { BufferRegion } from '../gpu/kernel';
+import { wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
-import { FinishMode, SolveRun } from './run';
+import { CONTROL_HEADER_SIZE } from './control';
+import { FinishMode, SolveRun, type RunHooks } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
+
+/** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
+const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
 /** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01. */
 const LINE_SEARCH_EVALS = 8;
@@ -19,26 +33,34 @@ const LINE_SEARCH_EVALS = 8;
 /** Finds u* = f(u*, Qd) by limited-memory Broyden. See {@link SolverOptions}. */
 export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
   const run = await SolveRun.start('broyden', f, Qd, options, [
-    'broydenStep', 'broydenFinalize', 'broydenDots', 'broydenCoef', 'broydenRankOne', 'broydenUpdate', 'lineSearch', 'transpose',
+    'broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenDecide', 'broydenAdvance', 'lineSearch', 'transpose',
   ]);
-  const { n, stride, reduceGroups, elementGroups, opts, engine } = run;
+  const { n, stride, reduceGroups: groups, elementGroups, opts, engine } = run;
   const memory = opts.lbfgsThres;
+  const fusedPath = opts.fused && !opts.ls ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  const product = fusedPath?.kind === 'dense' ? fusedPath.product : null;
+  if (product) {
+    await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+  }
+  const denseGroups = product ? product.groups[0] * product.groups[1] : 0;
+  // Entries per row of `sums`: one per workgroup of the kernel that measures (generic or dense).
+  const rows = Math.max(groups, denseGroups);
   const state = run.scratchBuffer(4 * stride); // x_a, x_b, g_a, g_b
   const factors = run.scratchBuffer(2 * memory * stride); // U columns, then Vᵀ rows
-  const vw = run.scratchBuffer(2 * stride);
-  const fx = run.scratchBuffer(n);
-  const update = run.scratchBuffer(n);
-  const dotPartials = run.scratchBuffer(4 * reduceGroups * (memory + 1));
-  const coef = run.scratchBuffer(4 * (memory + 2));
-  const bestFactors = opts.returnB ? [run.scratchBuffer(memory * stride), run.scratchBuffer(memory * stride)] : undefined;
+  const aux = run.scratchBuffer(4 * stride); // update, v, w, fx
+  // The measure kernel's rows, the decide kernel's rank-one sums, the coefficients (lib/broyden_state.wgsl).
+  const sums = run.scratchBuffer(4 * (SUMS_LAYOUT + (memory + 2) * rows + memory));
+  const bestFactors = opts.returnB ? run.scratchBuffer(2 * memory * stride) : undefined;
+  const { ctrlB } = run.stepState();
   const slot = (index: number) => run.slot(state, index);
-  const uColumns = { buffer: factors, offset: 0, size: memory * stride * 4 };
-  const vtRows = { buffer: factors, offset: memory * stride * 4, size: memory * stride * 4 };
+  const update = run.slot(aux, 0);
+  const fx = run.slot(aux, 3);
+  const half = memory * stride * 4;
 
   /** Bind groups of one kernel for both parities (cur = t mod 2), made once. */
   const byParity = (make: (cur: number) => GPUBindGroup): GPUBindGroup[] => [make(0), make(1)];
   const k = (name: Parameters<typeof run.kernel>[0]) => run.kernel(name);
-  const layout = (cur: number) => ({ n, groups: reduceGroups, stride, cur, memory });
+  const layout = (cur: number) => ({ n, groups, rows, stride, cur, memory });
 
   const stepGroups = byParity((cur) =>
     k('broydenStep').bind({ ctrl: run.ctrl, params: run.params('broydenStep', { n, groups: elementGroups, stride, cur }), update, state }),
@@ -46,71 +68,102 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const finalizeGroup = (cur: number, applyStep: boolean) =>
     k('broydenFinalize').bind({
       ctrl: run.ctrl,
-      params: run.params('broydenFinalize', { n, groups: reduceGroups, stride, cur, apply_step: applyStep ? 1 : 0 }),
+      params: run.params('broydenFinalize', { n, groups, stride, cur, apply_step: applyStep ? 1 : 0 }),
       update, fx, state, partials: run.partials,
     });
-  const finalizeGroups = byParity((cur) => finalizeGroup(cur, opts.ls));
-  const dotsGroups = byParity((cur) =>
-    k('broydenDots').bind({ ctrl: run.ctrl, params: run.params('broydenDots', layout(cur)), state, factors, partials: dotPartials, update }),
+  const finalizeGroups = byParity((cur) => finalizeGroup(cur, true));
+  const measureGroups = byParity((cur) =>
+    k('broydenMeasure').bind({
+      ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0 }), state, factors, aux, sums,
+    }),
   );
-  const coefGroup = k('broydenCoef').bind({
-    ctrl: run.ctrl, params: run.params('broydenCoef', { groups: reduceGroups, memory }), partials: dotPartials, coef,
+  // The decide kernel's uniform is the finish kernel's (its rules, MODE_BROYDEN), its layout the
+  // first entries of `sums`: a solve adds the same uniform buffers as one with finish kernels.
+  const decideGroup = k('broydenDecide').bind({
+    ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('finish', { ...run.finishRules(), groups, mode: FinishMode.broyden }),
+    sums, state, factors, aux, best_u: run.bestU, best_prev: run.bestPrev, best_factors: bestFactors ?? run.partials, // unused without returnB
   });
-  const rankOneGroups = byParity((cur) =>
-    k('broydenRankOne').bind({
-      ctrl: run.ctrl, params: run.params('broydenRankOne', layout(cur)), coef, state, factors, vw, partials: run.partials, update,
-    }),
-  );
-  const updateGroups = byParity((cur) =>
-    k('broydenUpdate').bind({
-      ctrl: run.ctrl, params: run.params('broydenUpdate', layout(cur)), coef, state, vw, partials: run.partials, factors, update,
-    }),
+  const advanceGroups = byParity((cur) =>
+    k('broydenAdvance').bind({ ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', layout(cur)), sums, state, factors, aux }),
   );
   const lineSearchGroup = k('lineSearch').bind({
-    ctrl: run.ctrl, params: run.params('lineSearch', { groups: reduceGroups }), partials: run.partials,
+    ctrl: run.ctrl, params: run.params('lineSearch', { groups }), partials: run.partials,
   });
 
-  /** x_new = x + s·update, then f(x_new) into fx. */
-  const trialPoint = (pass: GPUComputePassEncoder, cur: number) => {
-    k('broydenStep').dispatch(pass, stepGroups[cur], elementGroups);
-    run.evaluate(pass, slot(1 - cur), fx);
+  /** The generic iteration: the layer's evaluation (after the line search's trials), then three kernels. */
+  const genericIteration = (pass: GPUComputePassEncoder, t: number): void => {
+    const cur = t % 2;
+    if (opts.ls) {
+      for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
+        k('broydenStep').dispatch(pass, stepGroups[cur], elementGroups);
+        run.evaluate(pass, slot(1 - cur), fx);
+        run.residual(pass, slot(1 - cur), fx, true);
+        k('lineSearch').dispatch(pass, lineSearchGroup, 1);
+      }
+      k('broydenFinalize').dispatch(pass, finalizeGroups[cur], groups);
+    } else {
+      run.evaluate(pass, slot(1 - cur), fx); // at x' = x + update, written by the advance kernel before
+    }
+    k('broydenMeasure').dispatch(pass, measureGroups[cur], groups, Math.min(t, memory) + 1);
+    k('broydenDecide').dispatch(pass, decideGroup, groups);
   };
+  let iterate = (pass: GPUComputePassEncoder, t: number): void => {
+    genericIteration(pass, t);
+    k('broydenAdvance').dispatch(pass, advanceGroups[t % 2], groups);
+  };
+  let hooks: RunHooks = {};
+  if (product && fusedPath) {
+    // Iteration 0 as the generic one without its advance; from then on the dense kernel (the
+    // advance of the iteration before, the evaluation and the measurement) and the decide kernel.
+    const dense = k('broydenDenseStep');
+    const d = f.featureSize;
+    const denseBindings = byParity((cur) =>
+      dense.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB,
+        params: run.params('broydenDenseStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d }),
+        sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
+      }),
+    );
+    const [gx, gy] = product.groups;
+    iterate = (pass, t) => {
+      if (t === 0) {
+        genericIteration(pass, t);
+        return;
+      }
+      dense.dispatch(pass, denseBindings[t % 2], gx, gy);
+      k('broydenDecide').dispatch(pass, decideGroup, groups);
+    };
+    // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
+    hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
+  }
 
+  // sums' layout entries (lib/broyden_state.wgsl): n, stride, rows, return_b; the measuring
+  // workgroups of iteration 0 and of the later ones.
+  const layoutWords = new Uint32Array(4 * SUMS_LAYOUT);
+  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseGroups : groups]);
+  engine.device.queue.writeBuffer(sums, 0, layoutWords);
   const snapshot = await run.run(
     (encoder) => {
       run.encodeStart(encoder, state); // x0 in slot 0
       encoder.clearBuffer(factors);
-      for (const buffer of bestFactors ?? []) encoder.clearBuffer(buffer);
+      if (bestFactors) encoder.clearBuffer(bestFactors);
       const pass = encoder.beginComputePass();
       run.evaluate(pass, slot(0), fx);
-      k('broydenFinalize').dispatch(pass, finalizeGroup(1, false), reduceGroups); // g0 = f(x0) − x0 into slot 2
+      k('broydenFinalize').dispatch(pass, finalizeGroup(1, false), groups); // g0 = f(x0) − x0 into slot 2
       run.finish(pass, FinishMode.broydenFirst);
       run.commit(pass, slot(0), slot(0));
       pass.end();
-      encoder.copyBufferToBuffer(state, 2 * stride * 4, update, 0, n * 4); // first direction: update = g0
+      encoder.copyBufferToBuffer(state, 2 * stride * 4, aux, 0, n * 4); // first direction: update = g0
+      const step = encoder.beginComputePass();
+      k('broydenStep').dispatch(step, stepGroups[0], elementGroups); // the first trial point x0 + update
+      step.end();
     },
-    (pass, t) => {
-      const cur = t % 2;
-      if (opts.ls) {
-        for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
-          trialPoint(pass, cur);
-          run.residual(pass, slot(1 - cur), fx, true);
-          k('lineSearch').dispatch(pass, lineSearchGroup, 1);
-        }
-      } else {
-        trialPoint(pass, cur);
-      }
-      k('broydenFinalize').dispatch(pass, finalizeGroups[cur], reduceGroups);
-      run.finish(pass, FinishMode.broyden);
-      run.commit(pass, slot(1 - cur), slot(cur));
-      if (bestFactors) run.commitInto(pass, uColumns, vtRows, bestFactors[0], bestFactors[1], memory * stride);
-      k('broydenDots').dispatch(pass, dotsGroups[cur], reduceGroups, Math.min(t, memory) + 1);
-      k('broydenCoef').dispatch(pass, coefGroup, 1);
-      k('broydenRankOne').dispatch(pass, rankOneGroups[cur], reduceGroups);
-      k('broydenUpdate').dispatch(pass, updateGroups[cur], reduceGroups);
-    },
+    iterate,
     0,
     opts.maxDepth,
+    opts.checkEvery,
+    1,
+    hooks,
   );
 
   let factorsOut: BroydenFactors | undefined;
@@ -119,12 +172,12 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     const Us = engine.allocate(n * memory * 4, 'options.lbfgsThres');
     const VTs = engine.allocate(n * memory * 4, 'options.lbfgsThres');
     const copied = engine.submitPass('broyden', (pass) => {
-      const copy = (src: GPUBuffer, dst: GPUBuffer, transposed: number) => {
+      const copy = (src: BufferRegion, dst: GPUBuffer, transposed: number) => {
         const params = run.params('transpose', { n, memory, stride, transpose: transposed });
         transpose.dispatch(pass, transpose.bind({ params, src, dst }), Math.min(65535, Math.ceil(n / 64)), memory);
       };
-      copy(bestFactors[0], Us, 1);
-      copy(bestFactors[1], VTs, 0);
+      copy({ buffer: bestFactors, offset: 0, size: half }, Us, 1);
+      copy({ buffer: bestFactors, offset: half, size: half }, VTs, 0);
     });
     try {
       await copied;

@@ -68,7 +68,9 @@ export interface SolverOptions {
   overlap?: boolean;
   /**
    * Let the solver use a layer's fused whole-iteration kernel when the layer offers one (Picard
-   * on a small tanh block: several iterations per dispatch in one workgroup). Default true.
+   * on a small tanh block: several iterations per dispatch in one workgroup; Broyden without `ls`
+   * on a dense layer: the product with the iteration's bookkeeping, two dispatches per
+   * iteration). Default true.
    */
   fused?: boolean;
   /**

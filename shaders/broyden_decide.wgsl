@@ -1,0 +1,155 @@
+// Broyden, after broyden_measure.wgsl: ends the iteration and starts its rank-one update, in one
+// dispatch whose every workgroup reduces the same partial sums in the same fixed order (so all of
+// them reach the same outcome without another dispatch):
+//   1. the measurement: the residual row's sums, then lib/finish_step.wgsl's MODE_BROYDEN rules on
+//      a private copy of the header (ctrl.h); workgroup 0 stores the new header in ctrl_b (the
+//      advance kernel copies it back: workgroups that all read ctrl.h cannot update it) and
+//      records the trace;
+//   2. best-so-far: when the rules found an improvement, each workgroup copies its share of
+//      (x', x) into (best_u, best_prev), and with return_b of the factors into best_factors (the
+//      factors before this update: those whose direction led to x');
+//   3. the coefficients a_j = Δx·U_j, c_j = Vᵀ_j·Δg, d_j = Vᵀ_j·g' (64 columns at a time through
+//      workgroup memory; workgroup 0 also stores column j's at coef_offset + j for the
+//      advance kernel),
+//      then on its own elements the rank-one vectors against the factors before the update:
+//        v_i = (Δxᵀ B)_i = −Δx_i + Σ_j a_j Vᵀ_j[i],   w_i = Δx_i − (B·Δg)_i = Δx_i + Δg_i − Σ_j U_j[i] c_j
+//      and its partial sums (v·Δg, v·g', 0, 0) at rank_offset — from the explicit v (the shortcut
+//      vᵀΔg = −Δx·Δg + Σ a_j c_j cancels badly in float32 when |U| is large).
+// Bindings: ctrl (rw); ctrl_b (ControlHeader, rw); params (finish.wgsl's: the rules, and groups);
+//           sums (rw; its layout entries: (n, stride, rows, return_b) and the measuring kernel's
+//           workgroups in iteration 0 and after, as u32); state, factors (read); aux (rw: reads
+//           update, writes v, w);
+//           best_u, best_prev, best_factors (rw; best_factors: U then Vᵀ, 2·L·stride).
+// Dispatch: (groups). The iteration's parity is that of hdr.nstep (the iterations counted before it).
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
+//! include lib/reduce.wgsl
+//! include lib/finish_step.wgsl
+
+const REDUCE_SIZE: u32 = 64u;
+
+// finish.wgsl's FinishParams: this kernel is bound to the finish kernel's uniform (mode unused).
+struct DecideParams {
+  eps: f32,
+  stop_rel: u32,
+  return_final: u32,
+  max_depth: u32,
+  groups: u32,
+  mode: u32,
+  trace_cap: u32,
+  memory: u32,
+  line_search: u32,
+  stall_steps: u32,
+}
+
+struct SolveLayout { n: u32, stride: u32, rows: u32, return_b: u32, partial_groups: u32, cur: u32 }
+
+// The solve's layout (sums' first entries) for the iteration after `steps` counted ones.
+fn read_layout(steps: u32) -> SolveLayout {
+  let a = bitcast<vec4<u32>>(sums[0]);
+  let b = bitcast<vec4<u32>>(sums[1]);
+  return SolveLayout(a.x, a.y, a.z, a.w, select(b.y, b.x, steps == 0u), steps % 2u);
+}
+
+@group(0) @binding(0) var<storage, read_write> ctrl: Control;
+@group(0) @binding(1) var<storage, read_write> ctrl_b: ControlHeader;
+@group(0) @binding(2) var<uniform> params: DecideParams;
+@group(0) @binding(3) var<storage, read_write> sums: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> state: array<f32>;
+@group(0) @binding(5) var<storage, read> factors: array<f32>;
+@group(0) @binding(6) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(7) var<storage, read_write> best_u: array<f32>;
+@group(0) @binding(8) var<storage, read_write> best_prev: array<f32>;
+@group(0) @binding(9) var<storage, read_write> best_factors: array<f32>;
+
+// (improved, ncols or DONE, bits of hdr.step_s): thread 0's outcome, for every thread.
+var<workgroup> outcome: vec3<u32>;
+const DONE: u32 = 0xffffffffu;
+var<workgroup> coef_cache: array<vec4<f32>, REDUCE_SIZE>;
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let groups = params.groups;
+  if (lid == 0u) {
+    hdr = ctrl.h;
+    hdr_writer = group.x == 0u;
+    outcome = vec3<u32>(0u, select(0u, DONE, hdr.done != 0u), 0u);
+  }
+  if (workgroupUniformLoad(&outcome).y == DONE) {
+    // Done before this iteration: carry the header over for the advance kernel, nothing else.
+    if (lid == 0u && group.x == 0u) { ctrl_b = hdr; }
+    return;
+  }
+  // 1. The measurement (the residual row follows the dot rows).
+  if (lid == 0u) { outcome = vec3<u32>(0u, min(hdr.nstep, params.memory), hdr.nstep); }
+  let counted = workgroupUniformLoad(&outcome);
+  let ncols = counted.y;
+  let lay = read_layout(counted.z);
+  let stride = lay.stride;
+  let cur = lay.cur;
+  var residual = vec4<f32>(0.0);
+  for (var g = lid; g < lay.partial_groups; g += REDUCE_SIZE) { residual += sums[row_index(lay.rows, ncols, g)]; }
+  let t = workgroup_sum(residual, lid);
+  if (lid == 0u) {
+    finish_step(MODE_BROYDEN, t);
+    if (group.x == 0u) { ctrl_b = hdr; }
+    outcome = vec3<u32>(hdr.improved, select(ncols, DONE, hdr.done != 0u), bitcast<u32>(hdr.step_s));
+  }
+  let decided = workgroupUniformLoad(&outcome);
+  // 2. Best-so-far, own elements.
+  if (decided.x != 0u) {
+    for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
+      best_u[i] = state[x_new_index(cur, stride, i)];
+      best_prev[i] = state[x_index(cur, stride, i)];
+    }
+    if (lay.return_b != 0u) {
+      for (var i = group.x * REDUCE_SIZE + lid; i < 2u * params.memory * stride; i += groups * REDUCE_SIZE) {
+        best_factors[i] = factors[i];
+      }
+    }
+  }
+  if (decided.y == DONE) { return; }
+  // 3. The rank-one vectors, the coefficients 64 columns at a time.
+  let s = bitcast<f32>(decided.z);
+  for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
+    let dx = s * aux[update_index(i)];
+    let dg = state[g_new_index(cur, stride, i)] - state[g_index(cur, stride, i)];
+    aux[v_index(stride, i)] = -dx;
+    aux[w_index(stride, i)] = dx + dg;
+  }
+  let coefs = coef_offset(params.memory, lay.rows);
+  for (var c0 = 0u; c0 < ncols; c0 += REDUCE_SIZE) {
+    let count = min(REDUCE_SIZE, ncols - c0);
+    if (lid < count) {
+      var sum = vec4<f32>(0.0);
+      for (var g = 0u; g < lay.partial_groups; g++) { sum += sums[row_index(lay.rows, c0 + lid, g)]; }
+      coef_cache[lid] = sum;
+      if (group.x == 0u) { sums[coefs + c0 + lid] = sum; }
+    }
+    workgroupBarrier();
+    for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
+      var v = aux[v_index(stride, i)];
+      var w = aux[w_index(stride, i)];
+      for (var jj = 0u; jj < count; jj++) {
+        let cj = coef_cache[jj];
+        let j = c0 + jj;
+        v += cj.x * factors[vt_index(params.memory, stride, j, i)];
+        w -= factors[u_index(stride, j, i)] * cj.y;
+      }
+      aux[v_index(stride, i)] = v;
+      aux[w_index(stride, i)] = w;
+    }
+    workgroupBarrier();
+  }
+  var partial = vec4<f32>(0.0);
+  for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {
+    let g_new = state[g_new_index(cur, stride, i)];
+    let dg = g_new - state[g_index(cur, stride, i)];
+    let v = aux[v_index(stride, i)];
+    partial += vec4<f32>(v * dg, v * g_new, 0.0, 0.0);
+  }
+  let total = workgroup_sum(partial, lid);
+  if (lid == 0u) { sums[rank_offset(params.memory, lay.rows) + group.x] = total; }
+}
+

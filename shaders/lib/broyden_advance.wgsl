@@ -1,0 +1,59 @@
+// The end of a Broyden iteration's rank-one update and the next step, per element: the body of
+// shaders/broyden_advance.wgsl, and the prologue of shaders/broyden_dense_step.wgsl (which
+// computes the next trial point on the fly as its product's left operand). With the decide
+// kernel's rank-one sums (denominator vᵀΔg + 1e-9 and v·g') and coefficients d_j:
+//   u = w / (vᵀΔg + 1e-9);  NaN/±Inf in u and v become 0   (the new column: U_col, Vᵀ_col)
+//   update_i = −(B_new·g')_i = g'_i − u_i (v·g') − Σ_{j ≠ col} U_j[i] d_j
+//   x''_i = x'_i + ls_eval_s · update_i   (the next trial point)
+// col = step mod L for the step just counted. It reads only columns j ≠ col of U, which no
+// kernel writes meanwhile, so any workgroup may compute any element.
+// The includer declares ctrl (Control, rw), ctrl_b (ControlHeader), sums, state, factors, aux
+// (lib/broyden_state.wgsl) and REDUCE_SIZE.
+
+//! include lib/control.wgsl
+//! include lib/broyden_state.wgsl
+//! include lib/reduce.wgsl
+
+struct AdvanceScalars { denom: f32, v_gnew: f32, s: f32, col: u32, n_new: u32, coefs: u32, memory: u32, stride: u32 }
+
+var<private> adv: AdvanceScalars;
+var<workgroup> advance_done: u32;
+
+// Every thread: loads the header the decide kernel left (workgroup 0 copies it back into ctrl.h);
+// returns true when the solve is done, else sums the `groups` rank-one partials (at rank_offset
+// of `rows` rows per column) into `adv`.
+fn advance_begin(first: bool, lid: u32, groups: u32, rows: u32, memory: u32, stride: u32) -> bool {
+  if (lid == 0u) {
+    let h = ctrl_b;
+    if (first) { ctrl.h = h; }
+    advance_done = h.done;
+  }
+  if (workgroupUniformLoad(&advance_done) != 0u) { return true; }
+  var partial = vec4<f32>(0.0);
+  for (var g = lid; g < groups; g += REDUCE_SIZE) { partial += sums[rank_offset(memory, rows) + g]; }
+  let scalars = workgroup_sum(partial, lid);
+  let step = ctrl_b.nstep - 1u; // the decide kernel has counted this iteration
+  adv = AdvanceScalars(scalars.x + 1e-9, scalars.y, ctrl_b.ls_eval_s, step % memory, min(step + 1u, memory),
+                       coef_offset(memory, rows), memory, stride);
+  return false;
+}
+
+// (u_i, v_i, update_i, x''_i) of element i for the iteration of parity `cur` (after advance_begin).
+fn advance_element(cur: u32, i: u32) -> vec4<f32> {
+  let stride = adv.stride;
+  let u = finite_or_zero(aux[w_index(stride, i)] / adv.denom);
+  var next = state[g_new_index(cur, stride, i)] - u * adv.v_gnew;
+  for (var j = 0u; j < adv.n_new; j++) {
+    if (j != adv.col) { next -= factors[u_index(stride, j, i)] * sums[adv.coefs + j].z; }
+  }
+  let v = finite_or_zero(aux[v_index(stride, i)]);
+  return vec4<f32>(u, v, next, state[x_new_index(cur, stride, i)] + adv.s * next);
+}
+
+// Stores element i's share: the new factor column, the direction, the trial point.
+fn advance_store(cur: u32, i: u32, e: vec4<f32>) {
+  factors[u_index(adv.stride, adv.col, i)] = e.x;
+  factors[vt_index(adv.memory, adv.stride, adv.col, i)] = e.y;
+  aux[update_index(i)] = e.z;
+  state[x_index(cur, adv.stride, i)] = e.w;
+}

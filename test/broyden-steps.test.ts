@@ -1,0 +1,143 @@
+// Broyden's fused iterations: after the layer's evaluation, three kernels (measure, decide,
+// advance: one round of partial sums per dispatch boundary); for a dense layer two dispatches, the
+// product with the advance in its prologue and the measurement in its epilogue, then decide.
+// Every path must give the counts, statuses and (to rounding) iterates of the others and the
+// float64 reference's.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { broyden, implicitBlock, type Engine, type SolverOptions, type Tensor } from '../src';
+import { refBlockMap, refBroyden } from '../src/reference';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+const random = rng(13);
+
+function block(d: number, forwardKernel: 'auto' | 'matmul') {
+  const weight = Float32Array.from(randomArray(random, d * d, 0.8 / Math.sqrt(d)));
+  const bias = Float32Array.from(randomArray(random, d, 0.1));
+  return { f: implicitBlock(engine, { weight, bias, forwardKernel }), weight, bias };
+}
+
+async function solve(f: ReturnType<typeof implicitBlock>, q: Tensor, options: SolverOptions) {
+  const before = engine.counters.dispatches;
+  const r = await broyden(f, q, { trace: true, ...options });
+  const dispatches = engine.counters.dispatches - before;
+  const out = {
+    u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats, dispatches,
+    us: r.B ? Array.from(await r.B.Us.read()) : undefined, valid: r.B?.validMask,
+  };
+  r.dispose();
+  return out;
+}
+
+const closeTo = (a: readonly number[], b: readonly number[], tolerance: number) => {
+  expect(a.length).toBe(b.length);
+  const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  expect(worst).toBeLessThan(tolerance);
+};
+
+describe('fused Broyden iterations', () => {
+  // [d, batch, forwardKernel]: 'auto' is the few-row product on this (CPU) adapter, 'matmul' the
+  // tiled one; batch × d > 1024 (many workgroups of each).
+  const cases = [[40, 30, 'auto'], [36, 33, 'matmul']] as const;
+
+  it.each(cases)('d = %i, batch %i (%s): the dense path, the generic path and the float64 reference agree', async (d, batch, forwardKernel) => {
+    const { f, weight, bias } = block(d, forwardKernel);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const all: SolverOptions[] = [
+      { eps: 1e-5, maxDepth: 30, lbfgsThres: 4 },
+      // The factors grow sensitive to rounding near convergence (u = w / vᵀΔg): compared early.
+      { eps: 0, maxDepth: 6, lbfgsThres: 4, returnB: true },
+      { eps: 1e-4, maxDepth: 9, stopMode: 'rel', returnFinal: true },
+    ];
+    // The tiled product runs 256-thread workgroups, slow on a CPU: one option set there.
+    for (const options of forwardKernel === 'matmul' ? all.slice(-1) : all) {
+      const fused = await solve(f, q, { ...options, fused: true });
+      const generic = await solve(f, q, { ...options, fused: false });
+      // The same product and rules, the partial sums grouped differently: equal to rounding.
+      expect([fused.tnstep, fused.stats.nstep, fused.stats.status]).toEqual([generic.tnstep, generic.stats.nstep, generic.stats.status]);
+      expect(fused.stats.trace?.abs.length).toBe(generic.stats.trace?.abs.length);
+      closeTo(fused.u, generic.u, 1e-5);
+      closeTo(fused.prev, generic.prev, 1e-5);
+      if (options.returnB) {
+        expect(fused.valid).toEqual(generic.valid);
+        const us = generic.us ?? [];
+        const scale = us.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(scale).toBeGreaterThan(0);
+        closeTo(fused.us ?? [], us, 1e-4 * scale);
+      }
+      const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+      const reference = refBroyden(map, new Float64Array(batch * d), {
+        eps: options.eps, maxDepth: options.maxDepth, stopMode: options.stopMode ?? 'abs', returnFinal: options.returnFinal ?? false,
+        lbfgsThres: options.lbfgsThres,
+      });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each(cases)('d = %i, batch %i (%s): dispatches per iteration: 2 fused, 1 + 3 generic, 36 with the line search', async (d, batch, forwardKernel) => {
+    const { f } = block(d, forwardKernel);
+    const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
+    const perIteration = async (options: SolverOptions) => {
+      // eps = 0: every iteration is encoded; the difference of two depths is their iterations' dispatches.
+      const depths = forwardKernel === 'matmul' ? [3, 5] : [4, 8];
+      const [short, long] = [await solve(f, q, { eps: 0, maxDepth: depths[0], checkEvery: 2, ...options }), await solve(f, q, { eps: 0, maxDepth: depths[1], checkEvery: 2, ...options })];
+      expect([short.stats.nstep, long.stats.nstep]).toEqual(depths);
+      return (long.dispatches - short.dispatches) / (depths[1] - depths[0]);
+    };
+    expect(await perIteration({ fused: true })).toBe(2);
+    expect(await perIteration({ fused: false })).toBe(4);
+    if (forwardKernel === 'auto') {
+      // 8 trials of (trial point, evaluation, residual sums, line-search decision), finalize, then the three kernels.
+      expect(await perIteration({ ls: true })).toBe(36);
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it('more than 64 factor columns (the decide kernel takes them 64 at a time): both paths follow the float64 reference', async () => {
+    // A slowly converging block (‖W‖ ≈ 3): 85 iterations, so up to 84 columns are in use.
+    const local = rng(7);
+    const d = 24;
+    const batch = 3;
+    const weight = Float32Array.from(randomArray(local, d * d, 3 / Math.sqrt(d)));
+    const bias = Float32Array.from(randomArray(local, d, 0.1));
+    const qd = Float32Array.from(randomArray(local, batch * d, 1));
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(qd, [batch, d]);
+    const options = { eps: 1e-5, maxDepth: 150, lbfgsThres: 100 };
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    const reference = refBroyden(map, new Float64Array(batch * d), options);
+    expect(reference.tnstep).toBeGreaterThan(70);
+    for (const fused of [true, false]) {
+      const out = await solve(f, q, { ...options, fused });
+      expect([out.stats.status, out.tnstep]).toEqual(['converged', reference.tnstep]);
+      closeTo(out.u, Array.from(reference.uStar), 1e-5);
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it('maxDepth 1 and 2, a u0, a stall, full memory: the same on both paths', async () => {
+    const { f } = block(40, 'auto');
+    const q = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 1)), [30, 40]);
+    const u0 = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 0.5)), [30, 40]);
+    for (const options of [{ maxDepth: 1 }, { maxDepth: 2, u0 }, { eps: 0, maxDepth: 12, stallSteps: 1 }, { maxDepth: 12, lbfgsThres: null }]) {
+      const fused = await solve(f, q, { ...options, fused: true });
+      const generic = await solve(f, q, { ...options, fused: false });
+      expect([fused.tnstep, fused.stats.nstep, fused.stats.status]).toEqual([generic.tnstep, generic.stats.nstep, generic.stats.status]);
+      closeTo(fused.u, generic.u, 1e-5);
+    }
+    u0.dispose();
+    q.dispose();
+    f.dispose();
+  });
+});
