@@ -130,13 +130,17 @@ function resolveTarget(layer: unknown, param: unknown, what: string): Target {
 type Problem = GridProblem;
 const single: (shader: KernelSpec<Problem>['shader'], entry: string) => KernelSpec<Problem> = (shader, entry) => ({ shader, entry, groups: () => [1] });
 
-const WEIGHT_NORM_SPECS = {
+/** The kernels of each wrapper, by name (named types, so the published declarations need no spec). */
+type WeightNormKernel = 'forward' | 'backward' | 'init';
+type SpectralNormKernel = 'power' | 'scale' | 'gradDot' | 'gradV';
+
+const WEIGHT_NORM_SPECS: Record<WeightNormKernel, KernelSpec<Problem>> = {
   forward: gridKernel('weightNorm', 'forward_main'),
   backward: gridKernel('weightNorm', 'backward_main'),
   init: gridKernel('weightNorm', 'init_main'),
 };
 
-const SPECTRAL_NORM_SPECS = {
+const SPECTRAL_NORM_SPECS: Record<SpectralNormKernel, KernelSpec<Problem>> = {
   power: single('spectralNorm', 'power_main'),
   scale: gridKernel('spectralNorm', 'scale_main'),
   gradDot: single('spectralNorm', 'grad_dot_main'),
@@ -300,7 +304,7 @@ abstract class WeightReparametrization<Names extends string> {
  * Weight normalisation of a layer weight (see {@link weightNorm}): `weight[:, c] = g[c] · v[:, c] / ‖v[:, c]‖`
  * per output feature c, with trainable `v` (the weight's shape) and `g` ([outFeatures]).
  */
-export class WeightNorm extends WeightReparametrization<keyof typeof WEIGHT_NORM_SPECS> {
+export class WeightNorm extends WeightReparametrization<WeightNormKernel> {
   /** v (the weight's shape, starting at the layer's weight) and g ([outFeatures], starting at v's column norms). */
   readonly params: Readonly<{ v: Tensor; g: Tensor }>;
 
@@ -350,7 +354,7 @@ function startVector(n: number, seed: number): Float32Array {
  * σ estimated by power iteration with persistent vectors kept on the GPU (`state`), g the target
  * norm or a learned per-output-feature scale.
  */
-export class SpectralNorm extends WeightReparametrization<keyof typeof SPECTRAL_NORM_SPECS> {
+export class SpectralNorm extends WeightReparametrization<SpectralNormKernel> {
   /** v (the weight's shape, starting at the layer's weight), and g ([outFeatures]) with `learnScale`. */
   readonly params: Readonly<{ v: Tensor; g?: Tensor }>;
   /**

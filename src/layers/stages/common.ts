@@ -18,7 +18,7 @@ export interface GridProblem {
   limit: number;
 }
 
-/** A grid-stride kernel's spec: `entry` of `shader`, grid_groups(n) workgroups. */
+/** @internal A grid-stride kernel's spec: `entry` of `shader`, grid_groups(n) workgroups. */
 export function gridKernel(shader: KernelSpec<GridProblem>['shader'], entry: string): KernelSpec<GridProblem> {
   return { shader, entry, groups: (p) => [Math.max(1, Math.min(Math.ceil(p.n / 256), p.limit))] };
 }
@@ -65,6 +65,7 @@ export class VectorOps {
  */
 export class PointwiseKernels implements StageKernels {
   private readonly set: KernelSet<GridProblem, 'forward' | 'adjoint'>;
+  /** @internal */
   constructor(
     private readonly engine: Engine,
     what: string,
