@@ -127,11 +127,11 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const x = (slot: number) => run.slot(xs, slot);
   const fx = (slot: number) => run.slot(fxs, slot);
   /** Evaluates slot `slot` (and measures it): the dense kernel, or the layer's kernels then the measurement. */
-  const evaluateAndMeasure = (pass: GPUComputePassEncoder, slot: number, group: GPUBindGroup, gate: GPUBuffer) => {
+  const evaluateAndMeasure = (pass: GPUComputePassEncoder, slot: number, group: GPUBindGroup, gate: GPUBuffer, replayKey?: number) => {
     if (product) {
       measureKernel.dispatch(pass, group, product.groups[0], product.groups[1]);
     } else {
-      run.evaluate(pass, x(slot), fx(slot), gate);
+      run.evaluate(pass, x(slot), fx(slot), gate, replayKey);
       measureKernel.dispatch(pass, group, generic);
     }
   };
@@ -164,7 +164,9 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
     },
     (pass, t) => {
       step(pass, t); // x[q] = u'
-      evaluateAndMeasure(pass, ringEntry(schedule, t).q, measureGroups2[t % 2], run.header(t + 1));
+      const { q } = ringEntry(schedule, t);
+      // Replayed by (slot, gate): the gate alternates with t.
+      evaluateAndMeasure(pass, q, measureGroups2[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
     },
     1,
     opts.maxDepth,

@@ -96,13 +96,13 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     if (opts.ls) {
       for (let e = 0; e < LINE_SEARCH_EVALS; e++) {
         k('broydenStep').dispatch(pass, stepGroups[cur], elementGroups);
-        run.evaluate(pass, slot(1 - cur), fx);
+        run.evaluate(pass, slot(1 - cur), fx, run.ctrl, cur);
         run.residual(pass, slot(1 - cur), fx, true);
         k('lineSearch').dispatch(pass, lineSearchGroup, 1);
       }
       k('broydenFinalize').dispatch(pass, finalizeGroups[cur], groups);
     } else {
-      run.evaluate(pass, slot(1 - cur), fx); // at x' = x + update, written by the advance kernel before
+      run.evaluate(pass, slot(1 - cur), fx, run.ctrl, cur); // at x' = x + update, written by the advance kernel before
     }
     k('broydenMeasure').dispatch(pass, measureGroups[cur], groups, Math.min(t, memory) + 1);
     k('broydenDecide').dispatch(pass, decideGroup, groups);

@@ -73,7 +73,7 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
     last = t;
   };
   let iterate = (pass: GPUComputePassEncoder, t: number): void => {
-    run.evaluate(pass, slot(t), slot(t + 1), run.header(t));
+    run.evaluate(pass, slot(t), slot(t + 1), run.header(t), t % 6);
     step(pass, t);
   };
   if (dense) {

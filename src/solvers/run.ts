@@ -13,6 +13,7 @@ import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
+import { record, replay, type Recording } from './replay';
 import type { BroydenFactors, SolveResult, SolveStats, SolveStatus } from '../results';
 
 /** A finish mode of shaders/finish.wgsl (one of FinishMode's values). */
@@ -173,6 +174,8 @@ export class SolveRun {
   /** Uniform buffers of per-solve constant configurations (see solveParams). */
   private readonly constantParams = new Map<string, GPUBuffer>();
   private steps?: StepState;
+  /** The iterations' recorded evaluations in the chunk being encoded, by replay key (see evaluate). */
+  private readonly recordings = new Map<number, Recording>();
 
   private constructor(
     readonly solver: SolverName,
@@ -355,9 +358,26 @@ export class SolveRun {
    * control block, whose words 1–3 (evaluation index, key, noise flag) drive stochastic layers.
    * The index must be advanced after every evaluation, before the next one: `finish` does it for
    * the evaluation it measures, the line search for each trial, `countEvaluation` otherwise.
+   * `gate`: the header current for this evaluation (the fused steps alternate two, see header).
+   * `replayKey`: a small number the caller gives each distinct (input, output, gate) set it
+   * evaluates every iteration; the set's evaluation is then recorded once per chunk and replayed
+   * (src/solvers/replay.ts).
    */
-  evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion, gate: GPUBuffer = this.ctrl): void {
-    this.layer.encodeForward(pass, { input, output, Qd: this.Qd.buffer, gate }, this.batch);
+  evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion, gate: GPUBuffer = this.ctrl, replayKey?: number): void {
+    const io = { input, output, Qd: this.Qd.buffer, gate };
+    if (replayKey === undefined) {
+      this.layer.encodeForward(pass, io, this.batch);
+      return;
+    }
+    // The iterations' evaluations: `replayKey` names the buffer set (the caller's slots and
+    // gate), recorded at its first use in this chunk and replayed after (src/solvers/replay.ts).
+    let recording = this.recordings.get(replayKey);
+    if (recording === undefined) {
+      recording = record(this.engine, (recorder) => this.layer.encodeForward(recorder, io, this.batch));
+      this.recordings.set(replayKey, recording);
+    }
+    if (recording) replay(this.engine, pass, recording);
+    else this.layer.encodeForward(pass, io, this.batch);
   }
 
   /** Advances the evaluation index past an evaluation that no `finish` measures (one workgroup). */
@@ -447,6 +467,7 @@ export class SolveRun {
     // Each chunk and its readback are one checked submit (engine.readBytes): a chunk the device
     // rejects (e.g. a wrapped buffer destroyed meanwhile) fails the solve with GpuValidationError.
     const encodeChunk = (withInit: boolean) => (encoder: GPUCommandEncoder): void => {
+      this.recordings.clear();
       if (withInit) init(encoder);
       const pass = encoder.beginComputePass();
       const stop = Math.min(end, t + schedule.next());
