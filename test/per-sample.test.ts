@@ -1,0 +1,198 @@
+// Per-sample convergence (options.convergence = 'per-sample', issue 14): every row of a
+// [batch, d] state has its own residual, stop test, best-so-far and step count, so a row's result
+// does not depend on the batch it sits in. Small problems (d = 16, batch ≤ 4) whose rows converge
+// at very different speeds (Qd scaled per row: a large |Qd| saturates tanh, a faster contraction).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { anderson, broyden, implicitBlock, jfb, OptionError, picard, type Engine, type SolverOptions } from '../src';
+import { refAnderson, refBlockMap, refPicard } from '../src/reference';
+import { createTestEngine, maxAbsDiff, randomArray, rejectsWith, rng } from './helpers/engine';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+const D = 16;
+const BATCH = 4;
+/** Per-row scale of Qd: row 0 converges slowest, row 3 fastest. */
+const ROW_SCALE = [0.05, 0.5, 2, 6];
+
+interface Problem {
+  w: Float32Array;
+  b: Float32Array;
+  Qd: Float32Array;
+}
+
+function makeProblem(seed: number): Problem {
+  const random = rng(seed);
+  // ‖w‖∞ ≤ 0.9 (row sums of |w|), so f is a contraction in the ∞-norm.
+  const raw = randomArray(random, D * D);
+  const w = new Float32Array(D * D);
+  for (let i = 0; i < D; i++) {
+    let sum = 0;
+    for (let j = 0; j < D; j++) sum += Math.abs(raw[i * D + j]);
+    for (let j = 0; j < D; j++) w[i * D + j] = (0.9 * raw[i * D + j]) / sum;
+  }
+  const b = Float32Array.from(randomArray(random, D, 0.2));
+  const Qd = new Float32Array(BATCH * D);
+  const q = randomArray(random, BATCH * D);
+  for (let r = 0; r < BATCH; r++) for (let j = 0; j < D; j++) Qd[r * D + j] = q[r * D + j] * ROW_SCALE[r];
+  return { w, b, Qd };
+}
+
+type Solve = typeof picard;
+const SOLVERS: [string, Solve][] = [
+  ['picard', picard],
+  ['anderson', anderson],
+];
+
+interface Outcome {
+  uStar: Float32Array;
+  uPrev: Float32Array;
+  tnstep: number;
+  stats: Awaited<ReturnType<Solve>>['stats'];
+}
+
+async function solve(solver: Solve, p: Problem, rows: number[], options: SolverOptions): Promise<Outcome> {
+  const f = implicitBlock(engine, { weight: p.w, bias: p.b });
+  const data = new Float32Array(rows.length * D);
+  rows.forEach((r, i) => data.set(p.Qd.subarray(r * D, (r + 1) * D), i * D));
+  const Qd = engine.tensor(data, [rows.length, D]);
+  const result = await solver(f, Qd, options);
+  try {
+    return { uStar: await result.uStar.read(), uPrev: await result.uPrev.read(), tnstep: result.tnstep, stats: result.stats };
+  } finally {
+    result.dispose();
+    Qd.dispose();
+    f.dispose();
+  }
+}
+
+const row = (a: Float32Array, i: number) => Array.from(a.subarray(i * D, (i + 1) * D));
+
+describe.each(SOLVERS)('%s, convergence: per-sample', (name, solver) => {
+  const options: SolverOptions = { convergence: 'per-sample', eps: 1e-5, maxDepth: 60 };
+
+  it('gives each row the result of the row solved alone, bit for bit, and rows stop at their own step', async () => {
+    const p = makeProblem(name === 'picard' ? 1 : 2);
+    const all = await solve(solver, p, [0, 1, 2, 3], options);
+    const perSample = all.stats.perSample;
+    expect(perSample).toBeDefined();
+    if (!perSample) return;
+    // Rows of very different speed stop at different steps; the slowest one sets the solve's nstep.
+    expect(new Set(perSample.nstep).size).toBeGreaterThanOrEqual(3);
+    expect(perSample.nstep[0]).toBeGreaterThan(perSample.nstep[3]);
+    expect(all.stats.nstep).toBe(Math.max(...perSample.nstep));
+    expect(perSample.converged).toEqual([true, true, true, true]);
+    expect(all.stats.status).toBe('converged');
+    for (let r = 0; r < BATCH; r++) {
+      const alone = await solve(solver, p, [r], options);
+      expect(alone.stats.perSample?.nstep).toEqual([perSample.nstep[r]]);
+      expect(row(all.uStar, r)).toEqual(Array.from(alone.uStar));
+      expect(row(all.uPrev, r)).toEqual(Array.from(alone.uPrev));
+      // And the batch mode on that row alone: the same rules, so the same step count and point.
+      const batchMode = await solve(solver, p, [r], { ...options, convergence: 'batch' });
+      expect(batchMode.stats.nstep).toBe(perSample.nstep[r]);
+      expect(row(all.uStar, r)).toEqual(Array.from(batchMode.uStar));
+      expect(row(all.uPrev, r)).toEqual(Array.from(batchMode.uPrev));
+    }
+    // Another batch (reordered, one row left out) leaves each row's result as it was.
+    const other = await solve(solver, p, [3, 1, 0], options);
+    expect(other.stats.perSample?.nstep).toEqual([perSample.nstep[3], perSample.nstep[1], perSample.nstep[0]]);
+    expect(row(other.uStar, 2)).toEqual(row(all.uStar, 0));
+    expect(row(other.uStar, 0)).toEqual(row(all.uStar, 3));
+  });
+
+  it('freezes a finished row: with returnFinal it keeps the iterate it stopped at', async () => {
+    const p = makeProblem(name === 'picard' ? 1 : 2);
+    const final = { ...options, returnFinal: true };
+    const all = await solve(solver, p, [0, 3], final);
+    const alone = await solve(solver, p, [3], final);
+    const steps = all.stats.perSample?.nstep ?? [];
+    expect(steps[1]).toBeLessThan(steps[0]);
+    // Row 3 stopped long before row 0: its last iterate is the one at its own stop.
+    expect(row(all.uStar, 1)).toEqual(Array.from(alone.uStar));
+    expect(alone.stats.nstep).toBe(steps[1]);
+  });
+
+  it('matches the float64 reference row by row (stats.perSample)', async () => {
+    const p = makeProblem(4);
+    const opts = { ...options, stopMode: 'rel' as const, eps: 1e-4 };
+    const all = await solve(solver, p, [0, 1, 2, 3], opts);
+    const perSample = all.stats.perSample;
+    if (!perSample) throw new Error('no stats.perSample');
+    const ref = name === 'picard' ? refPicard : refAnderson;
+    let slowest = 0;
+    for (let r = 0; r < BATCH; r++) {
+      const f = refBlockMap({ d: D, w: Float64Array.from(p.w), b: Float64Array.from(p.b) }, Float64Array.from(p.Qd.subarray(r * D, (r + 1) * D)));
+      const expected = ref(f, new Float64Array(D), { eps: opts.eps, maxDepth: opts.maxDepth, stopMode: 'rel' });
+      expect(perSample.nstep[r]).toBe(expected.nstep);
+      expect(perSample.converged[r]).toBe(expected.converged);
+      expect(perSample.status[r]).toBe('converged');
+      expect(Math.abs(perSample.absResidual[r] - expected.absResidual)).toBeLessThanOrEqual(1e-2 * expected.absResidual + 1e-6);
+      expect(Math.abs(perSample.relResidual[r] - expected.relResidual)).toBeLessThanOrEqual(1e-2 * expected.relResidual + 1e-6);
+      expect(maxAbsDiff(row(all.uStar, r), expected.uStar)).toBeLessThanOrEqual(1e-4);
+      slowest = Math.max(slowest, expected.tnstep);
+    }
+    expect(all.tnstep).toBe(slowest);
+    expect(all.stats.absResidual).toBe(Math.max(...perSample.absResidual));
+  });
+
+  it("reports maxDepth per row, and the whole solve's status from its rows", async () => {
+    const p = makeProblem(5);
+    const all = await solve(solver, p, [0, 3], { ...options, eps: 1e-4, maxDepth: 6 });
+    const perSample = all.stats.perSample;
+    expect(perSample?.status).toEqual(['maxDepth', 'converged']);
+    expect(perSample?.nstep[0]).toBe(6);
+    expect(all.stats.status).toBe('maxDepth');
+    expect(all.stats.converged).toBe(false);
+  });
+});
+
+describe('convergence option', () => {
+  it("defaults to 'batch': one stop test for the whole batch, no perSample stats", async () => {
+    const p = makeProblem(6);
+    const opts = { eps: 1e-5, maxDepth: 60 };
+    const result = await solve(picard, p, [0, 1, 2, 3], opts);
+    expect(result.stats.perSample).toBeUndefined();
+    const f = refBlockMap({ d: D, w: Float64Array.from(p.w), b: Float64Array.from(p.b) }, Float64Array.from(p.Qd));
+    expect(result.stats.nstep).toBe(refPicard(f, new Float64Array(BATCH * D), opts).nstep);
+  });
+
+  it('rejects a bad value, and per-sample with broyden, naming options.convergence', async () => {
+    const p = makeProblem(7);
+    const f = implicitBlock(engine, { weight: p.w, bias: p.b });
+    const Qd = engine.tensor(p.Qd, [BATCH, D]);
+    try {
+      for (const [solver, options] of [
+        [picard, { convergence: 'rows' }],
+        [anderson, { convergence: true }],
+        [broyden, { convergence: 'per-sample' }],
+      ] as const) {
+        const err = await rejectsWith(solver(f, Qd, options as unknown as SolverOptions));
+        expect(err).toBeInstanceOf(OptionError);
+        expect(err.argument).toBe('options.convergence');
+      }
+    } finally {
+      Qd.dispose();
+      f.dispose();
+    }
+  });
+
+  it('passes through the backprop wrappers (jfb)', async () => {
+    const p = makeProblem(8);
+    const f = implicitBlock(engine, { weight: p.w, bias: p.b });
+    const Qd = engine.tensor(p.Qd, [BATCH, D]);
+    try {
+      const out = await jfb(f, Qd, { solver: anderson, convergence: 'per-sample', eps: 1e-5, maxDepth: 60 });
+      const steps = out.stats.perSample?.nstep ?? [];
+      expect(steps).toHaveLength(BATCH);
+      expect(steps[0]).toBeGreaterThan(steps[3]);
+      out.dispose();
+    } finally {
+      Qd.dispose();
+      f.dispose();
+    }
+  });
+});
