@@ -36,8 +36,8 @@ export interface DemoState {
   convergence: Convergence;
   /**
    * Mean iterations of the latest training batch's per-sample solve, by digit (index = label;
-   * null: no such digit in the batch); empty when the solve had no per-sample stats (broyden, or
-   * `?convergence=batch`).
+   * null: no such digit in the batch); empty when the solve had no per-sample stats (gdeq with
+   * broyden, or `?convergence=batch`).
    */
   iterationsPerDigit: (number | null)[];
 }

@@ -24,25 +24,11 @@
 //! include lib/reduce.wgsl
 //! include lib/residual_sums.wgsl
 //! include lib/finish_step.wgsl
+//! include lib/rows_params.wgsl
 //! include lib/anderson_ring.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
-struct RowsParams {
-  eps: f32,
-  stop_rel: u32,
-  return_final: u32,
-  max_depth: u32,
-  trace_cap: u32,
-  memory: u32,
-  line_search: u32,
-  stall_steps: u32,
-  mode: u32,
-  phase: u32,
-  d: u32,
-  stride: u32,
-  slots: u32,
-}
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
 @group(0) @binding(1) var<uniform> params: RowsParams;

@@ -181,8 +181,8 @@ export class DeqClassifier {
   traceSolves = false;
   /**
    * The solves' `convergence` option: with `'per-sample'` each digit's solve stops on its own and
-   * {@link lastSolve}'s `perSample` says how long each took. Broyden's solves stay in `'batch'`
-   * mode, the only one it offers.
+   * {@link lastSolve}'s `perSample` says how long each took. GDEQ's broyden solves stay in
+   * `'batch'` mode: per-sample broyden keeps no factors for GDEQ to use.
    */
   convergence: Convergence = 'batch';
   /** Stats of the latest forward solve (training or inference); null before the first. */
@@ -310,7 +310,7 @@ export class DeqClassifier {
     const { maxDepth, eps, solver } = this.config;
     // checkEvery = maxDepth: the whole solve is one submit and one readback (SwiftShader pays
     // ~1 ms per submit and much more per readback round trip).
-    const convergence = solver === 'broyden' ? 'batch' : this.convergence;
+    const convergence = solver === 'broyden' && this.config.backprop === 'gdeq' && !inference ? 'batch' : this.convergence;
     return { solver: SOLVERS[solver], maxDepth, eps, checkEvery: maxDepth, inference, trace: this.traceSolves, convergence };
   }
 

@@ -25,6 +25,7 @@ export const KERNEL_FILES = {
   rowsMeasure: 'rows_measure.wgsl',
   rowsMix: 'rows_mix.wgsl',
   rowsFinish: 'rows_finish.wgsl',
+  rowsBroyden: 'rows_broyden.wgsl',
   broydenStep: 'broyden_step.wgsl',
   broydenFinalize: 'broyden_finalize.wgsl',
   broydenDots: 'broyden_dots.wgsl',

@@ -10,6 +10,7 @@
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
+import { broydenPerSample } from './per-sample';
 import { FinishMode, SolveRun } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
@@ -21,6 +22,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const run = await SolveRun.start('broyden', f, Qd, options, [
     'broydenStep', 'broydenFinalize', 'broydenDots', 'broydenCoef', 'broydenRankOne', 'broydenUpdate', 'lineSearch', 'transpose',
   ]);
+  if (run.opts.convergence === 'per-sample') return broydenPerSample(run);
   const { n, stride, reduceGroups, elementGroups, opts, engine } = run;
   const memory = opts.lbfgsThres;
   const state = run.scratchBuffer(4 * stride); // x_a, x_b, g_a, g_b

@@ -87,9 +87,10 @@ export interface SolverOptions {
   /**
    * How a `[batch, d]` state stops. `'batch'` (the default, the original's rule): one residual
    * over all rows together, one stop test, one best-so-far, one step count.
-   * `'per-sample'` (picard and anderson): every row r runs the batch mode's rules on its own d
-   * values — its own diffs(), eps/stopMode test, best-so-far, returnFinal, maxDepth and stall
-   * count, and for anderson its own history, Gram matrix, α and mix — so row r's uStar, uPrev and
+   * `'per-sample'`: every row r runs the batch mode's rules on its own d values — its own
+   * diffs(), eps/stopMode test, best-so-far, returnFinal, maxDepth and stall count, for anderson
+   * its own history, Gram matrix, α and mix, for broyden its own factors U, Vᵀ (the dots over the
+   * row) — so row r's uStar, uPrev and
    * step count are those of the same row solved alone (a `[1, d]` Qd) in per-sample mode, bit for
    * bit, whatever batch it sits in (for a layer that treats rows independently). A finished row is
    * frozen: the solver's kernels return at once for it (its best iterate no longer changes); the
@@ -103,9 +104,10 @@ export interface SolverOptions {
    * largest (abs, rel) residual over the rows (a frozen row counts with its last measurement).
    * Stochastic layers: the evaluation index (the gate's eval_index) is per solve, shared by all
    * rows, and a row's noise depends on its position in the batch, so the batch-independence holds
-   * for deterministic layers and in inference mode only. Costs per iteration: picard the layer's
-   * kernels + 2 dispatches, anderson + 3 (no fused kernels in this mode). broyden does not offer
-   * it yet (OptionError). Default `'batch'`.
+   * for deterministic layers and in inference mode only. Costs per iteration: the layer's
+   * kernels + 2 dispatches (picard, broyden), + 3 (anderson); no fused kernels in this mode.
+   * broyden in this mode runs without line search and returns no factors: `ls: true` or
+   * `returnB: true` (so gdeq with broyden) throw OptionError. Default `'batch'`.
    */
   convergence?: Convergence;
 }
@@ -190,8 +192,11 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
   // Picard and Anderson ignore it (but it reaches the shared finish kernel, so it stays bounded).
   const lbfgsThres = o.lbfgsThres === null ? Math.min(maxDepth, MAX_LBFGS_THRES) : readInteger(o.lbfgsThres, 'options.lbfgsThres', 3, 1, MAX_LBFGS_THRES);
   const convergence = readChoice<Convergence>(o.convergence, 'options.convergence', 'batch', ['batch', 'per-sample']);
-  if (convergence === 'per-sample' && solver === 'broyden') {
-    throw new OptionError('options.convergence', "'per-sample' is offered by picard and anderson, not (yet) by broyden; use convergence: 'batch' with broyden");
+  if (convergence === 'per-sample' && solver === 'broyden' && (o.ls === true || o.returnB === true)) {
+    throw new OptionError(
+      'options.convergence',
+      `per-sample broyden runs without the line search and returns no factors (returnB, which gdeq asks for): ${o.ls === true ? 'ls' : 'returnB'}: true needs convergence: 'batch'`,
+    );
   }
   const u0 = o.u0;
   if (u0 !== undefined && !(u0 instanceof Tensor)) throw new OptionError('options.u0', 'must be a Tensor');

@@ -1,12 +1,13 @@
 /**
- * Per-sample convergence (`convergence: 'per-sample'`) for Picard and Anderson: every row of a
+ * Per-sample convergence (`convergence: 'per-sample'`) for all three solvers: every row of a
  * `[batch, d]` state keeps its own control header (residual, stop test, best-so-far, counts), runs
  * the batch mode's end-of-iteration rules on its own d values, and freezes once it stops; the
  * solve ends when all rows have stopped. Its own code path, beside the batch mode's fused steps:
  * per evaluation, the per-row measurement (shaders/rows_measure.wgsl, one workgroup per row), then
  * the gathering of the rows into the solve's control header (shaders/rows_finish.wgsl), which the
  * layers' gate and the CPU's chunked readbacks read as in the batch mode. Anderson mixes each
- * row with its own history and α first (shaders/rows_mix.wgsl).
+ * row with its own history and α first (shaders/rows_mix.wgsl); Broyden runs its whole iteration
+ * per row in one kernel (shaders/rows_broyden.wgsl), measurement included.
  * Rows run in lockstep until they stop, so a row still running is at iteration t: the CPU picks
  * the ring slot that iteration t evaluates, and a frozen row's slots are simply no longer read.
  */
@@ -37,6 +38,14 @@ interface Rows {
   gather(pass: GPUComputePassEncoder, record?: boolean): void;
 }
 
+/** The uniform of rows_measure and rows_broyden (lib/rows_params.wgsl): the finish rules, then `members`. */
+function rowsParams(run: SolveRun, members: { mode?: number; phase?: number; first?: number; cur?: number }): Record<string, number> {
+  const { mode = 0, phase = 0, first = 0, cur = 0 } = members;
+  const own = { mode, phase, first, cur, d: run.layer.featureSize, stride: run.stride, slots: run.opts.windowSize + 1, batch: run.batch };
+  // Rows record no trace (rows_finish.wgsl does, for the solve).
+  return { ...run.finishRules(), trace_cap: 0, ...own };
+}
+
 async function rowsOf(run: SolveRun): Promise<Rows> {
   await run.addKernel('rowsMeasure', {});
   await run.addKernel('rowsFinish', {});
@@ -54,8 +63,7 @@ async function rowsOf(run: SolveRun): Promise<Rows> {
     bindMeasure: (phase, mode, x, y, extra) =>
       measureKernel.bind({
         ctrl: run.ctrl,
-        // Rows record no trace (rows_finish.wgsl does, for the solve).
-        params: run.params('rowsMeasure', { ...rules, trace_cap: 0, mode, phase, d: run.layer.featureSize, stride: run.stride, slots: run.opts.windowSize + 1 }),
+        params: run.params('rowsMeasure', rowsParams(run, { mode, phase })),
         rows: headers, x, y, best_u: run.bestU, best_prev: run.bestPrev, ...extra,
       }),
     gather: (pass, record = true) => finishKernel.dispatch(pass, gatherGroups[record ? 1 : 0], 1),
@@ -134,6 +142,52 @@ export async function andersonPerSample(run: SolveRun, ring: GPUBuffer, slotOf: 
       rows.gather(pass);
     },
     1,
+    opts.maxDepth,
+  );
+  return perSampleResult(run, rows, snapshot);
+}
+
+/**
+ * Broyden with per-sample convergence, without line search (see SolverOptions.convergence): per
+ * iteration the evaluation of the trial point and one kernel per row (shaders/rows_broyden.wgsl)
+ * that measures it, keeps the row's best, updates the row's factors and writes its next trial point.
+ */
+export async function broydenPerSample(run: SolveRun): Promise<SolveResult> {
+  const rows = await rowsOf(run);
+  await run.addKernel('rowsBroyden', {});
+  const { batch, stride, opts, n } = run;
+  const memory = opts.lbfgsThres;
+  // x_a, x_b, g_a, g_b, update, v, w (lib/broyden_state.wgsl's four, then rows_broyden.wgsl's).
+  const state = run.scratchBuffer(7 * stride);
+  // U, Vᵀ, then each row's dots (a vec4 per column).
+  const factors = run.scratchBuffer(2 * memory * stride + 4 * batch * memory);
+  const fx = run.scratchBuffer(n);
+  const kernel = run.kernel('rowsBroyden');
+  const group = (first: boolean, cur: number) =>
+    kernel.bind({
+      ctrl: run.ctrl, params: run.params('rowsBroyden', rowsParams(run, { first: first ? 1 : 0, cur })),
+      rows: rows.headers, state, factors, fx, best_u: run.bestU, best_prev: run.bestPrev,
+    });
+  const start = group(true, 0);
+  const steps = [group(false, 0), group(false, 1)];
+  const snapshot = await run.run(
+    (encoder) => {
+      encoder.clearBuffer(rows.headers);
+      run.encodeStart(encoder, state); // x0 in slot 0
+      encoder.clearBuffer(factors);
+      const pass = encoder.beginComputePass();
+      run.evaluate(pass, run.slot(state, 0), fx);
+      kernel.dispatch(pass, start, batch); // g0, the start's measurement, update = g0, x0 + g0 into slot 1
+      rows.gather(pass);
+      pass.end();
+    },
+    (pass, t) => {
+      const cur = t % 2;
+      run.evaluate(pass, run.slot(state, 1 - cur), fx);
+      kernel.dispatch(pass, steps[cur], batch);
+      rows.gather(pass);
+    },
+    0,
     opts.maxDepth,
   );
   return perSampleResult(run, rows, snapshot);
