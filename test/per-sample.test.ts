@@ -143,6 +143,23 @@ describe.each(SOLVERS)('%s, convergence: per-sample', (name, solver) => {
     expect(all.stats.absResidual).toBe(Math.max(...perSample.absResidual));
   });
 
+  it('traces, per iteration, the largest residual over the rows (frozen rows with their last)', async () => {
+    const p = makeProblem(SEEDS[name]);
+    const all = await solve(solver, p, [0, 1, 2, 3], { ...options, trace: true });
+    const ref = REFERENCES[name as keyof typeof REFERENCES];
+    const traces = [0, 1, 2, 3].map((r) => {
+      const f = refBlockMap({ d: D, w: Float64Array.from(p.w), b: Float64Array.from(p.b) }, Float64Array.from(p.Qd.subarray(r * D, (r + 1) * D)));
+      return ref(f, new Float64Array(D), { eps: options.eps, maxDepth: options.maxDepth }).trace.abs;
+    });
+    // Picard's first entry is the first iterate's (its start measures u0 and u1 at once).
+    const skip = name === 'picard' ? 1 : 0;
+    const longest = Math.max(...traces.map((t) => t.length));
+    const expected = Array.from({ length: longest - skip }, (_, k) => Math.max(...traces.map((t) => t[Math.min(k + skip, t.length - 1)])));
+    const got = all.stats.trace?.abs ?? [];
+    expect(got).toHaveLength(expected.length);
+    got.forEach((v, k) => expect(Math.abs(v - expected[k]), `entry ${k}`).toBeLessThanOrEqual(1e-2 * expected[k] + 1e-6));
+  });
+
   it("reports maxDepth per row, and the whole solve's status from its rows", async () => {
     const p = makeProblem(SEEDS[name]);
     // A depth between the fast row's steps and the slow row's (seen in a solve without the limit).
@@ -188,6 +205,23 @@ describe('convergence option', () => {
       const err = await rejectsWith(gdeq(f, Qd, { solver: broyden, convergence: 'per-sample' }));
       expect(err).toBeInstanceOf(OptionError);
       expect(err.argument).toBe('options.convergence');
+    } finally {
+      Qd.dispose();
+      f.dispose();
+    }
+  });
+
+  it('treats a [d] state as one row', async () => {
+    const p = makeProblem(SEEDS.picard);
+    const f = implicitBlock(engine, { weight: p.w, bias: p.b });
+    const Qd = engine.tensor(p.Qd.subarray(0, D), [D]);
+    try {
+      const one = await picard(f, Qd, { convergence: 'per-sample', eps: 1e-5, maxDepth: 60 });
+      const batched = await solve(picard, p, [0], { convergence: 'per-sample', eps: 1e-5, maxDepth: 60 });
+      expect(one.stats.perSample?.nstep).toEqual(batched.stats.perSample?.nstep);
+      expect(Array.from(await one.uStar.read())).toEqual(Array.from(batched.uStar));
+      expect(one.uStar.shape).toEqual([D]);
+      one.dispose();
     } finally {
       Qd.dispose();
       f.dispose();
