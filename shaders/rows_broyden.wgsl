@@ -12,14 +12,15 @@
 // Bindings: ctrl (read_write: lib/finish_step.wgsl; trace_cap is 0); params; rows [batch]
 //           ControlHeader; state: x_a, x_b, g_a, g_b, update, v, w (7 slots of `stride`, see
 //           lib/broyden_state.wgsl); factors: U (L slots), Vᵀ (L slots), then [batch × L] vec4 of
-//           the rows' dots; fx [n]; best_u, best_prev [n].
-// Dispatch: (batch) of 64 threads.
+//           the rows' dots; fx [n]; best_u, best_prev [n]; going_rows (lib/rows_active.wgsl).
+// Dispatch: indirect, going_rows.groups (one workgroup per row still going) of 64 threads.
 
 //! include lib/control.wgsl
 //! include lib/reduce.wgsl
 //! include lib/finish_step.wgsl
 //! include lib/rows_params.wgsl
 //! include lib/broyden_state.wgsl
+//! include lib/rows_active.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
@@ -32,6 +33,7 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(5) var<storage, read> fx: array<f32>;
 @group(0) @binding(6) var<storage, read_write> best_u: array<f32>;
 @group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
+@group(0) @binding(8) var<storage, read> going_rows: RowsActive;
 
 var<workgroup> row_state: vec4<u32>; // (done, improved, nstep, 0)
 
@@ -48,7 +50,7 @@ fn dots_index(row: u32, j: u32) -> u32 { return 2u * params.memory * params.stri
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   hdr_writer = false;
-  let row = group.x;
+  let row = going_rows.rows[group.x];
   if (lid == 0u) { row_state = vec4<u32>(rows[row].done | ctrl.h.done, 0u, 0u, 0u); }
   if (workgroupUniformLoad(&row_state).x != 0u) { return; }
   let base = row * params.d;

@@ -16,9 +16,9 @@
 // Bindings: ctrl (Control, read_write: lib/finish_step.wgsl's trace; rows write no trace, trace_cap
 //           is 0); params; rows [batch] ControlHeader; x, y: the iterates (Picard: two buffers,
 //           Anderson: x_ring and fx_ring, slots of `stride`); best_u, best_prev [batch × d];
-//           ring (lib/anderson_ring.wgsl; Picard: any table); gram [batch × slots²];
-//           dots [batch × MAX_SLOTS].
-// Dispatch: (batch) of 64 threads.
+//           ring (lib/anderson_ring.wgsl; Picard: any table); gram: [batch × slots²] Gram matrices,
+//           then [batch × MAX_SLOTS] dots; going_rows (lib/rows_active.wgsl).
+// Dispatch: indirect, going_rows.groups (one workgroup per row still going) of 64 threads.
 
 //! include lib/control.wgsl
 //! include lib/reduce.wgsl
@@ -26,6 +26,7 @@
 //! include lib/finish_step.wgsl
 //! include lib/rows_params.wgsl
 //! include lib/anderson_ring.wgsl
+//! include lib/rows_active.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
@@ -39,7 +40,7 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(6) var<storage, read_write> best_prev: array<f32>;
 @group(0) @binding(7) var<storage, read> ring: array<vec4<u32>>;
 @group(0) @binding(8) var<storage, read_write> gram: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dots: array<f32>;
+@group(0) @binding(9) var<storage, read> going_rows: RowsActive;
 
 const PHASE_PICARD: u32 = 0u;
 const PHASE_ANDERSON_FIRST: u32 = 1u;
@@ -101,7 +102,8 @@ fn row_dots(row: u32, nstep: u32, base: u32, lid: u32) {
     }
     let total = workgroup_sum(sums, lid);
     if (lid == 0u) {
-      for (var k = 0u; k < 4u && j0 + k < len; k++) { dots[row * MAX_SLOTS + j0 + k] = total[k]; }
+      let dots = params.batch * params.slots * params.slots + row * MAX_SLOTS + j0;
+      for (var k = 0u; k < 4u && j0 + k < len; k++) { gram[dots + k] = total[k]; }
     }
   }
 }
@@ -109,7 +111,7 @@ fn row_dots(row: u32, nstep: u32, base: u32, lid: u32) {
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
   hdr_writer = false;
-  let row = group.x;
+  let row = going_rows.rows[group.x];
   let loaded = row_load(row, lid);
   if (loaded.x != 0u) { return; }
   let base = row * params.d;

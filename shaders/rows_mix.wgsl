@@ -5,15 +5,16 @@
 // into slot q (on a restart slot 0 first takes slot p's entry and G_r[0][0] = G_r[p][p]), with
 // (p, len, restart, q) = ring_entry(the row's nstep). A row that has stopped returns at once.
 // Bindings: rows [batch] ControlHeader (read); params {d, stride, slots, reg, beta}; ring;
-//           x_ring, fx_ring [slots × stride] (read_write); gram [batch × slots²]; dots [batch × MAX_SLOTS];
-//           ctrl (read: the solve's done flag).
-// Dispatch: (batch) of 64 threads.
+//           x_ring, fx_ring [slots × stride] (read_write); gram: [batch × slots²] Gram matrices, then
+//           [batch × MAX_SLOTS] dots (rows_measure.wgsl); ctrl (read: the solve's done flag); going_rows.
+// Dispatch: indirect, going_rows.groups (lib/rows_active.wgsl) of 64 threads.
 
 //! include lib/control.wgsl
 //! include lib/anderson_ring.wgsl
 //! include lib/anderson_alpha.wgsl
+//! include lib/rows_active.wgsl
 
-struct MixParams { d: u32, stride: u32, slots: u32, reg: f32, beta: f32 }
+struct MixParams { d: u32, stride: u32, slots: u32, reg: f32, beta: f32, batch: u32 }
 
 @group(0) @binding(0) var<storage, read> rows: array<ControlHeader>;
 @group(0) @binding(1) var<uniform> params: MixParams;
@@ -21,7 +22,7 @@ struct MixParams { d: u32, stride: u32, slots: u32, reg: f32, beta: f32 }
 @group(0) @binding(3) var<storage, read_write> x_ring: array<f32>;
 @group(0) @binding(4) var<storage, read_write> fx_ring: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gram: array<f32>;
-@group(0) @binding(6) var<storage, read> dots: array<f32>;
+@group(0) @binding(6) var<storage, read> going_rows: RowsActive;
 @group(0) @binding(7) var<storage, read> ctrl: Control;
 
 var<private> gram_base: u32;
@@ -31,7 +32,7 @@ fn anderson_gram_at(r: u32, c: u32) -> f32 { return gram[gram_base + r * params.
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = group.x;
+  let row = going_rows.rows[group.x];
   if (lid == 0u) { row_done_value = rows[row].done | ctrl.h.done; }
   if (workgroupUniformLoad(&row_done_value) != 0u) { return; }
   let entry = ring_entry(rows[row].nstep);
@@ -40,7 +41,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   let m = params.slots;
   gram_base = row * m * m;
   for (var j = lid; j < len; j += 64u) {
-    let dot = dots[row * MAX_SLOTS + j];
+    let dot = gram[params.batch * m * m + row * MAX_SLOTS + j];
     gram[gram_base + p * m + j] = dot;
     gram[gram_base + j * m + p] = dot;
   }

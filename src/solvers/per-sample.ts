@@ -11,10 +11,13 @@
  * Rows run in lockstep until they stop, so a row still running is at iteration t: the CPU picks
  * the ring slot that iteration t evaluates, and a frozen row's slots are simply no longer read.
  */
+import { BufferUsage } from '../gpu/flags';
+import { STORAGE_USAGE } from '../gpu/pool';
 import { wgslConstant } from '../gpu/shaders';
 import type { PerSampleStats, SolveResult, SolveStatus } from '../results';
 import { CONTROL_HEADER_SIZE, decodeControl, type ControlSnapshot } from './control';
 import { FinishMode, type SolveRun } from './run';
+import type { Kernel } from '../gpu/kernel';
 
 /** Phases of shaders/rows_measure.wgsl. */
 const Phase = {
@@ -31,9 +34,16 @@ const MAX_SLOTS = wgslConstant('rowsMeasure', 'MAX_SLOTS', 'u32');
 interface Rows {
   /** One ControlHeader per row. */
   headers: GPUBuffer;
+  /**
+   * The rows still going (lib/rows_active.wgsl): the indirect dispatch of the per-row kernels, then
+   * the rows' indices.
+   */
+  active: GPUBuffer;
+  /** A per-row kernel's dispatch: one workgroup per row still going. */
+  perRow(pass: GPUComputePassEncoder, kernel: Kernel, group: GPUBindGroup): void;
   /** The rows_measure dispatch of `phase` (and finish `mode`) over iterates in `x`, `y`. */
   measure(pass: GPUComputePassEncoder, group: GPUBindGroup): void;
-  bindMeasure(phase: number, mode: number, x: GPUBuffer, y: GPUBuffer, extra: { ring: GPUBuffer; gram: GPUBuffer; dots: GPUBuffer }): GPUBindGroup;
+  bindMeasure(phase: number, mode: number, x: GPUBuffer, y: GPUBuffer, extra: { ring: GPUBuffer; gram: GPUBuffer }): GPUBindGroup;
   /** Gathers the rows into ctrl after an evaluation (`record`: with a trace entry). */
   gather(pass: GPUComputePassEncoder, record?: boolean): void;
 }
@@ -51,20 +61,29 @@ async function rowsOf(run: SolveRun): Promise<Rows> {
   await run.addKernel('rowsFinish', {});
   const { batch } = run;
   const headers = run.scratchBuffer((batch * CONTROL_HEADER_SIZE) / 4);
+  // The indirect arguments (a vec3; the row list follows it at byte 12, WGSL's layout of
+  // RowsActive) and the row list; at first every row.
+  const active = run.scratchBuffer(3 + batch, STORAGE_USAGE | BufferUsage.INDIRECT);
+  const list = new Uint32Array(3 + batch);
+  list.set([batch, 1, 1], 0);
+  for (let r = 0; r < batch; r++) list[3 + r] = r;
+  run.engine.device.queue.writeBuffer(active, 0, list);
   const measureKernel = run.kernel('rowsMeasure');
   const finishKernel = run.kernel('rowsFinish');
   const rules = run.finishRules();
   const gatherGroups = [0, 1].map((record) =>
-    finishKernel.bind({ ctrl: run.ctrl, params: run.params('rowsFinish', { batch, trace_cap: record ? rules.trace_cap : 0 }), rows: headers }),
+    finishKernel.bind({ ctrl: run.ctrl, params: run.params('rowsFinish', { batch, trace_cap: record ? rules.trace_cap : 0 }), rows: headers, going_rows: active }),
   );
   return {
     headers,
-    measure: (pass, group) => measureKernel.dispatch(pass, group, batch),
+    active,
+    perRow: (pass, kernel, group) => kernel.dispatchIndirect(pass, group, active),
+    measure: (pass, group) => measureKernel.dispatchIndirect(pass, group, active),
     bindMeasure: (phase, mode, x, y, extra) =>
       measureKernel.bind({
         ctrl: run.ctrl,
         params: run.params('rowsMeasure', rowsParams(run, { mode, phase })),
-        rows: headers, x, y, best_u: run.bestU, best_prev: run.bestPrev, ...extra,
+        rows: headers, x, y, best_u: run.bestU, best_prev: run.bestPrev, going_rows: active, ...extra,
       }),
     gather: (pass, record = true) => finishKernel.dispatch(pass, gatherGroups[record ? 1 : 0], 1),
   };
@@ -76,7 +95,7 @@ export async function picardPerSample(run: SolveRun): Promise<SolveResult> {
   // Two iterates: evaluation t reads slots[t % 2] and writes the other one.
   const slots = [run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   // rows_measure's Anderson bindings, unused by the Picard phase.
-  const unused = { ring: run.scratchBuffer(8), gram: run.scratchBuffer(1), dots: run.scratchBuffer(1) };
+  const unused = { ring: run.scratchBuffer(8), gram: run.scratchBuffer(1) };
   const first = rows.bindMeasure(Phase.picard, FinishMode.picardFirst, slots[0], slots[1], unused);
   const groups = [0, 1].map((t) => rows.bindMeasure(Phase.picard, FinishMode.picard, slots[t], slots[1 - t], unused));
   const snapshot = await run.run(
@@ -111,14 +130,15 @@ export async function andersonPerSample(run: SolveRun, ring: GPUBuffer, slotOf: 
   const slots = opts.windowSize + 1;
   const xs = run.scratchBuffer(slots * stride);
   const fxs = run.scratchBuffer(slots * stride);
-  const extra = { ring, gram: run.scratchBuffer(batch * slots * slots), dots: run.scratchBuffer(batch * MAX_SLOTS) };
+  // The rows' Gram matrices, then their dots.
+  const extra = { ring, gram: run.scratchBuffer(batch * slots * slots + batch * MAX_SLOTS) };
   const first = rows.bindMeasure(Phase.andersonFirst, FinishMode.andersonFirst, xs, fxs, extra);
   const dots = rows.bindMeasure(Phase.andersonDots, FinishMode.anderson, xs, fxs, extra);
   const measure = rows.bindMeasure(Phase.anderson, FinishMode.anderson, xs, fxs, extra);
   const mixKernel = run.kernel('rowsMix');
   const mix = mixKernel.bind({
-    rows: rows.headers, params: run.params('rowsMix', { d: run.layer.featureSize, stride, slots, reg: opts.reg, beta: opts.mixingParam }),
-    ring, x_ring: xs, fx_ring: fxs, gram: extra.gram, dots: extra.dots, ctrl: run.ctrl,
+    rows: rows.headers, params: run.params('rowsMix', { d: run.layer.featureSize, stride, slots, reg: opts.reg, beta: opts.mixingParam, batch }),
+    ring, x_ring: xs, fx_ring: fxs, gram: extra.gram, going_rows: rows.active, ctrl: run.ctrl,
   });
   const snapshot = await run.run(
     (encoder) => {
@@ -135,7 +155,7 @@ export async function andersonPerSample(run: SolveRun, ring: GPUBuffer, slotOf: 
       pass.end();
     },
     (pass, t) => {
-      mixKernel.dispatch(pass, mix, batch); // x[q] = u' per row
+      rows.perRow(pass, mixKernel, mix); // x[q] = u' per row
       const q = slotOf(t);
       run.evaluate(pass, run.slot(xs, q), run.slot(fxs, q));
       rows.measure(pass, measure);
@@ -166,7 +186,7 @@ export async function broydenPerSample(run: SolveRun): Promise<SolveResult> {
   const group = (first: boolean, cur: number) =>
     kernel.bind({
       ctrl: run.ctrl, params: run.params('rowsBroyden', rowsParams(run, { first: first ? 1 : 0, cur })),
-      rows: rows.headers, state, factors, fx, best_u: run.bestU, best_prev: run.bestPrev,
+      rows: rows.headers, state, factors, fx, best_u: run.bestU, best_prev: run.bestPrev, going_rows: rows.active,
     });
   const start = group(true, 0);
   const steps = [group(false, 0), group(false, 1)];
@@ -177,14 +197,14 @@ export async function broydenPerSample(run: SolveRun): Promise<SolveResult> {
       encoder.clearBuffer(factors);
       const pass = encoder.beginComputePass();
       run.evaluate(pass, run.slot(state, 0), fx);
-      kernel.dispatch(pass, start, batch); // g0, the start's measurement, update = g0, x0 + g0 into slot 1
+      rows.perRow(pass, kernel, start); // g0, the start's measurement, update = g0, x0 + g0 into slot 1
       rows.gather(pass);
       pass.end();
     },
     (pass, t) => {
       const cur = t % 2;
       run.evaluate(pass, run.slot(state, 1 - cur), fx);
-      kernel.dispatch(pass, steps[cur], batch);
+      rows.perRow(pass, kernel, steps[cur]);
       rows.gather(pass);
     },
     0,
