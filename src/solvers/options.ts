@@ -93,8 +93,9 @@ export interface SolverOptions {
    * row) — so row r's uStar, uPrev and
    * step count are those of the same row solved alone (a `[1, d]` Qd) in per-sample mode, bit for
    * bit, whatever batch it sits in (for a layer that treats rows independently). A finished row is
-   * frozen: the solver's kernels return at once for it (its best iterate no longer changes); the
-   * layer still evaluates every row, since the layer interface cannot skip rows. The solve ends
+   * frozen: the solver's kernels no longer run for it (they are dispatched over the rows still
+   * going; its best iterate no longer changes); the layer still evaluates every row, since the
+   * layer interface cannot skip rows. The solve ends
    * when every row has stopped. Then `stats.perSample` holds each row's nstep, residuals,
    * converged flag and status; `stats.nstep` and `tnstep` are the largest over the rows,
    * `stats.absResidual`/`relResidual` the largest best residual of a row, `stats.converged` is
