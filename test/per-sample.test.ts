@@ -211,6 +211,26 @@ describe('convergence option', () => {
     }
   });
 
+  it('leaves nothing in use after a solve and its dispose(), for every solver', async () => {
+    const p = makeProblem(SEEDS.anderson);
+    const f = implicitBlock(engine, { weight: p.w, bias: p.b });
+    const Qd = engine.tensor(p.Qd, [BATCH, D]);
+    try {
+      for (const solver of [picard, anderson, broyden]) {
+        (await solver(f, Qd, { convergence: 'per-sample', eps: 1e-5, maxDepth: 60 })).dispose(); // the pool is warm now
+        const { allocatedBytes, pooledBytes } = engine.memory;
+        const inUse = allocatedBytes - pooledBytes;
+        const result = await solver(f, Qd, { convergence: 'per-sample', eps: 1e-5, maxDepth: 60 });
+        result.dispose();
+        const after = engine.memory;
+        expect(after.allocatedBytes - after.pooledBytes).toBe(inUse);
+      }
+    } finally {
+      Qd.dispose();
+      f.dispose();
+    }
+  });
+
   it('treats a [d] state as one row', async () => {
     const p = makeProblem(SEEDS.picard);
     const f = implicitBlock(engine, { weight: p.w, bias: p.b });
