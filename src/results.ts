@@ -18,13 +18,16 @@ export type SolveStatus = 'converged' | 'maxDepth' | 'stalled' | 'nonFinite';
 export interface SolveStats {
   /** Why the solve stopped (see {@link SolveStatus}). */
   status: SolveStatus;
-  /** Iterations performed. */
+  /** Iterations performed (with `convergence: 'per-sample'`: the most any row performed). */
   nstep: number;
-  /** Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal). */
+  /**
+   * Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal); with
+   * `convergence: 'per-sample'` the largest of the rows' own (see {@link perSample}).
+   */
   absResidual: number;
-  /** Lowest relative residual seen (the last one with returnFinal). */
+  /** Lowest relative residual seen (the last one with returnFinal); per-sample: the largest of the rows'. */
   relResidual: number;
-  /** Whether the last stop-mode residual fell below eps. */
+  /** Whether the last stop-mode residual fell below eps (per-sample: every row's). */
   converged: boolean;
   /** Whether a residual became NaN/Infinite (the solve then stopped with the best finite iterate). */
   nonFinite: boolean;
