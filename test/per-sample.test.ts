@@ -3,7 +3,7 @@
 // does not depend on the batch it sits in. Small problems (d = 16, batch ≤ 4) whose rows converge
 // at very different speeds (Qd scaled per row: a large |Qd| saturates tanh, a faster contraction).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anderson, broyden, gdeq, implicitBlock, jfb, OptionError, picard, type Engine, type SolverOptions } from '../src';
+import { anderson, broyden, gdeq, implicitBlock, jfb, LimitError, OptionError, picard, type Engine, type SolverOptions } from '../src';
 import { refAnderson, refBlockMap, refBroyden, refPicard } from '../src/reference';
 import { createTestEngine, maxAbsDiff, randomArray, rejectsWith, rng } from './helpers/engine';
 
@@ -242,6 +242,24 @@ describe('convergence option', () => {
       expect(Array.from(await one.uStar.read())).toEqual(Array.from(batched.uStar));
       expect(one.uStar.shape).toEqual([D]);
       one.dispose();
+    } finally {
+      Qd.dispose();
+      f.dispose();
+    }
+  });
+
+  it('rejects more rows than a dispatch can have workgroups with LimitError naming Qd, leaving nothing in use', async () => {
+    const rows = engine.device.limits.maxComputeWorkgroupsPerDimension + 1;
+    const f = implicitBlock(engine, { weight: new Float32Array([0.5]), bias: new Float32Array([0.1]) });
+    const Qd = engine.tensor(new Float32Array(rows), [rows, 1]);
+    try {
+      // The layer's buffers for this batch are made by its first solve (and kept until f.dispose()).
+      (await picard(f, Qd, { maxDepth: 1 })).dispose();
+      const { allocatedBytes, pooledBytes } = engine.memory;
+      const err = await rejectsWith(picard(f, Qd, { convergence: 'per-sample' }));
+      expect(err).toBeInstanceOf(LimitError);
+      expect(err.argument).toBe('Qd');
+      expect(engine.memory.allocatedBytes - engine.memory.pooledBytes).toBe(allocatedBytes - pooledBytes);
     } finally {
       Qd.dispose();
       f.dispose();

@@ -108,7 +108,9 @@ export interface SolverOptions {
    * for deterministic layers and in inference mode only. Costs per iteration: the layer's
    * kernels + 2 dispatches (picard, broyden), + 3 (anderson); no fused kernels in this mode.
    * broyden in this mode runs without line search and returns no factors: `ls: true` or
-   * `returnB: true` (so gdeq with broyden) throw OptionError. Default `'batch'`.
+   * `returnB: true` (so gdeq with broyden) throw OptionError. At most the device's
+   * maxComputeWorkgroupsPerDimension rows (65 535 by default; LimitError naming `'Qd'`).
+   * Default `'batch'`.
    */
   convergence?: Convergence;
 }

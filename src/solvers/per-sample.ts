@@ -15,7 +15,8 @@ import { BufferUsage } from '../gpu/flags';
 import { STORAGE_USAGE } from '../gpu/pool';
 import { wgslConstant } from '../gpu/shaders';
 import type { PerSampleStats, SolveResult, SolveStatus } from '../results';
-import { CONTROL_HEADER_SIZE, decodeControl, type ControlSnapshot } from './control';
+import { LimitError } from '../errors';
+import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, decodeControl, type ControlSnapshot } from './control';
 import { FinishMode, type SolveRun } from './run';
 import type { Kernel } from '../gpu/kernel';
 
@@ -57,6 +58,12 @@ function rowsParams(run: SolveRun, members: { mode?: number; phase?: number; fir
 }
 
 async function rowsOf(run: SolveRun): Promise<Rows> {
+  const most = run.engine.device.limits.maxComputeWorkgroupsPerDimension;
+  if (run.batch > most) {
+    // Hand the solve's buffers back first: nothing was submitted yet.
+    run.result(decodeControl(new ArrayBuffer(CONTROL_HEADER_BYTES))).dispose();
+    throw new LimitError('Qd', `convergence: 'per-sample' runs a workgroup per row: at most ${most} rows on this device, got ${run.batch}`);
+  }
   await run.addKernel('rowsMeasure', {});
   await run.addKernel('rowsFinish', {});
   const { batch } = run;
