@@ -22,9 +22,13 @@ export interface ChartSpec {
   right?: { scale: string; range: [number, number] };
   /** Draw points only (sparse series like held-out accuracy). */
   points?: boolean;
+  /** Draw bars at each x (a value per category, e.g. per digit) instead of lines. */
+  bars?: boolean;
 }
 
 const HEIGHT = 190;
+/** Bars of series i, centred on their category: each later series narrower, drawn in front. */
+const barsOf = (i: number) => uPlot.paths.bars?.({ size: [Math.max(0.2, 0.7 - 0.3 * i), 60] });
 
 export class LiveChart {
   private readonly plot: uPlot;
@@ -35,14 +39,20 @@ export class LiveChart {
   constructor(container: HTMLElement, spec: ChartSpec) {
     this.ys = spec.series.map(() => []);
     const width = Math.max(240, container.clientWidth);
-    const yScale: uPlot.Scale = spec.logY ? { distr: 3 } : spec.yRange ? { range: spec.yRange } : {};
+    const yScale: uPlot.Scale = spec.logY
+      ? { distr: 3 }
+      : spec.yRange
+        ? { range: spec.yRange }
+        : spec.bars
+          ? { range: (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, Math.max(1, max) * 1.1] }
+          : {};
     this.plot = new uPlot(
       {
         title: spec.title,
         width,
         height: HEIGHT,
         // Steps and iterations are counts, not times.
-        scales: { x: { time: false }, y: yScale, ...(spec.right ? { [spec.right.scale]: { range: spec.right.range } } : {}) },
+        scales: { x: { time: false, ...(spec.bars ? { range: (_u: uPlot, min: number, max: number): uPlot.Range.MinMax => [min - 0.5, max + 0.5] } : {}) }, y: yScale, ...(spec.right ? { [spec.right.scale]: { range: spec.right.range } } : {}) },
         axes: [
           { label: spec.xLabel, size: 36 },
           { size: 50 },
@@ -51,12 +61,13 @@ export class LiveChart {
         legend: { live: false },
         series: [
           { label: spec.xLabel },
-          ...spec.series.map((s) => ({
+          ...spec.series.map((s, i) => ({
             label: s.label,
             stroke: s.stroke,
             width: 1.5,
             scale: s.scale ?? 'y',
             points: { show: spec.points === true, size: 5 },
+            ...(spec.bars ? { paths: barsOf(i), fill: `${s.stroke}${i === 0 ? '55' : 'cc'}` } : {}),
           })),
         ],
       },

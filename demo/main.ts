@@ -2,7 +2,7 @@
 // The live training page: a DeqClassifier trained on MNIST in the browser through WebGPU, with
 // live plots, a grid of held-out predictions and a drawing pad. Settings can be preset through
 // URL query parameters (e.g. `?hidden=32&batch=32`) so tests and links can pick small runs.
-import { Engine, NoAdapterError } from '../src';
+import { Engine, NoAdapterError, type Convergence } from '../src';
 import { loadMnist, type MnistData } from './mnist/data';
 import { DeqClassifier, INPUTS, type BackpropName, type DeqConfig, type SolverName } from './mnist/model';
 import { LiveChart } from './charts';
@@ -32,6 +32,14 @@ export interface DemoState {
   gpuErrors: string[];
   /** Name of the file the current model was loaded from (Load model), or null. */
   loadedFrom: string | null;
+  /** The solves' convergence mode (`?convergence=batch` or `per-sample`, the default). */
+  convergence: Convergence;
+  /**
+   * Mean iterations of the latest training batch's per-sample solve, by digit (index = label;
+   * null: no such digit in the batch); empty when the solve had no per-sample stats (gdeq with
+   * broyden, or `?convergence=batch`).
+   */
+  iterationsPerDigit: (number | null)[];
 }
 
 declare global {
@@ -63,6 +71,8 @@ const state: DemoState = {
   stepsPerSecond: null,
   gpuErrors: [],
   loadedFrom: null,
+  convergence: new URLSearchParams(location.search).get('convergence') === 'batch' ? 'batch' : 'per-sample',
+  iterationsPerDigit: [],
 };
 window.__demoState = state;
 
@@ -164,6 +174,38 @@ const radiusChart = new LiveChart(el('plot-radius'), {
   ],
   points: true,
 });
+// Per-sample solves: how many iterations each digit's own solve took, in the latest batch.
+const DIGITS = Array.from({ length: 10 }, (_, digit) => digit);
+const digitChart = new LiveChart(el('plot-digits'), {
+  title: 'Iterations per digit, latest batch (per-sample solves)',
+  xLabel: 'digit',
+  series: [
+    { label: 'max', stroke: '#f08c00' },
+    { label: 'mean', stroke: '#7048e8' },
+  ],
+  bars: true,
+});
+
+/** Plots each digit's mean and largest iterations (`nstep[r]` of the row labelled `labels[r]`). */
+function showDigitIterations(labels: Uint8Array, nstep: readonly number[] | undefined): void {
+  if (!nstep) {
+    state.iterationsPerDigit = [];
+    digitChart.clear();
+    return;
+  }
+  const sum = new Array<number>(10).fill(0);
+  const count = new Array<number>(10).fill(0);
+  const max = new Array<number | null>(10).fill(null);
+  nstep.forEach((n, r) => {
+    const digit = labels[r];
+    sum[digit] += n;
+    count[digit]++;
+    max[digit] = Math.max(max[digit] ?? 0, n);
+  });
+  state.iterationsPerDigit = DIGITS.map((digit) => (count[digit] > 0 ? sum[digit] / count[digit] : null));
+  digitChart.replace(DIGITS, [max, state.iterationsPerDigit]);
+}
+
 /** One residual curve per solver: switch the solver, press Reset, and the curves compare. */
 const TRACE_SOLVERS: readonly SolverName[] = ['picard', 'anderson', 'broyden'];
 const latestTraces = new Map<SolverName, number[]>();
@@ -308,6 +350,7 @@ async function trainStep(m: DeqClassifier, d: MnistData): Promise<void> {
   }
   latestTraces.set(m.config.solver, trace);
   showTraces();
+  showDigitIterations(labels, m.lastSolve?.perSample?.nstep);
   emaStepMs = ema(emaStepMs, ms);
   emaFevalUs = ema(emaFevalUs, (1000 * ms) / Math.max(1, stats.tnstep));
   state.stepsPerSecond = 1000 / emaStepMs;
@@ -349,17 +392,18 @@ async function newModel(): Promise<void> {
 async function install(m: DeqClassifier, d: MnistData, loadedFrom: string | null): Promise<void> {
   // Residual traces feed the convergence plot; the extra readback is a few hundred bytes.
   m.traceSolves = true;
+  m.convergence = state.convergence;
   model = m;
   state.loadedFrom = loadedFrom;
   Object.assign(state, {
     steps: 0, epoch: 0, losses: [], accuracies: [], iterations: [], heldout: [], radii: [], radiusPlotted: 0, traceLength: 0,
-    stepsPerSecond: null,
+    stepsPerSecond: null, iterationsPerDigit: [],
   });
   emaStepMs = null;
   emaFevalUs = null;
   order = shuffled(d.train.labels.length, Math.random);
   cursor = 0;
-  for (const c of [lossChart, heldoutChart, iterChart, radiusChart]) c.clear();
+  for (const c of [lossChart, heldoutChart, iterChart, radiusChart, digitChart]) c.clear();
   showTraces(); // the other solvers' curves stay for comparison
   for (const id of ['stat-step', 'stat-epoch']) text(id, '0');
   for (const id of ['stat-rate', 'stat-feval', 'stat-heldout']) text(id, '–');

@@ -26,7 +26,7 @@ export { ShaderCompileError } from './gpu/kernel';
 export { picard } from './solvers/picard';
 export { anderson } from './solvers/anderson';
 export { broyden } from './solvers/broyden';
-export type { SolverOptions, StopMode } from './solvers/options';
+export type { SolverOptions, StopMode, Convergence } from './solvers/options';
 export { fixedPointCache, FixedPointCache, type FixedPointCacheOptions, type SampleIndices } from './solvers/warm-start';
 export { Optimizer } from './optim/optimizer';
 export { adam, Adam, type AdamOptions } from './optim/adam';
@@ -42,7 +42,7 @@ export { phantom, type PhantomOptions, type PhantomForm } from './backprop/phant
 export { spectralRadius, type SpectralRadiusOptions } from './backprop/stability';
 export { jacobianPenalty, JACOBIAN_PENALTY_H, type JacobianPenalty, type JacobianPenaltyOptions } from './backprop/jacobian-penalty';
 export type { ImplicitOptions, ImplicitResult, Gradients, BackwardOptions, BackwardInfo, OnUnconverged } from './backprop/implicit';
-export type { SolveResult, SolveStats, SolveStatus, BroydenFactors, Solver } from './results';
+export type { SolveResult, SolveStats, SolveStatus, PerSampleStats, BroydenFactors, Solver } from './results';
 export {
   AnchoraxError,
   ShapeError,

@@ -18,18 +18,39 @@ export type SolveStatus = 'converged' | 'maxDepth' | 'stalled' | 'nonFinite';
 export interface SolveStats {
   /** Why the solve stopped (see {@link SolveStatus}). */
   status: SolveStatus;
-  /** Iterations performed. */
+  /** Iterations performed (with `convergence: 'per-sample'`: the most any row performed). */
   nstep: number;
-  /** Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal). */
+  /**
+   * Lowest absolute residual ‖f(u) − u‖ seen (the last one with returnFinal); with
+   * `convergence: 'per-sample'` the largest of the rows' own (see {@link perSample}).
+   */
   absResidual: number;
-  /** Lowest relative residual seen (the last one with returnFinal). */
+  /** Lowest relative residual seen (the last one with returnFinal); per-sample: the largest of the rows'. */
   relResidual: number;
-  /** Whether the last stop-mode residual fell below eps. */
+  /** Whether the last stop-mode residual fell below eps (per-sample: every row's). */
   converged: boolean;
   /** Whether a residual became NaN/Infinite (the solve then stopped with the best finite iterate). */
   nonFinite: boolean;
-  /** Every measured (abs, rel) residual in order, the initial one first (with `trace: true`). */
+  /**
+   * Every measured (abs, rel) residual in order, the initial one first (with `trace: true`; with
+   * `convergence: 'per-sample'`, per iteration the largest over the rows).
+   */
   trace?: { abs: number[]; rel: number[] };
+  /** With `convergence: 'per-sample'`: each row's own statistics, row r at index r. */
+  perSample?: PerSampleStats;
+}
+
+/**
+ * Each row's statistics of a `convergence: 'per-sample'` solve, one entry per row of the
+ * `[batch, d]` state (a `[d]` state is one row): its iterations, its best residuals (its last
+ * ones with returnFinal), whether its last stop-mode residual fell below eps, and why it stopped.
+ */
+export interface PerSampleStats {
+  nstep: number[];
+  absResidual: number[];
+  relResidual: number[];
+  converged: boolean[];
+  status: SolveStatus[];
 }
 
 /** Broyden factors of the best iterate: B = −I + U Vᵀ over the valid columns. */

@@ -103,7 +103,14 @@ describe('demo page in headless Chromium', () => {
     expect(state.iterations.every((n) => n >= 1)).toBe(true);
     expect(state.heldout.length).toBeGreaterThanOrEqual(3);
     expect(state.traceLength).toBeGreaterThan(0);
-    expect(result.plotted).toBe(5);
+    expect(result.plotted).toBe(6);
+    // The per-sample view (the page's default convergence): each digit of the latest batch got
+    // its own solve length, none longer than the batch's solve.
+    expect(state.convergence).toBe('per-sample');
+    const perDigit = state.iterationsPerDigit.filter((n): n is number => n !== null);
+    expect(state.iterationsPerDigit).toHaveLength(10);
+    expect(perDigit.length).toBeGreaterThanOrEqual(5);
+    expect(perDigit.every((n) => n >= 1 && n <= state.iterations[state.iterations.length - 1])).toBe(true);
     // The spectral-radius plot gets a point every 5 steps: a finite radius of a block that trains.
     expect(state.radii.length).toBeGreaterThanOrEqual(Math.floor(state.steps / 5));
     expect(state.radii.every((r) => Number.isFinite(r.radius) && r.radius > 0 && r.radius < 10)).toBe(true);

@@ -82,3 +82,16 @@ describe('README saving and loading', () => {
     expectParamsOutput(await runReadmeBlock('params'));
   });
 });
+
+describe('README per-sample convergence', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('gives each row its own iteration count, the slowest one the solve\'s', async () => {
+    const lines = await runReadmeBlock('per-sample');
+    const m = /^iterations per row: (\d+), (\d+), (\d+), (\d+); solve: (\d+)$/.exec(lines[0] ?? '');
+    expect(m, lines.join('\n')).not.toBeNull();
+    const rows = (m ?? []).slice(1, 5).map(Number);
+    expect(Number(m?.[5])).toBe(Math.max(...rows));
+    expect(new Set(rows).size, lines[0]).toBeGreaterThan(1);
+  });
+});

@@ -34,6 +34,7 @@ import {
   spectralNorm,
   spectralRadius,
   type Adam,
+  type Convergence,
   type Engine,
   type FixedPointCache,
   type ImplicitOptions,
@@ -178,6 +179,12 @@ export class DeqClassifier {
   private xRows = 0;
   /** Record every solve's residual trace (solver option `trace`) into {@link lastSolve}. */
   traceSolves = false;
+  /**
+   * The solves' `convergence` option: with `'per-sample'` each digit's solve stops on its own and
+   * {@link lastSolve}'s `perSample` says how long each took. GDEQ's broyden solves stay in
+   * `'batch'` mode: per-sample broyden keeps no factors for GDEQ to use.
+   */
+  convergence: Convergence = 'batch';
   /** Stats of the latest forward solve (training or inference); null before the first. */
   lastSolve: SolveStats | null = null;
 
@@ -303,7 +310,8 @@ export class DeqClassifier {
     const { maxDepth, eps, solver } = this.config;
     // checkEvery = maxDepth: the whole solve is one submit and one readback (SwiftShader pays
     // ~1 ms per submit and much more per readback round trip).
-    return { solver: SOLVERS[solver], maxDepth, eps, checkEvery: maxDepth, inference, trace: this.traceSolves };
+    const convergence = solver === 'broyden' && this.config.backprop === 'gdeq' && !inference ? 'batch' : this.convergence;
+    return { solver: SOLVERS[solver], maxDepth, eps, checkEvery: maxDepth, inference, trace: this.traceSolves, convergence };
   }
 
   /**

@@ -350,6 +350,14 @@ export class Kernel {
     this.recent.push(...kept);
   }
 
+  /** @internal Encodes one dispatch whose workgroup counts the GPU reads from `args` (3 × u32 at `offset`). */
+  dispatchIndirect(pass: GPUComputePassEncoder, group: GPUBindGroup, args: GPUBuffer, offset = 0): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroupsIndirect(args, offset);
+    this.tally.dispatches++;
+  }
+
   /** Encodes one dispatch into a pass the caller owns. */
   dispatch(pass: GPUComputePassEncoder, group: GPUBindGroup, x: number, y = 1, z = 1): void {
     pass.setPipeline(this.pipeline);

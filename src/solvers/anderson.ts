@@ -12,6 +12,7 @@
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
+import { andersonPerSample } from './per-sample';
 import { FinishMode, SolveRun } from './run';
 import type { SolveResult } from '../results';
 
@@ -61,9 +62,26 @@ export function ringEntry(schedule: { entries: RingEntry[]; prefix: number; peri
   return entries[t < prefix ? t : prefix + ((t - prefix) % period)];
 }
 
+/** @internal The solve's ring schedule and its GPU table (lib/anderson_ring.wgsl), in a scratch buffer of `run`. */
+export function uploadRing(run: SolveRun, slots: number): { schedule: ReturnType<typeof ringSchedule>; ring: GPUBuffer } {
+  // One entry past the last iteration: its measurement reads the slot the next entry names.
+  const schedule = ringSchedule(slots, run.opts.restarting, run.opts.maxDepth + 1);
+  // Header (prefix, period) then the entries: lib/anderson_ring.wgsl reads it the same way.
+  const ring = run.scratchBuffer(4 * (schedule.entries.length + 1));
+  const table = new Uint32Array(4 * (schedule.entries.length + 1));
+  table.set([schedule.prefix, schedule.period, 0, 0], 0);
+  schedule.entries.forEach((e, t) => table.set([e.p, e.len, e.restart ? 1 : 0, e.q], 4 * (t + 1)));
+  run.engine.device.queue.writeBuffer(ring, 0, table);
+  return { schedule, ring };
+}
+
 /** Finds u* = f(u*, Qd) by Anderson acceleration. See {@link SolverOptions}. */
 export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
   const run = await SolveRun.start('anderson', f, Qd, options, ['andersonGram', 'andersonSolve', 'andersonStep', 'andersonMeasure']);
+  if (run.opts.convergence === 'per-sample') {
+    const { schedule, ring } = uploadRing(run, run.opts.windowSize + 1);
+    return andersonPerSample(run, ring, (t) => ringEntry(schedule, t).q);
+  }
   const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
   const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
@@ -76,14 +94,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const gram = run.scratchBuffer(slots * slots);
   const alpha = run.scratchBuffer(slots);
   const gramPartials = run.scratchBuffer(4 * reduceGroups * Math.ceil(slots / 4)); // four dots per vec4
-  // One entry past the last iteration: its measurement reads the slot the next entry names.
-  const schedule = ringSchedule(slots, opts.restarting, opts.maxDepth + 1);
-  // Header (prefix, period) then the entries: lib/anderson_ring.wgsl reads it the same way.
-  const ring = run.scratchBuffer(4 * (schedule.entries.length + 1));
-  const table = new Uint32Array(4 * (schedule.entries.length + 1));
-  table.set([schedule.prefix, schedule.period, 0, 0], 0);
-  schedule.entries.forEach((e, t) => table.set([e.p, e.len, e.restart ? 1 : 0, e.q], 4 * (t + 1)));
-  run.engine.device.queue.writeBuffer(ring, 0, table);
+  const { schedule, ring } = uploadRing(run, slots);
 
   // The measurement's partials per workgroup: the residual sums, then the Gram row's dots in fours.
   const chunks = 1 + Math.ceil(slots / 4);

@@ -21,6 +21,7 @@ import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { CONTROL_HEADER_SIZE } from './control';
+import { broydenPerSample } from './per-sample';
 import { FinishMode, SolveRun, type RunHooks } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
@@ -35,6 +36,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const run = await SolveRun.start('broyden', f, Qd, options, [
     'broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenDecide', 'broydenAdvance', 'lineSearch', 'transpose',
   ]);
+  if (run.opts.convergence === 'per-sample') return broydenPerSample(run);
   const { n, stride, reduceGroups: groups, elementGroups, opts, engine } = run;
   const memory = opts.lbfgsThres;
   const fusedPath = opts.fused && !opts.ls ? (f.fusedPicard?.(run.batch) ?? null) : null;

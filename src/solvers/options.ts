@@ -8,6 +8,9 @@ import { F32_MAX, readBoolean, readChoice, readInteger, readNumber, readOptions 
 
 export type StopMode = 'abs' | 'rel';
 
+/** How a batched solve decides to stop: for the whole batch at once, or row by row (see {@link SolverOptions.convergence}). */
+export type Convergence = 'batch' | 'per-sample';
+
 /** Options of `picard`, `anderson` and `broyden` (all three accept all of them). */
 export interface SolverOptions {
   /**
@@ -83,6 +86,35 @@ export interface SolverOptions {
    * default: no limit.
    */
   timeoutMs?: number;
+  /**
+   * How a `[batch, d]` state stops. `'batch'` (the default, the original's rule): one residual
+   * over all rows together, one stop test, one best-so-far, one step count.
+   * `'per-sample'`: every row r runs the batch mode's rules on its own d values — its own
+   * diffs(), eps/stopMode test, best-so-far, returnFinal, maxDepth and stall count, for anderson
+   * its own history, Gram matrix, α and mix, for broyden its own factors U, Vᵀ (the dots over the
+   * row) — so row r's uStar, uPrev and
+   * step count are those of the same row solved alone (a `[1, d]` Qd) in per-sample mode, bit for
+   * bit, whatever batch it sits in (for a layer that treats rows independently). A finished row is
+   * frozen: the solver's kernels no longer run for it (they are dispatched over the rows still
+   * going; its best iterate no longer changes); the layer still evaluates every row, since the
+   * layer interface cannot skip rows. The solve ends
+   * when every row has stopped. Then `stats.perSample` holds each row's nstep, residuals,
+   * converged flag and status; `stats.nstep` and `tnstep` are the largest over the rows,
+   * `stats.absResidual`/`relResidual` the largest best residual of a row, `stats.converged` is
+   * true iff every row converged, and `stats.status` is `'converged'` iff every row converged,
+   * else `'nonFinite'` if some row's residual became NaN/Infinity, else `'maxDepth'` if some row
+   * reached maxDepth, else `'stalled'`. With `trace: true` the trace records, per iteration, the
+   * largest (abs, rel) residual over the rows (a frozen row counts with its last measurement).
+   * Stochastic layers: the evaluation index (the gate's eval_index) is per solve, shared by all
+   * rows, and a row's noise depends on its position in the batch, so the batch-independence holds
+   * for deterministic layers and in inference mode only. Costs per iteration: the layer's
+   * kernels + 2 dispatches (picard, broyden), + 3 (anderson); no fused kernels in this mode.
+   * broyden in this mode runs without line search and returns no factors: `ls: true` or
+   * `returnB: true` (so gdeq with broyden) throw OptionError. At most the device's
+   * maxComputeWorkgroupsPerDimension rows (65 535 by default; LimitError naming `'Qd'`).
+   * Default `'batch'`.
+   */
+  convergence?: Convergence;
 }
 
 /** Options with every default filled in. */
@@ -111,6 +143,7 @@ export interface ResolvedOptions {
   fused: boolean;
   /** Infinity without a limit. */
   timeoutMs: number;
+  convergence: Convergence;
 }
 
 export type SolverName = 'picard' | 'anderson' | 'broyden';
@@ -147,6 +180,7 @@ export const MAX_LBFGS_THRES = 65_534;
 export const SOLVER_OPTION_KEYS: readonly string[] = [
   'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg',
   'mixingParam', 'restarting', 'u0', 'inference', 'key', 'trace', 'checkEvery', 'stallSteps', 'overlap', 'fused', 'timeoutMs',
+  'convergence',
 ];
 
 /**
@@ -162,6 +196,13 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
   }
   // Picard and Anderson ignore it (but it reaches the shared finish kernel, so it stays bounded).
   const lbfgsThres = o.lbfgsThres === null ? Math.min(maxDepth, MAX_LBFGS_THRES) : readInteger(o.lbfgsThres, 'options.lbfgsThres', 3, 1, MAX_LBFGS_THRES);
+  const convergence = readChoice<Convergence>(o.convergence, 'options.convergence', 'batch', ['batch', 'per-sample']);
+  if (convergence === 'per-sample' && solver === 'broyden' && (o.ls === true || o.returnB === true)) {
+    throw new OptionError(
+      'options.convergence',
+      `per-sample broyden runs without the line search and returns no factors (returnB, which gdeq asks for): ${o.ls === true ? 'ls' : 'returnB'}: true needs convergence: 'batch'`,
+    );
+  }
   const u0 = o.u0;
   if (u0 !== undefined && !(u0 instanceof Tensor)) throw new OptionError('options.u0', 'must be a Tensor');
   return {
@@ -187,5 +228,6 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     fused: readBoolean(o.fused, 'options.fused', true),
     // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
     timeoutMs: readNumber(o.timeoutMs, 'options.timeoutMs', Infinity, { min: 1, max: 2 ** 31 - 1 }),
+    convergence,
   };
 }

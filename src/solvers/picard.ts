@@ -13,12 +13,14 @@ import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
+import { picardPerSample } from './per-sample';
 import { FinishMode, SolveRun } from './run';
 import type { SolveResult } from '../results';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
   const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
+  if (run.opts.convergence === 'per-sample') return picardPerSample(run);
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   if (fused?.kind === 'dense' && fused.wholeState) {
     await run.addKernel('picardFused', fused.constants);

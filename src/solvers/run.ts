@@ -261,9 +261,9 @@ export class SolveRun {
     return kernel;
   }
 
-  /** A scratch buffer of `floats` values, returned to the pool when the solve ends. */
-  scratchBuffer(floats: number): GPUBuffer {
-    const buffer = this.engine.allocate(floats * 4, 'Qd');
+  /** A scratch buffer of `floats` values (storage, or `usage`), returned to the pool when the solve ends. */
+  scratchBuffer(floats: number, usage?: number): GPUBuffer {
+    const buffer = this.engine.allocate(floats * 4, 'Qd', usage);
     this.scratch.push(buffer);
     return buffer;
   }
