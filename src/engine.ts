@@ -480,12 +480,13 @@ export class Engine {
   }
 
   /**
-   * @internal A compiled kernel, compiled once per engine and cached by `key` and the override
-   * `constants` (LRU, KERNEL_CACHE_SIZE). A library kernel that has a subgroup variant is compiled
+   * @internal A compiled kernel, compiled once per engine and cached by `name`, entry point and the
+   * override `constants` (LRU, KERNEL_CACHE_SIZE). A library kernel that has a subgroup variant is compiled
    * as that variant on a device with the `subgroups` feature (see {@link subgroups}).
    */
   kernel(name: string, source: string, entryPoint = 'main', options: CompileOptions = {}): Promise<Kernel> {
-    const key = options.constants ? `${name}{${Object.entries(options.constants).map(([k, v]) => `${k}=${v}`).join(',')}}` : name;
+    const entry = entryPoint === 'main' ? name : `${name}.${entryPoint}`;
+    const key = options.constants ? `${entry}{${Object.entries(options.constants).map(([k, v]) => `${k}=${v}`).join(',')}}` : entry;
     let kernel = this.kernels.get(key);
     if (kernel) {
       this.kernels.delete(key);
