@@ -70,10 +70,11 @@ export interface SolverOptions {
    */
   overlap?: boolean;
   /**
-   * Let the solver use a layer's fused whole-iteration kernel when the layer offers one (Picard
-   * on a small tanh block: several iterations per dispatch in one workgroup; Broyden without `ls`
-   * on a dense layer: the product with the iteration's bookkeeping, two dispatches per
-   * iteration). Default true.
+   * Let the solver fold each iteration's bookkeeping into the layer's dense product when the
+   * layer offers one (a fused `linear → elementwise` group, such as the tanh block): Picard one
+   * dispatch per iteration (on a small state, several iterations per dispatch in one workgroup),
+   * Anderson and Broyden without `ls` two. With `false`, the layer's own kernels and the solver's.
+   * Default true.
    */
   fused?: boolean;
   /**
