@@ -110,6 +110,22 @@ describe('fused Picard steps', () => {
     f.dispose();
   });
 
+  it('on a CPU adapter a dense step of more than 8 workgroups gives way to the generic step', async () => {
+    expect(engine.cpuAdapter).toBe(true);
+    // d = 40, batch 64: the few-row product has 16 workgroups (4 rows each).
+    const { f } = block(40, 'auto');
+    const q = engine.tensor(Float32Array.from(randomArray(random, 64 * 40, 1)), [64, 40]);
+    const count = async (maxDepth: number) => {
+      const before = engine.counters.dispatches;
+      (await picard(f, q, { eps: 0, maxDepth, checkEvery: 5 })).dispose();
+      return engine.counters.dispatches - before;
+    };
+    const [short, long] = [await count(10), await count(30)];
+    expect((long - short) / 20).toBe(2);
+    q.dispose();
+    f.dispose();
+  });
+
   it('maxDepth 1 and 2, a u0, a stall: the same on both paths', async () => {
     const { f } = block(40, 'auto');
     const q = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 1)), [30, 40]);

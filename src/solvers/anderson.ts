@@ -85,7 +85,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
   const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  const product = fused?.kind === 'dense' ? fused.product : null;
+  const product = run.denseProduct(fused);
   if (fused && product) {
     await run.addKernel('andersonDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
@@ -98,7 +98,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
 
   // The measurement's partials per workgroup: the residual sums, then the Gram row's dots in fours.
   const chunks = 1 + Math.ceil(slots / 4);
-  const generic = Math.min(256, Math.ceil(n / 256));
+  const generic = run.stepGroups();
   const measureGroups = product ? product.groups[0] * product.groups[1] : generic;
   const steps = run.stepState(chunks * Math.max(measureGroups, generic));
 

@@ -26,8 +26,8 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
   }
-  if (fused?.kind === 'dense' && fused.product) {
-    const { product } = fused;
+  const product = run.denseProduct(fused);
+  if (fused && product) {
     await run.addKernel('picardDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
     return picardSteps(run, { path: fused, product });
   }

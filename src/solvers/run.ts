@@ -8,7 +8,8 @@ import type { Engine } from '../engine';
 import { AnchoraxError, DeviceLostError, ShapeError, OptionError, TimeoutError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS, wgslConstant, type ShaderName } from '../gpu/shaders';
-import type { ImplicitLayer } from '../layers/layer';
+import type { FusedProduct } from '../layers/dense';
+import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
@@ -129,6 +130,17 @@ class ChunkSchedule {
  * partials of the step before, so their count is kept small (a step's cost grows with its square).
  */
 const MAX_STEP_GROUPS = 256;
+/**
+ * The same on a CPU adapter (SwiftShader): there every workgroup's reduction is a chain of fiber
+ * switches (docs/swiftshader-costs.md), and a handful of workgroups already fills the cores.
+ */
+const MAX_STEP_GROUPS_CPU = 2;
+/**
+ * On a CPU adapter, the most workgroups a dense step kernel (picard_dense_step, anderson_dense_step)
+ * may have: measured on SwiftShader (d = 256, batch 64: 64 workgroups), the dense Picard step took
+ * 1.5× the layer's product plus a 2-workgroup step kernel.
+ */
+const CPU_DENSE_STEP_GROUPS = 8;
 
 /** @internal What the fused steps of one solve share (lib/step.wgsl). */
 export interface StepState {
@@ -304,12 +316,29 @@ export class SolveRun {
   }
 
   /**
+   * The dense product a fused step kernel may wrap (the layer's `fusedPicard(batch).product`), or
+   * null: none, or on a CPU adapter one of more than CPU_DENSE_STEP_GROUPS workgroups, where each
+   * workgroup's prologue (summing the step's partials) costs more than the dispatches it saves.
+   */
+  denseProduct(path: FusedPicardPath | null): FusedProduct | null {
+    const product = path?.kind === 'dense' ? path.product : null;
+    if (!product) return null;
+    if (this.engine.cpuAdapter && product.groups[0] * product.groups[1] > CPU_DENSE_STEP_GROUPS) return null;
+    return product;
+  }
+
+  /** Workgroups of the generic step kernels (lib/step.wgsl) for this state. */
+  stepGroups(): number {
+    return Math.min(this.engine.cpuAdapter ? MAX_STEP_GROUPS_CPU : MAX_STEP_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
+  }
+
+  /**
    * The fused steps' buffers (lib/step.wgsl), made on first use: halves of partials for the
    * generic step kernels' workgroups, or `atLeast` when a step kernel has more.
    */
   stepState(atLeast = 0): StepState {
     if (!this.steps) {
-      const groups = Math.min(MAX_STEP_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
+      const groups = this.stepGroups();
       const half = Math.max(groups, atLeast);
       // Room for the whole Control type (one trace entry), so kernels may bind it as either header.
       this.steps = { ctrlB: this.scratchBuffer((CONTROL_HEADER_BYTES + TRACE_ENTRY_BYTES) / 4), partials: this.scratchBuffer(2 * 4 * half), groups, half };
