@@ -40,7 +40,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const { n, stride, reduceGroups: groups, elementGroups, opts, engine } = run;
   const memory = opts.lbfgsThres;
   const fusedPath = opts.fused && !opts.ls ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  const product = fusedPath?.kind === 'dense' ? fusedPath.product : null;
+  const product = run.denseProduct(fusedPath);
   if (product) {
     await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
   }

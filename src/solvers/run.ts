@@ -136,9 +136,10 @@ const MAX_STEP_GROUPS = 256;
  */
 const MAX_STEP_GROUPS_CPU = 2;
 /**
- * On a CPU adapter, the most workgroups a dense step kernel (picard_dense_step, anderson_dense_step)
- * may have: measured on SwiftShader (d = 256, batch 64: 64 workgroups), the dense Picard step took
- * 1.5× the layer's product plus a 2-workgroup step kernel.
+ * On a CPU adapter, the most workgroups a dense step kernel (picard_dense_step, anderson_dense_step,
+ * broyden_dense_step) may have: measured on SwiftShader (d = 256, batch 64: 64 workgroups), the
+ * dense Picard step took 1.5× the layer's product plus a 2-workgroup step kernel, and the dense
+ * Broyden step at d = 1024, batch 1 (16 workgroups) 1.7× the generic kernels.
  */
 const CPU_DENSE_STEP_GROUPS = 8;
 
