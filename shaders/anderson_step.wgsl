@@ -16,7 +16,7 @@
 //! include lib/reduce.wgsl
 //! include lib/step.wgsl
 //! include lib/anderson_ring.wgsl
-//! include lib/anderson_alpha.wgsl
+//! include lib/anderson_mix.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
@@ -64,20 +64,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec
   workgroupBarrier();
   if (lid == 0u) { anderson_alpha(p, len, m, params.reg); }
   workgroupBarrier();
-  let s = params.stride;
-  let q = entry.w;
   for (var i = group.x * REDUCE_SIZE + lid; i < params.state_size; i += count.x * REDUCE_SIZE) {
-    var sum_x = 0.0;
-    var sum_fx = 0.0;
-    for (var j = 0u; j < len; j++) {
-      sum_x += alpha_value[j] * x_ring[j * s + i];
-      sum_fx += alpha_value[j] * fx_ring[j * s + i];
-    }
-    let mixed = (1.0 - params.beta) * sum_x + params.beta * sum_fx;
-    if (entry.z != 0u) {
-      x_ring[i] = x_ring[p * s + i];
-      fx_ring[i] = fx_ring[p * s + i];
-    }
-    x_ring[q * s + i] = mixed;
+    anderson_mix_element(i, entry);
   }
 }

@@ -11,7 +11,7 @@
 
 //! include lib/control.wgsl
 //! include lib/anderson_ring.wgsl
-//! include lib/anderson_alpha.wgsl
+//! include lib/anderson_mix.wgsl
 //! include lib/rows_active.wgsl
 
 struct MixParams { d: u32, stride: u32, slots: u32, reg: f32, beta: f32, batch: u32 }
@@ -51,22 +51,8 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     if (entry.z != 0u) { gram[gram_base] = gram[gram_base + p * m + p]; }
   }
   workgroupBarrier();
-  let s = params.stride;
-  let q = entry.w;
   let base = row * params.d;
   for (var j = lid; j < params.d; j += 64u) {
-    let i = base + j;
-    var sum_x = 0.0;
-    var sum_fx = 0.0;
-    for (var k = 0u; k < len; k++) {
-      sum_x += alpha_value[k] * x_ring[k * s + i];
-      sum_fx += alpha_value[k] * fx_ring[k * s + i];
-    }
-    let mixed = (1.0 - params.beta) * sum_x + params.beta * sum_fx;
-    if (entry.z != 0u) {
-      x_ring[i] = x_ring[p * s + i];
-      fx_ring[i] = fx_ring[p * s + i];
-    }
-    x_ring[q * s + i] = mixed;
+    anderson_mix_element(base + j, entry);
   }
 }

@@ -133,10 +133,13 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer } : {}),
     });
-  const startMeasure = product ? null : measureGroup(0, 0);
-  const measureGroups2 = [measureGroup(0, 1), measureGroup(1, 1)];
-  const x = (slot: number) => run.slot(xs, slot);
-  const fx = (slot: number) => run.slot(fxs, slot);
+  const startMeasure = measureGroup(0, 0);
+  const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];
+  // The ring's slots as regions, made once (the iterations evaluate them by index).
+  const xSlots = Array.from({ length: slots }, (_, j) => run.slot(xs, j));
+  const fxSlots = Array.from({ length: slots }, (_, j) => run.slot(fxs, j));
+  const x = (slot: number) => xSlots[slot];
+  const fx = (slot: number) => fxSlots[slot];
   /** Evaluates slot `slot` (and measures it): the dense kernel, or the layer's kernels then the measurement. */
   const evaluateAndMeasure = (pass: GPUComputePassEncoder, slot: number, group: GPUBindGroup, gate: GPUBuffer, replayKey?: number) => {
     if (product) {
@@ -169,15 +172,14 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       pass = encoder.beginComputePass();
       // The first iteration's f(u1) and its Gram row, for the first step (which also counts this
       // evaluation: no finish measures it).
-      if (product) measureKernel.dispatch(pass, measureGroup(0, 0), product.groups[0], product.groups[1]);
-      else evaluateAndMeasure(pass, 1, startMeasure as GPUBindGroup, run.ctrl);
+      evaluateAndMeasure(pass, 1, startMeasure, run.ctrl);
       pass.end();
     },
     (pass, t) => {
       step(pass, t); // x[q] = u'
       const { q } = ringEntry(schedule, t);
       // Replayed by (slot, gate): the gate alternates with t.
-      evaluateAndMeasure(pass, q, measureGroups2[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
+      evaluateAndMeasure(pass, q, iterationMeasures[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
     },
     1,
     opts.maxDepth,

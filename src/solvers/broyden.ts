@@ -54,7 +54,9 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const sums = run.scratchBuffer(4 * (SUMS_LAYOUT + (memory + 2) * rows + memory));
   const bestFactors = opts.returnB ? run.scratchBuffer(2 * memory * stride) : undefined;
   const { ctrlB } = run.stepState();
-  const slot = (index: number) => run.slot(state, index);
+  // The state's four slots as regions, made once.
+  const slots = [0, 1, 2, 3].map((index) => run.slot(state, index));
+  const slot = (index: number) => slots[index];
   const update = run.slot(aux, 0);
   const fx = run.slot(aux, 3);
   const half = memory * stride * 4;

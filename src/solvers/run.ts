@@ -394,20 +394,23 @@ export class SolveRun {
    * (src/solvers/replay.ts).
    */
   evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion, gate: GPUBuffer = this.ctrl, replayKey?: number): void {
-    const io = { input, output, Qd: this.Qd.buffer, gate };
-    if (replayKey === undefined) {
-      this.layer.encodeForward(pass, io, this.batch);
-      return;
-    }
     // The iterations' evaluations: `replayKey` names the buffer set (the caller's slots and
     // gate), recorded at its first use in this chunk and replayed after (src/solvers/replay.ts).
-    let recording = this.recordings.get(replayKey);
-    if (recording === undefined) {
+    let recording = replayKey === undefined ? null : this.recordings.get(replayKey);
+    if (recording) {
+      replay(this.engine, pass, recording);
+      return;
+    }
+    const io = { input, output, Qd: this.Qd.buffer, gate };
+    if (replayKey !== undefined && recording === undefined) {
       recording = record(this.engine, (recorder) => this.layer.encodeForward(recorder, io, this.batch));
       this.recordings.set(replayKey, recording);
+      if (recording) {
+        replay(this.engine, pass, recording);
+        return;
+      }
     }
-    if (recording) replay(this.engine, pass, recording);
-    else this.layer.encodeForward(pass, io, this.batch);
+    this.layer.encodeForward(pass, io, this.batch);
   }
 
   /** Advances the evaluation index past an evaluation that no `finish` measures (one workgroup). */
