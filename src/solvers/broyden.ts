@@ -37,7 +37,10 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     'broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenDecide', 'broydenAdvance', 'lineSearch', 'transpose',
   ]);
   if (run.opts.convergence === 'per-sample') return broydenPerSample(run);
-  const { n, stride, reduceGroups: groups, elementGroups, opts, engine } = run;
+  const { n, stride, reduceGroups, elementGroups, opts, engine } = run;
+  // The measure, decide and advance kernels' workgroups: few on a CPU adapter, where each
+  // workgroup's reductions cost more than its share of the elements (SolveRun.stepGroups).
+  const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
   const fusedPath = opts.fused && !opts.ls ? (f.fusedPicard?.(run.batch) ?? null) : null;
   const product = run.denseProduct(fusedPath);
@@ -72,7 +75,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const finalizeGroup = (cur: number, applyStep: boolean) =>
     k('broydenFinalize').bind({
       ctrl: run.ctrl,
-      params: run.params('broydenFinalize', { n, groups, stride, cur, apply_step: applyStep ? 1 : 0 }),
+      params: run.params('broydenFinalize', { n, groups: reduceGroups, stride, cur, apply_step: applyStep ? 1 : 0 }),
       update, fx, state, partials: run.partials,
     });
   const finalizeGroups = byParity((cur) => finalizeGroup(cur, true));
@@ -91,7 +94,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     k('broydenAdvance').bind({ ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', layout(cur)), sums, state, factors, aux }),
   );
   const lineSearchGroup = k('lineSearch').bind({
-    ctrl: run.ctrl, params: run.params('lineSearch', { groups }), partials: run.partials,
+    ctrl: run.ctrl, params: run.params('lineSearch', { groups: reduceGroups }), partials: run.partials,
   });
 
   /** The generic iteration: the layer's evaluation (after the line search's trials), then three kernels. */
@@ -104,7 +107,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
         run.residual(pass, slot(1 - cur), fx, true);
         k('lineSearch').dispatch(pass, lineSearchGroup, 1);
       }
-      k('broydenFinalize').dispatch(pass, finalizeGroups[cur], groups);
+      k('broydenFinalize').dispatch(pass, finalizeGroups[cur], reduceGroups);
     } else {
       run.evaluate(pass, slot(1 - cur), fx, run.ctrl, cur); // at x' = x + update, written by the advance kernel before
     }
@@ -153,7 +156,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       if (bestFactors) encoder.clearBuffer(bestFactors);
       const pass = encoder.beginComputePass();
       run.evaluate(pass, slot(0), fx);
-      k('broydenFinalize').dispatch(pass, finalizeGroup(1, false), groups); // g0 = f(x0) − x0 into slot 2
+      k('broydenFinalize').dispatch(pass, finalizeGroup(1, false), reduceGroups); // g0 = f(x0) − x0 into slot 2
       run.finish(pass, FinishMode.broydenFirst);
       run.commit(pass, slot(0), slot(0));
       pass.end();
