@@ -392,10 +392,17 @@ export class Engine {
   // ---- internal (used by layers and solvers; not part of the public API) ----
 
   /**
+   * @internal Tests: make the choices `cpuAdapter` steers as for this kind of adapter, whatever
+   * the device is (so a CPU test machine runs the GPU's paths too).
+   */
+  planAs: 'cpu' | 'gpu' | undefined = undefined;
+
+  /**
    * @internal Whether the device is a CPU implementation of WebGPU (SwiftShader, or the browser's
    * fallback adapter): kernels that pick their shape for a GPU pick differently there.
    */
   get cpuAdapter(): boolean {
+    if (this.planAs !== undefined) return this.planAs === 'cpu';
     const info = this.device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
     return info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
   }

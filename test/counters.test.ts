@@ -75,7 +75,7 @@ describe('engine.counters', () => {
     layer.dispose();
   });
 
-  it('Picard on the tanh block: 2 dispatches per step (f, then the step kernel); fused: 1 per checkEvery steps', async () => {
+  it('Picard on the tanh block: 2 dispatches per step (f, then the step kernel); fused: 1 (a CPU adapter), 1 per checkEvery steps (a GPU: whole iterations in one workgroup)', async () => {
     const f = implicitBlock(engine, { weight, bias });
     const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
     const solve = (maxDepth: number, fused: boolean) => counted(async () => (await picard(f, q, { eps: 0, maxDepth, checkEvery: 8, fused })).dispose());
@@ -83,8 +83,16 @@ describe('engine.counters', () => {
     await solve(8, false);
     const [short, long] = [await solve(16, false), await solve(32, false)];
     expect((long.dispatches - short.dispatches) / 16).toBe(2);
-    const [fusedShort, fusedLong] = [await solve(16, true), await solve(32, true)];
-    expect((fusedLong.dispatches - fusedShort.dispatches) / 16).toBe(1 / 8);
+    expect(engine.cpuAdapter).toBe(true);
+    const [denseShort, denseLong] = [await solve(16, true), await solve(32, true)];
+    expect((denseLong.dispatches - denseShort.dispatches) / 16).toBe(1);
+    engine.planAs = 'gpu';
+    try {
+      const [fusedShort, fusedLong] = [await solve(16, true), await solve(32, true)];
+      expect((fusedLong.dispatches - fusedShort.dispatches) / 16).toBe(1 / 8);
+    } finally {
+      engine.planAs = undefined;
+    }
     q.dispose();
     f.dispose();
   });

@@ -66,6 +66,35 @@ describe('fused Picard steps', () => {
     f.dispose();
   });
 
+  it('a small state as on a GPU (whole iterations in one workgroup) and on this CPU adapter (the dense step): bit-identical to the generic step and the reference', async () => {
+    // d = 24, batch 3: within the whole-iteration kernel's limits. A CPU adapter takes the dense
+    // step instead (its one workgroup is one CPU thread); engine.planAs = 'gpu' makes the GPU's choice here.
+    const d = 24;
+    const batch = 3;
+    const { f, weight, bias } = block(d, 'auto');
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const options = { eps: 1e-5, maxDepth: 40, checkEvery: 8 };
+    const generic = await solve(f, q, { ...options, fused: false });
+    const dense = await solve(f, q, { ...options, fused: true });
+    engine.planAs = 'gpu';
+    const whole = await solve(f, q, { ...options, fused: true }).finally(() => {
+      engine.planAs = undefined;
+    });
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    const reference = refPicard(map, new Float64Array(batch * d), { eps: options.eps, maxDepth: options.maxDepth, stopMode: 'abs', returnFinal: false });
+    for (const path of [dense, whole]) {
+      expect(path.tnstep).toBe(reference.tnstep);
+      expect([path.tnstep, path.stats.nstep, path.stats.status]).toEqual([generic.tnstep, generic.stats.nstep, generic.stats.status]);
+      path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-5));
+    }
+    expect(dense.u).toEqual(generic.u);
+    // Whole iterations: one dispatch per checkEvery iterations; the dense step: one per iteration.
+    expect(whole.dispatches).toBeLessThan(dense.dispatches / 4);
+    q.dispose();
+    f.dispose();
+  });
+
   it.each(cases)('d = %i, batch %i (%s): dispatches per iteration, fused and with fused: false', async (d, batch, forwardKernel) => {
     const { f } = block(d, forwardKernel);
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);

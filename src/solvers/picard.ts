@@ -5,9 +5,10 @@
  * and (for t = 0) the initial residual too. After the first iteration, an iteration is the layer's
  * kernels and one step kernel (shaders/picard_step.wgsl), which ends the iteration before and
  * measures this one; iterates live in a ring of three slots chosen by t.
- * A layer that offers a fused path (a small deterministic dense layer with a fused epilogue, such as the tanh block)
- * takes it instead: whole iterations, `checkEvery` of them per dispatch, in one workgroup
- * (shaders/picard_fused.wgsl), by the same rules.
+ * A layer that offers a fused path (a deterministic dense layer with a fused epilogue, such as the
+ * tanh block) takes one dispatch per iteration instead (shaders/picard_dense_step.wgsl: the step in
+ * its product's prologue and epilogue), or on a GPU, for a small state, whole iterations,
+ * `checkEvery` of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
  */
 import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
@@ -22,7 +23,9 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
   const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
   if (run.opts.convergence === 'per-sample') return picardPerSample(run);
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  if (fused?.kind === 'dense' && fused.wholeState) {
+  // Whole iterations in one workgroup, except on a CPU adapter: there that workgroup is one CPU
+  // thread, and its barriers cost in proportion to its 256 invocations (docs/swiftshader-costs.md).
+  if (fused?.kind === 'dense' && fused.wholeState && !run.engine.cpuAdapter) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
   }
