@@ -142,6 +142,8 @@ export class Engine {
   private readonly valueKeys = new WeakMap<Readonly<Record<string, number>>, string>();
   /** Uniform buffers by key (kernel and values), least recently used first. */
   private readonly uniforms = new Map<string, GPUBuffer>();
+  /** The key of each uniform buffer made by uniformBuffer (see touchUniform). */
+  private readonly uniformKeys = new WeakMap<GPUBuffer, string>();
   private uniformBytes = 0;
   /** Buffers dropped from the caches, destroyed once the current task's encoding is submitted. */
   private retired: GPUBuffer[] = [];
@@ -534,6 +536,7 @@ export class Engine {
     const buffer = this.device.createBuffer({ label: key, size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
     this.device.queue.writeBuffer(buffer, 0, bytes);
     this.uniforms.set(key, buffer);
+    this.uniformKeys.set(buffer, key);
     this.uniformBytes += buffer.size;
     while (this.uniforms.size > UNIFORM_CACHE_SIZE) {
       const [oldestKey, oldest] = this.uniforms.entries().next().value as [string, GPUBuffer];
@@ -556,6 +559,15 @@ export class Engine {
     }
     const key = `${kernel.label}|${valuesKey}`;
     return this.cachedUniform(key) ?? this.uniformBuffer(key, layout.pack(values));
+  }
+
+  /**
+   * @internal Marks a uniform buffer from `params` as just used, as asking for it again would: for
+   * callers that keep a bind group made with it and encode that group again (DenseKernels).
+   */
+  touchUniform(buffer: GPUBuffer): void {
+    const key = this.uniformKeys.get(buffer);
+    if (key !== undefined) this.cachedUniform(key);
   }
 
   /** The cached uniform buffer of `key`, marked as just used. */

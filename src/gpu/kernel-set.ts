@@ -38,6 +38,17 @@ export interface ScratchPolicy<Scratch> {
   free(scratch: Scratch): void;
 }
 
+/** @internal One dispatch as KernelSet.dispatch would encode it. */
+export interface KernelCall {
+  readonly kernel: Kernel;
+  readonly group: GPUBindGroup;
+  readonly x: number;
+  readonly y: number;
+  readonly z: number;
+  /** Its `params` uniform buffer, when it has one. */
+  readonly uniform?: GPUBuffer;
+}
+
 const NO_SCRATCH: ScratchPolicy<null> = { allocate: () => null, free: () => {} };
 
 /**
@@ -112,10 +123,17 @@ export class KernelSet<Problem, Names extends string, Scratch = null> {
    * `uniforms` when given, dispatched with the spec's geometry.
    */
   dispatch(pass: GPUComputePassEncoder, name: Names, problem: Problem, bindings: Record<string, BufferRegion>, uniforms?: Record<string, number>): void {
+    const call = this.call(name, problem, bindings, uniforms);
+    call.kernel.dispatch(pass, call.group, call.x, call.y, call.z);
+  }
+
+  /** What {@link dispatch} encodes — kernel, bind group and workgroup counts — without encoding it. */
+  call(name: Names, problem: Problem, bindings: Record<string, BufferRegion>, uniforms?: Record<string, number>): KernelCall {
     const kernel = this.kernel(name);
-    const resources = uniforms ? { ...bindings, params: this.host.params(kernel, uniforms) } : bindings;
+    const uniform = uniforms ? this.host.params(kernel, uniforms) : undefined;
+    const resources = uniform ? { ...bindings, params: uniform } : bindings;
     const [x, y = 1, z = 1] = this.spec(name).groups(problem);
-    kernel.dispatch(pass, kernel.bind(resources), x, y, z);
+    return { kernel, group: kernel.bind(resources), x, y, z, uniform };
   }
 
   /** Frees every batch's scratch; later use throws DisposedError (`argument`). Safe to call twice. */

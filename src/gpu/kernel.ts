@@ -159,6 +159,8 @@ export class Kernel {
   private readonly groups = new Map<string, { group: GPUBindGroup; ids: number[] }>();
   /** The last few groups bound (see recentGroup). */
   private readonly recent: { parts: (GPUBuffer | number)[]; group: GPUBindGroup; ids: number[] }[] = [];
+  /** Groups this kernel made whose buffers are all alive (see isLive). */
+  private readonly live = new WeakSet<GPUBindGroup>();
 
   private constructor(
     private readonly device: GPUDevice,
@@ -283,9 +285,14 @@ export class Kernel {
     });
     if (this.groups.size >= MAX_CACHED_GROUPS) {
       const oldest = this.groups.keys().next().value;
-      if (oldest !== undefined) this.groups.delete(oldest);
+      if (oldest !== undefined) {
+        // No longer tracked, so no longer known to be alive when its buffers go.
+        this.live.delete((this.groups.get(oldest) as { group: GPUBindGroup }).group);
+        this.groups.delete(oldest);
+      }
     }
     this.groups.set(key, { group, ids });
+    this.live.add(group);
     this.remember(resources, group, ids);
     return group;
   }
@@ -335,6 +342,15 @@ export class Kernel {
     this.recent.push({ parts, group, ids });
   }
 
+  /**
+   * @internal Whether `group`, made by this kernel's `bind`, may still be encoded: true until one of
+   * its buffers is destroyed (or the group leaves the cache). Callers that keep groups of their own
+   * across calls (DenseKernels' recent forwards) check it before reusing one.
+   */
+  isLive(group: GPUBindGroup): boolean {
+    return this.live.has(group);
+  }
+
   /** @internal Number of cached bind groups. */
   get cachedGroups(): number {
     return this.groups.size;
@@ -343,7 +359,10 @@ export class Kernel {
   /** @internal Drops the cached bind groups that bind any buffer of `ids` (buffers being destroyed). */
   forget(ids: ReadonlySet<number>): void {
     for (const [key, entry] of this.groups) {
-      if (entry.ids.some((id) => ids.has(id))) this.groups.delete(key);
+      if (entry.ids.some((id) => ids.has(id))) {
+        this.groups.delete(key);
+        this.live.delete(entry.group);
+      }
     }
     const kept = this.recent.filter((entry) => !entry.ids.some((id) => ids.has(id)));
     this.recent.length = 0;

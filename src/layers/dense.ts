@@ -11,7 +11,7 @@
 import type { Engine } from '../engine';
 import { LimitError } from '../errors';
 import type { BufferRegion } from '../gpu/kernel';
-import { KernelSet, type KernelSpec } from '../gpu/kernel-set';
+import { KernelSet, type KernelCall, type KernelSpec } from '../gpu/kernel-set';
 import { wgslConstant } from '../gpu/shaders';
 import type { QdGradient } from './stage';
 
@@ -239,6 +239,21 @@ export interface DenseOperands {
   qd?: BufferRegion;
 }
 
+/** Forwards DenseKernels re-encodes without lookups: a solver's few buffer sets, an app's few calls. */
+const RECENT_FORWARDS = 8;
+
+/** A forward encoded before: its operands and output (compared by identity) and its dispatches. */
+interface RecentForward {
+  readonly gate: GPUBuffer;
+  readonly x: BufferRegion;
+  readonly weight: GPUBuffer;
+  readonly bias: GPUBuffer;
+  readonly qd: BufferRegion | undefined;
+  readonly y: BufferRegion;
+  readonly rows: number;
+  readonly calls: readonly KernelCall[];
+}
+
 /** @internal Outputs of the adjoint, each optional. */
 export interface DenseGradients {
   /** ȳ, the cotangent of y. */
@@ -263,6 +278,8 @@ export class DenseKernels {
   readonly tileShapes: readonly TileShape[];
   /** The adjoint's frozen uniform values by configuration (see frozenUniforms). */
   private readonly adjointUniforms = new Map<string, Readonly<Record<string, number>>>();
+  /** The last few forwards encoded (see encodeForward). */
+  private readonly recentForwards: RecentForward[] = [];
   /** Per rows: what encodeForward computes once (see forwardEncoding). */
   private readonly forwardEncodings = new Map<number, { plan: Plan; problem: Problem; uniforms: Readonly<Record<string, number>> }>();
   /** The epilogue chain's override constants. */
@@ -456,18 +473,48 @@ export class DenseKernels {
     return { m, n, k, splits, tiles: this.tiles, vector, tile };
   }
 
-  /** Encodes y = epilogue(x·weight + bias) for `rows` rows. */
+  /**
+   * Encodes y = epilogue(x·weight + bias) for `rows` rows. The same operands and output as one of
+   * the last few calls (by identity: solvers and apps encode the same few sets again and again)
+   * encode that call's dispatches again, with no lookups, while their bind groups are alive.
+   */
   encodeForward(pass: GPUComputePassEncoder, gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number): void {
     const scratch = this.set.use(this.scratchKey(rows));
+    const known = this.recentForward(gate, operands, y, rows);
+    const calls = known ?? this.forwardCalls(gate, operands, y, rows, scratch.partial);
+    for (const call of calls) {
+      // A reused uniform counts as used, as engine.params would count it (its cache keeps the most recent).
+      if (known && call.uniform) this.engine.touchUniform(call.uniform);
+      call.kernel.dispatch(pass, call.group, call.x, call.y, call.z);
+    }
+    if (!known) {
+      if (this.recentForwards.length >= RECENT_FORWARDS) this.recentForwards.shift();
+      this.recentForwards.push({ gate, x: operands.x, weight: operands.weight, bias: operands.bias, qd: operands.qd, y, rows, calls });
+    }
+  }
+
+  /** The dispatches of the forward (the product, and split-k's combine). */
+  private forwardCalls(gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number, partial: GPUBuffer | undefined): KernelCall[] {
     const { plan, problem, uniforms } = this.forwardEncoding(rows);
     const kernel = this.forwardKernel(plan);
     const bindings = { gate, x: operands.x, weight: operands.weight, weight4: operands.weight, bias: operands.bias, epi_qd: operands.qd ?? operands.bias, y };
-    if (plan.forward === 'split' && scratch.partial) {
-      this.set.dispatch(pass, kernel, problem, { gate, x: operands.x, weight: operands.weight, weight4: operands.weight, gemm_partial: scratch.partial }, uniforms);
-      this.set.dispatch(pass, 'forwardCombine', problem, { ...bindings, gemm_partial: scratch.partial }, uniforms);
-      return;
+    if (plan.forward === 'split' && partial) {
+      return [
+        this.set.call(kernel, problem, { gate, x: operands.x, weight: operands.weight, weight4: operands.weight, gemm_partial: partial }, uniforms),
+        this.set.call('forwardCombine', problem, { ...bindings, gemm_partial: partial }, uniforms),
+      ];
     }
-    this.set.dispatch(pass, kernel, problem, bindings, uniforms);
+    return [this.set.call(kernel, problem, bindings, uniforms)];
+  }
+
+  /** The dispatches of a recent call with these operands and output, when all its groups are alive. */
+  private recentForward(gate: GPUBuffer, operands: DenseOperands, y: BufferRegion, rows: number): readonly KernelCall[] | undefined {
+    for (const entry of this.recentForwards) {
+      if (entry.y !== y || entry.x !== operands.x || entry.rows !== rows || entry.gate !== gate || entry.qd !== operands.qd) continue;
+      if (entry.weight !== operands.weight || entry.bias !== operands.bias) continue;
+      if (entry.calls.every((call) => call.kernel.isLive(call.group))) return entry.calls;
+    }
+    return undefined;
   }
 
   /**
