@@ -8,12 +8,16 @@
  * dispatches (one round of partial sums per global barrier): shaders/broyden_measure.wgsl (g' and
  * every dot product against the old factors), shaders/broyden_decide.wgsl (the measurement and
  * end-of-iteration rules, best-so-far, v and w) and shaders/broyden_advance.wgsl (u, the factor
- * columns, the next direction and the next trial point). A dense layer that offers a fused path
- * (`fusedPicard`'s product; not with the line search) takes two: shaders/broyden_dense_step.wgsl
+ * columns, the next direction and the next trial point). The line search adds 8 × (trial point,
+ * evaluation, residual sums, decision) and a finalize kernel. A dense layer that offers a fused
+ * path (`fusedPicard`'s product) takes two from iteration 1 on: shaders/broyden_dense_step.wgsl
  * (the advance of the iteration before as its product's left operand, the measurement as its
- * epilogue), then the decide kernel. The line search adds 8 × (trial point, evaluation, residual
- * sums, decision) and a finalize kernel. Iterate and residual pairs alternate between the slots
- * of one state buffer by parity.
+ * epilogue), then the decide kernel; with the line search nine: eight dispatches of the dense
+ * kernel, one per trial (the first as without it; each later one first takes the search's
+ * decision on the trial before, lib/line_search.wgsl, and evaluates x + ls_eval_s·update unless
+ * the search has finished; every one leaves what finalize and measure would, were it the last),
+ * then the decide kernel, which takes the decision on the eighth trial first. Iterate and residual
+ * pairs alternate between the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
