@@ -1,6 +1,9 @@
 // Broyden, after broyden_measure.wgsl: ends the iteration and starts its rank-one update, in one
 // dispatch whose every workgroup reduces the same partial sums in the same fixed order (so all of
 // them reach the same outcome without another dispatch):
+//   0. after the dense line-search trials (shaders/broyden_dense_step.wgsl; the layout's `search`
+//      word), when the search has not finished: the decision on the last trial's φ partials
+//      (lib/line_search.wgsl, the same rules the trials run), on the private header copy;
 //   1. the measurement: the residual row's sums, then lib/finish_step.wgsl's MODE_BROYDEN rules on
 //      a private copy of the header (ctrl.h); workgroup 0 stores the new header in ctrl_b (the
 //      advance kernel copies it back: workgroups that all read ctrl.h cannot update it) and
@@ -17,7 +20,8 @@
 //      vᵀΔg = −Δx·Δg + Σ a_j c_j cancels badly in float32 when |U| is large).
 // Bindings: ctrl (rw); ctrl_b (ControlHeader, rw); params (finish.wgsl's: the rules, and groups);
 //           sums (rw; its layout entries: (n, stride, rows, return_b) and the measuring kernel's
-//           workgroups in iteration 0 and after, as u32); state, factors (read); aux (rw: reads
+//           workgroups in iteration 0 and after, then `search` (1: the dense trials leave the last
+//           decision of iterations after the first to this kernel), as u32); state, factors (read); aux (rw: reads
 //           update, writes v, w);
 //           best_u, best_prev, best_factors (rw; best_factors: U then Vᵀ, 2·L·stride).
 // Dispatch: (groups). The iteration's parity is that of hdr.nstep (the iterations counted before it).
@@ -26,6 +30,7 @@
 //! include lib/broyden_state.wgsl
 //! include lib/reduce.wgsl
 //! include lib/finish_step.wgsl
+//! include lib/line_search.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
@@ -43,13 +48,13 @@ struct DecideParams {
   stall_steps: u32,
 }
 
-struct SolveLayout { n: u32, stride: u32, rows: u32, return_b: u32, partial_groups: u32, cur: u32 }
+struct SolveLayout { n: u32, stride: u32, rows: u32, return_b: u32, partial_groups: u32, cur: u32, search: bool }
 
 // The solve's layout (sums' first entries) for the iteration after `steps` counted ones.
 fn read_layout(steps: u32) -> SolveLayout {
   let a = bitcast<vec4<u32>>(sums[0]);
   let b = bitcast<vec4<u32>>(sums[1]);
-  return SolveLayout(a.x, a.y, a.z, a.w, select(b.y, b.x, steps == 0u), steps % 2u);
+  return SolveLayout(a.x, a.y, a.z, a.w, select(b.y, b.x, steps == 0u), steps % 2u, steps != 0u && b.z != 0u);
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
@@ -67,6 +72,8 @@ fn read_layout(steps: u32) -> SolveLayout {
 var<workgroup> outcome: vec3<u32>;
 const DONE: u32 = 0xffffffffu;
 var<workgroup> coef_cache: array<vec4<f32>, REDUCE_SIZE>;
+// 1 when this kernel takes the line search's last decision (step 0).
+var<workgroup> search_pending: u32;
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -81,13 +88,24 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
     if (lid == 0u && group.x == 0u) { ctrl_b = hdr; }
     return;
   }
-  // 1. The measurement (the residual row follows the dot rows).
-  if (lid == 0u) { outcome = vec3<u32>(0u, min(hdr.nstep, params.memory), hdr.nstep); }
+  if (lid == 0u) {
+    outcome = vec3<u32>(0u, min(hdr.nstep, params.memory), hdr.nstep);
+    search_pending = select(0u, 1u, read_layout(hdr.nstep).search && line_search_open(hdr));
+  }
   let counted = workgroupUniformLoad(&outcome);
   let ncols = counted.y;
   let lay = read_layout(counted.z);
   let stride = lay.stride;
   let cur = lay.cur;
+  // 0. The line search's decision on the last dense trial (row (LINE_SEARCH_EVALS − 1) mod 2).
+  if (workgroupUniformLoad(&search_pending) != 0u) {
+    let phi_in = phi_offset(params.memory, lay.rows, (LINE_SEARCH_EVALS - 1u) % 2u);
+    var phi = vec4<f32>(0.0);
+    for (var g = lid; g < lay.partial_groups; g += REDUCE_SIZE) { phi += sums[phi_in + g]; }
+    let total = workgroup_sum(phi, lid);
+    if (lid == 0u) { hdr = line_search_decide(hdr, total.x); }
+  }
+  // 1. The measurement (the residual row follows the dot rows).
   var residual = vec4<f32>(0.0);
   for (var g = lid; g < lay.partial_groups; g += REDUCE_SIZE) { residual += sums[row_index(lay.rows, ncols, g)]; }
   let t = workgroup_sum(residual, lid);

@@ -1,11 +1,12 @@
 // Broyden's fused iterations: after the layer's evaluation, three kernels (measure, decide,
 // advance: one round of partial sums per dispatch boundary); for a dense layer two dispatches, the
-// product with the advance in its prologue and the measurement in its epilogue, then decide.
+// product with the advance in its prologue and the measurement in its epilogue, then decide; with
+// the line search 8 dense trials (each taking the search's decision on the one before), then decide.
 // Every path must give the counts, statuses and (to rounding) iterates of the others and the
 // float64 reference's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { broyden, implicitBlock, type Engine, type SolverOptions, type Tensor } from '../src';
-import { refBlockMap, refBroyden } from '../src/reference';
+import { refBlockMap, refBroyden, type RefMap, type RefSolveOptions } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 let engine: Engine;
@@ -51,6 +52,8 @@ describe('fused Broyden iterations', () => {
     const q = engine.tensor(qd, [batch, d]);
     const all: SolverOptions[] = [
       { eps: 1e-5, maxDepth: 30, lbfgsThres: 4 },
+      // A contractive block: every step accepted at s = 1 (the trials after the first idle).
+      { eps: 1e-5, maxDepth: 30, lbfgsThres: 4, ls: true },
       // The factors grow sensitive to rounding near convergence (u = w / vᵀΔg): compared early.
       { eps: 0, maxDepth: 6, lbfgsThres: 4, returnB: true },
       { eps: 1e-4, maxDepth: 9, stopMode: 'rel', returnFinal: true },
@@ -74,7 +77,7 @@ describe('fused Broyden iterations', () => {
       const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
       const reference = refBroyden(map, new Float64Array(batch * d), {
         eps: options.eps, maxDepth: options.maxDepth, stopMode: options.stopMode ?? 'abs', returnFinal: options.returnFinal ?? false,
-        lbfgsThres: options.lbfgsThres,
+        lbfgsThres: options.lbfgsThres, ls: options.ls,
       });
       expect(fused.tnstep).toBe(reference.tnstep);
       fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
@@ -83,7 +86,7 @@ describe('fused Broyden iterations', () => {
     f.dispose();
   });
 
-  it.each(cases)('d = %i, batch %i (%s): dispatches per iteration: 2 fused, 1 + 3 generic, 36 with the line search', async (d, batch, forwardKernel) => {
+  it.each(cases)('d = %i, batch %i (%s): dispatches per iteration: 2 fused, 1 + 3 generic; with the line search 9 fused, 36 generic', async (d, batch, forwardKernel) => {
     const { f } = block(d, forwardKernel);
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
     const perIteration = async (options: SolverOptions) => {
@@ -95,10 +98,83 @@ describe('fused Broyden iterations', () => {
     };
     expect(await perIteration({ fused: true })).toBe(2);
     expect(await perIteration({ fused: false })).toBe(4);
+    // 8 dense trials (each taking the search's decision on the one before), then the decide kernel.
+    expect(await perIteration({ ls: true })).toBe(9);
     if (forwardKernel === 'auto') {
       // 8 trials of (trial point, evaluation, residual sums, line-search decision), finalize, then the three kernels.
-      expect(await perIteration({ ls: true })).toBe(36);
+      expect(await perIteration({ ls: true, fused: false })).toBe(36);
     }
+    q.dispose();
+    f.dispose();
+  });
+
+  /** Evaluations of f in each of the first `depth` iterations of the float64 reference. */
+  const referenceEvals = (map: RefMap, n: number, options: RefSolveOptions, depth: number): number[] => {
+    const totals = Array.from({ length: depth + 1 }, (_, m) => (m === 0 ? 0 : refBroyden(map, new Float64Array(n), { ...options, maxDepth: m }).tnstep));
+    return totals.slice(1).map((total, t) => total - totals[t]);
+  };
+
+  // [d, batch, forwardKernel, diagonal, scale, seed]: W = diagonal·I + a uniform block of ±scale/√d.
+  // 3·I + 0.5: iteration 1 accepts after the quadratic step and one halving, 2 and 3 at s = 1, 4
+  // takes all 8 evaluations (so the decide kernel takes the last decision) and returns the clamped
+  // step amin, 5 returns s1 < amin; the random blocks of ±3/√d halve every iteration and clamp late.
+  const searchCases = [
+    [24, 3, 'auto', 3, 0.5, 1],
+    [40, 30, 'auto', 0, 3, 1],
+    [36, 33, 'matmul', 0, 3, 1],
+  ] as const;
+
+  it.each(searchCases)('line search, d = %i, batch %i (%s), W = %f·I + ±%f/√d: the dense trials, the generic path and the float64 reference agree', async (d, batch, forwardKernel, diagonal, scale, seed) => {
+    const local = rng(seed);
+    const weight = Float32Array.from(randomArray(local, d * d, scale / Math.sqrt(d)));
+    for (let i = 0; i < d; i++) weight[i * d + i] += diagonal;
+    const bias = Float32Array.from(randomArray(local, d, 0.1));
+    const qd = Float32Array.from(randomArray(local, batch * d, 1));
+    const f = implicitBlock(engine, { weight, bias, forwardKernel });
+    const q = engine.tensor(qd, [batch, d]);
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    const options = { eps: 0, maxDepth: 8, lbfgsThres: 4, ls: true, returnB: true } as const;
+    const reference = refBroyden(map, new Float64Array(batch * d), options);
+    // What the case covers, past iteration 0 (which runs the generic kernels on every path).
+    const steps = (reference.steps ?? []).slice(1);
+    const evals = referenceEvals(map, batch * d, options, options.maxDepth).slice(1);
+    expect(steps.some((s) => s < 1)).toBe(true);
+    expect(steps.some((s, t) => s === 0.01 && evals[t] > 2)).toBe(true); // a halving step clamped to amin
+    if (diagonal > 0) {
+      expect(steps).toContain(1);
+      expect(evals).toContain(8);
+      expect(steps.some((s) => s < 0.01)).toBe(true); // s1 below amin, returned as evaluated
+    }
+
+    const fused = await solve(f, q, { ...options, fused: true });
+    // A rerun, and (the few-row product: faster on a CPU) one read back after every iteration (the
+    // header handed over at each chunk's end): bit for bit.
+    const again = await solve(f, q, { ...options, fused: true });
+    const chunked = forwardKernel === 'auto' ? [await solve(f, q, { ...options, fused: true, checkEvery: 1 })] : [];
+    const generic = await solve(f, q, { ...options, fused: false });
+    for (const other of [again, ...chunked]) {
+      expect(other.u).toEqual(fused.u);
+      expect(other.prev).toEqual(fused.prev);
+      expect([other.tnstep, other.stats]).toEqual([fused.tnstep, fused.stats]);
+      expect(other.us).toEqual(fused.us);
+    }
+    for (const out of [fused, generic]) {
+      expect([out.tnstep, out.stats.nstep]).toEqual([reference.tnstep, reference.nstep]);
+      expect(out.stats.trace?.abs.length).toBe(reference.trace.abs.length);
+      out.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-4 * reference.trace.abs[i]));
+      closeTo(out.u, Array.from(reference.uStar), 1e-4);
+      closeTo(out.prev, Array.from(reference.uPrev), 1e-4);
+    }
+    expect(fused.stats.status).toBe(generic.stats.status);
+    // The same rules, the partial sums grouped differently (and φ too): equal to rounding, which the
+    // steps along the ascent directions of these blocks amplify somewhat.
+    closeTo(fused.u, generic.u, 5e-5);
+    closeTo(fused.prev, generic.prev, 5e-5);
+    expect(fused.valid).toEqual(generic.valid);
+    const us = generic.us ?? [];
+    const usScale = us.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(usScale).toBeGreaterThan(0);
+    closeTo(fused.us ?? [], us, 1e-4 * usScale);
     q.dispose();
     f.dispose();
   });

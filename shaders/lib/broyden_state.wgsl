@@ -12,7 +12,8 @@
 //            entries: the measuring kernel's (ncols + 1) rows (row c < ncols: the dots against
 //            column c, row ncols: the residual sums; one entry per workgroup, row_index), at
 //            rank_offset the decide kernel's rank-one sums (one per workgroup), at coef_offset the
-//            coefficients (coef_offset + j: column j's).
+//            coefficients (coef_offset + j: column j's), then two rows of φ partials (the dense
+//            line-search trials', shaders/broyden_dense_step.wgsl: trial e writes row e mod 2).
 
 fn x_index(cur: u32, stride: u32, i: u32) -> u32 { return cur * stride + i; }
 fn x_new_index(cur: u32, stride: u32, i: u32) -> u32 { return (1u - cur) * stride + i; }
@@ -29,6 +30,7 @@ const SUMS_LAYOUT: u32 = 2u;
 fn row_index(rows: u32, c: u32, g: u32) -> u32 { return SUMS_LAYOUT + c * rows + g; }
 fn rank_offset(memory: u32, rows: u32) -> u32 { return row_index(rows, memory + 1u, 0u); }
 fn coef_offset(memory: u32, rows: u32) -> u32 { return row_index(rows, memory + 2u, 0u); }
+fn phi_offset(memory: u32, rows: u32, half: u32) -> u32 { return coef_offset(memory, rows) + memory + half * rows; }
 
 fn finite_or_zero(value: f32) -> f32 {
   return select(0.0, value, is_finite(value));

@@ -54,6 +54,8 @@ export interface RefSolveResult {
   trace: { abs: number[]; rel: number[] };
   /** Best Broyden factors (Broyden with returnB only). */
   B?: RefBroydenFactors;
+  /** Broyden: the step s of every iteration (1 without the line search; a clamped one is amin). */
+  steps?: number[];
 }
 
 interface Measure {
@@ -337,9 +339,11 @@ export function refBroyden(f: RefMap, u0: Float64Array, opts: RefSolveOptions = 
   let tnstep = 0;
   let nstep = 0;
   let done = progress.current < eps && !returnFinal;
+  const steps: number[] = [];
 
   while (nstep < maxDepth && !done) {
     const step = refArmijoLineSearch(g, x, gx, update, ls);
+    steps.push(step.s);
     tnstep += step.extraEvals + 1;
     const dx = sub(step.x, x);
     const dg = sub(step.gx, gx);
@@ -372,6 +376,7 @@ export function refBroyden(f: RefMap, u0: Float64Array, opts: RefSolveOptions = 
 
   const result = finish(progress, eps, best, tnstep, nstep);
   if (opts.returnB) result.B = bestFactors;
+  result.steps = steps;
   return result;
 }
 

@@ -8,12 +8,16 @@
  * dispatches (one round of partial sums per global barrier): shaders/broyden_measure.wgsl (g' and
  * every dot product against the old factors), shaders/broyden_decide.wgsl (the measurement and
  * end-of-iteration rules, best-so-far, v and w) and shaders/broyden_advance.wgsl (u, the factor
- * columns, the next direction and the next trial point). A dense layer that offers a fused path
- * (`fusedPicard`'s product; not with the line search) takes two: shaders/broyden_dense_step.wgsl
+ * columns, the next direction and the next trial point). The line search adds 8 × (trial point,
+ * evaluation, residual sums, decision) and a finalize kernel. A dense layer that offers a fused
+ * path (`fusedPicard`'s product) takes two from iteration 1 on: shaders/broyden_dense_step.wgsl
  * (the advance of the iteration before as its product's left operand, the measurement as its
- * epilogue), then the decide kernel. The line search adds 8 × (trial point, evaluation, residual
- * sums, decision) and a finalize kernel. Iterate and residual pairs alternate between the slots
- * of one state buffer by parity.
+ * epilogue), then the decide kernel; with the line search nine: eight dispatches of the dense
+ * kernel, one per trial (the first as without it; each later one first takes the search's
+ * decision on the trial before, lib/line_search.wgsl, and evaluates x + ls_eval_s·update unless
+ * the search has finished; every one leaves what finalize and measure would, were it the last),
+ * then the decide kernel, which takes the decision on the eighth trial first. Iterate and residual
+ * pairs alternate between the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
@@ -28,8 +32,8 @@ import type { BroydenFactors, SolveResult } from '../results';
 /** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
 const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
-/** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01. */
-const LINE_SEARCH_EVALS = 8;
+/** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01 (lib/line_search.wgsl). */
+const LINE_SEARCH_EVALS = wgslConstant('lineSearch', 'LINE_SEARCH_EVALS', 'u32');
 
 /** Finds u* = f(u*, Qd) by limited-memory Broyden. See {@link SolverOptions}. */
 export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
@@ -42,7 +46,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   // workgroup's reductions cost more than its share of the elements (SolveRun.stepGroups).
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
-  const fusedPath = opts.fused && !opts.ls ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  const fusedPath = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   const product = run.denseProduct(fusedPath);
   if (product) {
     await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
@@ -53,8 +57,9 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const state = run.scratchBuffer(4 * stride); // x_a, x_b, g_a, g_b
   const factors = run.scratchBuffer(2 * memory * stride); // U columns, then Vᵀ rows
   const aux = run.scratchBuffer(4 * stride); // update, v, w, fx
-  // The measure kernel's rows, the decide kernel's rank-one sums, the coefficients (lib/broyden_state.wgsl).
-  const sums = run.scratchBuffer(4 * (SUMS_LAYOUT + (memory + 2) * rows + memory));
+  // The measure kernel's rows, the decide kernel's rank-one sums, the coefficients, the dense
+  // trials' two rows of φ partials (lib/broyden_state.wgsl).
+  const sums = run.scratchBuffer(4 * (SUMS_LAYOUT + (memory + 2) * rows + memory + 2 * rows));
   const bestFactors = opts.returnB ? run.scratchBuffer(2 * memory * stride) : undefined;
   const { ctrlB } = run.stepState();
   // The state's four slots as regions, made once.
@@ -64,8 +69,8 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const fx = run.slot(aux, 3);
   const half = memory * stride * 4;
 
-  /** Bind groups of one kernel for both parities (cur = t mod 2), made once. */
-  const byParity = (make: (cur: number) => GPUBindGroup): GPUBindGroup[] => [make(0), make(1)];
+  /** Bind groups (or lists of them) of one kernel for both parities (cur = t mod 2), made once. */
+  const byParity = <T>(make: (cur: number) => T): T[] => [make(0), make(1)];
   const k = (name: Parameters<typeof run.kernel>[0]) => run.kernel(name);
   const layout = (cur: number) => ({ n, groups, rows, stride, cur, memory });
 
@@ -120,16 +125,26 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   };
   let hooks: RunHooks = {};
   if (product && fusedPath) {
-    // Iteration 0 as the generic one without its advance; from then on the dense kernel (the
-    // advance of the iteration before, the evaluation and the measurement) and the decide kernel.
+    // Iteration 0 as the generic one without its advance; from then on the dense kernel's trials
+    // (trial 0: the advance of the iteration before, the evaluation at s = 1 and the measurement;
+    // with the line search trials 1 … LINE_SEARCH_EVALS − 1, each taking the search's decision
+    // on the trial before), then the decide kernel (with the line search, first the decision on
+    // the last trial). The trials after the first alternate the two headers so that the last one
+    // leaves it in ctrl.h, where the decide kernel reads it (which stores it in ctrl_b, where
+    // the next trial 0 reads it).
     const dense = k('broydenDenseStep');
     const d = f.featureSize;
+    const trials = opts.ls ? LINE_SEARCH_EVALS : 1;
     const denseBindings = byParity((cur) =>
-      dense.bind({
-        ctrl: run.ctrl, ctrl_b: ctrlB,
-        params: run.params('broydenDenseStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d }),
-        sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
-      }),
+      Array.from({ length: trials }, (_, trial) =>
+        dense.bind({
+          ctrl: run.ctrl, ctrl_b: ctrlB,
+          params: run.params('broydenDenseStep', {
+            groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0,
+          }),
+          sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
+        }),
+      ),
     );
     const [gx, gy] = product.groups;
     iterate = (pass, t) => {
@@ -137,7 +152,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
         genericIteration(pass, t);
         return;
       }
-      dense.dispatch(pass, denseBindings[t % 2], gx, gy);
+      for (const binding of denseBindings[t % 2]) dense.dispatch(pass, binding, gx, gy);
       k('broydenDecide').dispatch(pass, decideGroup, groups);
     };
     // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
@@ -145,9 +160,10 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   }
 
   // sums' layout entries (lib/broyden_state.wgsl): n, stride, rows, return_b; the measuring
-  // workgroups of iteration 0 and of the later ones.
+  // workgroups of iteration 0 and of the later ones; whether the decide kernel takes the line
+  // search's last decision (the dense trials) in the later ones.
   const layoutWords = new Uint32Array(4 * SUMS_LAYOUT);
-  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseGroups : groups]);
+  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseGroups : groups, product && opts.ls ? 1 : 0]);
   engine.device.queue.writeBuffer(sums, 0, layoutWords);
   const snapshot = await run.run(
     (encoder) => {
