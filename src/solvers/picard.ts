@@ -23,13 +23,13 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
   const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
   if (run.opts.convergence === 'per-sample') return picardPerSample(run);
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  // Whole iterations in one workgroup, except on a CPU adapter: there that workgroup is one CPU
-  // thread, and its barriers cost in proportion to its 256 invocations (docs/swiftshader-costs.md).
-  if (fused?.kind === 'dense' && fused.wholeState && !run.engine.cpuAdapter) {
+  // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
+  // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
+  const product = run.denseProduct(fused);
+  if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
   }
-  const product = run.denseProduct(fused);
   if (fused && product) {
     await run.addKernel('picardDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
     return picardSteps(run, { path: fused, product });

@@ -135,6 +135,8 @@ const MAX_STEP_GROUPS = 256;
  * switches (docs/swiftshader-costs.md), and a handful of workgroups already fills the cores.
  */
 const MAX_STEP_GROUPS_CPU = 2;
+/** Storage buffers the dense step kernels bind at most (picard_dense_step.wgsl: 11). */
+const DENSE_STEP_STORAGE_BUFFERS = 11;
 /**
  * On a CPU adapter, the most workgroups a dense step kernel (picard_dense_step, anderson_dense_step,
  * broyden_dense_step) may have: measured on SwiftShader (d = 256, batch 64: 64 workgroups), the
@@ -325,6 +327,8 @@ export class SolveRun {
     const product = path?.kind === 'dense' ? path.product : null;
     if (!product) return null;
     if (this.engine.cpuAdapter && product.groups[0] * product.groups[1] > CPU_DENSE_STEP_GROUPS) return null;
+    // A device (an app's, a browser's) may allow fewer storage buffers than the dense steps bind.
+    if (this.engine.device.limits.maxStorageBuffersPerShaderStage < DENSE_STEP_STORAGE_BUFFERS) return null;
     return product;
   }
 
