@@ -512,7 +512,9 @@ export class DenseKernels {
     for (const entry of this.recentForwards) {
       if (entry.y !== y || entry.x !== operands.x || entry.rows !== rows || entry.gate !== gate || entry.qd !== operands.qd) continue;
       if (entry.weight !== operands.weight || entry.bias !== operands.bias) continue;
-      if (entry.calls.every((call) => call.kernel.isLive(call.group))) return entry.calls;
+      let live = true;
+      for (const call of entry.calls) live &&= call.kernel.isLive(call.group);
+      if (live) return entry.calls;
     }
     return undefined;
   }

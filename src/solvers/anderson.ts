@@ -85,7 +85,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
   const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  const product = run.denseProduct(fused);
+  const product = run.denseProduct(fused, 'andersonDenseStep', 'measure');
   if (fused && product) {
     await run.addKernel('andersonDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }

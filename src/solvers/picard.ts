@@ -25,7 +25,7 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
   // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
-  const product = run.denseProduct(fused);
+  const product = run.denseProduct(fused, 'picardDenseStep', 'step');
   if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);

@@ -7,7 +7,7 @@
 import type { Engine } from '../engine';
 import { AnchoraxError, DeviceLostError, ShapeError, OptionError, TimeoutError } from '../errors';
 import type { BufferRegion, Kernel } from '../gpu/kernel';
-import { SHADERS, wgslConstant, type ShaderName } from '../gpu/shaders';
+import { SHADERS, builtReflection, wgslConstant, type ShaderName } from '../gpu/shaders';
 import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
@@ -135,8 +135,6 @@ const MAX_STEP_GROUPS = 256;
  * switches (docs/swiftshader-costs.md), and a handful of workgroups already fills the cores.
  */
 const MAX_STEP_GROUPS_CPU = 2;
-/** Storage buffers the dense step kernels bind at most (picard_dense_step.wgsl: 11). */
-const DENSE_STEP_STORAGE_BUFFERS = 11;
 /**
  * On a CPU adapter, the most workgroups a dense step kernel (picard_dense_step, anderson_dense_step,
  * broyden_dense_step) may have: measured on SwiftShader (d = 256, batch 64: 64 workgroups), the
@@ -321,14 +319,18 @@ export class SolveRun {
   /**
    * The dense product a fused step kernel may wrap (the layer's `fusedPicard(batch).product`), or
    * null: none, or on a CPU adapter one of more than CPU_DENSE_STEP_GROUPS workgroups, where each
-   * workgroup's prologue (summing the step's partials) costs more than the dispatches it saves.
+   * workgroup's prologue (summing the step's partials) costs more than the dispatches it saves, or
+   * when the step's entry point (`shader`, `<stage>_<body>_main`) binds more storage buffers than
+   * the device allows (counted from its build-time reflection).
    */
-  denseProduct(path: FusedPicardPath | null): FusedProduct | null {
+  denseProduct(path: FusedPicardPath | null, shader: ShaderName, stage: 'step' | 'measure'): FusedProduct | null {
     const product = path?.kind === 'dense' ? path.product : null;
     if (!product) return null;
     if (this.engine.cpuAdapter && product.groups[0] * product.groups[1] > CPU_DENSE_STEP_GROUPS) return null;
-    // A device (an app's, a browser's) may allow fewer storage buffers than the dense steps bind.
-    if (this.engine.device.limits.maxStorageBuffersPerShaderStage < DENSE_STEP_STORAGE_BUFFERS) return null;
+    // A device (an app's, a browser's) may allow fewer storage buffers than the dense step binds.
+    const bindings = builtReflection(SHADERS[shader], `${stage}_${product.body}_main`)?.bindings ?? [];
+    const storage = bindings.filter((b) => b.kind === 'storage' || b.kind === 'read-only-storage').length;
+    if (storage > this.engine.device.limits.maxStorageBuffersPerShaderStage) return null;
     return product;
   }
 
