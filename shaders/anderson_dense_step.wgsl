@@ -4,8 +4,11 @@
 // anderson_step.wgsl before it, an iteration is two dispatches. The product is the library's
 // few-row or register-tiled body, as the layer's own forward would use for this batch
 // (src/layers/dense.ts fusedProduct); the epilogue chain is lib/epilogue.wgsl's, without dropout.
-// Bindings: lib/anderson_measure.wgsl's 0–6; weight [n, n]; bias [n]; epi_qd [m, n].
+// Bindings: lib/anderson_measure.wgsl's 0–6; weight [n, n]; bias [n]; epi_qd [m, n]; weight4
+// (lib/gemm_weight4.wgsl).
 // Entries: measure_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
+//          measure_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
+//          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          measure_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE².
 
@@ -14,6 +17,8 @@
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl
+//! include lib/gemm_rows_vec4.wgsl
+//! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
@@ -37,6 +42,13 @@ fn gemm_out(row: u32, col: u32, acc: f32) {
 fn measure_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (measure_begin(lid)) { return; }
   gemm_rows_block(group, lid);
+  measure_store(group.y * count.x + group.x, count.x * count.y, lid);
+}
+
+@compute @workgroup_size(GEMM_COLS)
+fn measure_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (measure_begin(lid)) { return; }
+  gemm_rows4_block(group, lid);
   measure_store(group.y * count.x + group.x, count.x * count.y, lid);
 }
 

@@ -25,8 +25,11 @@
 // fusedProduct).
 // Bindings: ctrl (rw: trial 0's workgroup 0 copies ctrl_b into ctrl.h; a trial stores its header
 //           in ctrl.h or ctrl_b); ctrl_b (rw); params; sums, state, factors, aux (rw,
-//           lib/broyden_state.wgsl); weight [n, n]; bias [n]; epi_qd [m, n].
+//           lib/broyden_state.wgsl); weight [n, n]; bias [n]; epi_qd [m, n]; weight4
+//           (lib/gemm_weight4.wgsl).
 // Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
+//          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
+//          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE².
 
@@ -36,6 +39,8 @@
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl
+//! include lib/gemm_rows_vec4.wgsl
+//! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
@@ -208,6 +213,14 @@ fn step_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) 
   let flat = group.y * count.x + group.x;
   if (dense_begin(flat, count.x * count.y, lid)) { return; }
   gemm_rows_block(group, lid);
+  dense_end(flat, lid);
+}
+
+@compute @workgroup_size(GEMM_COLS)
+fn step_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let flat = group.y * count.x + group.x;
+  if (dense_begin(flat, count.x * count.y, lid)) { return; }
+  gemm_rows4_block(group, lid);
   dense_end(flat, lid);
 }
 

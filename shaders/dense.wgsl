@@ -6,12 +6,13 @@
 // on a GPU), each also with the weight read as vec4 (gemm_rows4_main, gemm_split4_main: n a
 // multiple of 4), and gemm_tiled_main (many rows).
 // Bindings: gate; params; x; weight; bias; epi_qd [m, n]; y [m, n]; gemm_partial [splits, m, n];
-// weight4, the weight's buffer again, read 4 values at a time.
+// weight4 (lib/gemm_weight4.wgsl), the weight's buffer again, read 4 values at a time.
 //! include lib/gate.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_dropout.wgsl
 //! include lib/gemm_split_vec4.wgsl
 //! include lib/gemm_tiled.wgsl
+//! include lib/gemm_weight4.wgsl
 
 struct DenseParams {
   m: u32, n: u32, k: u32, chunk: u32, splits: u32,
@@ -25,11 +26,9 @@ struct DenseParams {
 @group(0) @binding(5) var<storage, read> epi_qd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gemm_partial: array<f32>;
-@group(0) @binding(8) var<storage, read> weight4: array<vec4<f32>>;
 
 fn gemm_a(row: u32, kk: u32) -> f32 { return x[row * params.k + kk]; }
 fn gemm_b(kk: u32, col: u32) -> f32 { return weight[kk * params.n + col]; }
-fn gemm_b4(kk: u32, col: u32) -> vec4<f32> { return weight4[(kk * params.n + col) / 4u]; }
 
 fn gemm_out(row: u32, col: u32, acc: f32) {
   let i = row * params.n + col;

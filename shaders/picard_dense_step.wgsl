@@ -7,8 +7,10 @@
 // several per dispatch instead. The product is the library's few-row or register-tiled body, as
 // the layer's own forward would use for this batch (src/layers/dense.ts fusedProduct).
 // Bindings: lib/step.wgsl's 0–7 (lib/step_operands.wgsl: step_candidate = u_t, step_previous = u_{t-1}); weight [n, n];
-//           bias [n]; epi_qd [m, n]; next = u_{t+1} [m, n].
+//           bias [n]; epi_qd [m, n]; next = u_{t+1} [m, n]; weight4 (lib/gemm_weight4.wgsl).
 // Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
+//          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
+//          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE².
 
@@ -18,6 +20,8 @@
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl
+//! include lib/gemm_rows_vec4.wgsl
+//! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
@@ -44,6 +48,14 @@ fn step_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) 
   let flat = group.y * count.x + group.x;
   if (step_begin(flat, count.x * count.y, lid)) { return; }
   gemm_rows_block(group, lid);
+  step_end(flat, lid, step_sums);
+}
+
+@compute @workgroup_size(GEMM_COLS)
+fn step_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let flat = group.y * count.x + group.x;
+  if (step_begin(flat, count.x * count.y, lid)) { return; }
+  gemm_rows4_block(group, lid);
   step_end(flat, lid, step_sums);
 }
 

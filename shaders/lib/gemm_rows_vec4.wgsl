@@ -8,7 +8,7 @@
 //   fn gemm_b4(kk: u32, col: u32) -> vec4<f32>   B[kk, col .. col + 3], col a multiple of 4,
 //                                                called only with col + 3 < n
 // (an array<vec4<f32>> binding of B's buffer: the includer uses this piece only when n % 4 = 0).
-// Entry `gemm_rows4_main`. Dispatch: (ceil(n / (4·GEMM_COLS)), ceil(m / 4)).
+// Entry `gemm_rows4_main` (body gemm_rows4_block). Dispatch: (ceil(n / (4·GEMM_COLS)), ceil(m / 4)).
 // lib/gemm_split_vec4.wgsl reuses the tile over a slice of k.
 //! include lib/gemm_rows.wgsl
 
@@ -64,10 +64,16 @@ fn gemm_rows4_store(r0: u32, col: u32, acc: array<vec4<f32>, 4>) {
   }
 }
 
-@compute @workgroup_size(GEMM_COLS)
-fn gemm_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (gate_closed(lid)) { return; }
+// Workgroup `group`'s 4 × 4·GEMM_COLS block of C, each value handed to gemm_out (the body of
+// gemm_rows4_main, for kernels that wrap the product in their own prologue and epilogue).
+fn gemm_rows4_block(group: vec3u, lid: u32) {
   let col = 4u * (group.x * GEMM_COLS + lid);
   let r0 = group.y * 4u;
   gemm_rows4_store(r0, col, gemm_rows4_tile(lid, col, r0, 0u, params.k));
+}
+
+@compute @workgroup_size(GEMM_COLS)
+fn gemm_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  gemm_rows4_block(group, lid);
 }

@@ -155,7 +155,7 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
  * steps): which body, its override constants, workgroups, and threads per workgroup.
  */
 export interface FusedProduct {
-  body: 'rows' | 'tiled';
+  body: 'rows' | 'rows4' | 'tiled';
   constants: Readonly<Record<string, number>>;
   groups: readonly [number, number];
   threads: number;
@@ -197,7 +197,7 @@ function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles, shapes: readonly Tile
 export interface Plan {
   forward: 'rows' | 'split' | 'tiled';
   splits: number;
-  /** The few-row forward reads the weight as vec4 (n a multiple of 4, on a GPU). */
+  /** The few-row forward reads the weight as vec4 (n a multiple of 4; on a GPU only with enough workgroups). */
   vector: boolean;
   adjointTiled: boolean;
   /** The tiling of each register-tiled product: the forward (and δ), ∂weight, ∂x. */
@@ -210,6 +210,8 @@ export interface DenseOverrides {
   adapter?: 'gpu' | 'cpu';
   /** Use the tiling of this edge for every register-tiled product (one of tileShapes'). */
   tileEdge?: number;
+  /** false: never the vec4 loads (the scalar few-row kernels, whatever n). */
+  vector?: false;
 }
 
 /** From this many rows 'auto' uses the register-tiled product on a GPU. */
@@ -322,6 +324,11 @@ export class DenseKernels {
     return this.overrides.adapter === undefined ? this.engine.cpuAdapter : this.overrides.adapter === 'cpu';
   }
 
+  /** Whether the few-row kernels may read the weight as vec4 (n a multiple of 4). */
+  private get vectorOk(): boolean {
+    return this.outFeatures % 4 === 0 && this.overrides.vector !== false;
+  }
+
   /** The specs this instance may dispatch (a CPU adapter never takes the GPU-only paths). */
   private neededSpecs(specs: Record<KernelName, KernelSpec<Problem>>): Partial<Record<KernelName, KernelSpec<Problem>>> {
     const needed: Partial<Record<KernelName, KernelSpec<Problem>>> = {};
@@ -331,7 +338,7 @@ export class DenseKernels {
     const tiled = (base: TiledBase) => take(...this.tileShapes.map((shape): KernelName => `${base}@${shape.edge}`));
     const gpu = !this.cpu;
     const choice = this.choice;
-    const vector = gpu && this.outFeatures % 4 === 0;
+    const vector = this.vectorOk;
     take('weightRows', 'inputRows', 'forwardRows');
     if (vector) take('forwardRows4');
     if (this.allowSplit && (choice === 'split-k' || (choice === 'auto' && gpu))) take(vector ? 'forwardSplit4' : 'forwardSplit', 'forwardCombine');
@@ -371,12 +378,13 @@ export class DenseKernels {
     const tiles = { forward: tileOf(rows, n), weight: tileOf(k + 1, n), input: tileOf(rows, k) };
     const choice = this.choice === 'auto' && cpu ? 'tiled' : this.choice;
     const adjointTiled = choice === 'matmul' || (!cpu && (choice !== 'tiled' || rows >= TILED_FROM_ROWS));
-    const vectorOk = !cpu && n % 4 === 0;
+    const vectorOk = this.vectorOk;
     const base = { splits: 1, vector: vectorOk, adjointTiled, tiles };
     if (choice === 'matmul' || (choice === 'auto' && rows >= TILED_FROM_ROWS)) return { ...base, forward: 'tiled' };
     const groupsOf = (vector: boolean) => Math.ceil(n / ((vector ? 4 : 1) * this.tiles.cols)) * Math.ceil(rows / ROWS);
-    // Without split-k, vec4 loads (4 times fewer workgroups) only where that leaves enough of them.
-    const rowsPlan: Plan = { ...base, forward: 'rows', vector: vectorOk && groupsOf(true) >= SPLIT_BELOW_GROUPS };
+    // Without split-k, vec4 loads (4 times fewer workgroups) on a GPU only where that leaves enough
+    // of them; a CPU adapter always takes them (docs/swiftshader-costs.md: its cost is per load).
+    const rowsPlan: Plan = { ...base, forward: 'rows', vector: vectorOk && (cpu || groupsOf(true) >= SPLIT_BELOW_GROUPS) };
     if (choice === 'tiled' || !this.allowSplit) return rowsPlan;
     const groups = groupsOf(vectorOk);
     const most = Math.max(1, Math.floor(k / MIN_CHUNK));
@@ -407,9 +415,13 @@ export class DenseKernels {
     const plan = this.plan(rows);
     const n = this.outFeatures;
     if (plan.forward === 'rows') {
-      // The scalar body (the fused kernels' operand hooks read one weight value at a time).
+      // The body the layer's own forward takes: vec4 loads of the weight where its plan has them.
       const { cols } = this.tiles;
-      return { body: 'rows', constants: { GEMM_COLS: cols }, groups: [Math.ceil(n / cols), Math.ceil(rows / ROWS)], threads: cols };
+      const perGroup = (plan.vector ? 4 : 1) * cols;
+      return {
+        body: plan.vector ? 'rows4' : 'rows', constants: { GEMM_COLS: cols },
+        groups: [Math.ceil(n / perGroup), Math.ceil(rows / ROWS)], threads: cols,
+      };
     }
     if (plan.forward === 'tiled') {
       const tile = plan.tiles.forward;

@@ -131,7 +131,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
         partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
-      ...(fused && product ? { weight: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer } : {}),
+      ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];

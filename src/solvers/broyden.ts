@@ -142,7 +142,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
           params: run.params('broydenDenseStep', {
             groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0,
           }),
-          sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
+          sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
         }),
       ),
     );

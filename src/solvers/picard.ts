@@ -89,7 +89,7 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
       denseKernel.bind({
         ...common(t),
         params: run.params('picardDenseStep', { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: d }),
-        weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1),
+        weight, weight4: weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1),
       }),
     );
     const [gx, gy] = dense.product.groups;
