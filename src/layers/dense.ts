@@ -368,8 +368,8 @@ export class DenseKernels {
    * weight as vec4 when n is a multiple of 4 and splits k until it has about
    * SPLIT_TARGET_GROUPS workgroups (without split-k, vec4 only where it still has
    * SPLIT_BELOW_GROUPS); each register-tiled product takes its tiling by chooseTile.
-   * A CPU adapter keeps the scalar few-row kernels (they spread over more workgroups, which is
-   * what its threads run in parallel).
+   * A CPU adapter takes the few-row kernels without split-k, with vec4 loads wherever n is a
+   * multiple of 4 (its cost is per load, whatever the workgroup count: docs/swiftshader-costs.md).
    */
   plan(rows: number): Plan {
     const cpu = this.cpu;
