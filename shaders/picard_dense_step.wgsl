@@ -1,68 +1,11 @@
 // One Picard iteration of a dense layer in one dispatch: u_{t+1} = epilogue(u_t · weight + bias)
-// (the tanh block: add(Qd) → tanh; lib/epilogue.wgsl's chain without dropout), wrapped in the
-// iteration's bookkeeping — the prologue ends iteration t − 1 (lib/step.wgsl: sums the partials
-// the previous dispatch left, measures, keeps the best, decides; the same rules as finish.wgsl),
-// the epilogue stores u_{t+1} and this workgroup's residual partial sums of (u_t, u_{t+1}). So an
-// iteration is one dispatch for any state size; for small states shaders/picard_fused.wgsl runs
-// several per dispatch instead. The product is the library's few-row or register-tiled body, as
-// the layer's own forward would use for this batch (src/layers/dense.ts fusedProduct).
-// Bindings: lib/step.wgsl's 0–7 (lib/step_operands.wgsl: step_candidate = u_t, step_previous = u_{t-1}); weight [n, n];
-//           bias [n]; epi_qd [m, n]; next = u_{t+1} [m, n]; weight4 (lib/gemm_weight4.wgsl).
-// Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
-//          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
-//          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
-//          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
-//          REDUCE_SIZE = GEMM_SIDE².
+// (the tanh block: add(Qd) → tanh), the product wrapped in the iteration's bookkeeping
+// (lib/picard_dense_step.wgsl: entries, bindings, dispatch). So an iteration is one dispatch for
+// any state size; for small states shaders/picard_fused.wgsl runs several per dispatch instead.
+// The product's left operand is the iterate u_t itself (step_candidate); a layer with kernels
+// before its product takes shaders/picard_prefix_step.wgsl.
 
 //! include lib/reduce.wgsl
-//! include lib/step.wgsl
-//! include lib/step_operands.wgsl
-//! include lib/epilogue.wgsl
-//! include lib/epilogue_fixed.wgsl
-//! include lib/gemm_rows.wgsl
-//! include lib/gemm_rows_vec4.wgsl
-//! include lib/gemm_weight4.wgsl
-//! include lib/gemm_tiled.wgsl
-
-override REDUCE_SIZE: u32 = 64u;
-
-@group(0) @binding(8) var<storage, read> weight: array<f32>;
-@group(0) @binding(9) var<storage, read> bias: array<f32>;
-@group(0) @binding(10) var<storage, read> epi_qd: array<f32>;
-@group(0) @binding(11) var<storage, read_write> next: array<f32>;
-
-var<private> step_sums: vec4<f32>;
+//! include lib/picard_dense_step.wgsl
 
 fn gemm_a(row: u32, kk: u32) -> f32 { return step_candidate[row * params.k + kk]; }
-fn gemm_b(kk: u32, col: u32) -> f32 { return weight[kk * params.n + col]; }
-
-fn gemm_out(row: u32, col: u32, acc: f32) {
-  let i = row * params.n + col;
-  let value = epilogue_forward(acc + bias[col], i, epi_key());
-  next[i] = value;
-  step_sums += residual_sums(step_candidate[i], value);
-}
-
-@compute @workgroup_size(GEMM_COLS)
-fn step_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let flat = group.y * count.x + group.x;
-  if (step_begin(flat, count.x * count.y, lid)) { return; }
-  gemm_rows_block(group, lid);
-  step_end(flat, lid, step_sums);
-}
-
-@compute @workgroup_size(GEMM_COLS)
-fn step_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let flat = group.y * count.x + group.x;
-  if (step_begin(flat, count.x * count.y, lid)) { return; }
-  gemm_rows4_block(group, lid);
-  step_end(flat, lid, step_sums);
-}
-
-@compute @workgroup_size(GEMM_SIDE, GEMM_SIDE)
-fn step_tiled_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let flat = group.y * count.x + group.x;
-  if (step_begin(flat, count.x * count.y, lid)) { return; }
-  gemm_tiled_block(group, lid);
-  step_end(flat, lid, step_sums);
-}

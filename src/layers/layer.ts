@@ -84,6 +84,23 @@ export interface FusedPicardPath {
    * lib/gemm_tiled.wgsl), or null when the layer's product needs more than one dispatch (split-k).
    */
   product: FusedProduct | null;
+  /**
+   * @internal The layer's kernels before the product, when f is more than the product and its
+   * epilogue (a sequential of several groups ending in a fused linear): f(u) =
+   * epilogue(prefix(u) @ weight + bias), so the solver runs the prefix, then the product with the
+   * iteration's bookkeeping around it (one dispatch fewer than the layer and a step kernel).
+   */
+  prefix?: FusedPrefix;
+}
+
+/** @internal The kernels of f before its fused product (see FusedPicardPath.prefix). */
+export interface FusedPrefix {
+  /** Encodes them, the state `io.input` to `output` (honouring the gate as every layer kernel does). */
+  encode(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void;
+  /** Their output [batch, size]: the product's left operand (the layer's own scratch). */
+  output: GPUBuffer;
+  /** Its row size: the product's inner dimension. */
+  size: number;
 }
 
 /**

@@ -280,11 +280,16 @@ class FusedLinearKernels implements StageKernels {
   fusedPicard(batch: number): FusedPicardPath | null {
     const d = this.linear.inFeatures;
     const n = batch * d;
-    if (d !== this.outputSize || this.dense.epilogue.ops.includes('dropout')) return null;
-    const wholeState = n <= FUSED_MAX_STATE && Math.ceil(n / 256) * d <= FUSED_MAX_THREAD_WORK;
+    const tail = d === this.outputSize ? this.fusedTail(batch) : null;
+    return tail && { ...tail, wholeState: n <= FUSED_MAX_STATE && Math.ceil(n / 256) * d <= FUSED_MAX_THREAD_WORK };
+  }
+
+  /** The product and its deterministic epilogue as the fused path's parts, whatever the input size. */
+  fusedTail(batch: number): FusedPicardPath | null {
+    if (this.dense.epilogue.ops.includes('dropout')) return null;
     const { weight, bias } = this.linear.params;
     return {
-      kind: 'dense', weight: weight.buffer, bias: bias.buffer, constants: this.dense.constants, wholeState,
+      kind: 'dense', weight: weight.buffer, bias: bias.buffer, constants: this.dense.constants, wholeState: false,
       product: this.dense.fusedProduct(batch),
     };
   }

@@ -172,11 +172,15 @@ export class Sequential implements ImplicitLayer {
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
+    this.encodeGroups(pass, io, batch, this.bound.length);
+  }
+
+  /** Encodes the first `count` groups: io.input → … → io.output (the inner ones through the scratch). */
+  private encodeGroups(pass: GPUComputePassEncoder, io: ForwardIO, batch: number, count: number): void {
     const { activations } = this.prepared(batch).scratch;
-    const last = this.bound.length - 1;
-    this.bound.forEach(({ kernels }, i) => {
+    this.bound.slice(0, count).forEach(({ kernels }, i) => {
       const input = i === 0 ? io.input : activations[i - 1];
-      const output = i === last ? io.output : activations[i];
+      const output = i === count - 1 ? io.output : activations[i];
       kernels.encodeForward(pass, { input, output, Qd: io.Qd, gate: io.gate }, batch);
     });
   }
@@ -186,9 +190,8 @@ export class Sequential implements ImplicitLayer {
     const { activations, gradients } = scratch;
     const inputOf = (i: number): BufferRegion => (i === 0 ? io.input : activations[i - 1]);
     // Each stage's adjoint needs its input: recompute the inner activations (not the last output).
-    this.bound.slice(0, -1).forEach(({ kernels }, i) => {
-      kernels.encodeForward(pass, { input: inputOf(i), output: activations[i], Qd: io.Qd, gate: io.gate }, batch);
-    });
+    const inner = this.bound.length - 1;
+    if (inner > 0) this.encodeGroups(pass, { input: io.input, output: activations[inner - 1], Qd: io.Qd, gate: io.gate }, batch, inner);
     let gradOutput: BufferRegion = io.gradOutput;
     let qdWritten = false;
     let inputAdded = false;
@@ -220,8 +223,23 @@ export class Sequential implements ImplicitLayer {
    */
   fusedPicard(batch: number): FusedPicardPath | null {
     this.assertLive();
-    if (this.bound.length !== 1) return null;
-    return this.bound[0].kernels.fusedPicard?.(batch) ?? null;
+    if (this.bound.length === 1) return this.bound[0].kernels.fusedPicard?.(batch) ?? null;
+    // Several groups: the last, a fused linear, takes the iteration's bookkeeping; the groups
+    // before it are the prefix. Only for a deterministic chain (noise is drawn per evaluation).
+    const tail = this.bound[this.bound.length - 1];
+    if (this.stages.some((stage) => stage.kind === 'dropout') || !this.scratch.has(batch)) return null;
+    const path = tail.kernels.fusedTail?.(batch) ?? null;
+    if (!path) return null;
+    const inner = this.bound.length - 1;
+    const output = this.prepared(batch).scratch.activations[inner - 1];
+    return {
+      ...path,
+      prefix: {
+        output,
+        size: tail.inputSize,
+        encode: (pass, io, rows) => this.encodeGroups(pass, { ...io, output }, rows, inner),
+      },
+    };
   }
 
   /** Whether `dispose()` was called. */

@@ -60,6 +60,11 @@ export interface StageKernels {
   readonly addsInput?: boolean;
   /** @internal The fused Picard path, when these kernels are the whole layer and offer one. */
   fusedPicard?(batch: number): FusedPicardPath | null;
+  /**
+   * @internal The same path for these kernels as the last group of a longer chain (any input
+   * size, never the whole-iteration kernel); the chain adds its `prefix`.
+   */
+  fusedTail?(batch: number): FusedPicardPath | null;
 }
 
 /** @internal What an elementwise stage is in a fused epilogue: its op, and its dropout params. */

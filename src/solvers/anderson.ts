@@ -84,10 +84,13 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   }
   const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
-  const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  const product = run.denseProduct(fused, 'andersonDenseStep', 'measure');
+  const fused = run.fusedPath(true);
+  // A layer with kernels before its product: those, then the product with the measurement.
+  const prefix = fused?.prefix;
+  const denseShader = prefix ? 'andersonPrefixStep' : 'andersonDenseStep';
+  const product = run.denseProduct(fused, denseShader, 'measure');
   if (fused && product) {
-    await run.addKernel('andersonDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
+    await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
   const xs = run.scratchBuffer(slots * stride);
   const fxs = run.scratchBuffer(slots * stride);
@@ -121,17 +124,18 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
     }),
   );
   const d = run.layer.featureSize;
-  const measureKernel = run.kernel(product ? 'andersonDenseStep' : 'andersonMeasure');
+  const measureShader = product ? denseShader : 'andersonMeasure';
+  const measureKernel = run.kernel(measureShader);
   /** The measurement after iteration t's evaluation (t = 0: the start's f(u1), which the first step reads). */
   const measureGroup = (t: number, ahead: number) =>
     measureKernel.bind({
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
-      params: run.params(product ? 'andersonDenseStep' : 'andersonMeasure', {
-        m: product ? run.batch : 0, n: product ? d : 0, k: product ? d : 0, state_size: n, stride, slots,
+      params: run.params(measureShader, {
+        m: product ? run.batch : 0, n: product ? d : 0, k: product ? (prefix?.size ?? d) : 0, state_size: n, stride, slots,
         partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
-      ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer } : {}),
+      ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];
@@ -143,6 +147,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   /** Evaluates slot `slot` (and measures it): the dense kernel, or the layer's kernels then the measurement. */
   const evaluateAndMeasure = (pass: GPUComputePassEncoder, slot: number, group: GPUBindGroup, gate: GPUBuffer, replayKey?: number) => {
     if (product) {
+      if (prefix) run.evaluatePrefix(pass, prefix, x(slot), gate, replayKey);
       measureKernel.dispatch(pass, group, product.groups[0], product.groups[1]);
     } else {
       run.evaluate(pass, x(slot), fx(slot), gate, replayKey);

@@ -46,7 +46,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   // workgroup's reductions cost more than its share of the elements (SolveRun.stepGroups).
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
-  const fusedPath = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  const fusedPath = run.fusedPath(false);
   const product = run.denseProduct(fusedPath, 'broydenDenseStep', 'step');
   if (product) {
     await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);

@@ -22,17 +22,19 @@ import type { SolveResult } from '../results';
 export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
   const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
   if (run.opts.convergence === 'per-sample') return picardPerSample(run);
-  const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
+  const fused = run.fusedPath(true);
   // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
   // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
-  const product = run.denseProduct(fused, 'picardDenseStep', 'step');
+  // A layer with kernels before its product: those, then the product with the step around it.
+  const shader = fused?.prefix ? 'picardPrefixStep' : 'picardDenseStep';
+  const product = run.denseProduct(fused, shader, 'step');
   if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
   }
   if (fused && product) {
-    await run.addKernel('picardDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
-    return picardSteps(run, { path: fused, product });
+    await run.addKernel(shader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+    return picardSteps(run, { path: fused, product, shader });
   }
   return picardSteps(run);
 }
@@ -41,6 +43,7 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
 interface DenseSteps {
   path: FusedPicardPath;
   product: FusedProduct;
+  shader: 'picardDenseStep' | 'picardPrefixStep';
 }
 
 /**
@@ -82,18 +85,20 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
     step(pass, t);
   };
   if (dense) {
-    const denseKernel = run.kernel('picardDenseStep');
+    const denseKernel = run.kernel(dense.shader);
     const d = run.layer.featureSize;
-    const { weight, bias } = dense.path;
+    const { weight, bias, prefix } = dense.path;
     const denseGroupsOf = Array.from({ length: 6 }, (_, t) =>
       denseKernel.bind({
         ...common(t),
-        params: run.params('picardDenseStep', { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: d }),
-        weight, weight4: weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1),
+        params: run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: prefix?.size ?? d }),
+        weight, weight4: weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1), ...(prefix ? { product_a: prefix.output } : {}),
       }),
     );
     const [gx, gy] = dense.product.groups;
     iterate = (pass, t) => {
+      // The prefix of u_t, gated by the header the step of iteration t reads (as an evaluation is).
+      if (prefix) run.evaluatePrefix(pass, prefix, slot(t), run.header(t), t % 6);
       denseKernel.dispatch(pass, denseGroupsOf[t % 6], gx, gy);
       last = t;
     };

@@ -9,7 +9,7 @@ import { AnchoraxError, DeviceLostError, ShapeError, OptionError, TimeoutError }
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS, builtReflection, wgslConstant, type ShaderName } from '../gpu/shaders';
 import type { FusedProduct } from '../layers/dense';
-import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
+import type { FusedPicardPath, FusedPrefix, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
@@ -317,6 +317,15 @@ export class SolveRun {
   }
 
   /**
+   * The layer's fused path for this batch (`fusedPicard`), unless `fused: false`; a path with a
+   * prefix (kernels before the product) only for a solver that runs it (`withPrefix`).
+   */
+  fusedPath(withPrefix: boolean): FusedPicardPath | null {
+    const path = this.opts.fused ? (this.layer.fusedPicard?.(this.batch) ?? null) : null;
+    return path?.prefix && !withPrefix ? null : path;
+  }
+
+  /**
    * The dense product a fused step kernel may wrap (the layer's `fusedPicard(batch).product`), or
    * null: none, or on a CPU adapter one of more than CPU_DENSE_STEP_GROUPS workgroups, where each
    * workgroup's prologue (summing the step's partials) costs more than the dispatches it saves, or
@@ -400,23 +409,35 @@ export class SolveRun {
    * (src/solvers/replay.ts).
    */
   evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion, gate: GPUBuffer = this.ctrl, replayKey?: number): void {
-    // The iterations' evaluations: `replayKey` names the buffer set (the caller's slots and
-    // gate), recorded at its first use in this chunk and replayed after (src/solvers/replay.ts).
+    const io = { input, output, Qd: this.Qd.buffer, gate };
+    this.encodeReplayed(pass, replayKey, (target) => this.layer.encodeForward(target, io, this.batch));
+  }
+
+  /** The kernels of a fused path's prefix, prefix(input) into prefix.output (gate and replayKey as for evaluate). */
+  evaluatePrefix(pass: GPUComputePassEncoder, prefix: FusedPrefix, input: BufferRegion, gate: GPUBuffer, replayKey?: number): void {
+    const io = { input, output: prefix.output, Qd: this.Qd.buffer, gate };
+    this.encodeReplayed(pass, replayKey, (target) => prefix.encode(target, io, this.batch));
+  }
+
+  /**
+   * `encode(pass)`, or with `replayKey` (the caller's name for the buffer set, its slots and gate)
+   * recorded at its first use in this chunk and replayed after (src/solvers/replay.ts).
+   */
+  private encodeReplayed(pass: GPUComputePassEncoder, replayKey: number | undefined, encode: (target: GPUComputePassEncoder) => void): void {
     let recording = replayKey === undefined ? null : this.recordings.get(replayKey);
     if (recording) {
       replay(this.engine, pass, recording);
       return;
     }
-    const io = { input, output, Qd: this.Qd.buffer, gate };
     if (replayKey !== undefined && recording === undefined) {
-      recording = record(this.engine, (recorder) => this.layer.encodeForward(recorder, io, this.batch));
+      recording = record(this.engine, encode);
       this.recordings.set(replayKey, recording);
       if (recording) {
         replay(this.engine, pass, recording);
         return;
       }
     }
-    this.layer.encodeForward(pass, io, this.batch);
+    encode(pass);
   }
 
   /** Advances the evaluation index past an evaluation that no `finish` measures (one workgroup). */

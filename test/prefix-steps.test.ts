@@ -1,0 +1,117 @@
+// Layers of several kernels whose f ends in a fused linear (FusedPicardPath.prefix): the solver
+// runs the layer's kernels before the product, then the product with the iteration's bookkeeping
+// around it (shaders/picard_prefix_step.wgsl, anderson_prefix_step.wgsl), so an iteration of a
+// layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one fewer than the layer
+// and a step kernel. Checked against the generic path (`fused: false`) and the float64 reference.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { add, anderson, broyden, dropout, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refAnderson, refPicard, refSequentialForward, type RefLinear } from '../src/reference';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+import { refLinearStage } from './helpers/layers';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+const random = rng(23);
+
+/** sequential(linear(d → h), relu(), linear(h → d), add(Qd), tanh()): two kernels, the last a fused linear. */
+function chain(d: number, h: number, withDropout = false) {
+  const w1 = Float32Array.from(randomArray(random, d * h, 0.8 / Math.sqrt(d)));
+  const b1 = Float32Array.from(randomArray(random, h, 0.1));
+  const w2 = Float32Array.from(randomArray(random, h * d, 0.8 / Math.sqrt(h)));
+  const b2 = Float32Array.from(randomArray(random, d, 0.1));
+  const f = withDropout
+    ? sequential(linear(engine, { weight: w1, bias: b1 }), relu(), dropout(0.2), linear(engine, { weight: w2, bias: b2 }), add(), tanh())
+    : sequential(linear(engine, { weight: w1, bias: b1 }), relu(), linear(engine, { weight: w2, bias: b2 }), add(), tanh());
+  const l1: RefLinear = { inFeatures: d, outFeatures: h, W: Float64Array.from(w1), b: Float64Array.from(b1) };
+  const l2: RefLinear = { inFeatures: h, outFeatures: d, W: Float64Array.from(w2), b: Float64Array.from(b2) };
+  const stages = [refLinearStage(l1), refActivationStage('relu'), refLinearStage(l2), refAddQdStage, refActivationStage('tanh')];
+  return { f, map: (qd: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qd) };
+}
+
+async function solve(solver: Solver, f: ReturnType<typeof sequential>, q: Tensor, options: SolverOptions) {
+  const before = engine.counters.dispatches;
+  const r = await solver(f, q, { trace: true, ...options });
+  const out = { u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats, dispatches: engine.counters.dispatches - before };
+  r.dispose();
+  return out;
+}
+
+/** Dispatches per iteration: the difference of two fixed-work solves (eps = 0). */
+async function perIteration(solver: Solver, f: ReturnType<typeof sequential>, q: Tensor, options: SolverOptions): Promise<number> {
+  const count = async (maxDepth: number) => (await solve(solver, f, q, { eps: 0, maxDepth, checkEvery: 4, ...options })).dispatches;
+  const [short, long] = [await count(8), await count(16)];
+  return (long - short) / 8;
+}
+
+describe('a layer of several kernels ending in a fused linear', () => {
+  // [d, h, batch]: h ≠ d (the product's inner size is the prefix's), h % 4 = 0 and not.
+  const cases = [[24, 20, 3], [20, 18, 2]] as const;
+
+  it.each(cases)('d = %i, h = %i, batch %i: Picard k dispatches per iteration, Anderson k + 1; the generic paths one more', async (d, h, batch) => {
+    const { f } = chain(d, h);
+    expect(f.groups).toBe(2);
+    const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
+    expect(await perIteration(picard, f, q, {})).toBe(2);
+    expect(await perIteration(picard, f, q, { fused: false })).toBe(3);
+    expect(await perIteration(anderson, f, q, {})).toBe(3);
+    expect(await perIteration(anderson, f, q, { fused: false })).toBe(4);
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each(cases)('d = %i, h = %i, batch %i: Picard gives the generic path\'s iterates bit for bit and the float64 reference\'s', async (d, h, batch) => {
+    const { f, map } = chain(d, h);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    for (const options of [{ eps: 1e-5, maxDepth: 60 }, { eps: 1e-4, maxDepth: 7, stopMode: 'rel' as const, returnFinal: true }]) {
+      const fused = await solve(picard, f, q, options);
+      const generic = await solve(picard, f, q, { ...options, fused: false });
+      expect(fused.u).toEqual(generic.u);
+      expect(fused.prev).toEqual(generic.prev);
+      expect(fused.tnstep).toBe(generic.tnstep);
+      expect(fused.stats.status).toBe(generic.stats.status);
+      const reference = refPicard(map(Float64Array.from(qd)), new Float64Array(batch * d), {
+        eps: options.eps, maxDepth: options.maxDepth, stopMode: options.stopMode ?? 'abs', returnFinal: options.returnFinal ?? false,
+      });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-5));
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each(cases)('d = %i, h = %i, batch %i: Anderson agrees with the generic path and the float64 reference', async (d, h, batch) => {
+    const { f, map } = chain(d, h);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const options = { eps: 1e-5, maxDepth: 40 };
+    const fused = await solve(anderson, f, q, options);
+    const generic = await solve(anderson, f, q, { ...options, fused: false });
+    const reference = refAnderson(map(Float64Array.from(qd)), new Float64Array(batch * d), { eps: options.eps, maxDepth: options.maxDepth });
+    expect(fused.tnstep).toBe(generic.tnstep);
+    expect(fused.tnstep).toBe(reference.tnstep);
+    fused.u.forEach((v, i) => {
+      expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
+      expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-5);
+    });
+    q.dispose();
+    f.dispose();
+  });
+
+  it('Broyden, and a chain with dropout, keep the generic kernels (the same counts with fused: false)', async () => {
+    const d = 16;
+    const batch = 2;
+    const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
+    const { f } = chain(d, 12);
+    expect(await perIteration(broyden, f, q, {})).toBe(await perIteration(broyden, f, q, { fused: false }));
+    const noisy = chain(d, 12, true).f;
+    expect(await perIteration(picard, noisy, q, {})).toBe(await perIteration(picard, noisy, q, { fused: false }));
+    noisy.dispose();
+    f.dispose();
+    q.dispose();
+  });
+});
