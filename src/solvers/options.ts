@@ -73,7 +73,8 @@ export interface SolverOptions {
    * Let the solver fold each iteration's bookkeeping into the layer's dense product when the
    * layer offers one (a fused `linear → elementwise` group, such as the tanh block): Picard one
    * dispatch per iteration (on a small state, several iterations per dispatch in one workgroup),
-   * Anderson and Broyden two (Broyden with `ls` nine). With `false`, the layer's own kernels and the solver's.
+   * Anderson and Broyden two (Broyden with `ls` nine); for a sequential of k groups ending in
+   * one, Picard k and Anderson k + 1. With `false`, the layer's own kernels and the solver's.
    * Default true.
    */
   fused?: boolean;
