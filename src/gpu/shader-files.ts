@@ -16,6 +16,7 @@ export const KERNEL_FILES = {
   picardFused: 'picard_fused.wgsl',
   picardStep: 'picard_step.wgsl',
   picardDenseStep: 'picard_dense_step.wgsl',
+  picardSplitStep: 'picard_split_step.wgsl',
   commit: 'commit.wgsl',
   andersonGram: 'anderson_gram.wgsl',
   andersonSolve: 'anderson_solve.wgsl',

@@ -10,6 +10,7 @@
  * its product's prologue and epilogue), or on a GPU, for a small state, whole iterations,
  * `checkEvery` of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
  */
+import type { Kernel } from '../gpu/kernel';
 import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
@@ -25,14 +26,18 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
   // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
-  const product = run.denseProduct(fused, 'picardDenseStep', 'step');
+  // A split-k product: the combine folds into the next step (shaders/picard_split_step.wgsl).
+  const shader = fused?.product?.split ? 'picardSplitStep' : 'picardDenseStep';
+  const product = run.denseProduct(fused, shader, 'step');
   if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
   }
   if (fused && product) {
-    await run.addKernel('picardDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
-    return picardSteps(run, { path: fused, product });
+    const constants = { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads };
+    await run.addKernel(shader, constants, `step_${product.body}_main`);
+    const prime = product.split ? await run.entryKernel(shader, constants, `prime_${product.body}_main`) : undefined;
+    return picardSteps(run, { path: fused, product, shader, prime });
   }
   return picardSteps(run);
 }
@@ -41,6 +46,18 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
 interface DenseSteps {
   path: FusedPicardPath;
   product: FusedProduct;
+  shader: 'picardDenseStep' | 'picardSplitStep';
+  /** Split-k: the kernel that computes the first fused step's partial products (prime_*_main). */
+  prime?: Kernel;
+}
+
+/**
+ * The partial sums one dense step kernel leaves for the next to measure: one per workgroup, or
+ * for split-k one per (row block, slice): only column block 0 measures (picard_split_step.wgsl).
+ */
+function measuredGroups(product: FusedProduct): number {
+  const [gx, gy, gz] = product.groups;
+  return product.split ? gy * gz : gx * gy;
 }
 
 /**
@@ -54,7 +71,7 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
-  const denseGroups = dense ? dense.product.groups[0] * dense.product.groups[1] : 0;
+  const denseGroups = dense ? measuredGroups(dense.product) : 0;
   const steps = run.stepState(denseGroups);
   // The partials each step reads: those the step before wrote (the dense kernel's workgroups, or the generic kernel's).
   const measured = dense ? denseGroups : steps.groups;
@@ -81,22 +98,32 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
     run.evaluate(pass, slot(t), slot(t + 1), run.header(t), t % 6);
     step(pass, t);
   };
+  let prime: ((pass: GPUComputePassEncoder) => void) | undefined;
   if (dense) {
-    const denseKernel = run.kernel('picardDenseStep');
+    const denseKernel = run.kernel(dense.shader);
     const d = run.layer.featureSize;
     const { weight, bias } = dense.path;
-    const denseGroupsOf = Array.from({ length: 6 }, (_, t) =>
-      denseKernel.bind({
-        ...common(t),
-        params: run.params('picardDenseStep', { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: d }),
-        weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1),
-      }),
-    );
-    const [gx, gy] = dense.product.groups;
+    const { split } = dense.product;
+    const half = split ? split.splits * run.n : 0;
+    // Split-k: the partial products, two halves: step t reads half t mod 2 and writes the other.
+    const partials = split ? run.scratchBuffer(2 * half) : undefined;
+    const splitRules = (t: number): Record<string, number> =>
+      split ? { chunk: split.chunk, splits: split.splits, split_in: (t % 2) * half, split_out: ((t + 1) % 2) * half } : {};
+    const paramsOf = (t: number) =>
+      run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: d, ...splitRules(t) });
+    const operands = { weight, weight4: weight, bias, epi_qd: run.Qd.buffer, ...(partials ? { gemm_partial: partials } : {}) };
+    const denseGroupsOf = Array.from({ length: 6 }, (_, t) => denseKernel.bind({ ...common(t), params: paramsOf(t), ...operands, next: slot(t + 1) }));
+    const [gx, gy, gz] = dense.product.groups;
     iterate = (pass, t) => {
-      denseKernel.dispatch(pass, denseGroupsOf[t % 6], gx, gy);
+      denseKernel.dispatch(pass, denseGroupsOf[t % 6], gx, gy, gz);
       last = t;
     };
+    const primeKernel = dense.prime;
+    if (primeKernel) {
+      // u_1's partial products, in the half step 1 reads (split_out of "step 0").
+      const primeGroup = primeKernel.bind({ params: paramsOf(0), step_candidate: slot(1), ...operands, next: slot(2) });
+      prime = (pass) => primeKernel.dispatch(pass, primeGroup, gx, gy, gz);
+    }
   }
 
   const snapshot = await run.run(
@@ -107,6 +134,7 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
       run.residual(pass, slot(0), slot(1));
       run.finish(pass, FinishMode.picardFirst);
       run.commit(pass, slot(1), slot(0));
+      prime?.(pass);
       pass.end();
     },
     iterate,

@@ -1,0 +1,82 @@
+// The fused steps on a split-k dense product (few rows on a GPU: the layer's forward is a split
+// product then a combine): the combine folds into the next step's prologue, so Picard runs one
+// dispatch per iteration (shaders/picard_split_step.wgsl). Iterates bit-identical to the layer's
+// own forward on the same plan (fused: false), counts and results as the float64 reference's.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { anderson, broyden, implicitBlock, picard, type Engine, type Solver, type SolverOptions, type Tensor } from '../src';
+import { refBlockMap, refPicard } from '../src/reference';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+afterEach(() => {
+  engine.planAs = undefined;
+});
+
+const random = rng(23);
+
+function block(d: number) {
+  const weight = Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d)));
+  const bias = Float32Array.from(randomArray(random, d, 0.1));
+  return { f: implicitBlock(engine, { weight, bias, forwardKernel: 'split-k' }), weight, bias };
+}
+
+async function solve(solver: Solver, f: ReturnType<typeof implicitBlock>, q: Tensor, options: SolverOptions) {
+  const before = engine.counters.dispatches;
+  const r = await solver(f, q, { trace: true, ...options });
+  const out = { u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats, dispatches: engine.counters.dispatches - before };
+  r.dispose();
+  return out;
+}
+
+/** Dispatches per iteration: the difference of two depths with eps = 0 (every step runs). */
+async function perIteration(solver: Solver, f: ReturnType<typeof implicitBlock>, q: Tensor, options: SolverOptions, checkEvery = 1): Promise<number> {
+  const count = async (maxDepth: number) => {
+    const before = engine.counters.dispatches;
+    (await solver(f, q, { ...options, eps: 0, maxDepth, checkEvery })).dispose();
+    return engine.counters.dispatches - before;
+  };
+  const [short, long] = [await count(6), await count(16)];
+  return (long - short) / 10;
+}
+
+describe('fused steps on a split-k product', () => {
+  // [d, batch, planAs]: d = 101 (not a multiple of 4: the scalar body; 3 slices of 34, 34, 33);
+  // d = 260 as on a GPU (the vec4 body; 8 slices of 33, the last 29; past the whole-iteration
+  // kernel's state); batch 1 and 2 (few rows).
+  const cases = [[101, 1, undefined], [101, 2, undefined], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
+
+  it.each(cases)('d = %i, batch %i (planAs %s): Picard is one dispatch per iteration, bit-identical to fused: false and the reference', async (d, batch, planAs) => {
+    engine.planAs = planAs;
+    const { f, weight, bias } = block(d);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    // checkEvery 1 and 5: one dispatch per iteration either way (not the whole-iteration kernel,
+    // which runs checkEvery iterations per dispatch).
+    expect(await perIteration(picard, f, q, { fused: true })).toBe(1);
+    expect(await perIteration(picard, f, q, { fused: true }, 5)).toBe(1);
+    expect(await perIteration(picard, f, q, { fused: false })).toBe(3);
+    for (const options of [{ eps: 1e-5, maxDepth: 60 }, { eps: 1e-4, maxDepth: 9, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
+      const fused = await solve(picard, f, q, { ...options, fused: true });
+      const again = await solve(picard, f, q, { ...options, fused: true });
+      const generic = await solve(picard, f, q, { ...options, fused: false });
+      expect(again.u).toEqual(fused.u);
+      expect(fused.u).toEqual(generic.u);
+      expect(fused.prev).toEqual(generic.prev);
+      expect([fused.tnstep, fused.stats.nstep, fused.stats.status]).toEqual([generic.tnstep, generic.stats.nstep, generic.stats.status]);
+      expect(fused.stats.trace?.abs.length).toBe(generic.stats.trace?.abs.length);
+      fused.stats.trace?.abs.forEach((a, i) => expect(a).toBeCloseTo(generic.stats.trace?.abs[i] ?? NaN, 6));
+      const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+      const reference = refPicard(map, new Float64Array(batch * d), {
+        eps: options.eps, maxDepth: options.maxDepth, stopMode: options.stopMode ?? 'abs', returnFinal: options.returnFinal ?? false,
+      });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-5));
+    }
+    q.dispose();
+    f.dispose();
+  });
+});
