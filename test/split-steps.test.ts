@@ -4,7 +4,7 @@
 // own forward on the same plan (fused: false), counts and results as the float64 reference's.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { anderson, broyden, implicitBlock, picard, type Engine, type Solver, type SolverOptions, type Tensor } from '../src';
-import { refBlockMap, refPicard } from '../src/reference';
+import { refAnderson, refBlockMap, refPicard } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 let engine: Engine;
@@ -75,6 +75,33 @@ describe('fused steps on a split-k product', () => {
       });
       expect(fused.tnstep).toBe(reference.tnstep);
       fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-5));
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each(cases)('d = %i, batch %i (planAs %s): Anderson is two dispatches per iteration, as fused: false and the reference', async (d, batch, planAs) => {
+    engine.planAs = planAs;
+    const { f, weight, bias } = block(d);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    // The step (mix inside the split product) and the measurement (combine): 2; generic: the step,
+    // the split product, the combine and the measurement.
+    expect(await perIteration(anderson, f, q, { fused: true })).toBe(2);
+    expect(await perIteration(anderson, f, q, { fused: true }, 5)).toBe(2);
+    expect(await perIteration(anderson, f, q, { fused: false })).toBe(4);
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    for (const options of [{ eps: 1e-4, maxDepth: 30, windowSize: 3 }, { eps: 0, maxDepth: 9, windowSize: 2, restarting: true, mixingParam: 0.7, checkEvery: 1 }]) {
+      const reference = refAnderson(map, new Float64Array(batch * d), options);
+      const fused = await solve(anderson, f, q, { ...options, fused: true });
+      const again = await solve(anderson, f, q, { ...options, fused: true });
+      const generic = await solve(anderson, f, q, { ...options, fused: false });
+      expect(again.u).toEqual(fused.u);
+      for (const path of [fused, generic]) {
+        expect(path.tnstep).toBe(reference.tnstep);
+        path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+        path.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
+      }
     }
     q.dispose();
     f.dispose();

@@ -8,6 +8,7 @@
 //          `gemm_combine_main`, dispatch (ceil(m · n / 256)).
 // lib/gemm_split_vec4.wgsl adds the first pass with B read as vec4 (`gemm_split4_main`).
 //! include lib/gemm_rows.wgsl
+//! include lib/gemm_split_sum.wgsl
 
 // Workgroup `group`'s 4 × GEMM_COLS block of slice group.z's partial product, stored from
 // gemm_partial[base] on (the body of gemm_split_main, for kernels that keep two sets of partials:
@@ -22,15 +23,6 @@ fn gemm_split_block(group: vec3u, lid: u32, base: u32) {
   for (var t = 0u; t < 4u; t++) {
     if (r0 + t < params.m) { gemm_partial[base + group.z * size + (r0 + t) * params.n + col] = acc[t]; }
   }
-}
-
-// Σ_s gemm_partial[base + s·m·n + i] over the slices in order: element i of the product (the same
-// sum wherever it is taken, so the combine and the fused steps' prologue agree bit for bit).
-fn gemm_split_sum(base: u32, i: u32) -> f32 {
-  let size = params.m * params.n;
-  var acc = 0.0;
-  for (var s = 0u; s < params.splits; s++) { acc += gemm_partial[base + s * size + i]; }
-  return acc;
 }
 
 @compute @workgroup_size(GEMM_COLS)

@@ -23,6 +23,8 @@ export const KERNEL_FILES = {
   andersonStep: 'anderson_step.wgsl',
   andersonMeasure: 'anderson_measure.wgsl',
   andersonDenseStep: 'anderson_dense_step.wgsl',
+  andersonSplitStep: 'anderson_split_step.wgsl',
+  andersonSplitMeasure: 'anderson_split_measure.wgsl',
   rowsMeasure: 'rows_measure.wgsl',
   rowsMix: 'rows_mix.wgsl',
   rowsFinish: 'rows_finish.wgsl',

@@ -85,9 +85,17 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
   const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  const product = run.denseProduct(fused, 'andersonDenseStep', 'measure');
+  // A split-k product: the step mixes inside the split product, the measurement combines
+  // (anderson_split_step.wgsl, anderson_split_measure.wgsl); otherwise the evaluation measures itself.
+  const splitPath = fused?.product?.split ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
+  const product = splitPath ? null : run.denseProduct(fused, 'andersonDenseStep', 'measure');
   if (fused && product) {
     await run.addKernel('andersonDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
+  }
+  if (fused && splitPath) {
+    // The step has no epilogue (the measurement runs it): only the product's constants.
+    await run.addKernel('andersonSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
+    await run.addKernel('andersonSplitMeasure', fused.constants);
   }
   const xs = run.scratchBuffer(slots * stride);
   const fxs = run.scratchBuffer(slots * stride);
@@ -128,7 +136,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
       params: run.params(product ? 'andersonDenseStep' : 'andersonMeasure', {
         m: product ? run.batch : 0, n: product ? d : 0, k: product ? d : 0, state_size: n, stride, slots,
-        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer } : {}),
@@ -154,6 +162,44 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
     stepKernel.dispatch(pass, stepGroups[t % 2], steps.groups);
     last = t;
   };
+  let iterate = (pass: GPUComputePassEncoder, t: number) => {
+    step(pass, t); // x[q] = u'
+    const { q } = ringEntry(schedule, t);
+    // Replayed by (slot, gate): the gate alternates with t.
+    evaluateAndMeasure(pass, q, iterationMeasures[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
+  };
+  if (fused && splitPath?.split) {
+    const { splits, chunk } = splitPath.split;
+    const partials = run.scratchBuffer(splits * n);
+    const mixed = run.scratchBuffer(n);
+    const sizes = { m: run.batch, n: d, k: d };
+    const splitStep = run.kernel('andersonSplitStep');
+    const splitStepGroups = [0, 1].map((t) =>
+      splitStep.bind({
+        ctrl: run.ctrl, ctrl_b: steps.ctrlB, step_partials: steps.partials, best_u: run.bestU, best_prev: run.bestPrev,
+        params: run.params('andersonSplitStep', {
+          ...run.stepRules(FinishMode.anderson, t, measureGroups), stride, slots, reg: opts.reg, beta: opts.mixingParam, ...sizes, chunk, splits,
+        }),
+        ring, x_ring: xs, fx_ring: fxs, gram, weight: fused.weight, weight4: fused.weight, gemm_partial: partials, mixed,
+      }),
+    );
+    const splitMeasure = run.kernel('andersonSplitMeasure');
+    const splitMeasureGroups = [0, 1].map((t) =>
+      splitMeasure.bind({
+        ctrl: run.header(t + 1),
+        params: run.params('andersonSplitMeasure', {
+          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits,
+        }),
+        ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.Qd.buffer, gemm_partial: partials, mixed,
+      }),
+    );
+    const [gx, gy, gz] = splitPath.groups;
+    iterate = (pass, t) => {
+      splitStep.dispatch(pass, splitStepGroups[t % 2], gx, gy, gz);
+      last = t;
+      splitMeasure.dispatch(pass, splitMeasureGroups[t % 2], generic);
+    };
+  }
 
   const snapshot = await run.run(
     (encoder) => {
@@ -175,12 +221,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       evaluateAndMeasure(pass, 1, startMeasure, run.ctrl);
       pass.end();
     },
-    (pass, t) => {
-      step(pass, t); // x[q] = u'
-      const { q } = ringEntry(schedule, t);
-      // Replayed by (slot, gate): the gate alternates with t.
-      evaluateAndMeasure(pass, q, iterationMeasures[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
-    },
+    iterate,
     1,
     opts.maxDepth,
     opts.checkEvery,
