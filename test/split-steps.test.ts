@@ -4,7 +4,7 @@
 // own forward on the same plan (fused: false), counts and results as the float64 reference's.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { anderson, broyden, implicitBlock, picard, type Engine, type Solver, type SolverOptions, type Tensor } from '../src';
-import { refAnderson, refBlockMap, refPicard } from '../src/reference';
+import { refAnderson, refBlockMap, refBroyden, refPicard } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 
 let engine: Engine;
@@ -102,6 +102,30 @@ describe('fused steps on a split-k product', () => {
         path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
         path.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
       }
+    }
+    q.dispose();
+    f.dispose();
+  });
+
+  // Broyden has no split-k step yet (its dense step measures in the product's epilogue, which a
+  // split product cannot): it takes the generic kernels there, 2 for the evaluation (split product
+  // and combine) and 3; with the line search 8 trials of (trial point, 2, residual sums, decision),
+  // finalize and the 3.
+  it.each([cases[0], cases[3]])('d = %i, batch %i (planAs %s): Broyden takes the generic kernels, 5 dispatches per iteration (44 with the line search), as the reference', async (d, batch, planAs) => {
+    engine.planAs = planAs;
+    const { f, weight, bias } = block(d);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    for (const fused of [true, false]) {
+      expect(await perIteration(broyden, f, q, { fused })).toBe(5);
+      expect(await perIteration(broyden, f, q, { fused, ls: true })).toBe(44);
+    }
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    for (const options of [{ eps: 1e-5, maxDepth: 30 }, { eps: 1e-5, maxDepth: 20, ls: true, checkEvery: 1 }]) {
+      const reference = refBroyden(map, new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
+      const out = await solve(broyden, f, q, options);
+      expect(out.tnstep).toBe(reference.tnstep);
+      out.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
     }
     q.dispose();
     f.dispose();
