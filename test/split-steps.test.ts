@@ -130,4 +130,18 @@ describe('fused steps on a split-k product', () => {
     q.dispose();
     f.dispose();
   });
+
+  it("d = 1024, batch 1 on a GPU's plan ('auto': split-k, the vec4 body): Picard 1, Anderson 2 dispatches per iteration", async () => {
+    engine.planAs = 'gpu';
+    const d = 1024;
+    const weight = Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d)));
+    const bias = Float32Array.from(randomArray(random, d, 0.1));
+    const f = implicitBlock(engine, { weight, bias });
+    const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [1, d]);
+    expect(f.fusedPicard?.(1)?.product?.body).toBe('split4');
+    expect(await perIteration(picard, f, q, { fused: true })).toBe(1);
+    expect(await perIteration(anderson, f, q, { fused: true })).toBe(2);
+    q.dispose();
+    f.dispose();
+  });
 });
