@@ -32,7 +32,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec
     anderson_restart_element(i, entry);
     let x = mixed[i];
     x_ring[base + i] = x;
-    let fx = epilogue_forward(gemm_split_sum(0u, i) + bias[i % params.n], i, epi_key());
+    let fx = epilogue_forward(gemm_split_sum(0u, params.state_size, i) + bias[i % params.n], i, epi_key());
     fx_ring[base + i] = fx;
     measure_element(i, x, fx);
   }

@@ -43,7 +43,7 @@ var<private> split_store: bool;
 // Element (row, kk) of u_{t+1}: the combine of the partials of u_t·weight, as gemm_combine_main's gemm_out.
 fn split_iterate(row: u32, kk: u32) -> f32 {
   let i = row * params.n + kk;
-  return epilogue_forward(gemm_split_sum(params.split_in, i) + bias[kk], i, epi_key());
+  return epilogue_forward(gemm_split_sum(params.split_in, params.m * params.n, i) + bias[kk], i, epi_key());
 }
 
 fn gemm_a(row: u32, kk: u32) -> f32 {

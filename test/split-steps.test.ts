@@ -98,31 +98,36 @@ describe('fused steps on a split-k product', () => {
     f.dispose();
   });
 
-  // Broyden has no split-k step yet (its dense step measures in the product's epilogue, which a
-  // split product cannot): it takes the generic kernels there, 2 for the evaluation (split product
-  // and combine) and 3; with the line search 8 trials of (trial point, 2, residual sums, decision),
-  // finalize and the 3.
-  it.each([cases[0], cases[3]])('d = %i, batch %i (planAs %s): Broyden takes the generic kernels, 5 dispatches per iteration (44 with the line search), as the reference', async (d, batch, planAs) => {
+  // Broyden: the split step (the advance as the product's operand), the combining measurement and
+  // the decide kernel (3; generic: the split product, the combine, measure, decide, advance). With
+  // the line search the generic kernels on both paths: 8 trials of (trial point, 2, residual
+  // sums, decision), finalize and the 3.
+  it.each(cases)('d = %i, batch %i (planAs %s): Broyden is three dispatches per iteration (44 with the line search), as fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
     const { f, weight, bias } = block(d);
     const qd = Float32Array.from(randomArray(random, batch * d, 1));
     const q = engine.tensor(qd, [batch, d]);
-    for (const fused of [true, false]) {
-      expect(await perIteration(broyden, f, q, { fused })).toBe(5);
-      expect(await perIteration(broyden, f, q, { fused, ls: true })).toBe(44);
-    }
+    expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
+    expect(await perIteration(broyden, f, q, { fused: true }, 5)).toBe(3);
+    expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
+    for (const fused of [true, false]) expect(await perIteration(broyden, f, q, { fused, ls: true })).toBe(44);
     const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
     for (const options of [{ eps: 1e-5, maxDepth: 30 }, { eps: 1e-5, maxDepth: 20, ls: true, checkEvery: 1 }]) {
       const reference = refBroyden(map, new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
-      const out = await solve(broyden, f, q, options);
-      expect(out.tnstep).toBe(reference.tnstep);
-      out.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+      const fused = await solve(broyden, f, q, { ...options, fused: true });
+      const again = await solve(broyden, f, q, { ...options, fused: true });
+      const generic = await solve(broyden, f, q, { ...options, fused: false });
+      expect(again.u).toEqual(fused.u);
+      for (const path of [fused, generic]) {
+        expect(path.tnstep).toBe(reference.tnstep);
+        path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+      }
     }
     q.dispose();
     f.dispose();
   });
 
-  it("d = 1024, batch 1 on a GPU's plan ('auto': split-k, the vec4 body): Picard 1, Anderson 2 dispatches per iteration", async () => {
+  it("d = 1024, batch 1 on a GPU's plan ('auto': split-k, the vec4 body): Picard 1, Anderson 2, Broyden 3 dispatches per iteration", async () => {
     engine.planAs = 'gpu';
     const d = 1024;
     const weight = Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d)));
@@ -132,6 +137,7 @@ describe('fused steps on a split-k product', () => {
     expect(f.fusedPicard?.(1)?.product?.body).toBe('split4');
     expect(await perIteration(picard, f, q, { fused: true })).toBe(1);
     expect(await perIteration(anderson, f, q, { fused: true })).toBe(2);
+    expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
     q.dispose();
     f.dispose();
   });

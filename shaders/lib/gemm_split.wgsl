@@ -36,5 +36,5 @@ fn gemm_combine_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_in
   if (gate_skip()) { return; }
   let i = id.x;
   if (i >= params.m * params.n) { return; }
-  gemm_out(i / params.n, i % params.n, gemm_split_sum(0u, i));
+  gemm_out(i / params.n, i % params.n, gemm_split_sum(0u, params.m * params.n, i));
 }

@@ -35,6 +35,8 @@ export const KERNEL_FILES = {
   broydenDecide: 'broyden_decide.wgsl',
   broydenAdvance: 'broyden_advance.wgsl',
   broydenDenseStep: 'broyden_dense_step.wgsl',
+  broydenSplitStep: 'broyden_split_step.wgsl',
+  broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',
   transpose: 'transpose.wgsl',
   mse: 'mse.wgsl',

@@ -47,9 +47,16 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
   const fusedPath = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
-  const product = run.denseProduct(fusedPath, 'broydenDenseStep', 'step');
+  // A split-k product without the line search: the advance inside the split product, then the
+  // measurement that combines (broyden_split_step.wgsl, broyden_split_measure.wgsl), then decide.
+  const splitPath = fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
+  const product = splitPath ? null : run.denseProduct(fusedPath, 'broydenDenseStep', 'step');
   if (product) {
     await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+  }
+  if (splitPath && fusedPath) {
+    await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
+    await run.addKernel('broydenSplitMeasure', fusedPath.constants);
   }
   const denseGroups = product ? product.groups[0] * product.groups[1] : 0;
   // Entries per row of `sums`: one per workgroup of the kernel that measures (generic or dense).
@@ -86,7 +93,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const finalizeGroups = byParity((cur) => finalizeGroup(cur, true));
   const measureGroups = byParity((cur) =>
     k('broydenMeasure').bind({
-      ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0 }), state, factors, aux, sums,
+      ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0, splits: 0, features: 0 }), state, factors, aux, sums,
     }),
   );
   // The decide kernel's uniform is the finish kernel's (its rules, MODE_BROYDEN), its layout the
@@ -155,6 +162,40 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       for (const binding of denseBindings[t % 2]) dense.dispatch(pass, binding, gx, gy);
       k('broydenDecide').dispatch(pass, decideGroup, groups);
     };
+  }
+  if (splitPath?.split && fusedPath) {
+    // Iteration 0 as the generic one without its advance; from then on the split step (the advance
+    // of the iteration before as the product's operand), the combining measurement, the decide kernel.
+    const { splits, chunk } = splitPath.split;
+    const d = f.featureSize;
+    const partials = run.scratchBuffer(splits * n);
+    const splitStep = k('broydenSplitStep');
+    const splitMeasure = k('broydenSplitMeasure');
+    const stepBindings = byParity((cur) =>
+      splitStep.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB,
+        params: run.params('broydenSplitStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, chunk, splits }),
+        sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, gemm_partial: partials,
+      }),
+    );
+    const measureBindings = byParity((cur) =>
+      splitMeasure.bind({
+        ctrl: run.ctrl, params: run.params('broydenSplitMeasure', { ...layout(cur), from_state: 0, splits, features: d }),
+        state, factors, aux, sums, bias: fusedPath.bias, epi_qd: run.Qd.buffer, gemm_partial: partials,
+      }),
+    );
+    const [gx, gy, gz] = splitPath.groups;
+    iterate = (pass, t) => {
+      if (t === 0) {
+        genericIteration(pass, t);
+        return;
+      }
+      splitStep.dispatch(pass, stepBindings[t % 2], gx, gy, gz);
+      splitMeasure.dispatch(pass, measureBindings[t % 2], groups, Math.min(t, memory) + 1);
+      k('broydenDecide').dispatch(pass, decideGroup, groups);
+    };
+  }
+  if ((product || splitPath) && fusedPath) {
     // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
     hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
