@@ -3,9 +3,10 @@
 // dispatch per iteration (shaders/picard_split_step.wgsl). Iterates bit-identical to the layer's
 // own forward on the same plan (fused: false), counts and results as the float64 reference's.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { anderson, broyden, implicitBlock, picard, type Engine, type Solver, type SolverOptions, type Tensor } from '../src';
+import { anderson, broyden, Engine, implicitBlock, picard, type Solver, type SolverOptions, type Tensor } from '../src';
 import { refAnderson, refBlockMap, refBroyden } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
+import { platform } from '../src/platform';
 import { expectPicardPathsAgree } from './helpers/picard-paths';
 
 let engine: Engine;
@@ -140,5 +141,39 @@ describe('fused steps on a split-k product', () => {
     expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
     q.dispose();
     f.dispose();
+  });
+
+  it('a device that allows 10 storage buffers per stage (as Chromium\'s SwiftShader): Picard and Anderson keep the generic kernels, Broyden\'s split step (8) still runs', async () => {
+    const gpu = platform.gpu ? await platform.gpu() : undefined;
+    const adapter = await gpu?.requestAdapter();
+    if (!adapter) throw new Error('no adapter');
+    const device = await adapter.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage: 10 } });
+    const small = Engine.fromDevice(device);
+    small.planAs = 'gpu';
+    try {
+      expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(10);
+      const d = 260;
+      const f = implicitBlock(small, {
+        weight: Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d))), bias: Float32Array.from(randomArray(random, d, 0.1)), forwardKernel: 'split-k',
+      });
+      const q = small.tensor(Float32Array.from(randomArray(random, d, 1)), [1, d]);
+      const per = async (solver: Solver) => {
+        const count = async (maxDepth: number) => {
+          const before = small.counters.dispatches;
+          (await solver(f, q, { eps: 0, maxDepth, checkEvery: 1 })).dispose();
+          return small.counters.dispatches - before;
+        };
+        const [short, long] = [await count(4), await count(8)];
+        return (long - short) / 4;
+      };
+      expect(await per(picard)).toBe(3);
+      expect(await per(anderson)).toBe(4);
+      expect(await per(broyden)).toBe(3);
+      q.dispose();
+      f.dispose();
+    } finally {
+      small.destroy();
+      device.destroy();
+    }
   });
 });
