@@ -1,7 +1,10 @@
 // The fused steps on a split-k dense product (few rows on a GPU: the layer's forward is a split
-// product then a combine): the combine folds into the next step's prologue, so Picard runs one
-// dispatch per iteration (shaders/picard_split_step.wgsl). Iterates bit-identical to the layer's
-// own forward on the same plan (fused: false), counts and results as the float64 reference's.
+// product then a combine): the combine folds into the next dispatch. Picard: one dispatch per
+// iteration (picard_split_step.wgsl), iterates bit-identical to the layer's own forward on the same
+// plan (fused: false); Anderson: two (anderson_split_step.wgsl, anderson_split_measure.wgsl);
+// Broyden: three (broyden_split_step.wgsl, broyden_split_measure.wgsl, decide). Counts exact,
+// results as the float64 reference's; the scalar body (d = 101) on this CPU adapter's plan and the
+// vec4 body (d = 260, 1024) on a GPU's (engine.planAs = 'gpu').
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { anderson, broyden, Engine, implicitBlock, picard, type Solver, type SolverOptions, type Tensor } from '../src';
 import { refAnderson, refBlockMap, refBroyden } from '../src/reference';
