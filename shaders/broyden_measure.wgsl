@@ -3,6 +3,7 @@
 // Bindings: lib/broyden_measure.wgsl's 0–5.
 // Dispatch: (groups, ncols + 1), ncols = the valid columns before this update (min(t, L)).
 
+//! include lib/reduce.wgsl
 //! include lib/broyden_measure.wgsl
 
 const REDUCE_SIZE: u32 = 64u;

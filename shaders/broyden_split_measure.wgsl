@@ -6,6 +6,7 @@
 // Bindings: lib/broyden_measure.wgsl's 0–5; bias [d]; epi_qd [m, d]; gemm_partial [splits, m, d].
 // Dispatch: (groups, ncols + 1), as broyden_measure.wgsl.
 
+//! include lib/reduce.wgsl
 //! include lib/broyden_measure.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl

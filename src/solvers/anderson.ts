@@ -7,7 +7,9 @@
  * original evaluates it twice and counts both, so tnstep += 2). As dispatches: the step kernel
  * (shaders/anderson_step.wgsl: the iteration before's end, the Gram row, α and the mix), the
  * evaluation, and its measurement (residual and Gram-row partial sums, shaders/anderson_measure.wgsl)
- * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl).
+ * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl);
+ * for a split-k product the step with the mix as the split product's operand
+ * (shaders/anderson_split_step.wgsl), then the combine and measurement (anderson_split_measure.wgsl).
  */
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';

@@ -16,7 +16,10 @@
  * kernel, one per trial (the first as without it; each later one first takes the search's
  * decision on the trial before, lib/line_search.wgsl, and evaluates x + ls_eval_s·update unless
  * the search has finished; every one leaves what finalize and measure would, were it the last),
- * then the decide kernel, which takes the decision on the eighth trial first. Iterate and residual
+ * then the decide kernel, which takes the decision on the eighth trial first. A split-k product
+ * (without the line search) takes three: shaders/broyden_split_step.wgsl (the advance as the split
+ * product's operand), broyden_split_measure.wgsl (the combine and the measurement), decide.
+ * Iterate and residual
  * pairs alternate between the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';

@@ -7,8 +7,10 @@
  * measures this one; iterates live in a ring of three slots chosen by t.
  * A layer that offers a fused path (a deterministic dense layer with a fused epilogue, such as the
  * tanh block) takes one dispatch per iteration instead (shaders/picard_dense_step.wgsl: the step in
- * its product's prologue and epilogue), or on a GPU, for a small state, whole iterations,
- * `checkEvery` of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
+ * its product's prologue and epilogue; for a split-k product shaders/picard_split_step.wgsl, where
+ * each workgroup combines the partials the step before left for its own slice of k), or on a GPU,
+ * for a small state, whole iterations, `checkEvery` of them per dispatch, in one workgroup
+ * (shaders/picard_fused.wgsl), by the same rules.
  */
 import type { Kernel } from '../gpu/kernel';
 import type { FusedProduct } from '../layers/dense';
