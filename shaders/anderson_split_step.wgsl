@@ -14,7 +14,7 @@
 
 //! include lib/reduce.wgsl
 //! include lib/anderson_step.wgsl
-//! include lib/gemm_split_vec4.wgsl
+//! include lib/split_step.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
@@ -46,15 +46,6 @@ fn split_begin(group: vec3u, count: vec3u, lid: u32) -> bool {
   return false;
 }
 
-// (Each entry calls one body, so each binds one view of the weight.)
-@compute @workgroup_size(GEMM_COLS)
-fn step_split_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (split_begin(group, count, lid)) { return; }
-  gemm_split_block(group, lid, 0u);
-}
+fn split_end(group: vec3u, count: vec3u, lid: u32) {}
 
-@compute @workgroup_size(GEMM_COLS)
-fn step_split4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (split_begin(group, count, lid)) { return; }
-  gemm_split4_block(group, lid, 0u);
-}
+fn split_base() -> u32 { return 0u; }

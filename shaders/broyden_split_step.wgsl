@@ -8,38 +8,18 @@
 // broyden_split_measure.wgsl combines and measures, then broyden_decide.wgsl: three dispatches
 // per iteration (the product's slices, the measurement's dots and the decide's rank-one sums are
 // three grid-wide sums in a row, each needing a dispatch boundary).
-// Bindings: ctrl (rw), ctrl_b, params, sums, state, factors, aux (lib/broyden_state.wgsl);
-//           weight [d, d] (weight4: the same, as vec4, for step_split4_main); gemm_partial [splits, m, d].
+// Bindings: lib/broyden_dense_params.wgsl's 0–7 (params.trial = 0); gemm_partial [splits, m, d];
+//           weight4 (the weight again, as vec4, for step_split4_main).
 // Entries: step_split_main, step_split4_main; dispatch (ceil(d / GEMM_COLS), ceil(m / 4), splits)
 //          (d / (4·GEMM_COLS) for the vec4 body), REDUCE_SIZE = GEMM_COLS.
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
-//! include lib/gemm_split_vec4.wgsl
+//! include lib/broyden_dense_params.wgsl
+//! include lib/split_step.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
-struct SplitStepParams {
-  groups: u32,      // the decide kernel's workgroups (its rank-one sums)
-  rows: u32,        // entries per row of sums
-  stride: u32,
-  cur: u32,         // parity of iteration t
-  memory: u32,
-  m: u32,           // the product C [m, n] = A [m, k] · B [k, n]
-  n: u32,
-  k: u32,
-  chunk: u32,       // k per slice, and the slices
-  splits: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> ctrl: Control;
-@group(0) @binding(1) var<storage, read_write> ctrl_b: ControlHeader;
-@group(0) @binding(2) var<uniform> params: SplitStepParams;
-@group(0) @binding(3) var<storage, read_write> sums: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-@group(0) @binding(5) var<storage, read_write> factors: array<f32>;
-@group(0) @binding(6) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(7) var<storage, read> weight: array<f32>;
 @group(0) @binding(8) var<storage, read_write> gemm_partial: array<f32>;
 @group(0) @binding(9) var<storage, read> weight4: array<vec4<f32>>;
 
@@ -66,15 +46,6 @@ fn split_begin(group: vec3u, count: vec3u, lid: u32) -> bool {
   return false;
 }
 
-// (Each entry calls one body, so each binds one view of the weight.)
-@compute @workgroup_size(GEMM_COLS)
-fn step_split_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (split_begin(group, count, lid)) { return; }
-  gemm_split_block(group, lid, 0u);
-}
+fn split_end(group: vec3u, count: vec3u, lid: u32) {}
 
-@compute @workgroup_size(GEMM_COLS)
-fn step_split4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (split_begin(group, count, lid)) { return; }
-  gemm_split4_block(group, lid, 0u);
-}
+fn split_base() -> u32 { return 0u; }

@@ -23,7 +23,7 @@
 //! include lib/step_operands.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
-//! include lib/gemm_split_vec4.wgsl
+//! include lib/split_step.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
@@ -78,20 +78,7 @@ fn split_end(group: vec3u, count: vec3u, lid: u32) {
   if (group.x == 0u) { step_end(group.z * count.y + group.y, lid, step_sums); }
 }
 
-// (Each entry calls one body, so each binds one view of the weight.)
-@compute @workgroup_size(GEMM_COLS)
-fn step_split_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (split_begin(group, count, lid)) { return; }
-  gemm_split_block(group, lid, params.split_out);
-  split_end(group, count, lid);
-}
-
-@compute @workgroup_size(GEMM_COLS)
-fn step_split4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (split_begin(group, count, lid)) { return; }
-  gemm_split4_block(group, lid, params.split_out);
-  split_end(group, count, lid);
-}
+fn split_base() -> u32 { return params.split_out; }
 
 @compute @workgroup_size(GEMM_COLS)
 fn prime_split_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {

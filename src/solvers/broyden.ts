@@ -150,7 +150,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
         dense.bind({
           ctrl: run.ctrl, ctrl_b: ctrlB,
           params: run.params('broydenDenseStep', {
-            groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0,
+            groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
           }),
           sums, state, factors, aux, weight: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
         }),
@@ -177,7 +177,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
     const stepBindings = byParity((cur) =>
       splitStep.bind({
         ctrl: run.ctrl, ctrl_b: ctrlB,
-        params: run.params('broydenSplitStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, chunk, splits }),
+        params: run.params('broydenSplitStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial: 0, header_in_b: 0, chunk, splits }),
         sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, gemm_partial: partials,
       }),
     );
