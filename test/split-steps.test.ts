@@ -23,11 +23,31 @@ afterEach(() => {
 
 const random = rng(23);
 
-function block(d: number) {
+/** A tanh block of d features forced to split-k, a random Qd of `batch` rows, and its float64 map. */
+function block(d: number, batch = 1) {
   const weight = Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d)));
   const bias = Float32Array.from(randomArray(random, d, 0.1));
-  return { f: implicitBlock(engine, { weight, bias, forwardKernel: 'split-k' }), weight, bias };
+  const qd = Float32Array.from(randomArray(random, batch * d, 1));
+  const f = implicitBlock(engine, { weight, bias, forwardKernel: 'split-k' });
+  const q = engine.tensor(qd, [batch, d]);
+  const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+  const dispose = () => {
+    q.dispose();
+    f.dispose();
+  };
+  return { f, q, weight, bias, qd, map, dispose };
 }
+
+/** Both paths reach the reference's tnstep and fixed point; a fused rerun gives the same bits. */
+function expectAsReference(fused: Outcome, again: Outcome, generic: Outcome, reference: { tnstep: number; uStar: Float64Array }): void {
+  expect(again.u).toEqual(fused.u);
+  for (const path of [fused, generic]) {
+    expect(path.tnstep).toBe(reference.tnstep);
+    path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+  }
+}
+
+type Outcome = Awaited<ReturnType<typeof solve>>;
 
 async function solve(solver: Solver, f: ReturnType<typeof implicitBlock>, q: Tensor, options: SolverOptions) {
   const before = engine.counters.dispatches;
@@ -56,9 +76,7 @@ describe('fused steps on a split-k product', () => {
 
   it.each(cases)('d = %i, batch %i (planAs %s): Picard is one dispatch per iteration, bit-identical to fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
-    const { f, weight, bias } = block(d);
-    const qd = Float32Array.from(randomArray(random, batch * d, 1));
-    const q = engine.tensor(qd, [batch, d]);
+    const { f, q, weight, bias, qd, dispose } = block(d, batch);
     // checkEvery 1 and 5: one dispatch per iteration either way (not the whole-iteration kernel,
     // which runs checkEvery iterations per dispatch).
     expect(await perIteration(picard, f, q, { fused: true })).toBe(1);
@@ -71,35 +89,27 @@ describe('fused steps on a split-k product', () => {
       expect(again.u).toEqual(fused.u);
       expectPicardPathsAgree(fused, generic, { d, batch, weight, bias, qd }, options);
     }
-    q.dispose();
-    f.dispose();
+    dispose();
   });
 
   it.each(cases)('d = %i, batch %i (planAs %s): Anderson is two dispatches per iteration, as fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
-    const { f, weight, bias } = block(d);
-    const qd = Float32Array.from(randomArray(random, batch * d, 1));
-    const q = engine.tensor(qd, [batch, d]);
+    const { f, q, map, dispose } = block(d, batch);
     // The step (mix inside the split product) and the measurement (combine): 2; generic: the step,
     // the split product, the combine and the measurement.
     expect(await perIteration(anderson, f, q, { fused: true })).toBe(2);
     expect(await perIteration(anderson, f, q, { fused: true }, 5)).toBe(2);
     expect(await perIteration(anderson, f, q, { fused: false })).toBe(4);
-    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
     for (const options of [{ eps: 1e-4, maxDepth: 30, windowSize: 3 }, { eps: 0, maxDepth: 9, windowSize: 2, restarting: true, mixingParam: 0.7, checkEvery: 1 }]) {
       const reference = refAnderson(map, new Float64Array(batch * d), options);
       const fused = await solve(anderson, f, q, { ...options, fused: true });
-      const again = await solve(anderson, f, q, { ...options, fused: true });
       const generic = await solve(anderson, f, q, { ...options, fused: false });
-      expect(again.u).toEqual(fused.u);
+      expectAsReference(fused, await solve(anderson, f, q, { ...options, fused: true }), generic, reference);
       for (const path of [fused, generic]) {
-        expect(path.tnstep).toBe(reference.tnstep);
-        path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
         path.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
       }
     }
-    q.dispose();
-    f.dispose();
+    dispose();
   });
 
   // Broyden: the split step (the advance as the product's operand), the combining measurement and
@@ -108,27 +118,18 @@ describe('fused steps on a split-k product', () => {
   // sums, decision), finalize and the 3.
   it.each(cases)('d = %i, batch %i (planAs %s): Broyden is three dispatches per iteration (44 with the line search), as fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
-    const { f, weight, bias } = block(d);
-    const qd = Float32Array.from(randomArray(random, batch * d, 1));
-    const q = engine.tensor(qd, [batch, d]);
+    const { f, q, map, dispose } = block(d, batch);
     expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
     expect(await perIteration(broyden, f, q, { fused: true }, 5)).toBe(3);
     expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
     for (const fused of [true, false]) expect(await perIteration(broyden, f, q, { fused, ls: true })).toBe(44);
-    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
     for (const options of [{ eps: 1e-5, maxDepth: 30 }, { eps: 1e-5, maxDepth: 20, ls: true, checkEvery: 1 }]) {
       const reference = refBroyden(map, new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
       const fused = await solve(broyden, f, q, { ...options, fused: true });
-      const again = await solve(broyden, f, q, { ...options, fused: true });
       const generic = await solve(broyden, f, q, { ...options, fused: false });
-      expect(again.u).toEqual(fused.u);
-      for (const path of [fused, generic]) {
-        expect(path.tnstep).toBe(reference.tnstep);
-        path.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
-      }
+      expectAsReference(fused, await solve(broyden, f, q, { ...options, fused: true }), generic, reference);
     }
-    q.dispose();
-    f.dispose();
+    dispose();
   });
 
   it("d = 1024, batch 1 on a GPU's plan ('auto': split-k, the vec4 body): Picard 1, Anderson 2, Broyden 3 dispatches per iteration", async () => {
