@@ -69,14 +69,18 @@ async function perIteration(solver: Solver, f: ReturnType<typeof implicitBlock>,
 }
 
 describe('fused steps on a split-k product', () => {
-  // [d, batch, planAs]: d = 101 (not a multiple of 4: the scalar body; 3 slices of 34, 34, 33);
-  // d = 260 as on a GPU (the vec4 body; 8 slices of 33, the last 29; past the whole-iteration
-  // kernel's state); batch 1 and 2 (few rows).
-  const cases = [[101, 1, undefined], [101, 2, undefined], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
+  // [d, batch, planAs], batch 1 and 2 (few rows): as on a GPU, d = 261 (not a multiple of 4: the
+  // scalar body; 8 slices of 33, the last 30) and d = 260 (the vec4 body; 8 slices of 33, the last
+  // 29), both past the whole-iteration kernel's state. Broyden also on this CPU adapter's plan
+  // (forced split-k: d = 101, the scalar body, 3 slices of 34, 34, 33), where Picard and Anderson
+  // keep their kernels without split steps (they measured slower there).
+  const cases = [[261, 1, 'gpu'], [261, 2, 'gpu'], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
+  const broydenCases = [[101, 1, undefined], [101, 2, undefined], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
 
   it.each(cases)('d = %i, batch %i (planAs %s): Picard is one dispatch per iteration, bit-identical to fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
     const { f, q, weight, bias, qd, dispose } = block(d, batch);
+    expect(f.fusedPicard?.(batch)?.product?.body).toBe(d % 4 === 0 ? 'split4' : 'split');
     // checkEvery 1 and 5: one dispatch per iteration either way (not the whole-iteration kernel,
     // which runs checkEvery iterations per dispatch).
     expect(await perIteration(picard, f, q, { fused: true })).toBe(1);
@@ -116,7 +120,7 @@ describe('fused steps on a split-k product', () => {
   // the decide kernel (3; generic: the split product, the combine, measure, decide, advance). With
   // the line search the generic kernels on both paths: 8 trials of (trial point, 2, residual
   // sums, decision), finalize and the 3.
-  it.each(cases)('d = %i, batch %i (planAs %s): Broyden is three dispatches per iteration (44 with the line search), as fused: false and the reference', async (d, batch, planAs) => {
+  it.each(broydenCases)('d = %i, batch %i (planAs %s): Broyden is three dispatches per iteration (44 with the line search), as fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
     const { f, q, map, dispose } = block(d, batch);
     expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
@@ -193,5 +197,14 @@ describe('fused steps on a split-k product', () => {
       small.destroy();
       device.destroy();
     }
+  });
+
+  it('on this CPU adapter (forced split-k, d = 101): Picard and Anderson without split steps', async () => {
+    const { f, q, dispose } = block(101, 2);
+    expect(f.fusedPicard?.(2)?.product?.body).toBe('split');
+    // Picard: the whole-iteration kernel (checkEvery iterations per dispatch); Anderson: the generic kernels.
+    expect(await perIteration(picard, f, q, { fused: true }, 5)).toBe(0.2);
+    expect(await perIteration(anderson, f, q, { fused: true })).toBe(4);
+    dispose();
   });
 });

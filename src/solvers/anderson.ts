@@ -89,7 +89,8 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   const fused = opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   // A split-k product: the step mixes inside the split product, the measurement combines
   // (anderson_split_step.wgsl, anderson_split_measure.wgsl); otherwise the evaluation measures itself.
-  const splitPath = fused?.product?.split ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
+  // Not on a CPU adapter, where the split steps measured slower than the generic kernels.
+  const splitPath = fused?.product?.split && !run.engine.cpuAdapter ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
   const product = splitPath ? null : run.denseProduct(fused, 'andersonDenseStep', 'measure');
   if (fused && product) {
     await run.addKernel('andersonDenseStep', { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);

@@ -28,9 +28,11 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
   const fused = run.opts.fused ? (f.fusedPicard?.(run.batch) ?? null) : null;
   // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
   // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
-  // A split-k product: the combine folds into the next step (shaders/picard_split_step.wgsl).
-  const shader = fused?.product?.split ? 'picardSplitStep' : 'picardDenseStep';
-  const product = run.denseProduct(fused, shader, 'step');
+  // A split-k product: the combine folds into the next step (shaders/picard_split_step.wgsl); not
+  // on a CPU adapter, where it measured slower than the generic kernels (docs/architecture.md).
+  const split = fused?.product?.split !== null && fused?.product?.split !== undefined;
+  const shader = split ? 'picardSplitStep' : 'picardDenseStep';
+  const product = split && run.engine.cpuAdapter ? null : run.denseProduct(fused, shader, 'step');
   if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
