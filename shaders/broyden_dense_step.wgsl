@@ -23,10 +23,10 @@
 // lib/broyden_state.wgsl phi_offset, row trial mod 2). The product is the library's few-row or
 // register-tiled body, as the layer's own forward would use for this batch (src/layers/dense.ts
 // fusedProduct).
-// Bindings: ctrl (rw: trial 0's workgroup 0 copies ctrl_b into ctrl.h; a trial stores its header
-//           in ctrl.h or ctrl_b); ctrl_b (rw); params; sums, state, factors, aux (rw,
-//           lib/broyden_state.wgsl); weight [n, n]; bias [n]; epi_qd [m, n]; weight4
-//           (lib/gemm_weight4.wgsl).
+// Bindings: lib/broyden_dense_params.wgsl's 0–7 (ctrl rw: trial 0's workgroup 0 copies ctrl_b into
+//           ctrl.h; a trial stores its header in ctrl.h or ctrl_b; ctrl_b rw; params; sums, state,
+//           factors, aux rw, lib/broyden_state.wgsl; weight [n, n]); bias [n]; epi_qd [m, n];
+//           weight4 (lib/gemm_weight4.wgsl).
 // Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
 //          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
@@ -35,6 +35,7 @@
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
+//! include lib/broyden_dense_params.wgsl
 //! include lib/line_search.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
@@ -45,27 +46,6 @@
 
 override REDUCE_SIZE: u32 = 64u;
 
-struct DenseStepParams {
-  groups: u32,      // the decide kernel's workgroups (its rank-one sums)
-  rows: u32,        // entries per row of sums
-  stride: u32,
-  cur: u32,         // parity of iteration t
-  memory: u32,
-  m: u32,           // the product C [m, n] = A [m, k] · B [k, n]
-  n: u32,
-  k: u32,
-  trial: u32,       // 0: the advance and s = 1; e ≥ 1: the line search's trial e
-  header_in_b: u32, // trial e ≥ 1: 1 when the current header is ctrl_b (the new one goes to ctrl.h), 0 the reverse
-}
-
-@group(0) @binding(0) var<storage, read_write> ctrl: Control;
-@group(0) @binding(1) var<storage, read_write> ctrl_b: ControlHeader;
-@group(0) @binding(2) var<uniform> params: DenseStepParams;
-@group(0) @binding(3) var<storage, read_write> sums: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-@group(0) @binding(5) var<storage, read_write> factors: array<f32>;
-@group(0) @binding(6) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(7) var<storage, read> weight: array<f32>;
 @group(0) @binding(8) var<storage, read> bias: array<f32>;
 @group(0) @binding(9) var<storage, read> epi_qd: array<f32>;
 

@@ -111,6 +111,7 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
       rowsMeasure: 64, rowsBroyden: 64,
       picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256, powerStep: 256, jacobianPenalty: 256,
       picardDenseStep: 'override', picardPrefixStep: 'override', andersonDenseStep: 'override', andersonPrefixStep: 'override', broydenDenseStep: 'override',
+      picardSplitStep: 'override', andersonSplitStep: 'override', andersonSplitMeasure: 64, broydenSplitStep: 'override', broydenSplitMeasure: 64,
     };
     const reducing = names.filter((n) => resolveIncludes(KERNEL_FILES[n], readShader).includes('lib/reduce.wgsl'));
     expect(reducing.sort()).toEqual(Object.keys(expected).sort());

@@ -7,8 +7,8 @@
 // over the valid slots j < len, res_j = fx_j − x_j (only row p of G changes each iteration).
 // The iteration that restarted the history also moves G[p][p] to G[0][0] here, where no other
 // workgroup reads G any more (anderson_step.wgsl's workgroups all read it).
-// This piece declares bindings 0–6; an includer that evaluates f itself (anderson_dense_step.wgsl)
-// adds its operands from 7. Call measure_begin, then measure_element for each element owned,
+// This piece declares bindings 0–6; an includer that evaluates f itself (anderson_dense_step.wgsl,
+// anderson_split_measure.wgsl) adds its operands from 7. Call measure_begin, then measure_element for each element owned,
 // then measure_store (all threads: it reduces).
 
 //! include lib/control.wgsl
@@ -25,12 +25,13 @@ struct MeasureParams {
   slots: u32,
   partial_out: u32, // offset of this iteration's partials in step_partials
   ahead: u32,
+  splits: u32,      // the split-k variant's slices of k (0 elsewhere)
 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control; // the current header (ctrl or the second header, which has room for the type)
 @group(0) @binding(1) var<uniform> params: MeasureParams;
 @group(0) @binding(2) var<storage, read> ring: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> x_ring: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x_ring: array<f32>; // written only by the split-k variant (the mix's u')
 @group(0) @binding(4) var<storage, read_write> fx_ring: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gram: array<f32>;
 @group(0) @binding(6) var<storage, read_write> step_partials: array<vec4<f32>>;

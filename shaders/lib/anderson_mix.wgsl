@@ -6,9 +6,11 @@
 // and params.stride, params.beta.
 
 //! include lib/anderson_alpha.wgsl
+//! include lib/anderson_restart.wgsl
 
-// Element i for the ring entry (p, len, restart, q).
-fn anderson_mix_element(i: u32, entry: vec4<u32>) {
+// Element i of u' for the ring entry (p, len, restart, q), read from the ring (nothing written:
+// the split-k step, anderson_split_step.wgsl, computes it in several workgroups).
+fn anderson_mixed(i: u32, entry: vec4<u32>) -> f32 {
   let s = params.stride;
   var sum_x = 0.0;
   var sum_fx = 0.0;
@@ -16,10 +18,14 @@ fn anderson_mix_element(i: u32, entry: vec4<u32>) {
     sum_x += alpha_value[j] * x_ring[j * s + i];
     sum_fx += alpha_value[j] * fx_ring[j * s + i];
   }
-  let mixed = (1.0 - params.beta) * sum_x + params.beta * sum_fx;
-  if (entry.z != 0u) {
-    x_ring[i] = x_ring[entry.x * s + i];
-    fx_ring[i] = fx_ring[entry.x * s + i];
-  }
+  return (1.0 - params.beta) * sum_x + params.beta * sum_fx;
+}
+
+// Element i for the ring entry (p, len, restart, q): u'_i into slot q.
+fn anderson_mix_element(i: u32, entry: vec4<u32>) {
+  let s = params.stride;
+  let mixed = anderson_mixed(i, entry);
+  anderson_restart_element(i, entry);
   x_ring[entry.w * s + i] = mixed;
 }
+

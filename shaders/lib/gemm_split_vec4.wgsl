@@ -5,15 +5,14 @@
 //! include lib/gemm_split.wgsl
 //! include lib/gemm_rows_vec4.wgsl
 
-@compute @workgroup_size(GEMM_COLS)
-fn gemm_split4_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (gate_closed(lid)) { return; }
+// lib/gemm_split.wgsl's gemm_split_block with B read as vec4 (4 adjacent columns per thread).
+fn gemm_split4_block(group: vec3u, lid: u32, base: u32) {
   let col = 4u * (group.x * GEMM_COLS + lid);
   let r0 = group.y * 4u;
   let k_start = group.z * params.chunk;
   let acc = gemm_rows4_tile(lid, col, r0, k_start, min(params.k, k_start + params.chunk));
   if (col + 3u >= params.n) { return; }
-  let at = group.z * params.m * params.n + col;
+  let at = base + group.z * params.m * params.n + col;
   for (var t = 0u; t < 4u; t++) {
     if (r0 + t < params.m) {
       let i = at + (r0 + t) * params.n;
@@ -23,4 +22,10 @@ fn gemm_split4_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocati
       gemm_partial[i + 3u] = acc[t].w;
     }
   }
+}
+
+@compute @workgroup_size(GEMM_COLS)
+fn gemm_split4_main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (gate_closed(lid)) { return; }
+  gemm_split4_block(group, lid, 0u);
 }

@@ -49,6 +49,10 @@ struct StepParams {
   slots: u32,
   reg: f32,
   beta: f32,
+  chunk: u32,          // the split-k steps (0 elsewhere): k per slice, slices, and the offsets in
+  splits: u32,         // gemm_partial of the partial products this step reads and writes
+  split_in: u32,
+  split_out: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;

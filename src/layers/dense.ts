@@ -155,10 +155,14 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
  * steps): which body, its override constants, workgroups, and threads per workgroup.
  */
 export interface FusedProduct {
-  body: 'rows' | 'rows4' | 'tiled';
+  /** 'rows4' / 'split4': B read as vec4; 'split' / 'split4': split-k (lib/gemm_split.wgsl), `split` gives its slices. */
+  body: 'rows' | 'rows4' | 'tiled' | 'split' | 'split4';
   constants: Readonly<Record<string, number>>;
-  groups: readonly [number, number];
+  /** Workgroups (x, y, z); z is the slices of k of a split-k product, else 1. */
+  groups: readonly [number, number, number];
   threads: number;
+  /** Split-k: slices of k, and k per slice (the last may be shorter); null otherwise. */
+  split: { splits: number; chunk: number } | null;
 }
 
 /** The register-tiled kernels, each compiled once per tiling (named `<base>@<edge>`). */
@@ -410,27 +414,35 @@ export class DenseKernels {
     return plan.vector ? 'forwardRows4' : 'forwardRows';
   }
 
-  /** The forward for `rows` rows as one product kernel (null when its plan is split-k). */
-  fusedProduct(rows: number): FusedProduct | null {
-    const plan = this.plan(rows);
+  /**
+   * The forward for `rows` rows as one product kernel of the library: its body, as the layer's own
+   * forward would run it (split-k: the first pass, with the vec4 body where the plan reads the
+   * weight as vec4; a fused step folds the combine into its next dispatch).
+   */
+  fusedProduct(rows: number): FusedProduct {
+    const { plan, problem } = this.forwardEncoding(rows);
     const n = this.outFeatures;
-    if (plan.forward === 'rows') {
-      // The body the layer's own forward takes: vec4 loads of the weight where its plan has them.
-      const { cols } = this.tiles;
-      const perGroup = (plan.vector ? 4 : 1) * cols;
-      return {
-        body: plan.vector ? 'rows4' : 'rows', constants: { GEMM_COLS: cols },
-        groups: [Math.ceil(n / perGroup), Math.ceil(rows / ROWS)], threads: cols,
-      };
-    }
+    const { cols } = this.tiles;
     if (plan.forward === 'tiled') {
       const tile = plan.tiles.forward;
       return {
         body: 'tiled', constants: { GEMM_SIDE: tile.side, GEMM_STEP: tile.step, GEMM_PER: tile.per },
-        groups: [Math.ceil(n / tile.edge), Math.ceil(rows / tile.edge)], threads: tile.side * tile.side,
+        groups: [Math.ceil(n / tile.edge), Math.ceil(rows / tile.edge), 1], threads: tile.side * tile.side, split: null,
       };
     }
-    return null;
+    if (plan.forward === 'split') {
+      const [x, y, z] = this.set.spec(this.forwardKernel(plan)).groups(problem);
+      return {
+        body: plan.vector ? 'split4' : 'split', constants: { GEMM_COLS: cols }, groups: [x, y ?? 1, z ?? 1], threads: cols,
+        split: { splits: plan.splits, chunk: Math.ceil(this.inFeatures / plan.splits) },
+      };
+    }
+    // The body the layer's own forward takes: vec4 loads of the weight where its plan has them.
+    const perGroup = (plan.vector ? 4 : 1) * cols;
+    return {
+      body: plan.vector ? 'rows4' : 'rows', constants: { GEMM_COLS: cols },
+      groups: [Math.ceil(n / perGroup), Math.ceil(rows / ROWS), 1], threads: cols, split: null,
+    };
   }
 
   /** Scratch is per rows only for chains (δ) and split-k; otherwise one prepare serves any rows. */

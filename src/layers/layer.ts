@@ -80,8 +80,8 @@ export interface FusedPicardPath {
   /** @internal Whether the state fits the whole-iteration kernel (shaders/picard_fused.wgsl). */
   wholeState: boolean;
   /**
-   * @internal The dense-product library's kernel for this batch (lib/gemm_rows.wgsl or
-   * lib/gemm_tiled.wgsl), or null when the layer's product needs more than one dispatch (split-k).
+   * @internal The dense-product library's kernel for this batch (lib/gemm_rows.wgsl,
+   * lib/gemm_tiled.wgsl, or split-k's first pass, lib/gemm_split.wgsl), or null for none.
    */
   product: FusedProduct | null;
   /**

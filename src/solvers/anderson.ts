@@ -7,7 +7,9 @@
  * original evaluates it twice and counts both, so tnstep += 2). As dispatches: the step kernel
  * (shaders/anderson_step.wgsl: the iteration before's end, the Gram row, α and the mix), the
  * evaluation, and its measurement (residual and Gram-row partial sums, shaders/anderson_measure.wgsl)
- * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl).
+ * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl);
+ * for a split-k product the step with the mix as the split product's operand
+ * (shaders/anderson_split_step.wgsl), then the combine and measurement (anderson_split_measure.wgsl).
  */
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
@@ -88,9 +90,18 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
   // A layer with kernels before its product: those, then the product with the measurement.
   const prefix = fused?.prefix;
   const denseShader = prefix ? 'andersonPrefixStep' : 'andersonDenseStep';
-  const product = run.denseProduct(fused, denseShader, 'measure');
+  // A split-k product: the step mixes inside the split product, the measurement combines
+  // (anderson_split_step.wgsl, anderson_split_measure.wgsl); otherwise the evaluation measures itself.
+  // Not on a CPU adapter, where the split steps measured slower than the generic kernels.
+  const splitPath = fused?.product?.split && !prefix && !run.engine.cpuAdapter ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
+  const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
   if (fused && product) {
     await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
+  }
+  if (fused && splitPath) {
+    // The step has no epilogue (the measurement runs it): only the product's constants.
+    await run.addKernel('andersonSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
+    await run.addKernel('andersonSplitMeasure', fused.constants);
   }
   const xs = run.scratchBuffer(slots * stride);
   const fxs = run.scratchBuffer(slots * stride);
@@ -132,7 +143,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
       params: run.params(measureShader, {
         m: product ? run.batch : 0, n: product ? d : 0, k: product ? (prefix?.size ?? d) : 0, state_size: n, stride, slots,
-        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
@@ -159,6 +170,44 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
     stepKernel.dispatch(pass, stepGroups[t % 2], steps.groups);
     last = t;
   };
+  let iterate = (pass: GPUComputePassEncoder, t: number) => {
+    step(pass, t); // x[q] = u'
+    const { q } = ringEntry(schedule, t);
+    // Replayed by (slot, gate): the gate alternates with t.
+    evaluateAndMeasure(pass, q, iterationMeasures[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
+  };
+  if (fused && splitPath?.split) {
+    const { splits, chunk } = splitPath.split;
+    const partials = run.scratchBuffer(splits * n);
+    const mixed = run.scratchBuffer(n);
+    const sizes = { m: run.batch, n: d, k: d };
+    const splitStep = run.kernel('andersonSplitStep');
+    const splitStepGroups = [0, 1].map((t) =>
+      splitStep.bind({
+        ctrl: run.ctrl, ctrl_b: steps.ctrlB, step_partials: steps.partials, best_u: run.bestU, best_prev: run.bestPrev,
+        params: run.params('andersonSplitStep', {
+          ...run.stepRules(FinishMode.anderson, t, measureGroups), stride, slots, reg: opts.reg, beta: opts.mixingParam, ...sizes, chunk, splits,
+        }),
+        ring, x_ring: xs, fx_ring: fxs, gram, weight: fused.weight, weight4: fused.weight, gemm_partial: partials, mixed,
+      }),
+    );
+    const splitMeasure = run.kernel('andersonSplitMeasure');
+    const splitMeasureGroups = [0, 1].map((t) =>
+      splitMeasure.bind({
+        ctrl: run.header(t + 1),
+        params: run.params('andersonSplitMeasure', {
+          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits,
+        }),
+        ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.Qd.buffer, gemm_partial: partials, mixed,
+      }),
+    );
+    const [gx, gy, gz] = splitPath.groups;
+    iterate = (pass, t) => {
+      splitStep.dispatch(pass, splitStepGroups[t % 2], gx, gy, gz);
+      last = t;
+      splitMeasure.dispatch(pass, splitMeasureGroups[t % 2], generic);
+    };
+  }
 
   const snapshot = await run.run(
     (encoder) => {
@@ -180,12 +229,7 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       evaluateAndMeasure(pass, 1, startMeasure, run.ctrl);
       pass.end();
     },
-    (pass, t) => {
-      step(pass, t); // x[q] = u'
-      const { q } = ringEntry(schedule, t);
-      // Replayed by (slot, gate): the gate alternates with t.
-      evaluateAndMeasure(pass, q, iterationMeasures[t % 2], run.header(t + 1), 2 * q + ((t + 1) % 2));
-    },
+    iterate,
     1,
     opts.maxDepth,
     opts.checkEvery,

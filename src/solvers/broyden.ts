@@ -16,7 +16,10 @@
  * kernel, one per trial (the first as without it; each later one first takes the search's
  * decision on the trial before, lib/line_search.wgsl, and evaluates x + ls_eval_s·update unless
  * the search has finished; every one leaves what finalize and measure would, were it the last),
- * then the decide kernel, which takes the decision on the eighth trial first. Iterate and residual
+ * then the decide kernel, which takes the decision on the eighth trial first. A split-k product
+ * (without the line search) takes three: shaders/broyden_split_step.wgsl (the advance as the split
+ * product's operand), broyden_split_measure.wgsl (the combine and the measurement), decide.
+ * Iterate and residual
  * pairs alternate between the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
@@ -47,9 +50,16 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
   const fusedPath = run.fusedPath(false);
-  const product = run.denseProduct(fusedPath, 'broydenDenseStep', 'step');
+  // A split-k product without the line search: the advance inside the split product, then the
+  // measurement that combines (broyden_split_step.wgsl, broyden_split_measure.wgsl), then decide.
+  const splitPath = fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
+  const product = splitPath ? null : run.denseProduct(fusedPath, 'broydenDenseStep', 'step');
   if (product) {
     await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+  }
+  if (splitPath && fusedPath) {
+    await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
+    await run.addKernel('broydenSplitMeasure', fusedPath.constants);
   }
   const denseGroups = product ? product.groups[0] * product.groups[1] : 0;
   // Entries per row of `sums`: one per workgroup of the kernel that measures (generic or dense).
@@ -86,7 +96,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const finalizeGroups = byParity((cur) => finalizeGroup(cur, true));
   const measureGroups = byParity((cur) =>
     k('broydenMeasure').bind({
-      ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0 }), state, factors, aux, sums,
+      ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0, splits: 0, features: 0 }), state, factors, aux, sums,
     }),
   );
   // The decide kernel's uniform is the finish kernel's (its rules, MODE_BROYDEN), its layout the
@@ -140,7 +150,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
         dense.bind({
           ctrl: run.ctrl, ctrl_b: ctrlB,
           params: run.params('broydenDenseStep', {
-            groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0,
+            groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
           }),
           sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
         }),
@@ -155,6 +165,40 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       for (const binding of denseBindings[t % 2]) dense.dispatch(pass, binding, gx, gy);
       k('broydenDecide').dispatch(pass, decideGroup, groups);
     };
+  }
+  if (splitPath?.split && fusedPath) {
+    // Iteration 0 as the generic one without its advance; from then on the split step (the advance
+    // of the iteration before as the product's operand), the combining measurement, the decide kernel.
+    const { splits, chunk } = splitPath.split;
+    const d = f.featureSize;
+    const partials = run.scratchBuffer(splits * n);
+    const splitStep = k('broydenSplitStep');
+    const splitMeasure = k('broydenSplitMeasure');
+    const stepBindings = byParity((cur) =>
+      splitStep.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB,
+        params: run.params('broydenSplitStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial: 0, header_in_b: 0, chunk, splits }),
+        sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, gemm_partial: partials,
+      }),
+    );
+    const measureBindings = byParity((cur) =>
+      splitMeasure.bind({
+        ctrl: run.ctrl, params: run.params('broydenSplitMeasure', { ...layout(cur), from_state: 0, splits, features: d }),
+        state, factors, aux, sums, bias: fusedPath.bias, epi_qd: run.Qd.buffer, gemm_partial: partials,
+      }),
+    );
+    const [gx, gy, gz] = splitPath.groups;
+    iterate = (pass, t) => {
+      if (t === 0) {
+        genericIteration(pass, t);
+        return;
+      }
+      splitStep.dispatch(pass, stepBindings[t % 2], gx, gy, gz);
+      splitMeasure.dispatch(pass, measureBindings[t % 2], groups, Math.min(t, memory) + 1);
+      k('broydenDecide').dispatch(pass, decideGroup, groups);
+    };
+  }
+  if ((product || splitPath) && fusedPath) {
     // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
     hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }

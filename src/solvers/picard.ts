@@ -7,9 +7,12 @@
  * measures this one; iterates live in a ring of three slots chosen by t.
  * A layer that offers a fused path (a deterministic dense layer with a fused epilogue, such as the
  * tanh block) takes one dispatch per iteration instead (shaders/picard_dense_step.wgsl: the step in
- * its product's prologue and epilogue), or on a GPU, for a small state, whole iterations,
- * `checkEvery` of them per dispatch, in one workgroup (shaders/picard_fused.wgsl), by the same rules.
+ * its product's prologue and epilogue; for a split-k product shaders/picard_split_step.wgsl, where
+ * each workgroup combines the partials the step before left for its own slice of k), or on a GPU,
+ * for a small state, whole iterations, `checkEvery` of them per dispatch, in one workgroup
+ * (shaders/picard_fused.wgsl), by the same rules.
  */
+import type { Kernel } from '../gpu/kernel';
 import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
@@ -25,16 +28,21 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
   const fused = run.fusedPath(true);
   // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
   // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
-  // A layer with kernels before its product: those, then the product with the step around it.
-  const shader = fused?.prefix ? 'picardPrefixStep' : 'picardDenseStep';
-  const product = run.denseProduct(fused, shader, 'step');
+  // A layer with kernels before its product: those, then the product with the step around it;
+  // a split-k product: the combine folds into the next step (shaders/picard_split_step.wgsl), not
+  // on a CPU adapter, where it measured slower than the generic kernels (docs/architecture.md).
+  const split = fused?.product?.split !== null && fused?.product?.split !== undefined;
+  const shader = fused?.prefix ? 'picardPrefixStep' : split ? 'picardSplitStep' : 'picardDenseStep';
+  const product = split && run.engine.cpuAdapter ? null : run.denseProduct(fused, shader, 'step');
   if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {
     await run.addKernel('picardFused', fused.constants);
     return picardFused(run, fused);
   }
   if (fused && product) {
-    await run.addKernel(shader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
-    return picardSteps(run, { path: fused, product, shader });
+    const constants = { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads };
+    await run.addKernel(shader, constants, `step_${product.body}_main`);
+    const prime = product.split ? await run.entryKernel(shader, constants, `prime_${product.body}_main`) : undefined;
+    return picardSteps(run, { path: fused, product, shader, prime });
   }
   return picardSteps(run);
 }
@@ -43,7 +51,18 @@ export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptio
 interface DenseSteps {
   path: FusedPicardPath;
   product: FusedProduct;
-  shader: 'picardDenseStep' | 'picardPrefixStep';
+  shader: 'picardDenseStep' | 'picardPrefixStep' | 'picardSplitStep';
+  /** Split-k: the kernel that computes the first fused step's partial products (prime_*_main). */
+  prime?: Kernel;
+}
+
+/**
+ * The partial sums one dense step kernel leaves for the next to measure: one per workgroup, or
+ * for split-k one per (row block, slice): only column block 0 measures (picard_split_step.wgsl).
+ */
+function measuredGroups(product: FusedProduct): number {
+  const [gx, gy, gz] = product.groups;
+  return product.split ? gy * gz : gx * gy;
 }
 
 /**
@@ -57,7 +76,7 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
-  const denseGroups = dense ? dense.product.groups[0] * dense.product.groups[1] : 0;
+  const denseGroups = dense ? measuredGroups(dense.product) : 0;
   const steps = run.stepState(denseGroups);
   // The partials each step reads: those the step before wrote (the dense kernel's workgroups, or the generic kernel's).
   const measured = dense ? denseGroups : steps.groups;
@@ -84,24 +103,36 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
     run.evaluate(pass, slot(t), slot(t + 1), run.header(t), t % 6);
     step(pass, t);
   };
+  let prime: ((pass: GPUComputePassEncoder) => void) | undefined;
   if (dense) {
     const denseKernel = run.kernel(dense.shader);
     const d = run.layer.featureSize;
     const { weight, bias, prefix } = dense.path;
-    const denseGroupsOf = Array.from({ length: 6 }, (_, t) =>
-      denseKernel.bind({
-        ...common(t),
-        params: run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: prefix?.size ?? d }),
-        weight, weight4: weight, bias, epi_qd: run.Qd.buffer, next: slot(t + 1), ...(prefix ? { product_a: prefix.output } : {}),
-      }),
-    );
-    const [gx, gy] = dense.product.groups;
+    const { split } = dense.product;
+    const half = split ? split.splits * run.n : 0;
+    // Split-k: the partial products, two halves: step t reads half t mod 2 and writes the other.
+    const partials = split ? run.scratchBuffer(2 * half) : undefined;
+    const splitRules = (t: number): Record<string, number> =>
+      split ? { chunk: split.chunk, splits: split.splits, split_in: (t % 2) * half, split_out: ((t + 1) % 2) * half } : {};
+    const paramsOf = (t: number) =>
+      run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: prefix?.size ?? d, ...splitRules(t) });
+    const operands = {
+      weight, weight4: weight, bias, epi_qd: run.Qd.buffer, ...(partials ? { gemm_partial: partials } : {}), ...(prefix ? { product_a: prefix.output } : {}),
+    };
+    const denseGroupsOf = Array.from({ length: 6 }, (_, t) => denseKernel.bind({ ...common(t), params: paramsOf(t), ...operands, next: slot(t + 1) }));
+    const [gx, gy, gz] = dense.product.groups;
     iterate = (pass, t) => {
       // The prefix of u_t, gated by the header the step of iteration t reads (as an evaluation is).
       if (prefix) run.evaluatePrefix(pass, prefix, slot(t), run.header(t), t % 6);
-      denseKernel.dispatch(pass, denseGroupsOf[t % 6], gx, gy);
+      denseKernel.dispatch(pass, denseGroupsOf[t % 6], gx, gy, gz);
       last = t;
     };
+    const primeKernel = dense.prime;
+    if (primeKernel) {
+      // u_1's partial products, in the half step 1 reads (split_out of "step 0").
+      const primeGroup = primeKernel.bind({ params: paramsOf(0), step_candidate: slot(1), ...operands, next: slot(2) });
+      prime = (pass) => primeKernel.dispatch(pass, primeGroup, gx, gy, gz);
+    }
   }
 
   const snapshot = await run.run(
@@ -112,6 +143,7 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
       run.residual(pass, slot(0), slot(1));
       run.finish(pass, FinishMode.picardFirst);
       run.commit(pass, slot(1), slot(0));
+      prime?.(pass);
       pass.end();
     },
     iterate,

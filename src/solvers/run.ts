@@ -264,8 +264,14 @@ export class SolveRun {
 
   /** Compiles one more kernel for this solve, with the values of its `override` constants. */
   async addKernel(name: ShaderName, constants: Readonly<Record<string, number>>, entry = 'main'): Promise<void> {
-    this.kernels.set(name, await this.engine.kernel(name, SHADERS[name], entry, { constants }));
+    this.kernels.set(name, await this.entryKernel(name, constants, entry));
+  }
+
+  /** Another entry point of a kernel's source, compiled (not kept by name: the caller holds it). */
+  async entryKernel(name: ShaderName, constants: Readonly<Record<string, number>>, entry: string): Promise<Kernel> {
+    const kernel = await this.engine.kernel(name, SHADERS[name], entry, { constants });
     this.engine.assertAlive(this.solver);
+    return kernel;
   }
 
   kernel(name: ShaderName): Kernel {
@@ -329,15 +335,19 @@ export class SolveRun {
    * The dense product a fused step kernel may wrap (the layer's `fusedPicard(batch).product`), or
    * null: none, or on a CPU adapter one of more than CPU_DENSE_STEP_GROUPS workgroups, where each
    * workgroup's prologue (summing the step's partials) costs more than the dispatches it saves, or
-   * when the step's entry point (`shader`, `<stage>_<body>_main`) binds more storage buffers than
-   * the device allows (counted from its build-time reflection).
+   * when the step's entry point (`shader`, `<stage>_<body>_main`) does not exist (a solver without
+   * a step for that body, e.g. split-k's) or binds more storage buffers than the device allows
+   * (counted from its build-time reflection).
    */
   denseProduct(path: FusedPicardPath | null, shader: ShaderName, stage: 'step' | 'measure'): FusedProduct | null {
     const product = path?.kind === 'dense' ? path.product : null;
     if (!product) return null;
-    if (this.engine.cpuAdapter && product.groups[0] * product.groups[1] > CPU_DENSE_STEP_GROUPS) return null;
+    const [gx, gy, gz] = product.groups;
+    if (this.engine.cpuAdapter && gx * gy * gz > CPU_DENSE_STEP_GROUPS) return null;
     // A device (an app's, a browser's) may allow fewer storage buffers than the dense step binds.
-    const bindings = builtReflection(SHADERS[shader], `${stage}_${product.body}_main`)?.bindings ?? [];
+    const reflection = builtReflection(SHADERS[shader], `${stage}_${product.body}_main`);
+    if (!reflection) return null;
+    const bindings = reflection.bindings;
     const storage = bindings.filter((b) => b.kind === 'storage' || b.kind === 'read-only-storage').length;
     if (storage > this.engine.device.limits.maxStorageBuffersPerShaderStage) return null;
     return product;
@@ -380,7 +390,7 @@ export class SolveRun {
     const parity = t % 2;
     return {
       ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
-      partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0, stride: 0, slots: 0, reg: 0, beta: 0,
+      partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0, stride: 0, slots: 0, reg: 0, beta: 0, chunk: 0, splits: 0, split_in: 0, split_out: 0,
     };
   }
 
