@@ -674,7 +674,7 @@ export class Engine {
     offset = 0,
     encode?: (encoder: GPUCommandEncoder) => void,
     what = 'read',
-    start?: (encoder: GPUCommandEncoder) => void,
+    start?: ((encoder: GPUCommandEncoder) => void) | GPUCommandBuffer,
   ): Promise<ArrayBuffer> {
     this.assertAlive(what);
     const size = Math.ceil(bytes / 4) * 4;
@@ -720,9 +720,10 @@ export class Engine {
    * LimitError naming `what` when the device rejected the work, and with DeviceLostError when
    * the device is gone. Throws synchronously what `encode` throws (its typed errors). `start`,
    * when given, fills a command buffer of its own that is submitted first, inside the same
-   * scopes: a solve's start (src/solvers/run.ts), which the GPU runs while `encode` encodes.
+   * scopes: a solve's start (src/solvers/run.ts), which the GPU runs while `encode` encodes; or
+   * that start's command buffer, encoded ahead.
    */
-  submit(what: string, encode: (encoder: GPUCommandEncoder) => void, start?: (encoder: GPUCommandEncoder) => void): Promise<void> {
+  submit(what: string, encode: (encoder: GPUCommandEncoder) => void, start?: ((encoder: GPUCommandEncoder) => void) | GPUCommandBuffer): Promise<void> {
     this.assertAlive(what);
     const { device } = this;
     // With a start, only the validation scope comes before it (a start copies, it allocates
@@ -737,9 +738,13 @@ export class Engine {
     push('validation');
     try {
       if (start) {
-        const first = device.createCommandEncoder();
-        start(first);
-        this.queueSubmit([first.finish()]);
+        if (typeof start === 'function') {
+          const first = device.createCommandEncoder();
+          start(first);
+          this.queueSubmit([first.finish()]);
+        } else {
+          this.queueSubmit([start]); // encoded ahead (a cached solve program's start)
+        }
         push('out-of-memory');
       }
       const started = performance.now();

@@ -221,6 +221,7 @@ export async function solve(
       }
       cached.run.rebind(Qd, opts);
       const result = await cached.run.execute(cached.plan);
+      cached.run.prepareStart(cached.plan);
       ok = true;
       return result;
     } finally {
@@ -236,6 +237,7 @@ export async function solve(
   let ok = false;
   try {
     const result = await run.execute(plan);
+    run.prepareStart(plan);
     ok = true;
     return result;
   } finally {

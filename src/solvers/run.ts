@@ -198,6 +198,11 @@ export class SolveRun {
   keep = false;
   /** The result's buffers of a kept run's solve, which each chunk copies the best iterate into. */
   private out?: { u: GPUBuffer; prev: GPUBuffer };
+  /**
+   * A kept run's start from zeros, encoded and finished at the end of its solve before (see
+   * prepareStart): the next solve without u0 submits it as it is.
+   */
+  private preparedStart?: GPUCommandBuffer;
   /** Rows of the state (1 for an unbatched [d] state). */
   readonly batch: number;
   /** Flattened state size. */
@@ -337,6 +342,24 @@ export class SolveRun {
     for (const buffer of [...this.scratch, this.bestU, this.bestPrev]) this.engine.releaseBuffer(buffer);
     this.scratch.length = 0;
     this.unpinAll();
+  }
+
+  /** The start to submit: the prepared one when this solve starts from zeros, else `start`. */
+  private startOf(start: RunHooks['start']): RunHooks['start'] | GPUCommandBuffer {
+    const prepared = this.preparedStart;
+    this.preparedStart = undefined;
+    return prepared && !this.opts.u0 ? prepared : start;
+  }
+
+  /**
+   * Encodes a kept run's next start from zeros now (it clears buffers of the run's own, so it
+   * cannot fail validation), so that solve's first submit needs no encoding.
+   */
+  prepareStart(plan: Plan): void {
+    if (!this.keep || this.opts.u0 || !plan.hooks?.start) return;
+    const encoder = this.engine.device.createCommandEncoder();
+    plan.hooks.start(encoder);
+    this.preparedStart = encoder.finish();
   }
 
   /** Runs `plan` and hands its result out. */
@@ -609,7 +632,7 @@ export class SolveRun {
       }
     };
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
-      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver, withInit ? hooks.start : undefined).then((bytes) => decodeControl(bytes));
+      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver, withInit ? this.startOf(hooks.start) : undefined).then((bytes) => decodeControl(bytes));
     const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
     const deadline = performance.now() + this.opts.timeoutMs;
