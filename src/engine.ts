@@ -167,11 +167,14 @@ export class Engine {
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
   private readonly lifetimes: Lifetimes;
+  /** The device's limits (fixed for its life), read once. */
+  private readonly limits: GPUSupportedLimits;
   /** Who wants to hear of objects going away (see {@link listen}). */
   private readonly listeners = new Set<(gone: object) => void>();
 
   private constructor(device: GPUDevice, private readonly ownsDevice: boolean, leakWarnings: LeakWarnings) {
     this.device = device;
+    this.limits = device.limits;
     this.lifetimes = new Lifetimes(this, leakWarnings);
     this.pool = new BufferPool(device, (buffer) => this.retire(buffer), this.tally);
     this.lost = device.lost.then((info) => {
@@ -448,7 +451,7 @@ export class Engine {
    * created and bound on this device. Allocates nothing.
    */
   assertFits(bytes: number, argument: string): void {
-    const limits = this.device.limits;
+    const limits = this.limits;
     if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
       throw new LimitError(
         argument,
@@ -729,22 +732,22 @@ export class Engine {
     // With a start, only the validation scope comes before it (a start copies, it allocates
     // nothing), so its submit comes sooner; the out-of-memory scope then goes on top of it (an
     // error reaches the innermost scope of its kind, so each scope still sees all of its own).
+    // A start encoded ahead (a cached solve program's) only clears buffers of the program's
+    // own, so it cannot fail validation: it goes before the scopes.
+    if (start && typeof start !== 'function') this.queueSubmit([start]);
+    const early = typeof start === 'function';
     let scopes = 0;
     const push = (filter: GPUErrorFilter): void => {
       device.pushErrorScope(filter);
       scopes++;
     };
-    if (!start) push('out-of-memory');
+    if (!early) push('out-of-memory');
     push('validation');
     try {
-      if (start) {
-        if (typeof start === 'function') {
-          const first = device.createCommandEncoder();
-          start(first);
-          this.queueSubmit([first.finish()]);
-        } else {
-          this.queueSubmit([start]); // encoded ahead (a cached solve program's start)
-        }
+      if (early) {
+        const first = device.createCommandEncoder();
+        start(first);
+        this.queueSubmit([first.finish()]);
         push('out-of-memory');
       }
       const started = performance.now();
@@ -760,7 +763,7 @@ export class Engine {
     }
     const inner = device.popErrorScope();
     const outer = device.popErrorScope();
-    return start ? this.scopeOutcome(what, outer, inner) : this.scopeOutcome(what, inner, outer);
+    return early ? this.scopeOutcome(what, outer, inner) : this.scopeOutcome(what, inner, outer);
   }
 
   /**

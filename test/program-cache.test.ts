@@ -8,6 +8,8 @@ import { refBlockForward } from '../src/reference/block';
 import { refPicard } from '../src/reference/solvers';
 import { programCache } from '../src/solvers/program';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
+import { Usage, expectTyped, rejection } from './helpers/errors';
+import { DisposedError } from '../src/errors';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -216,6 +218,49 @@ describe('solve programs', () => {
       }
     }
     for (const t of starts) t.dispose();
+    qd.dispose();
+    f.dispose();
+  });
+
+  it('a cached configuration still checks its arguments: a disposed Qd or wrapped parameter is a DisposedError naming it', async () => {
+    const own = engine.device.createBuffer({ size: D * D * 4, usage: Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC });
+    engine.device.queue.writeBuffer(own, 0, Float32Array.from(w));
+    const weight = engine.wrap(own, [D, D]);
+    const f = implicitBlock(engine, { weight, bias: Float32Array.from(b) });
+    const params: Readonly<Record<string, Tensor>> = f.params;
+    const name = Object.keys(params).find((key) => params[key] === weight) as string;
+    const qd = engine.tensor(qdData, [2, D]);
+    for (const [, solver] of solvers) {
+      const before = engine.counters.submits;
+      for (let k = 0; k < 3; k++) (await solver(f, qd, { eps: 1e-5 })).dispose();
+      expect(engine.counters.submits).toBeGreaterThan(before);
+    }
+    const copy = engine.tensor(qdData, [2, D]);
+    for (const [, solver] of solvers) for (let k = 0; k < 3; k++) (await solver(f, copy, { eps: 1e-5 })).dispose();
+    copy.dispose();
+    for (const [, solver] of solvers) expectTyped(await rejection(solver(f, copy, { eps: 1e-5 })), DisposedError, 'Qd');
+    weight.dispose();
+    for (const [, solver] of solvers) expectTyped(await rejection(solver(f, qd, { eps: 1e-5 })), DisposedError, `f.params.${name}`);
+    qd.dispose();
+    f.dispose();
+    own.destroy();
+  });
+
+  it("a cached solve's first submit is its start alone, and a solve submits as many times as an uncached one", async () => {
+    const f = implicitBlock(engine, { weight: Float32Array.from(w), bias: Float32Array.from(b) });
+    const qd = engine.tensor(qdData, [2, D]);
+    for (const [name, solver] of solvers) {
+      const counts: number[] = [];
+      for (let k = 0; k < 4; k++) {
+        const before = engine.counters;
+        (await solver(f, qd, { eps: 0, maxDepth: 30, checkEvery: 10, overlap: false })).dispose();
+        const after = engine.counters;
+        counts.push(after.submits - before.submits);
+        expect(after.dispatches - before.dispatches).toBeGreaterThan(0);
+      }
+      // The start, then three chunks of at most 10 iterations.
+      expect(counts, name).toEqual([4, 4, 4, 4]);
+    }
     qd.dispose();
     f.dispose();
   });

@@ -20,7 +20,7 @@ import { bufferId } from '../gpu/kernel';
 import type { ShaderName } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import type { SolveResult } from '../results';
-import type { Tensor } from '../tensor';
+import { Tensor } from '../tensor';
 import type { ResolvedOptions, SolverName, SolverOptions } from './options';
 import { SolveRun, type Plan } from './run';
 
@@ -30,6 +30,15 @@ export const MAX_PROGRAMS = 8;
 export const MAX_PROGRAM_BYTES = 256 * 2 ** 20;
 /** Configurations remembered as seen once (so that their second solve keeps its program). */
 const SEEN_KEYS = 64;
+
+/**
+ * The options that shape a program (all but u0, whose presence the key holds, and the noise
+ * key, inference and timeoutMs, which each solve brings).
+ */
+const KEY_OPTIONS = [
+  'eps', 'maxDepth', 'stopMode', 'returnFinal', 'returnB', 'lbfgsThres', 'ls', 'windowSize', 'reg', 'mixingParam',
+  'restarting', 'trace', 'checkEvery', 'adaptiveChunks', 'stallSteps', 'overlap', 'fused', 'convergence',
+] as const satisfies readonly (keyof ResolvedOptions)[];
 
 /** One kept program. */
 interface Program {
@@ -62,6 +71,9 @@ export class ProgramCache {
   /** Programs by what they bind (layer, buffers). */
   private readonly watchers = new Map<object, Set<Program>>();
   private readonly seen = new Map<string, true>();
+  /** Key parts by a layer's params object (see layerKey). */
+  private readonly paramKeys = new WeakMap<object, string>();
+  private lastOptions?: { options: ResolvedOptions; key: string };
   private readonly unlisten: () => void;
 
   constructor(private readonly engine: Engine) {
@@ -78,15 +90,38 @@ export class ProgramCache {
    * shape and buffer, the options that shape the program (not u0's buffer, the noise key,
    * inference or timeoutMs, which each solve brings), and the adapter kind the paths were chosen for.
    */
-  keyOf(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, o: ResolvedOptions): string {
-    let key = `${solver}|${objectId(layer)}|${Qd.shape.join(',')}|${bufferId(Qd.buffer)}|${o.u0 ? 1 : 0}|${this.engine.cpuAdapter ? 1 : 0}|`;
+  keyOf(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, o: ResolvedOptions): string | undefined {
+    const layerKey = this.layerKey(layer);
+    if (layerKey === undefined) return undefined;
+    // Qd's last dimension is the layer's (checked): its rank and size give its shape.
+    return `${solver}|${layerKey}|${Qd.shape.length}:${Qd.size}:${bufferId(Qd.buffer)}|${o.u0 ? 1 : 0}|${this.engine.cpuAdapter ? 1 : 0}|${this.optionsKey(o)}`;
+  }
+
+  /** The layer's part of a key: its identity and its parameters' buffers (made once per params object). */
+  private layerKey(layer: ImplicitLayer): string | undefined {
     const params = layer.params;
-    for (const name in params) key += `${name}=${bufferId(params[name].buffer)},`;
-    return (
-      key +
-      `|${o.eps}|${o.maxDepth}|${o.stopMode}|${+o.returnFinal}${+o.returnB}${+o.ls}${+o.restarting}${+o.trace}${+o.adaptiveChunks}${+o.overlap}${+o.fused}` +
-      `|${o.lbfgsThres}|${o.windowSize}|${o.reg}|${o.mixingParam}|${o.checkEvery}|${o.stallSteps}|${o.convergence}`
-    );
+    let key = this.paramKeys.get(params);
+    if (key === undefined) {
+      key = `${objectId(layer)}`;
+      for (const name in params) {
+        const param: unknown = params[name];
+        // Not a usable tensor: no key (the solve's checks then say which parameter, and how).
+        if (!(param instanceof Tensor) || param.disposed) return undefined;
+        key += `,${name}=${bufferId(param.buffer)}`;
+      }
+      // A parameter's buffer is its tensor's for life (a disposed one fails the checks before).
+      this.paramKeys.set(params, key);
+    }
+    return key;
+  }
+
+  /** The options' part of a key (the last one's, when they agree on every KEY_OPTIONS field). */
+  private optionsKey(o: ResolvedOptions): string {
+    const last = this.lastOptions;
+    if (last && KEY_OPTIONS.every((name) => last.options[name] === o[name])) return last.key;
+    const key = KEY_OPTIONS.map((name) => String(o[name])).join('|');
+    this.lastOptions = { options: o, key };
+    return key;
   }
 
   /** An idle program of `key`, now busy (most recently used), or undefined. */
@@ -205,21 +240,24 @@ export async function solve(
   build: (run: SolveRun) => Promise<Plan>,
   perSample: (run: SolveRun) => Promise<SolveResult>,
 ): Promise<SolveResult> {
-  const opts = SolveRun.check(solver, layer, Qd, options);
+  const opts = SolveRun.checkCall(solver, layer, Qd, options);
   const engine = layer.engine;
-  if (opts.convergence === 'per-sample') return perSample(await SolveRun.compile(solver, layer, Qd, opts, kernels));
-  const cache = programCache(engine);
-  const key = cache.keyOf(solver, layer, Qd, opts);
-  const cached = cache.take(key);
-  if (cached) {
+  const cache = opts.convergence === 'batch' ? programCache(engine) : undefined;
+  const key = cache?.keyOf(solver, layer, Qd, opts);
+  const cached = key === undefined ? undefined : cache?.take(key);
+  if (cache && cached) {
+    // A failed check or solve drops the program (a disposed parameter would fail it every time).
     let ok = false;
     try {
+      cached.run.rebind(Qd, opts);
+      // The first submit: the start prepared at the end of the solve before (from zeros).
+      if (!engine.wrapsPending) cached.run.startEarly();
+      SolveRun.checkRest(solver, layer, Qd, opts);
       // A wrapped buffer's check may still be out: its answer decides whether Qd, u0 or a parameter is usable.
       if (engine.wrapsPending) {
         await engine.settleWraps();
         SolveRun.recheck(solver, layer, Qd, opts);
       }
-      cached.run.rebind(Qd, opts);
       const result = await cached.run.execute(cached.plan);
       cached.run.prepareStart(cached.plan);
       ok = true;
@@ -228,11 +266,13 @@ export async function solve(
       cache.done(cached, ok);
     }
   }
-  const keep = cache.repeated(key);
+  SolveRun.checkRest(solver, layer, Qd, opts);
+  if (!cache) return perSample(await SolveRun.compile(solver, layer, Qd, opts, kernels));
+  const keep = key !== undefined && cache.repeated(key);
   const run = await SolveRun.compile(solver, layer, Qd, opts, kernels);
   run.keep = keep;
   const plan = await build(run);
-  if (!keep) return run.execute(plan);
+  if (!keep || key === undefined) return run.execute(plan);
   const program = cache.add(key, run, plan);
   let ok = false;
   try {

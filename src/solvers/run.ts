@@ -203,6 +203,8 @@ export class SolveRun {
    * prepareStart): the next solve without u0 submits it as it is.
    */
   private preparedStart?: GPUCommandBuffer;
+  /** This solve's start went ahead of its checks (startEarly): the first chunk has none. */
+  private startedEarly = false;
   /** Rows of the state (1 for an unbatched [d] state). */
   readonly batch: number;
   /** Flattened state size. */
@@ -274,6 +276,13 @@ export class SolveRun {
    * limits. Returns the resolved options.
    */
   static check(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
+    const opts = SolveRun.checkCall(solver, layer, Qd, options);
+    SolveRun.checkRest(solver, layer, Qd, opts);
+    return opts;
+  }
+
+  /** The first part of {@link check}: the layer, the engine, Qd, and the options resolved. */
+  static checkCall(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
     readLayer(layer, 'f');
     const engine = layer.engine;
     engine.assertAlive(solver);
@@ -281,7 +290,12 @@ export class SolveRun {
     const d = layer.featureSize;
     const shapeOk = (Qd.shape.length === 1 && Qd.shape[0] === d) || (Qd.shape.length === 2 && Qd.shape[1] === d);
     if (!shapeOk) throw new ShapeError('Qd', `must have shape [${d}] or [batch, ${d}], got [${Qd.shape.join(', ')}]`);
-    const opts = resolveOptions(solver, options);
+    return resolveOptions(solver, options);
+  }
+
+  /** The rest of {@link check}: u0, the parameters, and the problem against the device limits. */
+  static checkRest(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions): void {
+    const engine = layer.engine;
     if (opts.u0) {
       opts.u0.assertUsable(engine, 'options.u0');
       if (opts.u0.shape.join() !== Qd.shape.join()) {
@@ -294,7 +308,6 @@ export class SolveRun {
     }
     const stride = SolveRun.strideOf(Qd.size);
     for (const [bytes, argument] of largestBuffers(solver, opts, Qd.size, stride)) engine.assertFits(bytes, argument);
-    return opts;
   }
 
   /** The rest of {@link start}: compiles what the solve needs, then makes its buffers. */
@@ -325,6 +338,7 @@ export class SolveRun {
   rebind(Qd: Tensor, opts: ResolvedOptions): void {
     this.Qd = Qd;
     this.opts = opts;
+    this.startedEarly = false;
   }
 
   /** Bytes of the GPU buffers the run holds (its scratch and best iterate). */
@@ -345,10 +359,30 @@ export class SolveRun {
   }
 
   /** The start to submit: the prepared one when this solve starts from zeros, else `start`. */
-  private startOf(start: RunHooks['start']): RunHooks['start'] | GPUCommandBuffer {
+  private startOf(start: RunHooks['start']): RunHooks['start'] | GPUCommandBuffer | undefined {
+    if (this.startedEarly) {
+      this.startedEarly = false;
+      return undefined;
+    }
     const prepared = this.preparedStart;
     this.preparedStart = undefined;
     return prepared && !this.opts.u0 ? prepared : start;
+  }
+
+  /**
+   * Submits the prepared start (see prepareStart) now, when this solve starts from zeros: a
+   * cached solve's first submit, before the checks that the start does not depend on (they
+   * follow at once: a failing one leaves only the program's own state cleared). Returns whether
+   * it did.
+   */
+  startEarly(): boolean {
+    const prepared = this.preparedStart;
+    if (!prepared || this.opts.u0) return false;
+    this.preparedStart = undefined;
+    this.engine.assertAlive(this.solver);
+    this.engine.queueSubmit([prepared]);
+    this.startedEarly = true;
+    return true;
   }
 
   /**
