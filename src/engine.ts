@@ -415,9 +415,15 @@ export class Engine {
    */
   get cpuAdapter(): boolean {
     if (this.planAs !== undefined) return this.planAs === 'cpu';
-    const info = this.device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
-    return info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
+    if (this.cpuDevice === undefined) {
+      const info = this.device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+      this.cpuDevice = info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
+    }
+    return this.cpuDevice;
   }
+
+  /** What the adapter info says (read once: a solve's program key asks every call). */
+  private cpuDevice?: boolean;
 
   /**
    * @internal Whether the engine compiles the subgroup variants of the library's kernels
