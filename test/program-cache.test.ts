@@ -240,7 +240,11 @@ describe('solve programs', () => {
     copy.dispose();
     for (const [, solver] of solvers) expectTyped(await rejection(solver(f, copy, { eps: 1e-5 })), DisposedError, 'Qd');
     weight.dispose();
+    const cache = programCache(engine);
+    const kept = cache.size;
     for (const [, solver] of solvers) expectTyped(await rejection(solver(f, qd, { eps: 1e-5 })), DisposedError, `f.params.${name}`);
+    // A wrapped tensor's dispose frees nothing: the failed checks drop the three programs.
+    expect(cache.size).toBe(kept - 3);
     qd.dispose();
     f.dispose();
     own.destroy();

@@ -353,8 +353,12 @@ export class SolveRun {
 
   /** Frees a kept run: its buffers back to the pool, its uniform pins given back. */
   dispose(): void {
-    for (const buffer of [...this.scratch, this.bestU, this.bestPrev]) this.engine.releaseBuffer(buffer);
+    // `out` is still here when a solve failed after its chunks (Broyden's factors).
+    const out = this.out ? [this.out.u, this.out.prev] : [];
+    for (const buffer of [...this.scratch, this.bestU, this.bestPrev, ...out]) this.engine.releaseBuffer(buffer);
     this.scratch.length = 0;
+    this.out = undefined;
+    this.preparedStart = undefined;
     this.unpinAll();
   }
 
