@@ -7,6 +7,8 @@ import { UNIFORM_CACHE_SIZE } from '../src/engine';
 import { refBlockForward } from '../src/reference/block';
 import { refPicard } from '../src/reference/solvers';
 import { programCache } from '../src/solvers/program';
+import { resolveOptions } from '../src/solvers/options';
+import { OptionError } from '../src/errors';
 import { createTestEngine, maxAbsDiff, randomArray, rng } from './helpers/engine';
 import { Usage, expectTyped, rejection } from './helpers/errors';
 import { DisposedError } from '../src/errors';
@@ -267,5 +269,23 @@ describe('solve programs', () => {
     }
     qd.dispose();
     f.dispose();
+  });
+
+  it('options met again resolve to the last result only when every entry is the same', () => {
+    const options: SolverOptions = { eps: 1e-4, maxDepth: 12 };
+    const first = resolveOptions('picard', options);
+    expect(resolveOptions('picard', { eps: 1e-4, maxDepth: 12 })).toBe(first);
+    expect(resolveOptions('anderson', options).maxDepth).toBe(12);
+    options.eps = 1e-6;
+    expect(resolveOptions('picard', options).eps).toBe(1e-6);
+    options.maxDepth = 0;
+    expectTyped((() => { try { resolveOptions('picard', options); } catch (err) { return err; } })(), OptionError, 'options.maxDepth');
+    expect(resolveOptions('picard', { eps: 1e-6, maxDepth: 12, key: 3 }).key).toBe(3);
+    expect(resolveOptions('picard', { maxDepth: 12, eps: 1e-6 }).key).toBe(0);
+    // Inherited options are read as before (not remembered).
+    const inherited = Object.create({ maxDepth: 7 }) as SolverOptions;
+    expect(resolveOptions('picard', inherited).maxDepth).toBe(7);
+    expect(resolveOptions('picard', undefined).maxDepth).toBe(100);
+    expect(resolveOptions('broyden', undefined).maxDepth).toBe(50);
   });
 });

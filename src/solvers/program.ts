@@ -118,7 +118,7 @@ export class ProgramCache {
   /** The options' part of a key (the last one's, when they agree on every KEY_OPTIONS field). */
   private optionsKey(o: ResolvedOptions): string {
     const last = this.lastOptions;
-    if (last && KEY_OPTIONS.every((name) => last.options[name] === o[name])) return last.key;
+    if (last && (last.options === o || KEY_OPTIONS.every((name) => last.options[name] === o[name]))) return last.key;
     const key = KEY_OPTIONS.map((name) => String(o[name])).join('|');
     this.lastOptions = { options: o, key };
     return key;
