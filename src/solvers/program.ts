@@ -71,8 +71,8 @@ export class ProgramCache {
   /** Programs by what they bind (layer, buffers). */
   private readonly watchers = new Map<object, Set<Program>>();
   private readonly seen = new Map<string, true>();
-  /** Key parts by a layer's params object (see layerKey). */
-  private readonly paramKeys = new WeakMap<object, string>();
+  /** Key parts by layer, with the params object each was made from (see layerKey). */
+  private readonly layerKeys = new WeakMap<ImplicitLayer, { params: object; key: string }>();
   private lastOptions?: { options: ResolvedOptions; key: string };
   private readonly unlisten: () => void;
 
@@ -97,21 +97,20 @@ export class ProgramCache {
     return `${solver}|${layerKey}|${Qd.shape.length}:${Qd.size}:${bufferId(Qd.buffer)}|${o.u0 ? 1 : 0}|${this.engine.cpuAdapter ? 1 : 0}|${this.optionsKey(o)}`;
   }
 
-  /** The layer's part of a key: its identity and its parameters' buffers (made once per params object). */
+  /** The layer's part of a key: its identity and its parameters' buffers (made once per layer and params object). */
   private layerKey(layer: ImplicitLayer): string | undefined {
     const params = layer.params;
-    let key = this.paramKeys.get(params);
-    if (key === undefined) {
-      key = `${objectId(layer)}`;
-      for (const name in params) {
-        const param: unknown = params[name];
-        // Not a usable tensor: no key (the solve's checks then say which parameter, and how).
-        if (!(param instanceof Tensor) || param.disposed) return undefined;
-        key += `,${name}=${bufferId(param.buffer)}`;
-      }
-      // A parameter's buffer is its tensor's for life (a disposed one fails the checks before).
-      this.paramKeys.set(params, key);
+    const known = this.layerKeys.get(layer);
+    if (known?.params === params) return known.key;
+    let key = `${objectId(layer)}`;
+    for (const name in params) {
+      const param: unknown = params[name];
+      // Not a usable tensor: no key (the solve's checks then say which parameter, and how).
+      if (!(param instanceof Tensor) || param.disposed) return undefined;
+      key += `,${name}=${bufferId(param.buffer)}`;
     }
+    // A parameter's buffer is its tensor's for life (a disposed one fails the checks before).
+    this.layerKeys.set(layer, { params, key });
     return key;
   }
 
