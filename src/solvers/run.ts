@@ -256,24 +256,10 @@ export class SolveRun {
   }
 
   /**
-   * Checks the arguments, compiles what the solve needs, checks the problem against the device
-   * limits, and only then allocates its buffers.
+   * Checks the arguments and the problem against the device limits, before anything is
+   * compiled or allocated (see {@link compile}). Returns the resolved options.
    * @throws OptionError (`'f'`, `'options…'`), ShapeError (`'Qd'`, `'options.u0'`), DisposedError /
    * EngineMismatchError (`'Qd'`, `'options.u0'`, `'f.params.<name>'`), LimitError, DeviceLostError.
-   */
-  static async start(
-    solver: SolverName,
-    layer: ImplicitLayer,
-    Qd: Tensor,
-    options: SolverOptions | undefined,
-    kernels: readonly ShaderName[],
-  ): Promise<SolveRun> {
-    return SolveRun.compile(solver, layer, Qd, SolveRun.check(solver, layer, Qd, options), kernels);
-  }
-
-  /**
-   * The synchronous checks of {@link start}: the arguments and the problem against the device
-   * limits. Returns the resolved options.
    */
   static check(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
     const opts = SolveRun.checkCall(solver, layer, Qd, options);
@@ -310,7 +296,7 @@ export class SolveRun {
     for (const [bytes, argument] of largestBuffers(solver, opts, Qd.size, stride)) engine.assertFits(bytes, argument);
   }
 
-  /** The rest of {@link start}: compiles what the solve needs, then makes its buffers. */
+  /** After {@link check}: compiles what the solve needs, checks again, then makes its buffers. */
   static async compile(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions, kernels: readonly ShaderName[]): Promise<SolveRun> {
     const engine = layer.engine;
     const compiled = new Map<ShaderName, Kernel>();
