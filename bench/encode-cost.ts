@@ -1,5 +1,6 @@
 /**
- * `npm run bench:encode [-- --no-write]`: the CPU cost of encoding one dispatch, the library's way
+ * `npm run bench:encode [-- --no-write] [--first-submit]` (`--first-submit`: only the table of CPU time
+ * before a solve's first submit, printed, not written): the CPU cost of encoding one dispatch, the library's way
  * against raw Dawn in the same process. The library's row encodes f of a fused
  * `sequential(linear, add(Qd), tanh())` (the tanh block: one dispatch) through
  * `f.encodeForward`, bind group and uniforms found in its caches; the raw row calls setPipeline +
@@ -91,7 +92,13 @@ async function solverRows(engine: Engine): Promise<[string, number, number][]> {
   return rows;
 }
 
-/** Median CPU µs from calling each solver to its first queue submit, kernels already compiled. */
+/**
+ * Median CPU µs from calling each solver to its first queue submit, kernels already compiled and
+ * the solve's program cached (its configuration solved before); then, for scale, under the same
+ * conditions (right after such a solve) and to the same point (the submit call), raw Dawn
+ * encoding a start (createCommandEncoder, clearBuffer, finish), with and without the validation
+ * error scope a checked submit pushes first.
+ */
 async function beforeFirstSubmit(engine: Engine): Promise<[string, number][]> {
   const d = 64;
   const f = implicitBlock(engine, { weight: new Float32Array(d * d), bias: new Float32Array(d) });
@@ -103,6 +110,20 @@ async function beforeFirstSubmit(engine: Engine): Promise<[string, number][]> {
     if (Number.isNaN(first)) first = performance.now();
     submit(buffers);
   };
+  const median = (times: number[]): number => times.sort((a, b) => a - b)[times.length >> 1];
+  const state = engine.zeros([d]);
+  const raw = (scoped: boolean): number => {
+    const start = performance.now();
+    if (scoped) engine.device.pushErrorScope('validation');
+    const encoder = engine.device.createCommandEncoder();
+    encoder.clearBuffer(state.buffer);
+    const commands = encoder.finish();
+    const end = performance.now();
+    engine.device.queue.submit([commands]);
+    if (scoped) void engine.device.popErrorScope();
+    return 1000 * (end - start);
+  };
+  const floor: number[][] = [[], []];
   for (const [name, solver] of [['picard', picard], ['anderson', anderson], ['broyden', broyden]] as const) {
     const times: number[] = [];
     for (let i = 0; i < 41; i++) {
@@ -111,11 +132,14 @@ async function beforeFirstSubmit(engine: Engine): Promise<[string, number][]> {
       const pending = solver(f, q, { maxDepth: 8 });
       (await pending).dispose();
       times.push(1000 * (first - start));
+      floor[i % 2].push(raw(i % 2 === 0));
     }
-    times.sort((a, b) => a - b);
-    rows.push([name, times[20]]);
+    rows.push([name, median(times)]);
   }
+  rows.push(['raw Dawn after such a solve: pushErrorScope + createCommandEncoder + clearBuffer + finish, to the submit call', median(floor[0])]);
+  rows.push(['raw Dawn after such a solve: the same without the error scope', median(floor[1])]);
   engine.queueSubmit = submit;
+  state.dispose();
   q.dispose();
   f.dispose();
   return rows;
@@ -123,6 +147,13 @@ async function beforeFirstSubmit(engine: Engine): Promise<[string, number][]> {
 
 async function main(): Promise<void> {
   const engine = await Engine.create();
+  if (process.argv.includes('--first-submit')) {
+    // Only the first-submit table (quick to iterate on); never written to RESULTS.md.
+    const firstSubmit = await beforeFirstSubmit(engine);
+    console.log(['| CPU from the solver call to its first submit (kernels compiled; median of 41) | µs |', '|---|---|', ...firstSubmit.map(([label, us]) => `| ${label} | ${us.toFixed(0)} |`)].join('\n'));
+    engine.destroy();
+    return;
+  }
   const rows: [string, number][] = [];
   for (const [d, batch] of [[64, 1], [256, 64]] as const) {
     const f = implicitBlock(engine, { weight: new Float32Array(d * d), bias: new Float32Array(d) });

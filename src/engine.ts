@@ -126,13 +126,17 @@ export interface EngineCounters {
    * encoders and finishing them; `performance.now()` resolution, so a rough sum of many short spans).
    */
   readonly encodeMicros: number;
+  /** GPU buffers created (`device.createBuffer`: storage, staging and uniform buffers; a buffer the pool hands out again is not counted). */
+  readonly buffersCreated: number;
+  /** Bind groups created (`device.createBindGroup`: a group found in a kernel's cache is not counted). */
+  readonly bindGroupsCreated: number;
 }
 
 export class Engine {
   /** The WebGPU device every tensor and kernel of this engine lives on. */
   readonly device: GPUDevice;
   /** @internal The live counts behind {@link counters} (kernels add their dispatches). */
-  readonly tally = { dispatches: 0, submits: 0, readbacks: 0, encodeMicros: 0 };
+  readonly tally = { dispatches: 0, submits: 0, readbacks: 0, encodeMicros: 0, buffersCreated: 0, bindGroupsCreated: 0 };
   private readonly pool: BufferPool;
   /** Compiled kernels by key, least recently used first. */
   private readonly kernels = new Map<string, Promise<Kernel>>();
@@ -163,11 +167,16 @@ export class Engine {
   /** Settles once `device.lost` has resolved and `lostReason` is set. */
   private readonly lost: Promise<void>;
   private readonly lifetimes: Lifetimes;
+  /** The device's limits (fixed for its life), read once. */
+  private readonly limits: GPUSupportedLimits;
+  /** Who wants to hear of objects going away (see {@link listen}). */
+  private readonly listeners = new Set<(gone: object) => void>();
 
   private constructor(device: GPUDevice, private readonly ownsDevice: boolean, leakWarnings: LeakWarnings) {
     this.device = device;
+    this.limits = device.limits;
     this.lifetimes = new Lifetimes(this, leakWarnings);
-    this.pool = new BufferPool(device, (buffer) => this.retire(buffer));
+    this.pool = new BufferPool(device, (buffer) => this.retire(buffer), this.tally);
     this.lost = device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'device lost';
     });
@@ -379,6 +388,7 @@ export class Engine {
    */
   destroy(): void {
     this.destroyed = true;
+    this.released(this);
     this.lifetimes.end();
     if (this.abandoned !== null) return;
     this.pool.trim();
@@ -405,9 +415,15 @@ export class Engine {
    */
   get cpuAdapter(): boolean {
     if (this.planAs !== undefined) return this.planAs === 'cpu';
-    const info = this.device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
-    return info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
+    if (this.cpuDevice === undefined) {
+      const info = this.device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+      this.cpuDevice = info?.architecture === 'swiftshader' || info?.isFallbackAdapter === true;
+    }
+    return this.cpuDevice;
   }
+
+  /** What the adapter info says (read once: a solve's program key asks every call). */
+  private cpuDevice?: boolean;
 
   /**
    * @internal Whether the engine compiles the subgroup variants of the library's kernels
@@ -441,7 +457,7 @@ export class Engine {
    * created and bound on this device. Allocates nothing.
    */
   assertFits(bytes: number, argument: string): void {
-    const limits = this.device.limits;
+    const limits = this.limits;
     if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
       throw new LimitError(
         argument,
@@ -479,13 +495,38 @@ export class Engine {
    * its words are 0, so it also means inference mode (word 3 = 0): stochastic layers draw no noise.
    */
   openGate(): GPUBuffer {
-    this.openGateBuffer ??= this.device.createBuffer({ label: 'anchorax open gate', size: 16, usage: BufferUsage.STORAGE });
+    if (!this.openGateBuffer) {
+      this.openGateBuffer = this.device.createBuffer({ label: 'anchorax open gate', size: 16, usage: BufferUsage.STORAGE });
+      this.tally.buffersCreated++;
+    }
     return this.openGateBuffer;
   }
 
   /** @internal Gives a buffer back to the pool. */
   releaseBuffer(buffer: GPUBuffer): void {
+    this.released(buffer);
     this.pool.release(buffer);
+  }
+
+  /**
+   * @internal Calls `listener` with every object that goes away from now on: a buffer given back
+   * to the pool (a tensor disposed, a layer's scratch freed) or dropped from the uniform cache, a
+   * layer disposed, or the engine itself at `destroy()`. Caches that hold GPU objects made for
+   * those (the solve programs, src/solvers/program.ts) drop them then. Returns the unsubscribe.
+   */
+  listen(listener: (gone: object) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** @internal Tells the listeners (see {@link listen}) that `gone` went away. */
+  released(gone: object): void {
+    for (const listener of this.listeners) listener(gone);
+  }
+
+  /** @internal Whether some wrapped buffer's check still waits for the device (see {@link settleWraps}). */
+  get wrapsPending(): boolean {
+    return this.wrapChecks.size > 0;
   }
 
   /**
@@ -534,6 +575,7 @@ export class Engine {
     const cached = this.cachedUniform(key);
     if (cached) return cached;
     const buffer = this.device.createBuffer({ label: key, size: bytes.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+    this.tally.buffersCreated++;
     this.device.queue.writeBuffer(buffer, 0, bytes);
     this.uniforms.set(key, buffer);
     this.uniformKeys.set(buffer, key);
@@ -606,6 +648,8 @@ export class Engine {
    * matters is that no later submit does, so the cached bind groups that bind it are dropped too.
    */
   private retire(buffer: GPUBuffer): void {
+    // A pinned uniform's holders may give their pins back now (a cached solve program does).
+    if (this.uniformKeys.has(buffer)) this.released(buffer);
     if (this.pins.has(buffer)) {
       this.evictedPinned.add(buffer);
       return;
@@ -630,22 +674,37 @@ export class Engine {
 
   /**
    * @internal Raw bytes readback; see readBuffer. `encode` adds work before the copy to the same
-   * submit (a solver chunk). Checked like {@link submit}: failures name `what`.
+   * submit (a solver chunk); `start`, work submitted on its own before that (see {@link submit}).
+   * Checked like {@link submit}: failures name `what`.
    */
-  async readBytes(buffer: GPUBuffer, bytes: number, offset = 0, encode?: (encoder: GPUCommandEncoder) => void, what = 'read'): Promise<ArrayBuffer> {
+  async readBytes(
+    buffer: GPUBuffer,
+    bytes: number,
+    offset = 0,
+    encode?: (encoder: GPUCommandEncoder) => void,
+    what = 'read',
+    start?: ((encoder: GPUCommandEncoder) => void) | GPUCommandBuffer,
+  ): Promise<ArrayBuffer> {
     this.assertAlive(what);
     const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.pool.acquire(size, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'anchorax staging');
+    // Taken once the start (if any) is submitted: nothing before it that need not be.
+    let staging: GPUBuffer | undefined;
     let checked: Promise<void>;
     try {
-      checked = this.submit(what, (encoder) => {
-        encode?.(encoder);
-        encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
-      });
+      checked = this.submit(
+        what,
+        (encoder) => {
+          staging = this.pool.acquire(size, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'anchorax staging');
+          encode?.(encoder);
+          encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+        },
+        start,
+      );
     } catch (err) {
-      this.pool.release(staging);
+      if (staging) this.pool.release(staging);
       throw err;
     }
+    if (!staging) throw new Error('readBytes: the submit took no staging buffer');
     this.tally.readbacks++;
     const [mapped, valid] = await Promise.allSettled([staging.mapAsync(MapMode.READ, 0, size), checked]);
     if (mapped.status === 'rejected') {
@@ -668,14 +727,35 @@ export class Engine {
    * is submitted, all inside validation and out-of-memory error scopes. The promise (which the
    * calling operation must await before it resolves) rejects with GpuValidationError or
    * LimitError naming `what` when the device rejected the work, and with DeviceLostError when
-   * the device is gone. Throws synchronously what `encode` throws (its typed errors).
+   * the device is gone. Throws synchronously what `encode` throws (its typed errors). `start`,
+   * when given, fills a command buffer of its own that is submitted first, inside the same
+   * scopes: a solve's start (src/solvers/run.ts), which the GPU runs while `encode` encodes; or
+   * that start's command buffer, encoded ahead.
    */
-  submit(what: string, encode: (encoder: GPUCommandEncoder) => void): Promise<void> {
+  submit(what: string, encode: (encoder: GPUCommandEncoder) => void, start?: ((encoder: GPUCommandEncoder) => void) | GPUCommandBuffer): Promise<void> {
     this.assertAlive(what);
     const { device } = this;
-    device.pushErrorScope('out-of-memory');
-    device.pushErrorScope('validation');
+    // With a start, only the validation scope comes before it (a start copies, it allocates
+    // nothing), so its submit comes sooner; the out-of-memory scope then goes on top of it (an
+    // error reaches the innermost scope of its kind, so each scope still sees all of its own).
+    // A start encoded ahead (a cached solve program's) only clears buffers of the program's
+    // own, so it cannot fail validation: it goes before the scopes.
+    if (start && typeof start !== 'function') this.queueSubmit([start]);
+    const early = typeof start === 'function';
+    let scopes = 0;
+    const push = (filter: GPUErrorFilter): void => {
+      device.pushErrorScope(filter);
+      scopes++;
+    };
+    if (!early) push('out-of-memory');
+    push('validation');
     try {
+      if (early) {
+        const first = device.createCommandEncoder();
+        start(first);
+        this.queueSubmit([first.finish()]);
+        push('out-of-memory');
+      }
       const started = performance.now();
       const encoder = device.createCommandEncoder({ label: `anchorax ${what}` });
       encode(encoder);
@@ -684,11 +764,12 @@ export class Engine {
       this.queueSubmit([buffer]);
     } catch (err) {
       // Whatever the scopes caught follows from the throw, which is the error to report.
-      device.popErrorScope().catch(ignore);
-      device.popErrorScope().catch(ignore);
+      for (; scopes > 0; scopes--) device.popErrorScope().catch(ignore);
       throw err;
     }
-    return this.scopeOutcome(what, device.popErrorScope(), device.popErrorScope());
+    const inner = device.popErrorScope();
+    const outer = device.popErrorScope();
+    return early ? this.scopeOutcome(what, outer, inner) : this.scopeOutcome(what, inner, outer);
   }
 
   /**
@@ -755,6 +836,7 @@ export class Engine {
     });
     device.pushErrorScope('validation');
     const group = device.createBindGroup({ layout: this.wrapLayout, entries: [{ binding: 0, resource: { buffer: tensor.buffer, size: bytes } }] });
+    this.tally.bindGroupsCreated++;
     const foreign = device.popErrorScope();
     device.pushErrorScope('validation');
     const encoder = device.createCommandEncoder({ label: 'anchorax wrap check' });

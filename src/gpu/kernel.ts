@@ -82,7 +82,13 @@ export interface CompileOptions {
   /** Values of the shader's `override` constants, by name. */
   constants?: Readonly<Record<string, number>>;
   /** @internal Where the kernel counts its dispatches (the engine's counters). */
-  tally?: { dispatches: number };
+  tally?: KernelTally;
+}
+
+/** @internal What a kernel counts (the engine's counters). */
+export interface KernelTally {
+  dispatches: number;
+  bindGroupsCreated: number;
 }
 
 interface BindingSlot {
@@ -169,7 +175,7 @@ export class Kernel {
     layout: GPUBindGroupLayout,
     slots: BindingSlot[],
     workgroupSize: [number, number, number],
-    private readonly tally: { dispatches: number },
+    private readonly tally: KernelTally,
     params?: UniformLayout,
   ) {
     this.label = label;
@@ -205,7 +211,7 @@ export class Kernel {
     entryPoint: string,
     reflection: KernelReflection,
     constants?: Readonly<Record<string, number>>,
-    tally: { dispatches: number } = { dispatches: 0 },
+    tally: KernelTally = { dispatches: 0, bindGroupsCreated: 0 },
   ): Promise<Kernel> {
     const slots: BindingSlot[] = [];
     let params: UniformLayout | undefined;
@@ -275,6 +281,7 @@ export class Kernel {
       this.remember(resources, cached.group, cached.ids);
       return cached.group;
     }
+    this.tally.bindGroupsCreated++;
     const group = this.device.createBindGroup({
       label: this.label,
       layout: this.layout,

@@ -38,6 +38,7 @@ export class BufferPool {
   constructor(
     private readonly device: GPUDevice,
     private readonly retire: (buffer: GPUBuffer) => void = (buffer) => buffer.destroy(),
+    private readonly tally: { buffersCreated: number } = { buffersCreated: 0 },
   ) {}
 
   /** Number of free buffers kept for reuse. */
@@ -55,6 +56,7 @@ export class BufferPool {
       buffer = reused;
     } else {
       buffer = this.device.createBuffer({ label, size: bytes, usage });
+      this.tally.buffersCreated++;
       this.allocatedBytes += bytes;
       this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
     }

@@ -256,6 +256,8 @@ export class Sequential implements ImplicitLayer {
   dispose(): void {
     if (this.isDisposed) return;
     this.isDisposed = true;
+    // Cached solve programs of this layer let go of their buffers (src/solvers/program.ts).
+    this.engine.released(this);
     for (const { activations, gradients } of this.scratch.values()) {
       for (const buffer of [...activations, ...gradients]) this.engine.releaseBuffer(buffer);
     }

@@ -15,7 +15,8 @@ import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { andersonPerSample } from './per-sample';
-import { FinishMode, SolveRun } from './run';
+import { solve } from './program';
+import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
 
 /** Ring position of iteration t: slot p just written, valid length, restart, next slot q. */
@@ -78,12 +79,16 @@ export function uploadRing(run: SolveRun, slots: number): { schedule: ReturnType
 }
 
 /** Finds u* = f(u*, Qd) by Anderson acceleration. See {@link SolverOptions}. */
-export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('anderson', f, Qd, options, ['andersonGram', 'andersonSolve', 'andersonStep', 'andersonMeasure']);
-  if (run.opts.convergence === 'per-sample') {
+export function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
+  return solve('anderson', f, Qd, options, ['andersonGram', 'andersonSolve', 'andersonStep', 'andersonMeasure'], andersonPlan, (run) => {
     const { schedule, ring } = uploadRing(run, run.opts.windowSize + 1);
     return andersonPerSample(run, ring, (t) => ringEntry(schedule, t).q);
-  }
+  });
+}
+
+/** What an Anderson solve builds before iterating (see Plan). */
+async function andersonPlan(run: SolveRun): Promise<Plan> {
+  const f = run.layer;
   const { n, stride, reduceGroups, opts } = run;
   const slots = opts.windowSize + 1;
   const fused = run.fusedPath(true);
@@ -209,9 +214,8 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
     };
   }
 
-  const snapshot = await run.run(
-    (encoder) => {
-      run.encodeStart(encoder, xs);
+  return {
+    init: (encoder) => {
       let pass = encoder.beginComputePass();
       run.evaluate(pass, x(0), fx(0)); // u1 = f(u0)
       // G[0][0] for the first mix (schedule[0] names slot 0 while ctrl.nstep is still 0; the α
@@ -230,11 +234,8 @@ export async function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOpt
       pass.end();
     },
     iterate,
-    1,
-    opts.maxDepth,
-    opts.checkEvery,
-    1,
-    { tail: step, close: (encoder) => run.closeSteps(encoder, last) },
-  );
-  return run.result(snapshot);
+    first: 1,
+    end: opts.maxDepth,
+    hooks: { start: (encoder) => run.encodeStart(encoder, xs), tail: step, close: (encoder) => run.closeSteps(encoder, last) },
+  };
 }

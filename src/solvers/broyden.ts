@@ -27,9 +27,10 @@ import { wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
-import { CONTROL_HEADER_SIZE } from './control';
+import { CONTROL_HEADER_SIZE, type ControlSnapshot } from './control';
 import { broydenPerSample } from './per-sample';
-import { FinishMode, SolveRun, type RunHooks } from './run';
+import { solve } from './program';
+import { FinishMode, type Plan, type RunHooks, type SolveRun } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
 /** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
@@ -39,11 +40,14 @@ const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 const LINE_SEARCH_EVALS = wgslConstant('lineSearch', 'LINE_SEARCH_EVALS', 'u32');
 
 /** Finds u* = f(u*, Qd) by limited-memory Broyden. See {@link SolverOptions}. */
-export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('broyden', f, Qd, options, [
-    'broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenDecide', 'broydenAdvance', 'lineSearch', 'transpose',
-  ]);
-  if (run.opts.convergence === 'per-sample') return broydenPerSample(run);
+export function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
+  const kernels = ['broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenDecide', 'broydenAdvance', 'lineSearch', 'transpose'] as const;
+  return solve('broyden', f, Qd, options, kernels, broydenPlan, broydenPerSample);
+}
+
+/** What a Broyden solve builds before iterating (see Plan). */
+async function broydenPlan(run: SolveRun): Promise<Plan> {
+  const f = run.layer;
   const { n, stride, reduceGroups, elementGroups, opts, engine } = run;
   // The measure, decide and advance kernels' workgroups: few on a CPU adapter, where each
   // workgroup's reductions cost more than its share of the elements (SolveRun.stepGroups).
@@ -94,6 +98,7 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       update, fx, state, partials: run.partials,
     });
   const finalizeGroups = byParity((cur) => finalizeGroup(cur, true));
+  const firstFinalize = finalizeGroup(1, false);
   const measureGroups = byParity((cur) =>
     k('broydenMeasure').bind({
       ctrl: run.ctrl, params: run.params('broydenMeasure', { ...layout(cur), from_state: opts.ls ? 1 : 0, splits: 0, features: 0 }), state, factors, aux, sums,
@@ -209,32 +214,9 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
   const layoutWords = new Uint32Array(4 * SUMS_LAYOUT);
   layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseGroups : groups, product && opts.ls ? 1 : 0]);
   engine.device.queue.writeBuffer(sums, 0, layoutWords);
-  const snapshot = await run.run(
-    (encoder) => {
-      run.encodeStart(encoder, state); // x0 in slot 0
-      encoder.clearBuffer(factors);
-      if (bestFactors) encoder.clearBuffer(bestFactors);
-      const pass = encoder.beginComputePass();
-      run.evaluate(pass, slot(0), fx);
-      k('broydenFinalize').dispatch(pass, finalizeGroup(1, false), reduceGroups); // g0 = f(x0) − x0 into slot 2
-      run.finish(pass, FinishMode.broydenFirst);
-      run.commit(pass, slot(0), slot(0));
-      pass.end();
-      encoder.copyBufferToBuffer(state, 2 * stride * 4, aux, 0, n * 4); // first direction: update = g0
-      const step = encoder.beginComputePass();
-      k('broydenStep').dispatch(step, stepGroups[0], elementGroups); // the first trial point x0 + update
-      step.end();
-    },
-    iterate,
-    0,
-    opts.maxDepth,
-    opts.checkEvery,
-    1,
-    hooks,
-  );
-
-  let factorsOut: BroydenFactors | undefined;
-  if (bestFactors) {
+  /** The factors of the best iterate as tensors [n, L] and [L, n] (returnB). */
+  const factorsOf = async (snapshot: ControlSnapshot): Promise<BroydenFactors | undefined> => {
+    if (!bestFactors) return undefined;
     const transpose = k('transpose');
     const Us = engine.allocate(n * memory * 4, 'options.lbfgsThres');
     const VTs = engine.allocate(n * memory * 4, 'options.lbfgsThres');
@@ -253,11 +235,32 @@ export async function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOpti
       engine.releaseBuffer(VTs);
       throw err;
     }
-    factorsOut = {
+    return {
       Us: new Tensor(engine, Us, [n, memory], true),
       VTs: new Tensor(engine, VTs, [memory, n], true),
       validMask: Array.from({ length: memory }, (_, j) => j < snapshot.bestNValid),
     };
-  }
-  return run.result(snapshot, factorsOut);
+  };
+
+  return {
+    init: (encoder) => {
+      encoder.clearBuffer(factors);
+      if (bestFactors) encoder.clearBuffer(bestFactors);
+      const pass = encoder.beginComputePass();
+      run.evaluate(pass, slot(0), fx);
+      k('broydenFinalize').dispatch(pass, firstFinalize, reduceGroups); // g0 = f(x0) − x0 into slot 2
+      run.finish(pass, FinishMode.broydenFirst);
+      run.commit(pass, slot(0), slot(0));
+      pass.end();
+      encoder.copyBufferToBuffer(state, 2 * stride * 4, aux, 0, n * 4); // first direction: update = g0
+      const step = encoder.beginComputePass();
+      k('broydenStep').dispatch(step, stepGroups[0], elementGroups); // the first trial point x0 + update
+      step.end();
+    },
+    iterate,
+    first: 0,
+    end: opts.maxDepth,
+    hooks: { ...hooks, start: (encoder) => run.encodeStart(encoder, state) }, // x0 in slot 0
+    factors: factorsOf,
+  };
 }

@@ -190,6 +190,46 @@ export const SOLVER_OPTION_KEYS: readonly string[] = [
  * @throws OptionError naming `options` or `options.<name>`.
  */
 export function resolveOptions(solver: SolverName, options: SolverOptions | undefined): ResolvedOptions {
+  // A training loop passes the same options every call: the last ones' result, when the same.
+  const last = lastResolved.get(solver);
+  if (last && sameEntries(options, last.entries)) return last.resolved;
+  const resolved = resolveAll(solver, options);
+  const entries = entriesOf(options);
+  if (entries) lastResolved.set(solver, { entries, resolved });
+  return resolved;
+}
+
+/** Each solver's last options (their own entries, flattened) and what they resolved to (frozen). */
+const lastResolved = new Map<SolverName, { entries: unknown[]; resolved: Readonly<ResolvedOptions> }>();
+
+/**
+ * The own entries of `options` as [key, value, key, value, …] (none for undefined), or null for
+ * anything but undefined or a plain object (inherited options are resolved every call).
+ */
+function entriesOf(options: unknown): unknown[] | null {
+  if (options === undefined) return [];
+  if (typeof options !== 'object' || options === null || Object.getPrototypeOf(options) !== Object.prototype) return null;
+  const entries: unknown[] = [];
+  for (const [key, value] of Object.entries(options)) entries.push(key, value);
+  return entries;
+}
+
+/** Whether `options` has exactly `entries` (from entriesOf), in order. */
+function sameEntries(options: unknown, entries: unknown[]): boolean {
+  if (options === undefined) return entries.length === 0;
+  if (typeof options !== 'object' || options === null || Object.getPrototypeOf(options) !== Object.prototype) return false;
+  const record = options as Record<string, unknown>;
+  let i = 0;
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) return false;
+    if (entries[i] !== key || entries[i + 1] !== record[key]) return false;
+    i += 2;
+  }
+  return i === entries.length;
+}
+
+/** {@link resolveOptions} without the memo. */
+function resolveAll(solver: SolverName, options: SolverOptions | undefined): Readonly<ResolvedOptions> {
   const o = readOptions(options, 'options', SOLVER_OPTION_KEYS);
   const maxDepth = readInteger(o.maxDepth, 'options.maxDepth', solver === 'broyden' ? 50 : 100, 1, MAX_DEPTH);
   const stopMode = readChoice<StopMode>(o.stopMode, 'options.stopMode', 'abs', ['abs', 'rel']);
@@ -207,7 +247,7 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
   }
   const u0 = o.u0;
   if (u0 !== undefined && !(u0 instanceof Tensor)) throw new OptionError('options.u0', 'must be a Tensor');
-  return {
+  return Object.freeze({
     eps: readNumber(o.eps, 'options.eps', 1e-3, { min: -F32_MAX, max: F32_MAX }),
     maxDepth,
     stopMode,
@@ -231,5 +271,5 @@ export function resolveOptions(solver: SolverName, options: SolverOptions | unde
     // Up to setTimeout's longest delay (about 24.8 days); a longer one would fire at once.
     timeoutMs: readNumber(o.timeoutMs, 'options.timeoutMs', Infinity, { min: 1, max: 2 ** 31 - 1 }),
     convergence,
-  };
+  });
 }

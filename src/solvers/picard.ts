@@ -18,13 +18,17 @@ import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { picardPerSample } from './per-sample';
-import { FinishMode, SolveRun } from './run';
+import { solve } from './program';
+import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
-export async function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const run = await SolveRun.start('picard', f, Qd, options, ['picardStep']);
-  if (run.opts.convergence === 'per-sample') return picardPerSample(run);
+export function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
+  return solve('picard', f, Qd, options, ['picardStep'], picardPlan, picardPerSample);
+}
+
+/** What a Picard solve builds before iterating (see Plan): the fused, dense or generic path. */
+async function picardPlan(run: SolveRun): Promise<Plan> {
   const fused = run.fusedPath(true);
   // Whole iterations in one workgroup, except on a CPU adapter that can run the dense step: there
   // that workgroup is one CPU thread, its barriers cost in proportion to its 256 invocations.
@@ -71,7 +75,7 @@ function measuredGroups(product: FusedProduct): number {
  * step kernel, which measures iteration t − 1 (and commits it) and sums iteration t's residual; one
  * more step after the last evaluation measures that.
  */
-async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResult> {
+function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
   // Three buffers, not slots of one: an evaluation reads one iterate and writes the next, and a
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
@@ -135,9 +139,8 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
     }
   }
 
-  const snapshot = await run.run(
-    (encoder) => {
-      run.encodeStart(encoder, ring[0]);
+  return {
+    init: (encoder) => {
       const pass = encoder.beginComputePass();
       run.evaluate(pass, slot(0), slot(1)); // u1 = f(u0)
       run.residual(pass, slot(0), slot(1));
@@ -147,17 +150,14 @@ async function picardSteps(run: SolveRun, dense?: DenseSteps): Promise<SolveResu
       pass.end();
     },
     iterate,
-    1,
-    run.opts.maxDepth,
-    run.opts.checkEvery,
-    1,
-    { tail: step, close: (encoder) => run.closeSteps(encoder, last) },
-  );
-  return run.result(snapshot);
+    first: 1,
+    end: run.opts.maxDepth,
+    hooks: { start: (encoder) => run.encodeStart(encoder, ring[0]), tail: step, close: (encoder) => run.closeSteps(encoder, last) },
+  };
 }
 
 /** Whole iterations in one workgroup, `checkEvery` per dispatch, one dispatch per submit. */
-async function picardFused(run: SolveRun, block: FusedPicardPath): Promise<SolveResult> {
+function picardFused(run: SolveRun, block: FusedPicardPath): Plan {
   const state = run.scratchBuffer(run.n);
   const kernel = run.kernel('picardFused');
   const iterations = run.opts.checkEvery;
@@ -172,18 +172,17 @@ async function picardFused(run: SolveRun, block: FusedPicardPath): Promise<Solve
   const firstGroup = group(true);
   const nextGroup = group(false);
   const dispatches = Math.ceil(run.opts.maxDepth / iterations);
-  const snapshot = await run.run(
-    (encoder) => {
-      run.encodeStart(encoder, state);
+  return {
+    init: (encoder) => {
       const pass = encoder.beginComputePass();
       kernel.dispatch(pass, firstGroup, 1);
       pass.end();
     },
-    (pass) => kernel.dispatch(pass, nextGroup, 1),
-    1,
-    dispatches,
-    1,
-    iterations,
-  );
-  return run.result(snapshot);
+    iterate: (pass) => kernel.dispatch(pass, nextGroup, 1),
+    first: 1,
+    end: dispatches,
+    perSubmit: 1,
+    callIterations: iterations,
+    hooks: { start: (encoder) => run.encodeStart(encoder, state) },
+  };
 }

@@ -157,15 +157,54 @@ export interface StepState {
 
 /** Hooks of {@link SolveRun.run} besides init and iterate. */
 export interface RunHooks {
+  /**
+   * The solve's start (u0 or zeros into the state), submitted on its own before the first chunk
+   * (in the same error scopes), so the GPU starts while the CPU encodes that chunk.
+   */
+  start?: (encoder: GPUCommandEncoder) => void;
   /** Encoded after the last iteration, into the same pass (the fused steps' final measurement). */
   tail?: (pass: GPUComputePassEncoder, end: number) => void;
   /** Encoded after each chunk's pass, before its readback. */
   close?: (encoder: GPUCommandEncoder) => void;
 }
 
+/**
+ * @internal What a solver builds before iterating, besides the SolveRun's buffers: the arguments
+ * of {@link SolveRun.run}, and what the result needs after the iterations. Built once per solve
+ * program (src/solvers/program.ts), so a cached program's solve encodes from it directly.
+ */
+export interface Plan {
+  init: (encoder: GPUCommandEncoder) => void;
+  iterate: (pass: GPUComputePassEncoder, t: number) => void;
+  first: number;
+  end: number;
+  perSubmit?: number;
+  callIterations?: number;
+  hooks?: RunHooks;
+  /** Broyden's factors of the best iterate (returnB), made after the iterations. */
+  factors?: (snapshot: ControlSnapshot) => Promise<BroydenFactors | undefined>;
+}
+
 /** @internal One solve in progress (the scheduler every solver runs on). */
 export class SolveRun {
-  readonly opts: ResolvedOptions;
+  /** This solve's options (a cached program's next solve brings its own: see rebind). */
+  opts: ResolvedOptions;
+  /** This solve's Qd (a cached program's solves bring the same buffer). */
+  Qd: Tensor;
+  /**
+   * Whether the run is a cached program (src/solvers/program.ts) that outlives this solve: its
+   * buffers and uniform pins stay, and the result is copied out of them (see out).
+   */
+  keep = false;
+  /** The result's buffers of a kept run's solve, which each chunk copies the best iterate into. */
+  private out?: { u: GPUBuffer; prev: GPUBuffer };
+  /**
+   * A kept run's start from zeros, encoded and finished at the end of its solve before (see
+   * prepareStart): the next solve without u0 submits it as it is.
+   */
+  private preparedStart?: GPUCommandBuffer;
+  /** This solve's start went ahead of its checks (startEarly): the first chunk has none. */
+  private startedEarly = false;
   /** Rows of the state (1 for an unbatched [d] state). */
   readonly batch: number;
   /** Flattened state size. */
@@ -194,11 +233,12 @@ export class SolveRun {
     readonly solver: SolverName,
     readonly engine: Engine,
     readonly layer: ImplicitLayer,
-    readonly Qd: Tensor,
+    Qd: Tensor,
     options: ResolvedOptions,
     kernels: Map<ShaderName, Kernel>,
   ) {
     this.opts = options;
+    this.Qd = Qd;
     this.kernels = kernels;
     this.batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
     this.n = Qd.size;
@@ -216,18 +256,19 @@ export class SolveRun {
   }
 
   /**
-   * Checks the arguments, compiles what the solve needs, checks the problem against the device
-   * limits, and only then allocates its buffers.
+   * Checks the arguments and the problem against the device limits, before anything is
+   * compiled or allocated (see {@link compile}). Returns the resolved options.
    * @throws OptionError (`'f'`, `'options…'`), ShapeError (`'Qd'`, `'options.u0'`), DisposedError /
    * EngineMismatchError (`'Qd'`, `'options.u0'`, `'f.params.<name>'`), LimitError, DeviceLostError.
    */
-  static async start(
-    solver: SolverName,
-    layer: ImplicitLayer,
-    Qd: Tensor,
-    options: SolverOptions | undefined,
-    kernels: readonly ShaderName[],
-  ): Promise<SolveRun> {
+  static check(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
+    const opts = SolveRun.checkCall(solver, layer, Qd, options);
+    SolveRun.checkRest(solver, layer, Qd, opts);
+    return opts;
+  }
+
+  /** The first part of {@link check}: the layer, the engine, Qd, and the options resolved. */
+  static checkCall(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
     readLayer(layer, 'f');
     const engine = layer.engine;
     engine.assertAlive(solver);
@@ -235,7 +276,12 @@ export class SolveRun {
     const d = layer.featureSize;
     const shapeOk = (Qd.shape.length === 1 && Qd.shape[0] === d) || (Qd.shape.length === 2 && Qd.shape[1] === d);
     if (!shapeOk) throw new ShapeError('Qd', `must have shape [${d}] or [batch, ${d}], got [${Qd.shape.join(', ')}]`);
-    const opts = resolveOptions(solver, options);
+    return resolveOptions(solver, options);
+  }
+
+  /** The rest of {@link check}: u0, the parameters, and the problem against the device limits. */
+  static checkRest(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions): void {
+    const engine = layer.engine;
     if (opts.u0) {
       opts.u0.assertUsable(engine, 'options.u0');
       if (opts.u0.shape.join() !== Qd.shape.join()) {
@@ -248,18 +294,103 @@ export class SolveRun {
     }
     const stride = SolveRun.strideOf(Qd.size);
     for (const [bytes, argument] of largestBuffers(solver, opts, Qd.size, stride)) engine.assertFits(bytes, argument);
+  }
+
+  /** After {@link check}: compiles what the solve needs, checks again, then makes its buffers. */
+  static async compile(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions, kernels: readonly ShaderName[]): Promise<SolveRun> {
+    const engine = layer.engine;
     const compiled = new Map<ShaderName, Kernel>();
     const needed: ShaderName[] = ['residual', 'finish', 'commit', ...kernels];
     for (const name of needed) compiled.set(name, await engine.kernel(name, SHADERS[name]));
     await layer.prepare(Qd.shape.length === 2 ? Qd.shape[0] : 1);
     await engine.settleWraps();
+    SolveRun.recheck(solver, layer, Qd, opts);
+    return new SolveRun(solver, engine, layer, Qd, opts, compiled);
+  }
+
+  /**
+   * Checked again after an await: Qd, u0 or a parameter may have been disposed while the kernels
+   * compiled (or the device may have rejected a wrapped buffer).
+   */
+  static recheck(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions): void {
+    const engine = layer.engine;
     engine.assertAlive(solver);
-    // Checked again: Qd, u0 or a parameter may have been disposed while the kernels compiled (or
-    // the device may have rejected a wrapped buffer).
     Qd.assertUsable(engine, 'Qd');
     opts.u0?.assertUsable(engine, 'options.u0');
     for (const [name, param] of Object.entries(layer.params)) param.assertUsable(engine, `f.params.${name}`);
-    return new SolveRun(solver, engine, layer, Qd, opts, compiled);
+  }
+
+  /** A kept run's next solve: its own Qd tensor (the same buffer) and options (the same program). */
+  rebind(Qd: Tensor, opts: ResolvedOptions): void {
+    this.Qd = Qd;
+    this.opts = opts;
+    this.startedEarly = false;
+  }
+
+  /** Bytes of the GPU buffers the run holds (its scratch and best iterate). */
+  get heldBytes(): number {
+    return this.scratch.reduce((sum, buffer) => sum + buffer.size, this.bestU.size + this.bestPrev.size);
+  }
+
+  /** The uniform buffers the run's bind groups use (pinned by it). */
+  get uniforms(): Iterable<GPUBuffer> {
+    return this.pinned;
+  }
+
+  /** Frees a kept run: its buffers back to the pool, its uniform pins given back. */
+  dispose(): void {
+    // `out` is still here when a solve failed after its chunks (Broyden's factors).
+    const out = this.out ? [this.out.u, this.out.prev] : [];
+    for (const buffer of [...this.scratch, this.bestU, this.bestPrev, ...out]) this.engine.releaseBuffer(buffer);
+    this.scratch.length = 0;
+    this.out = undefined;
+    this.preparedStart = undefined;
+    this.unpinAll();
+  }
+
+  /** The start to submit: the prepared one when this solve starts from zeros, else `start`. */
+  private startOf(start: RunHooks['start']): RunHooks['start'] | GPUCommandBuffer | undefined {
+    if (this.startedEarly) {
+      this.startedEarly = false;
+      return undefined;
+    }
+    const prepared = this.preparedStart;
+    this.preparedStart = undefined;
+    return prepared && !this.opts.u0 ? prepared : start;
+  }
+
+  /**
+   * Submits the prepared start (see prepareStart) now, when this solve starts from zeros: a
+   * cached solve's first submit, before the checks that the start does not depend on (they
+   * follow at once: a failing one leaves only the program's own state cleared). Returns whether
+   * it did.
+   */
+  startEarly(): boolean {
+    const prepared = this.preparedStart;
+    if (!prepared || this.opts.u0) return false;
+    this.preparedStart = undefined;
+    this.engine.assertAlive(this.solver);
+    this.engine.queueSubmit([prepared]);
+    this.startedEarly = true;
+    return true;
+  }
+
+  /**
+   * Encodes a kept run's next start from zeros now (it clears buffers of the run's own, so it
+   * cannot fail validation), so that solve's first submit needs no encoding.
+   */
+  prepareStart(plan: Plan): void {
+    if (!this.keep || this.opts.u0 || !plan.hooks?.start) return;
+    const encoder = this.engine.device.createCommandEncoder();
+    plan.hooks.start(encoder);
+    this.preparedStart = encoder.finish();
+  }
+
+  /** Runs `plan` and hands its result out. */
+  async execute(plan: Plan): Promise<SolveResult> {
+    const snapshot = await this.run(plan.init, plan.iterate, plan.first, plan.end, plan.perSubmit, plan.callIterations, plan.hooks);
+    const B = await plan.factors?.(snapshot);
+    return this.result(snapshot, B);
   }
 
   /** Compiles one more kernel for this solve, with the values of its `override` constants. */
@@ -527,7 +658,6 @@ export class SolveRun {
     hooks: RunHooks = {},
   ): Promise<ControlSnapshot> {
     const { engine } = this;
-    engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
     // Each chunk reads the header and the first trace entry (the starting residual, which the
     // adaptive schedule measures the rate from); with `trace` the recorded entries are read once
     // at the end (a per-chunk copy of the whole trace would cost 8 bytes × maxDepth every chunk).
@@ -538,16 +668,26 @@ export class SolveRun {
     // rejects (e.g. a wrapped buffer destroyed meanwhile) fails the solve with GpuValidationError.
     const encodeChunk = (withInit: boolean) => (encoder: GPUCommandEncoder): void => {
       this.recordings.clear();
-      if (withInit) init(encoder);
+      if (withInit) {
+        // After the start's submit (which does not read the control block), before this one's.
+        engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
+        // A kept run's result: fresh buffers that every chunk copies the best iterate into.
+        if (this.keep) this.out ??= { u: engine.allocate(this.n * 4, 'Qd'), prev: engine.allocate(this.n * 4, 'Qd') };
+        init(encoder);
+      }
       const pass = encoder.beginComputePass();
       const stop = Math.min(end, t + schedule.next());
       for (; t < stop; t++) iterate(pass, t);
       if (t === end && hooks.tail) hooks.tail(pass, end);
       pass.end();
       hooks.close?.(encoder);
+      if (this.out) {
+        encoder.copyBufferToBuffer(this.bestU, 0, this.out.u, 0, this.n * 4);
+        encoder.copyBufferToBuffer(this.bestPrev, 0, this.out.prev, 0, this.n * 4);
+      }
     };
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
-      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver).then((bytes) => decodeControl(bytes));
+      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver, withInit ? this.startOf(hooks.start) : undefined).then((bytes) => decodeControl(bytes));
     const inFlight: Promise<ControlSnapshot>[] = [];
     let snapshot: ControlSnapshot | undefined;
     const deadline = performance.now() + this.opts.timeoutMs;
@@ -566,6 +706,10 @@ export class SolveRun {
         snapshot = decodeControl(await engine.readBytes(this.ctrl, bytes), true);
       }
     } catch (err) {
+      if (this.out) {
+        for (const buffer of [this.out.u, this.out.prev]) engine.releaseBuffer(buffer);
+        this.out = undefined;
+      }
       // A lost device shows up as a failed readback, or as device.lost settling a moment later;
       // report it under the solver's name. Other typed errors pass through at once.
       if (err instanceof AnchoraxError && !(err instanceof DeviceLostError)) throw err;
@@ -578,7 +722,7 @@ export class SolveRun {
       // up to a chunk's latency per solve): a process that exits meanwhile is safe because the
       // engine destroys its device at exit (see destroyAtExit in engine.ts).
       for (const pending of inFlight) pending.catch(() => undefined);
-      this.unpinAll();
+      if (!this.keep) this.unpinAll();
     }
     engine.assertAlive(this.solver);
     return snapshot as ControlSnapshot;
@@ -601,14 +745,25 @@ export class SolveRun {
     return Promise.race([pending, expired]).finally(() => clearTimeout(timer));
   }
 
-  /** Hands the best iterate out as tensors and returns the scratch buffers to the pool. */
+  /**
+   * Hands the best iterate out as tensors and returns the scratch buffers to the pool; a kept
+   * run hands out the copies its chunks made (see out) and keeps its buffers.
+   */
   result(snapshot: ControlSnapshot, B?: BroydenFactors): SolveResult {
     const shape = this.Qd.shape;
-    const uStar = new Tensor(this.engine, this.bestU, shape, true);
-    const uPrev = new Tensor(this.engine, this.bestPrev, shape, true);
-    for (const buffer of this.scratch) this.engine.releaseBuffer(buffer);
-    this.scratch.length = 0;
-    this.unpinAll();
+    let uStar: Tensor;
+    let uPrev: Tensor;
+    if (this.keep && this.out) {
+      uStar = new Tensor(this.engine, this.out.u, shape, true);
+      uPrev = new Tensor(this.engine, this.out.prev, shape, true);
+      this.out = undefined;
+    } else {
+      uStar = new Tensor(this.engine, this.bestU, shape, true);
+      uPrev = new Tensor(this.engine, this.bestPrev, shape, true);
+      for (const buffer of this.scratch) this.engine.releaseBuffer(buffer);
+      this.scratch.length = 0;
+      this.unpinAll();
+    }
     const converged = snapshot.converged && !snapshot.nonFinite;
     const status: SolveStatus = snapshot.nonFinite ? 'nonFinite' : converged ? 'converged' : snapshot.stalled ? 'stalled' : 'maxDepth';
     const stats: SolveStats = {
