@@ -84,6 +84,43 @@ describe('solve programs', () => {
     }
   });
 
+  it('a cached program serves a new Qd tensor every solve (a training loop\'s), bit for bit as an uncached solve, on every path', async () => {
+    // The paths a kept program may take here: the dense step (few-row vec4 / scalar, tiled), the
+    // generic kernels, and as on a GPU the whole-iteration kernel and split-k steps.
+    const cases: { d: number; rows: number; forwardKernel?: 'matmul'; planAs?: 'gpu'; options?: SolverOptions }[] = [
+      { d: 16, rows: 3 }, { d: 18, rows: 3 }, { d: 16, rows: 40, forwardKernel: 'matmul' }, { d: 16, rows: 3, options: { fused: false } },
+      { d: 16, rows: 2, planAs: 'gpu' }, { d: 1024, rows: 1, planAs: 'gpu', options: { maxDepth: 4 } },
+    ];
+    for (const c of cases) {
+      engine.planAs = c.planAs;
+      try {
+        const weight = Float32Array.from(randomArray(random, c.d * c.d, 0.3 / Math.sqrt(c.d)));
+        const bias = Float32Array.from(randomArray(random, c.d, 0.1));
+        const f = implicitBlock(engine, { weight, bias, forwardKernel: c.forwardKernel });
+        for (const [name, solver] of solvers) {
+          const options: SolverOptions = { eps: 1e-6, maxDepth: 12, ...c.options };
+          for (let k = 0; k < 4; k++) {
+            const data = Float32Array.from(randomArray(random, c.rows * c.d, 1));
+            const q = engine.tensor(data, [c.rows, c.d]);
+            const cached = await solver(f, q, options);
+            // The same solve on a layer of its own (its first solve: no program, Qd bound as it is).
+            const fresh = implicitBlock(engine, { weight, bias, forwardKernel: c.forwardKernel });
+            const reference = await solver(fresh, q, options);
+            expect(Array.from(await values(cached)), `${name} d = ${c.d} × ${c.rows} ${JSON.stringify(c)} solve ${k}`).toEqual(Array.from(await values(reference)));
+            expect(cached.tnstep).toBe(reference.tnstep);
+            cached.dispose();
+            reference.dispose();
+            fresh.dispose();
+            q.dispose();
+          }
+        }
+        f.dispose();
+      } finally {
+        engine.planAs = undefined;
+      }
+    }
+  });
+
   it("an earlier solve's results stay as they were while later solves reuse its program", async () => {
     const f = implicitBlock(engine, { weight: Float32Array.from(w), bias: Float32Array.from(b) });
     const qd = engine.tensor(qdData.subarray(0, D), [D]);
@@ -151,7 +188,7 @@ describe('solve programs', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('disposing the layer or Qd frees its programs; destroying the engine frees them all', async () => {
+  it('disposing the layer frees its programs (not disposing Qd: a program binds its own copy of it); destroying the engine frees them all', async () => {
     const e = await createTestEngine();
     const cache = programCache(e);
     const baseline = inUse(e);
@@ -174,10 +211,19 @@ describe('solve programs', () => {
     for (let k = 0; k < 3; k++) (await picard(g, q2, { eps: 1e-5 })).dispose();
     expect(cache.size).toBe(1);
     q2.dispose();
-    expect(cache.size).toBe(0);
-    const q3 = e.tensor(qdData, [2, D]);
-    for (let k = 0; k < 3; k++) (await anderson(g, q3, { eps: 1e-5 })).dispose();
     expect(cache.size).toBe(1);
+    // Another Qd tensor of the shape: the same program, nothing created.
+    const q3 = e.tensor(qdData, [2, D]);
+    const before = e.counters;
+    (await picard(g, q3, { eps: 1e-5 })).dispose();
+    expect(e.counters.buffersCreated - before.buffersCreated).toBe(0);
+    expect(e.counters.bindGroupsCreated - before.bindGroupsCreated).toBe(0);
+    expect(cache.size).toBe(1);
+    for (let k = 0; k < 3; k++) (await anderson(g, q3, { eps: 1e-5 })).dispose();
+    expect(cache.size).toBe(2);
+    g.dispose();
+    expect(cache.size).toBe(0);
+    q3.dispose();
     e.destroy();
     expect(cache.size).toBe(0);
   });

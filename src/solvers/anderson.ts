@@ -151,7 +151,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
         partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
-      ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.Qd.buffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
+      ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.qdBuffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];
@@ -203,7 +203,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
         params: run.params('andersonSplitMeasure', {
           ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits,
         }),
-        ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.Qd.buffer, gemm_partial: partials, mixed,
+        ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.qdBuffer, gemm_partial: partials, mixed,
       }),
     );
     const [gx, gy, gz] = splitPath.groups;

@@ -157,7 +157,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
           params: run.params('broydenDenseStep', {
             groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
           }),
-          sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.Qd.buffer,
+          sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.qdBuffer,
         }),
       ),
     );
@@ -189,7 +189,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     const measureBindings = byParity((cur) =>
       splitMeasure.bind({
         ctrl: run.ctrl, params: run.params('broydenSplitMeasure', { ...layout(cur), from_state: 0, splits, features: d }),
-        state, factors, aux, sums, bias: fusedPath.bias, epi_qd: run.Qd.buffer, gemm_partial: partials,
+        state, factors, aux, sums, bias: fusedPath.bias, epi_qd: run.qdBuffer, gemm_partial: partials,
       }),
     );
     const [gx, gy, gz] = splitPath.groups;

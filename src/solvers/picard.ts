@@ -121,7 +121,7 @@ function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
     const paramsOf = (t: number) =>
       run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: prefix?.size ?? d, ...splitRules(t) });
     const operands = {
-      weight, weight4: weight, bias, epi_qd: run.Qd.buffer, ...(partials ? { gemm_partial: partials } : {}), ...(prefix ? { product_a: prefix.output } : {}),
+      weight, weight4: weight, bias, epi_qd: run.qdBuffer, ...(partials ? { gemm_partial: partials } : {}), ...(prefix ? { product_a: prefix.output } : {}),
     };
     const denseGroupsOf = Array.from({ length: 6 }, (_, t) => denseKernel.bind({ ...common(t), params: paramsOf(t), ...operands, next: slot(t + 1) }));
     const [gx, gy, gz] = dense.product.groups;
@@ -167,7 +167,7 @@ function picardFused(run: SolveRun, block: FusedPicardPath): Plan {
       params: run.params('picardFused', {
         ...run.finishRules(), d: run.layer.featureSize, batch: run.batch, iterations, first: first ? 1 : 0,
       }),
-      weight: block.weight, bias: block.bias, epi_qd: run.Qd.buffer, state, best_u: run.bestU, best_prev: run.bestPrev,
+      weight: block.weight, bias: block.bias, epi_qd: run.qdBuffer, state, best_u: run.bestU, best_prev: run.bestPrev,
     });
   const firstGroup = group(true);
   const nextGroup = group(false);

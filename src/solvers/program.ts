@@ -10,7 +10,7 @@
  * memory after it); only an idle program is handed out (concurrent solves of one configuration
  * each get their own); at most MAX_PROGRAMS programs and MAX_PROGRAM_BYTES of buffers are kept,
  * the least recently used idle one dropped first; a program is dropped when something it binds
- * goes away (Qd or a parameter disposed, a uniform buffer evicted from the engine's cache, the
+ * goes away (a parameter disposed, a uniform buffer evicted from the engine's cache, the
  * layer disposed: {@link Engine.listen}) and all of them when the engine is destroyed. A kept
  * program's solves hand out copies of its best iterate (SolveRun.keep), so results stay valid
  * while the program is reused.
@@ -87,14 +87,15 @@ export class ProgramCache {
 
   /**
    * The key of a solve's configuration: the solver, the layer and the buffers it binds, Qd's
-   * shape and buffer, the options that shape the program (not u0's buffer, the noise key,
+   * shape (not its buffer: see SolveRun.qdBuffer), the options that shape the program (not u0's buffer, the noise key,
    * inference or timeoutMs, which each solve brings), and the adapter kind the paths were chosen for.
    */
   keyOf(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, o: ResolvedOptions): string | undefined {
     const layerKey = this.layerKey(layer);
     if (layerKey === undefined) return undefined;
     // Qd's last dimension is the layer's (checked): its rank and size give its shape.
-    return `${solver}|${layerKey}|${Qd.shape.length}:${Qd.size}:${bufferId(Qd.buffer)}|${o.u0 ? 1 : 0}|${this.engine.cpuAdapter ? 1 : 0}|${this.optionsKey(o)}`;
+    // Not Qd's buffer: a kept program binds its own copy of Qd (SolveRun.qdBuffer).
+    return `${solver}|${layerKey}|${Qd.shape.length}:${Qd.size}|${o.u0 ? 1 : 0}|${this.engine.cpuAdapter ? 1 : 0}|${this.optionsKey(o)}`;
   }
 
   /** The layer's part of a key: its identity and its parameters' buffers (made once per layer and params object). */
@@ -163,7 +164,7 @@ export class ProgramCache {
     this.unwatch(program);
     const { run } = program;
     const params = run.layer.params;
-    program.watched = [run.layer, run.Qd.buffer, ...Object.values(params).map((p) => p.buffer), ...run.uniforms];
+    program.watched = [run.layer, ...Object.values(params).map((p) => p.buffer), ...run.uniforms];
     for (const thing of program.watched) {
       let set = this.watchers.get(thing);
       if (!set) this.watchers.set(thing, (set = new Set()));

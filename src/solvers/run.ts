@@ -196,6 +196,12 @@ export class SolveRun {
    * buffers and uniform pins stay, and the result is copied out of them (see out).
    */
   keep = false;
+  /**
+   * A kept run's own copy of Qd, which its bind groups bind instead of Qd's buffer: each solve
+   * copies its Qd in first (its first chunk), so the program serves any Qd tensor of its shape —
+   * a training loop's fresh Qd per batch included (see qdBuffer).
+   */
+  private qdCopy?: GPUBuffer;
   /** The result's buffers of a kept run's solve, which each chunk copies the best iterate into. */
   private out?: { u: GPUBuffer; prev: GPUBuffer };
   /**
@@ -325,6 +331,13 @@ export class SolveRun {
     this.Qd = Qd;
     this.opts = opts;
     this.startedEarly = false;
+  }
+
+  /** The Qd buffer the solve's kernels bind: a kept run's own copy (see qdCopy), else Qd's. */
+  get qdBuffer(): GPUBuffer {
+    if (!this.keep) return this.Qd.buffer;
+    this.qdCopy ??= this.scratchBuffer(this.n);
+    return this.qdCopy;
   }
 
   /** Bytes of the GPU buffers the run holds (its scratch and best iterate). */
@@ -550,13 +563,13 @@ export class SolveRun {
    * (src/solvers/replay.ts).
    */
   evaluate(pass: GPUComputePassEncoder, input: BufferRegion, output: BufferRegion, gate: GPUBuffer = this.ctrl, replayKey?: number): void {
-    const io = { input, output, Qd: this.Qd.buffer, gate };
+    const io = { input, output, Qd: this.qdBuffer, gate };
     this.encodeReplayed(pass, replayKey, (target) => this.layer.encodeForward(target, io, this.batch));
   }
 
   /** The kernels of a fused path's prefix, prefix(input) into prefix.output (gate and replayKey as for evaluate). */
   evaluatePrefix(pass: GPUComputePassEncoder, prefix: FusedPrefix, input: BufferRegion, gate: GPUBuffer, replayKey?: number): void {
-    const io = { input, output: prefix.output, Qd: this.Qd.buffer, gate };
+    const io = { input, output: prefix.output, Qd: this.qdBuffer, gate };
     this.encodeReplayed(pass, replayKey, (target) => prefix.encode(target, io, this.batch));
   }
 
@@ -673,6 +686,8 @@ export class SolveRun {
         engine.device.queue.writeBuffer(this.ctrl, 0, initialControl({ key: this.opts.key, inference: this.opts.inference }));
         // A kept run's result: fresh buffers that every chunk copies the best iterate into.
         if (this.keep) this.out ??= { u: engine.allocate(this.n * 4, 'Qd'), prev: engine.allocate(this.n * 4, 'Qd') };
+        // A kept run's kernels read Qd from its own copy: this solve's Qd into it before any of them.
+        if (this.keep) encoder.copyBufferToBuffer(this.Qd.buffer, 0, this.qdBuffer, 0, this.n * 4);
         init(encoder);
       }
       const pass = encoder.beginComputePass();
