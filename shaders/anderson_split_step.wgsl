@@ -7,21 +7,21 @@
 // product in gemm_partial. Column block 0 also stores its slice of u' in `mixed`;
 // anderson_split_measure.wgsl then moves it into the ring, combines the partials into f(u') and
 // measures: an iteration is the two dispatches.
-// Bindings: lib/step.wgsl's 0–3, 6, 7; lib/anderson_step.wgsl's 8–11; weight [n, n] (weight4: the
-//           same as vec4, for step_split4_main); gemm_partial [splits, m, n]; mixed [m, n].
+// Bindings: lib/step.wgsl's 0–3, 6, 7; lib/anderson_step.wgsl's 8–11; weight [n, n] (weight4,
+//           lib/gemm_weight4.wgsl: the same as vec4, for step_split4_main); gemm_partial [splits, m, n]; mixed [m, n].
 // Entries: step_split_main, step_split4_main; dispatch (ceil(n / GEMM_COLS), ceil(m / 4), splits)
 //          (n / (4·GEMM_COLS) for the vec4 body), REDUCE_SIZE = GEMM_COLS.
 
 //! include lib/reduce.wgsl
 //! include lib/anderson_step.wgsl
 //! include lib/split_step.wgsl
+//! include lib/gemm_weight4.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
 @group(0) @binding(12) var<storage, read> weight: array<f32>;
 @group(0) @binding(13) var<storage, read_write> gemm_partial: array<f32>;
 @group(0) @binding(14) var<storage, read_write> mixed: array<f32>;
-@group(0) @binding(15) var<storage, read> weight4: array<vec4<f32>>;
 
 // This workgroup stores u' of its slice (column block 0).
 var<private> split_store: bool;
@@ -33,7 +33,6 @@ fn gemm_a(row: u32, kk: u32) -> f32 {
   return value;
 }
 fn gemm_b(kk: u32, col: u32) -> f32 { return weight[kk * params.n + col]; }
-fn gemm_b4(kk: u32, col: u32) -> vec4<f32> { return weight4[(kk * params.n + col) / 4u]; }
 
 // The library's unsplit and combine entries (compiled, never dispatched from here) store u'.
 fn gemm_out(row: u32, col: u32, acc: f32) { mixed[row * params.n + col] = acc; }

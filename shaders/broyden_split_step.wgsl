@@ -9,7 +9,7 @@
 // per iteration (the product's slices, the measurement's dots and the decide's rank-one sums are
 // three grid-wide sums in a row, each needing a dispatch boundary).
 // Bindings: lib/broyden_dense_params.wgsl's 0–7 (params.trial = 0); gemm_partial [splits, m, d];
-//           weight4 (the weight again, as vec4, for step_split4_main).
+//           weight4 (lib/gemm_weight4.wgsl: the weight again, as vec4, for step_split4_main).
 // Entries: step_split_main, step_split4_main; dispatch (ceil(d / GEMM_COLS), ceil(m / 4), splits)
 //          (d / (4·GEMM_COLS) for the vec4 body), REDUCE_SIZE = GEMM_COLS.
 
@@ -17,11 +17,11 @@
 //! include lib/broyden_advance.wgsl
 //! include lib/broyden_dense_params.wgsl
 //! include lib/split_step.wgsl
+//! include lib/gemm_weight4.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
 @group(0) @binding(8) var<storage, read_write> gemm_partial: array<f32>;
-@group(0) @binding(9) var<storage, read> weight4: array<vec4<f32>>;
 
 // This workgroup stores the advance of its slice (column block 0).
 var<private> split_store: bool;
@@ -33,7 +33,6 @@ fn gemm_a(row: u32, kk: u32) -> f32 {
   return e.w;
 }
 fn gemm_b(kk: u32, col: u32) -> f32 { return weight[kk * params.n + col]; }
-fn gemm_b4(kk: u32, col: u32) -> vec4<f32> { return weight4[(kk * params.n + col) / 4u]; }
 
 // The library's unsplit and combine entries (compiled, never dispatched from here) store the product.
 fn gemm_out(row: u32, col: u32, acc: f32) { gemm_partial[row * params.n + col] = acc; }

@@ -12,7 +12,7 @@
 // The first fused step needs u_1·weight's partials: prime_split_main (prime_split4_main) computes
 // them from step_candidate = u_1 directly, once, after the separate first iteration.
 // Bindings: lib/step.wgsl's 0–7 (lib/step_operands.wgsl: step_candidate = u_t, step_previous = u_{t-1});
-//           weight [n, n] (weight4: the same, as vec4, for the *4 entries); bias [n]; epi_qd [m, n];
+//           weight [n, n] (weight4, lib/gemm_weight4.wgsl: the same, as vec4, for the *4 entries); bias [n]; epi_qd [m, n];
 //           next = u_{t+1} [m, n]; gemm_partial [2 halves, splits, m, n].
 // Entries: step_split_main, step_split4_main, prime_split_main, prime_split4_main; dispatch
 //          (ceil(n / GEMM_COLS), ceil(m / 4), splits) (n / (4·GEMM_COLS) for the *4 entries),
@@ -24,6 +24,7 @@
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 //! include lib/split_step.wgsl
+//! include lib/gemm_weight4.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
@@ -32,7 +33,6 @@ override REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(10) var<storage, read> epi_qd: array<f32>;
 @group(0) @binding(11) var<storage, read_write> next: array<f32>;
 @group(0) @binding(12) var<storage, read_write> gemm_partial: array<f32>;
-@group(0) @binding(13) var<storage, read> weight4: array<vec4<f32>>;
 
 var<private> step_sums: vec4<f32>;
 // The prime entries: A is step_candidate itself (no combine, nothing stored).
@@ -57,7 +57,6 @@ fn gemm_a(row: u32, kk: u32) -> f32 {
   return value;
 }
 fn gemm_b(kk: u32, col: u32) -> f32 { return weight[kk * params.n + col]; }
-fn gemm_b4(kk: u32, col: u32) -> vec4<f32> { return weight4[(kk * params.n + col) / 4u]; }
 
 // The library's unsplit and combine entries (compiled, never dispatched from here) store the iterate.
 fn gemm_out(row: u32, col: u32, acc: f32) {

@@ -35,7 +35,7 @@ async function picardPlan(run: SolveRun): Promise<Plan> {
   // A layer with kernels before its product: those, then the product with the step around it;
   // a split-k product: the combine folds into the next step (shaders/picard_split_step.wgsl), not
   // on a CPU adapter, where it measured slower than the generic kernels (docs/architecture.md).
-  const split = fused?.product?.split !== null && fused?.product?.split !== undefined;
+  const split = Boolean(fused?.product?.split);
   const shader = fused?.prefix ? 'picardPrefixStep' : split ? 'picardSplitStep' : 'picardDenseStep';
   const product = split && run.engine.cpuAdapter ? null : run.denseProduct(fused, shader, 'step');
   if (fused?.kind === 'dense' && fused.wholeState && !(run.engine.cpuAdapter && product)) {

@@ -262,18 +262,12 @@ export class SolveRun {
   }
 
   /**
-   * Checks the arguments and the problem against the device limits, before anything is
-   * compiled or allocated (see {@link compile}). Returns the resolved options.
+   * The first part of a solve's checks, before anything is compiled or allocated (see
+   * {@link compile}): the layer, the engine, Qd, and the options resolved (returned); then
+   * {@link checkRest}. Together:
    * @throws OptionError (`'f'`, `'options…'`), ShapeError (`'Qd'`, `'options.u0'`), DisposedError /
    * EngineMismatchError (`'Qd'`, `'options.u0'`, `'f.params.<name>'`), LimitError, DeviceLostError.
    */
-  static check(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
-    const opts = SolveRun.checkCall(solver, layer, Qd, options);
-    SolveRun.checkRest(solver, layer, Qd, opts);
-    return opts;
-  }
-
-  /** The first part of {@link check}: the layer, the engine, Qd, and the options resolved. */
   static checkCall(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, options: SolverOptions | undefined): ResolvedOptions {
     readLayer(layer, 'f');
     const engine = layer.engine;
@@ -285,7 +279,7 @@ export class SolveRun {
     return resolveOptions(solver, options);
   }
 
-  /** The rest of {@link check}: u0, the parameters, and the problem against the device limits. */
+  /** The rest of a solve's checks (after {@link checkCall}): u0, the parameters, and the problem against the device limits. */
   static checkRest(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions): void {
     const engine = layer.engine;
     if (opts.u0) {
@@ -302,7 +296,7 @@ export class SolveRun {
     for (const [bytes, argument] of largestBuffers(solver, opts, Qd.size, stride)) engine.assertFits(bytes, argument);
   }
 
-  /** After {@link check}: compiles what the solve needs, checks again, then makes its buffers. */
+  /** After the checks: compiles what the solve needs, checks again, then makes its buffers. */
   static async compile(solver: SolverName, layer: ImplicitLayer, Qd: Tensor, opts: ResolvedOptions, kernels: readonly ShaderName[]): Promise<SolveRun> {
     const engine = layer.engine;
     const compiled = new Map<ShaderName, Kernel>();
