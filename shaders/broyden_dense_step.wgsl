@@ -22,7 +22,8 @@
 // workgroup in each row, and the same residual sums as this trial's φ partials (.x = Σ g'²;
 // lib/broyden_state.wgsl phi_offset, row trial mod 2). The product is the library's few-row or
 // register-tiled body, as the layer's own forward would use for this batch (src/layers/dense.ts
-// fusedProduct).
+// fusedProduct), or where that forward splits k across workgroups the body that splits it inside
+// each (FusedProduct.whole).
 // Bindings: lib/broyden_dense_params.wgsl's 0–7 (ctrl rw: trial 0's workgroup 0 copies ctrl_b into
 //           ctrl.h; a trial stores its header in ctrl.h or ctrl_b; ctrl_b rw; params; sums, state,
 //           factors, aux rw, lib/broyden_state.wgsl; weight [n, n]); bias [n]; epi_qd [m, n];
@@ -31,7 +32,10 @@
 //          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
 //          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
-//          REDUCE_SIZE = GEMM_SIDE².
+//          REDUCE_SIZE = GEMM_SIDE²;
+//          step_slices_main (lib/gemm_slices.wgsl: k split inside the workgroup, for a layer whose
+//          plan splits k across workgroups), dispatch (ceil(n / (4·GEMM_QUADS)), ceil(m / 4)),
+//          REDUCE_SIZE = GEMM_QUADS·GEMM_SLICES.
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
@@ -43,6 +47,7 @@
 //! include lib/gemm_rows_vec4.wgsl
 //! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
+//! include lib/gemm_slices.wgsl
 
 override REDUCE_SIZE: u32 = 64u;
 
@@ -209,5 +214,13 @@ fn step_tiled_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups)
   let flat = group.y * count.x + group.x;
   if (dense_begin(flat, count.x * count.y, lid)) { return; }
   gemm_tiled_block(group, lid);
+  dense_end(flat, lid);
+}
+
+@compute @workgroup_size(GEMM_SLICE_THREADS)
+fn step_slices_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let flat = group.y * count.x + group.x;
+  if (dense_begin(flat, count.x * count.y, lid)) { return; }
+  gemm_slices_block(group, lid);
   dense_end(flat, lid);
 }

@@ -2,9 +2,10 @@
 // product then a combine): the combine folds into the next dispatch. Picard: one dispatch per
 // iteration (picard_split_step.wgsl), iterates bit-identical to the layer's own forward on the same
 // plan (fused: false); Anderson: two (anderson_split_step.wgsl, anderson_split_measure.wgsl);
-// Broyden: three (broyden_split_step.wgsl, broyden_split_measure.wgsl, decide). Counts exact,
-// results as the float64 reference's; the scalar body (d = 101) on this CPU adapter's plan and the
-// vec4 body (d = 260, 1024) on a GPU's (engine.planAs = 'gpu').
+// Broyden: two (broyden_dense_step.wgsl on the slices body, lib/gemm_slices.wgsl, then decide), or
+// where that kernel does not run three (broyden_split_step.wgsl, broyden_split_measure.wgsl,
+// decide). Counts exact, results as the float64 reference's; the scalar body (d = 101, 261) and the
+// vec4 body (d = 260, 1024), on this CPU adapter's plan and on a GPU's (engine.planAs = 'gpu').
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { anderson, broyden, Engine, implicitBlock, picard, type Solver, type SolverOptions, type Tensor } from '../src';
 import { refAnderson, refBlockMap, refBroyden } from '../src/reference';
@@ -75,7 +76,7 @@ describe('fused steps on a split-k product', () => {
   // (forced split-k: d = 101, the scalar body, 3 slices of 34, 34, 33), where Picard and Anderson
   // keep their kernels without split steps (they measured slower there).
   const cases = [[261, 1, 'gpu'], [261, 2, 'gpu'], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
-  const broydenCases = [[101, 1, undefined], [101, 2, undefined], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
+  const broydenCases = [[101, 1, undefined], [101, 2, undefined], [260, 1, 'gpu'], [261, 5, 'gpu']] as const;
 
   it.each(cases)('d = %i, batch %i (planAs %s): Picard is one dispatch per iteration, bit-identical to fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
@@ -116,17 +117,26 @@ describe('fused steps on a split-k product', () => {
     dispose();
   });
 
-  // Broyden: the split step (the advance as the product's operand), the combining measurement and
-  // the decide kernel (3; generic: the split product, the combine, measure, decide, advance). With
-  // the line search the generic kernels on both paths: 8 trials of (trial point, 2, residual
-  // sums, decision), finalize and the 3.
-  it.each(broydenCases)('d = %i, batch %i (planAs %s): Broyden is three dispatches per iteration (44 with the line search), as fused: false and the reference', async (d, batch, planAs) => {
+  // Broyden on a GPU's plan: the dense step on the slices body (k split inside each workgroup,
+  // FusedProduct.whole: every output complete where the epilogue measures it), then the decide
+  // kernel: 2, and with the line search 9 (8 trials of the dense step, decide). On this CPU
+  // adapter's plan (d = 101, 13 workgroups of the slices body: more than a dense step runs here)
+  // the split step (the advance as the split product's operand), the combining measurement and
+  // decide: 3, with the line search the generic kernels (8 trials of (trial point, 2, residual
+  // sums, decision), finalize and the 3). Generic: the split product, the combine, measure,
+  // decide, advance.
+  it.each(broydenCases)('d = %i, batch %i (planAs %s): Broyden is two dispatches per iteration on the slices body (9 with the line search), three on the split step, as fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
     const { f, q, map, dispose } = block(d, batch);
-    expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
-    expect(await perIteration(broyden, f, q, { fused: true }, 5)).toBe(3);
+    const whole = f.fusedPicard?.(batch)?.product?.whole;
+    expect(whole?.body).toBe('slices');
+    expect(whole?.constants.GEMM_VEC4).toBe(d % 4 === 0 ? 1 : 0);
+    const slices = planAs === 'gpu';
+    expect(await perIteration(broyden, f, q, { fused: true })).toBe(slices ? 2 : 3);
+    expect(await perIteration(broyden, f, q, { fused: true }, 5)).toBe(slices ? 2 : 3);
     expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
-    for (const fused of [true, false]) expect(await perIteration(broyden, f, q, { fused, ls: true })).toBe(44);
+    expect(await perIteration(broyden, f, q, { fused: true, ls: true })).toBe(slices ? 9 : 44);
+    expect(await perIteration(broyden, f, q, { fused: false, ls: true })).toBe(44);
     for (const options of [{ eps: 1e-5, maxDepth: 30 }, { eps: 1e-5, maxDepth: 20, ls: true, checkEvery: 1 }]) {
       const reference = refBroyden(map, new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
       const fused = await solve(broyden, f, q, { ...options, fused: true });
@@ -150,30 +160,41 @@ describe('fused steps on a split-k product', () => {
     dispose();
   });
 
-  it("d = 1024, batch 1 on a GPU's plan ('auto': split-k, the vec4 body): Picard 1, Anderson 2, Broyden 3 dispatches per iteration", async () => {
+  it("d = 1024, batch 1 on a GPU's plan ('auto': split-k, the vec4 body): Picard 1, Anderson 2, Broyden 2 (9 with the line search) dispatches per iteration; Broyden as the reference", async () => {
     engine.planAs = 'gpu';
     const d = 1024;
     const weight = Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d)));
     const bias = Float32Array.from(randomArray(random, d, 0.1));
     const f = implicitBlock(engine, { weight, bias });
-    const q = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [1, d]);
+    const qd = Float32Array.from(randomArray(random, d, 1));
+    const q = engine.tensor(qd, [1, d]);
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
     expect(f.fusedPicard?.(1)?.product?.body).toBe('split4');
     expect(await perIteration(picard, f, q, { fused: true })).toBe(1);
     expect(await perIteration(anderson, f, q, { fused: true })).toBe(2);
-    expect(await perIteration(broyden, f, q, { fused: true })).toBe(3);
+    expect(await perIteration(broyden, f, q, { fused: true })).toBe(2);
+    expect(await perIteration(broyden, f, q, { fused: true, ls: true })).toBe(9);
+    for (const options of [{ eps: 1e-5, maxDepth: 16 }, { eps: 1e-5, maxDepth: 8, ls: true }]) {
+      const reference = refBroyden(map, new Float64Array(d), { ...options, stopMode: 'abs', returnFinal: false });
+      const fused = await solve(broyden, f, q, { ...options, fused: true });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+      expect((await solve(broyden, f, q, { ...options, fused: true })).u).toEqual(fused.u);
+    }
     q.dispose();
     f.dispose();
   });
 
-  it('a device that allows 10 storage buffers per stage (as Chromium\'s SwiftShader): Picard and Anderson keep the generic kernels, Broyden\'s split step (8) still runs', async () => {
+  // 10 (as Chromium's SwiftShader): Broyden's dense step on the slices body (10) runs; 9: its split step (8).
+  it.each([[10, 2], [9, 3]])('a device that allows %i storage buffers per stage: Picard and Anderson keep the generic kernels, Broyden takes %i dispatches per iteration', async (limit, broydenCount) => {
     const gpu = platform.gpu ? await platform.gpu() : undefined;
     const adapter = await gpu?.requestAdapter();
     if (!adapter) throw new Error('no adapter');
-    const device = await adapter.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage: 10 } });
+    const device = await adapter.requestDevice({ requiredLimits: { maxStorageBuffersPerShaderStage: limit } });
     const small = Engine.fromDevice(device);
     small.planAs = 'gpu';
     try {
-      expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(10);
+      expect(small.device.limits.maxStorageBuffersPerShaderStage).toBe(limit);
       const d = 260;
       const f = implicitBlock(small, {
         weight: Float32Array.from(randomArray(random, d * d, 0.6 / Math.sqrt(d))), bias: Float32Array.from(randomArray(random, d, 0.1)), forwardKernel: 'split-k',
@@ -190,7 +211,7 @@ describe('fused steps on a split-k product', () => {
       };
       expect(await per(picard)).toBe(3);
       expect(await per(anderson)).toBe(4);
-      expect(await per(broyden)).toBe(3);
+      expect(await per(broyden)).toBe(broydenCount);
       q.dispose();
       f.dispose();
     } finally {

@@ -66,7 +66,7 @@ export const KERNEL_FILES = {
 
 /**
  * @internal Other sources (pieces, not kernels): each one's structs and constants are reflected
- * at build time. defineLayer composes its kernels at run time as `customLayerHead` (gate,
+ * at build time (gemmSlices: the scratch the slices body's sizes must fit). defineLayer composes its kernels at run time as `customLayerHead` (gate,
  * randomness, the accessors users call), the parameter declarations, the user's WGSL, then
  * `customLayerMain`.
  */
@@ -74,6 +74,7 @@ export const SOURCE_FILES = {
   control: 'lib/control.wgsl',
   customLayerHead: 'lib/custom_layer.wgsl',
   customLayerMain: 'custom_layer_main.wgsl',
+  gemmSlices: 'lib/gemm_slices.wgsl',
 } as const satisfies Record<string, string>;
 
 /**

@@ -155,14 +155,24 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
  * steps): which body, its override constants, workgroups, and threads per workgroup.
  */
 export interface FusedProduct {
-  /** 'rows4' / 'split4': B read as vec4; 'split' / 'split4': split-k (lib/gemm_split.wgsl), `split` gives its slices. */
-  body: 'rows' | 'rows4' | 'tiled' | 'split' | 'split4';
+  /**
+   * 'rows4' / 'split4': B read as vec4; 'split' / 'split4': split-k (lib/gemm_split.wgsl), `split`
+   * gives its slices; 'slices': k split inside each workgroup (lib/gemm_slices.wgsl, vec4 loads per
+   * its GEMM_VEC4 constant).
+   */
+  body: 'rows' | 'rows4' | 'tiled' | 'split' | 'split4' | 'slices';
   constants: Readonly<Record<string, number>>;
   /** Workgroups (x, y, z); z is the slices of k of a split-k product, else 1. */
   groups: readonly [number, number, number];
   threads: number;
   /** Split-k: slices of k, and k per slice (the last may be shorter); null otherwise. */
   split: { splits: number; chunk: number } | null;
+  /**
+   * For a split-k product, the same product with every output complete in the workgroup that owns
+   * it (body 'slices'), for a step whose epilogue reduces over finished outputs; null when this
+   * product already is so.
+   */
+  whole: FusedProduct | null;
 }
 
 /** The register-tiled kernels, each compiled once per tiling (named `<base>@<edge>`). */
@@ -230,6 +240,17 @@ export const SPLIT_BELOW_GROUPS = 128;
 export const SPLIT_TARGET_GROUPS = 512;
 /** @internal Smallest slice of k per workgroup. */
 export const MIN_CHUNK = 32;
+
+/**
+ * @internal The slices body (lib/gemm_slices.wgsl): slices of k and column quads per workgroup, as
+ * many as its scratch holds (a block of A: GEMM_SLICE_BLOCK values per slice; then each thread's
+ * 4 × 4 partial sums): 32 × 2 = 64 threads (the solvers' reduction size), 8 columns per workgroup
+ * (128 workgroups per 4 rows at n = 1024), two threads' vec4 loads side by side (32 contiguous
+ * bytes of each row of B).
+ */
+const SLICE_SCRATCH = wgslConstant('gemmSlices', 'GEMM_SLICE_SCRATCH', 'u32');
+const SLICE_COUNT = SLICE_SCRATCH / wgslConstant('gemmSlices', 'GEMM_SLICE_BLOCK', 'u32');
+const SLICE_QUADS = SLICE_SCRATCH / (4 * SLICE_COUNT);
 
 /** Per-batch scratch: δ (for non-empty chains) and split-k's partial sums. */
 interface Scratch {
@@ -427,7 +448,7 @@ export class DenseKernels {
       const tile = plan.tiles.forward;
       return {
         body: 'tiled', constants: { GEMM_SIDE: tile.side, GEMM_STEP: tile.step, GEMM_PER: tile.per },
-        groups: [Math.ceil(n / tile.edge), Math.ceil(rows / tile.edge), 1], threads: tile.side * tile.side, split: null,
+        groups: [Math.ceil(n / tile.edge), Math.ceil(rows / tile.edge), 1], threads: tile.side * tile.side, split: null, whole: null,
       };
     }
     if (plan.forward === 'split') {
@@ -435,13 +456,17 @@ export class DenseKernels {
       return {
         body: plan.vector ? 'split4' : 'split', constants: { GEMM_COLS: cols }, groups: [x, y ?? 1, z ?? 1], threads: cols,
         split: { splits: plan.splits, chunk: Math.ceil(this.inFeatures / plan.splits) },
+        whole: {
+          body: 'slices', constants: { GEMM_QUADS: SLICE_QUADS, GEMM_SLICES: SLICE_COUNT, GEMM_VEC4: plan.vector ? 1 : 0 },
+          groups: [Math.ceil(n / (4 * SLICE_QUADS)), Math.ceil(rows / ROWS), 1], threads: SLICE_QUADS * SLICE_COUNT, split: null, whole: null,
+        },
       };
     }
     // The body the layer's own forward takes: vec4 loads of the weight where its plan has them.
     const perGroup = (plan.vector ? 4 : 1) * cols;
     return {
       body: plan.vector ? 'rows4' : 'rows', constants: { GEMM_COLS: cols },
-      groups: [Math.ceil(n / perGroup), Math.ceil(rows / ROWS), 1], threads: cols, split: null,
+      groups: [Math.ceil(n / perGroup), Math.ceil(rows / ROWS), 1], threads: cols, split: null, whole: null,
     };
   }
 

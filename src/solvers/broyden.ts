@@ -16,9 +16,12 @@
  * kernel, one per trial (the first as without it; each later one first takes the search's
  * decision on the trial before, lib/line_search.wgsl, and evaluates x + ls_eval_s·update unless
  * the search has finished; every one leaves what finalize and measure would, were it the last),
- * then the decide kernel, which takes the decision on the eighth trial first. A split-k product
- * (without the line search) takes three: shaders/broyden_split_step.wgsl (the advance as the split
- * product's operand), broyden_split_measure.wgsl (the combine and the measurement), decide.
+ * then the decide kernel, which takes the decision on the eighth trial first. Where the layer's
+ * plan splits k across workgroups (few rows on a GPU), the dense kernel takes the product's
+ * `whole` body instead (lib/gemm_slices.wgsl: k split inside each workgroup), so the counts stay
+ * two and nine; on a device that cannot bind that kernel, a split-k product (without the line
+ * search) takes three: shaders/broyden_split_step.wgsl (the advance as the split product's
+ * operand), broyden_split_measure.wgsl (the combine and the measurement), decide.
  * Iterate and residual
  * pairs alternate between the slots of one state buffer by parity.
  */
@@ -54,10 +57,15 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
   const fusedPath = run.fusedPath(false);
-  // A split-k product without the line search: the advance inside the split product, then the
-  // measurement that combines (broyden_split_step.wgsl, broyden_split_measure.wgsl), then decide.
-  const splitPath = fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
-  const product = splitPath ? null : run.denseProduct(fusedPath, 'broydenDenseStep', 'step');
+  // The dense step measures in its product's epilogue, so it takes a body that finishes each
+  // output inside one workgroup: where the layer's plan splits k across workgroups, the one that
+  // splits it inside each (FusedProduct.whole).
+  const whole = fusedPath?.product?.whole;
+  const product = run.denseProduct(whole && fusedPath ? { ...fusedPath, product: whole } : fusedPath, 'broydenDenseStep', 'step');
+  // Where the device cannot bind that kernel, a split-k product without the line search: the
+  // advance inside the split product, then the measurement that combines
+  // (broyden_split_step.wgsl, broyden_split_measure.wgsl), then decide.
+  const splitPath = !product && fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
   if (product) {
     await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
   }
