@@ -1,11 +1,11 @@
 // Layers of several kernels whose f ends in a fused linear (FusedPicardPath.prefix): the solver
 // runs the layer's kernels before the product, then the product with the iteration's bookkeeping
-// around it (shaders/picard_prefix_step.wgsl, anderson_prefix_step.wgsl), so an iteration of a
-// layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one fewer than the layer
-// and a step kernel. Checked against the generic path (`fused: false`) and the float64 reference.
+// around it (shaders/picard_prefix_step.wgsl, anderson_prefix_step.wgsl, broyden_prefix_step.wgsl),
+// so an iteration of a layer of k kernels is k dispatches for Picard, k + 1 for Anderson and k + 2
+// for Broyden, one fewer than the generic kernels. Checked against the generic path (`fused: false`) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { add, anderson, broyden, dropout, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refAnderson, refPicard, refSequentialForward, type RefLinear } from '../src/reference';
+import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refPicard, refSequentialForward, type RefLinear } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 import { refLinearStage } from './helpers/layers';
 
@@ -51,7 +51,7 @@ describe('a layer of several kernels ending in a fused linear', () => {
   // [d, h, batch]: h ≠ d (the product's inner size is the prefix's), h % 4 = 0 and not.
   const cases = [[24, 20, 3], [20, 18, 2]] as const;
 
-  it.each(cases)('d = %i, h = %i, batch %i: Picard k dispatches per iteration, Anderson k + 1; the generic paths one more', async (d, h, batch) => {
+  it.each(cases)('d = %i, h = %i, batch %i: Picard k dispatches per iteration, Anderson k + 1, Broyden k + 2; the generic paths one more', async (d, h, batch) => {
     const { f } = chain(d, h);
     expect(f.groups).toBe(2);
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
@@ -59,6 +59,11 @@ describe('a layer of several kernels ending in a fused linear', () => {
     expect(await perIteration(picard, f, q, { fused: false })).toBe(3);
     expect(await perIteration(anderson, f, q, {})).toBe(3);
     expect(await perIteration(anderson, f, q, { fused: false })).toBe(4);
+    // The prefix, the product measuring (broyden_prefix_step.wgsl), decide, advance; generic: the
+    // layer, measure, decide, advance. With the line search the generic kernels either way.
+    expect(await perIteration(broyden, f, q, {})).toBe(4);
+    expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
+    expect(await perIteration(broyden, f, q, { ls: true })).toBe(await perIteration(broyden, f, q, { ls: true, fused: false }));
     q.dispose();
     f.dispose();
   });
@@ -102,16 +107,74 @@ describe('a layer of several kernels ending in a fused linear', () => {
     f.dispose();
   });
 
-  it('Broyden, and a chain with dropout, keep the generic kernels (the same counts with fused: false)', async () => {
+  it.each(cases)('d = %i, h = %i, batch %i: Broyden agrees with the generic path and the float64 reference (tnstep, fixed point, factors)', async (d, h, batch) => {
+    const { f, map } = chain(d, h);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
+      const fused = await solve(broyden, f, q, options);
+      const generic = await solve(broyden, f, q, { ...options, fused: false });
+      const reference = refBroyden(map(Float64Array.from(qd)), new Float64Array(batch * d), { stopMode: 'abs', returnFinal: false, ...options });
+      expect(fused.tnstep).toBe(generic.tnstep);
+      expect(fused.tnstep).toBe(reference.tnstep);
+      expect(fused.stats.status).toBe(generic.stats.status);
+      fused.u.forEach((v, i) => {
+        expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
+        expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
+      });
+      fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
+    }
+    // The factors early (eps 0, six iterations): the dense kernel's measurement against the columns the advance stored.
+    const factors = async (fused: boolean) => {
+      const r = await broyden(f, q, { eps: 0, maxDepth: 6, lbfgsThres: 4, returnB: true, fused });
+      const us = Array.from(await (r.B as NonNullable<typeof r.B>).Us.read());
+      const vts = Array.from(await (r.B as NonNullable<typeof r.B>).VTs.read());
+      r.dispose();
+      return [...us, ...vts];
+    };
+    const [a, b] = [await factors(true), await factors(false)];
+    const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(scale).toBeGreaterThan(0);
+    expect(a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0)).toBeLessThan(1e-3 * scale);
+    q.dispose();
+    f.dispose();
+  });
+
+  it("on a GPU's plan (few rows: the product splits k across workgroups), Broyden's prefix step takes the slices body: two fewer dispatches than the generic kernels, as the reference", async () => {
+    engine.planAs = 'gpu';
+    try {
+      const [d, h, batch] = [64, 96, 1];
+      const { f, map } = chain(d, h);
+      const qd = Float32Array.from(randomArray(random, batch * d, 1));
+      const q = engine.tensor(qd, [batch, d]);
+      // Both products split k here (the split product, then the combine with relu or the tail): the
+      // layer is 4 kernels, its prefix 2. The prefix, the last product measuring on the slices body,
+      // decide, advance: 5; generic: the layer, measure, decide, advance: 7.
+      expect(await perIteration(broyden, f, q, {})).toBe(5);
+      expect(await perIteration(broyden, f, q, { fused: false })).toBe(7);
+      // (The path exists once the layer has scratch for the batch: after its first solve.)
+      expect(f.fusedPicard?.(batch)?.product?.split).toBeDefined();
+      expect(f.fusedPicard?.(batch)?.product?.whole?.body).toBe('slices');
+      const options = { eps: 1e-5, maxDepth: 30 };
+      const fused = await solve(broyden, f, q, options);
+      const reference = refBroyden(map(Float64Array.from(qd)), new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+      q.dispose();
+      f.dispose();
+    } finally {
+      engine.planAs = undefined;
+    }
+  });
+
+  it('a chain with dropout keeps the generic kernels (the same counts with fused: false)', async () => {
     const d = 16;
     const batch = 2;
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
-    const { f } = chain(d, 12);
-    expect(await perIteration(broyden, f, q, {})).toBe(await perIteration(broyden, f, q, { fused: false }));
     const noisy = chain(d, 12, true).f;
     expect(await perIteration(picard, noisy, q, {})).toBe(await perIteration(picard, noisy, q, { fused: false }));
+    expect(await perIteration(broyden, noisy, q, {})).toBe(await perIteration(broyden, noisy, q, { fused: false }));
     noisy.dispose();
-    f.dispose();
     q.dispose();
   });
 });

@@ -99,7 +99,7 @@ describe('solve programs', () => {
         const f = implicitBlock(engine, { weight, bias, forwardKernel: c.forwardKernel });
         for (const [name, solver] of solvers) {
           const options: SolverOptions = { eps: 1e-6, maxDepth: 12, ...c.options };
-          for (let k = 0; k < 4; k++) {
+          for (let k = 0; k < 3; k++) {
             const data = Float32Array.from(randomArray(random, c.rows * c.d, 1));
             const q = engine.tensor(data, [c.rows, c.d]);
             const cached = await solver(f, q, options);

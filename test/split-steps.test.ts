@@ -65,18 +65,18 @@ async function perIteration(solver: Solver, f: ReturnType<typeof implicitBlock>,
     (await solver(f, q, { ...options, eps: 0, maxDepth, checkEvery })).dispose();
     return engine.counters.dispatches - before;
   };
-  const [short, long] = [await count(6), await count(16)];
-  return (long - short) / 10;
+  const [short, long] = [await count(4), await count(8)];
+  return (long - short) / 4;
 }
 
 describe('fused steps on a split-k product', () => {
-  // [d, batch, planAs], batch 1 and 2 (few rows): as on a GPU, d = 261 (not a multiple of 4: the
+  // [d, batch, planAs], few rows as on a GPU: d = 261 (not a multiple of 4: the
   // scalar body; 8 slices of 33, the last 30) and d = 260 (the vec4 body; 8 slices of 33, the last
   // 29), both past the whole-iteration kernel's state. Broyden also on this CPU adapter's plan
   // (forced split-k: d = 101, the scalar body, 3 slices of 34, 34, 33), where Picard and Anderson
   // keep their kernels without split steps (they measured slower there).
-  const cases = [[261, 1, 'gpu'], [261, 2, 'gpu'], [260, 1, 'gpu'], [260, 2, 'gpu']] as const;
-  const broydenCases = [[101, 1, undefined], [101, 2, undefined], [260, 1, 'gpu'], [261, 5, 'gpu']] as const;
+  const cases = [[261, 2, 'gpu'], [260, 1, 'gpu']] as const;
+  const broydenCases = [[101, 2, undefined], [260, 1, 'gpu'], [261, 5, 'gpu']] as const;
 
   it.each(cases)('d = %i, batch %i (planAs %s): Picard is one dispatch per iteration, bit-identical to fused: false and the reference', async (d, batch, planAs) => {
     engine.planAs = planAs;
@@ -136,7 +136,8 @@ describe('fused steps on a split-k product', () => {
     expect(await perIteration(broyden, f, q, { fused: true }, 5)).toBe(slices ? 2 : 3);
     expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
     expect(await perIteration(broyden, f, q, { fused: true, ls: true })).toBe(slices ? 9 : 44);
-    expect(await perIteration(broyden, f, q, { fused: false, ls: true })).toBe(44);
+    // The generic line search (44) once: it is the same kernels on every plan.
+    if (d === 101) expect(await perIteration(broyden, f, q, { fused: false, ls: true })).toBe(44);
     for (const options of [{ eps: 1e-5, maxDepth: 30 }, { eps: 1e-5, maxDepth: 20, ls: true, checkEvery: 1 }]) {
       const reference = refBroyden(map, new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
       const fused = await solve(broyden, f, q, { ...options, fused: true });
@@ -144,7 +145,8 @@ describe('fused steps on a split-k product', () => {
       expectAsReference(fused, await solve(broyden, f, q, { ...options, fused: true }), generic, reference);
     }
     // The factors (column block 0 stores each slice's share of the advance), compared early: they
-    // grow sensitive to rounding near convergence.
+    // grow sensitive to rounding near convergence (the two paths sum in different orders: 3e-5 of
+    // the largest on one CPU, so 1e-3 of it; a slice left out of the sum moves them by its share).
     const factors = async (fused: boolean) => {
       const r = await broyden(f, q, { eps: 0, maxDepth: 6, lbfgsThres: 4, returnB: true, fused });
       const us = Array.from(await (r.B as NonNullable<typeof r.B>).Us.read());
@@ -156,7 +158,7 @@ describe('fused steps on a split-k product', () => {
     expect(fusedB.valid).toEqual(genericB.valid);
     const scale = genericB.us.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     expect(scale).toBeGreaterThan(0);
-    expect(fusedB.us.reduce((m, v, i) => Math.max(m, Math.abs(v - genericB.us[i])), 0)).toBeLessThan(1e-4 * scale);
+    expect(fusedB.us.reduce((m, v, i) => Math.max(m, Math.abs(v - genericB.us[i])), 0)).toBeLessThan(1e-3 * scale);
     dispose();
   });
 
@@ -174,7 +176,8 @@ describe('fused steps on a split-k product', () => {
     expect(await perIteration(anderson, f, q, { fused: true })).toBe(2);
     expect(await perIteration(broyden, f, q, { fused: true })).toBe(2);
     expect(await perIteration(broyden, f, q, { fused: true, ls: true })).toBe(9);
-    for (const options of [{ eps: 1e-5, maxDepth: 16 }, { eps: 1e-5, maxDepth: 8, ls: true }]) {
+    // The reference without the line search (its trials are the same kernel at d = 260, 261 above).
+    for (const options of [{ eps: 1e-5, maxDepth: 16 }]) {
       const reference = refBroyden(map, new Float64Array(d), { ...options, stopMode: 'abs', returnFinal: false });
       const fused = await solve(broyden, f, q, { ...options, fused: true });
       expect(fused.tnstep).toBe(reference.tnstep);
@@ -186,7 +189,7 @@ describe('fused steps on a split-k product', () => {
   });
 
   // 10 (as Chromium's SwiftShader): Broyden's dense step on the slices body (10) runs; 9: its split step (8).
-  it.each([[10, 2], [9, 3]])('a device that allows %i storage buffers per stage: Picard and Anderson keep the generic kernels, Broyden takes %i dispatches per iteration', async (limit, broydenCount) => {
+  it.each([[10, 2], [9, 3]])('a device that allows %i storage buffers per stage: Broyden takes %i dispatches per iteration (and at 10 Picard and Anderson keep the generic kernels)', async (limit, broydenCount) => {
     const gpu = platform.gpu ? await platform.gpu() : undefined;
     const adapter = await gpu?.requestAdapter();
     if (!adapter) throw new Error('no adapter');
@@ -209,8 +212,11 @@ describe('fused steps on a split-k product', () => {
         const [short, long] = [await count(4), await count(8)];
         return (long - short) / 4;
       };
-      expect(await per(picard)).toBe(3);
-      expect(await per(anderson)).toBe(4);
+      // Picard and Anderson at the larger limit (the smaller one changes only Broyden's choice).
+      if (limit === 10) {
+        expect(await per(picard)).toBe(3);
+        expect(await per(anderson)).toBe(4);
+      }
       expect(await per(broyden)).toBe(broydenCount);
       q.dispose();
       f.dispose();
@@ -224,7 +230,7 @@ describe('fused steps on a split-k product', () => {
     const { f, q, dispose } = block(101, 2);
     expect(f.fusedPicard?.(2)?.product?.body).toBe('split');
     // Picard: the whole-iteration kernel (checkEvery iterations per dispatch); Anderson: the generic kernels.
-    expect(await perIteration(picard, f, q, { fused: true }, 5)).toBe(0.2);
+    expect(await perIteration(picard, f, q, { fused: true }, 4)).toBe(0.25);
     expect(await perIteration(anderson, f, q, { fused: true })).toBe(4);
     dispose();
   });

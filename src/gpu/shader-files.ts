@@ -37,6 +37,7 @@ export const KERNEL_FILES = {
   broydenDecide: 'broyden_decide.wgsl',
   broydenAdvance: 'broyden_advance.wgsl',
   broydenDenseStep: 'broyden_dense_step.wgsl',
+  broydenPrefixStep: 'broyden_prefix_step.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',

@@ -21,8 +21,10 @@
  * `whole` body instead (lib/gemm_slices.wgsl: k split inside each workgroup), so the counts stay
  * two and nine; on a device that cannot bind that kernel, a split-k product (without the line
  * search) takes three: shaders/broyden_split_step.wgsl (the advance as the split product's
- * operand), broyden_split_measure.wgsl (the combine and the measurement), decide.
- * Iterate and residual
+ * operand), broyden_split_measure.wgsl (the combine and the measurement), decide. A layer of k
+ * kernels whose last is the fused product (`prefix`), without the line search, takes k + 2: its
+ * k − 1 kernels at the point the advance kernel stored, broyden_prefix_step.wgsl (the product with
+ * the dense step's measuring epilogue), decide, advance. Iterate and residual
  * pairs alternate between the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
@@ -56,18 +58,22 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // workgroup's reductions cost more than its share of the elements (SolveRun.stepGroups).
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
-  const fusedPath = run.fusedPath(false);
+  // A layer with kernels before its product (without the line search, whose trials would each
+  // run them): those, then the product with the measurement (broyden_prefix_step.wgsl).
+  const fusedPath = run.fusedPath(!opts.ls);
+  const prefix = fusedPath?.prefix;
+  const denseShader = prefix ? 'broydenPrefixStep' : 'broydenDenseStep';
   // The dense step measures in its product's epilogue, so it takes a body that finishes each
   // output inside one workgroup: where the layer's plan splits k across workgroups, the one that
   // splits it inside each (FusedProduct.whole).
   const whole = fusedPath?.product?.whole;
-  const product = run.denseProduct(whole && fusedPath ? { ...fusedPath, product: whole } : fusedPath, 'broydenDenseStep', 'step');
+  const product = run.denseProduct(whole && fusedPath ? { ...fusedPath, product: whole } : fusedPath, denseShader, 'step');
   // Where the device cannot bind that kernel, a split-k product without the line search: the
   // advance inside the split product, then the measurement that combines
   // (broyden_split_step.wgsl, broyden_split_measure.wgsl), then decide.
-  const splitPath = !product && fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
+  const splitPath = !product && !prefix && fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
   if (product) {
-    await run.addKernel('broydenDenseStep', { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+    await run.addKernel(denseShader, { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
   }
   if (splitPath && fusedPath) {
     await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
@@ -155,28 +161,37 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     // the last trial). The trials after the first alternate the two headers so that the last one
     // leaves it in ctrl.h, where the decide kernel reads it (which stores it in ctrl_b, where
     // the next trial 0 reads it).
-    const dense = k('broydenDenseStep');
+    // A layer with a prefix: the advance kernel stays (the prefix reads the point it stores), the
+    // prefix then the dense kernel's trial 0 (from the stored advance) measure, then decide.
+    const dense = k(denseShader);
     const d = f.featureSize;
     const trials = opts.ls ? LINE_SEARCH_EVALS : 1;
     const denseBindings = byParity((cur) =>
       Array.from({ length: trials }, (_, trial) =>
         dense.bind({
           ctrl: run.ctrl, ctrl_b: ctrlB,
-          params: run.params('broydenDenseStep', {
-            groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial, header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
+          params: run.params(denseShader, {
+            groups, rows, stride, cur, memory, m: run.batch, n: d, k: prefix?.size ?? d, trial,
+            header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
           }),
           sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.qdBuffer,
+          ...(prefix ? { product_a: prefix.output } : {}),
         }),
       ),
     );
     const [gx, gy] = product.groups;
     iterate = (pass, t) => {
+      const cur = t % 2;
       if (t === 0) {
         genericIteration(pass, t);
+        if (prefix) k('broydenAdvance').dispatch(pass, advanceGroups[0], groups);
         return;
       }
-      for (const binding of denseBindings[t % 2]) dense.dispatch(pass, binding, gx, gy);
+      // Replayed by slot and gate, apart from the layer's whole evaluation (keys 0, 1).
+      if (prefix) run.evaluatePrefix(pass, prefix, slot(1 - cur), run.ctrl, 2 + cur);
+      for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
       k('broydenDecide').dispatch(pass, decideGroup, groups);
+      if (prefix) k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
     };
   }
   if (splitPath?.split && fusedPath) {
@@ -211,7 +226,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
       k('broydenDecide').dispatch(pass, decideGroup, groups);
     };
   }
-  if ((product || splitPath) && fusedPath) {
+  if ((product || splitPath) && fusedPath && !prefix) {
     // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
     hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
