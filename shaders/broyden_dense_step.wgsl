@@ -38,6 +38,7 @@
 //          plan splits k across workgroups), dispatch (ceil(n / (4·GEMM_QUADS)), ceil(m / 4)),
 //          REDUCE_SIZE = GEMM_QUADS·GEMM_SLICES.
 
+//! include lib/reduce.wgsl
 //! include lib/broyden_dense_step.wgsl
 
 // Trial 0 (after the decide kernel of iteration t − 1): A = x_t + update_t, on the fly.

@@ -9,6 +9,7 @@
 // Bindings: lib/broyden_dense_step.wgsl's, and product_a [m, k] (binding 13).
 // Entries, dispatch: shaders/broyden_dense_step.wgsl's; params.trial is 0.
 
+//! include lib/reduce.wgsl
 //! include lib/broyden_dense_step.wgsl
 
 @group(0) @binding(13) var<storage, read> product_a: array<f32>;
