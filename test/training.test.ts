@@ -34,7 +34,9 @@ describe('training', () => {
     const Qd = engine.tensor(Float32Array.from(randomArray(random, d, 1)), [d]);
     const opt = adam(engine, [w, b], { lr: 1e-3 });
     const losses: number[] = [];
-    for (let step = 0; step < 200; step++) {
+    // 120 of the original's 200 steps (the suite's time): the fall is the same from the first steps on.
+    const STEPS = 120;
+    for (let step = 0; step < STEPS; step++) {
       // checkEvery = maxDepth: one submit and one readback per solve (SwiftShader is slow per submit).
       const out = await gdeq(f, Qd, { solver: broyden, eps: 1e-3, maxDepth: 20, checkEvery: 20 });
       const loss = await mse(out.uStar);
@@ -52,7 +54,7 @@ describe('training', () => {
     expect(tail).toBeLessThan(0.9 * head);
     expect(slope(losses)).toBeLessThan(0);
     // Falls on average in every quarter, not just overall.
-    for (let q = 0; q < 4; q++) expect(slope(losses.slice(q * 50, q * 50 + 50))).toBeLessThan(0);
+    for (let q = 0; q < 4; q++) expect(slope(losses.slice((q * STEPS) / 4, ((q + 1) * STEPS) / 4))).toBeLessThan(0);
   }, 400_000);
 
   it('a train step at d = 256, batch 64 reads back only the final stats of the solve', async () => {
