@@ -29,6 +29,7 @@
 //! include lib/control.wgsl
 //! include lib/broyden_state.wgsl
 //! include lib/reduce.wgsl
+//! include lib/broyden_sums.wgsl
 //! include lib/finish_step.wgsl
 //! include lib/line_search.wgsl
 
@@ -68,12 +69,16 @@ fn read_layout(steps: u32) -> SolveLayout {
 @group(0) @binding(8) var<storage, read_write> best_prev: array<f32>;
 @group(0) @binding(9) var<storage, read_write> best_factors: array<f32>;
 
-// (improved, ncols or DONE, bits of hdr.step_s): thread 0's outcome, for every thread.
+// Thread 0's reading of the header and the layout, for every thread: ncols (or DONE), the
+// iterations counted, whether this kernel takes the line search's last decision (step 0), the
+// measuring kernel's workgroups. Then its outcome of the rules: whether they found an
+// improvement, ncols or DONE, the bits of hdr.step_s (a variable of its own: no barrier need
+// separate the two, a thread may still be loading the first when thread 0 stores the second).
+struct Counted { cols: u32, steps: u32, search: u32, parts: u32 }
+var<workgroup> counted_shared: Counted;
 var<workgroup> outcome: vec3<u32>;
 const DONE: u32 = 0xffffffffu;
 var<workgroup> coef_cache: array<vec4<f32>, REDUCE_SIZE>;
-// 1 when this kernel takes the line search's last decision (step 0).
-var<workgroup> search_pending: u32;
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -81,34 +86,27 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
   if (lid == 0u) {
     hdr = ctrl.h;
     hdr_writer = group.x == 0u;
-    outcome = vec3<u32>(0u, select(0u, DONE, hdr.done != 0u), 0u);
+    let lay = read_layout(hdr.nstep);
+    let search = select(0u, 1u, lay.search && line_search_open(hdr));
+    counted_shared = Counted(select(min(hdr.nstep, params.memory), DONE, hdr.done != 0u), hdr.nstep, search, lay.partial_groups);
   }
-  if (workgroupUniformLoad(&outcome).y == DONE) {
+  let counted = workgroupUniformLoad(&counted_shared);
+  if (counted.cols == DONE) {
     // Done before this iteration: carry the header over for the advance kernel, nothing else.
     if (lid == 0u && group.x == 0u) { ctrl_b = hdr; }
     return;
   }
-  if (lid == 0u) {
-    outcome = vec3<u32>(0u, min(hdr.nstep, params.memory), hdr.nstep);
-    search_pending = select(0u, 1u, read_layout(hdr.nstep).search && line_search_open(hdr));
-  }
-  let counted = workgroupUniformLoad(&outcome);
-  let ncols = counted.y;
-  let lay = read_layout(counted.z);
+  let ncols = counted.cols;
+  let lay = read_layout(counted.steps);
   let stride = lay.stride;
   let cur = lay.cur;
   // 0. The line search's decision on the last dense trial (row (LINE_SEARCH_EVALS − 1) mod 2).
-  if (workgroupUniformLoad(&search_pending) != 0u) {
-    let phi_in = phi_offset(params.memory, lay.rows, (LINE_SEARCH_EVALS - 1u) % 2u);
-    var phi = vec4<f32>(0.0);
-    for (var g = lid; g < lay.partial_groups; g += REDUCE_SIZE) { phi += sums[phi_in + g]; }
-    let total = workgroup_sum(phi, lid);
+  if (counted.search != 0u) {
+    let total = sums_total(phi_offset(params.memory, lay.rows, (LINE_SEARCH_EVALS - 1u) % 2u), counted.parts, lid);
     if (lid == 0u) { hdr = line_search_decide(hdr, total.x); }
   }
   // 1. The measurement (the residual row follows the dot rows).
-  var residual = vec4<f32>(0.0);
-  for (var g = lid; g < lay.partial_groups; g += REDUCE_SIZE) { residual += sums[row_index(lay.rows, ncols, g)]; }
-  let t = workgroup_sum(residual, lid);
+  let t = sums_total(row_index(lay.rows, ncols, 0u), counted.parts, lid);
   if (lid == 0u) {
     finish_step(MODE_BROYDEN, t);
     if (group.x == 0u) { ctrl_b = hdr; }
@@ -158,7 +156,8 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) li
       aux[v_index(stride, i)] = v;
       aux[w_index(stride, i)] = w;
     }
-    workgroupBarrier();
+    // Before the next round overwrites coef_cache (each thread reads back only its own v, w).
+    if (c0 + REDUCE_SIZE < ncols) { workgroupBarrier(); }
   }
   var partial = vec4<f32>(0.0);
   for (var i = group.x * REDUCE_SIZE + lid; i < lay.n; i += groups * REDUCE_SIZE) {

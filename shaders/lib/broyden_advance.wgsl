@@ -13,6 +13,7 @@
 //! include lib/control.wgsl
 //! include lib/broyden_state.wgsl
 //! include lib/reduce.wgsl
+//! include lib/broyden_sums.wgsl
 
 struct AdvanceScalars { denom: f32, v_gnew: f32, s: f32, col: u32, n_new: u32, coefs: u32, memory: u32, stride: u32 }
 
@@ -21,7 +22,7 @@ var<workgroup> advance_done: u32;
 
 // Every thread: loads the header the decide kernel left (workgroup 0 copies it back into ctrl.h);
 // returns true when the solve is done, else sums the `groups` rank-one partials (at rank_offset
-// of `rows` rows per column) into `adv`.
+// of `rows` rows per column; lib/broyden_sums.wgsl, `groups` uniform) into `adv`.
 fn advance_begin(first: bool, lid: u32, groups: u32, rows: u32, memory: u32, stride: u32) -> bool {
   if (lid == 0u) {
     let h = ctrl_b;
@@ -29,9 +30,7 @@ fn advance_begin(first: bool, lid: u32, groups: u32, rows: u32, memory: u32, str
     advance_done = h.done;
   }
   if (workgroupUniformLoad(&advance_done) != 0u) { return true; }
-  var partial = vec4<f32>(0.0);
-  for (var g = lid; g < groups; g += REDUCE_SIZE) { partial += sums[rank_offset(memory, rows) + g]; }
-  let scalars = workgroup_sum(partial, lid);
+  let scalars = sums_total(rank_offset(memory, rows), groups, lid);
   let step = ctrl_b.nstep - 1u; // the decide kernel has counted this iteration
   adv = AdvanceScalars(scalars.x + 1e-9, scalars.y, ctrl_b.ls_eval_s, step % memory, min(step + 1u, memory),
                        coef_offset(memory, rows), memory, stride);

@@ -17,6 +17,7 @@
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
+//! include lib/broyden_sums.wgsl
 //! include lib/broyden_dense_params.wgsl
 //! include lib/line_search.wgsl
 //! include lib/epilogue.wgsl
@@ -49,6 +50,9 @@ var<workgroup> dense_columns: u32;
 // Trial e ≥ 1: the header (thread 0's copy), whether the search goes on, and its steps for every thread.
 var<private> trial_hdr: ControlHeader;
 var<workgroup> trial_open: u32;
+// After the decision: whether this trial evaluates (its own variable: no barrier need separate
+// thread 0's store from the other threads' load of trial_open).
+var<workgroup> trial_go: u32;
 var<workgroup> trial_steps: vec2<f32>;
 // adv.col in a trial e ≥ 1: trial 0 stored the new column, the dots read it from the factors.
 const NO_COLUMN: u32 = 0xffffffffu;
@@ -106,10 +110,7 @@ fn search_trial_begin(flat: u32, groups: u32, lid: u32) -> bool {
     trial_open = select(0u, 1u, line_search_open(trial_hdr));
   }
   if (workgroupUniformLoad(&trial_open) != 0u) {
-    let phi_in = phi_offset(params.memory, params.rows, (params.trial - 1u) % 2u);
-    var phi = vec4<f32>(0.0);
-    for (var g = lid; g < groups; g += REDUCE_SIZE) { phi += sums[phi_in + g]; }
-    let total = workgroup_sum(phi, lid);
+    let total = sums_total(phi_offset(params.memory, params.rows, (params.trial - 1u) % 2u), groups, lid);
     if (lid == 0u) { trial_hdr = line_search_decide(trial_hdr, total.x); }
   }
   if (lid == 0u) {
@@ -118,9 +119,9 @@ fn search_trial_begin(flat: u32, groups: u32, lid: u32) -> bool {
     }
     dense_columns = min(trial_hdr.nstep, params.memory);
     trial_steps = vec2<f32>(line_search_accept_s(trial_hdr), trial_hdr.ls_eval_s);
-    trial_open = select(0u, 1u, line_search_open(trial_hdr));
+    trial_go = select(0u, 1u, line_search_open(trial_hdr));
   }
-  if (workgroupUniformLoad(&trial_open) == 0u) { return true; }
+  if (workgroupUniformLoad(&trial_go) == 0u) { return true; }
   step_s = trial_steps.x;
   eval_s = trial_steps.y;
   adv.col = NO_COLUMN;
