@@ -203,6 +203,34 @@ describe('fused Broyden iterations', () => {
     f.dispose();
   });
 
+  it("rows of more than 16 partial sums (lib/broyden_sums.wgsl's tree; a GPU's plan: 20 workgroups per kernel), with the line search: both paths follow the float64 reference", async () => {
+    // n = 64 × 80 = 5120 elements: 20 workgroups of the generic kernels on a GPU's plan, so the
+    // decide kernel, the advance and the line search's decisions each total rows of 20 entries;
+    // at most 16 (this CPU adapter's rows, a dense step at batch 1) every thread adds them itself.
+    const d = 64;
+    const batch = 80;
+    // The plan before the layer: its kernels are the GPU's choice.
+    engine.planAs = 'gpu';
+    const { f, weight, bias } = block(d, 'auto');
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const map = refBlockMap({ d, w: Float64Array.from(weight), b: Float64Array.from(bias) }, Float64Array.from(qd));
+    try {
+      for (const options of [{ eps: 1e-5, maxDepth: 30, lbfgsThres: 4 }, { eps: 1e-5, maxDepth: 12, lbfgsThres: 4, ls: true }]) {
+        const reference = refBroyden(map, new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
+        for (const fused of [false, true]) {
+          const out = await solve(f, q, { ...options, fused });
+          expect(out.tnstep).toBe(reference.tnstep);
+          closeTo(out.u, Array.from(reference.uStar), 1e-4);
+        }
+      }
+    } finally {
+      engine.planAs = undefined;
+    }
+    q.dispose();
+    f.dispose();
+  });
+
   it('maxDepth 1 and 2, a u0, a stall, full memory: the same on both paths', async () => {
     const { f } = block(40, 'auto');
     const q = engine.tensor(Float32Array.from(randomArray(random, 30 * 40, 1)), [30, 40]);
