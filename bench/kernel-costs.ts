@@ -4,8 +4,10 @@
  * µs per dispatch of 20–200 identical dispatches in one compute pass (CPU wall time to
  * onSubmittedWorkDone), for: an empty 256-thread kernel, one barrier at 64 and 256 threads, a
  * tree reduction at 64 and 256 threads, the library's workgroup_sum at both (portable, and with
- * subgroups where the device has them), a one-workgroup 256 × 256 matrix-vector product, and a
- * submit + 64-byte readback round trip.
+ * subgroups where the device has them), 16 barriers with no workgroup memory, a 64-thread kernel
+ * that declares 64, 1024 or 4096 floats of workgroup memory and touches one each, the same 4096
+ * in a branch never taken, a one-workgroup 256 × 256 matrix-vector product, and a submit +
+ * 64-byte readback round trip.
  */
 import { readFileSync } from 'node:fs';
 import { Engine } from '../src/node';
@@ -85,6 +87,15 @@ ${declarations}
     await time('workgroup_sum (reduce_subgroups.wgsl), 64 threads', pipeline(64, sumBody, librarySum(64, 'reduce_subgroups.wgsl'), enable), 100);
     await time('workgroup_sum (reduce_subgroups.wgsl), 256 threads', pipeline(256, sumBody, librarySum(256, 'reduce_subgroups.wgsl'), enable), 100);
   }
+  // Barriers alone, then workgroup memory alone: what a declared workgroup array costs whether or
+  // not the kernel uses it (Dawn zero-fills every array the entry point references, each dispatch).
+  const barriers = 'var x = data[lid]; for (var i = 0u; i < 16u; i++) { workgroupBarrier(); x += 1.0; } out[lid] = x;';
+  await time('16 workgroupBarriers, 64 threads, no workgroup memory', pipeline(64, barriers), 100);
+  const touch = 'scratch[lid % 64u] = data[lid]; out[lid] = scratch[(lid + 1u) % 64u];';
+  for (const floats of [64, 1024, 4096]) {
+    await time(`workgroup array of ${floats} floats, 64 threads`, pipeline(64, touch, scratch(floats)), 100);
+  }
+  await time('workgroup array of 4096 floats, in a branch never taken', pipeline(64, `if (data[0] > 1e30) { ${touch} }`, scratch(4096)), 100);
   await time('256 × 256 matrix-vector product, 256 threads', pipeline(256, matvec, 'var<workgroup> shared_u: array<f32, 256>;'), 20);
 
   const source = device.createBuffer({ size: 64, usage: STORAGE | COPY_SRC });

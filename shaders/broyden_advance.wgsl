@@ -4,7 +4,8 @@
 // direction and the next trial point, where the line search starts too). Workgroup 0 copies the
 // new header (ctrl_b) back into ctrl.h, where the next evaluation's gate, the line search and the
 // readback look.
-// Bindings: ctrl (rw); ctrl_b (read); params {n, groups, rows, stride, cur, memory}; sums (read);
+// Bindings: ctrl (rw); ctrl_b (read); params {n, groups, rows, stride, cur, memory, rank_parts,
+//           thread_sums}; sums (read);
 //           state, factors, aux (rw).
 // Dispatch: (groups), groups = the decide kernel's.
 
@@ -13,7 +14,7 @@
 
 const REDUCE_SIZE: u32 = 64u;
 
-struct AdvanceParams { n: u32, groups: u32, rows: u32, stride: u32, cur: u32, memory: u32 }
+struct AdvanceParams { n: u32, groups: u32, rows: u32, stride: u32, cur: u32, memory: u32, rank_parts: u32, thread_sums: u32 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
 @group(0) @binding(1) var<storage, read> ctrl_b: ControlHeader;
@@ -25,7 +26,7 @@ struct AdvanceParams { n: u32, groups: u32, rows: u32, stride: u32, cur: u32, me
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {
-  if (advance_begin(group.x == 0u, lid, params.groups, params.rows, params.memory, params.stride)) { return; }
+  if (advance_begin(group.x == 0u, lid)) { return; }
   for (var i = group.x * REDUCE_SIZE + lid; i < params.n; i += params.groups * REDUCE_SIZE) {
     advance_store(params.cur, i, advance_element(params.cur, i));
   }

@@ -50,7 +50,7 @@ fn gemm_a(row: u32, kk: u32) -> f32 {
 
 // Trial 0, before the product: the advance's scalars, and the columns the dots run over. True when done.
 fn trial0_begin(flat: u32, lid: u32) -> bool {
-  if (advance_begin(flat == 0u, lid, params.groups, params.rows, params.memory, params.stride)) { return true; }
+  if (advance_begin(flat == 0u, lid)) { return true; }
   if (lid == 0u) { dense_columns = min(ctrl_b.nstep, params.memory); }
   step_s = ctrl_b.ls_s;
   eval_s = step_s;

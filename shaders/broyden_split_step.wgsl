@@ -40,7 +40,7 @@ fn gemm_out(row: u32, col: u32, acc: f32) { gemm_partial[row * params.n + col] =
 // The prologue for workgroup (x, y, z); returns whether the solve is done.
 fn split_begin(group: vec3u, count: vec3u, lid: u32) -> bool {
   let flat = (group.z * count.y + group.y) * count.x + group.x;
-  if (advance_begin(flat == 0u, lid, params.groups, params.rows, params.memory, params.stride)) { return true; }
+  if (advance_begin(flat == 0u, lid)) { return true; }
   split_store = group.x == 0u;
   return false;
 }

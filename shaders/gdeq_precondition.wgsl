@@ -11,6 +11,10 @@
 const REDUCE_SIZE: u32 = 256u;
 
 const MAX_COLUMNS: u32 = 1024u;
+// The factors' columns (at most MAX_COLUMNS; `valid` ≤ COLUMNS): the apply entry's coefficients
+// take no more workgroup memory than they need, which on SwiftShader every dispatch pays for in
+// proportion to its declared size (docs/swiftshader-costs.md). src/backprop/gdeq.ts sets it.
+override COLUMNS: u32 = MAX_COLUMNS;
 
 struct GdeqParams { n: u32, memory: u32, valid: u32, groups: u32 }
 
@@ -21,7 +25,7 @@ struct GdeqParams { n: u32, memory: u32, valid: u32, groups: u32 }
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-var<workgroup> coefficients: array<f32, 1024>;
+var<workgroup> coefficients: array<f32, COLUMNS>;
 
 @compute @workgroup_size(256)
 fn dots(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) lid: u32) {

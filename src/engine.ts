@@ -6,7 +6,7 @@ import { BufferUsage, MapMode, ShaderStage } from './gpu/flags';
 import { acquireDevice, type PowerPreference } from './gpu/device';
 import { Kernel, bufferId, type CompileOptions } from './gpu/kernel';
 import { BufferPool, STORAGE_USAGE } from './gpu/pool';
-import { subgroupSource } from './gpu/shaders';
+import { subgroupSource, wgslConstant } from './gpu/shaders';
 import { Tensor, checkShape } from './tensor';
 import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, OptionError, ShapeError } from './errors';
 import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
@@ -14,6 +14,9 @@ import { describe, isGpuBuffer, readChoice, readDevice, readOptions, readSwitch,
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
 const LOST_GRACE_MS = 250;
+
+/** The fewest lanes the subgroup variants of the kernels allow for (lib/reduce_subgroups.wgsl). */
+const MIN_SUBGROUP_LANES = wgslConstant('reduceSubgroups', 'MIN_SUBGROUP_LANES', 'u32');
 
 /**
  * Uniform buffers the engine keeps cached (least recently used dropped first, and destroyed).
@@ -429,10 +432,13 @@ export class Engine {
    * @internal Whether the engine compiles the subgroup variants of the library's kernels
    * (src/gpu/shaders.ts subgroupSource): when the device has the `subgroups` feature, which
    * Engine.create requests wherever the adapter offers it. An app's device (Engine.fromDevice)
-   * is used as it was created: without the feature, the portable kernels.
+   * is used as it was created: without the feature, the portable kernels. The variants assume
+   * subgroups of at least 4 lanes (lib/reduce_subgroups.wgsl sizes its scratch so), as WebGPU
+   * promises; an adapter whose info says otherwise gets the portable kernels.
    */
   get subgroups(): boolean {
-    return this.device.features.has('subgroups');
+    const info = this.device.adapterInfo as (GPUAdapterInfo & { subgroupMinSize?: number }) | undefined;
+    return this.device.features.has('subgroups') && (info?.subgroupMinSize ?? MIN_SUBGROUP_LANES) >= MIN_SUBGROUP_LANES;
   }
 
   /** @internal Throws DeviceLostError if the device is gone. */

@@ -203,7 +203,7 @@ describe('fused Broyden iterations', () => {
     f.dispose();
   });
 
-  it("rows of more than 16 partial sums (lib/broyden_sums.wgsl's tree; a GPU's plan: 20 workgroups per kernel), with the line search: both paths follow the float64 reference", async () => {
+  it("rows of more than 16 partial sums (lib/row_sums.wgsl's tree; a GPU's plan: 20 workgroups per kernel), with the line search: both paths follow the float64 reference", async () => {
     // n = 64 × 80 = 5120 elements: 20 workgroups of the generic kernels on a GPU's plan, so the
     // decide kernel, the advance and the line search's decisions each total rows of 20 entries;
     // at most 16 (this CPU adapter's rows, a dense step at batch 1) every thread adds them itself.

@@ -7,18 +7,25 @@
 // step) instead of ending the solve with NaN.
 // The includer supplies fn anderson_gram_at(r: u32, c: u32) -> f32, the Gram matrix G[r][c].
 // Used by anderson_solve.wgsl (one workgroup) and anderson_step.wgsl (every workgroup the same).
+// The workgroup arrays hold ALPHA_SLOTS slots, the solve's (src/solvers/anderson.ts compiles each
+// window's variant): a workgroup array costs every dispatch in proportion to its declared size on
+// SwiftShader, whether or not the kernel touches it (docs/swiftshader-costs.md), and MAX_SLOTS²
+// floats there cost more than the rest of an Anderson step.
 
 //! include lib/control.wgsl
 //! include lib/anderson_ring.wgsl
 
-var<workgroup> system: array<f32, 1089>; // MAX_SLOTS², row-major
-var<workgroup> rhs: array<f32, 33>;
-var<workgroup> alpha_value: array<f32, 33>;
+// The solve's slots (windowSize + 1, at most MAX_SLOTS): the most `m` and `len` may be.
+override ALPHA_SLOTS: u32 = MAX_SLOTS;
+
+var<workgroup> system: array<f32, ALPHA_SLOTS * ALPHA_SLOTS>; // row-major
+var<workgroup> rhs: array<f32, ALPHA_SLOTS>;
+var<workgroup> alpha_value: array<f32, ALPHA_SLOTS>;
 
 fn anderson_alpha(p: u32, len: u32, m: u32, reg: f32) {
   for (var r = 0u; r < len; r++) {
     for (var c = 0u; c < len; c++) {
-      system[r * MAX_SLOTS + c] = anderson_gram_at(r, c) + select(0.0, reg, r == c);
+      system[r * ALPHA_SLOTS + c] = anderson_gram_at(r, c) + select(0.0, reg, r == c);
     }
     rhs[r] = 1.0;
   }
@@ -26,22 +33,22 @@ fn anderson_alpha(p: u32, len: u32, m: u32, reg: f32) {
   for (var k = 0u; k < len; k++) {
     var pivot = k;
     for (var r = k + 1u; r < len; r++) {
-      if (abs(system[r * MAX_SLOTS + k]) > abs(system[pivot * MAX_SLOTS + k])) { pivot = r; }
+      if (abs(system[r * ALPHA_SLOTS + k]) > abs(system[pivot * ALPHA_SLOTS + k])) { pivot = r; }
     }
     if (pivot != k) {
       for (var c = 0u; c < len; c++) {
-        let tmp = system[k * MAX_SLOTS + c];
-        system[k * MAX_SLOTS + c] = system[pivot * MAX_SLOTS + c];
-        system[pivot * MAX_SLOTS + c] = tmp;
+        let tmp = system[k * ALPHA_SLOTS + c];
+        system[k * ALPHA_SLOTS + c] = system[pivot * ALPHA_SLOTS + c];
+        system[pivot * ALPHA_SLOTS + c] = tmp;
       }
       let tmp = rhs[k];
       rhs[k] = rhs[pivot];
       rhs[pivot] = tmp;
     }
-    let diagonal = system[k * MAX_SLOTS + k];
+    let diagonal = system[k * ALPHA_SLOTS + k];
     for (var r = k + 1u; r < len; r++) {
-      let factor = system[r * MAX_SLOTS + k] / diagonal;
-      for (var c = k; c < len; c++) { system[r * MAX_SLOTS + c] -= factor * system[k * MAX_SLOTS + c]; }
+      let factor = system[r * ALPHA_SLOTS + k] / diagonal;
+      for (var c = k; c < len; c++) { system[r * ALPHA_SLOTS + c] -= factor * system[k * ALPHA_SLOTS + c]; }
       rhs[r] -= factor * rhs[k];
     }
   }
@@ -50,8 +57,8 @@ fn anderson_alpha(p: u32, len: u32, m: u32, reg: f32) {
   for (var kk = 0u; kk < len; kk++) {
     let k = len - 1u - kk;
     var value = rhs[k];
-    for (var c = k + 1u; c < len; c++) { value -= system[k * MAX_SLOTS + c] * rhs[c]; }
-    let pivot = system[k * MAX_SLOTS + k];
+    for (var c = k + 1u; c < len; c++) { value -= system[k * ALPHA_SLOTS + c] * rhs[c]; }
+    let pivot = system[k * ALPHA_SLOTS + k];
     singular = singular || pivot == 0.0 || !is_finite(pivot);
     rhs[k] = value / pivot;
     total += rhs[k];

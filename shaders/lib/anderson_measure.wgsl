@@ -1,7 +1,8 @@
 // Anderson: what an iteration measures from its evaluation, as partial sums for the next fused step
 // (anderson_step.wgsl reduces them). The evaluated pair is ring slot p of the next iteration's
 // entry (the slot the mix wrote: entry(nstep + params.ahead), where ahead = 1 in the iterations
-// and 0 for the start's pair): per workgroup,
+// and 0 for the start's pair): per workgroup (with params.thread_sums per thread: `group` and
+// `groups` count threads, lib/row_sums.wgsl),
 //   step_partials[partial_out + group]                      the residual sums of (x_p, fx_p)
 //   step_partials[partial_out + (1 + c) · groups + group]   Gram dots res_p · res_j, j = 4c .. 4c + 3
 // over the valid slots j < len, res_j = fx_j − x_j (only row p of G changes each iteration).
@@ -26,6 +27,7 @@ struct MeasureParams {
   partial_out: u32, // offset of this iteration's partials in step_partials
   ahead: u32,
   splits: u32,      // the split-k variant's slices of k (0 elsewhere)
+  thread_sums: u32, // 1: one entry per thread in each row, not per workgroup (lib/row_sums.wgsl)
 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control; // the current header (ctrl or the second header, which has room for the type)
@@ -61,13 +63,27 @@ fn measure_element(i: u32, x: f32, y: f32) {
   }
 }
 
+// This thread's Gram dots of slots 4c … 4c + 3 (past len: 0).
+fn measure_chunk(c: u32) -> vec4<f32> {
+  return vec4<f32>(measure_dots[4u * c], measure_dots[4u * c + 1u], measure_dots[4u * c + 2u], measure_dots[4u * c + 3u]);
+}
+
 fn measure_store(group: u32, groups: u32, lid: u32) {
-  let residual = workgroup_sum(measure_residual, lid);
-  if (lid == 0u) { step_partials[params.partial_out + group] = residual; }
-  // Every chunk of the window (a uniform bound: the reduction has barriers); dots past len are 0.
-  for (var c = 0u; c * 4u < params.slots; c++) {
-    let dots = workgroup_sum(vec4<f32>(measure_dots[4u * c], measure_dots[4u * c + 1u], measure_dots[4u * c + 2u], measure_dots[4u * c + 3u]), lid);
-    if (lid == 0u) { step_partials[params.partial_out + (1u + c) * groups + group] = dots; }
+  let out = params.partial_out;
+  if (params.thread_sums != 0u) {
+    // Rows of groups · REDUCE_SIZE entries, this thread's own sums, no barrier.
+    let parts = groups * REDUCE_SIZE;
+    let entry = group * REDUCE_SIZE + lid;
+    step_partials[out + entry] = measure_residual;
+    for (var c = 0u; c * 4u < params.slots; c++) { step_partials[out + (1u + c) * parts + entry] = measure_chunk(c); }
+  } else {
+    let residual = workgroup_sum(measure_residual, lid);
+    if (lid == 0u) { step_partials[out + group] = residual; }
+    // Every chunk of the window (a uniform bound: the reduction has barriers).
+    for (var c = 0u; c * 4u < params.slots; c++) {
+      let dots = workgroup_sum(measure_chunk(c), lid);
+      if (lid == 0u) { step_partials[out + (1u + c) * groups + group] = dots; }
+    }
   }
   if (group == 0u && lid == 0u && params.ahead != 0u) {
     let mixed = ring_entry(ctrl.h.nstep);

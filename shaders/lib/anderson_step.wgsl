@@ -19,7 +19,7 @@
 @group(0) @binding(10) var<storage, read_write> fx_ring: array<f32>;
 @group(0) @binding(11) var<storage, read_write> gram: array<f32>;
 
-var<workgroup> gram_row: array<f32, MAX_SLOTS>;
+var<workgroup> gram_row: array<f32, ALPHA_SLOTS>;
 var<private> newest: u32; // p of this iteration, for anderson_gram_at
 // The ring entry (p, len, restart, q) this step mixes, set by anderson_step_begin.
 var<private> anderson_entry: vec4<u32>;

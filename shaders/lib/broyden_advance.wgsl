@@ -8,32 +8,46 @@
 // col = step mod L for the step just counted. It reads only columns j ≠ col of U, which no
 // kernel writes meanwhile, so any workgroup may compute any element.
 // The includer declares ctrl (Control, rw), ctrl_b (ControlHeader), sums, state, factors, aux
-// (lib/broyden_state.wgsl) and REDUCE_SIZE.
+// (lib/broyden_state.wgsl), REDUCE_SIZE and `params` with rows, memory, stride (lib/broyden_state.wgsl),
+// rank_parts (the entries of the decide kernel's rank-one row) and thread_sums (1: one entry per
+// thread, lib/row_sums.wgsl).
 
 //! include lib/control.wgsl
 //! include lib/broyden_state.wgsl
 //! include lib/reduce.wgsl
-//! include lib/broyden_sums.wgsl
+//! include lib/row_sums.wgsl
 
 struct AdvanceScalars { denom: f32, v_gnew: f32, s: f32, col: u32, n_new: u32, coefs: u32, memory: u32, stride: u32 }
 
 var<private> adv: AdvanceScalars;
-var<workgroup> advance_done: u32;
+
+// lib/row_sums.wgsl's rows: Broyden's sums.
+fn row_entry(index: u32) -> vec4<f32> { return sums[index]; }
+// Thread 0's reading of the header (done) and, where one thread adds the row, the rank-one sums.
+struct AdvanceShared { done: u32, sums: vec4<f32> }
+var<workgroup> advance_shared: AdvanceShared;
 
 // Every thread: loads the header the decide kernel left (workgroup 0 copies it back into ctrl.h);
-// returns true when the solve is done, else sums the `groups` rank-one partials (at rank_offset
-// of `rows` rows per column; lib/broyden_sums.wgsl, `groups` uniform) into `adv`.
-fn advance_begin(first: bool, lid: u32, groups: u32, rows: u32, memory: u32, stride: u32) -> bool {
+// returns true when the solve is done, else sums the rank-one partials (params.rank_parts at
+// rank_offset; lib/row_sums.wgsl: thread 0 alone, before the one barrier, or the tree) into `adv`.
+fn advance_begin(first: bool, lid: u32) -> bool {
+  let memory = params.memory;
+  let rank = rank_offset(memory, params.rows);
+  let by_one = sums_by_one(params.rank_parts, params.thread_sums != 0u);
   if (lid == 0u) {
     let h = ctrl_b;
     if (first) { ctrl.h = h; }
-    advance_done = h.done;
+    var total = vec4<f32>(0.0);
+    if (h.done == 0u && by_one) { total = sums_serial(rank, params.rank_parts); }
+    advance_shared = AdvanceShared(h.done, total);
   }
-  if (workgroupUniformLoad(&advance_done) != 0u) { return true; }
-  let scalars = sums_total(rank_offset(memory, rows), groups, lid);
+  let begun = workgroupUniformLoad(&advance_shared);
+  if (begun.done != 0u) { return true; }
+  var scalars = begun.sums;
+  if (!by_one) { scalars = sums_tree(rank, params.rank_parts, lid); }
   let step = ctrl_b.nstep - 1u; // the decide kernel has counted this iteration
   adv = AdvanceScalars(scalars.x + 1e-9, scalars.y, ctrl_b.ls_eval_s, step % memory, min(step + 1u, memory),
-                       coef_offset(memory, rows), memory, stride);
+                       coef_offset(memory, params.rows), memory, params.stride);
   return false;
 }
 

@@ -5,7 +5,7 @@
 //! include lib/control.wgsl
 
 struct DenseStepParams {
-  groups: u32,      // the decide kernel's workgroups (its rank-one sums)
+  rank_parts: u32,  // entries of the decide kernel's rank-one row
   rows: u32,        // entries per row of sums
   stride: u32,
   cur: u32,         // parity of iteration t
@@ -17,6 +17,7 @@ struct DenseStepParams {
   header_in_b: u32, // trial e ≥ 1: 1 when the current header is ctrl_b (the new one goes to ctrl.h), 0 the reverse
   chunk: u32,       // split-k (broyden_split_step.wgsl; 0 elsewhere): k per slice, and the slices
   splits: u32,
+  thread_sums: u32, // 1: the rows of partial sums hold one entry per thread (lib/row_sums.wgsl)
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;

@@ -17,7 +17,7 @@
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
-//! include lib/broyden_sums.wgsl
+//! include lib/row_sums.wgsl
 //! include lib/broyden_dense_params.wgsl
 //! include lib/line_search.wgsl
 //! include lib/epilogue.wgsl
@@ -105,12 +105,13 @@ fn gemm_out(row: u32, col: u32, acc: f32) {
 // Trial e ≥ 1, before the product: the decision on trial e − 1 (workgroups of `groups` in all),
 // the header into the other buffer; true when this trial is idle (search finished, solve done).
 fn search_trial_begin(flat: u32, groups: u32, lid: u32) -> bool {
+  let serial = params.thread_sums != 0u;
   if (lid == 0u) {
     if (params.header_in_b != 0u) { trial_hdr = ctrl_b; } else { trial_hdr = ctrl.h; }
     trial_open = select(0u, 1u, line_search_open(trial_hdr));
   }
   if (workgroupUniformLoad(&trial_open) != 0u) {
-    let total = sums_total(phi_offset(params.memory, params.rows, (params.trial - 1u) % 2u), groups, lid);
+    let total = sums_total_first(phi_offset(params.memory, params.rows, (params.trial - 1u) % 2u), row_parts(groups), serial, lid);
     if (lid == 0u) { trial_hdr = line_search_decide(trial_hdr, total.x); }
   }
   if (lid == 0u) {
@@ -133,27 +134,48 @@ fn dense_begin(flat: u32, groups: u32, lid: u32) -> bool {
   return search_trial_begin(flat, groups, lid);
 }
 
-// After the product: the dots against the factors after the update (trial 0: column adv.col is
-// its own u, v), then the residual row and the trial's φ partials.
+// Entries of a row of this kernel's partial sums for `groups` workgroups: one per workgroup, or
+// with params.thread_sums one per thread.
+fn row_parts(groups: u32) -> u32 {
+  return select(groups, groups * REDUCE_SIZE, params.thread_sums != 0u);
+}
+
+// This thread's share of the dots against column c (trial 0: column adv.col is its own u, v).
+fn column_partial(c: u32) -> vec4<f32> {
+  let stride = params.stride;
+  var total = vec4<f32>(0.0);
+  for (var k = 0u; k < own_count; k++) {
+    let i = own_index[k];
+    var u = factors[u_index(stride, c, i)];
+    var vt = factors[vt_index(params.memory, stride, c, i)];
+    if (c == adv.col) { u = own_u[k]; vt = own_v[k]; }
+    total += vec4<f32>(own_dx[k] * u, vt * own_dg[k], vt * own_g[k], 0.0);
+  }
+  return total;
+}
+
+// After the product: the dots against the factors after the update, then the residual row and
+// the trial's φ partials: entry `flat` of each row after a tree, or with params.thread_sums entry
+// flat·REDUCE_SIZE + lid, this thread's own sum, without a barrier (lib/row_sums.wgsl).
 fn dense_end(flat: u32, lid: u32) {
   let ncols = workgroupUniformLoad(&dense_columns);
-  let stride = params.stride;
+  let rows = params.rows;
+  let phi = phi_offset(params.memory, rows, params.trial % 2u);
+  if (params.thread_sums != 0u) {
+    let entry = flat * REDUCE_SIZE + lid;
+    for (var c = 0u; c < ncols; c++) { sums[row_index(rows, c, entry)] = column_partial(c); }
+    sums[row_index(rows, ncols, entry)] = residual_sums;
+    sums[phi + entry] = residual_sums;
+    return;
+  }
   for (var c = 0u; c < ncols; c++) {
-    var total = vec4<f32>(0.0);
-    for (var k = 0u; k < own_count; k++) {
-      let i = own_index[k];
-      var u = factors[u_index(stride, c, i)];
-      var vt = factors[vt_index(params.memory, stride, c, i)];
-      if (c == adv.col) { u = own_u[k]; vt = own_v[k]; }
-      total += vec4<f32>(own_dx[k] * u, vt * own_dg[k], vt * own_g[k], 0.0);
-    }
-    let sum = workgroup_sum(total, lid);
-    if (lid == 0u) { sums[row_index(params.rows, c, flat)] = sum; }
+    let sum = workgroup_sum(column_partial(c), lid);
+    if (lid == 0u) { sums[row_index(rows, c, flat)] = sum; }
   }
   let residual = workgroup_sum(residual_sums, lid);
   if (lid == 0u) {
-    sums[row_index(params.rows, ncols, flat)] = residual;
-    sums[phi_offset(params.memory, params.rows, params.trial % 2u) + flat] = residual;
+    sums[row_index(rows, ncols, flat)] = residual;
+    sums[phi + flat] = residual;
   }
 }
 

@@ -14,6 +14,8 @@
 //            rank_offset the decide kernel's rank-one sums (one per workgroup), at coef_offset the
 //            coefficients (coef_offset + j: column j's), then two rows of φ partials (the dense
 //            line-search trials', shaders/broyden_dense_step.wgsl: trial e writes row e mod 2).
+//            With thread sums (a CPU adapter, lib/row_sums.wgsl) the dense step's and the
+//            decide kernel's rows hold one entry per thread instead.
 
 fn x_index(cur: u32, stride: u32, i: u32) -> u32 { return cur * stride + i; }
 fn x_new_index(cur: u32, stride: u32, i: u32) -> u32 { return (1u - cur) * stride + i; }

@@ -12,9 +12,15 @@
 // device (the count of lanes of the subgroup, uniform through workgroup memory), never assumed:
 // 4 on SwiftShader, 32 on NVIDIA, 64 on AMD. Each round of shuffles covers `span` times more
 // slots; between rounds the run totals go through workgroup memory (one barrier pair), the first
-// lane of run j handing its total to lane j of the next round.
+// lane of run j handing its total to lane j of the next round. So the scratch holds at most
+// REDUCE_SIZE / MIN_SUBGROUP_LANES totals: a quarter of lib/reduce.wgsl's, which matters on
+// SwiftShader, where every declared workgroup value costs each dispatch (docs/swiftshader-costs.md).
+// WebGPU's subgroups have at least 4 lanes; the engine takes this variant only where the adapter
+// says so (src/engine.ts subgroups).
 
-var<workgroup> reduce_scratch: array<vec4<f32>, REDUCE_SIZE>;
+const MIN_SUBGROUP_LANES: u32 = 4u;
+
+var<workgroup> reduce_scratch: array<vec4<f32>, (REDUCE_SIZE + MIN_SUBGROUP_LANES - 1u) / MIN_SUBGROUP_LANES>;
 var<workgroup> reduce_lanes: u32;
 
 // Sum of `value` over the REDUCE_SIZE threads of the workgroup; every thread gets the result.

@@ -6,13 +6,15 @@
 //   1. loads the current control header — ctrl.h or ctrl_b, by params.header_in_b: the two
 //      ping-pong, since workgroups that all read the header cannot update it in place;
 //   2. when the previous step left residual partial sums (hdr.pending), sums them in a fixed order
-//      (every workgroup the same sums, so every workgroup reaches the same outcome) and runs the
+//      (lib/row_sums.wgsl: one per workgroup, or with params.thread_sums one per thread; every
+//      workgroup the same sums, so every workgroup reaches the same outcome) and runs the
 //      end-of-iteration rules (lib/finish_step.wgsl, params.mode) on its copy; otherwise (the
 //      first step of a solve) counts the evaluation before it;
 //   3. workgroup 0 stores the new header in the other buffer (and records the trace);
 //   4. commits its share of the best-so-far copy when the rules found an improvement;
 //   5. returns whether the solve is done (then the kernel does nothing more).
-// step_end stores the workgroup's partial sums of the residual it measured, for the next step.
+// step_end stores the workgroup's partial sums of the residual it measured, for the next step
+// (with params.thread_sums each thread's own, without a tree).
 //
 // This piece declares bindings 0–3 and 6–7 of every step kernel (below); the includer adds its
 // own from 8, declares `REDUCE_SIZE` equal to its workgroup size, and supplies the commit's
@@ -25,6 +27,7 @@
 //! include lib/reduce.wgsl
 //! include lib/finish_step.wgsl
 //! include lib/residual_sums.wgsl
+//! include lib/row_sums.wgsl
 
 struct StepParams {
   // lib/finish_step.wgsl's rules
@@ -53,6 +56,7 @@ struct StepParams {
   splits: u32,         // gemm_partial of the partial products this step reads and writes
   split_in: u32,
   split_out: u32,
+  thread_sums: u32,    // 1: the partials hold one entry per thread (lib/row_sums.wgsl), in and out
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;
@@ -61,6 +65,9 @@ struct StepParams {
 @group(0) @binding(3) var<storage, read_write> step_partials: array<vec4<f32>>; // [2, half]
 @group(0) @binding(6) var<storage, read_write> best_u: array<f32>;
 @group(0) @binding(7) var<storage, read_write> best_prev: array<f32>;
+
+// lib/row_sums.wgsl's rows: the partials.
+fn row_entry(index: u32) -> vec4<f32> { return step_partials[index]; }
 
 var<workgroup> step_state: u32;
 // ctrl.h.nstep after this step's rules: set by step_begin before its commit, for every thread
@@ -75,9 +82,7 @@ fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
     step_state = select(0u, 1u, hdr.done == 0u && hdr.pending != 0u);
   }
   if (workgroupUniformLoad(&step_state) != 0u) {
-    var sums = vec4<f32>(0.0);
-    for (var g = lid; g < params.partial_groups; g += REDUCE_SIZE) { sums += step_partials[params.partial_in + g]; }
-    let t = workgroup_sum(sums, lid);
+    let t = sums_total_first(params.partial_in, params.partial_groups, params.thread_sums != 0u, lid);
     if (lid == 0u) { finish_step(params.mode, t); }
   } else if (lid == 0u) {
     // Nothing to measure: the solve is done, or this is its first step (the start's bookkeeping
@@ -107,6 +112,10 @@ fn step_begin(group: u32, groups: u32, lid: u32) -> bool {
 
 // Stores this workgroup's residual partial sums (r², y², (y + r)² as in residual.wgsl) for the next step.
 fn step_end(group: u32, lid: u32, sums: vec4<f32>) {
+  if (params.thread_sums != 0u) {
+    step_partials[params.partial_out + group * REDUCE_SIZE + lid] = sums;
+    return;
+  }
   let total = workgroup_sum(sums, lid);
   if (lid == 0u) { step_partials[params.partial_out + group] = total; }
 }

@@ -5,13 +5,14 @@
  */
 import type { Engine } from '../engine';
 import { LimitError, ShapeError } from '../errors';
-import { SHADERS } from '../gpu/shaders';
+import { SHADERS, wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import type { BroydenFactors } from '../results';
 import type { Tensor } from '../tensor';
 import { implicitResult, solveAndRecompute, vjp, type ImplicitOptions, type ImplicitResult } from './implicit';
 
-const MAX_COLUMNS = 1024;
+/** The most factor columns the preconditioning kernels take (shaders/gdeq_precondition.wgsl). */
+const MAX_COLUMNS = wgslConstant('gdeqPrecondition', 'MAX_COLUMNS', 'u32');
 
 /**
  * Throws unless the solver's factors can precondition a gradient of `n` values. Broyden's always
@@ -63,7 +64,7 @@ export async function gdeq(f: ImplicitLayer, Qd: Tensor, options?: ImplicitOptio
   const [dots, apply] = factors && valid > 0
     ? await Promise.all([
         engine.kernel('gdeqDots', SHADERS.gdeqPrecondition, 'dots'),
-        engine.kernel('gdeqApply', SHADERS.gdeqPrecondition, 'apply'),
+        engine.kernel('gdeqApply', SHADERS.gdeqPrecondition, 'apply', { constants: { COLUMNS: factors.Us.shape[1] } }),
       ])
     : [undefined, undefined];
 

@@ -67,7 +67,8 @@ export const KERNEL_FILES = {
 
 /**
  * @internal Other sources (pieces, not kernels): each one's structs and constants are reflected
- * at build time (gemmSlices: the scratch the slices body's sizes must fit). defineLayer composes its kernels at run time as `customLayerHead` (gate,
+ * at build time (gemmSlices: the scratch the slices body's sizes must fit; reduceSubgroups: the
+ * fewest lanes its subgroups may have). defineLayer composes its kernels at run time as `customLayerHead` (gate,
  * randomness, the accessors users call), the parameter declarations, the user's WGSL, then
  * `customLayerMain`.
  */
@@ -76,6 +77,7 @@ export const SOURCE_FILES = {
   customLayerHead: 'lib/custom_layer.wgsl',
   customLayerMain: 'custom_layer_main.wgsl',
   gemmSlices: 'lib/gemm_slices.wgsl',
+  reduceSubgroups: 'lib/reduce_subgroups.wgsl',
 } as const satisfies Record<string, string>;
 
 /**

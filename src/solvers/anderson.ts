@@ -80,7 +80,7 @@ export function uploadRing(run: SolveRun, slots: number): { schedule: ReturnType
 
 /** Finds u* = f(u*, Qd) by Anderson acceleration. See {@link SolverOptions}. */
 export function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  return solve('anderson', f, Qd, options, ['andersonGram', 'andersonSolve', 'andersonStep', 'andersonMeasure'], andersonPlan, (run) => {
+  return solve('anderson', f, Qd, options, ['andersonGram', 'andersonMeasure'], andersonPlan, (run) => {
     const { schedule, ring } = uploadRing(run, run.opts.windowSize + 1);
     return andersonPerSample(run, ring, (t) => ringEntry(schedule, t).q);
   });
@@ -100,12 +100,16 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   // Not on a CPU adapter, where the split steps measured slower than the generic kernels.
   const splitPath = fused?.product?.split && !prefix && !run.engine.cpuAdapter ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
   const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
+  // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
+  const alphaSlots = { ALPHA_SLOTS: slots };
+  await run.addKernel('andersonSolve', alphaSlots);
+  await run.addKernel('andersonStep', alphaSlots);
   if (fused && product) {
     await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
   if (fused && splitPath) {
     // The step has no epilogue (the measurement runs it): only the product's constants.
-    await run.addKernel('andersonSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
+    await run.addKernel('andersonSplitStep', { ...splitPath.constants, ...alphaSlots, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
     await run.addKernel('andersonSplitMeasure', fused.constants);
   }
   const xs = run.scratchBuffer(slots * stride);
@@ -115,11 +119,14 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   const gramPartials = run.scratchBuffer(4 * reduceGroups * Math.ceil(slots / 4)); // four dots per vec4
   const { schedule, ring } = uploadRing(run, slots);
 
-  // The measurement's partials per workgroup: the residual sums, then the Gram row's dots in fours.
+  // The measurement's partials per workgroup (the dense kernel's on a CPU adapter: per thread,
+  // SolveRun.threadSums): the residual sums, then the Gram row's dots in fours.
   const chunks = 1 + Math.ceil(slots / 4);
   const generic = run.stepGroups();
-  const measureGroups = product ? product.groups[0] * product.groups[1] : generic;
-  const steps = run.stepState(chunks * Math.max(measureGroups, generic));
+  const threadSums = product !== null && run.threadSums;
+  const measureParts = product ? product.groups[0] * product.groups[1] * (threadSums ? product.threads : 1) : generic;
+  const steps = run.stepState(chunks * Math.max(measureParts, generic));
+  const sumsFlag = { thread_sums: threadSums ? 1 : 0 };
 
   // The start (once): u1 = f(u0) measured by the separate kernels, G[0][0], then f(u1) and its measurement.
   const gramKernel = run.kernel('andersonGram');
@@ -135,7 +142,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   const stepGroups = [0, 1].map((t) =>
     stepKernel.bind({
       ctrl: run.ctrl, ctrl_b: steps.ctrlB, step_partials: steps.partials, best_u: run.bestU, best_prev: run.bestPrev,
-      params: run.params('andersonStep', { ...run.stepRules(FinishMode.anderson, t, measureGroups), stride, slots, reg: opts.reg, beta: opts.mixingParam }),
+      params: run.params('andersonStep', { ...run.stepRules(FinishMode.anderson, t, measureParts), stride, slots, reg: opts.reg, beta: opts.mixingParam, ...sumsFlag }),
       ring, x_ring: xs, fx_ring: fxs, gram,
     }),
   );
@@ -148,7 +155,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
       params: run.params(measureShader, {
         m: product ? run.batch : 0, n: product ? d : 0, k: product ? (prefix?.size ?? d) : 0, state_size: n, stride, slots,
-        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.qdBuffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
@@ -191,7 +198,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       splitStep.bind({
         ctrl: run.ctrl, ctrl_b: steps.ctrlB, step_partials: steps.partials, best_u: run.bestU, best_prev: run.bestPrev,
         params: run.params('andersonSplitStep', {
-          ...run.stepRules(FinishMode.anderson, t, measureGroups), stride, slots, reg: opts.reg, beta: opts.mixingParam, ...sizes, chunk, splits,
+          ...run.stepRules(FinishMode.anderson, t, measureParts), stride, slots, reg: opts.reg, beta: opts.mixingParam, ...sizes, chunk, splits,
         }),
         ring, x_ring: xs, fx_ring: fxs, gram, weight: fused.weight, weight4: fused.weight, gemm_partial: partials, mixed,
       }),
@@ -201,7 +208,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       splitMeasure.bind({
         ctrl: run.header(t + 1),
         params: run.params('andersonSplitMeasure', {
-          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits,
+          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits, thread_sums: 0,
         }),
         ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.qdBuffer, gemm_partial: partials, mixed,
       }),

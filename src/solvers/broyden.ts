@@ -41,12 +41,15 @@ import type { BroydenFactors, SolveResult } from '../results';
 /** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
 const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
+/** Threads of the decide kernel's workgroups: the entries each leaves in the rank-one row with thread sums. */
+const DECIDE_THREADS = wgslConstant('broydenDecide', 'REDUCE_SIZE', 'u32');
+
 /** Evaluations the line search may need: s = 1, the quadratic step, and at most 6 halvings to 0.01 (lib/line_search.wgsl). */
 const LINE_SEARCH_EVALS = wgslConstant('lineSearch', 'LINE_SEARCH_EVALS', 'u32');
 
 /** Finds u* = f(u*, Qd) by limited-memory Broyden. See {@link SolverOptions}. */
 export function broyden(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
-  const kernels = ['broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenDecide', 'broydenAdvance', 'lineSearch', 'transpose'] as const;
+  const kernels = ['broydenStep', 'broydenFinalize', 'broydenMeasure', 'broydenAdvance', 'lineSearch', 'transpose'] as const;
   return solve('broyden', f, Qd, options, kernels, broydenPlan, broydenPerSample);
 }
 
@@ -58,6 +61,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // workgroup's reductions cost more than its share of the elements (SolveRun.stepGroups).
   const groups = run.stepGroups();
   const memory = opts.lbfgsThres;
+  // The decide kernel's coefficient cache holds this memory's columns (at most its threads').
+  await run.addKernel('broydenDecide', { COEF_COLUMNS: Math.min(DECIDE_THREADS, memory) });
   // A layer with kernels before its product (without the line search, whose trials would each
   // run them): those, then the product with the measurement (broyden_prefix_step.wgsl).
   const fusedPath = run.fusedPath(!opts.ls);
@@ -80,8 +85,14 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     await run.addKernel('broydenSplitMeasure', fusedPath.constants);
   }
   const denseGroups = product ? product.groups[0] * product.groups[1] : 0;
-  // Entries per row of `sums`: one per workgroup of the kernel that measures (generic or dense).
-  const rows = Math.max(groups, denseGroups);
+  // On a CPU adapter the dense step and the decide kernel leave one partial sum per thread
+  // (SolveRun.threadSums; the generic measure kernel keeps its trees: one per workgroup).
+  const threadSums = run.threadSums;
+  const rankParts = groups * (threadSums ? DECIDE_THREADS : 1);
+  const denseParts = denseGroups * (threadSums && product ? product.threads : 1);
+  // Entries per row of `sums`: one per workgroup (or thread) of the kernel that measures, and of the decide kernel.
+  const rows = Math.max(groups, rankParts, denseParts);
+  const sumsFlags = { rank_parts: rankParts, thread_sums: threadSums ? 1 : 0 };
   const state = run.scratchBuffer(4 * stride); // x_a, x_b, g_a, g_b
   const factors = run.scratchBuffer(2 * memory * stride); // U columns, then Vᵀ rows
   const aux = run.scratchBuffer(4 * stride); // update, v, w, fx
@@ -125,7 +136,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     sums, state, factors, aux, best_u: run.bestU, best_prev: run.bestPrev, best_factors: bestFactors ?? run.partials, // unused without returnB
   });
   const advanceGroups = byParity((cur) =>
-    k('broydenAdvance').bind({ ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', layout(cur)), sums, state, factors, aux }),
+    k('broydenAdvance').bind({ ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', { ...layout(cur), ...sumsFlags }), sums, state, factors, aux }),
   );
   const lineSearchGroup = k('lineSearch').bind({
     ctrl: run.ctrl, params: run.params('lineSearch', { groups: reduceGroups }), partials: run.partials,
@@ -171,7 +182,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
         dense.bind({
           ctrl: run.ctrl, ctrl_b: ctrlB,
           params: run.params(denseShader, {
-            groups, rows, stride, cur, memory, m: run.batch, n: d, k: prefix?.size ?? d, trial,
+            ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: d, k: prefix?.size ?? d, trial,
             header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
           }),
           sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.qdBuffer,
@@ -205,7 +216,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     const stepBindings = byParity((cur) =>
       splitStep.bind({
         ctrl: run.ctrl, ctrl_b: ctrlB,
-        params: run.params('broydenSplitStep', { groups, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial: 0, header_in_b: 0, chunk, splits }),
+        params: run.params('broydenSplitStep', { ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: d, k: d, trial: 0, header_in_b: 0, chunk, splits }),
         sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, gemm_partial: partials,
       }),
     );
@@ -231,11 +242,11 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
 
-  // sums' layout entries (lib/broyden_state.wgsl): n, stride, rows, return_b; the measuring
-  // workgroups of iteration 0 and of the later ones; whether the decide kernel takes the line
-  // search's last decision (the dense trials) in the later ones.
+  // sums' layout entries (lib/broyden_state.wgsl): n, stride, rows, return_b; the entries of the
+  // measuring kernel's rows in iteration 0 and in the later ones; whether the decide kernel takes
+  // the line search's last decision (the dense trials) in the later ones; whether rows hold thread sums.
   const layoutWords = new Uint32Array(4 * SUMS_LAYOUT);
-  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseGroups : groups, product && opts.ls ? 1 : 0]);
+  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseParts : groups, product && opts.ls ? 1 : 0, sumsFlags.thread_sums]);
   engine.device.queue.writeBuffer(sums, 0, layoutWords);
   /** The factors of the best iterate as tensors [n, L] and [L, n] (returnB). */
   const factorsOf = async (snapshot: ControlSnapshot): Promise<BroydenFactors | undefined> => {

@@ -132,9 +132,9 @@ export async function picardPerSample(run: SolveRun): Promise<SolveResult> {
  */
 export async function andersonPerSample(run: SolveRun, ring: GPUBuffer, slotOf: (t: number) => number): Promise<SolveResult> {
   const rows = await rowsOf(run);
-  await run.addKernel('rowsMix', {});
   const { batch, stride, opts } = run;
   const slots = opts.windowSize + 1;
+  await run.addKernel('rowsMix', { ALPHA_SLOTS: slots }); // lib/anderson_alpha.wgsl's arrays: this window's
   const xs = run.scratchBuffer(slots * stride);
   const fxs = run.scratchBuffer(slots * stride);
   // The rows' Gram matrices, then their dots.

@@ -62,11 +62,12 @@ interface DenseSteps {
 
 /**
  * The partial sums one dense step kernel leaves for the next to measure: one per workgroup, or
- * for split-k one per (row block, slice): only column block 0 measures (picard_split_step.wgsl).
+ * for split-k one per (row block, slice): only column block 0 measures (picard_split_step.wgsl);
+ * with thread sums (SolveRun.threadSums) one per thread.
  */
-function measuredGroups(product: FusedProduct): number {
+function measuredParts(product: FusedProduct, threadSums: boolean): number {
   const [gx, gy, gz] = product.groups;
-  return product.split ? gy * gz : gx * gy;
+  return (product.split ? gy * gz : gx * gy) * (threadSums ? product.threads : 1);
 }
 
 /**
@@ -80,10 +81,14 @@ function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
-  const denseGroups = dense ? measuredGroups(dense.product) : 0;
-  const steps = run.stepState(denseGroups);
-  // The partials each step reads: those the step before wrote (the dense kernel's workgroups, or the generic kernel's).
-  const measured = dense ? denseGroups : steps.groups;
+  // The dense kernels leave one partial per thread on a CPU adapter (not split-k, which only column block 0 measures).
+  const threadSums = dense !== undefined && !dense.product.split && run.threadSums;
+  const denseParts = dense ? measuredParts(dense.product, threadSums) : 0;
+  const steps = run.stepState(denseParts);
+  // The partials each step reads: those the step before wrote (the dense kernel's, or the generic kernel's).
+  const measured = dense ? denseParts : steps.groups;
+  // The generic step reads the dense kernels' partials only as the tail, whose own nobody reads.
+  const sumsFlag = { thread_sums: threadSums ? 1 : 0 };
   const kernel = run.kernel('picardStep');
   const common = (t: number) => ({
     ctrl: run.ctrl,
@@ -96,7 +101,7 @@ function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
   });
   // The bindings depend on t mod 6 (slots mod 3, header and partials mod 2): made once.
   const groups = Array.from({ length: 6 }, (_, t) =>
-    kernel.bind({ ...common(t), params: run.params('picardStep', run.stepRules(FinishMode.picard, t, measured)), next: slot(t + 1) }),
+    kernel.bind({ ...common(t), params: run.params('picardStep', { ...run.stepRules(FinishMode.picard, t, measured), ...sumsFlag }), next: slot(t + 1) }),
   );
   let last = 0;
   const step = (pass: GPUComputePassEncoder, t: number): void => {
@@ -119,7 +124,7 @@ function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
     const splitRules = (t: number): Record<string, number> =>
       split ? { chunk: split.chunk, splits: split.splits, split_in: (t % 2) * half, split_out: ((t + 1) % 2) * half } : {};
     const paramsOf = (t: number) =>
-      run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseGroups), m: run.batch, n: d, k: prefix?.size ?? d, ...splitRules(t) });
+      run.params(dense.shader, { ...run.stepRules(FinishMode.picard, t, denseParts), m: run.batch, n: d, k: prefix?.size ?? d, ...splitRules(t), ...sumsFlag });
     const operands = {
       weight, weight4: weight, bias, epi_qd: run.qdBuffer, ...(partials ? { gemm_partial: partials } : {}), ...(prefix ? { product_a: prefix.output } : {}),
     };

@@ -491,6 +491,18 @@ export class SolveRun {
     return product;
   }
 
+  /**
+   * Whether a dense step kernel (and Broyden's decide kernel) leaves one partial sum per thread
+   * rather than a tree's total per workgroup, for readers that add a row in order
+   * (lib/row_sums.wgsl): on a CPU adapter, where each level of a tree is a barrier whose cost grows
+   * with the workgroup's threads (docs/swiftshader-costs.md) and the rows stay short
+   * (CPU_DENSE_STEP_GROUPS, MAX_STEP_GROUPS_CPU). A GPU keeps the trees: a serial sum over hundreds of entries
+   * there is a chain of dependent loads.
+   */
+  get threadSums(): boolean {
+    return this.engine.cpuAdapter;
+  }
+
   /** Workgroups of the generic step kernels (lib/step.wgsl) for this state. */
   stepGroups(): number {
     return Math.min(this.engine.cpuAdapter ? MAX_STEP_GROUPS_CPU : MAX_STEP_GROUPS, Math.ceil(this.n / REDUCE_ELEMENTS));
@@ -529,6 +541,7 @@ export class SolveRun {
     return {
       ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
       partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0, stride: 0, slots: 0, reg: 0, beta: 0, chunk: 0, splits: 0, split_in: 0, split_out: 0,
+      thread_sums: 0,
     };
   }
 
