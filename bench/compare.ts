@@ -16,12 +16,13 @@
  * working tree's sequential(linear, add(Qd), tanh()) row with its ratio to the block of the same
  * run. The runs' JSON and logs stay in the temp dir it names.
  *
- * Defaults, for ≈ 15 minutes on the 2-core SwiftShader VM: 3 rounds of two suite runs per side,
- * `--sizes 256,1024 --batches 1 --repeats 2` and `--sizes 256 --batches 64 --repeats 2`, that is the
- * quick sizes but d = 1024 at batch 64 (one full quick run of the base took 5.4 minutes there, 3.3
- * of them on that size). Measured there on 2026-12-01 against 0edfd11: base runs 0.5–1.1 minutes,
- * working-tree runs 1.5–5.3 (twice the rows, and that day's sequential was 6–10× slower than the
- * block at batch 1), 24 minutes in all; with a sequential as fast as the block, ≈ 13. Any bench
+ * Defaults: 3 rounds of two suite runs per side, `--sizes 256,1024 --batches 1 --repeats 5` and
+ * `--sizes 256 --batches 64 --repeats 5`, that is the quick sizes but d = 1024 at batch 64 (one
+ * full quick run of the base took 5.4 minutes on the 2-core SwiftShader VM, 3.3 of them on that
+ * size). Measured there on 2026-12-01 against 0edfd11 (at 2 repeats): base runs 0.5–1.1 minutes,
+ * working-tree runs 1.5–5.3, 24 minutes in all; on 2026-12-04, 3 rounds took 2.3 minutes. Five
+ * repeats, not two: a solve now and then takes several times the others (seen at d = 1024, batch 1:
+ * one of 12 solves at 171 ms against 42–56), and the median of two is the larger. Any bench
  * flag replaces both sets with one run of those flags: `--sizes 256,1024 --batches 1,64` covers the
  * whole quick set, ≈ 16 minutes a round there. On a shared machine the load moves single runs by 2×
  * and more (the table gives each ratio's range over the rounds): run it on a quiet one, or add rounds.
@@ -48,8 +49,8 @@ interface CompareOptions {
 
 /** The quick sizes but d = 1024 at batch 64, which alone takes longer than the rest. */
 const DEFAULT_FLAG_SETS = [
-  ['--sizes', '256,1024', '--batches', '1', '--repeats', '2'],
-  ['--sizes', '256', '--batches', '64', '--repeats', '2'],
+  ['--sizes', '256,1024', '--batches', '1', '--repeats', '5'],
+  ['--sizes', '256', '--batches', '64', '--repeats', '5'],
 ];
 
 function parseArgs(argv: readonly string[]): CompareOptions {

@@ -108,7 +108,7 @@ export function reportMarkdown(report: BenchReport, settings: BenchSettings, sta
   const contenders = names.length > 0 ? names.map((name) => `${name}: ${report.contenders[name]}`).join('; ') : 'none';
   return (
     `\n## ${stamp.slice(0, 16).replace('T', ' ')} UTC — ${report.adapter} (${report.where})\n\n` +
-    `Machine: ${machineName()}, load average ${settings.loadAtStart.toFixed(1)} at the start. Median of ${repeats} solves after a warm-up; eps = 0 (fixed work); ` +
+    `Machine: ${machineName()}, load average ${settings.loadAtStart.toFixed(1)} at the start. Median of ${repeats} solves after two warm-up solves; eps = 0 (fixed work); ` +
     `forward kernel: ${forwardKernel}; fused picard: ${fused}. Contenders (same problem, same iterations): ${contenders}. ` +
     `Ratios are the contender's µs/f-eval over the engine's. Timestamp queries: ${report.timestamps ? 'yes' : 'not offered by this device (n/a)'}.` +
     (report.rows.some((r) => r.layer === 'sequential') ? ` ${SEQUENTIAL_NOTE}` : '') +

@@ -32,6 +32,8 @@
 // Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
 //          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
+//          step_row_main (lib/gemm_row.wgsl: one row, vec4), dispatch
+//          (ceil(n / (16·GEMM_ROW_THREADS)), m), REDUCE_SIZE = GEMM_ROW_THREADS;
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE²;
 //          step_slices_main (lib/gemm_slices.wgsl: k split inside the workgroup, for a layer whose

@@ -4,13 +4,14 @@
 // add(Qd) → tanh (→ dropout). The ways to compute the product, chosen per problem by
 // src/layers/dense.ts: gemm_rows_main (few rows), gemm_split_main + gemm_combine_main (few rows
 // on a GPU), each also with the weight read as vec4 (gemm_rows4_main, gemm_split4_main: n a
-// multiple of 4), and gemm_tiled_main (many rows).
+// multiple of 4), gemm_row_main (one row, vec4: a CPU adapter) and gemm_tiled_main (many rows).
 // Bindings: gate; params; x; weight; bias; epi_qd [m, n]; y [m, n]; gemm_partial [splits, m, n];
 // weight4 (lib/gemm_weight4.wgsl), the weight's buffer again, read 4 values at a time.
 //! include lib/gate.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_dropout.wgsl
 //! include lib/gemm_split_vec4.wgsl
+//! include lib/gemm_row.wgsl
 //! include lib/gemm_tiled.wgsl
 //! include lib/gemm_weight4.wgsl
 

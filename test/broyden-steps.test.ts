@@ -43,12 +43,15 @@ const closeTo = (a: readonly number[], b: readonly number[], tolerance: number) 
 
 describe('fused Broyden iterations', () => {
   // [d, batch, forwardKernel]: 'auto' is the few-row product on this (CPU) adapter (vec4 loads of
-  // the weight at d = 40, the scalar body at d = 42), 'matmul' the
-  // tiled one; batch × d > 1024 (many workgroups of each).
-  const cases = [[40, 30, 'auto'], [42, 25, 'auto'], [36, 33, 'matmul']] as const;
+  // the weight at d = 40, the scalar body at d = 42, the one-row body at d = 260, batch 1: two
+  // workgroups), 'matmul' the tiled one; batch × d > 1024 (many workgroups of each).
+  const cases = [[40, 30, 'auto'], [42, 25, 'auto'], [36, 33, 'matmul'], [260, 1, 'auto']] as const;
 
   it.each(cases)('d = %i, batch %i (%s): the dense path, the generic path and the float64 reference agree', async (d, batch, forwardKernel) => {
     const { f, weight, bias } = block(d, forwardKernel);
+    // The body each case is meant to cover.
+    const product = f.fusedPicard?.(batch)?.product;
+    expect(product?.body).toBe(forwardKernel === 'matmul' ? 'tiled' : d % 4 !== 0 ? 'rows' : batch === 1 ? 'row' : 'rows4');
     const qd = Float32Array.from(randomArray(random, batch * d, 1));
     const q = engine.tensor(qd, [batch, d]);
     const all: SolverOptions[] = [

@@ -36,14 +36,15 @@ async function solve(f: ReturnType<typeof implicitBlock>, q: Tensor, options: So
 describe('fused Picard steps', () => {
   // [d, batch, forwardKernel]: batch × d past the whole-iteration kernel's 1024 values, so fused
   // Picard takes the dense step; 'auto' is the few-row product on this (CPU) adapter (vec4 loads of
-  // the weight at d = 40, the scalar body at d = 42), 'matmul' the tiled one.
-  const cases = [[40, 30, 'auto'], [42, 25, 'auto'], [36, 33, 'matmul']] as const;
+  // the weight at d = 40, the scalar body at d = 42, the one-row body at batch 1: d = 260, two
+  // workgroups, the second with one quad of columns), 'matmul' the tiled one.
+  const cases = [[40, 30, 'auto'], [42, 25, 'auto'], [36, 33, 'matmul'], [260, 1, 'auto']] as const;
 
   it.each(cases)('d = %i, batch %i (%s): the dense step, the generic step and the float64 reference agree', async (d, batch, forwardKernel) => {
     const { f, weight, bias } = block(d, forwardKernel);
     // The body each case is meant to cover.
     const body = f.fusedPicard?.(batch)?.kind === 'dense' ? f.fusedPicard(batch)?.product?.body : undefined;
-    expect(body).toBe(forwardKernel === 'matmul' ? 'tiled' : d % 4 === 0 ? 'rows4' : 'rows');
+    expect(body).toBe(forwardKernel === 'matmul' ? 'tiled' : d % 4 !== 0 ? 'rows' : batch === 1 ? 'row' : 'rows4');
     const qd = Float32Array.from(randomArray(random, batch * d, 1));
     const q = engine.tensor(qd, [batch, d]);
     const all = [{ eps: 1e-5, maxDepth: 60 }, { eps: 1e-4, maxDepth: 9, stopMode: 'rel' as const, returnFinal: true }];

@@ -198,7 +198,7 @@ interface Shape {
   k: number;
   n: number;
   /** The forward the plan must pick on this adapter (so each case tests the product it names). */
-  forward: 'rows' | 'split' | 'tiled';
+  forward: 'rows' | 'row' | 'split' | 'tiled';
   /** Plan as on a GPU, or with one tiling (the GPU kernels, run here on this adapter). */
   overrides?: DenseOverrides;
   /** Whether the few-row forward reads the weight as vec4 (default false). */
@@ -224,6 +224,10 @@ const SHAPES: Shape[] = [
   { choice: 'matmul', rows: 3, k: 7, n: 5, forward: 'tiled' },
   { choice: 'matmul', rows: 33, k: 70, n: 67, forward: 'tiled' },
   { choice: 'matmul', rows: 256, k: 7, n: 67, forward: 'tiled' },
+  // This CPU adapter's one-row body (lib/gemm_row.wgsl): n a multiple of 4, 260 columns (a second
+  // workgroup holding one quad of 64), k = 131 (two rounds of 64 staged values and a ragged third).
+  { choice: 'auto', rows: 1, k: 131, n: 260, forward: 'row', vector: true },
+  { choice: 'tiled', rows: 1, k: 7, n: 12, forward: 'row', vector: true, chains: ['add-qd→tanh→dropout', 'gelu'] },
   // The GPU's plans: vec4 loads of the weight (n a multiple of 4, ragged against the 256 columns
   // of a workgroup), split-k over a ragged last slice, the register-tiled adjoint; tilings forced.
   { choice: 'auto', rows: 3, k: 300, n: 68, forward: 'split', vector: true, overrides: { adapter: 'gpu' }, chains: ['empty', 'add-qd→tanh→dropout'] },
@@ -436,10 +440,13 @@ describe('dense-product library: the plans of a GPU', () => {
   it('a CPU adapter takes the few-row product with vec4 loads (n a multiple of 4) without split-k, whatever the size', () => {
     const cpuKernels = (n: number) => new DenseKernels(engine, 4096, n, { ops: [], dropout: NO_DROPOUT }, 'auto', 'rows', 'plan test', true, { adapter: 'cpu' });
     const dense = cpuKernels(4096);
-    expect(dense.plan(1)).toMatchObject({ forward: 'rows', vector: true, splits: 1, adjointTiled: false });
+    // One row: the one-row body, 16 columns of 16 threads per workgroup (lib/gemm_row.wgsl).
+    expect(dense.plan(1)).toMatchObject({ forward: 'row', vector: true, splits: 1, adjointTiled: false });
+    expect(dense.forwardGroups(1)).toBe(16);
+    expect(dense.plan(2)).toMatchObject({ forward: 'rows', vector: true, splits: 1 });
     expect(dense.plan(64)).toMatchObject({ forward: 'rows', vector: true, splits: 1 });
     // 4 · 64 columns per workgroup: 16 workgroups (a GPU would split k or keep the scalar kernel's 64).
-    expect(dense.forwardGroups(1)).toBe(16);
+    expect(dense.forwardGroups(2)).toBe(16);
     const odd = cpuKernels(4094);
     expect(odd.plan(1)).toMatchObject({ forward: 'rows', vector: false, splits: 1 });
     expect(odd.forwardGroups(1)).toBe(64);
@@ -490,6 +497,7 @@ describe('dense-product library: the same bits whatever the kernel', () => {
   // or vec4 loads) and in every register tiling: the forward's bits must not depend on which ran.
   it.each([
     ['few rows, scalar vs vec4 loads', 'tiled', 512, 70, 132, [{ vector: false }, {}]],
+    ['one row: the scalar few-row body vs the one-row body (this CPU adapter)', 'tiled', 1, 200, 132, [{ vector: false }, {}]],
     ['split-k, scalar vs vec4 loads', 'split-k', 3, 300, 68, [{ vector: false }, {}]],
     ['tilings 32, 64, 128', 'matmul', 40, 70, 132, [{ tileEdge: 32 }, { tileEdge: 64 }, { tileEdge: 128 }]],
   ] as const)('%s', async (_what, choice, rows, k, n, variants) => {

@@ -32,17 +32,20 @@ export interface Contender {
   readonly description: string;
   /** Whether it runs this solver (the table shows "—" otherwise). */
   supports(solver: BenchSolver): boolean;
-  /** Median ms of `repeats` solves after a warm-up, or null when it declines this size. */
+  /** Median ms of `repeats` solves after the warm-up (medianTiming), or null when it declines this size. */
   time(problem: BenchProblem, solve: ContenderCase, repeats: number): Promise<ContenderTiming | null>;
   /** Frees what it holds (GPU memory, backends). */
   dispose(): void;
 }
 
 /**
- * The median of `repeats` timed calls after one untimed warm-up call; `run` returns the counted
- * evaluations of f.
+ * The median of `repeats` timed calls after two untimed warm-up calls; `run` returns the counted
+ * evaluations of f. Two, because the engine keeps a configuration's solve program from its
+ * second solve on (docs/architecture.md, "Decisions"): with one warm-up the first timed call still
+ * builds it, and at 2 repeats the median (the larger of two) was that build.
  */
 export async function medianTiming(run: () => Promise<number>, repeats: number): Promise<ContenderTiming> {
+  await run();
   await run();
   const times: number[] = [];
   let tnstep = 0;

@@ -11,6 +11,8 @@
 // Entries: measure_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          measure_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
 //          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
+//          measure_row_main (lib/gemm_row.wgsl: one row, vec4), dispatch
+//          (ceil(n / (16·GEMM_ROW_THREADS)), m), REDUCE_SIZE = GEMM_ROW_THREADS;
 //          measure_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE².
 
@@ -20,6 +22,7 @@
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl
 //! include lib/gemm_rows_vec4.wgsl
+//! include lib/gemm_row.wgsl
 //! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
 
@@ -39,6 +42,8 @@ fn gemm_out(row: u32, col: u32, acc: f32) {
   measure_element(i, x_ring[base + i], value);
 }
 
+// One entry per body, each calling only its own: an entry point pays, every dispatch, for the
+// workgroup memory of every body it references (docs/swiftshader-costs.md).
 @compute @workgroup_size(GEMM_COLS)
 fn measure_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (measure_begin(lid)) { return; }
@@ -50,6 +55,13 @@ fn measure_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroup
 fn measure_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
   if (measure_begin(lid)) { return; }
   gemm_rows4_block(group, lid);
+  measure_store(group.y * count.x + group.x, count.x * count.y, lid);
+}
+
+@compute @workgroup_size(GEMM_ROW_THREADS)
+fn measure_row_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (measure_begin(lid)) { return; }
+  gemm_row_block(group, lid);
   measure_store(group.y * count.x + group.x, count.x * count.y, lid);
 }
 

@@ -12,8 +12,8 @@
 //     having stored whatever of them the kernel owns
 // Bindings: lib/broyden_dense_params.wgsl's 0–7; bias [n] (8); epi_qd [m, n] (9); weight4
 //           (lib/gemm_weight4.wgsl).
-// Entries: step_rows_main, step_rows4_main, step_tiled_main, step_slices_main (dispatch and
-//          REDUCE_SIZE: shaders/broyden_dense_step.wgsl's header).
+// Entries: step_rows_main, step_rows4_main, step_row_main, step_tiled_main, step_slices_main
+//          (dispatch and REDUCE_SIZE: shaders/broyden_dense_step.wgsl's header).
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
@@ -24,6 +24,7 @@
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl
 //! include lib/gemm_rows_vec4.wgsl
+//! include lib/gemm_row.wgsl
 //! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
 //! include lib/gemm_slices.wgsl
@@ -33,7 +34,8 @@ override REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(8) var<storage, read> bias: array<f32>;
 @group(0) @binding(9) var<storage, read> epi_qd: array<f32>;
 
-// The elements this thread stores (at most 4 × 4 with the tiled body): index, Δx, Δg, g', u, v.
+// The elements this thread stores (at most 16: 4 × 4 with the tiled and rows4 bodies, 16 columns
+// of one row with the row body): index, Δx, Δg, g', u, v.
 const MAX_OWN: u32 = 16u;
 var<private> own_count: u32;
 var<private> own_index: array<u32, MAX_OWN>;
@@ -179,6 +181,8 @@ fn dense_end(flat: u32, lid: u32) {
   }
 }
 
+// One entry per body, each calling only its own: an entry point pays, every dispatch, for the
+// workgroup memory of every body it references (docs/swiftshader-costs.md).
 @compute @workgroup_size(GEMM_COLS)
 fn step_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
   let flat = group.y * count.x + group.x;
@@ -192,6 +196,14 @@ fn step_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups)
   let flat = group.y * count.x + group.x;
   if (dense_begin(flat, count.x * count.y, lid)) { return; }
   gemm_rows4_block(group, lid);
+  dense_end(flat, lid);
+}
+
+@compute @workgroup_size(GEMM_ROW_THREADS)
+fn step_row_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let flat = group.y * count.x + group.x;
+  if (dense_begin(flat, count.x * count.y, lid)) { return; }
+  gemm_row_block(group, lid);
   dense_end(flat, lid);
 }
 

@@ -13,6 +13,8 @@
 // Entries: step_rows_main, dispatch (ceil(n / GEMM_COLS), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
 //          step_rows4_main (the weight read as vec4, n a multiple of 4), dispatch
 //          (ceil(n / (4·GEMM_COLS)), ceil(m / 4)), REDUCE_SIZE = GEMM_COLS;
+//          step_row_main (lib/gemm_row.wgsl: one row, vec4), dispatch
+//          (ceil(n / (16·GEMM_ROW_THREADS)), m), REDUCE_SIZE = GEMM_ROW_THREADS;
 //          step_tiled_main, dispatch (ceil(n / (4·GEMM_SIDE)), ceil(m / (4·GEMM_SIDE))),
 //          REDUCE_SIZE = GEMM_SIDE².
 
@@ -23,6 +25,7 @@
 //! include lib/epilogue_fixed.wgsl
 //! include lib/gemm_rows.wgsl
 //! include lib/gemm_rows_vec4.wgsl
+//! include lib/gemm_row.wgsl
 //! include lib/gemm_weight4.wgsl
 //! include lib/gemm_tiled.wgsl
 
@@ -44,6 +47,8 @@ fn gemm_out(row: u32, col: u32, acc: f32) {
   step_sums += residual_sums(step_candidate[i], value);
 }
 
+// One entry per body, each calling only its own: an entry point pays, every dispatch, for the
+// workgroup memory of every body it references (docs/swiftshader-costs.md).
 @compute @workgroup_size(GEMM_COLS)
 fn step_rows_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
   let flat = group.y * count.x + group.x;
@@ -57,6 +62,14 @@ fn step_rows4_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups)
   let flat = group.y * count.x + group.x;
   if (step_begin(flat, count.x * count.y, lid)) { return; }
   gemm_rows4_block(group, lid);
+  step_end(flat, lid, step_sums);
+}
+
+@compute @workgroup_size(GEMM_ROW_THREADS)
+fn step_row_main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let flat = group.y * count.x + group.x;
+  if (step_begin(flat, count.x * count.y, lid)) { return; }
+  gemm_row_block(group, lid);
   step_end(flat, lid, step_sums);
 }
 

@@ -137,6 +137,12 @@ interface Problem {
 const ROWS = 4;
 
 const rowsGroups = (p: Problem) => [Math.ceil(p.n / ((p.vector ? 4 : 1) * p.tiles.cols)), Math.ceil(p.m / ROWS)] as const;
+/**
+ * The one-row body (lib/gemm_row.wgsl, a CPU adapter at batch 1): threads per workgroup, each 16
+ * columns, so a workgroup covers 256 columns of a row (docs/swiftshader-costs.md).
+ */
+const ROW_THREADS = 16;
+const rowGroups = (p: Problem) => [Math.ceil(p.n / (16 * ROW_THREADS)), p.m] as const;
 const tiledGroups = (p: Problem) => [Math.ceil(p.n / p.tile.edge), Math.ceil(p.m / p.tile.edge)] as const;
 
 /** @internal The override constants of a chain (lib/epilogue.wgsl's EPI_OP*). */
@@ -156,11 +162,12 @@ export function chainConstants(epilogue: Epilogue): Record<string, number> {
  */
 export interface FusedProduct {
   /**
-   * 'rows4' / 'split4': B read as vec4; 'split' / 'split4': split-k (lib/gemm_split.wgsl), `split`
+   * 'rows4' / 'split4': B read as vec4; 'row': one row per workgroup, vec4 (lib/gemm_row.wgsl);
+   * 'split' / 'split4': split-k (lib/gemm_split.wgsl), `split`
    * gives its slices; 'slices': k split inside each workgroup (lib/gemm_slices.wgsl, vec4 loads per
    * its GEMM_VEC4 constant).
    */
-  body: 'rows' | 'rows4' | 'tiled' | 'split' | 'split4' | 'slices';
+  body: 'rows' | 'rows4' | 'row' | 'tiled' | 'split' | 'split4' | 'slices';
   constants: Readonly<Record<string, number>>;
   /** Workgroups (x, y, z); z is the slices of k of a split-k product, else 1. */
   groups: readonly [number, number, number];
@@ -178,7 +185,7 @@ export interface FusedProduct {
 /** The register-tiled kernels, each compiled once per tiling (named `<base>@<edge>`). */
 const TILED_BASES = ['forwardTiled', 'deltaTiled', 'weightTiled', 'inputTiled'] as const;
 type TiledBase = (typeof TILED_BASES)[number];
-type KernelName = 'forwardRows' | 'forwardRows4' | 'forwardSplit' | 'forwardSplit4' | 'forwardCombine' | 'deltaRows' | 'weightRows' | 'inputRows' | `${TiledBase}@${number}`;
+type KernelName = 'forwardRows' | 'forwardRows4' | 'forwardRow' | 'forwardSplit' | 'forwardSplit4' | 'forwardCombine' | 'deltaRows' | 'weightRows' | 'inputRows' | `${TiledBase}@${number}`;
 
 /** Every kernel of the dense product, as data, for one chain, the device's tiles and tilings. */
 function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles, shapes: readonly TileShape[]): Record<KernelName, KernelSpec<Problem>> {
@@ -187,6 +194,7 @@ function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles, shapes: readonly Tile
   const specs: Partial<Record<KernelName, KernelSpec<Problem>>> = {
     forwardRows: { shader: 'dense', entry: 'gemm_rows_main', constants: { ...chain, ...rows }, groups: rowsGroups },
     forwardRows4: { shader: 'dense', entry: 'gemm_rows4_main', constants: { ...chain, ...rows }, groups: rowsGroups },
+    forwardRow: { shader: 'dense', entry: 'gemm_row_main', constants: { ...chain, GEMM_ROW_THREADS: ROW_THREADS }, groups: rowGroups },
     forwardSplit: { shader: 'dense', entry: 'gemm_split_main', constants: { ...chain, ...rows }, groups: (p) => [...rowsGroups(p), p.splits] },
     forwardSplit4: { shader: 'dense', entry: 'gemm_split4_main', constants: { ...chain, ...rows }, groups: (p) => [...rowsGroups(p), p.splits] },
     forwardCombine: { shader: 'dense', entry: 'gemm_combine_main', constants: chain, groups: (p) => [Math.ceil((p.m * p.n) / 256)] },
@@ -209,7 +217,8 @@ function kernelSpecs(epilogue: Epilogue, tiles: GemmTiles, shapes: readonly Tile
 
 /** @internal Which kernels run for a problem: the forward's way, and the adjoint's product kernels. */
 export interface Plan {
-  forward: 'rows' | 'split' | 'tiled';
+  /** 'row': one row per workgroup (lib/gemm_row.wgsl; a CPU adapter at one row, vec4). */
+  forward: 'rows' | 'row' | 'split' | 'tiled';
   splits: number;
   /** The few-row forward reads the weight as vec4 (n a multiple of 4; on a GPU only with enough workgroups). */
   vector: boolean;
@@ -366,6 +375,7 @@ export class DenseKernels {
     const vector = this.vectorOk;
     take('weightRows', 'inputRows', 'forwardRows');
     if (vector) take('forwardRows4');
+    if (vector && !gpu) take('forwardRow');
     if (this.allowSplit && (choice === 'split-k' || (choice === 'auto' && gpu))) take(vector ? 'forwardSplit4' : 'forwardSplit', 'forwardCombine');
     if (choice === 'matmul' || gpu) {
       tiled('forwardTiled');
@@ -394,7 +404,8 @@ export class DenseKernels {
    * SPLIT_TARGET_GROUPS workgroups (without split-k, vec4 only where it still has
    * SPLIT_BELOW_GROUPS); each register-tiled product takes its tiling by chooseTile.
    * A CPU adapter takes the few-row kernels without split-k, with vec4 loads wherever n is a
-   * multiple of 4 (its cost is per load, whatever the workgroup count: docs/swiftshader-costs.md).
+   * multiple of 4 (its cost is per load, whatever the workgroup count: docs/swiftshader-costs.md),
+   * and at one row the one-row body (ROW_THREADS).
    */
   plan(rows: number): Plan {
     const cpu = this.cpu;
@@ -409,7 +420,7 @@ export class DenseKernels {
     const groupsOf = (vector: boolean) => Math.ceil(n / ((vector ? 4 : 1) * this.tiles.cols)) * Math.ceil(rows / ROWS);
     // Without split-k, vec4 loads (4 times fewer workgroups) on a GPU only where that leaves enough
     // of them; a CPU adapter always takes them (docs/swiftshader-costs.md: its cost is per load).
-    const rowsPlan: Plan = { ...base, forward: 'rows', vector: vectorOk && (cpu || groupsOf(true) >= SPLIT_BELOW_GROUPS) };
+    const rowsPlan: Plan = { ...base, forward: cpu && vectorOk && rows === 1 ? 'row' : 'rows', vector: vectorOk && (cpu || groupsOf(true) >= SPLIT_BELOW_GROUPS) };
     if (choice === 'tiled' || !this.allowSplit) return rowsPlan;
     const groups = groupsOf(vectorOk);
     const most = Math.max(1, Math.floor(k / MIN_CHUNK));
@@ -432,6 +443,7 @@ export class DenseKernels {
   private forwardKernel(plan: Plan): KernelName {
     if (plan.forward === 'tiled') return `forwardTiled@${plan.tiles.forward.edge}`;
     if (plan.forward === 'split') return plan.vector ? 'forwardSplit4' : 'forwardSplit';
+    if (plan.forward === 'row') return 'forwardRow';
     return plan.vector ? 'forwardRows4' : 'forwardRows';
   }
 
@@ -460,6 +472,11 @@ export class DenseKernels {
           body: 'slices', constants: { GEMM_QUADS: SLICE_QUADS, GEMM_SLICES: SLICE_COUNT, GEMM_VEC4: plan.vector ? 1 : 0 },
           groups: [Math.ceil(n / (4 * SLICE_QUADS)), Math.ceil(rows / ROWS), 1], threads: SLICE_QUADS * SLICE_COUNT, split: null, whole: null,
         },
+      };
+    }
+    if (plan.forward === 'row') {
+      return {
+        body: 'row', constants: { GEMM_ROW_THREADS: ROW_THREADS }, groups: [...rowGroups(problem), 1], threads: ROW_THREADS, split: null, whole: null,
       };
     }
     // The body the layer's own forward takes: vec4 loads of the weight where its plan has them.

@@ -39,7 +39,8 @@ export interface TanhBlockParams {
    * 32 × 32, 64 × 64 or 128 × 128 tiles, the largest that still gives about 256 workgroups).
    * `'auto'` (default) picks split-k for few workgroups, matmul from 32 rows, tiled otherwise —
    * and always tiled on a CPU adapter (SwiftShader), which runs a workgroup on one thread, so a
-   * 64 × 64 tile is one thread's work and split-k only adds a pass.
+   * 64 × 64 tile is one thread's work and split-k only adds a pass; there a single row takes
+   * 16 columns per thread instead (one row per workgroup).
    */
   forwardKernel?: ForwardKernelChoice;
 }
