@@ -497,6 +497,50 @@ function allFinite(values: Float32Array): boolean {
   return values.every((v) => Number.isFinite(v));
 }
 
+/** A hand-written layer with a bug: its encodeForward throws on every call after the first `good` ones. */
+class ThrowingLayer extends SquareLayer {
+  calls = 0;
+  constructor(engine: Engine, featureSize: number, private readonly good: number) {
+    super(engine, featureSize);
+  }
+  override encodeForward(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void {
+    this.calls += 1;
+    if (this.calls > this.good) throw new Error('ThrowingLayer: encodeForward failed');
+    super.encodeForward(pass, io, batch);
+  }
+}
+
+describe('a layer whose encoding throws', () => {
+  // Chunks are submitted ahead of the one awaited (overlap): a second chunk that fails the same
+  // way must not surface as an unhandled rejection, which ends a Node process by default.
+  it.each(SOLVERS)('%s: the solve rejects with the layer\'s error, with no unhandled rejection', async (_name, solve) => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    const Qd = engine.tensor(qdData, [BATCH, D]);
+    try {
+      // good = 0: the first chunk's encoding fails; good = 1: the second's (a solve records the
+      // layer's evaluation once per chunk), submitted before the first is read back.
+      for (const good of [0, 1]) {
+        const layer = new ThrowingLayer(engine, D, good);
+        const error = await rejection(solve(layer, Qd, { eps: 0, maxDepth: 100_000, checkEvery: 2 }));
+        expect(error).toBeInstanceOf(Error);
+        expect((error as Error).message).toBe('ThrowingLayer: encodeForward failed');
+        expect(layer.calls).toBeGreaterThan(good);
+      }
+      await sleep(200);
+      expect(unhandled).toEqual([]);
+      // The engine still solves afterwards.
+      (await withinTime(solve(f, Qd, { maxDepth: 3 }))).dispose();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      Qd.dispose();
+    }
+  });
+});
+
 describe('NaN and Infinity during a solve', () => {
   /** Qd with one NaN, through engine.wrap (which does not look at values). */
   function nanQd(): Tensor {

@@ -711,16 +711,25 @@ export class SolveRun {
     const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
       engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver, withInit ? this.startOf(hooks.start) : undefined).then((bytes) => decodeControl(bytes));
     const inFlight: Promise<ControlSnapshot>[] = [];
+    // Each chunk's promise is marked handled as it is made: the one awaited reports its failure,
+    // and a second chunk submitted ahead that fails too (the same encoding error, say) must not
+    // reach Node as an unhandled rejection while the first is awaited (which ends the process
+    // under Node's default --unhandled-rejections=throw).
+    const submit = (withInit: boolean): void => {
+      const chunk = submitChunk(withInit);
+      chunk.catch(() => undefined);
+      inFlight.push(chunk);
+    };
     let snapshot: ControlSnapshot | undefined;
     const deadline = performance.now() + this.opts.timeoutMs;
     try {
-      inFlight.push(submitChunk(true));
-      if (t < end && this.opts.overlap) inFlight.push(submitChunk(false));
+      submit(true);
+      if (t < end && this.opts.overlap) submit(false);
       while (inFlight.length > 0) {
         snapshot = await this.beforeDeadline(inFlight.shift() as Promise<ControlSnapshot>, deadline);
         if (snapshot.done) break;
         schedule.observe(snapshot, t);
-        if (t < end) inFlight.push(submitChunk(false));
+        if (t < end) submit(false);
       }
       if (this.opts.trace && snapshot) {
         // Chunks still in flight are skipped on the GPU: the trace no longer changes.
@@ -740,10 +749,10 @@ export class SolveRun {
     } finally {
       // A chunk submitted ahead may still be in flight: its kernels are no-ops now (or the device
       // is gone), and its readback returns its staging buffer to the pool by itself. Its failure,
-      // if any, is already reported by the one awaited above. It is not waited for (that costs
-      // up to a chunk's latency per solve): a process that exits meanwhile is safe because the
-      // engine destroys its device at exit (see destroyAtExit in engine.ts).
-      for (const pending of inFlight) pending.catch(() => undefined);
+      // if any, is already reported by the one awaited above (each is marked handled by submit).
+      // It is not waited for (that costs up to a chunk's latency per solve): a process that exits
+      // meanwhile is safe because the engine destroys its device at exit (see destroyAtExit in
+      // engine.ts).
       if (!this.keep) this.unpinAll();
     }
     engine.assertAlive(this.solver);
