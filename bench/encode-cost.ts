@@ -15,6 +15,9 @@ import { machineName } from './settings';
 
 const ENCODES = 20_000;
 const PASSES = 7;
+/** Timed solves per solver row (see solverRows). */
+const SOLVE_PASSES = 7;
+
 
 /** Best µs per call of `body` over PASSES passes of ENCODES calls into one compute pass. */
 function microsPerEncode(engine: Engine, body: (pass: GPUComputePassEncoder) => void): number {
@@ -36,7 +39,10 @@ function microsPerEncode(engine: Engine, body: (pass: GPUComputePassEncoder) => 
  * encode µs per dispatch over a solve of 2,048 iterations in chunks of 512 (engine.counters;
  * `overlap: false`, so no chunk is encoded while SwiftShader's CPU threads run the one before),
  * against replaying the same dispatches — the pipelines and bind groups the solve used, recorded
- * from Kernel.dispatch — with raw Dawn calls into an unsubmitted pass. Best of 3 each.
+ * from Kernel.dispatch — with raw Dawn calls into an unsubmitted pass. Best of SOLVE_PASSES solves
+ * and of 3 replays: a solve's encoding measures 6–12 ms or, now and then, 50–160 ms (seen in this
+ * commit and in those before it, 2026-12-04 on the SwiftShader VM; a full garbage collection
+ * before each solve did not remove them), so few passes may all catch one.
  */
 async function solverRows(engine: Engine): Promise<[string, number, number][]> {
   const d = 64;
@@ -55,7 +61,7 @@ async function solverRows(engine: Engine): Promise<[string, number, number][]> {
     const solve = () => solver(f, q, { ...options, eps: 0, maxDepth: 2048, checkEvery: 512, overlap: false });
     (await solve()).dispose(); // compiles
     let library = Infinity;
-    for (let p = 0; p < 3; p++) {
+    for (let p = 0; p < SOLVE_PASSES; p++) {
       const before = engine.counters;
       (await solve()).dispose();
       const after = engine.counters;
