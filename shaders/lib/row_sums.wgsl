@@ -4,8 +4,8 @@
 // (lib/broyden_state.wgsl) and the fused steps' residual partials (lib/step.wgsl) go through it.
 // Why not always a tree: a row usually has few entries (one per workgroup of a dense step: 1–16
 // at batch 1), and a tree costs log2(REDUCE_SIZE) + 2 barriers however few entries there are — on
-// SwiftShader a barrier costs in proportion to the invocations (docs/swiftshader-costs.md), on a
-// GPU it is still a sync per level. Up to SERIAL_SUMS entries one thread adds them, first to
+// SwiftShader ≈ 4 µs each at 64 threads (bench/kernel-costs.ts, docs/swiftshader-costs.md), on a
+// GPU still a sync per level. Up to SERIAL_SUMS entries one thread adds them, first to
 // last, and hands the total on (thread 0: sums_total_first; a reader whose every thread needs it
 // shares it through a barrier it has anyway, lib/broyden_advance.wgsl); more go through
 // lib/reduce.wgsl's workgroup_sum. On a CPU adapter the writers skip their trees altogether and

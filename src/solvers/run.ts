@@ -494,10 +494,10 @@ export class SolveRun {
   /**
    * Whether a dense step kernel (and Broyden's decide kernel) leaves one partial sum per thread
    * rather than a tree's total per workgroup, for readers that add a row in order
-   * (lib/row_sums.wgsl): on a CPU adapter, where each level of a tree is a barrier whose cost grows
-   * with the workgroup's threads (docs/swiftshader-costs.md) and the rows stay short
-   * (CPU_DENSE_STEP_GROUPS, MAX_STEP_GROUPS_CPU). A GPU keeps the trees: a serial sum over hundreds of entries
-   * there is a chain of dependent loads.
+   * (lib/row_sums.wgsl): on a CPU adapter, where a dense step's ncols + 1 trees are each
+   * log2(threads) + 2 barriers of ≈ 4 µs (docs/swiftshader-costs.md) and the rows stay short
+   * (CPU_DENSE_STEP_GROUPS, MAX_STEP_GROUPS_CPU). A GPU keeps the trees: a serial sum over
+   * hundreds of entries there is a chain of dependent loads.
    */
   get threadSums(): boolean {
     return this.engine.cpuAdapter;
