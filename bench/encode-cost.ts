@@ -40,9 +40,9 @@ function microsPerEncode(engine: Engine, body: (pass: GPUComputePassEncoder) => 
  * `overlap: false`, so no chunk is encoded while SwiftShader's CPU threads run the one before),
  * against replaying the same dispatches — the pipelines and bind groups the solve used, recorded
  * from Kernel.dispatch — with raw Dawn calls into an unsubmitted pass. Best of SOLVE_PASSES solves
- * and of 3 replays: a solve's encoding measures 6–12 ms or, now and then, 50–160 ms (seen in this
- * commit and in those before it, 2026-12-04 on the SwiftShader VM; a full garbage collection
- * before each solve did not remove them), so few passes may all catch one.
+ * and of 3 replays: a chunk's `beginComputePass` now and then stalls 45–80 ms in glibc's
+ * consolidation of what a collection of Dawn's polling garbage freed (docs/swiftshader-costs.md);
+ * the solves' pace makes that rare, not impossible.
  */
 async function solverRows(engine: Engine): Promise<[string, number, number][]> {
   const d = 64;

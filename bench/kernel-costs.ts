@@ -7,7 +7,9 @@
  * subgroups where the device has them), 16 barriers with no workgroup memory, a 64-thread kernel
  * that declares 64, 1024 or 4096 floats of workgroup memory and touches one each, the same 4096
  * in a branch never taken, a one-workgroup 256 × 256 matrix-vector product, and a submit +
- * 64-byte readback round trip.
+ * 64-byte readback round trip. Then, in ms: long work from its submit to its map, the map asked
+ * for at the submit (Dawn in Node then polls on the main thread throughout) or after the main
+ * thread slept through 60% of that time (src/solvers/pace.ts).
  */
 import { readFileSync } from 'node:fs';
 import { Engine } from '../src/node';
@@ -109,6 +111,35 @@ ${declarations}
     staging.unmap();
   }
   console.log(`${'submit + 64-byte readback round trip'.padEnd(52)} ${(((performance.now() - start) * 1000) / 50).toFixed(0).padStart(7)} µs`);
+
+  // Waiting: the same long work (64 threads × 1024 workgroups × 4 dispatches of a 2,000-step loop),
+  // its 4-byte map asked for at the submit, or after the main thread slept through most of it.
+  const long = pipeline(64, 'var a = data[lid]; for (var i = 0u; i < 2000u; i++) { a = a * 0.999 + 0.001; } out[lid] = a;');
+  const longGroup = device.createBindGroup({ layout: long.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: data } }, { binding: 1, resource: { buffer: out } }] });
+  const wait = async (sleepMs: number): Promise<number> => {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(long);
+    pass.setBindGroup(0, longGroup);
+    for (let i = 0; i < 4; i++) pass.dispatchWorkgroups(1024);
+    pass.end();
+    encoder.copyBufferToBuffer(source, 0, staging, 0, 4); // after the dispatches in queue order
+    const began = performance.now();
+    device.queue.submit([encoder.finish()]);
+    if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+    await staging.mapAsync(1, 0, 4);
+    staging.unmap();
+    return performance.now() - began;
+  };
+  await wait(0); // compiles
+  const polled: number[] = [];
+  for (let i = 0; i < 3; i++) polled.push(await wait(0));
+  const median = (ms: number[]): number => [...ms].sort((a, b) => a - b)[ms.length >> 1];
+  const busy = median(polled);
+  // Sleep through 60% of the polled time: the GPU's own time is shorter than that when polling slows it.
+  const slept: number[] = [];
+  for (let i = 0; i < 3; i++) slept.push(await wait(0.6 * busy));
+  console.log(`long work, submit to map, ms (median of 3):\n${'  map asked for at the submit'.padEnd(52)} ${busy.toFixed(0).padStart(7)}\n${`  after sleeping ${(0.6 * busy).toFixed(0)} ms`.padEnd(52)} ${median(slept).toFixed(0).padStart(7)}`);
   engine.destroy();
 }
 

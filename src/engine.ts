@@ -10,6 +10,7 @@ import { subgroupSource, wgslConstant } from './gpu/shaders';
 import { Tensor, checkShape } from './tensor';
 import { type AnchoraxError, DeviceLostError, DisposedError, EngineMismatchError, GpuValidationError, LimitError, NonFiniteError, OptionError, ShapeError } from './errors';
 import { LEAK_WARNINGS_DEFAULT, Lifetimes, type LeakWarnings } from './scope';
+import { platform } from './platform';
 import { describe, isGpuBuffer, readChoice, readDevice, readOptions, readSwitch, readTensor, readValues } from './validate';
 
 /** How long a failed readback waits for `device.lost` to settle before reporting the raw error. */
@@ -112,6 +113,20 @@ export interface EngineOptions {
 
 /** Options of {@link Engine.fromDevice}. */
 export type FromDeviceOptions = Pick<EngineOptions, 'leakWarnings'>;
+
+/** @internal What {@link Engine.readBytes} takes besides the buffer and the byte count. */
+export interface ReadOptions {
+  /** Byte offset into the buffer (default 0). */
+  offset?: number;
+  /** Work encoded before the copy into the same submit. */
+  encode?: (encoder: GPUCommandEncoder) => void;
+  /** The operation named by a failure (default 'read'). */
+  what?: string;
+  /** Work submitted on its own first (see Engine.submit). */
+  start?: ((encoder: GPUCommandEncoder) => void) | GPUCommandBuffer;
+  /** Awaited after the submit, before the map (see Engine.readBytes). */
+  settle?: () => Promise<void>;
+}
 
 /**
  * What the engine has sent to the GPU so far (see {@link Engine.counters}): exact counts, for
@@ -429,6 +444,14 @@ export class Engine {
   private cpuDevice?: boolean;
 
   /**
+   * @internal Whether the host keeps its main thread busy while a map is pending (Dawn in Node:
+   * src/platform.ts, spinsWhileWaiting), so that a long wait is better slept through first.
+   */
+  get spinsWhileWaiting(): boolean {
+    return platform.spinsWhileWaiting === true;
+  }
+
+  /**
    * @internal Whether the engine compiles the subgroup variants of the library's kernels
    * (src/gpu/shaders.ts subgroupSource): when the device has the `subgroups` feature, which
    * Engine.create requests wherever the adapter offers it. An app's device (Engine.fromDevice)
@@ -675,22 +698,18 @@ export class Engine {
 
   /** @internal Copies `bytes` of `buffer` (from `offset`) to the CPU. Counted in readbackCount. */
   async readBuffer(buffer: GPUBuffer, bytes: number, offset = 0): Promise<Float32Array> {
-    return new Float32Array(await this.readBytes(buffer, bytes, offset));
+    return new Float32Array(await this.readBytes(buffer, bytes, { offset }));
   }
 
   /**
    * @internal Raw bytes readback; see readBuffer. `encode` adds work before the copy to the same
    * submit (a solver chunk); `start`, work submitted on its own before that (see {@link submit}).
+   * `settle` is awaited between the submit and the map: a caller that expects the GPU to take a
+   * while sleeps there where waiting on a map keeps the host busy ({@link spinsWhileWaiting}).
    * Checked like {@link submit}: failures name `what`.
    */
-  async readBytes(
-    buffer: GPUBuffer,
-    bytes: number,
-    offset = 0,
-    encode?: (encoder: GPUCommandEncoder) => void,
-    what = 'read',
-    start?: ((encoder: GPUCommandEncoder) => void) | GPUCommandBuffer,
-  ): Promise<ArrayBuffer> {
+  async readBytes(buffer: GPUBuffer, bytes: number, options: ReadOptions = {}): Promise<ArrayBuffer> {
+    const { offset = 0, encode, what = 'read', start, settle } = options;
     this.assertAlive(what);
     const size = Math.ceil(bytes / 4) * 4;
     // Taken once the start (if any) is submitted: nothing before it that need not be.
@@ -712,6 +731,11 @@ export class Engine {
     }
     if (!staging) throw new Error('readBytes: the submit took no staging buffer');
     this.tally.readbacks++;
+    if (settle) {
+      // `checked` may settle while this sleeps: it is awaited below, so it is not left unhandled.
+      checked.catch(ignore);
+      await settle();
+    }
     const [mapped, valid] = await Promise.allSettled([staging.mapAsync(MapMode.READ, 0, size), checked]);
     if (mapped.status === 'rejected') {
       await this.assertAliveAfterFailure(what);

@@ -99,4 +99,5 @@ registerPlatform({
   noAdapterHint: APT_HINT,
   readFile: async (path) => new Uint8Array(await readFile(path)),
   writeFile: (path, data) => writeFile(path, data),
+  spinsWhileWaiting: true,
 });

@@ -14,6 +14,14 @@ export interface Platform {
   readFile?: (path: string) => Promise<Uint8Array>;
   /** Writes a whole file, replacing it. */
   writeFile?: (path: string, data: Uint8Array) => Promise<void>;
+  /**
+   * Whether the host's WebGPU keeps the main thread busy while a promise such as `mapAsync` is
+   * pending. Dawn in Node does: it polls for events on `setImmediate` until the promise settles,
+   * which takes a core from a CPU adapter's threads and makes garbage whose collection stalls
+   * later calls (docs/swiftshader-costs.md). A solve then sleeps through most of a chunk's
+   * expected GPU time before it maps the chunk's readback (src/solvers/pace.ts).
+   */
+  spinsWhileWaiting?: boolean;
 }
 
 /** @internal The services registered so far. */

@@ -207,7 +207,7 @@ export async function hasNonFinite(engine: Engine, t: Tensor): Promise<boolean> 
     pass.end();
   };
   try {
-    return new Uint32Array(await engine.readBytes(flag, 4, 0, encode, 'backward'))[0] !== 0;
+    return new Uint32Array(await engine.readBytes(flag, 4, { encode, what: 'backward' }))[0] !== 0;
   } finally {
     engine.releaseBuffer(flag);
   }

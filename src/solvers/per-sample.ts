@@ -229,7 +229,7 @@ function statusOf(row: ControlSnapshot): SolveStatus {
 
 /** Reads the rows' headers, then hands out the result with stats.perSample. */
 async function perSampleResult(run: SolveRun, rows: Rows, snapshot: ControlSnapshot): Promise<SolveResult> {
-  const bytes = await run.engine.readBytes(rows.headers, run.batch * CONTROL_HEADER_SIZE, 0, undefined, run.solver);
+  const bytes = await run.engine.readBytes(rows.headers, run.batch * CONTROL_HEADER_SIZE, { what: run.solver });
   const headers = Array.from({ length: run.batch }, (_, r) => decodeControl(bytes.slice(r * CONTROL_HEADER_SIZE, (r + 1) * CONTROL_HEADER_SIZE)));
   const perSample: PerSampleStats = {
     nstep: headers.map((h) => h.nstep),

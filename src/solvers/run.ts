@@ -14,6 +14,7 @@ import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
+import { ChunkPace } from './pace';
 import { record, replay, type Recording } from './replay';
 import type { BroydenFactors, SolveResult, SolveStats, SolveStatus } from '../results';
 
@@ -211,6 +212,8 @@ export class SolveRun {
   private preparedStart?: GPUCommandBuffer;
   /** This solve's start went ahead of its checks (startEarly): the first chunk has none. */
   private startedEarly = false;
+  /** When each chunk's readback is mapped (src/solvers/pace.ts); a kept run keeps its rate. */
+  private readonly pace: ChunkPace;
   /** Rows of the state (1 for an unbatched [d] state). */
   readonly batch: number;
   /** Flattened state size. */
@@ -246,6 +249,7 @@ export class SolveRun {
     this.opts = options;
     this.Qd = Qd;
     this.kernels = kernels;
+    this.pace = new ChunkPace(engine);
     this.batch = Qd.shape.length === 2 ? Qd.shape[0] : 1;
     this.n = Qd.size;
     this.stride = SolveRun.strideOf(this.n);
@@ -686,7 +690,7 @@ export class SolveRun {
     const schedule = new ChunkSchedule(this.opts, perSubmit, callIterations);
     // Each chunk and its readback are one checked submit (engine.readBytes): a chunk the device
     // rejects (e.g. a wrapped buffer destroyed meanwhile) fails the solve with GpuValidationError.
-    const encodeChunk = (withInit: boolean) => (encoder: GPUCommandEncoder): void => {
+    const encodeChunk = (withInit: boolean, calls: number) => (encoder: GPUCommandEncoder): void => {
       this.recordings.clear();
       if (withInit) {
         // After the start's submit (which does not read the control block), before this one's.
@@ -698,7 +702,7 @@ export class SolveRun {
         init(encoder);
       }
       const pass = encoder.beginComputePass();
-      const stop = Math.min(end, t + schedule.next());
+      const stop = t + calls;
       for (; t < stop; t++) iterate(pass, t);
       if (t === end && hooks.tail) hooks.tail(pass, end);
       pass.end();
@@ -708,9 +712,18 @@ export class SolveRun {
         encoder.copyBufferToBuffer(this.bestPrev, 0, this.out.prev, 0, this.n * 4);
       }
     };
-    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> =>
-      engine.readBytes(this.ctrl, copyBytes, 0, encodeChunk(withInit), this.solver, withInit ? this.startOf(hooks.start) : undefined).then((bytes) => decodeControl(bytes));
     const inFlight: Promise<ControlSnapshot>[] = [];
+    const submitChunk = (withInit: boolean): Promise<ControlSnapshot> => {
+      const calls = Math.min(end - t, schedule.next());
+      // The chunk before this one, if still in flight: the GPU starts this one when that one ends.
+      const timing = this.pace.chunk(calls, inFlight[inFlight.length - 1]);
+      const start = withInit ? this.startOf(hooks.start) : undefined;
+      return engine.readBytes(this.ctrl, copyBytes, { encode: encodeChunk(withInit, calls), what: this.solver, start, settle: timing.settle }).then((bytes) => {
+        const snapshot = decodeControl(bytes);
+        timing.back(snapshot.done);
+        return snapshot;
+      });
+    };
     // Each chunk's promise is marked handled as it is made: the one awaited reports its failure,
     // and a second chunk submitted ahead that fails too (the same encoding error, say) must not
     // reach Node as an unhandled rejection while the first is awaited (which ends the process
@@ -722,6 +735,7 @@ export class SolveRun {
     };
     let snapshot: ControlSnapshot | undefined;
     const deadline = performance.now() + this.opts.timeoutMs;
+    this.pace.begin();
     try {
       submit(true);
       if (t < end && this.opts.overlap) submit(false);
@@ -753,6 +767,7 @@ export class SolveRun {
       // It is not waited for (that costs up to a chunk's latency per solve): a process that exits
       // meanwhile is safe because the engine destroys its device at exit (see destroyAtExit in
       // engine.ts).
+      this.pace.end();
       if (!this.keep) this.unpinAll();
     }
     engine.assertAlive(this.solver);
