@@ -1,11 +1,13 @@
 // One dispatch of a Broyden iteration t ≥ 1 of a layer whose f ends in a dense product,
 // f(x) = epilogue(prefix(x) · weight + bias) (a sequential of several groups, the last a fused
-// linear; FusedPicardPath.prefix), without the line search: broyden_advance.wgsl has stored the
-// advance of iteration t − 1 (U_col, Vᵀ_col, update_t, x_{t+1}) and the layer's own kernels
-// before the product have written prefix(x_{t+1}) [m, k] into `product_a`; this dispatch is the
-// product with the measurement in its epilogue (lib/broyden_dense_step.wgsl's trial 0: g', x'
-// and every partial sum of broyden_measure.wgsl), then broyden_decide.wgsl and the advance. So an
-// iteration of a layer of k kernels is k + 2 dispatches (k + 3 as the layer, measure, decide, advance).
+// linear; FusedPicardPath.prefix), without the line search: broyden_advance.wgsl, or
+// broyden_prefix_head.wgsl in place of the prefix's first kernel, has stored the advance of
+// iteration t − 1 (U_col, Vᵀ_col, update_t, x_{t+1}) and the layer's kernels before the product
+// have written prefix(x_{t+1}) [m, k] into `product_a`; this dispatch is the product with the
+// measurement in its epilogue (lib/broyden_dense_step.wgsl's trial 0: g', x' and every partial sum
+// of broyden_measure.wgsl), then broyden_decide.wgsl (and the advance kernel, without the head).
+// So an iteration of a layer of k kernels is k + 1 dispatches with the head, else k + 2 (k + 3 as
+// the layer, measure, decide, advance).
 // Bindings: lib/broyden_dense_step.wgsl's, and product_a [m, k] (binding 13).
 // Entries, dispatch: shaders/broyden_dense_step.wgsl's; params.trial is 0.
 

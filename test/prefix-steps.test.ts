@@ -1,8 +1,10 @@
 // Layers of several kernels whose f ends in a fused linear (FusedPicardPath.prefix): the solver
 // runs the layer's kernels before the product, then the product with the iteration's bookkeeping
 // around it (shaders/picard_prefix_step.wgsl, anderson_prefix_step.wgsl, broyden_prefix_step.wgsl),
-// so an iteration of a layer of k kernels is k dispatches for Picard, k + 1 for Anderson and k + 2
-// for Broyden, one fewer than the generic kernels. Checked against the generic path (`fused: false`) and the float64 reference.
+// so an iteration of a layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one
+// fewer than the generic kernels, and k + 1 for Broyden when the layer's first kernel is a fused
+// linear too (broyden_prefix_head.wgsl computes its input, the advance, on the fly), else k + 2.
+// Checked against the generic path (`fused: false`) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { add, anderson, broyden, dropout, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
 import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refPicard, refSequentialForward, type RefLinear } from '../src/reference';
@@ -32,12 +34,57 @@ function chain(d: number, h: number, withDropout = false) {
   return { f, map: (qd: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qd) };
 }
 
+/**
+ * Three kernels, the first and last fused linears: sequential(linear(d → h), relu(), linear(h → h),
+ * tanh(), linear(h → d), add(Qd), tanh()); or, with `leadingRelu`, relu() first (then the first
+ * kernel is an elementwise one: four kernels).
+ */
+function longChain(d: number, h: number, leadingRelu = false) {
+  const sizes: [number, number][] = [[d, h], [h, h], [h, d]];
+  const layers = sizes.map(([inF, outF]) => ({
+    weight: Float32Array.from(randomArray(random, inF * outF, 0.8 / Math.sqrt(inF))),
+    bias: Float32Array.from(randomArray(random, outF, 0.1)),
+    inF,
+    outF,
+  }));
+  const [l1, l2, l3] = layers.map((l) => linear(engine, { weight: l.weight, bias: l.bias }));
+  const body = [l1, relu(), l2, tanh(), l3, add(), tanh()];
+  const f = leadingRelu ? sequential(relu(), ...body) : sequential(...body);
+  const ref = layers.map((l): RefLinear => ({ inFeatures: l.inF, outFeatures: l.outF, W: Float64Array.from(l.weight), b: Float64Array.from(l.bias) }));
+  const stages = [
+    ...(leadingRelu ? [refActivationStage('relu')] : []),
+    refLinearStage(ref[0]), refActivationStage('relu'), refLinearStage(ref[1]), refActivationStage('tanh'),
+    refLinearStage(ref[2]), refAddQdStage, refActivationStage('tanh'),
+  ];
+  return { f, map: (qd: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qd) };
+}
+
 async function solve(solver: Solver, f: ReturnType<typeof sequential>, q: Tensor, options: SolverOptions) {
   const before = engine.counters.dispatches;
   const r = await solver(f, q, { trace: true, ...options });
   const out = { u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats, dispatches: engine.counters.dispatches - before };
   r.dispose();
   return out;
+}
+
+/**
+ * Broyden fused against the generic path (`fused: false`) and the float64 reference `refMap`, for
+ * a converging solve and a short relative one with one iteration per chunk.
+ */
+async function expectBroydenAgrees(f: ReturnType<typeof sequential>, q: Tensor, qd: Float32Array, refMap: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
+  for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
+    const fused = await solve(broyden, f, q, options);
+    const generic = await solve(broyden, f, q, { ...options, fused: false });
+    const reference = refBroyden(refMap(Float64Array.from(qd)), new Float64Array(qd.length), { stopMode: 'abs', returnFinal: false, ...options });
+    expect(fused.tnstep).toBe(generic.tnstep);
+    expect(fused.tnstep).toBe(reference.tnstep);
+    expect(fused.stats.status).toBe(generic.stats.status);
+    fused.u.forEach((v, i) => {
+      expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
+      expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
+    });
+    fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
+  }
 }
 
 /** Dispatches per iteration: the difference of two fixed-work solves (eps = 0). */
@@ -51,7 +98,7 @@ describe('a layer of several kernels ending in a fused linear', () => {
   // [d, h, batch]: h ≠ d (the product's inner size is the prefix's), h % 4 = 0 and not.
   const cases = [[24, 20, 3], [20, 18, 2]] as const;
 
-  it.each(cases)('d = %i, h = %i, batch %i: Picard k dispatches per iteration, Anderson k + 1, Broyden k + 2; the generic paths one more', async (d, h, batch) => {
+  it.each(cases)('d = %i, h = %i, batch %i: Picard k dispatches per iteration, Anderson k + 1, Broyden k + 1 (the first kernel a linear); the generic paths one more, Broyden\'s two more', async (d, h, batch) => {
     const { f } = chain(d, h);
     expect(f.groups).toBe(2);
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * d, 1)), [batch, d]);
@@ -59,9 +106,10 @@ describe('a layer of several kernels ending in a fused linear', () => {
     expect(await perIteration(picard, f, q, { fused: false })).toBe(3);
     expect(await perIteration(anderson, f, q, {})).toBe(3);
     expect(await perIteration(anderson, f, q, { fused: false })).toBe(4);
-    // The prefix, the product measuring (broyden_prefix_step.wgsl), decide, advance; generic: the
-    // layer, measure, decide, advance. With the line search the generic kernels either way.
-    expect(await perIteration(broyden, f, q, {})).toBe(4);
+    // The first linear with the advance on the fly (broyden_prefix_head.wgsl), the product
+    // measuring (broyden_prefix_step.wgsl), decide; generic: the layer, measure, decide, advance.
+    // With the line search the generic kernels either way.
+    expect(await perIteration(broyden, f, q, {})).toBe(3);
     expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
     expect(await perIteration(broyden, f, q, { ls: true })).toBe(await perIteration(broyden, f, q, { ls: true, fused: false }));
     q.dispose();
@@ -111,19 +159,7 @@ describe('a layer of several kernels ending in a fused linear', () => {
     const { f, map } = chain(d, h);
     const qd = Float32Array.from(randomArray(random, batch * d, 1));
     const q = engine.tensor(qd, [batch, d]);
-    for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
-      const fused = await solve(broyden, f, q, options);
-      const generic = await solve(broyden, f, q, { ...options, fused: false });
-      const reference = refBroyden(map(Float64Array.from(qd)), new Float64Array(batch * d), { stopMode: 'abs', returnFinal: false, ...options });
-      expect(fused.tnstep).toBe(generic.tnstep);
-      expect(fused.tnstep).toBe(reference.tnstep);
-      expect(fused.stats.status).toBe(generic.stats.status);
-      fused.u.forEach((v, i) => {
-        expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
-        expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
-      });
-      fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
-    }
+    await expectBroydenAgrees(f, q, qd, map);
     // The factors early (eps 0, six iterations): the dense kernel's measurement against the columns the advance stored.
     const factors = async (fused: boolean) => {
       const r = await broyden(f, q, { eps: 0, maxDepth: 6, lbfgsThres: 4, returnB: true, fused });
@@ -140,7 +176,7 @@ describe('a layer of several kernels ending in a fused linear', () => {
     f.dispose();
   });
 
-  it("on a GPU's plan (few rows: the product splits k across workgroups), Broyden's prefix step takes the slices body: two fewer dispatches than the generic kernels, as the reference", async () => {
+  it("on a GPU's plan (few rows: the product splits k across workgroups), Broyden's head and prefix step take the slices body: four fewer dispatches than the generic kernels, as the reference", async () => {
     engine.planAs = 'gpu';
     try {
       const [d, h, batch] = [64, 96, 1];
@@ -148,9 +184,10 @@ describe('a layer of several kernels ending in a fused linear', () => {
       const qd = Float32Array.from(randomArray(random, batch * d, 1));
       const q = engine.tensor(qd, [batch, d]);
       // Both products split k here (the split product, then the combine with relu or the tail): the
-      // layer is 4 kernels, its prefix 2. The prefix, the last product measuring on the slices body,
-      // decide, advance: 5; generic: the layer, measure, decide, advance: 7.
-      expect(await perIteration(broyden, f, q, {})).toBe(5);
+      // layer is 4 kernels, its prefix 2. The head on the slices body (the first linear whole, the
+      // advance on the fly), the last product measuring on the slices body, decide: 3; generic:
+      // the layer, measure, decide, advance: 7.
+      expect(await perIteration(broyden, f, q, {})).toBe(3);
       expect(await perIteration(broyden, f, q, { fused: false })).toBe(7);
       // (The path exists once the layer has scratch for the batch: after its first solve.)
       expect(f.fusedPicard?.(batch)?.product?.split).toBeDefined();
@@ -165,6 +202,22 @@ describe('a layer of several kernels ending in a fused linear', () => {
     } finally {
       engine.planAs = undefined;
     }
+  });
+
+  it('three kernels, the first a linear: Broyden k + 1 = 4 dispatches (the head, the kernel after it, the product measuring, decide), as the generic path and the float64 reference; an elementwise first kernel keeps the advance kernel: k + 2', async () => {
+    const [d, h, batch] = [20, 16, 3];
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    for (const leadingRelu of [false, true]) {
+      const { f, map } = longChain(d, h, leadingRelu);
+      const kernels = leadingRelu ? 4 : 3;
+      expect(f.groups).toBe(kernels);
+      expect(await perIteration(broyden, f, q, {})).toBe(leadingRelu ? kernels + 2 : kernels + 1);
+      expect(await perIteration(broyden, f, q, { fused: false })).toBe(kernels + 3);
+      await expectBroydenAgrees(f, q, qd, map);
+      f.dispose();
+    }
+    q.dispose();
   });
 
   it('a chain with dropout keeps the generic kernels (the same counts with fused: false)', async () => {

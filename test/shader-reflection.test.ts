@@ -110,7 +110,7 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
       broydenAdvance: 64, stageConv2d: 64, stageNorm: 64, picardStep: 64, spectralNorm: 64, andersonStep: 64, andersonMeasure: 64,
       rowsMeasure: 64, rowsBroyden: 64,
       picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256, powerStep: 256, jacobianPenalty: 256,
-      picardDenseStep: 'override', picardPrefixStep: 'override', andersonDenseStep: 'override', andersonPrefixStep: 'override', broydenDenseStep: 'override', broydenPrefixStep: 'override',
+      picardDenseStep: 'override', picardPrefixStep: 'override', andersonDenseStep: 'override', andersonPrefixStep: 'override', broydenDenseStep: 'override', broydenPrefixStep: 'override', broydenPrefixHead: 'override',
       picardSplitStep: 'override', andersonSplitStep: 'override', andersonSplitMeasure: 64, broydenSplitStep: 'override', broydenSplitMeasure: 64,
     };
     const reducing = names.filter((n) => resolveIncludes(KERNEL_FILES[n], readShader).includes('lib/reduce.wgsl'));

@@ -38,6 +38,7 @@ export const KERNEL_FILES = {
   broydenAdvance: 'broyden_advance.wgsl',
   broydenDenseStep: 'broyden_dense_step.wgsl',
   broydenPrefixStep: 'broyden_prefix_step.wgsl',
+  broydenPrefixHead: 'broyden_prefix_head.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',

@@ -101,6 +101,13 @@ export interface FusedPrefix {
   output: GPUBuffer;
   /** Its row size: the product's inner dimension. */
   size: number;
+  /**
+   * The first of those kernels when it is a fused linear of the state (weight [d, h]): its parts,
+   * for a solver that computes that linear's input on the fly (Broyden's advance,
+   * shaders/broyden_prefix_head.wgsl); `output` [batch, size], the buffer it writes; `rest`, the
+   * kernels after it, from `io.input` (that buffer) into the prefix's output.
+   */
+  head?: { path: FusedPicardPath; output: GPUBuffer; size: number; rest(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void };
 }
 
 /**

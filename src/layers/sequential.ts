@@ -176,13 +176,14 @@ export class Sequential implements ImplicitLayer {
   }
 
   /** Encodes the first `count` groups: io.input → … → io.output (the inner ones through the scratch). */
-  private encodeGroups(pass: GPUComputePassEncoder, io: ForwardIO, batch: number, count: number): void {
+  /** Groups [from, count): the first from `io.input`, the last into `io.output`. */
+  private encodeGroups(pass: GPUComputePassEncoder, io: ForwardIO, batch: number, count: number, from = 0): void {
     const { activations } = this.prepared(batch).scratch;
-    this.bound.slice(0, count).forEach(({ kernels }, i) => {
-      const input = i === 0 ? io.input : activations[i - 1];
+    for (let i = from; i < count; i++) {
+      const input = i === from ? io.input : activations[i - 1];
       const output = i === count - 1 ? io.output : activations[i];
-      kernels.encodeForward(pass, { input, output, Qd: io.Qd, gate: io.gate }, batch);
-    });
+      this.bound[i].kernels.encodeForward(pass, { input, output, Qd: io.Qd, gate: io.gate }, batch);
+    }
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: AdjointIO, batch: number): void {
@@ -231,13 +232,23 @@ export class Sequential implements ImplicitLayer {
     const path = tail.kernels.fusedTail?.(batch) ?? null;
     if (!path) return null;
     const inner = this.bound.length - 1;
-    const output = this.prepared(batch).scratch.activations[inner - 1];
+    const { activations } = this.prepared(batch).scratch;
+    const output = activations[inner - 1];
+    // The first group, when a fused linear too: its parts, and the groups after it.
+    const first = this.bound[0].kernels.fusedTail?.(batch) ?? null;
+    const head = first && {
+      path: first,
+      output: activations[0],
+      size: this.bound[1].inputSize,
+      rest: (pass: GPUComputePassEncoder, io: ForwardIO, rows: number) => this.encodeGroups(pass, { ...io, output }, rows, inner, 1),
+    };
     return {
       ...path,
       prefix: {
         output,
         size: tail.inputSize,
         encode: (pass, io, rows) => this.encodeGroups(pass, { ...io, output }, rows, inner),
+        ...(head ? { head } : {}),
       },
     };
   }

@@ -22,14 +22,17 @@
  * two and nine; on a device that cannot bind that kernel, a split-k product (without the line
  * search) takes three: shaders/broyden_split_step.wgsl (the advance as the split product's
  * operand), broyden_split_measure.wgsl (the combine and the measurement), decide. A layer of k
- * kernels whose last is the fused product (`prefix`), without the line search, takes k + 2: its
- * k − 1 kernels at the point the advance kernel stored, broyden_prefix_step.wgsl (the product with
- * the dense step's measuring epilogue), decide, advance. Iterate and residual
- * pairs alternate between the slots of one state buffer by parity.
+ * kernels whose last is the fused product (`prefix`), without the line search, takes k + 1 when
+ * its first kernel is a fused linear too (`prefix.head`): broyden_prefix_head.wgsl (that linear
+ * with the advance of the iteration before as its operand), the prefix's other kernels,
+ * broyden_prefix_step.wgsl (the product with the dense step's measuring epilogue), decide; with
+ * any other first kernel k + 2: the k − 1 kernels at the point the advance kernel stored,
+ * broyden_prefix_step.wgsl, decide, advance. Iterate and residual pairs alternate between the
+ * slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
-import type { ImplicitLayer } from '../layers/layer';
+import type { FusedPrefix, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { CONTROL_HEADER_SIZE, type ControlSnapshot } from './control';
@@ -79,6 +82,15 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   const splitPath = !product && !prefix && fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
   if (product) {
     await run.addKernel(denseShader, { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
+  }
+  // A prefix that begins with a fused linear: that linear with the advance as its product's
+  // operand (broyden_prefix_head.wgsl), in place of the advance kernel; a body that finishes
+  // each output in its workgroup, as for the dense step.
+  const head = product ? prefix?.head : undefined;
+  const headWhole = head?.path.product?.whole;
+  const headProduct = head ? run.denseProduct(headWhole ? { ...head.path, product: headWhole } : head.path, 'broydenPrefixHead', 'head') : null;
+  if (head && headProduct) {
+    await run.addKernel('broydenPrefixHead', { ...head.path.constants, ...headProduct.constants, REDUCE_SIZE: headProduct.threads }, `head_${headProduct.body}_main`);
   }
   if (splitPath && fusedPath) {
     await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
@@ -191,19 +203,41 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
       ),
     );
     const [gx, gy] = product.groups;
+    // With the head: it, then the prefix's kernels after it (from its output), then the dense
+    // kernel and decide; the advance kernel only without it.
+    const headKernel = head && headProduct ? k('broydenPrefixHead') : null;
+    const headBindings = head && headKernel
+      ? byParity((cur) =>
+          headKernel.bind({
+            ctrl: run.ctrl, ctrl_b: ctrlB,
+            params: run.params('broydenPrefixHead', {
+              ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: head.size, k: d, trial: 0, header_in_b: 0, chunk: 0, splits: 0,
+            }),
+            sums, state, factors, aux, weight: head.path.weight, weight4: head.path.weight, bias: head.path.bias, epi_qd: run.qdBuffer, out: head.output,
+          }),
+        )
+      : null;
+    const rest: FusedPrefix | null = head && prefix ? { output: prefix.output, size: prefix.size, encode: head.rest } : null;
+    const advances = prefix !== undefined && headBindings === null;
+    const [hx, hy] = headProduct?.groups ?? [0, 0];
     iterate = (pass, t) => {
       const cur = t % 2;
       if (t === 0) {
         genericIteration(pass, t);
-        if (prefix) k('broydenAdvance').dispatch(pass, advanceGroups[0], groups);
+        if (advances) k('broydenAdvance').dispatch(pass, advanceGroups[0], groups);
         return;
       }
       // Replayed by slot and gate, apart from the layer's whole evaluation (keys 0, 1).
-      if (prefix) run.evaluatePrefix(pass, prefix, slot(1 - cur), run.ctrl, 2 + cur);
+      if (headKernel && headBindings && head && rest) {
+        headKernel.dispatch(pass, headBindings[cur], hx, hy);
+        run.evaluatePrefix(pass, rest, head.output, run.ctrl, 2 + cur);
+      } else if (prefix) run.evaluatePrefix(pass, prefix, slot(1 - cur), run.ctrl, 2 + cur);
       for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
       k('broydenDecide').dispatch(pass, decideGroup, groups);
-      if (prefix) k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
+      if (advances) k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
     };
+    // The decide kernel's header waits in ctrl_b for the next dense kernel or head: copy it where the readback looks.
+    if (!advances) hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
   if (splitPath?.split && fusedPath) {
     // Iteration 0 as the generic one without its advance; from then on the split step (the advance
@@ -237,8 +271,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
       k('broydenDecide').dispatch(pass, decideGroup, groups);
     };
   }
-  if ((product || splitPath) && fusedPath && !prefix) {
-    // The decide kernel's header waits in ctrl_b for the next dense kernel: copy it where the readback looks.
+  if (splitPath && fusedPath) {
+    // The decide kernel's header waits in ctrl_b for the next split step: copy it where the readback looks.
     hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
 

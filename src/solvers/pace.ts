@@ -11,13 +11,15 @@
  * for a timer that fires late. Waits too short for a timer are not slept.
  *
  * Sleeping too little only polls longer; sleeping too long delays the solve (with `overlap` only
- * at its end: the chunk submitted ahead runs meanwhile). So the rate is the last chunk's that was
- * still running when its map was asked for, except a run's first chunk (it pays for first uses:
- * a new program's buffers and bind groups, SwiftShader's compile at a pipeline's first dispatch)
- * and a chunk in which the solve ended (its last iterations are skipped on the GPU). A chunk that
- * was done before its map was asked for (it came back within CENSORED_MS) took at most its
- * sleep: the rate becomes CENSORED_SHARE of that bound, so that a sleep that outlasts the GPU
- * (a rate measured while the polling slowed the kernels, say) ends within a chunk or two.
+ * at its end: the chunk submitted ahead runs meanwhile). So the rate is the median of the last
+ * RATE_WINDOW chunks that were still running when their maps were asked for (of two, the lower),
+ * so that one slow chunk (a collection, a busy machine) does not make the next ones sleep past
+ * the GPU; not measured are a run's first chunk (it pays for first uses: a new program's buffers
+ * and bind groups, SwiftShader's compile at a pipeline's first dispatch) and a chunk in which the
+ * solve ended (its last iterations are skipped on the GPU). A chunk that was done before its map
+ * was asked for (it came back within CENSORED_MS) took at most its sleep: the rates measured
+ * before it are dropped for CENSORED_SHARE of that bound, so that a sleep that outlasts the GPU
+ * (after a rate measured while the polling slowed the kernels, say) ends within a chunk or two.
  */
 import type { Engine } from '../engine';
 
@@ -31,6 +33,8 @@ export const MIN_SLEEP_MS = 4;
 export const CENSORED_MS = 1;
 /** The share of such a chunk's bound (its sleep) the next chunks are timed by. */
 export const CENSORED_SHARE = 0.75;
+/** The chunks whose rates the next chunks are timed by (their median). */
+export const RATE_WINDOW = 3;
 
 /** The two calls a chunk's readback makes: `settle` before its map, `back` when it arrived. */
 export interface ChunkTiming {
@@ -43,8 +47,8 @@ export interface ChunkTiming {
 
 /** @internal The pace of one SolveRun's chunks (a kept program keeps its rate between solves). */
 export class ChunkPace {
-  /** Milliseconds per iterate call on the GPU, as last measured or bounded (NaN: none yet). */
-  private msPerCall = NaN;
+  /** Milliseconds per iterate call on the GPU of the last chunks measured or bounded, oldest first. */
+  private rates: number[] = [];
   /** Chunks that came back to this pace (its first is not measured). */
   private chunks = 0;
   /** When the chunk before came back in this solve (performance.now()). */
@@ -88,6 +92,12 @@ export class ChunkPace {
     });
   }
 
+  /** Milliseconds per iterate call the next chunk is timed by: the rates' median, of two the lower (NaN: none). */
+  get msPerCall(): number {
+    const sorted = [...this.rates].sort((a, b) => a - b);
+    return sorted.length === 0 ? NaN : sorted[(sorted.length - 1) >> 1];
+  }
+
   /** What the rate says to sleep for a chunk of `calls` the GPU can start at `start` (ms; 0: none). */
   sleepFor(calls: number, start: number, now: number): number {
     const ms = start + SLEEP_SHARE * calls * this.msPerCall - TIMER_SLACK_MS - now;
@@ -112,8 +122,8 @@ export class ChunkPace {
       this.lastBack = now;
       if (this.chunks++ === 0 || ended || calls === 0) return;
       // Done before its map was asked for: it took at most the sleep, perhaps much less.
-      if (now - woke < CENSORED_MS) this.msPerCall = (CENSORED_SHARE * (woke - start)) / calls;
-      else this.msPerCall = (now - start) / calls;
+      if (now - woke < CENSORED_MS) this.rates = [(CENSORED_SHARE * (woke - start)) / calls];
+      else this.rates = [...this.rates, (now - start) / calls].slice(-RATE_WINDOW);
     };
     if (!this.enabled) return { back };
     const settle = async (): Promise<void> => {

@@ -481,7 +481,7 @@ export class SolveRun {
    * a step for that body, e.g. split-k's) or binds more storage buffers than the device allows
    * (counted from its build-time reflection).
    */
-  denseProduct(path: FusedPicardPath | null, shader: ShaderName, stage: 'step' | 'measure'): FusedProduct | null {
+  denseProduct(path: FusedPicardPath | null, shader: ShaderName, stage: 'step' | 'measure' | 'head'): FusedProduct | null {
     const product = path?.kind === 'dense' ? path.product : null;
     if (!product) return null;
     const [gx, gy, gz] = product.groups;

@@ -1,0 +1,88 @@
+/**
+ * `vite-node bench/prefix-head.ts [-- --no-write]`: Broyden on a layer of several kernels whose
+ * first and last are fused linears, `sequential(linear(d → d), relu(), linear(d → d), add(Qd),
+ * tanh())`, with its first linear as the advance's kernel (shaders/broyden_prefix_head.wgsl: k + 1
+ * dispatches per iteration) against the same solve with the advance kernel before the prefix
+ * (k + 2: the layer's `FusedPrefix.head` hidden), side by side in one process: each round solves
+ * once each way, alternating, and the table gives the median of the rounds' ms per solve and the
+ * ratio. eps = 0 and a fixed maxDepth (the same work each way). Prints a table and appends it to
+ * bench/RESULTS.md.
+ */
+import { appendFileSync } from 'node:fs';
+import { Engine, add, broyden, linear, relu, sequential, tanh } from '../src/node';
+import type { FusedPicardPath, ImplicitLayer } from '../src/layers/layer';
+import { adapterName, runMain } from './cli';
+import { machineName } from './settings';
+
+const ROUNDS = 21;
+const MAX_DEPTH = 32;
+
+/** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
+const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
+
+async function main(): Promise<void> {
+  const engine = await Engine.create();
+  const rows: string[] = [];
+  for (const [d, batch] of [[64, 1], [256, 1], [64, 16]] as const) {
+    const layer = (seed: number) =>
+      linear(engine, {
+        weight: Float32Array.from({ length: d * d }, (_, i) => (value(seed, i) * 0.8) / Math.sqrt(d)),
+        bias: Float32Array.from({ length: d }, (_, i) => value(seed + 1, i) * 0.1),
+      });
+    const f = sequential(layer(1), relu(), layer(3), add(), tanh());
+    // The same layer without its head: the solver keeps the advance kernel.
+    const headless: ImplicitLayer = {
+      engine,
+      featureSize: f.featureSize,
+      params: f.params,
+      prepare: (rows) => f.prepare(rows),
+      encodeForward: (pass, io, rows) => f.encodeForward(pass, io, rows),
+      encodeAdjoint: (pass, io, rows) => f.encodeAdjoint(pass, io, rows),
+      fusedPicard: (rows: number): FusedPicardPath | null => {
+        const path = f.fusedPicard(rows);
+        return path?.prefix ? { ...path, prefix: { ...path.prefix, head: undefined } } : path;
+      },
+    };
+    const q = engine.tensor(Float32Array.from({ length: batch * d }, (_, i) => value(5, i)), [batch, d]);
+    const options = { eps: 0, maxDepth: MAX_DEPTH };
+    const time = async (layerOf: ImplicitLayer): Promise<{ ms: number; dispatches: number }> => {
+      const before = engine.counters.dispatches;
+      const start = performance.now();
+      (await broyden(layerOf, q, options)).dispose();
+      return { ms: performance.now() - start, dispatches: engine.counters.dispatches - before };
+    };
+    for (let i = 0; i < 3; i++) {
+      await time(f);
+      await time(headless);
+    }
+    const withHead: number[] = [];
+    const without: number[] = [];
+    let counts = [0, 0];
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = await time(f);
+      const b = await time(headless);
+      withHead.push(a.ms);
+      without.push(b.ms);
+      counts = [a.dispatches, b.dispatches];
+    }
+    const median = (ms: number[]): number => [...ms].sort((x, y) => x - y)[ms.length >> 1];
+    const ratios = withHead.map((ms, r) => ms / without[r]).sort((x, y) => x - y);
+    rows.push(
+      `| ${d} | ${batch} | ${counts[0]} / ${counts[1]} | ${median(withHead).toFixed(2)} | ${median(without).toFixed(2)} | ` +
+        `${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)}) |`,
+    );
+    q.dispose();
+    f.dispose();
+  }
+  const table = [
+    `| d | batch | dispatches per solve (head / advance kernel) | ms per solve, head | ms, advance kernel | head / advance kernel, median (range) of ${ROUNDS} rounds |`,
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — Broyden on a prefix layer: the head against the advance kernel\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/prefix-head.ts\` (\`sequential(linear, relu(), linear, add(Qd), tanh())\`, eps = 0, maxDepth = ${MAX_DEPTH}, alternating solves in one process).\n\n${table}\n`;
+  console.log(section);
+  if (!process.argv.includes('--no-write')) appendFileSync(new URL('./RESULTS.md', import.meta.url), section);
+  engine.destroy();
+}
+
+runMain(main);
