@@ -80,22 +80,24 @@ describe('ChunkPace', () => {
     await expectSleep(waiting, SLEEP_SHARE * 10 * 8 - TIMER_SLACK_MS);
   });
 
-  it('times by the median of the last rates (one slow chunk does not raise it, two do); a chunk done before its map was asked for bounds it; a chunk the solve ended in is not measured', async () => {
+  it('times by the lowest of the last three rates (a slow chunk does not raise it until the fast one ages out); a chunk done before its map was asked for bounds it; a chunk the solve ended in is not measured', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const pace = await paceAt10msPerCall();
     const sleepOf10 = (): number => pace.sleepFor(10, performance.now(), performance.now());
     const at10 = SLEEP_SHARE * 100 - TIMER_SLACK_MS;
-    // Slept 88 ms, then polled 50 ms more: 13.8 ms a call. Of 10 and 13.8, the lower.
-    const slowChunk = async (): Promise<void> => {
+    // Slept as the rate says, then polled 50 ms more: a slower chunk.
+    const slowChunk = async (sleep: number): Promise<void> => {
       const slow = pace.chunk(10);
-      await expectSleep(settleOf(slow), at10);
+      await expectSleep(settleOf(slow), sleep);
       await vi.advanceTimersByTimeAsync(50);
       slow.back(false);
     };
-    await slowChunk();
+    // 13.8 ms a call twice: the lowest of (10, 13.8, 13.8) is still 10.
+    await slowChunk(at10);
+    await slowChunk(at10);
     expect(sleepOf10()).toBeCloseTo(at10, 9);
-    // Of 10, 13.8 and 13.8, the median.
-    await slowChunk();
+    // A third: 10 ages out.
+    await slowChunk(at10);
     const polled = (at10 + 50) / 10;
     const slept = SLEEP_SHARE * 10 * polled - TIMER_SLACK_MS;
     expect(sleepOf10()).toBeCloseTo(slept, 9);
@@ -172,9 +174,10 @@ describe('a paced solve on this host', () => {
       delete (engine as unknown as Record<string, unknown>).spinsWhileWaiting;
     }
     // Unpaced, Dawn polls for each map on setImmediate from the submit on: the loop never idles.
-    expect(unpaced.utilization).toBeGreaterThan(0.8);
+    expect(unpaced.utilization).toBeGreaterThan(0.9);
     // Paced, only the first two chunks and the last tenth of each chunk after them poll.
-    expect(paced.utilization).toBeLessThan(0.5);
+    // (0.31–0.41 measured alone, 0.37–0.38 beside another such process on 2 cores.)
+    expect(paced.utilization).toBeLessThan(0.6);
     expect(paced.u).toEqual(unpaced.u);
     q.dispose();
     f.dispose();

@@ -11,10 +11,11 @@
  * for a timer that fires late. Waits too short for a timer are not slept.
  *
  * Sleeping too little only polls longer; sleeping too long delays the solve (with `overlap` only
- * at its end: the chunk submitted ahead runs meanwhile). So the rate is the median of the last
- * RATE_WINDOW chunks that were still running when their maps were asked for (of two, the lower),
- * so that one slow chunk (a collection, a busy machine) does not make the next ones sleep past
- * the GPU; not measured are a run's first chunk (it pays for first uses: a new program's buffers
+ * at its end: the chunk submitted ahead runs meanwhile). So the rate is the lowest of the last
+ * RATE_WINDOW chunks that were still running when their maps were asked for: a slow chunk (a
+ * collection, a busy machine, the polling itself slowing the kernels) does not make the next ones
+ * sleep past the GPU, and a chunk measured low (from a late start, after a sleep that outlasted
+ * the chunk before) ages out; not measured are a run's first chunk (it pays for first uses: a new program's buffers
  * and bind groups, SwiftShader's compile at a pipeline's first dispatch) and a chunk in which the
  * solve ended (its last iterations are skipped on the GPU). A chunk that was done before its map
  * was asked for (it came back within CENSORED_MS) took at most its sleep: the rates measured
@@ -33,7 +34,7 @@ export const MIN_SLEEP_MS = 4;
 export const CENSORED_MS = 1;
 /** The share of such a chunk's bound (its sleep) the next chunks are timed by. */
 export const CENSORED_SHARE = 0.75;
-/** The chunks whose rates the next chunks are timed by (their median). */
+/** The chunks whose rates the next chunks are timed by (the lowest of them). */
 export const RATE_WINDOW = 3;
 
 /** The two calls a chunk's readback makes: `settle` before its map, `back` when it arrived. */
@@ -92,10 +93,9 @@ export class ChunkPace {
     });
   }
 
-  /** Milliseconds per iterate call the next chunk is timed by: the rates' median, of two the lower (NaN: none). */
+  /** Milliseconds per iterate call the next chunk is timed by: the lowest of the rates (NaN: none). */
   get msPerCall(): number {
-    const sorted = [...this.rates].sort((a, b) => a - b);
-    return sorted.length === 0 ? NaN : sorted[(sorted.length - 1) >> 1];
+    return this.rates.length === 0 ? NaN : Math.min(...this.rates);
   }
 
   /** What the rate says to sleep for a chunk of `calls` the GPU can start at `start` (ms; 0: none). */
