@@ -1,26 +1,26 @@
 /**
  * Sleeping through a solve's GPU time where waiting keeps the host busy
- * (`Engine.spinsWhileWaiting`: Dawn in Node). From the moment a chunk's readback asks for
- * its map until the map settles, Dawn's Node binding polls for events on `setImmediate`. On a CPU
- * adapter that poll takes a core from the threads that run the kernels, and each poll allocates
- * what the next major collection frees in bulk; the first large allocation after that (a chunk's
+ * (`Engine.spinsWhileWaiting`: Dawn in Node). From the moment a chunk's readback asks for its map
+ * until the map settles, Dawn's Node binding polls for events on `setImmediate`. On a CPU adapter
+ * that poll takes a core from the threads that run the kernels, and each poll allocates what the
+ * next major collection frees in bulk; the first large allocation after that (a chunk's
  * `beginComputePass`) then pays for glibc's consolidation of those frees (docs/swiftshader-costs.md
  * has both measurements). So a chunk's readback is mapped only once most of the chunk's expected
- * GPU time has passed: SLEEP_SHARE of its iterate calls at the lowest rate measured, counted from
- * when the GPU can start it (its submit, or the chunk before it coming back), less TIMER_SLACK_MS
- * for a timer that fires late. Waits too short for a timer are not slept.
+ * GPU time has passed: SLEEP_SHARE of its iterate calls at the rate below, counted from when the
+ * GPU can start it (its submit, or the chunk before it coming back), less TIMER_SLACK_MS for a
+ * timer that fires late. Waits too short for a timer are not slept.
  *
  * Sleeping too little only polls longer; sleeping too long delays the solve (with `overlap` only
  * at its end: the chunk submitted ahead runs meanwhile). So the rate is the lowest of the last
  * RATE_WINDOW chunks that were still running when their maps were asked for: a slow chunk (a
  * collection, a busy machine, the polling itself slowing the kernels) does not make the next ones
  * sleep past the GPU, and a chunk measured low (from a late start, after a sleep that outlasted
- * the chunk before) ages out; not measured are a run's first chunk (it pays for first uses: a new program's buffers
- * and bind groups, SwiftShader's compile at a pipeline's first dispatch) and a chunk in which the
- * solve ended (its last iterations are skipped on the GPU). A chunk that was done before its map
- * was asked for (it came back within CENSORED_MS) took at most its sleep: the rates measured
- * before it are dropped for CENSORED_SHARE of that bound, so that a sleep that outlasts the GPU
- * (after a rate measured while the polling slowed the kernels, say) ends within a chunk or two.
+ * the chunk before) ages out. Not measured are a run's first chunk (it pays for first uses: a new
+ * program's buffers and bind groups, SwiftShader's compile at a pipeline's first dispatch) and a
+ * chunk in which the solve ended (its last iterations are skipped on the GPU). A chunk that was
+ * done before its map was asked for (it came back within CENSORED_MS) took at most its sleep: the
+ * rates before it are dropped for CENSORED_SHARE of that bound, so that a sleep that outlasts the
+ * GPU ends within a chunk or two.
  */
 import type { Engine } from '../engine';
 
@@ -44,7 +44,6 @@ export interface ChunkTiming {
   /** The chunk's readback arrived (times the next chunks); `ended`: the solve ended in it. */
   back(ended: boolean): void;
 }
-
 
 /** @internal The pace of one SolveRun's chunks (a kept program keeps its rate between solves). */
 export class ChunkPace {
