@@ -23,3 +23,38 @@ export function runMain(main: () => Promise<void>): void {
     },
   );
 }
+
+/** Two ways of doing the same work, timed alternately in one process (A, B, A, B, …). */
+export interface SideBySide {
+  /** ms of each round, A then B. */
+  a: number[];
+  b: number[];
+}
+
+/** `warmup` untimed rounds, then `rounds` timed ones, each running `a` then `b` once. */
+export async function sideBySide(rounds: number, warmup: number, a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<SideBySide> {
+  const timed = async (run: () => Promise<unknown>): Promise<number> => {
+    const start = performance.now();
+    await run();
+    return performance.now() - start;
+  };
+  for (let r = 0; r < warmup; r++) {
+    await a();
+    await b();
+  }
+  const out: SideBySide = { a: [], b: [] };
+  for (let r = 0; r < rounds; r++) {
+    out.a.push(await timed(a));
+    out.b.push(await timed(b));
+  }
+  return out;
+}
+
+/** The median of a list of numbers. */
+export const median = (values: readonly number[]): number => [...values].sort((x, y) => x - y)[values.length >> 1];
+
+/** "median× (lowest–highest)" of the rounds' ratios A / B. */
+export function ratioCell({ a, b }: SideBySide): string {
+  const ratios = a.map((ms, r) => ms / b[r]).sort((x, y) => x - y);
+  return `${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`;
+}

@@ -11,7 +11,7 @@
 import { appendFileSync } from 'node:fs';
 import { Engine, add, broyden, linear, relu, sequential, tanh } from '../src/node';
 import type { FusedPicardPath, ImplicitLayer } from '../src/layers/layer';
-import { adapterName, runMain } from './cli';
+import { adapterName, median, ratioCell, runMain, sideBySide } from './cli';
 import { machineName } from './settings';
 
 const ROUNDS = 21;
@@ -45,31 +45,14 @@ async function main(): Promise<void> {
     };
     const q = engine.tensor(Float32Array.from({ length: batch * d }, (_, i) => value(5, i)), [batch, d]);
     const options = { eps: 0, maxDepth: MAX_DEPTH };
-    const time = async (layerOf: ImplicitLayer): Promise<{ ms: number; dispatches: number }> => {
+    const count = async (layerOf: ImplicitLayer): Promise<number> => {
       const before = engine.counters.dispatches;
-      const start = performance.now();
       (await broyden(layerOf, q, options)).dispose();
-      return { ms: performance.now() - start, dispatches: engine.counters.dispatches - before };
+      return engine.counters.dispatches - before;
     };
-    for (let i = 0; i < 3; i++) {
-      await time(f);
-      await time(headless);
-    }
-    const withHead: number[] = [];
-    const without: number[] = [];
-    let counts = [0, 0];
-    for (let r = 0; r < ROUNDS; r++) {
-      const a = await time(f);
-      const b = await time(headless);
-      withHead.push(a.ms);
-      without.push(b.ms);
-      counts = [a.dispatches, b.dispatches];
-    }
-    const median = (ms: number[]): number => [...ms].sort((x, y) => x - y)[ms.length >> 1];
-    const ratios = withHead.map((ms, r) => ms / without[r]).sort((x, y) => x - y);
+    const times = await sideBySide(ROUNDS, 3, () => count(f), () => count(headless));
     rows.push(
-      `| ${d} | ${batch} | ${counts[0]} / ${counts[1]} | ${median(withHead).toFixed(2)} | ${median(without).toFixed(2)} | ` +
-        `${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)}) |`,
+      `| ${d} | ${batch} | ${await count(f)} / ${await count(headless)} | ${median(times.a).toFixed(2)} | ${median(times.b).toFixed(2)} | ${ratioCell(times)} |`,
     );
     q.dispose();
     f.dispose();

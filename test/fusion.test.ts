@@ -16,6 +16,7 @@ import {
   gradcheck,
   groupNorm,
   ift,
+  layerNorm,
   implicitBlock,
   jfb,
   linear,
@@ -49,7 +50,7 @@ import {
 } from '../src/reference';
 import { loadGolden } from './helpers/golden';
 import { createTestEngine, maxAbsDiff, randomArray, rng, f32 } from './helpers/engine';
-import { gateBuffer, layerAdjoint, layerForward, refLinearStage, submit, type LayerGrads } from './helpers/layers';
+import { dispatchesPerIteration, gateBuffer, layerAdjoint, layerForward, refLinearStage, submit, type LayerGrads } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -345,7 +346,16 @@ describe('kernel count', () => {
   });
 });
 
-describe('sequentials that cannot fuse (fully) still match the float64 reference', () => {
+/** The float64 groupNorm as a stage of rows of `size` values. */
+const refNormStage = (norm: RefGroupNorm, size: number): RefStage => ({
+  forward: (x) => refGroupNormForward(norm, x, x.length / size),
+  vjp: (x, _q, gg) => {
+    const grads = refGroupNormVjp(norm, x, gg, x.length / size);
+    return { dx: grads.dx, dParams: { gamma: grads.dGamma, beta: grads.dBeta } };
+  },
+});
+
+describe('sequentials that cannot fuse (fully), and conv/norm chains, match the float64 reference', () => {
   const refDropout = (salt: number, rate: number): RefStage => {
     const factors = refDropoutStageFactors({ rate, noise: 'per-iteration' }, KEY, salt, 2, batch * d);
     return {
@@ -377,7 +387,7 @@ describe('sequentials that cannot fuse (fully) still match the float64 reference
     f.dispose();
   });
 
-  it('conv2d → add(Qd) → groupNorm → relu (conv and norm stages): forward and every gradient', async () => {
+  it('conv2d → add(Qd) → groupNorm → relu (conv and norm kernels, each with its chain): forward and every gradient', async () => {
     const C = 2;
     const [height, width] = [3, 2];
     const size = height * width * C;
@@ -390,18 +400,15 @@ describe('sequentials that cannot fuse (fully) still match the float64 reference
       groupNorm(engine, { groups: 1, gamma: Float32Array.from(norm.gamma), beta: Float32Array.from(norm.beta), eps: norm.eps }),
       relu(),
     );
-    // conv2d takes add(Qd) into its epilogue; the norm and the relu after it run on their own.
-    expect(f.groups).toBe(3);
+    // conv2d takes add(Qd) into its epilogue, groupNorm the relu into its own: two kernels.
+    expect(f.groups).toBe(2);
     const refStages: RefStage[] = [
       { forward: (x) => refConv2dForward(conv, x), vjp: (x, _q, gg) => {
         const grads = refConv2dVjp(conv, x, gg);
         return { dx: grads.dx, dParams: { weight: grads.dWeight, bias: grads.dBias } };
       } },
       refAddQdStage,
-      { forward: (x) => refGroupNormForward(norm, x, x.length / size), vjp: (x, _q, gg) => {
-        const grads = refGroupNormVjp(norm, x, gg, x.length / size);
-        return { dx: grads.dx, dParams: { gamma: grads.dGamma, beta: grads.dBeta } };
-      } },
+      refNormStage(norm, size),
       refActivationStage('relu'),
     ];
     const x = f32(randomArray(r, batch * size, 1));
@@ -454,5 +461,107 @@ describe('conv2d takes the epilogue hook', () => {
     expect(Array.from(fused.grads.du)).toEqual(Array.from(unfused.grads.du));
     expect(Array.from(fused.grads.dQd)).toEqual(Array.from(unfused.grads.dQd));
     for (const name of ['0.weight', '0.bias']) expect(Array.from(fused.grads.dParams[name]), name).toEqual(Array.from(unfused.grads.dParams[name]));
+  });
+});
+
+describe('groupNorm and layerNorm take the epilogue hook', () => {
+  const C = 4;
+  const [height, width] = [2, 3];
+  const size = height * width * C;
+  const r = rng(314);
+  const gamma = f32(randomArray(r, C, 1));
+  const beta = f32(randomArray(r, C, 0.3));
+  const rowGamma = f32(randomArray(r, size, 1));
+  const rowBeta = f32(randomArray(r, size, 0.3));
+  const x = f32(randomArray(r, batch * size, 1));
+  const q = f32(randomArray(r, batch * size, 1));
+  const gg = f32(randomArray(r, batch * size, 1));
+  const added = f32(randomArray(r, batch * size, 1));
+
+  it.each([
+    ['groupNorm (2 groups) → add(Qd) → gelu → dropout', () => [groupNorm(engine, { groups: 2, gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) }), add(Qd), gelu(), dropout(0.3)]],
+    ['layerNorm → relu → add(Qd) → tanh', () => [
+      layerNorm(engine, { gamma: Float32Array.from(rowGamma), beta: Float32Array.from(rowBeta) }), relu(), add(Qd), tanh(),
+    ]],
+  ] as const)('%s: fused equals stage by stage, bit for bit, forward and adjoint (training mode)', async (_name, stages) => {
+    const results = [];
+    for (const fuse of [true, false]) {
+      const f = sequential({ fuse, featureSize: size }, ...stages());
+      expect(f.groups).toBe(fuse ? 1 : 4);
+      const forward = await layerForward(f, x, q, batch, gateBuffer(engine, [0, 5, KEY, 1]));
+      const grads = await layerAdjoint(f, x, q, gg, batch, { gate: gateBuffer(engine, [0, 5, KEY, 1]), add: added });
+      results.push({ forward, grads });
+      f.dispose();
+    }
+    const [fused, unfused] = results;
+    expect(bits(fused.forward)).toEqual(bits(unfused.forward));
+    expect(bits(fused.grads.du)).toEqual(bits(unfused.grads.du));
+    expect(bits(fused.grads.dQd)).toEqual(bits(unfused.grads.dQd));
+    expect(Object.keys(fused.grads.dParams).sort()).toEqual(['0.beta', '0.gamma']);
+    for (const name of ['0.gamma', '0.beta']) expect(bits(fused.grads.dParams[name]), name).toEqual(bits(unfused.grads.dParams[name]));
+    // Not vacuous: the chain changes the output and every gradient is far from zero.
+    expect(maxAbs(fused.grads.dQd)).toBeGreaterThan(0.1);
+    expect(maxAbs(fused.grads.dParams['0.gamma'])).toBeGreaterThan(0.05);
+  });
+
+  it('groupNorm → add(Qd) → gelu → dropout, fused: forward and every gradient match the float64 reference (the mask of stage 3)', async () => {
+    const evalIndex = 6;
+    const factors = refDropoutStageFactors({ rate: 0.3, noise: 'per-iteration' }, KEY, 3, evalIndex, batch * size);
+    expect(factors.some((v) => v === 0) && factors.some((v) => v > 1)).toBe(true);
+    const norm: RefGroupNorm = { groups: 2, gamma, beta, eps: 1e-5 };
+    const refStages: RefStage[] = [
+      refNormStage(norm, size),
+      refAddQdStage,
+      refActivationStage('gelu'),
+      { forward: (v) => v.map((e, i) => e * factors[i]), vjp: (_v, _q, g2) => ({ dx: g2.map((e, i) => e * factors[i]) }) },
+    ];
+    const f = sequential({ featureSize: size }, groupNorm(engine, { groups: 2, gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) }), add(Qd), gelu(), dropout(0.3));
+    expect(f.groups).toBe(1);
+    const gate = () => gateBuffer(engine, [0, evalIndex, KEY, 1]);
+    expect(maxAbsDiff(await layerForward(f, x, q, batch, gate()), refSequentialForward(refStages, x, q))).toBeLessThan(1e-5);
+    const expected = refSequentialVjp(refStages, x, q, gg);
+    const grads = await layerAdjoint(f, x, q, gg, batch, { gate: gate(), add: added });
+    expect(maxAbsDiff(grads.du, expected.du.map((v, i) => v + added[i]))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(grads.dQd, expected.dQd)).toBeLessThan(1e-5);
+    for (const name of ['gamma', 'beta']) expect(maxAbsDiff(grads.dParams[`0.${name}`], expected.dParams[`0.${name}`]), name).toBeLessThan(1e-4);
+    f.dispose();
+  });
+});
+
+describe('an MDEQ cell, conv2d → add(Qd) → groupNorm → relu: two kernels', () => {
+  it('f is 2 dispatches (fuse: false: 4); per iteration Picard 3, Anderson 4, Broyden 5 (the generic kernels around them: 2 fewer than unfused), with the same iterates to rounding', async () => {
+    const C = 4;
+    const [height, width] = [3, 3];
+    const size = height * width * C;
+    const r = rng(5);
+    const weight = f32(randomArray(r, 9 * C * C, 0.15));
+    const bias = f32(randomArray(r, C, 0.1));
+    const gamma = f32(randomArray(r, C, 0.5));
+    const beta = f32(randomArray(r, C, 0.3));
+    const build = (fuse: boolean) => sequential(
+      { fuse },
+      conv2d(engine, { height, width, inChannels: C, outChannels: C, weight: Float32Array.from(weight), bias: Float32Array.from(bias) }),
+      add(Qd),
+      groupNorm(engine, { groups: 2, gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) }),
+      relu(),
+    );
+    const q = engine.tensor(Float32Array.from(randomArray(r, batch * size, 1)), [batch, size]);
+    const fused = build(true);
+    const unfused = build(false);
+    expect([fused.groups, unfused.groups]).toEqual([2, 4]);
+    const expected = { picard: 3, anderson: 4, broyden: 5 };
+    for (const [name, solver] of [['picard', picard], ['anderson', anderson], ['broyden', broyden]] as const) {
+      expect(await dispatchesPerIteration(solver, fused, q), name).toBe(expected[name]);
+      expect(await dispatchesPerIteration(solver, unfused, q), `${name}, fuse: false`).toBe(expected[name] + 2);
+      const x = await solver(fused, q, { eps: 0, maxDepth: 10 });
+      const y = await solver(unfused, q, { eps: 0, maxDepth: 10 });
+      expect(x.tnstep, name).toBe(y.tnstep);
+      const ux = await x.uStar.read();
+      expect(maxAbs(ux), name).toBeGreaterThan(0.1);
+      expectRounding(ux, await y.uStar.read(), 256, `${name}: uStar`);
+      x.dispose();
+      y.dispose();
+    }
+    for (const owned of [fused, unfused, q]) owned.dispose();
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { add, anderson, broyden, dropout, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
 import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refPicard, refSequentialForward, type RefLinear } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-import { refLinearStage } from './helpers/layers';
+import { dispatchesPerIteration, refLinearStage } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -87,12 +87,9 @@ async function expectBroydenAgrees(f: ReturnType<typeof sequential>, q: Tensor, 
   }
 }
 
-/** Dispatches per iteration: the difference of two fixed-work solves (eps = 0). */
-async function perIteration(solver: Solver, f: ReturnType<typeof sequential>, q: Tensor, options: SolverOptions): Promise<number> {
-  const count = async (maxDepth: number) => (await solve(solver, f, q, { eps: 0, maxDepth, checkEvery: 4, ...options })).dispatches;
-  const [short, long] = [await count(8), await count(16)];
-  return (long - short) / 8;
-}
+/** Dispatches per iteration (test/helpers/layers.ts), with the solve's trace on as in `solve`. */
+const perIteration = (solver: Solver, f: ReturnType<typeof sequential>, q: Tensor, options: SolverOptions): Promise<number> =>
+  dispatchesPerIteration(solver, f, q, { trace: true, ...options });
 
 describe('a layer of several kernels ending in a fused linear', () => {
   // [d, h, batch]: h ≠ d (the product's inner size is the prefix's), h % 4 = 0 and not.

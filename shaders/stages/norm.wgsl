@@ -8,22 +8,35 @@
 //                           over the group); also writes stats like stats_main
 // entry `gamma_grad_main`:  g_gamma[c] = Σ_{row, s} g_out·x̂   (x̂ from stats)
 // entry `beta_grad_main`:   g_beta[c]  = Σ_{row, s} g_out
+// entry `delta_main`:       (delta, dqd) = the epilogue chain walked back from g_out at the
+//                           recomputed normalised value (lib/epilogue.wgsl), dqd written or added
+//                           by params.qd_mode (1, 2; 0: not written)
+// The forward applies the epilogue hook: the elementwise stages a sequential layer fuses after the
+// normalisation (add(Qd), activations, dropout; EPI_OP* override constants, none by default), so
+// an MDEQ cell's `groupNorm → relu` is one kernel. With a chain, the adjoint entries read delta
+// as their g_out.
 // All sums are per-thread strided partial sums added by lib/reduce.wgsl's fixed tree: deterministic.
 // 64 threads (REDUCE_SIZE), since a barrier costs in proportion to the threads of a workgroup on
 // SwiftShader.
-// Bindings: gate; params {rows, groups, channels, spatial, eps}; forward: x, gamma, beta, y;
-//           stats: x, stats; input_grad: x, gamma, stats, g_out, g_in; gamma_grad: x, stats,
-//           g_out, g_gamma; beta_grad: g_out, g_beta. stats is [rows·groups, 2].
+// Bindings: gate; params {rows, groups, channels, spatial, eps, qd_mode, dropout members};
+//           forward: x, gamma, beta, epi_qd, y; stats: x, stats; input_grad: x, gamma, stats,
+//           g_out, g_in; gamma_grad: x, stats, g_out, g_gamma; beta_grad: g_out, g_beta;
+//           delta: x, gamma, beta, epi_qd, g_out, delta, dqd. stats is [rows·groups, 2].
 // Dispatch, REDUCE_SIZE threads, as a 2-D grid (x, y) read as the linear index y·x_count + x (extra
-// workgroups return): forward/stats/input_grad one workgroup per (row, group), rows·groups;
+// workgroups return): forward/stats/input_grad/delta one workgroup per (row, group), rows·groups;
 // gamma_grad/beta_grad one per quad of 4 channels, ceil(channels / 4).
 
 //! include lib/gate.wgsl
 //! include lib/reduce.wgsl
+//! include lib/epilogue.wgsl
+//! include lib/epilogue_dropout.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
-struct NormParams { rows: u32, groups: u32, channels: u32, spatial: u32, eps: f32 }
+struct NormParams {
+  rows: u32, groups: u32, channels: u32, spatial: u32, eps: f32, qd_mode: u32,
+  drop_threshold: u32, drop_scale: f32, drop_per_solve: u32, drop_salt: u32,
+}
 
 @group(0) @binding(1) var<uniform> params: NormParams;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
@@ -35,8 +48,21 @@ struct NormParams { rows: u32, groups: u32, channels: u32, spatial: u32, eps: f3
 @group(0) @binding(8) var<storage, read_write> g_in: array<f32>;
 @group(0) @binding(9) var<storage, read_write> g_gamma: array<f32>;
 @group(0) @binding(10) var<storage, read_write> g_beta: array<f32>;
+@group(0) @binding(11) var<storage, read> epi_qd: array<f32>;
+@group(0) @binding(12) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dqd: array<f32>;
 
 fn group_index(wid: vec3u, groups: vec3u) -> u32 { return wid.y * groups.x + wid.x; }
+
+const NO_GROUP: u32 = 0xffffffffu;
+
+// The (row, group) k = row·groups + g this workgroup takes, or NO_GROUP when the gate is closed
+// or the workgroup is past the last (uniform: the workgroup returns on it as one).
+fn open_group(wid: vec3u, groups: vec3u, lid: u32) -> u32 {
+  if (gate_closed(lid)) { return NO_GROUP; }
+  let k = group_index(wid, groups);
+  return select(k, NO_GROUP, k >= params.rows * params.groups);
+}
 
 fn group_channels() -> u32 { return params.channels / params.groups; }
 
@@ -63,6 +89,12 @@ fn group_stats(k: u32, lid: u32) -> vec2<f32> {
   return vec2<f32>(mean, inverseSqrt(variance + params.eps));
 }
 
+// The stage's output before the chain at element e of a group with statistics st = (μ, r).
+fn normalised(e: u32, st: vec2<f32>) -> f32 {
+  let c = e % params.channels;
+  return (x[e] - st.x) * st.y * gamma[c] + beta[c];
+}
+
 // group_stats(k), also stored in stats[2k], stats[2k + 1] for gamma_grad_main.
 fn saved_group_stats(k: u32, lid: u32) -> vec2<f32> {
   let st = group_stats(k, lid);
@@ -76,33 +108,47 @@ fn saved_group_stats(k: u32, lid: u32) -> vec2<f32> {
 @compute @workgroup_size(REDUCE_SIZE)
 fn forward_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
                 @builtin(num_workgroups) groups: vec3u) {
-  if (gate_closed(lid)) { return; }
-  let k = group_index(wid, groups);
-  if (k >= params.rows * params.groups) { return; }
+  let k = open_group(wid, groups, lid);
+  if (k == NO_GROUP) { return; }
   let st = group_stats(k, lid);
   let m = params.spatial * group_channels();
+  let key = epi_key();
   for (var i = lid; i < m; i += REDUCE_SIZE) {
     let e = element(k, i);
-    let c = e % params.channels;
-    y[e] = (x[e] - st.x) * st.y * gamma[c] + beta[c];
+    y[e] = epilogue_forward(normalised(e, st), e, key);
+  }
+}
+
+@compute @workgroup_size(REDUCE_SIZE)
+fn delta_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+              @builtin(num_workgroups) groups: vec3u) {
+  let k = open_group(wid, groups, lid);
+  if (k == NO_GROUP) { return; }
+  let st = group_stats(k, lid);
+  let m = params.spatial * group_channels();
+  let key = epi_key();
+  for (var i = lid; i < m; i += REDUCE_SIZE) {
+    let e = element(k, i);
+    let back = epilogue_adjoint(normalised(e, st), g_out[e], e, key);
+    delta[e] = back.x;
+    if (params.qd_mode == 1u) { dqd[e] = back.y; }
+    if (params.qd_mode == 2u) { dqd[e] += back.y; }
   }
 }
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn stats_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
               @builtin(num_workgroups) groups: vec3u) {
-  if (gate_closed(lid)) { return; }
-  let k = group_index(wid, groups);
-  if (k >= params.rows * params.groups) { return; }
+  let k = open_group(wid, groups, lid);
+  if (k == NO_GROUP) { return; }
   saved_group_stats(k, lid);
 }
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn input_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
                    @builtin(num_workgroups) groups: vec3u) {
-  if (gate_closed(lid)) { return; }
-  let k = group_index(wid, groups);
-  if (k >= params.rows * params.groups) { return; }
+  let k = open_group(wid, groups, lid);
+  if (k == NO_GROUP) { return; }
   // Saved for gamma_grad_main, encoded after this in the same adjoint.
   let st = saved_group_stats(k, lid);
   let m = params.spatial * group_channels();

@@ -3,10 +3,11 @@
  * `f(u, Qd) = s_n(… s_2(s_1(u)) …)`, where stages may read Qd (`add(Qd)`). It is an
  * ImplicitLayer like the tanh block: every solver and jfb/gdeq/ift take it.
  *
- * Fusion: a linear stage and the elementwise stages right after it (add(Qd), tanh/relu/gelu,
- * dropout; up to EPILOGUE_MAX_OPS, one add(Qd) and one dropout) become one group, encoded as the
- * dense product with those stages as its epilogue (src/layers/dense.ts): one kernel forward, and
- * δ, ∂weight/∂bias, ∂x in the adjoint. Other stages run on their own kernels.
+ * Fusion: a stage that takes an epilogue (linear, conv2d, the norms: `instantiateFused`) and the
+ * elementwise stages right after it (add(Qd), tanh/relu/gelu, dropout; up to EPILOGUE_MAX_OPS, one
+ * add(Qd) and one dropout) become one group, encoded as its kernel with those stages as its
+ * epilogue (lib/epilogue.wgsl): one kernel forward, and δ, ∂weight/∂bias, ∂x in the adjoint.
+ * Other stages run on their own kernels.
  *
  * Forward: each stage writes into a scratch row buffer that the next one reads (the last writes
  * the layer's output). Adjoint: the stages' inputs are recomputed into those buffers (with the
@@ -32,7 +33,7 @@ export interface SequentialOptions {
   /** The engine; default: the engine of the stages' parameters. */
   engine?: Engine;
   /**
-   * Fuse each linear stage with the elementwise stages after it into one kernel (default true).
+   * Fuse each linear, conv2d and norm stage with the elementwise stages after it into one kernel (default true).
    * `false` runs every stage on its own kernels (the same results, to float32 rounding).
    */
   fuse?: boolean;

@@ -101,8 +101,9 @@ export interface Stage {
    */
   epilogueLink?(index: number): EpilogueLink;
   /**
-   * @internal For a product stage (linear): binds it like `instantiate`, with the elementwise
-   * stages after it fused into its kernels as `epilogue`.
+   * @internal For a stage whose kernel can apply the epilogue chain (linear, conv2d, the norms):
+   * binds it like `instantiate`, with the elementwise stages after it fused into its kernels as
+   * `epilogue` (`choice`: the forward product's, for linear).
    */
   instantiateFused?(engine: Engine, inputSize: number, index: number, epilogue: Epilogue, choice: ForwardKernelChoice): StageKernels;
   /**

@@ -1,6 +1,6 @@
 // Running one forward or adjoint of an ImplicitLayer outside a solve, for the layer tests.
 import { expect } from 'vitest';
-import type { AnchoraxError, Engine, ImplicitLayer } from '../../src';
+import type { AnchoraxError, Engine, ImplicitLayer, Solver, SolverOptions, Tensor } from '../../src';
 import { refLinearForward, refLinearVjp, type RefLinear, type RefStage } from '../../src/reference';
 
 /** A gate buffer with the given words [skip, evaluation index, key, noise on]. */
@@ -21,6 +21,22 @@ export function submit(engine: Engine, encode: (pass: GPUComputePassEncoder) => 
   encode(pass);
   pass.end();
   engine.device.queue.submit([encoder.finish()]);
+}
+
+/**
+ * Dispatches per iteration of `solver` on `f` (engine.counters): the difference of two fixed-work
+ * solves (eps = 0, 8 and 16 iterations, chunks of 4).
+ */
+export async function dispatchesPerIteration(solver: Solver, f: ImplicitLayer, q: Tensor, options: SolverOptions = {}): Promise<number> {
+  const count = async (maxDepth: number): Promise<number> => {
+    const before = f.engine.counters.dispatches;
+    const r = await solver(f, q, { eps: 0, maxDepth, checkEvery: 4, ...options });
+    await r.uStar.read();
+    r.dispose();
+    return f.engine.counters.dispatches - before;
+  };
+  const short = await count(8);
+  return ((await count(16)) - short) / 8;
 }
 
 /** f(u, Qd) for `batch` rows, read back. */

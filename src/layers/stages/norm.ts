@@ -8,6 +8,7 @@ import type { Engine } from '../../engine';
 import { ShapeError } from '../../errors';
 import { KernelSet, type Groups, type KernelSpec } from '../../gpu/kernel-set';
 import { Tensor } from '../../tensor';
+import { NO_EPILOGUE, chainConstants, type Epilogue } from '../dense';
 import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { F32_MAX, readEngine, readNumber, readOptions } from '../../validate';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
@@ -82,6 +83,11 @@ export class Norm implements Stage {
 
   /** @internal Binds the stage for rows of `inputSize` floats, [spatial, channels] each. */
   instantiate(engine: Engine, inputSize: number, index: number): StageKernels {
+    return this.instantiateFused(engine, inputSize, index, NO_EPILOGUE);
+  }
+
+  /** @internal Binds the stage with the elementwise stages after it fused into its kernels. */
+  instantiateFused(engine: Engine, inputSize: number, index: number, epilogue: Epilogue): StageKernels {
     if (engine !== this.engine) throw new Error(`${this.kind} stage: engine mismatch (checked by sequential)`);
     this.lifetime.assertLive(`stages[${index}]`);
     const { channels } = this;
@@ -91,7 +97,7 @@ export class Norm implements Stage {
     if (!Number.isInteger(inputSize) || inputSize < 1 || inputSize % channels !== 0) {
       throw new ShapeError(`stages[${index}]`, `groupNorm over ${channels} channels needs a row size that is a multiple of ${channels} (NHWC), got ${inputSize}`);
     }
-    return new NormKernels(this, inputSize / channels);
+    return new NormKernels(this, inputSize / channels, epilogue);
   }
 }
 
@@ -102,29 +108,54 @@ interface NormProblem {
 
 const byGroups = (p: NormProblem): Groups => p.groups;
 
-/** The norm kernels, as data. */
-const NORM_SPECS = {
-  forward: { shader: 'stageNorm', entry: 'forward_main', groups: byGroups },
-  stats: { shader: 'stageNorm', entry: 'stats_main', groups: byGroups },
-  inputGrad: { shader: 'stageNorm', entry: 'input_grad_main', groups: byGroups },
-  gammaGrad: { shader: 'stageNorm', entry: 'gamma_grad_main', groups: byGroups },
-  betaGrad: { shader: 'stageNorm', entry: 'beta_grad_main', groups: byGroups },
-} satisfies Record<string, KernelSpec<NormProblem>>;
+/** The norm kernels, as data, with `constants` (the fused epilogue chain) on the two that apply it. */
+function normSpecs(constants: Readonly<Record<string, number>>) {
+  return {
+    forward: { shader: 'stageNorm', entry: 'forward_main', constants, groups: byGroups },
+    delta: { shader: 'stageNorm', entry: 'delta_main', constants, groups: byGroups },
+    stats: { shader: 'stageNorm', entry: 'stats_main', groups: byGroups },
+    inputGrad: { shader: 'stageNorm', entry: 'input_grad_main', groups: byGroups },
+    gammaGrad: { shader: 'stageNorm', entry: 'gamma_grad_main', groups: byGroups },
+    betaGrad: { shader: 'stageNorm', entry: 'beta_grad_main', groups: byGroups },
+  } satisfies Record<string, KernelSpec<NormProblem>>;
+}
+
+type NormKernel = keyof ReturnType<typeof normSpecs>;
+
+/**
+ * Per batch size: (μ, 1/σ) per (row, group), written and read within one adjoint; with a fused
+ * chain, δ (the cotangent at the normalisation's output).
+ */
+interface NormScratch {
+  stats: GPUBuffer;
+  delta?: GPUBuffer;
+}
 
 class NormKernels implements StageKernels {
-  /** Per batch size: (μ, 1/σ) per (row, group), written and read within one adjoint. */
-  private readonly set: KernelSet<NormProblem, keyof typeof NORM_SPECS, GPUBuffer>;
+  private readonly set: KernelSet<NormProblem, NormKernel, NormScratch>;
+  /** A never-written target for the ∂Qd binding when none is asked (WebGPU forbids aliasing writable bindings). */
+  private sink?: GPUBuffer;
   readonly outputSize: number;
 
   constructor(
     private readonly norm: Norm,
     private readonly spatial: number,
+    private readonly epilogue: Epilogue,
   ) {
     this.outputSize = spatial * norm.channels;
     const { engine, groups } = norm;
-    this.set = new KernelSet(engine, `${norm.kind} stage`, NORM_SPECS, {
-      allocate: (batch) => engine.allocate(batch * groups * 2 * 4, 'Qd'),
-      free: (stats) => engine.releaseBuffer(stats),
+    const chained = epilogue.ops.length > 0;
+    const specs: Partial<ReturnType<typeof normSpecs>> = normSpecs(chainConstants(epilogue));
+    if (!chained) delete specs.delta;
+    this.set = new KernelSet(engine, `${norm.kind} stage`, specs, {
+      allocate: (batch) => ({
+        stats: engine.allocate(batch * groups * 2 * 4, 'Qd'),
+        ...(chained ? { delta: engine.allocate(batch * this.outputSize * 4, 'Qd') } : {}),
+      }),
+      free: ({ stats, delta }) => {
+        engine.releaseBuffer(stats);
+        if (delta) engine.releaseBuffer(delta);
+      },
     }, 'f');
   }
 
@@ -133,33 +164,36 @@ class NormKernels implements StageKernels {
     checkBatch(batch);
     workgroupGrid(this.norm.engine, batch * this.norm.groups, 'Qd');
     await this.set.prepare(batch);
+    this.sink ??= this.norm.engine.allocate(16, 'Qd');
   }
 
   /** Gives the statistics buffers back to the engine (Sequential.dispose). */
   dispose(): void {
     this.set.dispose();
+    if (this.sink) this.norm.engine.releaseBuffer(this.sink);
+    this.sink = undefined;
   }
 
-  private prepared(batch: number): GPUBuffer {
+  private prepared(batch: number): NormScratch {
     this.norm.lifetime.assertLive('f');
     return this.set.use(batch);
   }
 
-  private uniforms(batch: number): Record<string, number> {
+  private uniforms(batch: number, qdMode = 0): Record<string, number> {
     const { groups, channels, eps } = this.norm;
-    return { rows: batch, groups, channels, spatial: this.spatial, eps };
+    return { rows: batch, groups, channels, spatial: this.spatial, eps, qd_mode: qdMode, ...this.epilogue.dropout };
   }
 
   encodeForward(pass: GPUComputePassEncoder, io: StageForwardIO, batch: number): void {
     this.prepared(batch);
     const { engine, params, groups } = this.norm;
     this.set.dispatch(pass, 'forward', { groups: workgroupGrid(engine, batch * groups, 'Qd') }, {
-      gate: io.gate, x: io.input, gamma: params.gamma.buffer, beta: params.beta.buffer, y: io.output,
+      gate: io.gate, x: io.input, gamma: params.gamma.buffer, beta: params.beta.buffer, epi_qd: io.Qd, y: io.output,
     }, this.uniforms(batch));
   }
 
   encodeAdjoint(pass: GPUComputePassEncoder, io: StageAdjointIO, batch: number): void {
-    const stats = this.prepared(batch);
+    const { stats, delta } = this.prepared(batch);
     const { engine, params, groups, channels } = this.norm;
     const gate = io.gate;
     const perGroup = { groups: workgroupGrid(engine, batch * groups, 'Qd') };
@@ -167,16 +201,26 @@ class NormKernels implements StageKernels {
     const uniforms = this.uniforms(batch);
     const gradGamma = io.gradParams?.gamma;
     const gradBeta = io.gradParams?.beta;
+    let gOut = io.gradOutput;
+    if (delta) {
+      // The chain's adjoint first: δ is the cotangent the normalisation's own adjoint takes.
+      const qdMode = io.gradQd === undefined ? 0 : io.gradQd.accumulate ? 2 : 1;
+      this.set.dispatch(pass, 'delta', perGroup, {
+        gate, x: io.input, gamma: params.gamma.buffer, beta: params.beta.buffer, epi_qd: io.Qd,
+        g_out: io.gradOutput, delta, dqd: io.gradQd?.region ?? (this.sink as GPUBuffer),
+      }, this.uniforms(batch, qdMode));
+      gOut = delta;
+    }
     // input_grad_main saves the statistics gamma_grad_main reads; without ∂x, stats_main does.
     if (io.gradInput) {
-      this.set.dispatch(pass, 'inputGrad', perGroup, { gate, x: io.input, gamma: params.gamma.buffer, stats, g_out: io.gradOutput, g_in: io.gradInput }, uniforms);
+      this.set.dispatch(pass, 'inputGrad', perGroup, { gate, x: io.input, gamma: params.gamma.buffer, stats, g_out: gOut, g_in: io.gradInput }, uniforms);
     } else if (gradGamma) {
       this.set.dispatch(pass, 'stats', perGroup, { gate, x: io.input, stats }, uniforms);
     }
     if (gradGamma) {
-      this.set.dispatch(pass, 'gammaGrad', perQuad, { gate, x: io.input, stats, g_out: io.gradOutput, g_gamma: gradGamma }, uniforms);
+      this.set.dispatch(pass, 'gammaGrad', perQuad, { gate, x: io.input, stats, g_out: gOut, g_gamma: gradGamma }, uniforms);
     }
-    if (gradBeta) this.set.dispatch(pass, 'betaGrad', perQuad, { gate, g_out: io.gradOutput, g_beta: gradBeta }, uniforms);
+    if (gradBeta) this.set.dispatch(pass, 'betaGrad', perQuad, { gate, g_out: gOut, g_beta: gradBeta }, uniforms);
   }
 }
 

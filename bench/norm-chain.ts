@@ -1,0 +1,78 @@
+/**
+ * `vite-node bench/norm-chain.ts [-- --no-write]`: an MDEQ cell, `sequential(conv2d, add(Qd),
+ * groupNorm, relu())` on 28 × 28 images of 4 channels (2 groups), with the relu fused into the
+ * norm's kernel (two kernels) against the same stages with the norm's fusion hidden (three: the
+ * relu on its own), side by side in one process: each round runs each way once, alternating.
+ * Rows: a Broyden solve (eps = 0, a fixed maxDepth: the same work each way) and a GDEQ step (that
+ * solve and its backward). Prints a table and appends it to bench/RESULTS.md.
+ */
+import { appendFileSync } from 'node:fs';
+import { Engine, Qd, add, broyden, conv2d, gdeq, groupNorm, relu, sequential, type Stage } from '../src/node';
+import { adapterName, median, ratioCell, runMain, sideBySide } from './cli';
+import { machineName } from './settings';
+
+const ROUNDS = 15;
+const MAX_DEPTH = 16;
+const [SIDE, C, GROUPS, BATCH] = [28, 4, 2, 8];
+
+/** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
+const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
+
+async function main(): Promise<void> {
+  const engine = await Engine.create();
+  const size = SIDE * SIDE * C;
+  const build = (fuseNorm: boolean) => {
+    const norm = groupNorm(engine, { groups: GROUPS, gamma: new Float32Array(C).fill(1), beta: new Float32Array(C) });
+    // The same stage without instantiateFused: the sequential runs the relu after it on its own kernel.
+    const plain: Stage = {
+      kind: norm.kind, params: norm.params, engine, readsQd: false,
+      instantiate: (e, inputSize, index) => norm.instantiate(e, inputSize, index),
+      dispose: () => norm.dispose(),
+    };
+    return sequential(
+      conv2d(engine, {
+        height: SIDE, width: SIDE, inChannels: C, outChannels: C, bias: new Float32Array(C),
+        weight: Float32Array.from({ length: 9 * C * C }, (_, i) => (value(1, i) * 0.2) / Math.sqrt(9 * C)),
+      }),
+      add(Qd),
+      fuseNorm ? norm : plain,
+      relu(),
+    );
+  };
+  const fused = build(true);
+  const split = build(false);
+  const q = engine.tensor(Float32Array.from({ length: BATCH * size }, (_, i) => 2 * value(5, i)), [BATCH, size]);
+  const g = engine.tensor(Float32Array.from({ length: BATCH * size }, (_, i) => value(7, i)), [BATCH, size]);
+  const options = { eps: 0, maxDepth: MAX_DEPTH };
+  const solve = async (f: typeof fused) => (await broyden(f, q, options)).dispose();
+  const step = async (f: typeof fused) => {
+    const result = await gdeq(f, q, { ...options, solver: broyden });
+    const grads = await result.backward(g);
+    await grads['0.weight'].read();
+    for (const tensor of Object.values(grads)) tensor.dispose();
+    result.dispose();
+  };
+  const dispatches = async (run: () => Promise<void>): Promise<number> => {
+    const before = engine.counters.dispatches;
+    await run();
+    return engine.counters.dispatches - before;
+  };
+  const rows: string[] = [];
+  for (const [name, run] of [[`broyden solve, ${MAX_DEPTH} iterations`, solve], ['gdeq step (the solve, backward)', step]] as const) {
+    const times = await sideBySide(ROUNDS, 2, () => run(fused), () => run(split));
+    const counts = [await dispatches(() => run(fused)), await dispatches(() => run(split))];
+    rows.push(`| ${name} | ${counts[0]} / ${counts[1]} | ${median(times.a).toFixed(1)} | ${median(times.b).toFixed(1)} | ${ratioCell(times)} |`);
+  }
+  const table = [
+    `| row | dispatches (fused / relu alone) | ms, fused | ms, relu alone | fused / relu alone, median (range) of ${ROUNDS} rounds |`,
+    '|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — an MDEQ cell: groupNorm with the relu in its kernel against the relu alone\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/norm-chain.ts\` (\`sequential(conv2d, add(Qd), groupNorm, relu())\`, ${SIDE} × ${SIDE} × ${C}, ${GROUPS} groups, batch ${BATCH}, eps = 0, alternating in one process).\n\n${table}\n`;
+  console.log(section);
+  if (!process.argv.includes('--no-write')) appendFileSync(new URL('./RESULTS.md', import.meta.url), section);
+  for (const owned of [fused, split, q, g]) owned.dispose();
+  engine.destroy();
+}
+
+runMain(main);
