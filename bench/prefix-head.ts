@@ -1,7 +1,8 @@
 /**
  * `vite-node bench/prefix-head.ts [-- --no-write]`: Broyden on a layer of several kernels whose
- * first and last are fused linears, `sequential(linear(d → d), relu(), linear(d → d), add(Qd),
- * tanh())`, with its first linear as the advance's kernel (shaders/broyden_prefix_head.wgsl: k + 1
+ * last is a fused linear and whose first is a fused linear, `sequential(linear(d → d), relu(),
+ * linear(d → d), add(Qd), tanh())`, or a layerNorm before that chain, with that first kernel as
+ * the advance's (shaders/broyden_prefix_head.wgsl, broyden_prefix_norm_head.wgsl: k + 1
  * dispatches per iteration) against the same solve with the advance kernel before the prefix
  * (k + 2: the layer's `FusedPrefix.head` hidden), side by side in one process: each round solves
  * once each way, alternating, and the table gives the median of the rounds' ms per solve and the
@@ -9,13 +10,15 @@
  * bench/RESULTS.md.
  */
 import { appendFileSync } from 'node:fs';
-import { Engine, add, broyden, linear, relu, sequential, tanh } from '../src/node';
+import { Engine, add, broyden, layerNorm, linear, relu, sequential, tanh } from '../src/node';
 import type { FusedPicardPath, ImplicitLayer } from '../src/layers/layer';
 import { adapterName, median, ratioCell, runMain, sideBySide } from './cli';
 import { machineName } from './settings';
 
 const ROUNDS = 21;
 const MAX_DEPTH = 32;
+/** [d, batch, the prefix's first kernel]: a fused linear (broyden_prefix_head.wgsl) or a layerNorm (broyden_prefix_norm_head.wgsl). */
+const CASES = [[64, 1, 'linear'], [256, 1, 'linear'], [64, 16, 'linear'], [64, 1, 'layerNorm'], [256, 1, 'layerNorm'], [64, 16, 'layerNorm']] as const;
 
 /** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
 const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
@@ -23,13 +26,16 @@ const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) 
 async function main(): Promise<void> {
   const engine = await Engine.create();
   const rows: string[] = [];
-  for (const [d, batch] of [[64, 1], [256, 1], [64, 16]] as const) {
+  for (const [d, batch, first] of CASES) {
     const layer = (seed: number) =>
       linear(engine, {
         weight: Float32Array.from({ length: d * d }, (_, i) => (value(seed, i) * 0.8) / Math.sqrt(d)),
         bias: Float32Array.from({ length: d }, (_, i) => value(seed + 1, i) * 0.1),
       });
-    const f = sequential(layer(1), relu(), layer(3), add(), tanh());
+    const norm = () => layerNorm(engine, { gamma: new Float32Array(d).fill(1), beta: new Float32Array(d) });
+    const f = first === 'linear'
+      ? sequential(layer(1), relu(), layer(3), add(), tanh())
+      : sequential(norm(), layer(1), relu(), layer(3), add(), tanh());
     // The same layer without its head: the solver keeps the advance kernel.
     const headless: ImplicitLayer = {
       engine,
@@ -52,17 +58,17 @@ async function main(): Promise<void> {
     };
     const times = await sideBySide(ROUNDS, 3, () => count(f), () => count(headless));
     rows.push(
-      `| ${d} | ${batch} | ${await count(f)} / ${await count(headless)} | ${median(times.a).toFixed(2)} | ${median(times.b).toFixed(2)} | ${ratioCell(times)} |`,
+      `| ${first} | ${d} | ${batch} | ${await count(f)} / ${await count(headless)} | ${median(times.a).toFixed(2)} | ${median(times.b).toFixed(2)} | ${ratioCell(times)} |`,
     );
     q.dispose();
     f.dispose();
   }
   const table = [
-    `| d | batch | dispatches per solve (head / advance kernel) | ms per solve, head | ms, advance kernel | head / advance kernel, median (range) of ${ROUNDS} rounds |`,
-    '|---|---|---|---|---|---|',
+    `| first kernel | d | batch | dispatches per solve (head / advance kernel) | ms per solve, head | ms, advance kernel | head / advance kernel, median (range) of ${ROUNDS} rounds |`,
+    '|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
-  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — Broyden on a prefix layer: the head against the advance kernel\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/prefix-head.ts\` (\`sequential(linear, relu(), linear, add(Qd), tanh())\`, eps = 0, maxDepth = ${MAX_DEPTH}, alternating solves in one process).\n\n${table}\n`;
+  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — Broyden on a prefix layer: the head against the advance kernel\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/prefix-head.ts\` (\`sequential(linear, relu(), linear, add(Qd), tanh())\`, and that with a layerNorm first, eps = 0, maxDepth = ${MAX_DEPTH}, alternating solves in one process).\n\n${table}\n`;
   console.log(section);
   if (!process.argv.includes('--no-write')) appendFileSync(new URL('./RESULTS.md', import.meta.url), section);
   engine.destroy();

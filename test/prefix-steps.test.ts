@@ -3,11 +3,12 @@
 // around it (shaders/picard_prefix_step.wgsl, anderson_prefix_step.wgsl, broyden_prefix_step.wgsl),
 // so an iteration of a layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one
 // fewer than the generic kernels, and k + 1 for Broyden when the layer's first kernel is a fused
-// linear too (broyden_prefix_head.wgsl computes its input, the advance, on the fly), else k + 2.
+// linear too (broyden_prefix_head.wgsl computes its input, the advance, on the fly) or a
+// normalisation (broyden_prefix_norm_head.wgsl stores the advance, then reads it), else k + 2.
 // Checked against the generic path (`fused: false`) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { add, anderson, broyden, dropout, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refPicard, refSequentialForward, type RefLinear } from '../src/reference';
+import { add, anderson, broyden, dropout, gelu, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refGroupNormForward, refPicard, refSequentialForward, type RefLinear, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 import { dispatchesPerIteration, refLinearStage } from './helpers/layers';
 
@@ -55,6 +56,38 @@ function longChain(d: number, h: number, leadingRelu = false) {
     ...(leadingRelu ? [refActivationStage('relu')] : []),
     refLinearStage(ref[0]), refActivationStage('relu'), refLinearStage(ref[1]), refActivationStage('tanh'),
     refLinearStage(ref[2]), refAddQdStage, refActivationStage('tanh'),
+  ];
+  return { f, map: (qd: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qd) };
+}
+
+/**
+ * A pre-norm chain, the normalisation first: layerNorm(d) (or, with `channels`, groupNorm over rows
+ * of d / channels positions, 3 groups, then gelu in its kernel), linear(d → h), relu(),
+ * linear(h → d), add(Qd), tanh(): three kernels, the last a fused linear.
+ */
+function normChain(d: number, h: number, channels?: number) {
+  const C = channels ?? d;
+  const groups = channels ? 3 : 1;
+  const gamma = Float32Array.from(randomArray(random, C, 0.5)).map((v) => v + 1);
+  const beta = Float32Array.from(randomArray(random, C, 0.2));
+  const sizes: [number, number][] = [[d, h], [h, d]];
+  const layers = sizes.map(([inF, outF]) => ({
+    weight: Float32Array.from(randomArray(random, inF * outF, 0.8 / Math.sqrt(inF))),
+    bias: Float32Array.from(randomArray(random, outF, 0.1)),
+    inF,
+    outF,
+  }));
+  const [l1, l2] = layers.map((l) => linear(engine, { weight: l.weight, bias: l.bias }));
+  const norm = channels
+    ? [groupNorm(engine, { groups, gamma, beta }), gelu()]
+    : [layerNorm(engine, { gamma, beta })];
+  const f = sequential({ featureSize: d }, ...norm, l1, relu(), l2, add(), tanh());
+  const ref = layers.map((l): RefLinear => ({ inFeatures: l.inF, outFeatures: l.outF, W: Float64Array.from(l.weight), b: Float64Array.from(l.bias) }));
+  const refNorm = { groups, gamma: Float64Array.from(gamma), beta: Float64Array.from(beta), eps: 1e-5 };
+  const normStage: RefStage = { forward: (x) => refGroupNormForward(refNorm, x, x.length / d), vjp: () => { throw new Error('not needed'); } };
+  const stages = [
+    normStage, ...(channels ? [refActivationStage('gelu')] : []),
+    refLinearStage(ref[0]), refActivationStage('relu'), refLinearStage(ref[1]), refAddQdStage, refActivationStage('tanh'),
   ];
   return { f, map: (qd: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qd) };
 }
@@ -215,6 +248,52 @@ describe('a layer of several kernels ending in a fused linear', () => {
       f.dispose();
     }
     q.dispose();
+  });
+
+  it.each([
+    ['layerNorm', undefined],
+    ['groupNorm (6 channels, 3 groups) → gelu', 6],
+  ] as const)('%s first, then linear, relu, linear, add, tanh: Broyden k + 1 = 4 dispatches (the norm on the advance computed per element, the linear after it, the product measuring, decide), as the generic path and the float64 reference', async (_name, channels) => {
+    const [d, h, batch] = [24, 20, 3];
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const { f, map } = normChain(d, h, channels);
+    expect(f.groups).toBe(3);
+    expect(await perIteration(broyden, f, q, {})).toBe(4);
+    expect(await perIteration(broyden, f, q, { fused: false })).toBe(6);
+    // Picard and Anderson take the prefix as it is: k and k + 1.
+    expect(await perIteration(picard, f, q, {})).toBe(3);
+    expect(await perIteration(anderson, f, q, {})).toBe(4);
+    await expectBroydenAgrees(f, q, qd, map);
+    f.dispose();
+    q.dispose();
+  });
+
+  it("a layerNorm first, on a GPU's plan (more step workgroups, the rank-one sums as trees, a split first linear): Broyden k + 1 as the generic path and the float64 reference", async () => {
+    engine.planAs = 'gpu';
+    try {
+      const [d, h, batch] = [64, 48, 5];
+      const qd = Float32Array.from(randomArray(random, batch * d, 1));
+      const q = engine.tensor(qd, [batch, d]);
+      const { f, map } = normChain(d, h);
+      // The layer's kernels (generic Picard: them and its step): the norm, the first linear split
+      // (its product, then the combine with relu), the last linear: 4.
+      const k = (await perIteration(picard, f, q, { fused: false })) - 1;
+      expect(k).toBe(4);
+      expect(await perIteration(broyden, f, q, {})).toBe(k + 1);
+      expect(await perIteration(broyden, f, q, { fused: false })).toBe(k + 3);
+      const options = { eps: 1e-5, maxDepth: 30 };
+      const fused = await solve(broyden, f, q, options);
+      const generic = await solve(broyden, f, q, { ...options, fused: false });
+      const reference = refBroyden(map(Float64Array.from(qd)), new Float64Array(batch * d), { ...options, stopMode: 'abs', returnFinal: false });
+      expect(fused.tnstep).toBe(reference.tnstep);
+      expect(fused.tnstep).toBe(generic.tnstep);
+      fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+      q.dispose();
+      f.dispose();
+    } finally {
+      engine.planAs = undefined;
+    }
   });
 
   it('a chain with dropout keeps the generic kernels (the same counts with fused: false)', async () => {

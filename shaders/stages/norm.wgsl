@@ -1,7 +1,7 @@
 // Group normalisation over NHWC rows, and layer normalisation as its special case (groups = 1,
 // channels = row size, spatial = 1). Each of `rows` rows is [spatial, channels] row-major; group g
 // holds channels [g·cg, (g+1)·cg), cg = channels / groups, and its m = spatial·cg elements share
-// one mean μ and biased variance σ² (two passes, so no cancellation), r = 1/√(σ² + eps):
+// one mean μ and biased variance σ² (lib/norm_groups.wgsl), r = 1/√(σ² + eps):
 // entry `forward_main`:     y = x̂·gamma[c] + beta[c],  x̂ = (x − μ)·r
 // entry `stats_main`:       stats[2k], stats[2k+1] = μ, r of (row, group) k = row·groups + g
 // entry `input_grad_main`:  g_in = r·(d − mean(d) − x̂·mean(d·x̂)), d = g_out·gamma[c] (means
@@ -28,6 +28,7 @@
 
 //! include lib/gate.wgsl
 //! include lib/reduce.wgsl
+//! include lib/norm_groups.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_dropout.wgsl
 
@@ -52,7 +53,8 @@ struct NormParams {
 @group(0) @binding(12) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(13) var<storage, read_write> dqd: array<f32>;
 
-fn group_index(wid: vec3u, groups: vec3u) -> u32 { return wid.y * groups.x + wid.x; }
+fn norm_shape() -> NormShape { return NormShape(params.rows, params.groups, params.channels, params.spatial, params.eps); }
+fn norm_x(e: u32) -> f32 { return x[e]; }
 
 const NO_GROUP: u32 = 0xffffffffu;
 
@@ -62,37 +64,6 @@ fn open_group(wid: vec3u, groups: vec3u, lid: u32) -> u32 {
   if (gate_closed(lid)) { return NO_GROUP; }
   let k = group_index(wid, groups);
   return select(k, NO_GROUP, k >= params.rows * params.groups);
-}
-
-fn group_channels() -> u32 { return params.channels / params.groups; }
-
-// Index in x of element i of group k = row·groups + g (i = s·cg + channel within the group).
-fn element(k: u32, i: u32) -> u32 {
-  let cg = group_channels();
-  let row = k / params.groups;
-  let g = k % params.groups;
-  return (row * params.spatial + i / cg) * params.channels + g * cg + i % cg;
-}
-
-// (μ, r) of group k; every thread of the workgroup gets them.
-fn group_stats(k: u32, lid: u32) -> vec2<f32> {
-  let m = params.spatial * group_channels();
-  var sum = 0.0;
-  for (var i = lid; i < m; i += REDUCE_SIZE) { sum += x[element(k, i)]; }
-  let mean = workgroup_sum(vec4<f32>(sum, 0.0, 0.0, 0.0), lid).x / f32(m);
-  var sq = 0.0;
-  for (var i = lid; i < m; i += REDUCE_SIZE) {
-    let d = x[element(k, i)] - mean;
-    sq += d * d;
-  }
-  let variance = workgroup_sum(vec4<f32>(sq, 0.0, 0.0, 0.0), lid).x / f32(m);
-  return vec2<f32>(mean, inverseSqrt(variance + params.eps));
-}
-
-// The stage's output before the chain at element e of a group with statistics st = (μ, r).
-fn normalised(e: u32, st: vec2<f32>) -> f32 {
-  let c = e % params.channels;
-  return (x[e] - st.x) * st.y * gamma[c] + beta[c];
 }
 
 // group_stats(k), also stored in stats[2k], stats[2k + 1] for gamma_grad_main.
@@ -111,7 +82,7 @@ fn forward_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_ind
   let k = open_group(wid, groups, lid);
   if (k == NO_GROUP) { return; }
   let st = group_stats(k, lid);
-  let m = params.spatial * group_channels();
+  let m = group_size();
   let key = epi_key();
   for (var i = lid; i < m; i += REDUCE_SIZE) {
     let e = element(k, i);
@@ -125,7 +96,7 @@ fn delta_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index
   let k = open_group(wid, groups, lid);
   if (k == NO_GROUP) { return; }
   let st = group_stats(k, lid);
-  let m = params.spatial * group_channels();
+  let m = group_size();
   let key = epi_key();
   for (var i = lid; i < m; i += REDUCE_SIZE) {
     let e = element(k, i);
@@ -151,7 +122,7 @@ fn input_grad_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
   if (k == NO_GROUP) { return; }
   // Saved for gamma_grad_main, encoded after this in the same adjoint.
   let st = saved_group_stats(k, lid);
-  let m = params.spatial * group_channels();
+  let m = group_size();
   var acc = vec4<f32>(0.0);
   for (var i = lid; i < m; i += REDUCE_SIZE) {
     let e = element(k, i);

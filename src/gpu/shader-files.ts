@@ -39,6 +39,7 @@ export const KERNEL_FILES = {
   broydenDenseStep: 'broyden_dense_step.wgsl',
   broydenPrefixStep: 'broyden_prefix_step.wgsl',
   broydenPrefixHead: 'broyden_prefix_head.wgsl',
+  broydenPrefixNormHead: 'broyden_prefix_norm_head.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',

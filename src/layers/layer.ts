@@ -102,13 +102,38 @@ export interface FusedPrefix {
   /** Its row size: the product's inner dimension. */
   size: number;
   /**
-   * The first of those kernels when it is a fused linear of the state (weight [d, h]): its parts,
-   * for a solver that computes that linear's input on the fly (Broyden's advance,
-   * shaders/broyden_prefix_head.wgsl); `output` [batch, size], the buffer it writes; `rest`, the
-   * kernels after it, from `io.input` (that buffer) into the prefix's output.
+   * The first of those kernels when a solver can compute its input on the fly (Broyden's
+   * advance): a fused linear of the state (weight [d, h]; shaders/broyden_prefix_head.wgsl) or a
+   * normalisation with its chain (shaders/broyden_prefix_norm_head.wgsl).
    */
-  head?: { path: FusedPicardPath; output: GPUBuffer; size: number; rest(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void };
+  head?: PrefixHead;
 }
+
+/** @internal The parts of a group or layer normalisation with its deterministic chain (lib/norm_groups.wgsl). */
+export interface FusedNorm {
+  gamma: GPUBuffer;
+  beta: GPUBuffer;
+  /** The chain's override constants (lib/epilogue.wgsl). */
+  constants: Readonly<Record<string, number>>;
+  /** lib/norm_groups.wgsl's NormShape but its rows (the batch). */
+  groups: number;
+  channels: number;
+  spatial: number;
+  eps: number;
+  /** The dispatch for the batch asked: one workgroup per (row, group), as a 2-D grid. */
+  grid: [number, number];
+}
+
+/**
+ * @internal The first kernel of a prefix (FusedPrefix.head): its parts, `output` [batch, size]
+ * (the buffer it writes), `rest` (the kernels after it, from `io.input`, that buffer, into the
+ * prefix's output).
+ */
+export type PrefixHead = ({ kind: 'dense'; path: FusedPicardPath } | { kind: 'norm'; norm: FusedNorm }) & {
+  output: GPUBuffer;
+  size: number;
+  rest(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void;
+};
 
 /**
  * An implicit layer `u ↦ f(u, Qd)` whose fixed point the solvers find: the one interface the

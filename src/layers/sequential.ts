@@ -19,7 +19,7 @@ import { DisposedError, EngineMismatchError, OptionError, ShapeError } from '../
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
-import type { FusedPicardPath } from './layer';
+import type { FusedPicardPath, PrefixHead } from './layer';
 import { EPILOGUE_MAX_OPS, NO_DROPOUT, type EpilogueOp, type ForwardKernelChoice } from './dense';
 import type { EpilogueLink, QdGradient, Stage, StageKernels } from './stage';
 import { checkBatch } from './stages/workgroups';
@@ -235,14 +235,16 @@ export class Sequential implements ImplicitLayer {
     const inner = this.bound.length - 1;
     const { activations } = this.prepared(batch).scratch;
     const output = activations[inner - 1];
-    // The first group, when a fused linear too: its parts, and the groups after it.
-    const first = this.bound[0].kernels.fusedTail?.(batch) ?? null;
-    const head = first && {
-      path: first,
+    // The first group, when a fused linear or a normalisation: its parts, and the groups after it.
+    const firstKernels = this.bound[0].kernels;
+    const first = firstKernels.fusedTail?.(batch) ?? null;
+    const norm = first ? null : firstKernels.fusedNorm?.(batch) ?? null;
+    const headOf = {
       output: activations[0],
       size: this.bound[1].inputSize,
       rest: (pass: GPUComputePassEncoder, io: ForwardIO, rows: number) => this.encodeGroups(pass, { ...io, output }, rows, inner, 1),
     };
+    const head: PrefixHead | null = first ? { kind: 'dense', path: first, ...headOf } : norm ? { kind: 'norm', norm, ...headOf } : null;
     return {
       ...path,
       prefix: {

@@ -11,7 +11,7 @@ import type { Engine } from '../engine';
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { Epilogue, EpilogueOp, ForwardKernelChoice } from './dense';
-import type { FusedPicardPath } from './layer';
+import type { FusedNorm, FusedPicardPath } from './layer';
 
 /** Buffers of one stage evaluation `output = stage(input)` (all `[batch, size]`, row-major). */
 export interface StageForwardIO {
@@ -65,6 +65,8 @@ export interface StageKernels {
    * size, never the whole-iteration kernel); the chain adds its `prefix`.
    */
   fusedTail?(batch: number): FusedPicardPath | null;
+  /** @internal A normalisation's parts, for a solver that computes its input on the fly (FusedPrefix.head). */
+  fusedNorm?(batch: number): FusedNorm | null;
 }
 
 /** @internal What an elementwise stage is in a fused epilogue: its op, and its dropout params. */

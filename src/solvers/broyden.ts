@@ -25,8 +25,10 @@
  * kernels whose last is the fused product (`prefix`), without the line search, takes k + 1 when
  * its first kernel is a fused linear too (`prefix.head`): broyden_prefix_head.wgsl (that linear
  * with the advance of the iteration before as its operand), the prefix's other kernels,
- * broyden_prefix_step.wgsl (the product with the dense step's measuring epilogue), decide; with
- * any other first kernel k + 2: the k − 1 kernels at the point the advance kernel stored,
+ * broyden_prefix_step.wgsl (the product with the dense step's measuring epilogue), decide; or a
+ * normalisation: broyden_prefix_norm_head.wgsl (it and its chain, each workgroup storing the
+ * advance of its (row, group) before it reads it), then as before; with any other first kernel
+ * (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels at the point the advance kernel stored,
  * broyden_prefix_step.wgsl, decide, advance. Iterate and residual pairs alternate between the
  * slots of one state buffer by parity.
  */
@@ -87,11 +89,16 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // operand (broyden_prefix_head.wgsl), in place of the advance kernel; a body that finishes
   // each output in its workgroup, as for the dense step.
   const head = product ? prefix?.head : undefined;
-  const headWhole = head?.path.product?.whole;
-  const headProduct = head ? run.denseProduct(headWhole ? { ...head.path, product: headWhole } : head.path, 'broydenPrefixHead', 'head') : null;
-  if (head && headProduct) {
-    await run.addKernel('broydenPrefixHead', { ...head.path.constants, ...headProduct.constants, REDUCE_SIZE: headProduct.threads }, `head_${headProduct.body}_main`);
+  const denseHead = head?.kind === 'dense' ? head : undefined;
+  const headWhole = denseHead?.path.product?.whole;
+  const headProduct = denseHead ? run.denseProduct(headWhole ? { ...denseHead.path, product: headWhole } : denseHead.path, 'broydenPrefixHead', 'head') : null;
+  if (denseHead && headProduct) {
+    await run.addKernel('broydenPrefixHead', { ...denseHead.path.constants, ...headProduct.constants, REDUCE_SIZE: headProduct.threads }, `head_${headProduct.body}_main`);
   }
+  // A prefix that begins with a normalisation: it, on the advance computed per element
+  // (broyden_prefix_norm_head.wgsl), where the device binds its storage buffers.
+  const normHead = head?.kind === 'norm' && run.binds('broydenPrefixNormHead') ? head : undefined;
+  if (normHead) await run.addKernel('broydenPrefixNormHead', normHead.norm.constants);
   if (splitPath && fusedPath) {
     await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
     await run.addKernel('broydenSplitMeasure', fusedPath.constants);
@@ -205,21 +212,31 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     const [gx, gy] = product.groups;
     // With the head: it, then the prefix's kernels after it (from its output), then the dense
     // kernel and decide; the advance kernel only without it.
-    const headKernel = head && headProduct ? k('broydenPrefixHead') : null;
-    const headBindings = head && headKernel
+    const headKernel = denseHead && headProduct ? k('broydenPrefixHead') : normHead ? k('broydenPrefixNormHead') : null;
+    const headBindings = denseHead && headKernel
       ? byParity((cur) =>
           headKernel.bind({
             ctrl: run.ctrl, ctrl_b: ctrlB,
             params: run.params('broydenPrefixHead', {
-              ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: head.size, k: d, trial: 0, header_in_b: 0, chunk: 0, splits: 0,
+              ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: denseHead.size, k: d, trial: 0, header_in_b: 0, chunk: 0, splits: 0,
             }),
-            sums, state, factors, aux, weight: head.path.weight, weight4: head.path.weight, bias: head.path.bias, epi_qd: run.qdBuffer, out: head.output,
+            sums, state, factors, aux, weight: denseHead.path.weight, weight4: denseHead.path.weight, bias: denseHead.path.bias, epi_qd: run.qdBuffer, out: denseHead.output,
           }),
         )
-      : null;
-    const rest: FusedPrefix | null = head && prefix ? { output: prefix.output, size: prefix.size, encode: head.rest } : null;
+      : normHead && headKernel
+        ? byParity((cur) => {
+            const { gamma, beta, groups: normGroups, channels, spatial, eps } = normHead.norm;
+            return headKernel.bind({
+              ctrl: run.ctrl, ctrl_b: ctrlB,
+              params: run.params('broydenPrefixNormHead', { ...sumsFlags, rows, stride, cur, memory, batch: run.batch, groups: normGroups, channels, spatial, eps }),
+              sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, out: normHead.output,
+            });
+          })
+        : null;
+    const headUsed = headBindings ? (denseHead ?? normHead) : undefined;
+    const rest: FusedPrefix | null = headUsed && prefix ? { output: prefix.output, size: prefix.size, encode: headUsed.rest } : null;
     const advances = prefix !== undefined && headBindings === null;
-    const [hx, hy] = headProduct?.groups ?? [0, 0];
+    const [hx, hy] = headProduct?.groups ?? normHead?.norm.grid ?? [0, 0];
     iterate = (pass, t) => {
       const cur = t % 2;
       if (t === 0) {
@@ -228,9 +245,9 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
         return;
       }
       // Replayed by slot and gate, apart from the layer's whole evaluation (keys 0, 1).
-      if (headKernel && headBindings && head && rest) {
+      if (headKernel && headBindings && headUsed && rest) {
         headKernel.dispatch(pass, headBindings[cur], hx, hy);
-        run.evaluatePrefix(pass, rest, head.output, run.ctrl, 2 + cur);
+        run.evaluatePrefix(pass, rest, headUsed.output, run.ctrl, 2 + cur);
       } else if (prefix) run.evaluatePrefix(pass, prefix, slot(1 - cur), run.ctrl, 2 + cur);
       for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
       k('broydenDecide').dispatch(pass, decideGroup, groups);

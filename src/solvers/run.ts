@@ -486,13 +486,19 @@ export class SolveRun {
     if (!product) return null;
     const [gx, gy, gz] = product.groups;
     if (this.engine.cpuAdapter && gx * gy * gz > CPU_DENSE_STEP_GROUPS) return null;
-    // A device (an app's, a browser's) may allow fewer storage buffers than the dense step binds.
-    const reflection = builtReflection(SHADERS[shader], `${stage}_${product.body}_main`);
-    if (!reflection) return null;
-    const bindings = reflection.bindings;
-    const storage = bindings.filter((b) => b.kind === 'storage' || b.kind === 'read-only-storage').length;
-    if (storage > this.engine.device.limits.maxStorageBuffersPerShaderStage) return null;
-    return product;
+    return this.binds(shader, `${stage}_${product.body}_main`) ? product : null;
+  }
+
+  /**
+   * Whether entry `entry` of `shader` exists and this device can bind it: a device (an app's, a
+   * browser's) may allow fewer storage buffers than a fused step binds (counted from the
+   * kernel's build-time reflection).
+   */
+  binds(shader: ShaderName, entry = 'main'): boolean {
+    const reflection = builtReflection(SHADERS[shader], entry);
+    if (!reflection) return false;
+    const storage = reflection.bindings.filter((b) => b.kind === 'storage' || b.kind === 'read-only-storage').length;
+    return storage <= this.engine.device.limits.maxStorageBuffersPerShaderStage;
   }
 
   /**

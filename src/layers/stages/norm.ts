@@ -11,6 +11,7 @@ import { Tensor } from '../../tensor';
 import { NO_EPILOGUE, chainConstants, type Epilogue } from '../dense';
 import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { F32_MAX, readEngine, readNumber, readOptions } from '../../validate';
+import type { FusedNorm } from '../layer';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { checkBatch, workgroupGrid } from './workgroups';
 
@@ -135,6 +136,8 @@ class NormKernels implements StageKernels {
   private readonly set: KernelSet<NormProblem, NormKernel, NormScratch>;
   /** A never-written target for the ∂Qd binding when none is asked (WebGPU forbids aliasing writable bindings). */
   private sink?: GPUBuffer;
+  /** The chain's override constants (lib/epilogue.wgsl). */
+  private readonly constants: Readonly<Record<string, number>>;
   readonly outputSize: number;
 
   constructor(
@@ -145,7 +148,8 @@ class NormKernels implements StageKernels {
     this.outputSize = spatial * norm.channels;
     const { engine, groups } = norm;
     const chained = epilogue.ops.length > 0;
-    const specs: Partial<ReturnType<typeof normSpecs>> = normSpecs(chainConstants(epilogue));
+    this.constants = Object.freeze(chainConstants(epilogue));
+    const specs: Partial<ReturnType<typeof normSpecs>> = normSpecs(this.constants);
     if (!chained) delete specs.delta;
     this.set = new KernelSet(engine, `${norm.kind} stage`, specs, {
       allocate: (batch) => ({
@@ -165,6 +169,16 @@ class NormKernels implements StageKernels {
     workgroupGrid(this.norm.engine, batch * this.norm.groups, 'Qd');
     await this.set.prepare(batch);
     this.sink ??= this.norm.engine.allocate(16, 'Qd');
+  }
+
+  /** The normalisation and its chain as parts (not with dropout: its masks follow the gate). */
+  fusedNorm(batch: number): FusedNorm | null {
+    if (this.epilogue.ops.includes('dropout')) return null;
+    const { engine, params, groups, channels, eps } = this.norm;
+    return {
+      gamma: params.gamma.buffer, beta: params.beta.buffer, constants: this.constants, groups, channels, spatial: this.spatial, eps,
+      grid: workgroupGrid(engine, batch * groups, 'Qd'),
+    };
   }
 
   /** Gives the statistics buffers back to the engine (Sequential.dispose). */
