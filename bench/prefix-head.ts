@@ -1,8 +1,9 @@
 /**
  * `vite-node bench/prefix-head.ts [-- --no-write]`: Broyden on a layer of several kernels whose
  * last is a fused linear and whose first is a fused linear, `sequential(linear(d → d), relu(),
- * linear(d → d), add(Qd), tanh())`, or a layerNorm before that chain, with that first kernel as
- * the advance's (shaders/broyden_prefix_head.wgsl, broyden_prefix_norm_head.wgsl: k + 1
+ * linear(d → d), add(Qd), tanh())`, or a layerNorm or a relu before that chain, with that first
+ * kernel as the advance's (shaders/broyden_prefix_head.wgsl, broyden_prefix_norm_head.wgsl,
+ * broyden_advance.wgsl's head_main: k + 1
  * dispatches per iteration) against the same solve with the advance kernel before the prefix
  * (k + 2: the layer's `FusedPrefix.head` hidden), side by side in one process: each round solves
  * once each way, alternating, and the table gives the median of the rounds' ms per solve and the
@@ -17,8 +18,15 @@ import { machineName } from './settings';
 
 const ROUNDS = 21;
 const MAX_DEPTH = 32;
-/** [d, batch, the prefix's first kernel]: a fused linear (broyden_prefix_head.wgsl) or a layerNorm (broyden_prefix_norm_head.wgsl). */
-const CASES = [[64, 1, 'linear'], [256, 1, 'linear'], [64, 16, 'linear'], [64, 1, 'layerNorm'], [256, 1, 'layerNorm'], [64, 16, 'layerNorm']] as const;
+/**
+ * [d, batch, the prefix's first kernel]: a fused linear (broyden_prefix_head.wgsl), a layerNorm
+ * (broyden_prefix_norm_head.wgsl) or a relu (broyden_advance.wgsl's head_main) before the chain.
+ */
+const CASES = [
+  [64, 1, 'linear'], [256, 1, 'linear'], [64, 16, 'linear'],
+  [64, 1, 'layerNorm'], [256, 1, 'layerNorm'], [64, 16, 'layerNorm'],
+  [64, 1, 'relu'], [64, 16, 'relu'],
+] as const;
 
 /** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
 const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
@@ -33,9 +41,8 @@ async function main(): Promise<void> {
         bias: Float32Array.from({ length: d }, (_, i) => value(seed + 1, i) * 0.1),
       });
     const norm = () => layerNorm(engine, { gamma: new Float32Array(d).fill(1), beta: new Float32Array(d) });
-    const f = first === 'linear'
-      ? sequential(layer(1), relu(), layer(3), add(), tanh())
-      : sequential(norm(), layer(1), relu(), layer(3), add(), tanh());
+    const chain = [layer(1), relu(), layer(3), add(), tanh()];
+    const f = first === 'linear' ? sequential(...chain) : sequential(first === 'relu' ? relu() : norm(), ...chain);
     // The same layer without its head: the solver keeps the advance kernel.
     const headless: ImplicitLayer = {
       engine,
@@ -68,7 +75,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
-  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — Broyden on a prefix layer: the head against the advance kernel\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/prefix-head.ts\` (\`sequential(linear, relu(), linear, add(Qd), tanh())\`, and that with a layerNorm first, eps = 0, maxDepth = ${MAX_DEPTH}, alternating solves in one process).\n\n${table}\n`;
+  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — Broyden on a prefix layer: the head against the advance kernel\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/prefix-head.ts\` (\`sequential(linear, relu(), linear, add(Qd), tanh())\`, and that with a layerNorm or a relu first, eps = 0, maxDepth = ${MAX_DEPTH}, alternating solves in one process).\n\n${table}\n`;
   console.log(section);
   if (!process.argv.includes('--no-write')) appendFileSync(new URL('./RESULTS.md', import.meta.url), section);
   engine.destroy();

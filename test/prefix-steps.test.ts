@@ -3,12 +3,13 @@
 // around it (shaders/picard_prefix_step.wgsl, anderson_prefix_step.wgsl, broyden_prefix_step.wgsl),
 // so an iteration of a layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one
 // fewer than the generic kernels, and k + 1 for Broyden when the layer's first kernel is a fused
-// linear too (broyden_prefix_head.wgsl computes its input, the advance, on the fly) or a
-// normalisation (broyden_prefix_norm_head.wgsl stores the advance, then reads it), else k + 2.
+// linear too (broyden_prefix_head.wgsl computes its input, the advance, on the fly), a
+// normalisation (broyden_prefix_norm_head.wgsl stores the advance, then reads it) or elementwise
+// stages (the advance kernel applies them: broyden_advance.wgsl's head_main), else k + 2.
 // Checked against the generic path (`fused: false`) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { add, anderson, broyden, dropout, gelu, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refGroupNormForward, refPicard, refSequentialForward, type RefLinear, type RefStage } from '../src/reference';
+import { add, anderson, broyden, conv2d, dropout, gelu, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefLinear, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 import { dispatchesPerIteration, refLinearStage } from './helpers/layers';
 
@@ -234,7 +235,7 @@ describe('a layer of several kernels ending in a fused linear', () => {
     }
   });
 
-  it('three kernels, the first a linear: Broyden k + 1 = 4 dispatches (the head, the kernel after it, the product measuring, decide), as the generic path and the float64 reference; an elementwise first kernel keeps the advance kernel: k + 2', async () => {
+  it('three kernels, the first a linear: Broyden k + 1 = 4 dispatches (the head, the kernel after it, the product measuring, decide), as the generic path and the float64 reference; an elementwise first kernel too (the advance kernel applies it)', async () => {
     const [d, h, batch] = [20, 16, 3];
     const qd = Float32Array.from(randomArray(random, batch * d, 1));
     const q = engine.tensor(qd, [batch, d]);
@@ -242,7 +243,7 @@ describe('a layer of several kernels ending in a fused linear', () => {
       const { f, map } = longChain(d, h, leadingRelu);
       const kernels = leadingRelu ? 4 : 3;
       expect(f.groups).toBe(kernels);
-      expect(await perIteration(broyden, f, q, {})).toBe(leadingRelu ? kernels + 2 : kernels + 1);
+      expect(await perIteration(broyden, f, q, {})).toBe(kernels + 1);
       expect(await perIteration(broyden, f, q, { fused: false })).toBe(kernels + 3);
       await expectBroydenAgrees(f, q, qd, map);
       f.dispose();
@@ -254,7 +255,8 @@ describe('a layer of several kernels ending in a fused linear', () => {
     ['layerNorm', undefined],
     ['groupNorm (6 channels, 3 groups) → gelu', 6],
   ] as const)('%s first, then linear, relu, linear, add, tanh: Broyden k + 1 = 4 dispatches (the norm on the advance computed per element, the linear after it, the product measuring, decide), as the generic path and the float64 reference', async (_name, channels) => {
-    const [d, h, batch] = [24, 20, 3];
+    // At most 8 (row, group) workgroups: a CPU adapter's limit for the head (SolveRun.fewGroups).
+    const [d, h, batch] = [24, 20, 2];
     const qd = Float32Array.from(randomArray(random, batch * d, 1));
     const q = engine.tensor(qd, [batch, d]);
     const { f, map } = normChain(d, h, channels);
@@ -294,6 +296,64 @@ describe('a layer of several kernels ending in a fused linear', () => {
     } finally {
       engine.planAs = undefined;
     }
+  });
+
+  it('two elementwise stages first (add(Qd), relu: two kernels of their own) go into the advance kernel together: Broyden k dispatches, as the generic path and the float64 reference', async () => {
+    const [d, h, batch] = [20, 16, 3];
+    const w1 = Float32Array.from(randomArray(random, d * h, 0.8 / Math.sqrt(d)));
+    const w2 = Float32Array.from(randomArray(random, h * d, 0.8 / Math.sqrt(h)));
+    const b1 = Float32Array.from(randomArray(random, h, 0.1));
+    const b2 = Float32Array.from(randomArray(random, d, 0.1));
+    const f = sequential(add(), relu(), linear(engine, { weight: w1, bias: b1 }), tanh(), linear(engine, { weight: w2, bias: b2 }), add(), tanh());
+    expect(f.groups).toBe(4);
+    const l1: RefLinear = { inFeatures: d, outFeatures: h, W: Float64Array.from(w1), b: Float64Array.from(b1) };
+    const l2: RefLinear = { inFeatures: h, outFeatures: d, W: Float64Array.from(w2), b: Float64Array.from(b2) };
+    const stages = [refAddQdStage, refActivationStage('relu'), refLinearStage(l1), refActivationStage('tanh'), refLinearStage(l2), refAddQdStage, refActivationStage('tanh')];
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    // The advance with add(Qd) and relu applied, the linear after them, the product measuring, decide.
+    expect(await perIteration(broyden, f, q, {})).toBe(4);
+    expect(await perIteration(broyden, f, q, { fused: false })).toBe(7);
+    await expectBroydenAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    f.dispose();
+    q.dispose();
+  });
+
+  it('a layerNorm head of more than 8 workgroups on a CPU adapter: the advance kernel (k + 2), as the reference', async () => {
+    const [d, h, batch] = [16, 12, 9];
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    const { f, map } = normChain(d, h);
+    expect(await perIteration(broyden, f, q, {})).toBe(5);
+    await expectBroydenAgrees(f, q, qd, map);
+    f.dispose();
+    q.dispose();
+  });
+
+  it('a conv2d first keeps the advance kernel: Broyden k + 2, as the generic path and the float64 reference', async () => {
+    const [height, width, C, batch] = [2, 3, 2, 2];
+    const d = height * width * C;
+    const conv: RefConv2d = { height, width, inChannels: C, outChannels: C, weight: Float64Array.from(randomArray(random, 9 * C * C, 0.3)), bias: Float64Array.from(randomArray(random, C, 0.1)) };
+    const w = Float32Array.from(randomArray(random, d * d, 0.8 / Math.sqrt(d)));
+    const b = Float32Array.from(randomArray(random, d, 0.1));
+    const f = sequential(
+      conv2d(engine, { height, width, inChannels: C, outChannels: C, weight: Float32Array.from(conv.weight), bias: Float32Array.from(conv.bias) }),
+      relu(),
+      linear(engine, { weight: w, bias: b }),
+      add(),
+      tanh(),
+    );
+    expect(f.groups).toBe(2);
+    const lin: RefLinear = { inFeatures: d, outFeatures: d, W: Float64Array.from(w), b: Float64Array.from(b) };
+    const convStage: RefStage = { forward: (x) => refConv2dForward(conv, x), vjp: () => { throw new Error('not needed'); } };
+    const stages = [convStage, refActivationStage('relu'), refLinearStage(lin), refAddQdStage, refActivationStage('tanh')];
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    expect(await perIteration(broyden, f, q, {})).toBe(4);
+    expect(await perIteration(broyden, f, q, { fused: false })).toBe(5);
+    await expectBroydenAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    f.dispose();
+    q.dispose();
   });
 
   it('a chain with dropout keeps the generic kernels (the same counts with fused: false)', async () => {

@@ -103,8 +103,9 @@ export interface FusedPrefix {
   size: number;
   /**
    * The first of those kernels when a solver can compute its input on the fly (Broyden's
-   * advance): a fused linear of the state (weight [d, h]; shaders/broyden_prefix_head.wgsl) or a
-   * normalisation with its chain (shaders/broyden_prefix_norm_head.wgsl).
+   * advance): a fused linear of the state (weight [d, h]; shaders/broyden_prefix_head.wgsl), a
+   * normalisation with its chain (shaders/broyden_prefix_norm_head.wgsl), or a run of
+   * elementwise stages (shaders/broyden_advance.wgsl's head_main).
    */
   head?: PrefixHead;
 }
@@ -129,7 +130,12 @@ export interface FusedNorm {
  * (the buffer it writes), `rest` (the kernels after it, from `io.input`, that buffer, into the
  * prefix's output).
  */
-export type PrefixHead = ({ kind: 'dense'; path: FusedPicardPath } | { kind: 'norm'; norm: FusedNorm }) & {
+export type PrefixHead = (
+  | { kind: 'dense'; path: FusedPicardPath }
+  | { kind: 'norm'; norm: FusedNorm }
+  /** Elementwise stages of the state: their chain's override constants (lib/epilogue.wgsl). */
+  | { kind: 'pointwise'; constants: Readonly<Record<string, number>> }
+) & {
   output: GPUBuffer;
   size: number;
   rest(pass: GPUComputePassEncoder, io: ForwardIO, batch: number): void;

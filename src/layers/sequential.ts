@@ -20,7 +20,7 @@ import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
 import type { FusedPicardPath, PrefixHead } from './layer';
-import { EPILOGUE_MAX_OPS, NO_DROPOUT, type EpilogueOp, type ForwardKernelChoice } from './dense';
+import { EPILOGUE_MAX_OPS, NO_DROPOUT, chainConstants, type EpilogueOp, type ForwardKernelChoice } from './dense';
 import type { EpilogueLink, QdGradient, Stage, StageKernels } from './stage';
 import { checkBatch } from './stages/workgroups';
 import { VectorOps } from './stages/common';
@@ -235,16 +235,24 @@ export class Sequential implements ImplicitLayer {
     const inner = this.bound.length - 1;
     const { activations } = this.prepared(batch).scratch;
     const output = activations[inner - 1];
-    // The first group, when a fused linear or a normalisation: its parts, and the groups after it.
+    // The first group when a fused linear or a normalisation (or the first groups when elementwise
+    // stages): its parts, and the groups after it.
     const firstKernels = this.bound[0].kernels;
     const first = firstKernels.fusedTail?.(batch) ?? null;
     const norm = first ? null : firstKernels.fusedNorm?.(batch) ?? null;
-    const headOf = {
-      output: activations[0],
-      size: this.bound[1].inputSize,
-      rest: (pass: GPUComputePassEncoder, io: ForwardIO, rows: number) => this.encodeGroups(pass, { ...io, output }, rows, inner, 1),
-    };
-    const head: PrefixHead | null = first ? { kind: 'dense', path: first, ...headOf } : norm ? { kind: 'norm', norm, ...headOf } : null;
+    const ops = first || norm ? [] : this.leadingPointwise(inner);
+    const headOf = (groups: number) => ({
+      output: activations[groups - 1],
+      size: this.bound[groups].inputSize,
+      rest: (pass: GPUComputePassEncoder, io: ForwardIO, rows: number) => this.encodeGroups(pass, { ...io, output }, rows, inner, groups),
+    });
+    const head: PrefixHead | null = first
+      ? { kind: 'dense', path: first, ...headOf(1) }
+      : norm
+        ? { kind: 'norm', norm, ...headOf(1) }
+        : ops.length > 0
+          ? { kind: 'pointwise', constants: chainConstants({ ops, dropout: NO_DROPOUT }), ...headOf(ops.length) }
+          : null;
     return {
       ...path,
       prefix: {
@@ -254,6 +262,21 @@ export class Sequential implements ImplicitLayer {
         ...(head ? { head } : {}),
       },
     };
+  }
+
+  /**
+   * The ops of the leading groups (of the first `count`) that are single elementwise stages, as
+   * one epilogue chain (up to EPILOGUE_MAX_OPS, one add(Qd), no dropout).
+   */
+  private leadingPointwise(count: number): EpilogueOp[] {
+    const ops: EpilogueOp[] = [];
+    for (let i = 0; i < count && ops.length < EPILOGUE_MAX_OPS; i++) {
+      const { stages, index } = this.bound[i];
+      const link = stages.length === 1 && !stages[0].instantiateFused ? stages[0].epilogueLink?.(index) : undefined;
+      if (!link || link.op === 'dropout' || (link.op === 'add-qd' && ops.includes('add-qd'))) break;
+      ops.push(link.op);
+    }
+    return ops;
   }
 
   /** Whether `dispose()` was called. */

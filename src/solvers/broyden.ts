@@ -27,8 +27,9 @@
  * with the advance of the iteration before as its operand), the prefix's other kernels,
  * broyden_prefix_step.wgsl (the product with the dense step's measuring epilogue), decide; or a
  * normalisation: broyden_prefix_norm_head.wgsl (it and its chain, each workgroup storing the
- * advance of its (row, group) before it reads it), then as before; with any other first kernel
- * (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels at the point the advance kernel stored,
+ * advance of its (row, group) before it reads it), then as before; or elementwise stages:
+ * broyden_advance.wgsl's head_main (the advance, and those stages' chain on x_{t+1}); with any
+ * other first kernel (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels at the point the advance kernel stored,
  * broyden_prefix_step.wgsl, decide, advance. Iterate and residual pairs alternate between the
  * slots of one state buffer by parity.
  */
@@ -96,9 +97,14 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     await run.addKernel('broydenPrefixHead', { ...denseHead.path.constants, ...headProduct.constants, REDUCE_SIZE: headProduct.threads }, `head_${headProduct.body}_main`);
   }
   // A prefix that begins with a normalisation: it, on the advance computed per element
-  // (broyden_prefix_norm_head.wgsl), where the device binds its storage buffers.
-  const normHead = head?.kind === 'norm' && run.binds('broydenPrefixNormHead') ? head : undefined;
+  // (broyden_prefix_norm_head.wgsl), where the device binds its storage buffers (and on a CPU
+  // adapter for few (row, group) workgroups: each sums the rank-one partials first).
+  const normGrid = head?.kind === 'norm' ? head.norm.grid : [0, 0];
+  const normHead = head?.kind === 'norm' && run.binds('broydenPrefixNormHead') && run.fewGroups(normGrid[0] * normGrid[1]) ? head : undefined;
   if (normHead) await run.addKernel('broydenPrefixNormHead', normHead.norm.constants);
+  // A prefix that begins with elementwise stages: the advance kernel's head_main applies them.
+  const pointwiseHead = head?.kind === 'pointwise' ? head : undefined;
+  const pointwiseKernel = pointwiseHead ? await run.entryKernel('broydenAdvance', pointwiseHead.constants, 'head_main') : null;
   if (splitPath && fusedPath) {
     await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
     await run.addKernel('broydenSplitMeasure', fusedPath.constants);
@@ -212,7 +218,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     const [gx, gy] = product.groups;
     // With the head: it, then the prefix's kernels after it (from its output), then the dense
     // kernel and decide; the advance kernel only without it.
-    const headKernel = denseHead && headProduct ? k('broydenPrefixHead') : normHead ? k('broydenPrefixNormHead') : null;
+    const headKernel = denseHead && headProduct ? k('broydenPrefixHead') : normHead ? k('broydenPrefixNormHead') : pointwiseKernel;
     const headBindings = denseHead && headKernel
       ? byParity((cur) =>
           headKernel.bind({
@@ -232,11 +238,18 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
               sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, out: normHead.output,
             });
           })
-        : null;
-    const headUsed = headBindings ? (denseHead ?? normHead) : undefined;
+        : pointwiseHead && pointwiseKernel
+          ? byParity((cur) =>
+              pointwiseKernel.bind({
+                ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params('broydenAdvance', { ...layout(1 - cur), ...sumsFlags }),
+                sums, state, factors, aux, epi_qd: run.qdBuffer, out: pointwiseHead.output,
+              }),
+            )
+          : null;
+    const headUsed = headBindings ? (denseHead ?? normHead ?? pointwiseHead) : undefined;
     const rest: FusedPrefix | null = headUsed && prefix ? { output: prefix.output, size: prefix.size, encode: headUsed.rest } : null;
     const advances = prefix !== undefined && headBindings === null;
-    const [hx, hy] = headProduct?.groups ?? normHead?.norm.grid ?? [0, 0];
+    const [hx, hy] = headProduct?.groups ?? normHead?.norm.grid ?? [groups, 1];
     iterate = (pass, t) => {
       const cur = t % 2;
       if (t === 0) {

@@ -475,8 +475,7 @@ export class SolveRun {
 
   /**
    * The dense product a fused step kernel may wrap (the layer's `fusedPicard(batch).product`), or
-   * null: none, or on a CPU adapter one of more than CPU_DENSE_STEP_GROUPS workgroups, where each
-   * workgroup's prologue (summing the step's partials) costs more than the dispatches it saves, or
+   * null: none, or one of too many workgroups for a CPU adapter (`fewGroups`), or
    * when the step's entry point (`shader`, `<stage>_<body>_main`) does not exist (a solver without
    * a step for that body, e.g. split-k's) or binds more storage buffers than the device allows
    * (counted from its build-time reflection).
@@ -485,8 +484,17 @@ export class SolveRun {
     const product = path?.kind === 'dense' ? path.product : null;
     if (!product) return null;
     const [gx, gy, gz] = product.groups;
-    if (this.engine.cpuAdapter && gx * gy * gz > CPU_DENSE_STEP_GROUPS) return null;
-    return this.binds(shader, `${stage}_${product.body}_main`) ? product : null;
+    return this.fewGroups(gx * gy * gz) && this.binds(shader, `${stage}_${product.body}_main`) ? product : null;
+  }
+
+  /**
+   * Whether a fused kernel of `workgroups` workgroups whose every workgroup sums a row of partials
+   * first pays: not on a CPU adapter past CPU_DENSE_STEP_GROUPS, where each workgroup's prologue
+   * costs more than the dispatch it saves (bench/prefix-head.ts: a layerNorm head at batch 16,
+   * 16 workgroups, 1.07–1.13× the advance kernel).
+   */
+  fewGroups(workgroups: number): boolean {
+    return !this.engine.cpuAdapter || workgroups <= CPU_DENSE_STEP_GROUPS;
   }
 
   /**
