@@ -57,6 +57,10 @@ struct StepParams {
   split_in: u32,
   split_out: u32,
   thread_sums: u32,    // 1: the partials hold one entry per thread (lib/row_sums.wgsl), in and out
+  norm_groups: u32,    // the norm steps (0 elsewhere): lib/norm_groups.wgsl's NormShape but its rows (m)
+  norm_channels: u32,
+  norm_spatial: u32,
+  norm_eps: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;

@@ -40,6 +40,7 @@ export const KERNEL_FILES = {
   broydenPrefixStep: 'broyden_prefix_step.wgsl',
   broydenPrefixHead: 'broyden_prefix_head.wgsl',
   broydenPrefixNormHead: 'broyden_prefix_norm_head.wgsl',
+  picardNormStep: 'picard_norm_step.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',

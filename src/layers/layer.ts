@@ -110,6 +110,17 @@ export interface FusedPrefix {
   head?: PrefixHead;
 }
 
+/**
+ * @internal A layer whose f ends in a group or layer normalisation with its deterministic chain,
+ * f(u) = chain(norm(prefix(u))) (a sequential whose last group is a norm): the solver runs the
+ * prefix, then the norm with the iteration's bookkeeping around it (shaders/picard_norm_step.wgsl).
+ */
+export interface FusedNormTail {
+  norm: FusedNorm;
+  /** The kernels before the norm; absent when the norm is the whole layer (its input is the state). */
+  prefix?: FusedPrefix;
+}
+
 /** @internal The parts of a group or layer normalisation with its deterministic chain (lib/norm_groups.wgsl). */
 export interface FusedNorm {
   gamma: GPUBuffer;
@@ -167,4 +178,6 @@ export interface ImplicitLayer {
    * for this batch.
    */
   fusedPicard?(batch: number): FusedPicardPath | null;
+  /** @internal The norm-ended fast path (see FusedNormTail); null = none for this batch. */
+  fusedNormTail?(batch: number): FusedNormTail | null;
 }

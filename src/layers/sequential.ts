@@ -19,7 +19,7 @@ import { DisposedError, EngineMismatchError, OptionError, ShapeError } from '../
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
-import type { FusedPicardPath, PrefixHead } from './layer';
+import type { FusedNormTail, FusedPicardPath, FusedPrefix, PrefixHead } from './layer';
 import { EPILOGUE_MAX_OPS, NO_DROPOUT, chainConstants, type EpilogueOp, type ForwardKernelChoice } from './dense';
 import type { EpilogueLink, QdGradient, Stage, StageKernels } from './stage';
 import { checkBatch } from './stages/workgroups';
@@ -234,7 +234,8 @@ export class Sequential implements ImplicitLayer {
     if (!path) return null;
     const inner = this.bound.length - 1;
     const { activations } = this.prepared(batch).scratch;
-    const output = activations[inner - 1];
+    const base = this.prefix(batch, inner);
+    const output = base.output;
     // The first group when a fused linear or a normalisation (or the first groups when elementwise
     // stages): its parts, and the groups after it.
     const firstKernels = this.bound[0].kernels;
@@ -253,14 +254,30 @@ export class Sequential implements ImplicitLayer {
         : ops.length > 0
           ? { kind: 'pointwise', constants: chainConstants({ ops, dropout: NO_DROPOUT }), ...headOf(ops.length) }
           : null;
+    return { ...path, prefix: { ...base, ...(head ? { head } : {}) } };
+  }
+
+  /**
+   * @internal The norm-ended path (ImplicitLayer.fusedNormTail): when the last group is a group or
+   * layer normalisation (with its chain), its parts and the groups before it as the prefix. Only
+   * for a deterministic chain.
+   */
+  fusedNormTail(batch: number): FusedNormTail | null {
+    this.assertLive();
+    if (this.stages.some((stage) => stage.kind === 'dropout') || !this.scratch.has(batch)) return null;
+    const inner = this.bound.length - 1;
+    const norm = this.bound[inner].kernels.fusedNorm?.(batch) ?? null;
+    if (!norm) return null;
+    return inner === 0 ? { norm } : { norm, prefix: this.prefix(batch, inner) };
+  }
+
+  /** Groups [0, inner) as a prefix: the state into their own scratch, the input of group `inner`. */
+  private prefix(batch: number, inner: number): FusedPrefix {
+    const output = this.prepared(batch).scratch.activations[inner - 1];
     return {
-      ...path,
-      prefix: {
-        output,
-        size: tail.inputSize,
-        encode: (pass, io, rows) => this.encodeGroups(pass, { ...io, output }, rows, inner),
-        ...(head ? { head } : {}),
-      },
+      output,
+      size: this.bound[inner].inputSize,
+      encode: (pass, io, rows) => this.encodeGroups(pass, { ...io, output }, rows, inner),
     };
   }
 

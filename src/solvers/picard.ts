@@ -10,17 +10,23 @@
  * its product's prologue and epilogue; for a split-k product shaders/picard_split_step.wgsl, where
  * each workgroup combines the partials the step before left for its own slice of k), or on a GPU,
  * for a small state, whole iterations, `checkEvery` of them per dispatch, in one workgroup
- * (shaders/picard_fused.wgsl), by the same rules.
+ * (shaders/picard_fused.wgsl), by the same rules. A layer of k kernels ending in such a product
+ * or in a normalisation (`fusedNormTail`: shaders/picard_norm_step.wgsl, the step around the
+ * norm's forward) takes k: the kernels before it, then that one.
  */
 import type { Kernel } from '../gpu/kernel';
 import type { FusedProduct } from '../layers/dense';
-import type { FusedPicardPath, ImplicitLayer } from '../layers/layer';
+import type { FusedNormTail, FusedPicardPath, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { picardPerSample } from './per-sample';
 import { solve } from './program';
 import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
+import { wgslConstant } from '../gpu/shaders';
+
+/** The norm step's threads: its partials per workgroup with thread sums. */
+const NORM_STEP_THREADS = wgslConstant('picardNormStep', 'REDUCE_SIZE', 'u32');
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
@@ -47,6 +53,13 @@ async function picardPlan(run: SolveRun): Promise<Plan> {
     await run.addKernel(shader, constants, `step_${product.body}_main`);
     const prime = product.split ? await run.entryKernel(shader, constants, `prime_${product.body}_main`) : undefined;
     return picardSteps(run, { path: fused, product, shader, prime });
+  }
+  // A layer ending in a normalisation: its kernels before the norm, then the norm with the step
+  // around it (shaders/picard_norm_step.wgsl).
+  const tail = fused ? null : run.normTail('picardNormStep');
+  if (tail) {
+    await run.addKernel('picardNormStep', tail.norm.constants);
+    return picardSteps(run, undefined, tail);
   }
   return picardSteps(run);
 }
@@ -76,17 +89,18 @@ function measuredParts(product: FusedProduct, threadSums: boolean): number {
  * step kernel, which measures iteration t − 1 (and commits it) and sums iteration t's residual; one
  * more step after the last evaluation measures that.
  */
-function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
+function picardSteps(run: SolveRun, dense?: DenseSteps, tail?: FusedNormTail): Plan {
   // Three buffers, not slots of one: an evaluation reads one iterate and writes the next, and a
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
   // The dense kernels leave one partial per thread on a CPU adapter (not split-k, which only column block 0 measures).
-  const threadSums = dense !== undefined && !dense.product.split && run.threadSums;
-  const denseParts = dense ? measuredParts(dense.product, threadSums) : 0;
+  const threadSums = ((dense !== undefined && !dense.product.split) || tail !== undefined) && run.threadSums;
+  const [tx, ty] = tail?.norm.grid ?? [0, 0];
+  const denseParts = dense ? measuredParts(dense.product, threadSums) : tail ? tx * ty * (threadSums ? NORM_STEP_THREADS : 1) : 0;
   const steps = run.stepState(denseParts);
-  // The partials each step reads: those the step before wrote (the dense kernel's, or the generic kernel's).
-  const measured = dense ? denseParts : steps.groups;
+  // The partials each step reads: those the step before wrote (the dense or norm kernel's, or the generic kernel's).
+  const measured = dense || tail ? denseParts : steps.groups;
   // The generic step reads the dense kernels' partials only as the tail, whose own nobody reads.
   const sumsFlag = { thread_sums: threadSums ? 1 : 0 };
   const kernel = run.kernel('picardStep');
@@ -142,6 +156,25 @@ function picardSteps(run: SolveRun, dense?: DenseSteps): Plan {
       const primeGroup = primeKernel.bind({ params: paramsOf(0), step_candidate: slot(1), ...operands, next: slot(2) });
       prime = (pass) => primeKernel.dispatch(pass, primeGroup, gx, gy, gz);
     }
+  }
+
+  if (tail) {
+    const normKernel = run.kernel('picardNormStep');
+    const { gamma, beta, groups: normGroups, channels, spatial, eps } = tail.norm;
+    const params = (t: number) =>
+      run.params('picardNormStep', {
+        ...run.stepRules(FinishMode.picard, t, denseParts), m: run.batch,
+        norm_groups: normGroups, norm_channels: channels, norm_spatial: spatial, norm_eps: eps, ...sumsFlag,
+      });
+    const normGroupsOf = Array.from({ length: 6 }, (_, t) =>
+      normKernel.bind({ ...common(t), params: params(t), gamma, beta, epi_qd: run.qdBuffer, next: slot(t + 1), product_a: tail.prefix?.output ?? slot(t) }),
+    );
+    iterate = (pass, t) => {
+      // The prefix of u_t, gated by the header the step of iteration t reads (as an evaluation is).
+      if (tail.prefix) run.evaluatePrefix(pass, tail.prefix, slot(t), run.header(t), t % 6);
+      normKernel.dispatch(pass, normGroupsOf[t % 6], tx, ty);
+      last = t;
+    };
   }
 
   return {

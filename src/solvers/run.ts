@@ -9,7 +9,7 @@ import { AnchoraxError, DeviceLostError, ShapeError, OptionError, TimeoutError }
 import type { BufferRegion, Kernel } from '../gpu/kernel';
 import { SHADERS, builtReflection, wgslConstant, type ShaderName } from '../gpu/shaders';
 import type { FusedProduct } from '../layers/dense';
-import type { FusedPicardPath, FusedPrefix, ImplicitLayer } from '../layers/layer';
+import type { FusedNormTail, FusedPicardPath, FusedPrefix, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
@@ -474,6 +474,16 @@ export class SolveRun {
   }
 
   /**
+   * The layer's norm-ended path for this batch (`fusedNormTail`), unless `fused: false`, when the
+   * device binds `shader` (the solver's norm step) and its workgroups pay (`fewGroups`).
+   */
+  normTail(shader: ShaderName): FusedNormTail | null {
+    const tail = this.opts.fused ? (this.layer.fusedNormTail?.(this.batch) ?? null) : null;
+    const [gx, gy] = tail?.norm.grid ?? [0, 0];
+    return tail && this.binds(shader) && this.fewGroups(gx * gy) ? tail : null;
+  }
+
+  /**
    * The dense product a fused step kernel may wrap (the layer's `fusedPicard(batch).product`), or
    * null: none, or one of too many workgroups for a CPU adapter (`fewGroups`), or
    * when the step's entry point (`shader`, `<stage>_<body>_main`) does not exist (a solver without
@@ -559,7 +569,7 @@ export class SolveRun {
     return {
       ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
       partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0, stride: 0, slots: 0, reg: 0, beta: 0, chunk: 0, splits: 0, split_in: 0, split_out: 0,
-      thread_sums: 0,
+      thread_sums: 0, norm_groups: 0, norm_channels: 0, norm_spatial: 0, norm_eps: 0,
     };
   }
 

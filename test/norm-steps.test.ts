@@ -1,0 +1,121 @@
+// Layers whose f ends in a group or layer normalisation (ImplicitLayer.fusedNormTail): the solver
+// runs the layer's kernels before the norm, then the norm with the iteration's bookkeeping around
+// it (shaders/picard_norm_step.wgsl), so a Picard iteration of a layer of k kernels is k
+// dispatches, one fewer than the generic kernels (the layer, then picard_step.wgsl). Checked
+// against the generic path (`fused: false`), bit for bit, and the float64 reference.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Qd, add, conv2d, dropout, groupNorm, layerNorm, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefStage } from '../src/reference';
+import { createTestEngine, randomArray, rng } from './helpers/engine';
+import { dispatchesPerIteration } from './helpers/layers';
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await createTestEngine();
+});
+afterAll(() => engine?.destroy());
+
+const random = rng(61);
+const forwardOnly = (forward: (x: Float64Array) => Float64Array): RefStage => ({ forward, vjp: () => { throw new Error('not needed'); } });
+
+/** The MDEQ cell conv2d(C → C) + add(Qd), groupNorm(2 groups) + relu on height × width images: two kernels. */
+function mdeqCell(height: number, width: number, C: number) {
+  const conv: RefConv2d = { height, width, inChannels: C, outChannels: C, weight: Float64Array.from(randomArray(random, 9 * C * C, 0.15)), bias: Float64Array.from(randomArray(random, C, 0.1)) };
+  const norm = { groups: 2, gamma: Float64Array.from(randomArray(random, C, 0.3)).map((v) => v + 1), beta: Float64Array.from(randomArray(random, C, 0.2)), eps: 1e-5 };
+  const size = height * width * C;
+  const f = sequential(
+    conv2d(engine, { height, width, inChannels: C, outChannels: C, weight: Float32Array.from(conv.weight), bias: Float32Array.from(conv.bias) }),
+    add(Qd),
+    groupNorm(engine, { groups: 2, gamma: Float32Array.from(norm.gamma), beta: Float32Array.from(norm.beta) }),
+    relu(),
+  );
+  const stages = [forwardOnly((x) => refConv2dForward(conv, x)), refAddQdStage, forwardOnly((x) => refGroupNormForward(norm, x, x.length / size)), refActivationStage('relu')];
+  return { f, size, map: (qd: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qd) };
+}
+
+async function solve(f: Sequential, q: Tensor, options: SolverOptions) {
+  const r = await picard(f, q, { trace: true, ...options });
+  const out = { u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats };
+  r.dispose();
+  return out;
+}
+
+/** Picard on the norm path against the generic one (bit for bit) and the float64 reference. */
+async function expectPicardAgrees(f: Sequential, q: Tensor, qd: Float32Array, map: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
+  for (const options of [{ eps: 1e-5, maxDepth: 60 }, { eps: 1e-4, maxDepth: 7, stopMode: 'rel' as const, returnFinal: true, checkEvery: 2 }]) {
+    const fused = await solve(f, q, options);
+    const generic = await solve(f, q, { ...options, fused: false });
+    // The same kernels' values: the norm step normalises as the stage's forward does.
+    expect(fused.u).toEqual(generic.u);
+    expect(fused.prev).toEqual(generic.prev);
+    expect(fused.tnstep).toBe(generic.tnstep);
+    expect(fused.stats.status).toBe(generic.stats.status);
+    const reference = refPicard(map(Float64Array.from(qd)), new Float64Array(qd.length), {
+      eps: options.eps, maxDepth: options.maxDepth, stopMode: options.stopMode ?? 'abs', returnFinal: options.returnFinal ?? false,
+    });
+    expect(fused.tnstep).toBe(reference.tnstep);
+    fused.u.forEach((v, i) => expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4));
+    // The residuals measured per (row, group) partials: the reference's to float32 rounding.
+    fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-3 * reference.trace.abs[i] + 1e-5));
+  }
+}
+
+describe('a layer whose f ends in a normalisation', () => {
+  it('the MDEQ cell (2 kernels): Picard 2 dispatches per iteration (generic: 3), the generic path\'s iterates bit for bit, the float64 reference\'s', async () => {
+    const { f, size, map } = mdeqCell(3, 3, 4);
+    const batch = 2;
+    const qd = Float32Array.from(randomArray(random, batch * size, 1));
+    const q = engine.tensor(qd, [batch, size]);
+    expect(f.groups).toBe(2);
+    expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
+    expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(3);
+    await expectPicardAgrees(f, q, qd, map);
+    q.dispose();
+    f.dispose();
+  });
+
+  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, as the generic path and the reference', async () => {
+    const d = 20;
+    const batch = 3;
+    const gamma = Float64Array.from(randomArray(random, d, 0.3)).map((v) => v + 0.5);
+    const beta = Float64Array.from(randomArray(random, d, 0.2));
+    const f = sequential(layerNorm(engine, { gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) }), tanh(), add(Qd));
+    expect(f.groups).toBe(1);
+    const refNorm = { groups: 1, gamma, beta, eps: 1e-5 };
+    const stages = [forwardOnly((x) => refGroupNormForward(refNorm, x, x.length / d)), refActivationStage('tanh'), refAddQdStage];
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    expect(await dispatchesPerIteration(picard, f, q)).toBe(1);
+    expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(2);
+    await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    q.dispose();
+    f.dispose();
+  });
+
+  it("on a GPU's plan (residual partials as trees, not per thread): the MDEQ cell as the generic path and the reference", async () => {
+    engine.planAs = 'gpu';
+    try {
+      const { f, size, map } = mdeqCell(4, 3, 4);
+      const batch = 5;
+      const qd = Float32Array.from(randomArray(random, batch * size, 1));
+      const q = engine.tensor(qd, [batch, size]);
+      expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
+      await expectPicardAgrees(f, q, qd, map);
+      q.dispose();
+      f.dispose();
+    } finally {
+      engine.planAs = undefined;
+    }
+  });
+
+  it('on a CPU adapter, more than 8 (row, group) workgroups keep the generic step; a chain with dropout too', async () => {
+    const { f, size } = mdeqCell(3, 3, 4);
+    const batch = 5; // 10 workgroups
+    const q = engine.tensor(Float32Array.from(randomArray(random, batch * size, 1)), [batch, size]);
+    expect(await dispatchesPerIteration(picard, f, q)).toBe(3);
+    const noisy = sequential({ featureSize: 12 }, layerNorm(engine, { gamma: new Float32Array(12).fill(1), beta: new Float32Array(12) }), dropout(0.2), add(Qd));
+    const q2 = engine.tensor(Float32Array.from(randomArray(random, 24, 1)), [2, 12]);
+    expect(await dispatchesPerIteration(picard, noisy, q2)).toBe(await dispatchesPerIteration(picard, noisy, q2, { fused: false }));
+    for (const owned of [f, q, noisy, q2]) owned.dispose();
+  });
+});
