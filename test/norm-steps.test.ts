@@ -1,11 +1,12 @@
 // Layers whose f ends in a group or layer normalisation (ImplicitLayer.fusedNormTail): the solver
 // runs the layer's kernels before the norm, then the norm with the iteration's bookkeeping around
-// it (shaders/picard_norm_step.wgsl), so a Picard iteration of a layer of k kernels is k
-// dispatches, one fewer than the generic kernels (the layer, then picard_step.wgsl). Checked
-// against the generic path (`fused: false`), bit for bit, and the float64 reference.
+// it (shaders/picard_norm_step.wgsl; Anderson: the measurement, anderson_norm_measure.wgsl), so
+// an iteration of a layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one
+// fewer than the generic kernels. Checked against the generic path (`fused: false`; Picard's
+// iterates bit for bit) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Qd, add, conv2d, dropout, groupNorm, layerNorm, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefStage } from '../src/reference';
+import { Qd, add, anderson, conv2d, dropout, groupNorm, layerNorm, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refAnderson, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 import { dispatchesPerIteration } from './helpers/layers';
 
@@ -60,6 +61,26 @@ async function expectPicardAgrees(f: Sequential, q: Tensor, qd: Float32Array, ma
   }
 }
 
+/** Anderson on the norm path against the generic one and the float64 reference. */
+async function expectAndersonAgrees(f: Sequential, q: Tensor, qd: Float32Array, map: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
+  const options = { eps: 1e-5, maxDepth: 40 };
+  const run = async (fused: boolean) => {
+    const r = await anderson(f, q, { ...options, fused });
+    const out = { u: Array.from(await r.uStar.read()), tnstep: r.tnstep };
+    r.dispose();
+    return out;
+  };
+  const fused = await run(true);
+  const generic = await run(false);
+  const reference = refAnderson(map(Float64Array.from(qd)), new Float64Array(qd.length), options);
+  expect(fused.tnstep).toBe(generic.tnstep);
+  expect(fused.tnstep).toBe(reference.tnstep);
+  fused.u.forEach((v, i) => {
+    expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
+    expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
+  });
+}
+
 describe('a layer whose f ends in a normalisation', () => {
   it('the MDEQ cell (2 kernels): Picard 2 dispatches per iteration (generic: 3), the generic path\'s iterates bit for bit, the float64 reference\'s', async () => {
     const { f, size, map } = mdeqCell(3, 3, 4);
@@ -74,7 +95,19 @@ describe('a layer whose f ends in a normalisation', () => {
     f.dispose();
   });
 
-  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, as the generic path and the reference', async () => {
+  it('the MDEQ cell: Anderson 3 dispatches per iteration (anderson_step, the conv, the norm measuring; generic: 4), as the generic path and the float64 reference', async () => {
+    const { f, size, map } = mdeqCell(3, 3, 4);
+    const batch = 2;
+    const qd = Float32Array.from(randomArray(random, batch * size, 1));
+    const q = engine.tensor(qd, [batch, size]);
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(anderson, f, q, { fused: false })).toBe(4);
+    await expectAndersonAgrees(f, q, qd, map);
+    q.dispose();
+    f.dispose();
+  });
+
+  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, as the generic path and the reference; Anderson keeps its generic measurement (the norm would read the ring it writes)', async () => {
     const d = 20;
     const batch = 3;
     const gamma = Float64Array.from(randomArray(random, d, 0.3)).map((v) => v + 0.5);
@@ -87,12 +120,13 @@ describe('a layer whose f ends in a normalisation', () => {
     const q = engine.tensor(qd, [batch, d]);
     expect(await dispatchesPerIteration(picard, f, q)).toBe(1);
     expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(2);
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
     await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
     q.dispose();
     f.dispose();
   });
 
-  it("on a GPU's plan (residual partials as trees, not per thread): the MDEQ cell as the generic path and the reference", async () => {
+  it("on a GPU's plan (residual partials as trees, not per thread): the MDEQ cell, Picard and Anderson, as the generic path and the reference", async () => {
     engine.planAs = 'gpu';
     try {
       const { f, size, map } = mdeqCell(4, 3, 4);
@@ -100,7 +134,9 @@ describe('a layer whose f ends in a normalisation', () => {
       const qd = Float32Array.from(randomArray(random, batch * size, 1));
       const q = engine.tensor(qd, [batch, size]);
       expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
+      expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
       await expectPicardAgrees(f, q, qd, map);
+      await expectAndersonAgrees(f, q, qd, map);
       q.dispose();
       f.dispose();
     } finally {
@@ -113,6 +149,7 @@ describe('a layer whose f ends in a normalisation', () => {
     const batch = 5; // 10 workgroups
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * size, 1)), [batch, size]);
     expect(await dispatchesPerIteration(picard, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(4);
     const noisy = sequential({ featureSize: 12 }, layerNorm(engine, { gamma: new Float32Array(12).fill(1), beta: new Float32Array(12) }), dropout(0.2), add(Qd));
     const q2 = engine.tensor(Float32Array.from(randomArray(random, 24, 1)), [2, 12]);
     expect(await dispatchesPerIteration(picard, noisy, q2)).toBe(await dispatchesPerIteration(picard, noisy, q2, { fused: false }));

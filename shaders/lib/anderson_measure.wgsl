@@ -28,6 +28,10 @@ struct MeasureParams {
   ahead: u32,
   splits: u32,      // the split-k variant's slices of k (0 elsewhere)
   thread_sums: u32, // 1: one entry per thread in each row, not per workgroup (lib/row_sums.wgsl)
+  norm_groups: u32, // the norm variant (anderson_norm_measure.wgsl; 0 elsewhere): lib/norm_groups.wgsl's NormShape but its rows (m)
+  norm_channels: u32,
+  norm_spatial: u32,
+  norm_eps: f32,
 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control; // the current header (ctrl or the second header, which has room for the type)

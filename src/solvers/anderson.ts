@@ -9,8 +9,11 @@
  * evaluation, and its measurement (residual and Gram-row partial sums, shaders/anderson_measure.wgsl)
  * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl);
  * for a split-k product the step with the mix as the split product's operand
- * (shaders/anderson_split_step.wgsl), then the combine and measurement (anderson_split_measure.wgsl).
+ * (shaders/anderson_split_step.wgsl), then the combine and measurement (anderson_split_measure.wgsl);
+ * for a layer of kernels ending in such a product or in a normalisation (`fusedNormTail`:
+ * shaders/anderson_norm_measure.wgsl), the step, the kernels before it, then it measuring.
  */
+import { wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
@@ -86,6 +89,11 @@ export function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions):
   });
 }
 
+/** The measurement uniform's norm members where no norm measures (lib/anderson_measure.wgsl). */
+const NO_NORM = { norm_groups: 0, norm_channels: 0, norm_spatial: 0, norm_eps: 0 };
+/** The norm measurement's threads: its partials per workgroup with thread sums. */
+const NORM_MEASURE_THREADS = wgslConstant('andersonNormMeasure', 'REDUCE_SIZE', 'u32');
+
 /** What an Anderson solve builds before iterating (see Plan). */
 async function andersonPlan(run: SolveRun): Promise<Plan> {
   const f = run.layer;
@@ -100,6 +108,10 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   // Not on a CPU adapter, where the split steps measured slower than the generic kernels.
   const splitPath = fused?.product?.split && !prefix && !run.engine.cpuAdapter ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
   const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
+  // A layer ending in a normalisation (after kernels of its own): those, then the norm with the
+  // measurement (anderson_norm_measure.wgsl).
+  const normTail = fused ? null : run.normTail('andersonNormMeasure');
+  const tail = normTail?.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
   // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
   const alphaSlots = { ALPHA_SLOTS: slots };
   await run.addKernel('andersonSolve', alphaSlots);
@@ -107,6 +119,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   if (fused && product) {
     await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
+  if (tail) await run.addKernel('andersonNormMeasure', tail.norm.constants);
   if (fused && splitPath) {
     // The step has no epilogue (the measurement runs it): only the product's constants.
     await run.addKernel('andersonSplitStep', { ...splitPath.constants, ...alphaSlots, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
@@ -123,8 +136,11 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   // SolveRun.threadSums): the residual sums, then the Gram row's dots in fours.
   const chunks = 1 + Math.ceil(slots / 4);
   const generic = run.stepGroups();
-  const threadSums = product !== null && run.threadSums;
-  const measureParts = product ? product.groups[0] * product.groups[1] * (threadSums ? product.threads : 1) : generic;
+  const threadSums = (product !== null || tail !== null) && run.threadSums;
+  const [tx, ty] = tail?.norm.grid ?? [0, 0];
+  const measureParts = product
+    ? product.groups[0] * product.groups[1] * (threadSums ? product.threads : 1)
+    : tail ? tx * ty * (threadSums ? NORM_MEASURE_THREADS : 1) : generic;
   const steps = run.stepState(chunks * Math.max(measureParts, generic));
   const sumsFlag = { thread_sums: threadSums ? 1 : 0 };
 
@@ -147,7 +163,10 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
     }),
   );
   const d = run.layer.featureSize;
-  const measureShader = product ? denseShader : 'andersonMeasure';
+  const measureShader = product ? denseShader : tail ? 'andersonNormMeasure' : 'andersonMeasure';
+  const normParams = tail
+    ? { m: run.batch, norm_groups: tail.norm.groups, norm_channels: tail.norm.channels, norm_spatial: tail.norm.spatial, norm_eps: tail.norm.eps }
+    : NO_NORM;
   const measureKernel = run.kernel(measureShader);
   /** The measurement after iteration t's evaluation (t = 0: the start's f(u1), which the first step reads). */
   const measureGroup = (t: number, ahead: number) =>
@@ -155,10 +174,11 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
       params: run.params(measureShader, {
         m: product ? run.batch : 0, n: product ? d : 0, k: product ? (prefix?.size ?? d) : 0, state_size: n, stride, slots,
-        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag, ...normParams,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.qdBuffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
+      ...(tail ? { gamma: tail.norm.gamma, beta: tail.norm.beta, epi_qd: run.qdBuffer, product_a: tail.prefix.output } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];
@@ -172,6 +192,9 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
     if (product) {
       if (prefix) run.evaluatePrefix(pass, prefix, x(slot), gate, replayKey);
       measureKernel.dispatch(pass, group, product.groups[0], product.groups[1]);
+    } else if (tail) {
+      run.evaluatePrefix(pass, tail.prefix, x(slot), gate, replayKey);
+      measureKernel.dispatch(pass, group, tx, ty);
     } else {
       run.evaluate(pass, x(slot), fx(slot), gate, replayKey);
       measureKernel.dispatch(pass, group, generic);
@@ -208,7 +231,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       splitMeasure.bind({
         ctrl: run.header(t + 1),
         params: run.params('andersonSplitMeasure', {
-          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits, thread_sums: 0,
+          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits, thread_sums: 0, ...NO_NORM,
         }),
         ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.qdBuffer, gemm_partial: partials, mixed,
       }),
