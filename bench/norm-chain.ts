@@ -1,13 +1,15 @@
 /**
  * `vite-node bench/norm-chain.ts [-- --no-write]`: an MDEQ cell, `sequential(conv2d, add(Qd),
  * groupNorm, relu())` on 28 × 28 images of 4 channels (2 groups), with the relu fused into the
- * norm's kernel (two kernels) against the same stages with the norm's fusion hidden (three: the
- * relu on its own), side by side in one process: each round runs each way once, alternating.
- * Rows: a Broyden solve (eps = 0, a fixed maxDepth: the same work each way) and a GDEQ step (that
- * solve and its backward). Prints a table and appends it to bench/RESULTS.md.
+ * norm's kernel (two kernels; the norm then takes the solvers' step: picard_norm_step.wgsl,
+ * anderson_norm_measure.wgsl, broyden_norm_step.wgsl) against the same stages with the norm's
+ * fusion hidden (three kernels, the relu on its own, the generic steps), side by side in one
+ * process: each round runs each way once, alternating. Rows: a solve of each solver (eps = 0, a
+ * fixed maxDepth: the same work each way) and a GDEQ step (the Broyden solve and its backward).
+ * Prints a table and appends it to bench/RESULTS.md.
  */
 import { appendFileSync } from 'node:fs';
-import { Engine, Qd, add, broyden, conv2d, gdeq, groupNorm, relu, sequential, type Stage } from '../src/node';
+import { Engine, Qd, add, anderson, broyden, conv2d, gdeq, groupNorm, picard, relu, sequential, type Stage } from '../src/node';
 import { adapterName, median, ratioCell, runMain, sideBySide } from './cli';
 import { machineName } from './settings';
 
@@ -58,7 +60,14 @@ async function main(): Promise<void> {
     return engine.counters.dispatches - before;
   };
   const rows: string[] = [];
-  for (const [name, run] of [[`broyden solve, ${MAX_DEPTH} iterations`, solve], ['gdeq step (the solve, backward)', step]] as const) {
+  const solveWith = (solver: typeof broyden) => async (f: typeof fused) => (await solver(f, q, options)).dispose();
+  const runs = [
+    [`picard solve, ${MAX_DEPTH} iterations`, solveWith(picard)],
+    [`anderson solve, ${MAX_DEPTH} iterations`, solveWith(anderson)],
+    [`broyden solve, ${MAX_DEPTH} iterations`, solve],
+    ['gdeq step (the broyden solve, backward)', step],
+  ] as const;
+  for (const [name, run] of runs) {
     const times = await sideBySide(ROUNDS, 2, () => run(fused), () => run(split));
     const counts = [await dispatches(() => run(fused)), await dispatches(() => run(split))];
     rows.push(`| ${name} | ${counts[0]} / ${counts[1]} | ${median(times.a).toFixed(1)} | ${median(times.b).toFixed(1)} | ${ratioCell(times)} |`);
@@ -68,7 +77,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|',
     ...rows,
   ].join('\n');
-  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — an MDEQ cell: groupNorm with the relu in its kernel against the relu alone\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/norm-chain.ts\` (\`sequential(conv2d, add(Qd), groupNorm, relu())\`, ${SIDE} × ${SIDE} × ${C}, ${GROUPS} groups, batch ${BATCH}, eps = 0, alternating in one process).\n\n${table}\n`;
+  const section = `\n## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — an MDEQ cell: groupNorm with the relu and the step in its kernel against the relu alone\n\nMachine: ${machineName()}; adapter: ${adapterName(engine)}; Node, Dawn. Command: \`vite-node bench/norm-chain.ts\` (\`sequential(conv2d, add(Qd), groupNorm, relu())\`, ${SIDE} × ${SIDE} × ${C}, ${GROUPS} groups, batch ${BATCH}, eps = 0, alternating in one process).\n\n${table}\n`;
   console.log(section);
   if (!process.argv.includes('--no-write')) appendFileSync(new URL('./RESULTS.md', import.meta.url), section);
   for (const owned of [fused, split, q, g]) owned.dispose();

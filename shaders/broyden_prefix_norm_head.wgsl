@@ -11,49 +11,24 @@
 // the layer's gate and broyden_prefix_step.wgsl. So the advance kernel goes: an iteration of a
 // layer of k kernels is k + 1 dispatches (this one, the layer's kernels after its first,
 // broyden_prefix_step.wgsl, broyden_decide.wgsl), as with shaders/broyden_prefix_head.wgsl.
-// Bindings: ctrl, ctrl_b (rw); params; sums, state, factors, aux (lib/broyden_state.wgsl);
-//           gamma, beta [channels]; epi_qd, out [rows, spatial·channels].
+// Bindings: lib/broyden_norm.wgsl's 0–9; out [rows, spatial·channels] (10).
 // Dispatch: one workgroup per (row, group), rows·groups, as a 2-D grid (x, y) read as the linear
 //           index y·x_count + x (extra workgroups return).
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
+//! include lib/broyden_norm.wgsl
 //! include lib/norm_groups.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
-struct NormHeadParams {
-  rank_parts: u32,  // entries of the decide kernel's rank-one row
-  rows: u32,        // entries per row of sums
-  stride: u32,
-  cur: u32,         // parity of iteration t
-  memory: u32,
-  thread_sums: u32, // 1: the rows of partial sums hold one entry per thread (lib/row_sums.wgsl)
-  batch: u32,       // the normalisation's rows, groups, channels, spatial, eps
-  groups: u32,
-  channels: u32,
-  spatial: u32,
-  eps: f32,
-}
-
-@group(0) @binding(0) var<storage, read_write> ctrl: Control;
-@group(0) @binding(1) var<storage, read_write> ctrl_b: ControlHeader;
-@group(0) @binding(2) var<uniform> params: NormHeadParams;
-@group(0) @binding(3) var<storage, read_write> sums: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-@group(0) @binding(5) var<storage, read_write> factors: array<f32>;
-@group(0) @binding(6) var<storage, read_write> aux: array<f32>;
-@group(0) @binding(7) var<storage, read> gamma: array<f32>;
-@group(0) @binding(8) var<storage, read> beta: array<f32>;
-@group(0) @binding(9) var<storage, read> epi_qd: array<f32>;
 @group(0) @binding(10) var<storage, read_write> out: array<f32>;
 
 // The iteration before t (whose update this kernel finishes); x_{t+1} lands in its x slot.
 fn previous() -> u32 { return 1u - params.cur; }
 
-fn norm_shape() -> NormShape { return NormShape(params.batch, params.groups, params.channels, params.spatial, params.eps); }
 fn norm_x(e: u32) -> f32 { return state[x_index(previous(), params.stride, e)]; }
 
 @compute @workgroup_size(REDUCE_SIZE)

@@ -1,12 +1,13 @@
 // Layers whose f ends in a group or layer normalisation (ImplicitLayer.fusedNormTail): the solver
 // runs the layer's kernels before the norm, then the norm with the iteration's bookkeeping around
-// it (shaders/picard_norm_step.wgsl; Anderson: the measurement, anderson_norm_measure.wgsl), so
-// an iteration of a layer of k kernels is k dispatches for Picard and k + 1 for Anderson, one
-// fewer than the generic kernels. Checked against the generic path (`fused: false`; Picard's
-// iterates bit for bit) and the float64 reference.
+// it (shaders/picard_norm_step.wgsl; Anderson and Broyden: the measurement,
+// anderson_norm_measure.wgsl, broyden_norm_step.wgsl), so an iteration of a layer of k kernels is
+// k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden, one fewer than the generic
+// kernels. Checked against the generic path (`fused: false`; Picard's iterates bit for bit) and
+// the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Qd, add, anderson, conv2d, dropout, groupNorm, layerNorm, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refAnderson, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefStage } from '../src/reference';
+import { Qd, add, anderson, broyden, conv2d, dropout, groupNorm, layerNorm, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
 import { dispatchesPerIteration } from './helpers/layers';
 
@@ -81,6 +82,29 @@ async function expectAndersonAgrees(f: Sequential, q: Tensor, qd: Float32Array, 
   });
 }
 
+/** Broyden on the norm path against the generic one and the float64 reference (tnstep, fixed point, trace). */
+async function expectBroydenAgrees(f: Sequential, q: Tensor, qd: Float32Array, map: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
+  for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
+    const run = async (fused: boolean) => {
+      const r = await broyden(f, q, { trace: true, ...options, fused });
+      const out = { u: Array.from(await r.uStar.read()), tnstep: r.tnstep, stats: r.stats };
+      r.dispose();
+      return out;
+    };
+    const fused = await run(true);
+    const generic = await run(false);
+    const reference = refBroyden(map(Float64Array.from(qd)), new Float64Array(qd.length), { stopMode: 'abs', returnFinal: false, ...options });
+    expect(fused.tnstep).toBe(generic.tnstep);
+    expect(fused.tnstep).toBe(reference.tnstep);
+    expect(fused.stats.status).toBe(generic.stats.status);
+    fused.u.forEach((v, i) => {
+      expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
+      expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
+    });
+    fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
+  }
+}
+
 describe('a layer whose f ends in a normalisation', () => {
   it('the MDEQ cell (2 kernels): Picard 2 dispatches per iteration (generic: 3), the generic path\'s iterates bit for bit, the float64 reference\'s', async () => {
     const { f, size, map } = mdeqCell(3, 3, 4);
@@ -107,7 +131,20 @@ describe('a layer whose f ends in a normalisation', () => {
     f.dispose();
   });
 
-  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, as the generic path and the reference; Anderson keeps its generic measurement (the norm would read the ring it writes)', async () => {
+  it('the MDEQ cell: Broyden 4 dispatches per iteration (the conv at the stored advance, the norm measuring, decide, advance; generic: 5), as the generic path and the float64 reference; with the line search the generic kernels', async () => {
+    const { f, size, map } = mdeqCell(3, 3, 4);
+    const batch = 2;
+    const qd = Float32Array.from(randomArray(random, batch * size, 1));
+    const q = engine.tensor(qd, [batch, size]);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
+    expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(5);
+    expect(await dispatchesPerIteration(broyden, f, q, { ls: true })).toBe(await dispatchesPerIteration(broyden, f, q, { ls: true, fused: false }));
+    await expectBroydenAgrees(f, q, qd, map);
+    q.dispose();
+    f.dispose();
+  });
+
+  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, as the generic path and the reference; Anderson and Broyden keep their generic measurement (the norm would read the state they write)', async () => {
     const d = 20;
     const batch = 3;
     const gamma = Float64Array.from(randomArray(random, d, 0.3)).map((v) => v + 0.5);
@@ -121,12 +158,13 @@ describe('a layer whose f ends in a normalisation', () => {
     expect(await dispatchesPerIteration(picard, f, q)).toBe(1);
     expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(2);
     expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
     await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
     q.dispose();
     f.dispose();
   });
 
-  it("on a GPU's plan (residual partials as trees, not per thread): the MDEQ cell, Picard and Anderson, as the generic path and the reference", async () => {
+  it("on a GPU's plan (residual partials as trees, not per thread): the MDEQ cell, every solver, as the generic path and the reference", async () => {
     engine.planAs = 'gpu';
     try {
       const { f, size, map } = mdeqCell(4, 3, 4);
@@ -135,8 +173,10 @@ describe('a layer whose f ends in a normalisation', () => {
       const q = engine.tensor(qd, [batch, size]);
       expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
       expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
+      expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
       await expectPicardAgrees(f, q, qd, map);
       await expectAndersonAgrees(f, q, qd, map);
+      await expectBroydenAgrees(f, q, qd, map);
       q.dispose();
       f.dispose();
     } finally {
@@ -150,6 +190,7 @@ describe('a layer whose f ends in a normalisation', () => {
     const q = engine.tensor(Float32Array.from(randomArray(random, batch * size, 1)), [batch, size]);
     expect(await dispatchesPerIteration(picard, f, q)).toBe(3);
     expect(await dispatchesPerIteration(anderson, f, q)).toBe(4);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(5);
     const noisy = sequential({ featureSize: 12 }, layerNorm(engine, { gamma: new Float32Array(12).fill(1), beta: new Float32Array(12) }), dropout(0.2), add(Qd));
     const q2 = engine.tensor(Float32Array.from(randomArray(random, 24, 1)), [2, 12]);
     expect(await dispatchesPerIteration(picard, noisy, q2)).toBe(await dispatchesPerIteration(picard, noisy, q2, { fused: false }));

@@ -42,6 +42,7 @@ export const KERNEL_FILES = {
   broydenPrefixNormHead: 'broyden_prefix_norm_head.wgsl',
   picardNormStep: 'picard_norm_step.wgsl',
   andersonNormMeasure: 'anderson_norm_measure.wgsl',
+  broydenNormStep: 'broyden_norm_step.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',

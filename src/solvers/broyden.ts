@@ -29,9 +29,11 @@
  * normalisation: broyden_prefix_norm_head.wgsl (it and its chain, each workgroup storing the
  * advance of its (row, group) before it reads it), then as before; or elementwise stages:
  * broyden_advance.wgsl's head_main (the advance, and those stages' chain on x_{t+1}); with any
- * other first kernel (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels at the point the advance kernel stored,
- * broyden_prefix_step.wgsl, decide, advance. Iterate and residual pairs alternate between the
- * slots of one state buffer by parity.
+ * other first kernel (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels
+ * at the point the advance kernel stored, broyden_prefix_step.wgsl, decide, advance. A layer of k
+ * kernels ending in a normalisation (`fusedNormTail`, without the line search) takes k + 2 too:
+ * the kernels before it, broyden_norm_step.wgsl (the norm measuring), decide, advance. Iterate
+ * and residual pairs alternate between the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
@@ -44,6 +46,8 @@ import { solve } from './program';
 import { FinishMode, type Plan, type RunHooks, type SolveRun } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
+/** The norm step's threads: its partials per workgroup with thread sums. */
+const NORM_STEP_THREADS = wgslConstant('broydenNormStep', 'REDUCE_SIZE', 'u32');
 /** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
 const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
@@ -105,6 +109,11 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // A prefix that begins with elementwise stages: the advance kernel's head_main applies them.
   const pointwiseHead = head?.kind === 'pointwise' ? head : undefined;
   const pointwiseKernel = pointwiseHead ? await run.entryKernel('broydenAdvance', pointwiseHead.constants, 'head_main') : null;
+  // A layer ending in a normalisation after kernels of its own, without the line search: those,
+  // then the norm measuring (broyden_norm_step.wgsl), decide, advance.
+  const normTail = fusedPath || opts.ls ? null : run.normTail('broydenNormStep');
+  const tail = normTail?.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
+  if (tail) await run.addKernel('broydenNormStep', tail.norm.constants);
   if (splitPath && fusedPath) {
     await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
     await run.addKernel('broydenSplitMeasure', fusedPath.constants);
@@ -114,7 +123,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // (SolveRun.threadSums; the generic measure kernel keeps its trees: one per workgroup).
   const threadSums = run.threadSums;
   const rankParts = groups * (threadSums ? DECIDE_THREADS : 1);
-  const denseParts = denseGroups * (threadSums && product ? product.threads : 1);
+  const [tx, ty] = tail?.norm.grid ?? [0, 0];
+  const denseParts = product ? denseGroups * (threadSums ? product.threads : 1) : tail ? tx * ty * (threadSums ? NORM_STEP_THREADS : 1) : 0;
   // Entries per row of `sums`: one per workgroup (or thread) of the kernel that measures, and of the decide kernel.
   const rows = Math.max(groups, rankParts, denseParts);
   const sumsFlags = { rank_parts: rankParts, thread_sums: threadSums ? 1 : 0 };
@@ -269,6 +279,29 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     // The decide kernel's header waits in ctrl_b for the next dense kernel or head: copy it where the readback looks.
     if (!advances) hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
   }
+  if (tail) {
+    // Iteration 0 as the generic one; from then on the prefix at the point the advance kernel
+    // stored, the norm measuring, decide, advance.
+    const normStep = k('broydenNormStep');
+    const { gamma, beta, groups: normGroups, channels, spatial, eps } = tail.norm;
+    const normBindings = byParity((cur) =>
+      normStep.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB,
+        params: run.params('broydenNormStep', { ...sumsFlags, rows, stride, cur, memory, batch: run.batch, groups: normGroups, channels, spatial, eps }),
+        sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, product_a: tail.prefix.output,
+      }),
+    );
+    iterate = (pass, t) => {
+      const cur = t % 2;
+      if (t > 0) {
+        // Replayed by slot and gate, apart from the layer's whole evaluation (keys 0, 1).
+        run.evaluatePrefix(pass, tail.prefix, slot(1 - cur), run.ctrl, 2 + cur);
+        normStep.dispatch(pass, normBindings[cur], tx, ty);
+        k('broydenDecide').dispatch(pass, decideGroup, groups);
+      } else genericIteration(pass, t);
+      k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
+    };
+  }
   if (splitPath?.split && fusedPath) {
     // Iteration 0 as the generic one without its advance; from then on the split step (the advance
     // of the iteration before as the product's operand), the combining measurement, the decide kernel.
@@ -310,7 +343,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // measuring kernel's rows in iteration 0 and in the later ones; whether the decide kernel takes
   // the line search's last decision (the dense trials) in the later ones; whether rows hold thread sums.
   const layoutWords = new Uint32Array(4 * SUMS_LAYOUT);
-  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product ? denseParts : groups, product && opts.ls ? 1 : 0, sumsFlags.thread_sums]);
+  layoutWords.set([n, stride, rows, bestFactors ? 1 : 0, groups, product || tail ? denseParts : groups, product && opts.ls ? 1 : 0, sumsFlags.thread_sums]);
   engine.device.queue.writeBuffer(sums, 0, layoutWords);
   /** The factors of the best iterate as tensors [n, L] and [L, n] (returnB). */
   const factorsOf = async (snapshot: ControlSnapshot): Promise<BroydenFactors | undefined> => {
