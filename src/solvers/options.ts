@@ -74,8 +74,9 @@ export interface SolverOptions {
    * layer offers one (a fused `linear → elementwise` group, such as the tanh block): Picard one
    * dispatch per iteration (on a small state, several iterations per dispatch in one workgroup),
    * Anderson and Broyden two (Broyden with `ls` nine); for a sequential of k groups ending in
-   * one, Picard k and Anderson k + 1. With `false`, the layer's own kernels and the solver's.
-   * Default true.
+   * one, Picard k, Anderson k + 1, Broyden k + 1 or k + 2 (by its first group); ending in a
+   * `groupNorm`/`layerNorm` group, Picard k, Anderson k + 1, Broyden k + 2. With `false`, the
+   * layer's own kernels and the solver's. Default true.
    */
   fused?: boolean;
   /**
