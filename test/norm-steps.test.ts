@@ -2,14 +2,14 @@
 // runs the layer's kernels before the norm, then the norm with the iteration's bookkeeping around
 // it (shaders/picard_norm_step.wgsl; Anderson and Broyden: the measurement,
 // anderson_norm_measure.wgsl, broyden_norm_step.wgsl), so an iteration of a layer of k kernels is
-// k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden, one fewer than the generic
-// kernels. Checked against the generic path (`fused: false`; Picard's iterates bit for bit) and
+// k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden (k + 1 when the first kernel
+// takes the advance, as a fused linear does), one fewer than the generic kernels. Checked against the generic path (`fused: false`; Picard's iterates bit for bit) and
 // the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Qd, add, anderson, broyden, conv2d, dropout, groupNorm, layerNorm, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefStage } from '../src/reference';
+import { Qd, add, anderson, broyden, conv2d, dropout, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
+import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefLinear, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-import { dispatchesPerIteration } from './helpers/layers';
+import { dispatchesPerIteration, refLinearStage } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -139,6 +139,37 @@ describe('a layer whose f ends in a normalisation', () => {
     expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
     expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(5);
     expect(await dispatchesPerIteration(broyden, f, q, { ls: true })).toBe(await dispatchesPerIteration(broyden, f, q, { ls: true, fused: false }));
+    await expectBroydenAgrees(f, q, qd, map);
+    q.dispose();
+    f.dispose();
+  });
+
+  it('a post-norm cell (linear, relu, linear, add(Qd), layerNorm: 3 kernels, the first a linear): Picard 3, Anderson 4, Broyden 4 (the first linear takes the advance: k + 1), as the generic path and the float64 reference', async () => {
+    const [d, h, batch] = [24, 20, 2];
+    const w1 = Float32Array.from(randomArray(random, d * h, 0.8 / Math.sqrt(d)));
+    const w2 = Float32Array.from(randomArray(random, h * d, 0.8 / Math.sqrt(h)));
+    const b1 = Float32Array.from(randomArray(random, h, 0.1));
+    const b2 = Float32Array.from(randomArray(random, d, 0.1));
+    const gamma = Float64Array.from(randomArray(random, d, 0.2)).map((v) => v + 0.5);
+    const beta = Float64Array.from(randomArray(random, d, 0.2));
+    const f = sequential(
+      linear(engine, { weight: w1, bias: b1 }), relu(), linear(engine, { weight: w2, bias: b2 }), add(Qd),
+      layerNorm(engine, { gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) }),
+    );
+    expect(f.groups).toBe(3);
+    const l1: RefLinear = { inFeatures: d, outFeatures: h, W: Float64Array.from(w1), b: Float64Array.from(b1) };
+    const l2: RefLinear = { inFeatures: h, outFeatures: d, W: Float64Array.from(w2), b: Float64Array.from(b2) };
+    const refNorm = { groups: 1, gamma, beta, eps: 1e-5 };
+    const stages = [refLinearStage(l1), refActivationStage('relu'), refLinearStage(l2), refAddQdStage, forwardOnly((x) => refGroupNormForward(refNorm, x, x.length / d))];
+    const map = (qdv: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qdv);
+    const qd = Float32Array.from(randomArray(random, batch * d, 1));
+    const q = engine.tensor(qd, [batch, d]);
+    expect(await dispatchesPerIteration(picard, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(4);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
+    expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(6);
+    await expectPicardAgrees(f, q, qd, map);
+    await expectAndersonAgrees(f, q, qd, map);
     await expectBroydenAgrees(f, q, qd, map);
     q.dispose();
     f.dispose();

@@ -232,29 +232,7 @@ export class Sequential implements ImplicitLayer {
     if (this.stages.some((stage) => stage.kind === 'dropout') || !this.scratch.has(batch)) return null;
     const path = tail.kernels.fusedTail?.(batch) ?? null;
     if (!path) return null;
-    const inner = this.bound.length - 1;
-    const { activations } = this.prepared(batch).scratch;
-    const base = this.prefix(batch, inner);
-    const output = base.output;
-    // The first group when a fused linear or a normalisation (or the first groups when elementwise
-    // stages): its parts, and the groups after it.
-    const firstKernels = this.bound[0].kernels;
-    const first = firstKernels.fusedTail?.(batch) ?? null;
-    const norm = first ? null : firstKernels.fusedNorm?.(batch) ?? null;
-    const ops = first || norm ? [] : this.leadingPointwise(inner);
-    const headOf = (groups: number) => ({
-      output: activations[groups - 1],
-      size: this.bound[groups].inputSize,
-      rest: (pass: GPUComputePassEncoder, io: ForwardIO, rows: number) => this.encodeGroups(pass, { ...io, output }, rows, inner, groups),
-    });
-    const head: PrefixHead | null = first
-      ? { kind: 'dense', path: first, ...headOf(1) }
-      : norm
-        ? { kind: 'norm', norm, ...headOf(1) }
-        : ops.length > 0
-          ? { kind: 'pointwise', constants: chainConstants({ ops, dropout: NO_DROPOUT }), ...headOf(ops.length) }
-          : null;
-    return { ...path, prefix: { ...base, ...(head ? { head } : {}) } };
+    return { ...path, prefix: this.prefix(batch, this.bound.length - 1) };
   }
 
   /**
@@ -271,13 +249,35 @@ export class Sequential implements ImplicitLayer {
     return inner === 0 ? { norm } : { norm, prefix: this.prefix(batch, inner) };
   }
 
-  /** Groups [0, inner) as a prefix: the state into their own scratch, the input of group `inner`. */
+  /**
+   * Groups [0, inner) as a prefix: the state into their own scratch, the input of group `inner`;
+   * with its head when the first group is a fused linear or a normalisation (or the first groups
+   * elementwise stages): its parts, and the groups after it.
+   */
   private prefix(batch: number, inner: number): FusedPrefix {
-    const output = this.prepared(batch).scratch.activations[inner - 1];
+    const { activations } = this.prepared(batch).scratch;
+    const output = activations[inner - 1];
+    const firstKernels = this.bound[0].kernels;
+    const first = firstKernels.fusedTail?.(batch) ?? null;
+    const norm = first ? null : firstKernels.fusedNorm?.(batch) ?? null;
+    const ops = first || norm ? [] : this.leadingPointwise(inner);
+    const headOf = (groups: number) => ({
+      output: activations[groups - 1],
+      size: this.bound[groups].inputSize,
+      rest: (pass: GPUComputePassEncoder, io: ForwardIO, rows: number) => this.encodeGroups(pass, { ...io, output }, rows, inner, groups),
+    });
+    const head: PrefixHead | null = first
+      ? { kind: 'dense', path: first, ...headOf(1) }
+      : norm
+        ? { kind: 'norm', norm, ...headOf(1) }
+        : ops.length > 0
+          ? { kind: 'pointwise', constants: chainConstants({ ops, dropout: NO_DROPOUT }), ...headOf(ops.length) }
+          : null;
     return {
       output,
       size: this.bound[inner].inputSize,
       encode: (pass, io, rows) => this.encodeGroups(pass, { ...io, output }, rows, inner),
+      ...(head ? { head } : {}),
     };
   }
 

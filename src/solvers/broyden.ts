@@ -32,8 +32,9 @@
  * other first kernel (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels
  * at the point the advance kernel stored, broyden_prefix_step.wgsl, decide, advance. A layer of k
  * kernels ending in a normalisation (`fusedNormTail`, without the line search) takes k + 2 too:
- * the kernels before it, broyden_norm_step.wgsl (the norm measuring), decide, advance. Iterate
- * and residual pairs alternate between the slots of one state buffer by parity.
+ * the kernels before it, broyden_norm_step.wgsl (the norm measuring), decide, advance; k + 1 with
+ * a head as above in place of the advance kernel. Iterate and residual pairs alternate between
+ * the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
@@ -76,8 +77,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // A layer with kernels before its product (without the line search, whose trials would each
   // run them): those, then the product with the measurement (broyden_prefix_step.wgsl).
   const fusedPath = run.fusedPath(!opts.ls);
-  const prefix = fusedPath?.prefix;
-  const denseShader = prefix ? 'broydenPrefixStep' : 'broydenDenseStep';
+  const densePrefix = fusedPath?.prefix;
+  const denseShader = densePrefix ? 'broydenPrefixStep' : 'broydenDenseStep';
   // The dense step measures in its product's epilogue, so it takes a body that finishes each
   // output inside one workgroup: where the layer's plan splits k across workgroups, the one that
   // splits it inside each (FusedProduct.whole).
@@ -86,14 +87,21 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // Where the device cannot bind that kernel, a split-k product without the line search: the
   // advance inside the split product, then the measurement that combines
   // (broyden_split_step.wgsl, broyden_split_measure.wgsl), then decide.
-  const splitPath = !product && !prefix && fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
+  const splitPath = !product && !densePrefix && fusedPath?.product?.split && !opts.ls ? run.denseProduct(fusedPath, 'broydenSplitStep', 'step') : null;
   if (product) {
     await run.addKernel(denseShader, { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
   }
+  // A layer ending in a normalisation after kernels of its own, without the line search: those,
+  // then the norm measuring (broyden_norm_step.wgsl), decide.
+  const normTail = fusedPath || opts.ls ? null : run.normTail('broydenNormStep');
+  const tail = normTail?.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
+  if (tail) await run.addKernel('broydenNormStep', tail.norm.constants);
+  // The kernels before the measuring one (the dense step's product, or the norm's).
+  const prefix = densePrefix ?? tail?.prefix;
   // A prefix that begins with a fused linear: that linear with the advance as its product's
   // operand (broyden_prefix_head.wgsl), in place of the advance kernel; a body that finishes
   // each output in its workgroup, as for the dense step.
-  const head = product ? prefix?.head : undefined;
+  const head = product || tail ? prefix?.head : undefined;
   const denseHead = head?.kind === 'dense' ? head : undefined;
   const headWhole = denseHead?.path.product?.whole;
   const headProduct = denseHead ? run.denseProduct(headWhole ? { ...denseHead.path, product: headWhole } : denseHead.path, 'broydenPrefixHead', 'head') : null;
@@ -109,11 +117,6 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // A prefix that begins with elementwise stages: the advance kernel's head_main applies them.
   const pointwiseHead = head?.kind === 'pointwise' ? head : undefined;
   const pointwiseKernel = pointwiseHead ? await run.entryKernel('broydenAdvance', pointwiseHead.constants, 'head_main') : null;
-  // A layer ending in a normalisation after kernels of its own, without the line search: those,
-  // then the norm measuring (broyden_norm_step.wgsl), decide, advance.
-  const normTail = fusedPath || opts.ls ? null : run.normTail('broydenNormStep');
-  const tail = normTail?.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
-  if (tail) await run.addKernel('broydenNormStep', tail.norm.constants);
   if (splitPath && fusedPath) {
     await run.addKernel('broydenSplitStep', { ...splitPath.constants, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
     await run.addKernel('broydenSplitMeasure', fusedPath.constants);
@@ -199,6 +202,10 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     k('broydenAdvance').dispatch(pass, advanceGroups[t % 2], groups);
   };
   let hooks: RunHooks = {};
+  // The kernel that evaluates f's last kernel and measures, in iterations t ≥ 1, after the prefix:
+  // the dense step (its trials), or the norm step.
+  let measure: ((pass: GPUComputePassEncoder, cur: number) => void) | null = null;
+  const d = f.featureSize;
   if (product && fusedPath) {
     // Iteration 0 as the generic one without its advance; from then on the dense kernel's trials
     // (trial 0: the advance of the iteration before, the evaluation at s = 1 and the measurement;
@@ -210,22 +217,39 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     // A layer with a prefix: the advance kernel stays (the prefix reads the point it stores), the
     // prefix then the dense kernel's trial 0 (from the stored advance) measure, then decide.
     const dense = k(denseShader);
-    const d = f.featureSize;
     const trials = opts.ls ? LINE_SEARCH_EVALS : 1;
     const denseBindings = byParity((cur) =>
       Array.from({ length: trials }, (_, trial) =>
         dense.bind({
           ctrl: run.ctrl, ctrl_b: ctrlB,
           params: run.params(denseShader, {
-            ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: d, k: prefix?.size ?? d, trial,
+            ...sumsFlags, rows, stride, cur, memory, m: run.batch, n: d, k: densePrefix?.size ?? d, trial,
             header_in_b: trial > 0 && (trials - 1 - trial) % 2 === 0 ? 1 : 0, chunk: 0, splits: 0,
           }),
           sums, state, factors, aux, weight: fusedPath.weight, weight4: fusedPath.weight, bias: fusedPath.bias, epi_qd: run.qdBuffer,
-          ...(prefix ? { product_a: prefix.output } : {}),
+          ...(densePrefix ? { product_a: densePrefix.output } : {}),
         }),
       ),
     );
     const [gx, gy] = product.groups;
+    measure = (pass, cur) => {
+      for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
+    };
+  } else if (tail) {
+    // The prefix at x_{t+1}, then the norm measuring (broyden_norm_step.wgsl).
+    const normStep = k('broydenNormStep');
+    const { gamma, beta, groups: normGroups, channels, spatial, eps } = tail.norm;
+    const normBindings = byParity((cur) =>
+      normStep.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB,
+        params: run.params('broydenNormStep', { ...sumsFlags, rows, stride, cur, memory, batch: run.batch, groups: normGroups, channels, spatial, eps }),
+        sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, product_a: tail.prefix.output,
+      }),
+    );
+    measure = (pass, cur) => normStep.dispatch(pass, normBindings[cur], tx, ty);
+  }
+  if (measure) {
+    const measureStep = measure;
     // With the head: it, then the prefix's kernels after it (from its output), then the dense
     // kernel and decide; the advance kernel only without it.
     const headKernel = denseHead && headProduct ? k('broydenPrefixHead') : normHead ? k('broydenPrefixNormHead') : pointwiseKernel;
@@ -272,35 +296,12 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
         headKernel.dispatch(pass, headBindings[cur], hx, hy);
         run.evaluatePrefix(pass, rest, headUsed.output, run.ctrl, 2 + cur);
       } else if (prefix) run.evaluatePrefix(pass, prefix, slot(1 - cur), run.ctrl, 2 + cur);
-      for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
+      measureStep(pass, cur);
       k('broydenDecide').dispatch(pass, decideGroup, groups);
       if (advances) k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
     };
     // The decide kernel's header waits in ctrl_b for the next dense kernel or head: copy it where the readback looks.
     if (!advances) hooks = { close: (encoder) => encoder.copyBufferToBuffer(ctrlB, 0, run.ctrl, 0, CONTROL_HEADER_SIZE) };
-  }
-  if (tail) {
-    // Iteration 0 as the generic one; from then on the prefix at the point the advance kernel
-    // stored, the norm measuring, decide, advance.
-    const normStep = k('broydenNormStep');
-    const { gamma, beta, groups: normGroups, channels, spatial, eps } = tail.norm;
-    const normBindings = byParity((cur) =>
-      normStep.bind({
-        ctrl: run.ctrl, ctrl_b: ctrlB,
-        params: run.params('broydenNormStep', { ...sumsFlags, rows, stride, cur, memory, batch: run.batch, groups: normGroups, channels, spatial, eps }),
-        sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, product_a: tail.prefix.output,
-      }),
-    );
-    iterate = (pass, t) => {
-      const cur = t % 2;
-      if (t > 0) {
-        // Replayed by slot and gate, apart from the layer's whole evaluation (keys 0, 1).
-        run.evaluatePrefix(pass, tail.prefix, slot(1 - cur), run.ctrl, 2 + cur);
-        normStep.dispatch(pass, normBindings[cur], tx, ty);
-        k('broydenDecide').dispatch(pass, decideGroup, groups);
-      } else genericIteration(pass, t);
-      k('broydenAdvance').dispatch(pass, advanceGroups[cur], groups);
-    };
   }
   if (splitPath?.split && fusedPath) {
     // Iteration 0 as the generic one without its advance; from then on the split step (the advance
