@@ -1,5 +1,5 @@
 /**
- * `vite-node bench/norm-chain.ts [-- --no-write]`: an MDEQ cell, `sequential(conv2d, add(Qd),
+ * `vite-node bench/norm-chain.ts [-- --batch N] [--no-write]`: an MDEQ cell, `sequential(conv2d, add(Qd),
  * groupNorm, relu())` on 28 × 28 images of 4 channels (2 groups), with the relu fused into the
  * norm's kernel (two kernels; the norm then takes the solvers' step: picard_norm_step.wgsl,
  * anderson_norm_measure.wgsl, broyden_norm_step.wgsl) against the same stages with the norm's
@@ -10,13 +10,15 @@
  */
 import { appendFileSync } from 'node:fs';
 import { Engine, Qd, add, anderson, broyden, conv2d, gdeq, groupNorm, picard, relu, sequential, type Stage } from '../src/node';
-import { adapterName, median, ratioCell, runMain, sideBySide } from './cli';
+import { adapterName, argument, median, ratioCell, runMain, sideBySide } from './cli';
 import { machineName } from './settings';
 
 const ROUNDS = 15;
 const MAX_DEPTH = 16;
-// Batch 4: 8 (row, group) workgroups, the most a CPU adapter gives the norm's step (SolveRun.fewGroups).
-const [SIDE, C, GROUPS, BATCH] = [28, 4, 2, 4];
+// Batch (`--batch`, default 4): 4 gives 8 (row, group) workgroups, the most a CPU adapter gives
+// the norm's step (SolveRun.fewGroups).
+const [SIDE, C, GROUPS] = [28, 4, 2];
+const BATCH = Number(argument('batch') ?? 4);
 
 /** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
 const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
