@@ -19,6 +19,7 @@ const MAX_DEPTH = 16;
 // the norm's step (SolveRun.fewGroups).
 const [SIDE, C, GROUPS] = [28, 4, 2];
 const BATCH = Number(argument('batch') ?? 4);
+if (!Number.isInteger(BATCH) || BATCH < 1) throw new Error(`--batch takes a positive integer, got ${argument('batch')}`);
 
 /** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
 const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;

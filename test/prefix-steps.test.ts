@@ -315,6 +315,14 @@ describe('a layer of several kernels ending in a fused linear', () => {
     expect(await perIteration(broyden, f, q, {})).toBe(4);
     expect(await perIteration(broyden, f, q, { fused: false })).toBe(7);
     await expectBroydenAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    // On a GPU's plan too (more advance workgroups, the rank-one sums as trees).
+    engine.planAs = 'gpu';
+    try {
+      expect(await perIteration(broyden, f, q, {})).toBe(4);
+      await expectBroydenAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    } finally {
+      engine.planAs = undefined;
+    }
     f.dispose();
     q.dispose();
   });
