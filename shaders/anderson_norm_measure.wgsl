@@ -1,5 +1,5 @@
 // Anderson on a layer whose f ends in a group or layer normalisation with its chain,
-// f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedNormTail, with a prefix: e.g. the MDEQ cell
+// f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedStageTail, with a prefix: e.g. the MDEQ cell
 // `conv2d, add(Qd), groupNorm, relu`): the layer's kernels before the norm have written prefix(x_p)
 // into `product_a`; this dispatch is the norm's forward with the measurement in its epilogue, as
 // shaders/anderson_prefix_step.wgsl is for a product — each workgroup normalises its (row, group)

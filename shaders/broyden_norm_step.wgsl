@@ -1,5 +1,5 @@
 // One dispatch of a Broyden iteration t ≥ 1 of a layer whose f ends in a group or layer
-// normalisation with its chain, f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedNormTail, with
+// normalisation with its chain, f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedStageTail, with
 // a prefix: e.g. the MDEQ cell `conv2d, add(Qd), groupNorm, relu`), without the line search:
 // broyden_advance.wgsl has stored the advance of iteration t − 1 (update_t, x_{t+1} and the new
 // factor column) and the layer's kernels before the norm have written prefix(x_{t+1}) into

@@ -1,6 +1,6 @@
 // One Picard iteration of a layer whose f ends in a group or layer normalisation with its chain,
 // f(u) = chain(norm(prefix(u))) (a sequential whose last group is a norm, e.g. the MDEQ cell
-// `conv2d, add(Qd), groupNorm, relu`; ImplicitLayer.fusedNormTail): the layer's kernels before the
+// `conv2d, add(Qd), groupNorm, relu`; ImplicitLayer.fusedStageTail): the layer's kernels before the
 // norm have written prefix(u_t) into `product_a` (or, for a layer that is the norm alone, it is
 // u_t); this dispatch is the norm's forward with the iteration's bookkeeping around it, as
 // shaders/picard_prefix_step.wgsl is for a product — lib/step.wgsl's step_begin ends iteration

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { add, anderson, broyden, conv2d, dropout, gelu, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type SolverOptions, type Solver, type Tensor } from '../src';
 import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefLinear, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-import { dispatchesPerIteration, refLinearStage } from './helpers/layers';
+import { dispatchesPerIteration, expectBroydenAgrees, refLinearStage } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -99,26 +99,6 @@ async function solve(solver: Solver, f: ReturnType<typeof sequential>, q: Tensor
   const out = { u: Array.from(await r.uStar.read()), prev: Array.from(await r.uPrev.read()), tnstep: r.tnstep, stats: r.stats, dispatches: engine.counters.dispatches - before };
   r.dispose();
   return out;
-}
-
-/**
- * Broyden fused against the generic path (`fused: false`) and the float64 reference `refMap`, for
- * a converging solve and a short relative one with one iteration per chunk.
- */
-async function expectBroydenAgrees(f: ReturnType<typeof sequential>, q: Tensor, qd: Float32Array, refMap: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
-  for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
-    const fused = await solve(broyden, f, q, options);
-    const generic = await solve(broyden, f, q, { ...options, fused: false });
-    const reference = refBroyden(refMap(Float64Array.from(qd)), new Float64Array(qd.length), { stopMode: 'abs', returnFinal: false, ...options });
-    expect(fused.tnstep).toBe(generic.tnstep);
-    expect(fused.tnstep).toBe(reference.tnstep);
-    expect(fused.stats.status).toBe(generic.stats.status);
-    fused.u.forEach((v, i) => {
-      expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
-      expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
-    });
-    fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
-  }
 }
 
 /** Dispatches per iteration (test/helpers/layers.ts), with the solve's trace on as in `solve`. */

@@ -61,6 +61,10 @@ struct StepParams {
   norm_channels: u32,
   norm_spatial: u32,
   norm_eps: f32,
+  conv_height: u32,    // the convolution step (0 elsewhere): lib/conv3x3.wgsl's ConvShape
+  conv_width: u32,
+  conv_in: u32,
+  conv_out: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> ctrl: Control;

@@ -3,6 +3,7 @@
 //   x, g_in  [batch, height, width, in_ch]      weight, g_weight [3, 3, in_ch, out_ch] (HWIO)
 //   y, g_out [batch, height, width, out_ch]     bias, g_bias     [out_ch]
 // entry `forward_main`:      y[n,i,j,o] = bias[o] + Σ_{ky,kx,c} x[n, i+ky−1, j+kx−1, c] · weight[ky,kx,c,o]
+//                            (lib/conv3x3.wgsl's conv_at, shared with shaders/picard_conv_step.wgsl)
 // entry `input_grad_main`:   g_in[n,i,j,c] = Σ_{ky,kx,o} g_out[n, i−ky+1, j−kx+1, o] · weight[ky,kx,c,o]
 // entry `weight_grad_main`:  g_weight[ky,kx,c,o] = Σ_{n,i,j} x[n, i+ky−1, j+kx−1, c] · g_out[n,i,j,o]
 // entry `bias_grad_main`:    g_bias[o] = Σ_{n,i,j} g_out[n,i,j,o]
@@ -28,6 +29,7 @@
 //! include lib/gate.wgsl
 //! include lib/grid.wgsl
 //! include lib/reduce.wgsl
+//! include lib/conv3x3.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_dropout.wgsl
 
@@ -51,21 +53,8 @@ struct Conv2dParams {
 @group(0) @binding(11) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dqd: array<f32>;
 
-// Pixel (n, i, j) of a linear pixel index p = (n·height + i)·width + j, as (n·height, i, j) rows.
-fn pixel_of(p: u32) -> vec3u {
-  let j = p % params.width;
-  let rest = p / params.width;
-  let i = rest % params.height;
-  return vec3u(rest - i, i, j);
-}
-
-// Linear pixel index of (n·height + i + di, j + dj), or -1 outside the image (zero padding).
-fn shifted(px: vec3u, di: i32, dj: i32) -> i32 {
-  let i = i32(px.y) + di;
-  let j = i32(px.z) + dj;
-  if (i < 0 || j < 0 || i >= i32(params.height) || j >= i32(params.width)) { return -1; }
-  return (i32(px.x) + i) * i32(params.width) + j;
-}
+fn conv_shape() -> ConvShape { return ConvShape(params.height, params.width, params.in_ch, params.out_ch); }
+fn conv_x(i: u32) -> f32 { return x[i]; }
 
 // g_out[p, o..o+3], 0 past out_ch.
 fn g_out_quad(p: u32, o: u32) -> vec4<f32> {
@@ -78,25 +67,6 @@ fn g_out_quad(p: u32, o: u32) -> vec4<f32> {
 
 // The workgroup's linear index in a 2-D grid.
 fn group_index(wid: vec3u, groups: vec3u) -> u32 { return wid.y * groups.x + wid.x; }
-
-// bias[o] + the convolution at output element e (pixel e / out_ch, channel e % out_ch).
-fn conv_at(e: u32) -> f32 {
-  let co = params.out_ch;
-  let ci = params.in_ch;
-  let o = e % co;
-  let px = pixel_of(e / co);
-  var sum = bias[o];
-  for (var ky = 0u; ky < 3u; ky++) {
-    for (var kx = 0u; kx < 3u; kx++) {
-      let q = shifted(px, i32(ky) - 1, i32(kx) - 1);
-      if (q < 0) { continue; }
-      let xb = u32(q) * ci;
-      let wb = (ky * 3u + kx) * ci * co + o;
-      for (var c = 0u; c < ci; c++) { sum += x[xb + c] * weight[wb + c * co]; }
-    }
-  }
-  return sum;
-}
 
 @compute @workgroup_size(256)
 fn forward_main(@builtin(global_invocation_id) id: vec3u, @builtin(local_invocation_index) lid: u32,

@@ -41,6 +41,7 @@ export const KERNEL_FILES = {
   broydenPrefixHead: 'broyden_prefix_head.wgsl',
   broydenPrefixNormHead: 'broyden_prefix_norm_head.wgsl',
   picardNormStep: 'picard_norm_step.wgsl',
+  picardConvStep: 'picard_conv_step.wgsl',
   andersonNormMeasure: 'anderson_norm_measure.wgsl',
   broydenNormStep: 'broyden_norm_step.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',

@@ -111,14 +111,26 @@ export interface FusedPrefix {
 }
 
 /**
- * @internal A layer whose f ends in a group or layer normalisation with its deterministic chain,
- * f(u) = chain(norm(prefix(u))) (a sequential whose last group is a norm): the solver runs the
- * prefix, then the norm with the iteration's bookkeeping around it (shaders/picard_norm_step.wgsl).
+ * @internal A layer whose f ends in a library stage kernel with its deterministic chain (a
+ * sequential whose last group is a group or layer normalisation, f(u) = chain(norm(prefix(u))),
+ * or a 3×3 convolution): the solver runs the prefix, then that kernel with the iteration's
+ * bookkeeping around it (shaders/picard_norm_step.wgsl, picard_conv_step.wgsl, …).
  */
-export interface FusedNormTail {
-  norm: FusedNorm;
-  /** The kernels before the norm; absent when the norm is the whole layer (its input is the state). */
+export type FusedStageTail = ({ kind: 'norm'; norm: FusedNorm } | { kind: 'conv'; conv: FusedConv }) & {
+  /** The kernels before it; absent when it is the whole layer (its input is the state). */
   prefix?: FusedPrefix;
+};
+
+/** @internal The parts of a 3×3 convolution with its deterministic chain (lib/conv3x3.wgsl). */
+export interface FusedConv {
+  weight: GPUBuffer;
+  bias: GPUBuffer;
+  /** The chain's override constants (lib/epilogue.wgsl). */
+  constants: Readonly<Record<string, number>>;
+  height: number;
+  width: number;
+  inChannels: number;
+  outChannels: number;
 }
 
 /** @internal The parts of a group or layer normalisation with its deterministic chain (lib/norm_groups.wgsl). */
@@ -178,6 +190,6 @@ export interface ImplicitLayer {
    * for this batch.
    */
   fusedPicard?(batch: number): FusedPicardPath | null;
-  /** @internal The norm-ended fast path (see FusedNormTail); null = none for this batch. */
-  fusedNormTail?(batch: number): FusedNormTail | null;
+  /** @internal The fast path of a layer ending in a stage kernel (see FusedStageTail); null = none for this batch. */
+  fusedStageTail?(batch: number): FusedStageTail | null;
 }

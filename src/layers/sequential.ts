@@ -19,7 +19,7 @@ import { DisposedError, EngineMismatchError, OptionError, ShapeError } from '../
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { AdjointIO, ForwardIO, ImplicitLayer } from './layer';
-import type { FusedNormTail, FusedPicardPath, FusedPrefix, PrefixHead } from './layer';
+import type { FusedPicardPath, FusedPrefix, FusedStageTail, PrefixHead } from './layer';
 import { EPILOGUE_MAX_OPS, NO_DROPOUT, chainConstants, type EpilogueOp, type ForwardKernelChoice } from './dense';
 import type { EpilogueLink, QdGradient, Stage, StageKernels } from './stage';
 import { checkBatch } from './stages/workgroups';
@@ -236,17 +236,19 @@ export class Sequential implements ImplicitLayer {
   }
 
   /**
-   * @internal The norm-ended path (ImplicitLayer.fusedNormTail): when the last group is a group or
-   * layer normalisation (with its chain), its parts and the groups before it as the prefix. Only
-   * for a deterministic chain.
+   * @internal The path of a layer ending in a stage kernel (ImplicitLayer.fusedStageTail): when the
+   * last group is a group or layer normalisation or a convolution (with its chain), its parts and
+   * the groups before it as the prefix. Only for a deterministic chain.
    */
-  fusedNormTail(batch: number): FusedNormTail | null {
+  fusedStageTail(batch: number): FusedStageTail | null {
     this.assertLive();
     if (this.stages.some((stage) => stage.kind === 'dropout') || !this.scratch.has(batch)) return null;
     const inner = this.bound.length - 1;
-    const norm = this.bound[inner].kernels.fusedNorm?.(batch) ?? null;
-    if (!norm) return null;
-    return inner === 0 ? { norm } : { norm, prefix: this.prefix(batch, inner) };
+    const last = this.bound[inner].kernels;
+    const norm = last.fusedNorm?.(batch) ?? null;
+    const conv = norm ? null : last.fusedConv?.() ?? null;
+    const prefix = inner === 0 ? {} : { prefix: this.prefix(batch, inner) };
+    return norm ? { kind: 'norm', norm, ...prefix } : conv ? { kind: 'conv', conv, ...prefix } : null;
   }
 
   /**

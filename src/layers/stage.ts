@@ -11,7 +11,7 @@ import type { Engine } from '../engine';
 import type { BufferRegion } from '../gpu/kernel';
 import type { Tensor } from '../tensor';
 import type { Epilogue, EpilogueOp, ForwardKernelChoice } from './dense';
-import type { FusedNorm, FusedPicardPath } from './layer';
+import type { FusedConv, FusedNorm, FusedPicardPath } from './layer';
 
 /** Buffers of one stage evaluation `output = stage(input)` (all `[batch, size]`, row-major). */
 export interface StageForwardIO {
@@ -65,8 +65,10 @@ export interface StageKernels {
    * size, never the whole-iteration kernel); the chain adds its `prefix`.
    */
   fusedTail?(batch: number): FusedPicardPath | null;
-  /** @internal A normalisation's parts, for a solver that computes its input on the fly (FusedPrefix.head). */
+  /** @internal A normalisation's parts, for a solver that computes its input on the fly or takes its step in it (FusedPrefix.head, FusedStageTail). */
   fusedNorm?(batch: number): FusedNorm | null;
+  /** @internal A convolution's parts, for a solver that takes its step in it (FusedStageTail). */
+  fusedConv?(): FusedConv | null;
 }
 
 /** @internal What an elementwise stage is in a fused epilogue: its op, and its dropout params. */

@@ -10,7 +10,7 @@
  * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl);
  * for a split-k product the step with the mix as the split product's operand
  * (shaders/anderson_split_step.wgsl), then the combine and measurement (anderson_split_measure.wgsl);
- * for a layer of kernels ending in such a product or in a normalisation (`fusedNormTail`:
+ * for a layer of kernels ending in such a product or in a normalisation (`fusedStageTail`:
  * shaders/anderson_norm_measure.wgsl), the step, the kernels before it, then it measuring.
  */
 import { wgslConstant } from '../gpu/shaders';
@@ -110,8 +110,8 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
   // A layer ending in a normalisation (after kernels of its own): those, then the norm with the
   // measurement (anderson_norm_measure.wgsl).
-  const normTail = fused ? null : run.normTail('andersonNormMeasure');
-  const tail = normTail?.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
+  const normTail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure' });
+  const tail = normTail?.kind === 'norm' && normTail.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
   // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
   const alphaSlots = { ALPHA_SLOTS: slots };
   await run.addKernel('andersonSolve', alphaSlots);

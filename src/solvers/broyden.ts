@@ -31,7 +31,7 @@
  * broyden_advance.wgsl's head_main (the advance, and those stages' chain on x_{t+1}); with any
  * other first kernel (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels
  * at the point the advance kernel stored, broyden_prefix_step.wgsl, decide, advance. A layer of k
- * kernels ending in a normalisation (`fusedNormTail`, without the line search) takes k + 2 too:
+ * kernels ending in a normalisation (`fusedStageTail`, without the line search) takes k + 2 too:
  * the kernels before it, broyden_norm_step.wgsl (the norm measuring), decide, advance; k + 1 with
  * a head as above in place of the advance kernel. Iterate and residual pairs alternate between
  * the slots of one state buffer by parity.
@@ -93,8 +93,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   }
   // A layer ending in a normalisation after kernels of its own, without the line search: those,
   // then the norm measuring (broyden_norm_step.wgsl), decide.
-  const normTail = fusedPath || opts.ls ? null : run.normTail('broydenNormStep');
-  const tail = normTail?.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
+  const normTail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep' });
+  const tail = normTail?.kind === 'norm' && normTail.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
   if (tail) await run.addKernel('broydenNormStep', tail.norm.constants);
   // The kernels before the measuring one (the dense step's product, or the norm's).
   const prefix = densePrefix ?? tail?.prefix;

@@ -11,12 +11,13 @@
  * each workgroup combines the partials the step before left for its own slice of k), or on a GPU,
  * for a small state, whole iterations, `checkEvery` of them per dispatch, in one workgroup
  * (shaders/picard_fused.wgsl), by the same rules. A layer of k kernels ending in such a product
- * or in a normalisation (`fusedNormTail`: shaders/picard_norm_step.wgsl, the step around the
- * norm's forward) takes k: the kernels before it, then that one.
+ * or in a normalisation or a convolution (`fusedStageTail`: shaders/picard_norm_step.wgsl,
+ * picard_conv_step.wgsl, the step around that kernel's forward) takes k: the kernels before it,
+ * then that one.
  */
 import type { Kernel } from '../gpu/kernel';
 import type { FusedProduct } from '../layers/dense';
-import type { FusedNormTail, FusedPicardPath, ImplicitLayer } from '../layers/layer';
+import type { FusedPicardPath, FusedStageTail, ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { picardPerSample } from './per-sample';
@@ -25,8 +26,9 @@ import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
 import { wgslConstant } from '../gpu/shaders';
 
-/** The norm step's threads: its partials per workgroup with thread sums. */
-const NORM_STEP_THREADS = wgslConstant('picardNormStep', 'REDUCE_SIZE', 'u32');
+/** The norm and convolution steps' threads: their partials per workgroup with thread sums. */
+const TAIL_STEP_THREADS = wgslConstant('picardNormStep', 'REDUCE_SIZE', 'u32');
+if (wgslConstant('picardConvStep', 'REDUCE_SIZE', 'u32') !== TAIL_STEP_THREADS) throw new Error('picard_norm_step.wgsl and picard_conv_step.wgsl differ in REDUCE_SIZE');
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
@@ -56,9 +58,9 @@ async function picardPlan(run: SolveRun): Promise<Plan> {
   }
   // A layer ending in a normalisation: its kernels before the norm, then the norm with the step
   // around it (shaders/picard_norm_step.wgsl).
-  const tail = fused ? null : run.normTail('picardNormStep');
+  const tail = fused ? null : run.stageTail({ norm: 'picardNormStep', conv: 'picardConvStep' });
   if (tail) {
-    await run.addKernel('picardNormStep', tail.norm.constants);
+    await run.addKernel(tail.kind === 'norm' ? 'picardNormStep' : 'picardConvStep', tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants);
     return picardSteps(run, undefined, tail);
   }
   return picardSteps(run);
@@ -89,15 +91,16 @@ function measuredParts(product: FusedProduct, threadSums: boolean): number {
  * step kernel, which measures iteration t − 1 (and commits it) and sums iteration t's residual; one
  * more step after the last evaluation measures that.
  */
-function picardSteps(run: SolveRun, dense?: DenseSteps, tail?: FusedNormTail): Plan {
+function picardSteps(run: SolveRun, dense?: DenseSteps, tail?: FusedStageTail): Plan {
   // Three buffers, not slots of one: an evaluation reads one iterate and writes the next, and a
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
   // The dense kernels leave one partial per thread on a CPU adapter (not split-k, which only column block 0 measures).
   const threadSums = ((dense !== undefined && !dense.product.split) || tail !== undefined) && run.threadSums;
-  const [tx, ty] = tail?.norm.grid ?? [0, 0];
-  const denseParts = dense ? measuredParts(dense.product, threadSums) : tail ? tx * ty * (threadSums ? NORM_STEP_THREADS : 1) : 0;
+  // The tail's grid: a norm's (row, group) workgroups, or a convolution's the generic step's.
+  const [tx, ty] = tail?.kind === 'norm' ? tail.norm.grid : [run.stepGroups(), 1];
+  const denseParts = dense ? measuredParts(dense.product, threadSums) : tail ? tx * ty * (threadSums ? TAIL_STEP_THREADS : 1) : 0;
   const steps = run.stepState(denseParts);
   // The partials each step reads: those the step before wrote (the dense or norm kernel's, or the generic kernel's).
   const measured = dense || tail ? denseParts : steps.groups;
@@ -159,20 +162,23 @@ function picardSteps(run: SolveRun, dense?: DenseSteps, tail?: FusedNormTail): P
   }
 
   if (tail) {
-    const normKernel = run.kernel('picardNormStep');
-    const { gamma, beta, groups: normGroups, channels, spatial, eps } = tail.norm;
-    const params = (t: number) =>
-      run.params('picardNormStep', {
-        ...run.stepRules(FinishMode.picard, t, denseParts), m: run.batch,
-        norm_groups: normGroups, norm_channels: channels, norm_spatial: spatial, norm_eps: eps, ...sumsFlag,
-      });
-    const normGroupsOf = Array.from({ length: 6 }, (_, t) =>
-      normKernel.bind({ ...common(t), params: params(t), gamma, beta, epi_qd: run.qdBuffer, next: slot(t + 1), product_a: tail.prefix?.output ?? slot(t) }),
+    // The prefix of u_t (gated by the header the step of iteration t reads, as an evaluation is),
+    // then the norm's or the convolution's forward with the step around it.
+    const stepShader = tail.kind === 'norm' ? 'picardNormStep' : 'picardConvStep';
+    const tailKernel = run.kernel(stepShader);
+    const shape: Record<string, number> = tail.kind === 'norm'
+      ? { m: run.batch, norm_groups: tail.norm.groups, norm_channels: tail.norm.channels, norm_spatial: tail.norm.spatial, norm_eps: tail.norm.eps }
+      : { conv_height: tail.conv.height, conv_width: tail.conv.width, conv_in: tail.conv.inChannels, conv_out: tail.conv.outChannels };
+    const operands: Record<string, GPUBuffer> = tail.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : { weight: tail.conv.weight, bias: tail.conv.bias };
+    const tailGroupsOf = Array.from({ length: 6 }, (_, t) =>
+      tailKernel.bind({
+        ...common(t), params: run.params(stepShader, { ...run.stepRules(FinishMode.picard, t, denseParts), ...shape, ...sumsFlag }),
+        ...operands, epi_qd: run.qdBuffer, next: slot(t + 1), product_a: tail.prefix?.output ?? slot(t),
+      }),
     );
     iterate = (pass, t) => {
-      // The prefix of u_t, gated by the header the step of iteration t reads (as an evaluation is).
       if (tail.prefix) run.evaluatePrefix(pass, tail.prefix, slot(t), run.header(t), t % 6);
-      normKernel.dispatch(pass, normGroupsOf[t % 6], tx, ty);
+      tailKernel.dispatch(pass, tailGroupsOf[t % 6], tx, ty);
       last = t;
     };
   }

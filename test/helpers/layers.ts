@@ -1,7 +1,7 @@
 // Running one forward or adjoint of an ImplicitLayer outside a solve, for the layer tests.
 import { expect } from 'vitest';
-import type { AnchoraxError, Engine, ImplicitLayer, Solver, SolverOptions, Tensor } from '../../src';
-import { refLinearForward, refLinearVjp, type RefLinear, type RefStage } from '../../src/reference';
+import { broyden, type AnchoraxError, type Engine, type ImplicitLayer, type Solver, type SolverOptions, type Tensor } from '../../src';
+import { refBroyden, refLinearForward, refLinearVjp, type RefLinear, type RefStage } from '../../src/reference';
 
 /** A gate buffer with the given words [skip, evaluation index, key, noise on]. */
 export function gateBuffer(engine: Engine, words: [number, number, number, number]): GPUBuffer {
@@ -37,6 +37,33 @@ export async function dispatchesPerIteration(solver: Solver, f: ImplicitLayer, q
   };
   const short = await count(8);
   return ((await count(16)) - short) / 8;
+}
+
+/**
+ * Broyden on a layer's fused path against the generic one (`fused: false`) and the float64
+ * reference `refMap`: tnstep, status, the fixed point and the trace, for a converging solve and a
+ * short relative one with one iteration per chunk.
+ */
+export async function expectBroydenAgrees(f: ImplicitLayer, q: Tensor, qd: Float32Array, refMap: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
+  for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
+    const run = async (fused: boolean) => {
+      const r = await broyden(f, q, { trace: true, ...options, fused });
+      const out = { u: Array.from(await r.uStar.read()), tnstep: r.tnstep, stats: r.stats };
+      r.dispose();
+      return out;
+    };
+    const fused = await run(true);
+    const generic = await run(false);
+    const reference = refBroyden(refMap(Float64Array.from(qd)), new Float64Array(qd.length), { stopMode: 'abs', returnFinal: false, ...options });
+    expect(fused.tnstep).toBe(generic.tnstep);
+    expect(fused.tnstep).toBe(reference.tnstep);
+    expect(fused.stats.status).toBe(generic.stats.status);
+    fused.u.forEach((v, i) => {
+      expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
+      expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
+    });
+    fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
+  }
 }
 
 /** f(u, Qd) for `batch` rows, read back. */

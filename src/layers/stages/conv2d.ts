@@ -9,6 +9,7 @@ import { Tensor } from '../../tensor';
 import { NO_EPILOGUE, chainConstants, type Epilogue } from '../dense';
 import { Lifetime, checkParam, readParam, uploadAll, type ParamValue } from '../params';
 import { readEngine, readOptions } from '../../validate';
+import type { FusedConv } from '../layer';
 import type { Stage, StageAdjointIO, StageForwardIO, StageKernels } from '../stage';
 import { checkBatch, workgroupGrid } from './workgroups';
 
@@ -126,6 +127,8 @@ class Conv2dKernels implements StageKernels {
   private readonly set: KernelSet<ConvProblem, ConvKernel, ConvScratch>;
   /** A never-written target for the ∂Qd binding when none is asked (WebGPU forbids aliasing writable bindings). */
   private sink?: GPUBuffer;
+  /** The chain's override constants (lib/epilogue.wgsl). */
+  private readonly constants: Readonly<Record<string, number>>;
   readonly outputSize: number;
 
   constructor(
@@ -134,7 +137,8 @@ class Conv2dKernels implements StageKernels {
   ) {
     this.outputSize = conv.outputSize;
     const { engine } = conv;
-    const specs: Partial<ReturnType<typeof convSpecs>> = convSpecs(chainConstants(epilogue));
+    this.constants = Object.freeze(chainConstants(epilogue));
+    const specs: Partial<ReturnType<typeof convSpecs>> = convSpecs(this.constants);
     if (epilogue.ops.length === 0) delete specs.delta;
     this.set = new KernelSet(engine, 'conv2d stage', specs, {
       allocate: (batch) => (epilogue.ops.length > 0 ? { delta: engine.allocate(batch * this.outputSize * 4, 'Qd') } : {}),
@@ -205,6 +209,13 @@ class Conv2dKernels implements StageKernels {
     if (gradBias) {
       this.set.dispatch(pass, 'biasGrad', { groups: workgroupGrid(engine, quads, 'bias') }, { gate, g_out: gOut, g_bias: gradBias }, this.uniforms(batch));
     }
+  }
+
+  /** The convolution and its chain as parts (not with dropout: its masks follow the gate). */
+  fusedConv(): FusedConv | null {
+    if (this.epilogue.ops.includes('dropout')) return null;
+    const { params, height, width, inChannels, outChannels } = this.conv;
+    return { weight: params.weight.buffer, bias: params.bias.buffer, constants: this.constants, height, width, inChannels, outChannels };
   }
 
   dispose(): void {

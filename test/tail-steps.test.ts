@@ -1,15 +1,16 @@
-// Layers whose f ends in a group or layer normalisation (ImplicitLayer.fusedNormTail): the solver
-// runs the layer's kernels before the norm, then the norm with the iteration's bookkeeping around
-// it (shaders/picard_norm_step.wgsl; Anderson and Broyden: the measurement,
-// anderson_norm_measure.wgsl, broyden_norm_step.wgsl), so an iteration of a layer of k kernels is
-// k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden (k + 1 when the first kernel
-// takes the advance, as a fused linear does), one fewer than the generic kernels. Checked against the generic path (`fused: false`; Picard's iterates bit for bit) and
-// the float64 reference.
+// Layers whose f ends in a library stage kernel (ImplicitLayer.fusedStageTail): the solver runs the
+// layer's kernels before it, then that kernel with the iteration's bookkeeping around it.
+// A group or layer normalisation: shaders/picard_norm_step.wgsl (Anderson and Broyden: the
+// measurement, anderson_norm_measure.wgsl, broyden_norm_step.wgsl), so an iteration of a layer of
+// k kernels is k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden (k + 1 when the
+// first kernel takes the advance, as a fused linear does), one fewer than the generic kernels.
+// A 3×3 convolution: shaders/picard_conv_step.wgsl, Picard k. Checked against the generic path
+// (`fused: false`; Picard's iterates bit for bit) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qd, add, anderson, broyden, conv2d, dropout, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
-import { refActivationStage, refAddQdStage, refAnderson, refBroyden, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefLinear, type RefStage } from '../src/reference';
+import { refActivationStage, refAddQdStage, refAnderson, refConv2dForward, refGroupNormForward, refPicard, refSequentialForward, type RefConv2d, type RefLinear, type RefStage } from '../src/reference';
 import { createTestEngine, randomArray, rng } from './helpers/engine';
-import { dispatchesPerIteration, refLinearStage } from './helpers/layers';
+import { dispatchesPerIteration, expectBroydenAgrees, refLinearStage } from './helpers/layers';
 
 let engine: Engine;
 beforeAll(async () => {
@@ -82,64 +83,22 @@ async function expectAndersonAgrees(f: Sequential, q: Tensor, qd: Float32Array, 
   });
 }
 
-/** Broyden on the norm path against the generic one and the float64 reference (tnstep, fixed point, trace). */
-async function expectBroydenAgrees(f: Sequential, q: Tensor, qd: Float32Array, map: (qd: Float64Array) => (u: Float64Array) => Float64Array): Promise<void> {
-  for (const options of [{ eps: 1e-5, maxDepth: 40 }, { eps: 1e-4, maxDepth: 9, lbfgsThres: 3, stopMode: 'rel' as const, returnFinal: true, checkEvery: 1 }]) {
-    const run = async (fused: boolean) => {
-      const r = await broyden(f, q, { trace: true, ...options, fused });
-      const out = { u: Array.from(await r.uStar.read()), tnstep: r.tnstep, stats: r.stats };
-      r.dispose();
-      return out;
-    };
-    const fused = await run(true);
-    const generic = await run(false);
-    const reference = refBroyden(map(Float64Array.from(qd)), new Float64Array(qd.length), { stopMode: 'abs', returnFinal: false, ...options });
-    expect(fused.tnstep).toBe(generic.tnstep);
-    expect(fused.tnstep).toBe(reference.tnstep);
-    expect(fused.stats.status).toBe(generic.stats.status);
-    fused.u.forEach((v, i) => {
-      expect(Math.abs(v - generic.u[i])).toBeLessThan(1e-5);
-      expect(Math.abs(v - reference.uStar[i])).toBeLessThan(1e-4);
-    });
-    fused.stats.trace?.abs.forEach((a, i) => expect(Math.abs(a - reference.trace.abs[i])).toBeLessThan(1e-2 * reference.trace.abs[i] + 1e-5));
-  }
-}
-
 describe('a layer whose f ends in a normalisation', () => {
-  it('the MDEQ cell (2 kernels): Picard 2 dispatches per iteration (generic: 3), the generic path\'s iterates bit for bit, the float64 reference\'s', async () => {
+  it.each([
+    ['Picard', picard, 2, 3, expectPicardAgrees, 'the generic path\'s iterates bit for bit'],
+    ['Anderson', anderson, 3, 4, expectAndersonAgrees, 'anderson_step, the conv, the norm measuring'],
+    ['Broyden', broyden, 4, 5, expectBroydenAgrees, 'the conv at the stored advance, the norm measuring, decide, advance'],
+  ] as const)('the MDEQ cell (2 kernels): %s %i dispatches per iteration (generic: %i), as the generic path and the float64 reference (%s)', async (name, solver, fused, generic, agrees, _why) => {
     const { f, size, map } = mdeqCell(3, 3, 4);
     const batch = 2;
     const qd = Float32Array.from(randomArray(random, batch * size, 1));
     const q = engine.tensor(qd, [batch, size]);
     expect(f.groups).toBe(2);
-    expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
-    expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(3);
-    await expectPicardAgrees(f, q, qd, map);
-    q.dispose();
-    f.dispose();
-  });
-
-  it('the MDEQ cell: Anderson 3 dispatches per iteration (anderson_step, the conv, the norm measuring; generic: 4), as the generic path and the float64 reference', async () => {
-    const { f, size, map } = mdeqCell(3, 3, 4);
-    const batch = 2;
-    const qd = Float32Array.from(randomArray(random, batch * size, 1));
-    const q = engine.tensor(qd, [batch, size]);
-    expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
-    expect(await dispatchesPerIteration(anderson, f, q, { fused: false })).toBe(4);
-    await expectAndersonAgrees(f, q, qd, map);
-    q.dispose();
-    f.dispose();
-  });
-
-  it('the MDEQ cell: Broyden 4 dispatches per iteration (the conv at the stored advance, the norm measuring, decide, advance; generic: 5), as the generic path and the float64 reference; with the line search the generic kernels', async () => {
-    const { f, size, map } = mdeqCell(3, 3, 4);
-    const batch = 2;
-    const qd = Float32Array.from(randomArray(random, batch * size, 1));
-    const q = engine.tensor(qd, [batch, size]);
-    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
-    expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(5);
-    expect(await dispatchesPerIteration(broyden, f, q, { ls: true })).toBe(await dispatchesPerIteration(broyden, f, q, { ls: true, fused: false }));
-    await expectBroydenAgrees(f, q, qd, map);
+    expect(await dispatchesPerIteration(solver, f, q)).toBe(fused);
+    expect(await dispatchesPerIteration(solver, f, q, { fused: false })).toBe(generic);
+    // With the line search, Broyden's generic kernels.
+    if (name === 'Broyden') expect(await dispatchesPerIteration(broyden, f, q, { ls: true })).toBe(await dispatchesPerIteration(broyden, f, q, { ls: true, fused: false }));
+    await agrees(f, q, qd, map);
     q.dispose();
     f.dispose();
   });
@@ -226,5 +185,55 @@ describe('a layer whose f ends in a normalisation', () => {
     const q2 = engine.tensor(Float32Array.from(randomArray(random, 24, 1)), [2, 12]);
     expect(await dispatchesPerIteration(picard, noisy, q2)).toBe(await dispatchesPerIteration(picard, noisy, q2, { fused: false }));
     for (const owned of [f, q, noisy, q2]) owned.dispose();
+  });
+});
+
+describe('a layer whose f ends in a convolution', () => {
+  const [height, width, C] = [3, 2, 3];
+  const size = height * width * C;
+  const convOf = () => {
+    const conv: RefConv2d = { height, width, inChannels: C, outChannels: C, weight: Float64Array.from(randomArray(random, 9 * C * C, 0.2)), bias: Float64Array.from(randomArray(random, C, 0.1)) };
+    const stage = () => conv2d(engine, { height, width, inChannels: C, outChannels: C, weight: Float32Array.from(conv.weight), bias: Float32Array.from(conv.bias) });
+    return { stage, ref: forwardOnly((x) => refConv2dForward(conv, x)) };
+  };
+
+  it('a conv2d alone (conv2d → add(Qd) → tanh, one kernel): Picard 1 dispatch per iteration (generic: 2), the generic path\'s iterates bit for bit, the float64 reference\'s; Anderson and Broyden keep their generic kernels', async () => {
+    const conv = convOf();
+    const f = sequential(conv.stage(), add(Qd), tanh());
+    expect(f.groups).toBe(1);
+    const stages = [conv.ref, refAddQdStage, refActivationStage('tanh')];
+    const batch = 3;
+    const qd = Float32Array.from(randomArray(random, batch * size, 1));
+    const q = engine.tensor(qd, [batch, size]);
+    expect(await dispatchesPerIteration(picard, f, q)).toBe(1);
+    expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(2);
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
+    await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    q.dispose();
+    f.dispose();
+  });
+
+  it.each([['a CPU', undefined], ["a GPU's", 'gpu']] as const)('layerNorm, then conv2d → add(Qd) → tanh (two kernels) on %s plan: Picard 2 dispatches per iteration (generic: 3), as the generic path and the reference', async (_name, plan) => {
+    engine.planAs = plan;
+    try {
+      const conv = convOf();
+      const gamma = Float64Array.from(randomArray(random, size, 0.2)).map((v) => v + 0.5);
+      const beta = Float64Array.from(randomArray(random, size, 0.2));
+      const f = sequential(layerNorm(engine, { gamma: Float32Array.from(gamma), beta: Float32Array.from(beta) }), conv.stage(), add(Qd), tanh());
+      expect(f.groups).toBe(2);
+      const refNorm = { groups: 1, gamma, beta, eps: 1e-5 };
+      const stages = [forwardOnly((x) => refGroupNormForward(refNorm, x, x.length / size)), conv.ref, refAddQdStage, refActivationStage('tanh')];
+      const batch = 4;
+      const qd = Float32Array.from(randomArray(random, batch * size, 1));
+      const q = engine.tensor(qd, [batch, size]);
+      expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
+      expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(3);
+      await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+      q.dispose();
+      f.dispose();
+    } finally {
+      engine.planAs = undefined;
+    }
   });
 });
