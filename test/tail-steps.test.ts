@@ -4,7 +4,7 @@
 // measurement, anderson_norm_measure.wgsl, broyden_norm_step.wgsl), so an iteration of a layer of
 // k kernels is k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden (k + 1 when the
 // first kernel takes the advance, as a fused linear does), one fewer than the generic kernels.
-// A 3×3 convolution: shaders/picard_conv_step.wgsl, Picard k. Checked against the generic path
+// A 3×3 convolution: shaders/picard_conv_step.wgsl, Picard k; anderson_conv_measure.wgsl, Anderson k + 1. Checked against the generic path
 // (`fused: false`; Picard's iterates bit for bit) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qd, add, anderson, broyden, conv2d, dropout, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
@@ -214,7 +214,7 @@ describe('a layer whose f ends in a convolution', () => {
     f.dispose();
   });
 
-  it.each([['a CPU', undefined], ["a GPU's", 'gpu']] as const)('layerNorm, then conv2d → add(Qd) → tanh (two kernels) on %s plan: Picard 2 dispatches per iteration (generic: 3), as the generic path and the reference', async (_name, plan) => {
+  it.each([['a CPU', undefined], ["a GPU's", 'gpu']] as const)('layerNorm, then conv2d → add(Qd) → tanh (two kernels) on %s plan: Picard 2 dispatches per iteration (generic: 3), Anderson 3 (generic: 4), as the generic path and the reference', async (_name, plan) => {
     engine.planAs = plan;
     try {
       const conv = convOf();
@@ -227,9 +227,13 @@ describe('a layer whose f ends in a convolution', () => {
       const batch = 4;
       const qd = Float32Array.from(randomArray(random, batch * size, 1));
       const q = engine.tensor(qd, [batch, size]);
+      const map = (qdv: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qdv);
       expect(await dispatchesPerIteration(picard, f, q)).toBe(2);
       expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(3);
-      await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+      expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
+      expect(await dispatchesPerIteration(anderson, f, q, { fused: false })).toBe(4);
+      await expectPicardAgrees(f, q, qd, map);
+      await expectAndersonAgrees(f, q, qd, map);
       q.dispose();
       f.dispose();
     } finally {

@@ -32,6 +32,10 @@ struct MeasureParams {
   norm_channels: u32,
   norm_spatial: u32,
   norm_eps: f32,
+  conv_height: u32, // the convolution variant (anderson_conv_measure.wgsl; 0 elsewhere): lib/conv3x3.wgsl's ConvShape
+  conv_width: u32,
+  conv_in: u32,
+  conv_out: u32,
 }
 
 @group(0) @binding(0) var<storage, read> ctrl: Control; // the current header (ctrl or the second header, which has room for the type)

@@ -43,6 +43,7 @@ export const KERNEL_FILES = {
   picardNormStep: 'picard_norm_step.wgsl',
   picardConvStep: 'picard_conv_step.wgsl',
   andersonNormMeasure: 'anderson_norm_measure.wgsl',
+  andersonConvMeasure: 'anderson_conv_measure.wgsl',
   broydenNormStep: 'broyden_norm_step.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',

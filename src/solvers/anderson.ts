@@ -89,10 +89,10 @@ export function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions):
   });
 }
 
-/** The measurement uniform's norm members where no norm measures (lib/anderson_measure.wgsl). */
-const NO_NORM = { norm_groups: 0, norm_channels: 0, norm_spatial: 0, norm_eps: 0 };
-/** The norm measurement's threads: its partials per workgroup with thread sums. */
-const NORM_MEASURE_THREADS = wgslConstant('andersonNormMeasure', 'REDUCE_SIZE', 'u32');
+/** The measurement uniform's norm and convolution members where neither measures (lib/anderson_measure.wgsl). */
+const NO_STAGE = { norm_groups: 0, norm_channels: 0, norm_spatial: 0, norm_eps: 0, conv_height: 0, conv_width: 0, conv_in: 0, conv_out: 0 };
+/** The norm and convolution measurements' threads (both 64: test/shader-reflection.test.ts): their partials per workgroup with thread sums. */
+const TAIL_MEASURE_THREADS = wgslConstant('andersonNormMeasure', 'REDUCE_SIZE', 'u32');
 
 /** What an Anderson solve builds before iterating (see Plan). */
 async function andersonPlan(run: SolveRun): Promise<Plan> {
@@ -108,10 +108,11 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   // Not on a CPU adapter, where the split steps measured slower than the generic kernels.
   const splitPath = fused?.product?.split && !prefix && !run.engine.cpuAdapter ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
   const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
-  // A layer ending in a normalisation (after kernels of its own): those, then the norm with the
-  // measurement (anderson_norm_measure.wgsl).
-  const normTail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure' });
-  const tail = normTail?.kind === 'norm' && normTail.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
+  // A layer ending in a normalisation or a convolution (after kernels of its own): those, then
+  // that kernel with the measurement (anderson_norm_measure.wgsl, anderson_conv_measure.wgsl).
+  const stageTail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure', conv: 'andersonConvMeasure' });
+  const tail = stageTail?.prefix ? { ...stageTail, prefix: stageTail.prefix } : null;
+  const tailShader = tail?.kind === 'norm' ? 'andersonNormMeasure' : 'andersonConvMeasure';
   // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
   const alphaSlots = { ALPHA_SLOTS: slots };
   await run.addKernel('andersonSolve', alphaSlots);
@@ -119,7 +120,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   if (fused && product) {
     await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
-  if (tail) await run.addKernel('andersonNormMeasure', tail.norm.constants);
+  if (tail) await run.addKernel(tailShader, tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants);
   if (fused && splitPath) {
     // The step has no epilogue (the measurement runs it): only the product's constants.
     await run.addKernel('andersonSplitStep', { ...splitPath.constants, ...alphaSlots, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
@@ -137,10 +138,11 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   const chunks = 1 + Math.ceil(slots / 4);
   const generic = run.stepGroups();
   const threadSums = (product !== null || tail !== null) && run.threadSums;
-  const [tx, ty] = tail?.norm.grid ?? [0, 0];
+  // The tail's grid: a norm's (row, group) workgroups, or a convolution's the generic measurement's.
+  const [tx, ty] = tail?.kind === 'norm' ? tail.norm.grid : [generic, 1];
   const measureParts = product
     ? product.groups[0] * product.groups[1] * (threadSums ? product.threads : 1)
-    : tail ? tx * ty * (threadSums ? NORM_MEASURE_THREADS : 1) : generic;
+    : tail ? tx * ty * (threadSums ? TAIL_MEASURE_THREADS : 1) : generic;
   const steps = run.stepState(chunks * Math.max(measureParts, generic));
   const sumsFlag = { thread_sums: threadSums ? 1 : 0 };
 
@@ -163,10 +165,12 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
     }),
   );
   const d = run.layer.featureSize;
-  const measureShader = product ? denseShader : tail ? 'andersonNormMeasure' : 'andersonMeasure';
-  const normParams = tail
-    ? { m: run.batch, norm_groups: tail.norm.groups, norm_channels: tail.norm.channels, norm_spatial: tail.norm.spatial, norm_eps: tail.norm.eps }
-    : NO_NORM;
+  const measureShader = product ? denseShader : tail ? tailShader : 'andersonMeasure';
+  const stageParams = tail?.kind === 'norm'
+    ? { ...NO_STAGE, m: run.batch, norm_groups: tail.norm.groups, norm_channels: tail.norm.channels, norm_spatial: tail.norm.spatial, norm_eps: tail.norm.eps }
+    : tail?.kind === 'conv'
+      ? { ...NO_STAGE, conv_height: tail.conv.height, conv_width: tail.conv.width, conv_in: tail.conv.inChannels, conv_out: tail.conv.outChannels }
+      : NO_STAGE;
   const measureKernel = run.kernel(measureShader);
   /** The measurement after iteration t's evaluation (t = 0: the start's f(u1), which the first step reads). */
   const measureGroup = (t: number, ahead: number) =>
@@ -174,11 +178,12 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
       params: run.params(measureShader, {
         m: product ? run.batch : 0, n: product ? d : 0, k: product ? (prefix?.size ?? d) : 0, state_size: n, stride, slots,
-        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag, ...normParams,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag, ...stageParams,
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.qdBuffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
-      ...(tail ? { gamma: tail.norm.gamma, beta: tail.norm.beta, epi_qd: run.qdBuffer, product_a: tail.prefix.output } : {}),
+      ...(tail?.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : tail?.kind === 'conv' ? { weight: tail.conv.weight, bias: tail.conv.bias } : {}),
+      ...(tail ? { epi_qd: run.qdBuffer, product_a: tail.prefix.output } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];
@@ -231,7 +236,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       splitMeasure.bind({
         ctrl: run.header(t + 1),
         params: run.params('andersonSplitMeasure', {
-          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits, thread_sums: 0, ...NO_NORM,
+          ...sizes, state_size: n, stride, slots, partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead: 1, splits, thread_sums: 0, ...NO_STAGE,
         }),
         ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials, bias: fused.bias, epi_qd: run.qdBuffer, gemm_partial: partials, mixed,
       }),

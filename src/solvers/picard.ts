@@ -26,9 +26,8 @@ import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
 import { wgslConstant } from '../gpu/shaders';
 
-/** The norm and convolution steps' threads: their partials per workgroup with thread sums. */
+/** The norm and convolution steps' threads (both 64: test/shader-reflection.test.ts): their partials per workgroup with thread sums. */
 const TAIL_STEP_THREADS = wgslConstant('picardNormStep', 'REDUCE_SIZE', 'u32');
-if (wgslConstant('picardConvStep', 'REDUCE_SIZE', 'u32') !== TAIL_STEP_THREADS) throw new Error('picard_norm_step.wgsl and picard_conv_step.wgsl differ in REDUCE_SIZE');
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
