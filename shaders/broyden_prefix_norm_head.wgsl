@@ -11,20 +11,25 @@
 // the layer's gate and broyden_prefix_step.wgsl. So the advance kernel goes: an iteration of a
 // layer of k kernels is k + 1 dispatches (this one, the layer's kernels after its first,
 // broyden_prefix_step.wgsl, broyden_decide.wgsl), as with shaders/broyden_prefix_head.wgsl.
-// Bindings: lib/broyden_norm.wgsl's 0–9; out [rows, spatial·channels] (10).
+// Bindings: lib/broyden_stage.wgsl's 0–6 and 9; gamma, beta [channels] (7, 8); out [rows,
+//           spatial·channels] (10).
 // Dispatch: one workgroup per (row, group), rows·groups, as a 2-D grid (x, y) read as the linear
 //           index y·x_count + x (extra workgroups return).
 
 //! include lib/reduce.wgsl
 //! include lib/broyden_advance.wgsl
-//! include lib/broyden_norm.wgsl
+//! include lib/broyden_stage.wgsl
 //! include lib/norm_groups.wgsl
 //! include lib/epilogue.wgsl
 //! include lib/epilogue_fixed.wgsl
 
 const REDUCE_SIZE: u32 = 64u;
 
+@group(0) @binding(7) var<storage, read> gamma: array<f32>;
+@group(0) @binding(8) var<storage, read> beta: array<f32>;
 @group(0) @binding(10) var<storage, read_write> out: array<f32>;
+
+fn norm_shape() -> NormShape { return NormShape(params.batch, params.groups, params.channels, params.spatial, params.eps); }
 
 // The iteration before t (whose update this kernel finishes); x_{t+1} lands in its x slot.
 fn previous() -> u32 { return 1u - params.cur; }

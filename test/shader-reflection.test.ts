@@ -107,7 +107,7 @@ describe('build-time reflection equals wgsl_reflect at run time', () => {
     // 'override': the kernel's entries have different workgroup sizes, each pipeline sets it.
     const expected: Partial<Record<ShaderName, number | 'override'>> = {
       residual: 64, finish: 64, andersonGram: 64, broydenFinalize: 64, broydenMeasure: 64, broydenDecide: 64,
-      broydenAdvance: 64, broydenPrefixNormHead: 64, picardNormStep: 64, picardConvStep: 64, andersonNormMeasure: 64, andersonConvMeasure: 64, broydenNormStep: 64, stageConv2d: 64, stageNorm: 64, picardStep: 64, spectralNorm: 64, andersonStep: 64, andersonMeasure: 64,
+      broydenAdvance: 64, broydenPrefixNormHead: 64, picardNormStep: 64, picardConvStep: 64, andersonNormMeasure: 64, andersonConvMeasure: 64, broydenNormStep: 64, broydenConvStep: 64, stageConv2d: 64, stageNorm: 64, picardStep: 64, spectralNorm: 64, andersonStep: 64, andersonMeasure: 64,
       rowsMeasure: 64, rowsBroyden: 64,
       picardFused: 256, lineSearch: 256, mse: 256, gdeqPrecondition: 256, softmaxXent: 256, powerStep: 256, jacobianPenalty: 256,
       picardDenseStep: 'override', picardPrefixStep: 'override', andersonDenseStep: 'override', andersonPrefixStep: 'override', broydenDenseStep: 'override', broydenPrefixStep: 'override', broydenPrefixHead: 'override',

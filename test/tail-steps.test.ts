@@ -4,7 +4,8 @@
 // measurement, anderson_norm_measure.wgsl, broyden_norm_step.wgsl), so an iteration of a layer of
 // k kernels is k dispatches for Picard, k + 1 for Anderson and k + 2 for Broyden (k + 1 when the
 // first kernel takes the advance, as a fused linear does), one fewer than the generic kernels.
-// A 3×3 convolution: shaders/picard_conv_step.wgsl, Picard k; anderson_conv_measure.wgsl, Anderson k + 1. Checked against the generic path
+// A 3×3 convolution: the same with shaders/picard_conv_step.wgsl, anderson_conv_measure.wgsl,
+// broyden_conv_step.wgsl. Checked against the generic path
 // (`fused: false`; Picard's iterates bit for bit) and the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qd, add, anderson, broyden, conv2d, dropout, groupNorm, layerNorm, linear, picard, relu, sequential, tanh, type Engine, type Sequential, type SolverOptions, type Tensor } from '../src';
@@ -214,7 +215,7 @@ describe('a layer whose f ends in a convolution', () => {
     f.dispose();
   });
 
-  it.each([['a CPU', undefined], ["a GPU's", 'gpu']] as const)('layerNorm, then conv2d → add(Qd) → tanh (two kernels) on %s plan: Picard 2 dispatches per iteration (generic: 3), Anderson 3 (generic: 4), as the generic path and the reference', async (_name, plan) => {
+  it.each([['a CPU', undefined], ["a GPU's", 'gpu']] as const)('layerNorm, then conv2d → add(Qd) → tanh (two kernels) on %s plan: Picard 2 dispatches per iteration (generic: 3), Anderson 3 (generic: 4), Broyden 3 (generic: 5), as the generic path and the reference', async (_name, plan) => {
     engine.planAs = plan;
     try {
       const conv = convOf();
@@ -232,12 +233,36 @@ describe('a layer whose f ends in a convolution', () => {
       expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(3);
       expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
       expect(await dispatchesPerIteration(anderson, f, q, { fused: false })).toBe(4);
+      // The norm on the advance (the prefix's head), the convolution measuring, decide.
+      expect(await dispatchesPerIteration(broyden, f, q)).toBe(3);
+      expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(5);
       await expectPicardAgrees(f, q, qd, map);
       await expectAndersonAgrees(f, q, qd, map);
+      await expectBroydenAgrees(f, q, qd, map);
       q.dispose();
       f.dispose();
     } finally {
       engine.planAs = undefined;
     }
+  });
+
+  it('a residual cell of two convolutions (conv2d → relu, conv2d → add(Qd) → tanh): Picard 2, Anderson 3, Broyden 4 (the first convolution at the stored advance, the second measuring, decide, advance), as the generic path and the reference', async () => {
+    const [c1, c2] = [convOf(), convOf()];
+    const f = sequential(c1.stage(), relu(), c2.stage(), add(Qd), tanh());
+    expect(f.groups).toBe(2);
+    const stages = [c1.ref, refActivationStage('relu'), c2.ref, refAddQdStage, refActivationStage('tanh')];
+    const map = (qdv: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qdv);
+    const batch = 3;
+    const qd = Float32Array.from(randomArray(random, batch * size, 1));
+    const q = engine.tensor(qd, [batch, size]);
+    for (const [solver, fused, generic] of [[picard, 2, 3], [anderson, 3, 4], [broyden, 4, 5]] as const) {
+      expect(await dispatchesPerIteration(solver, f, q)).toBe(fused);
+      expect(await dispatchesPerIteration(solver, f, q, { fused: false })).toBe(generic);
+    }
+    await expectPicardAgrees(f, q, qd, map);
+    await expectAndersonAgrees(f, q, qd, map);
+    await expectBroydenAgrees(f, q, qd, map);
+    q.dispose();
+    f.dispose();
   });
 });

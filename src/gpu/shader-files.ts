@@ -45,6 +45,7 @@ export const KERNEL_FILES = {
   andersonNormMeasure: 'anderson_norm_measure.wgsl',
   andersonConvMeasure: 'anderson_conv_measure.wgsl',
   broydenNormStep: 'broyden_norm_step.wgsl',
+  broydenConvStep: 'broyden_conv_step.wgsl',
   broydenSplitStep: 'broyden_split_step.wgsl',
   broydenSplitMeasure: 'broyden_split_measure.wgsl',
   lineSearch: 'line_search.wgsl',

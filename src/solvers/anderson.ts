@@ -10,8 +10,9 @@
  * — or, for a dense layer, the evaluation and measurement as one kernel (shaders/anderson_dense_step.wgsl);
  * for a split-k product the step with the mix as the split product's operand
  * (shaders/anderson_split_step.wgsl), then the combine and measurement (anderson_split_measure.wgsl);
- * for a layer of kernels ending in such a product or in a normalisation (`fusedStageTail`:
- * shaders/anderson_norm_measure.wgsl), the step, the kernels before it, then it measuring.
+ * for a layer of kernels ending in such a product, a normalisation or a convolution
+ * (`fusedStageTail`: shaders/anderson_norm_measure.wgsl, anderson_conv_measure.wgsl), the step,
+ * the kernels before it, then it measuring.
  */
 import { wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';

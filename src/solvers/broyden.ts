@@ -31,14 +31,15 @@
  * broyden_advance.wgsl's head_main (the advance, and those stages' chain on x_{t+1}); with any
  * other first kernel (or a device that cannot bind the head's buffers) k + 2: the k − 1 kernels
  * at the point the advance kernel stored, broyden_prefix_step.wgsl, decide, advance. A layer of k
- * kernels ending in a normalisation (`fusedStageTail`, without the line search) takes k + 2 too:
- * the kernels before it, broyden_norm_step.wgsl (the norm measuring), decide, advance; k + 1 with
+ * kernels ending in a normalisation or a convolution (`fusedStageTail`, without the line search)
+ * takes k + 2 too: the kernels before it, broyden_norm_step.wgsl or broyden_conv_step.wgsl (that
+ * kernel measuring), decide, advance; k + 1 with
  * a head as above in place of the advance kernel. Iterate and residual pairs alternate between
  * the slots of one state buffer by parity.
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
-import type { FusedPrefix, ImplicitLayer } from '../layers/layer';
+import type { FusedConv, FusedNorm, FusedPrefix, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { CONTROL_HEADER_SIZE, type ControlSnapshot } from './control';
@@ -47,8 +48,18 @@ import { solve } from './program';
 import { FinishMode, type Plan, type RunHooks, type SolveRun } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
-/** The norm step's threads: its partials per workgroup with thread sums. */
-const NORM_STEP_THREADS = wgslConstant('broydenNormStep', 'REDUCE_SIZE', 'u32');
+/** The norm and convolution steps' threads (both 64: test/shader-reflection.test.ts): their partials per workgroup with thread sums. */
+const TAIL_STEP_THREADS = wgslConstant('broydenNormStep', 'REDUCE_SIZE', 'u32');
+/** lib/broyden_stage.wgsl's stage members, none set. */
+const NO_STAGE = { batch: 0, groups: 0, channels: 0, spatial: 0, eps: 0, conv_height: 0, conv_width: 0, conv_in: 0, conv_out: 0 };
+/** lib/broyden_stage.wgsl's members of a norm. */
+const normShape = (run: SolveRun, norm: FusedNorm): Record<string, number> => ({
+  ...NO_STAGE, batch: run.batch, groups: norm.groups, channels: norm.channels, spatial: norm.spatial, eps: norm.eps,
+});
+/** lib/broyden_stage.wgsl's members of a convolution. */
+const convShape = (conv: FusedConv): Record<string, number> => ({
+  ...NO_STAGE, conv_height: conv.height, conv_width: conv.width, conv_in: conv.inChannels, conv_out: conv.outChannels,
+});
 /** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
 const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
@@ -91,11 +102,12 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   if (product) {
     await run.addKernel(denseShader, { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
   }
-  // A layer ending in a normalisation after kernels of its own, without the line search: those,
-  // then the norm measuring (broyden_norm_step.wgsl), decide.
-  const normTail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep' });
-  const tail = normTail?.kind === 'norm' && normTail.prefix ? { norm: normTail.norm, prefix: normTail.prefix } : null;
-  if (tail) await run.addKernel('broydenNormStep', tail.norm.constants);
+  // A layer ending in a normalisation or a convolution after kernels of its own, without the line
+  // search: those, then that kernel measuring (broyden_norm_step.wgsl, broyden_conv_step.wgsl), decide.
+  const stageTail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep', conv: 'broydenConvStep' });
+  const tail = stageTail?.prefix ? { ...stageTail, prefix: stageTail.prefix } : null;
+  const tailShader = tail?.kind === 'norm' ? 'broydenNormStep' : 'broydenConvStep';
+  if (tail) await run.addKernel(tailShader, tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants);
   // The kernels before the measuring one (the dense step's product, or the norm's).
   const prefix = densePrefix ?? tail?.prefix;
   // A prefix that begins with a fused linear: that linear with the advance as its product's
@@ -126,8 +138,9 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // (SolveRun.threadSums; the generic measure kernel keeps its trees: one per workgroup).
   const threadSums = run.threadSums;
   const rankParts = groups * (threadSums ? DECIDE_THREADS : 1);
-  const [tx, ty] = tail?.norm.grid ?? [0, 0];
-  const denseParts = product ? denseGroups * (threadSums ? product.threads : 1) : tail ? tx * ty * (threadSums ? NORM_STEP_THREADS : 1) : 0;
+  // The tail's grid: a norm's (row, group) workgroups, or a convolution's the measure kernel's.
+  const [tx, ty] = tail?.kind === 'norm' ? tail.norm.grid : [groups, 1];
+  const denseParts = product ? denseGroups * (threadSums ? product.threads : 1) : tail ? tx * ty * (threadSums ? TAIL_STEP_THREADS : 1) : 0;
   // Entries per row of `sums`: one per workgroup (or thread) of the kernel that measures, and of the decide kernel.
   const rows = Math.max(groups, rankParts, denseParts);
   const sumsFlags = { rank_parts: rankParts, thread_sums: threadSums ? 1 : 0 };
@@ -236,17 +249,17 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
       for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
     };
   } else if (tail) {
-    // The prefix at x_{t+1}, then the norm measuring (broyden_norm_step.wgsl).
-    const normStep = k('broydenNormStep');
-    const { gamma, beta, groups: normGroups, channels, spatial, eps } = tail.norm;
-    const normBindings = byParity((cur) =>
-      normStep.bind({
-        ctrl: run.ctrl, ctrl_b: ctrlB,
-        params: run.params('broydenNormStep', { ...sumsFlags, rows, stride, cur, memory, batch: run.batch, groups: normGroups, channels, spatial, eps }),
-        sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, product_a: tail.prefix.output,
+    // The prefix at x_{t+1}, then the norm or the convolution measuring.
+    const tailStep = k(tailShader);
+    const shape = tail.kind === 'norm' ? normShape(run, tail.norm) : convShape(tail.conv);
+    const operands: Record<string, GPUBuffer> = tail.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : { weight: tail.conv.weight, bias: tail.conv.bias };
+    const tailBindings = byParity((cur) =>
+      tailStep.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params(tailShader, { ...sumsFlags, rows, stride, cur, memory, n, ...shape }),
+        sums, state, factors, aux, ...operands, epi_qd: run.qdBuffer, product_a: tail.prefix.output,
       }),
     );
-    measure = (pass, cur) => normStep.dispatch(pass, normBindings[cur], tx, ty);
+    measure = (pass, cur) => tailStep.dispatch(pass, tailBindings[cur], tx, ty);
   }
   if (measure) {
     const measureStep = measure;
@@ -264,14 +277,13 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
           }),
         )
       : normHead && headKernel
-        ? byParity((cur) => {
-            const { gamma, beta, groups: normGroups, channels, spatial, eps } = normHead.norm;
-            return headKernel.bind({
+        ? byParity((cur) =>
+            headKernel.bind({
               ctrl: run.ctrl, ctrl_b: ctrlB,
-              params: run.params('broydenPrefixNormHead', { ...sumsFlags, rows, stride, cur, memory, batch: run.batch, groups: normGroups, channels, spatial, eps }),
-              sums, state, factors, aux, gamma, beta, epi_qd: run.qdBuffer, out: normHead.output,
-            });
-          })
+              params: run.params('broydenPrefixNormHead', { ...sumsFlags, rows, stride, cur, memory, n, ...normShape(run, normHead.norm) }),
+              sums, state, factors, aux, gamma: normHead.norm.gamma, beta: normHead.norm.beta, epi_qd: run.qdBuffer, out: normHead.output,
+            }),
+          )
         : pointwiseHead && pointwiseKernel
           ? byParity((cur) =>
               pointwiseKernel.bind({

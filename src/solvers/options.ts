@@ -75,8 +75,8 @@ export interface SolverOptions {
    * dispatch per iteration (on a small state, several iterations per dispatch in one workgroup),
    * Anderson and Broyden two (Broyden with `ls` nine); for a sequential of k groups ending in
    * one, Picard k, Anderson k + 1, Broyden k + 1 or k + 2 (by its first group); ending in a
-   * `groupNorm`/`layerNorm` group, Picard k, Anderson k + 1, Broyden k + 2 (or k + 1 by its
-   * first group). With `false`, the
+   * `groupNorm`/`layerNorm` or `conv2d` group, Picard k, Anderson k + 1, Broyden k + 2 (or k + 1
+   * by its first group). With `false`, the
    * layer's own kernels and the solver's. Default true.
    */
   fused?: boolean;
