@@ -1,5 +1,5 @@
 // Anderson on a layer whose f ends in a 3×3 convolution with its chain, f(x) = chain(conv(prefix(x)))
-// (ImplicitLayer.fusedStageTail of kind 'conv', with a prefix: e.g. `layerNorm, conv2d, add(Qd),
+// (ImplicitLayer.fusedStageTail of kind 'conv', with a prefix or alone (WHOLE_LAYER): e.g. `layerNorm, conv2d, add(Qd),
 // tanh`): the layer's kernels before the convolution have written prefix(x_p) into `product_a`;
 // this dispatch is the convolution's forward (lib/conv3x3.wgsl) storing fx_p = chain(conv(·)) into
 // the ring and measuring each value as it stores it (lib/anderson_measure.wgsl), as
@@ -25,7 +25,14 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(13) var<storage, read> product_a: array<f32>;
 
 fn conv_shape() -> ConvShape { return ConvShape(params.conv_height, params.conv_width, params.conv_in, params.conv_out); }
-fn conv_x(i: u32) -> f32 { return product_a[i]; }
+// WHOLE_LAYER (override): the stage is the whole layer, so its input is the iterate itself, x_p
+// in the ring; product_a is then bound to any read-only buffer and never read.
+override WHOLE_LAYER: bool = false;
+
+fn conv_x(i: u32) -> f32 {
+  if (WHOLE_LAYER) { return x_ring[measure_base() + i]; }
+  return product_a[i];
+}
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -1,5 +1,5 @@
 // Anderson on a layer whose f ends in a group or layer normalisation with its chain,
-// f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedStageTail, with a prefix: e.g. the MDEQ cell
+// f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedStageTail, with a prefix or alone (WHOLE_LAYER): e.g. the MDEQ cell
 // `conv2d, add(Qd), groupNorm, relu`): the layer's kernels before the norm have written prefix(x_p)
 // into `product_a`; this dispatch is the norm's forward with the measurement in its epilogue, as
 // shaders/anderson_prefix_step.wgsl is for a product — each workgroup normalises its (row, group)
@@ -27,7 +27,14 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(13) var<storage, read> product_a: array<f32>;
 
 fn norm_shape() -> NormShape { return NormShape(params.m, params.norm_groups, params.norm_channels, params.norm_spatial, params.norm_eps); }
-fn norm_x(e: u32) -> f32 { return product_a[e]; }
+// WHOLE_LAYER (override): the stage is the whole layer, so its input is the iterate itself, x_p
+// in the ring; product_a is then bound to any read-only buffer and never read.
+override WHOLE_LAYER: bool = false;
+
+fn norm_x(e: u32) -> f32 {
+  if (WHOLE_LAYER) { return x_ring[measure_base() + e]; }
+  return product_a[e];
+}
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {

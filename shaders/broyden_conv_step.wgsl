@@ -1,6 +1,6 @@
 // One dispatch of a Broyden iteration t ≥ 1 of a layer whose f ends in a 3×3 convolution with its
 // chain, f(x) = chain(conv(prefix(x))) (ImplicitLayer.fusedStageTail of kind 'conv', with a
-// prefix), without the line search: as shaders/broyden_norm_step.wgsl for a norm — the
+// prefix or alone: WHOLE_LAYER), without the line search: as shaders/broyden_norm_step.wgsl for a norm — the
 // convolution's forward (lib/conv3x3.wgsl) storing g' = chain(conv(·)) − x_{t+1} for each thread's
 // outputs, then the measurement over them (lib/broyden_stage.wgsl), on the generic measurement's
 // workgroups and element assignment; then broyden_decide.wgsl (and the advance kernel without a
@@ -23,7 +23,14 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(10) var<storage, read> product_a: array<f32>;
 
 fn conv_shape() -> ConvShape { return ConvShape(params.conv_height, params.conv_width, params.conv_in, params.conv_out); }
-fn conv_x(i: u32) -> f32 { return product_a[i]; }
+// WHOLE_LAYER (override): the stage is the whole layer, so its input is x_{t+1} in the state
+// (the advance kernel stored it); product_a is then bound to any read-only buffer and never read.
+override WHOLE_LAYER: bool = false;
+
+fn conv_x(i: u32) -> f32 {
+  if (WHOLE_LAYER) { return state[x_new_index(params.cur, params.stride, i)]; }
+  return product_a[i];
+}
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -1,6 +1,6 @@
 // One dispatch of a Broyden iteration t ≥ 1 of a layer whose f ends in a group or layer
 // normalisation with its chain, f(x) = chain(norm(prefix(x))) (ImplicitLayer.fusedStageTail of
-// kind 'norm', with a prefix: e.g. the MDEQ cell `conv2d, add(Qd), groupNorm, relu`), without the
+// kind 'norm', with a prefix or alone (WHOLE_LAYER): e.g. the MDEQ cell `conv2d, add(Qd), groupNorm, relu`), without the
 // line search: the advance kernel (or the prefix's head) has stored the advance of iteration
 // t − 1 and the layer's kernels before the norm have written prefix(x_{t+1}) into `product_a`;
 // this dispatch is the norm's forward (lib/norm_groups.wgsl), each workgroup over its own
@@ -26,7 +26,14 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(10) var<storage, read> product_a: array<f32>;
 
 fn norm_shape() -> NormShape { return NormShape(params.batch, params.groups, params.channels, params.spatial, params.eps); }
-fn norm_x(e: u32) -> f32 { return product_a[e]; }
+// WHOLE_LAYER (override): the stage is the whole layer, so its input is x_{t+1} in the state
+// (the advance kernel stored it); product_a is then bound to any read-only buffer and never read.
+override WHOLE_LAYER: bool = false;
+
+fn norm_x(e: u32) -> f32 {
+  if (WHOLE_LAYER) { return state[x_new_index(params.cur, params.stride, e)]; }
+  return product_a[e];
+}
 
 @compute @workgroup_size(REDUCE_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) count: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -135,7 +135,7 @@ describe('a layer whose f ends in a normalisation', () => {
     f.dispose();
   });
 
-  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, as the generic path and the reference; Anderson and Broyden keep their generic measurement (the norm would read the state they write)', async () => {
+  it('a layerNorm that is the whole layer (layerNorm → tanh → add(Qd), one kernel): Picard 1 dispatch per iteration, Anderson 2, Broyden 3 (the norm reads the iterate itself: WHOLE_LAYER), as the generic path and the reference', async () => {
     const d = 20;
     const batch = 3;
     const gamma = Float64Array.from(randomArray(random, d, 0.3)).map((v) => v + 0.5);
@@ -148,9 +148,14 @@ describe('a layer whose f ends in a normalisation', () => {
     const q = engine.tensor(qd, [batch, d]);
     expect(await dispatchesPerIteration(picard, f, q)).toBe(1);
     expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(2);
-    expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
-    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
-    await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(2);
+    expect(await dispatchesPerIteration(anderson, f, q, { fused: false })).toBe(3);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(4);
+    const map = (qdv: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qdv);
+    await expectPicardAgrees(f, q, qd, map);
+    await expectAndersonAgrees(f, q, qd, map);
+    await expectBroydenAgrees(f, q, qd, map);
     q.dispose();
     f.dispose();
   });
@@ -198,7 +203,7 @@ describe('a layer whose f ends in a convolution', () => {
     return { stage, ref: forwardOnly((x) => refConv2dForward(conv, x)) };
   };
 
-  it('a conv2d alone (conv2d → add(Qd) → tanh, one kernel): Picard 1 dispatch per iteration (generic: 2), the generic path\'s iterates bit for bit, the float64 reference\'s; Anderson and Broyden keep their generic kernels', async () => {
+  it('a conv2d alone (conv2d → add(Qd) → tanh, one kernel): Picard 1 dispatch per iteration (generic: 2, the iterates bit for bit), Anderson 2, Broyden 3 (the convolution reads the iterate itself: WHOLE_LAYER), as the generic path and the float64 reference', async () => {
     const conv = convOf();
     const f = sequential(conv.stage(), add(Qd), tanh());
     expect(f.groups).toBe(1);
@@ -208,9 +213,14 @@ describe('a layer whose f ends in a convolution', () => {
     const q = engine.tensor(qd, [batch, size]);
     expect(await dispatchesPerIteration(picard, f, q)).toBe(1);
     expect(await dispatchesPerIteration(picard, f, q, { fused: false })).toBe(2);
-    expect(await dispatchesPerIteration(anderson, f, q)).toBe(3);
-    expect(await dispatchesPerIteration(broyden, f, q)).toBe(4);
-    await expectPicardAgrees(f, q, qd, (qdv) => (u) => refSequentialForward(stages, u, qdv));
+    expect(await dispatchesPerIteration(anderson, f, q)).toBe(2);
+    expect(await dispatchesPerIteration(anderson, f, q, { fused: false })).toBe(3);
+    expect(await dispatchesPerIteration(broyden, f, q)).toBe(3);
+    expect(await dispatchesPerIteration(broyden, f, q, { fused: false })).toBe(4);
+    const map = (qdv: Float64Array) => (u: Float64Array) => refSequentialForward(stages, u, qdv);
+    await expectPicardAgrees(f, q, qd, map);
+    await expectAndersonAgrees(f, q, qd, map);
+    await expectBroydenAgrees(f, q, qd, map);
     q.dispose();
     f.dispose();
   });

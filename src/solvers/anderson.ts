@@ -112,7 +112,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   // A layer ending in a normalisation or a convolution (after kernels of its own): those, then
   // that kernel with the measurement (anderson_norm_measure.wgsl, anderson_conv_measure.wgsl).
   const stageTail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure', conv: 'andersonConvMeasure' });
-  const tail = stageTail?.prefix ? { ...stageTail, prefix: stageTail.prefix } : null;
+  const tail = stageTail;
   const tailShader = tail?.kind === 'norm' ? 'andersonNormMeasure' : 'andersonConvMeasure';
   // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
   const alphaSlots = { ALPHA_SLOTS: slots };
@@ -121,7 +121,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   if (fused && product) {
     await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
-  if (tail) await run.addKernel(tailShader, tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants);
+  if (tail) await run.addKernel(tailShader, { ...(tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants), WHOLE_LAYER: tail.prefix ? 0 : 1 });
   if (fused && splitPath) {
     // The step has no epilogue (the measurement runs it): only the product's constants.
     await run.addKernel('andersonSplitStep', { ...splitPath.constants, ...alphaSlots, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
@@ -184,7 +184,8 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.qdBuffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
       ...(tail?.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : tail?.kind === 'conv' ? { weight: tail.conv.weight, bias: tail.conv.bias } : {}),
-      ...(tail ? { epi_qd: run.qdBuffer, product_a: tail.prefix.output } : {}),
+      // product_a: the prefix's output, or (the stage alone: WHOLE_LAYER) a read-only buffer never read.
+      ...(tail ? { epi_qd: run.qdBuffer, product_a: tail.prefix?.output ?? run.qdBuffer } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];
@@ -199,7 +200,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       if (prefix) run.evaluatePrefix(pass, prefix, x(slot), gate, replayKey);
       measureKernel.dispatch(pass, group, product.groups[0], product.groups[1]);
     } else if (tail) {
-      run.evaluatePrefix(pass, tail.prefix, x(slot), gate, replayKey);
+      if (tail.prefix) run.evaluatePrefix(pass, tail.prefix, x(slot), gate, replayKey);
       measureKernel.dispatch(pass, group, tx, ty);
     } else {
       run.evaluate(pass, x(slot), fx(slot), gate, replayKey);

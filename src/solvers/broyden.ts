@@ -105,9 +105,9 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // A layer ending in a normalisation or a convolution after kernels of its own, without the line
   // search: those, then that kernel measuring (broyden_norm_step.wgsl, broyden_conv_step.wgsl), decide.
   const stageTail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep', conv: 'broydenConvStep' });
-  const tail = stageTail?.prefix ? { ...stageTail, prefix: stageTail.prefix } : null;
+  const tail = stageTail;
   const tailShader = tail?.kind === 'norm' ? 'broydenNormStep' : 'broydenConvStep';
-  if (tail) await run.addKernel(tailShader, tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants);
+  if (tail) await run.addKernel(tailShader, { ...(tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants), WHOLE_LAYER: tail.prefix ? 0 : 1 });
   // The kernels before the measuring one (the dense step's product, or the norm's).
   const prefix = densePrefix ?? tail?.prefix;
   // A prefix that begins with a fused linear: that linear with the advance as its product's
@@ -256,7 +256,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     const tailBindings = byParity((cur) =>
       tailStep.bind({
         ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params(tailShader, { ...sumsFlags, rows, stride, cur, memory, n, ...shape }),
-        sums, state, factors, aux, ...operands, epi_qd: run.qdBuffer, product_a: tail.prefix.output,
+        // product_a: the prefix's output, or (the stage alone: WHOLE_LAYER) a read-only buffer never read.
+        sums, state, factors, aux, ...operands, epi_qd: run.qdBuffer, product_a: tail.prefix?.output ?? run.qdBuffer,
       }),
     );
     measure = (pass, cur) => tailStep.dispatch(pass, tailBindings[cur], tx, ty);
@@ -294,7 +295,9 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
           : null;
     const headUsed = headBindings ? (denseHead ?? normHead ?? pointwiseHead) : undefined;
     const rest: FusedPrefix | null = headUsed && prefix ? { output: prefix.output, size: prefix.size, encode: headUsed.rest } : null;
-    const advances = prefix !== undefined && headBindings === null;
+    // The advance kernel stays where no kernel of the iteration computes the advance: a prefix or a
+    // stage tail without a head.
+    const advances = (prefix !== undefined || tail !== null) && headBindings === null;
     const [hx, hy] = headProduct?.groups ?? normHead?.norm.grid ?? [groups, 1];
     iterate = (pass, t) => {
       const cur = t % 2;
