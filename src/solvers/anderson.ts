@@ -109,10 +109,9 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   // Not on a CPU adapter, where the split steps measured slower than the generic kernels.
   const splitPath = fused?.product?.split && !prefix && !run.engine.cpuAdapter ? run.denseProduct(fused, 'andersonSplitStep', 'step') : null;
   const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
-  // A layer ending in a normalisation or a convolution (after kernels of its own): those, then
-  // that kernel with the measurement (anderson_norm_measure.wgsl, anderson_conv_measure.wgsl).
-  const stageTail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure', conv: 'andersonConvMeasure' });
-  const tail = stageTail;
+  // A layer ending in a normalisation or a convolution (after kernels of its own, or alone): those,
+  // then that kernel with the measurement (anderson_norm_measure.wgsl, anderson_conv_measure.wgsl).
+  const tail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure', conv: 'andersonConvMeasure' });
   const tailShader = tail?.kind === 'norm' ? 'andersonNormMeasure' : 'andersonConvMeasure';
   // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
   const alphaSlots = { ALPHA_SLOTS: slots };

@@ -102,13 +102,12 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   if (product) {
     await run.addKernel(denseShader, { ...fusedPath?.constants, ...product.constants, REDUCE_SIZE: product.threads }, `step_${product.body}_main`);
   }
-  // A layer ending in a normalisation or a convolution after kernels of its own, without the line
-  // search: those, then that kernel measuring (broyden_norm_step.wgsl, broyden_conv_step.wgsl), decide.
-  const stageTail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep', conv: 'broydenConvStep' });
-  const tail = stageTail;
+  // A layer ending in a normalisation or a convolution (after kernels of its own, or alone), without
+  // the line search: those, then that kernel measuring (broyden_norm_step.wgsl, broyden_conv_step.wgsl), decide.
+  const tail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep', conv: 'broydenConvStep' });
   const tailShader = tail?.kind === 'norm' ? 'broydenNormStep' : 'broydenConvStep';
   if (tail) await run.addKernel(tailShader, { ...(tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants), WHOLE_LAYER: tail.prefix ? 0 : 1 });
-  // The kernels before the measuring one (the dense step's product, or the norm's).
+  // The kernels before the measuring one (the dense step's product, or the stage's).
   const prefix = densePrefix ?? tail?.prefix;
   // A prefix that begins with a fused linear: that linear with the advance as its product's
   // operand (broyden_prefix_head.wgsl), in place of the advance kernel; a body that finishes
