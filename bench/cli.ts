@@ -7,6 +7,17 @@ export function argument(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** The positive integer after `--name`, or `fallback` without one; throws on anything else. */
+export function integerArgument(name: string, fallback: number): number {
+  const given = argument(name);
+  const value = given === undefined ? fallback : Number(given);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} takes a positive integer, got ${given}`);
+  return value;
+}
+
+/** A deterministic uniform value in [-1, 1) for index i of stream `seed` (the benchmarks' weights and inputs). */
+export const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
+
 /** A readable name of the engine's adapter. */
 export function adapterName(engine: Engine): string {
   const info = engine.device.adapterInfo;

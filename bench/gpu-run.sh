@@ -22,6 +22,7 @@ if [ "$what" = all ] || [ "$what" = layers ]; then
   # steps against the generic ones (tables on stdout; --no-write: RESULTS.md is this checkout's).
   for batch in 4 16 64; do node bench/dist/norm-chain.mjs --no-write --batch "$batch"; done 2>&1 | grep -v XDG_RUNTIME | tee "$out/layers.log"
   node bench/dist/prefix-head.mjs --no-write 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/layers.log"
+  for batch in 4 16; do node bench/dist/stage-tail.mjs --no-write --batch "$batch"; done 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/layers.log"
 fi
 if [ "$what" = all ] || [ "$what" = backprop ]; then
   node bench/dist/backprop.mjs --golden test/fixtures/golden.json --repeats 5 --out "$out" 2>&1 | grep -v XDG_RUNTIME | tee -a "$out/bench.log"

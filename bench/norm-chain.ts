@@ -10,7 +10,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { Engine, Qd, add, anderson, broyden, conv2d, gdeq, groupNorm, picard, relu, sequential, type Stage } from '../src/node';
-import { adapterName, argument, median, ratioCell, runMain, sideBySide } from './cli';
+import { adapterName, integerArgument, median, ratioCell, runMain, sideBySide, value } from './cli';
 import { machineName } from './settings';
 
 const ROUNDS = 15;
@@ -18,11 +18,7 @@ const MAX_DEPTH = 16;
 // Batch (`--batch`, default 4): 4 gives 8 (row, group) workgroups, the most a CPU adapter gives
 // the norm's step (SolveRun.fewGroups).
 const [SIDE, C, GROUPS] = [28, 4, 2];
-const BATCH = Number(argument('batch') ?? 4);
-if (!Number.isInteger(BATCH) || BATCH < 1) throw new Error(`--batch takes a positive integer, got ${argument('batch')}`);
-
-/** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
-const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
+const BATCH = integerArgument('batch', 4);
 
 async function main(): Promise<void> {
   const engine = await Engine.create();

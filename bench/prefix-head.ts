@@ -13,7 +13,7 @@
 import { appendFileSync } from 'node:fs';
 import { Engine, add, broyden, layerNorm, linear, relu, sequential, tanh } from '../src/node';
 import type { FusedPicardPath, ImplicitLayer } from '../src/layers/layer';
-import { adapterName, median, ratioCell, runMain, sideBySide } from './cli';
+import { adapterName, median, ratioCell, runMain, sideBySide, value } from './cli';
 import { machineName } from './settings';
 
 const ROUNDS = 21;
@@ -27,9 +27,6 @@ const CASES = [
   [64, 1, 'layerNorm'], [256, 1, 'layerNorm'], [64, 16, 'layerNorm'],
   [64, 1, 'relu'], [64, 16, 'relu'],
 ] as const;
-
-/** A deterministic uniform value in [-1, 1) for index i of stream `seed`. */
-const value = (seed: number, i: number): number => (((i * 7919 + seed * 104729) % 1000) / 500) - 1;
 
 async function main(): Promise<void> {
   const engine = await Engine.create();
