@@ -25,7 +25,7 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(8) var<storage, read> beta: array<f32>;
 @group(0) @binding(10) var<storage, read> product_a: array<f32>;
 
-fn norm_shape() -> NormShape { return NormShape(params.batch, params.groups, params.channels, params.spatial, params.eps); }
+fn norm_shape() -> NormShape { return NormShape(params.m, params.norm_groups, params.norm_channels, params.norm_spatial, params.norm_eps); }
 // WHOLE_LAYER (override): the stage is the whole layer, so its input is x_{t+1} in the state
 // (the advance kernel stored it); product_a is then bound to any read-only buffer and never read.
 override WHOLE_LAYER: bool = false;
@@ -42,7 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) count: vec3u
   if (open.x != 0u) { return; }
   let ncols = open.y;
   let s = ctrl_b.ls_s;
-  let mine = flat < params.batch * params.groups;
+  let mine = flat < params.m * params.norm_groups;
   let m = group_size();
   var residual = vec4<f32>(0.0);
   if (mine) {

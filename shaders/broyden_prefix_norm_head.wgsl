@@ -29,7 +29,7 @@ const REDUCE_SIZE: u32 = 64u;
 @group(0) @binding(8) var<storage, read> beta: array<f32>;
 @group(0) @binding(10) var<storage, read_write> out: array<f32>;
 
-fn norm_shape() -> NormShape { return NormShape(params.batch, params.groups, params.channels, params.spatial, params.eps); }
+fn norm_shape() -> NormShape { return NormShape(params.m, params.norm_groups, params.norm_channels, params.norm_spatial, params.norm_eps); }
 
 // The iteration before t (whose update this kernel finishes); x_{t+1} lands in its x slot.
 fn previous() -> u32 { return 1u - params.cur; }
@@ -41,7 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         @builtin(num_workgroups) groups: vec3u) {
   if (advance_begin(wid.x == 0u && wid.y == 0u, lid)) { return; }
   let k = group_index(wid, groups);
-  if (k >= params.batch * params.groups) { return; }
+  if (k >= params.m * params.norm_groups) { return; }
   let m = group_size();
   for (var i = lid; i < m; i += REDUCE_SIZE) {
     let e = element(k, i);

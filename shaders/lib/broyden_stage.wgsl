@@ -1,4 +1,5 @@
-// The uniform, bindings 0–6 and 9, and the measurement rows of Broyden's kernels around a library
+// The uniform (its stage members named as lib/step.wgsl's: src/solvers/stage-tail.ts), bindings
+// 0–6 and 9, and the measurement rows of Broyden's kernels around a library
 // stage kernel: shaders/broyden_prefix_norm_head.wgsl (a norm first: it on the advance),
 // shaders/broyden_norm_step.wgsl and broyden_conv_step.wgsl (a norm or a convolution last: it
 // measuring). The includer declares its stage's operands at 7 and 8 (gamma and beta, or weight and
@@ -24,11 +25,11 @@ struct BroydenStageParams {
   memory: u32,
   thread_sums: u32, // 1: the rows of partial sums hold one entry per thread (lib/row_sums.wgsl)
   n: u32,           // the state's values
-  batch: u32,       // a norm's rows, groups, channels, spatial, eps (0 for a convolution)
-  groups: u32,
-  channels: u32,
-  spatial: u32,
-  eps: f32,
+  m: u32,           // a norm's rows, and its groups, channels, spatial, eps (0 for a convolution)
+  norm_groups: u32,
+  norm_channels: u32,
+  norm_spatial: u32,
+  norm_eps: f32,
   conv_height: u32, // a convolution's shape (0 for a norm)
   conv_width: u32,
   conv_in: u32,

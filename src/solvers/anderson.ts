@@ -14,12 +14,12 @@
  * (`fusedStageTail`: shaders/anderson_norm_measure.wgsl, anderson_conv_measure.wgsl), the step,
  * the kernels before it, then it measuring.
  */
-import { wgslConstant } from '../gpu/shaders';
 import type { ImplicitLayer } from '../layers/layer';
 import type { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { andersonPerSample } from './per-sample';
 import { solve } from './program';
+import { NO_STAGE, STAGE_STEP_THREADS, stageStep } from './stage-tail';
 import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
 
@@ -90,11 +90,6 @@ export function anderson(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions):
   });
 }
 
-/** The measurement uniform's norm and convolution members where neither measures (lib/anderson_measure.wgsl). */
-const NO_STAGE = { norm_groups: 0, norm_channels: 0, norm_spatial: 0, norm_eps: 0, conv_height: 0, conv_width: 0, conv_in: 0, conv_out: 0 };
-/** The norm and convolution measurements' threads (both 64: test/shader-reflection.test.ts): their partials per workgroup with thread sums. */
-const TAIL_MEASURE_THREADS = wgslConstant('andersonNormMeasure', 'REDUCE_SIZE', 'u32');
-
 /** What an Anderson solve builds before iterating (see Plan). */
 async function andersonPlan(run: SolveRun): Promise<Plan> {
   const f = run.layer;
@@ -111,8 +106,9 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   const product = splitPath ? null : run.denseProduct(fused, denseShader, 'measure');
   // A layer ending in a normalisation or a convolution (after kernels of its own, or alone): those,
   // then that kernel with the measurement (anderson_norm_measure.wgsl, anderson_conv_measure.wgsl).
-  const tail = fused ? null : run.stageTail({ norm: 'andersonNormMeasure', conv: 'andersonConvMeasure' });
-  const tailShader = tail?.kind === 'norm' ? 'andersonNormMeasure' : 'andersonConvMeasure';
+  const tailShaders = { norm: 'andersonNormMeasure', conv: 'andersonConvMeasure' } as const;
+  const tail = fused ? null : run.stageTail(tailShaders);
+  const tailStep = tail ? stageStep(run, tail, tailShaders) : null;
   // α's workgroup arrays sized for this window (lib/anderson_alpha.wgsl ALPHA_SLOTS).
   const alphaSlots = { ALPHA_SLOTS: slots };
   await run.addKernel('andersonSolve', alphaSlots);
@@ -120,7 +116,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   if (fused && product) {
     await run.addKernel(denseShader, { ...fused.constants, ...product.constants, REDUCE_SIZE: product.threads }, `measure_${product.body}_main`);
   }
-  if (tail) await run.addKernel(tailShader, { ...(tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants), WHOLE_LAYER: tail.prefix ? 0 : 1 });
+  if (tail && tailStep) await run.addKernel(tailStep.shader, { ...tailStep.constants, WHOLE_LAYER: tail.prefix ? 0 : 1 });
   if (fused && splitPath) {
     // The step has no epilogue (the measurement runs it): only the product's constants.
     await run.addKernel('andersonSplitStep', { ...splitPath.constants, ...alphaSlots, REDUCE_SIZE: splitPath.threads }, `step_${splitPath.body}_main`);
@@ -138,11 +134,10 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
   const chunks = 1 + Math.ceil(slots / 4);
   const generic = run.stepGroups();
   const threadSums = (product !== null || tail !== null) && run.threadSums;
-  // The tail's grid: a norm's (row, group) workgroups, or a convolution's the generic measurement's.
-  const [tx, ty] = tail?.kind === 'norm' ? tail.norm.grid : [generic, 1];
+  const [tx, ty] = tailStep?.grid ?? [0, 0];
   const measureParts = product
     ? product.groups[0] * product.groups[1] * (threadSums ? product.threads : 1)
-    : tail ? tx * ty * (threadSums ? TAIL_MEASURE_THREADS : 1) : generic;
+    : tail ? tx * ty * (threadSums ? STAGE_STEP_THREADS : 1) : generic;
   const steps = run.stepState(chunks * Math.max(measureParts, generic));
   const sumsFlag = { thread_sums: threadSums ? 1 : 0 };
 
@@ -165,12 +160,7 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
     }),
   );
   const d = run.layer.featureSize;
-  const measureShader = product ? denseShader : tail ? tailShader : 'andersonMeasure';
-  const stageParams = tail?.kind === 'norm'
-    ? { ...NO_STAGE, m: run.batch, norm_groups: tail.norm.groups, norm_channels: tail.norm.channels, norm_spatial: tail.norm.spatial, norm_eps: tail.norm.eps }
-    : tail?.kind === 'conv'
-      ? { ...NO_STAGE, conv_height: tail.conv.height, conv_width: tail.conv.width, conv_in: tail.conv.inChannels, conv_out: tail.conv.outChannels }
-      : NO_STAGE;
+  const measureShader = product ? denseShader : tailStep ? tailStep.shader : 'andersonMeasure';
   const measureKernel = run.kernel(measureShader);
   /** The measurement after iteration t's evaluation (t = 0: the start's f(u1), which the first step reads). */
   const measureGroup = (t: number, ahead: number) =>
@@ -178,13 +168,12 @@ async function andersonPlan(run: SolveRun): Promise<Plan> {
       ctrl: t === 0 ? run.ctrl : run.header(t + 1),
       params: run.params(measureShader, {
         m: product ? run.batch : 0, n: product ? d : 0, k: product ? (prefix?.size ?? d) : 0, state_size: n, stride, slots,
-        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag, ...stageParams,
+        partial_out: run.stepRules(FinishMode.anderson, t, 0).partial_out, ahead, splits: 0, ...sumsFlag, ...(tailStep?.members ?? NO_STAGE),
       }),
       ring, x_ring: xs, fx_ring: fxs, gram, step_partials: steps.partials,
       ...(fused && product ? { weight: fused.weight, weight4: fused.weight, bias: fused.bias, epi_qd: run.qdBuffer, ...(prefix ? { product_a: prefix.output } : {}) } : {}),
-      ...(tail?.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : tail?.kind === 'conv' ? { weight: tail.conv.weight, bias: tail.conv.bias } : {}),
       // product_a: the prefix's output, or (the stage alone: WHOLE_LAYER) a read-only buffer never read.
-      ...(tail ? { epi_qd: run.qdBuffer, product_a: tail.prefix?.output ?? run.qdBuffer } : {}),
+      ...(tail && tailStep ? { ...tailStep.operands, epi_qd: run.qdBuffer, product_a: tail.prefix?.output ?? run.qdBuffer } : {}),
     });
   const startMeasure = measureGroup(0, 0);
   const iterationMeasures = [measureGroup(0, 1), measureGroup(1, 1)];

@@ -39,27 +39,16 @@
  */
 import type { BufferRegion } from '../gpu/kernel';
 import { wgslConstant } from '../gpu/shaders';
-import type { FusedConv, FusedNorm, FusedPrefix, ImplicitLayer } from '../layers/layer';
+import type { FusedPrefix, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import type { SolverOptions } from './options';
 import { CONTROL_HEADER_SIZE, type ControlSnapshot } from './control';
 import { broydenPerSample } from './per-sample';
 import { solve } from './program';
+import { STAGE_STEP_THREADS, stageMembers, stageStep } from './stage-tail';
 import { FinishMode, type Plan, type RunHooks, type SolveRun } from './run';
 import type { BroydenFactors, SolveResult } from '../results';
 
-/** The norm and convolution steps' threads (both 64: test/shader-reflection.test.ts): their partials per workgroup with thread sums. */
-const TAIL_STEP_THREADS = wgslConstant('broydenNormStep', 'REDUCE_SIZE', 'u32');
-/** lib/broyden_stage.wgsl's stage members, none set. */
-const NO_STAGE = { batch: 0, groups: 0, channels: 0, spatial: 0, eps: 0, conv_height: 0, conv_width: 0, conv_in: 0, conv_out: 0 };
-/** lib/broyden_stage.wgsl's members of a norm. */
-const normShape = (run: SolveRun, norm: FusedNorm): Record<string, number> => ({
-  ...NO_STAGE, batch: run.batch, groups: norm.groups, channels: norm.channels, spatial: norm.spatial, eps: norm.eps,
-});
-/** lib/broyden_stage.wgsl's members of a convolution. */
-const convShape = (conv: FusedConv): Record<string, number> => ({
-  ...NO_STAGE, conv_height: conv.height, conv_width: conv.width, conv_in: conv.inChannels, conv_out: conv.outChannels,
-});
 /** Entries of `sums` before its partial sums: the solve's layout (lib/broyden_state.wgsl). */
 const SUMS_LAYOUT = wgslConstant('broydenDecide', 'SUMS_LAYOUT', 'u32');
 
@@ -104,9 +93,10 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   }
   // A layer ending in a normalisation or a convolution (after kernels of its own, or alone), without
   // the line search: those, then that kernel measuring (broyden_norm_step.wgsl, broyden_conv_step.wgsl), decide.
-  const tail = fusedPath || opts.ls ? null : run.stageTail({ norm: 'broydenNormStep', conv: 'broydenConvStep' });
-  const tailShader = tail?.kind === 'norm' ? 'broydenNormStep' : 'broydenConvStep';
-  if (tail) await run.addKernel(tailShader, { ...(tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants), WHOLE_LAYER: tail.prefix ? 0 : 1 });
+  const tailShaders = { norm: 'broydenNormStep', conv: 'broydenConvStep' } as const;
+  const tail = fusedPath || opts.ls ? null : run.stageTail(tailShaders);
+  const tailStep = tail ? stageStep(run, tail, tailShaders) : null;
+  if (tail && tailStep) await run.addKernel(tailStep.shader, { ...tailStep.constants, WHOLE_LAYER: tail.prefix ? 0 : 1 });
   // The kernels before the measuring one (the dense step's product, or the stage's).
   const prefix = densePrefix ?? tail?.prefix;
   // A prefix that begins with a fused linear: that linear with the advance as its product's
@@ -137,9 +127,8 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
   // (SolveRun.threadSums; the generic measure kernel keeps its trees: one per workgroup).
   const threadSums = run.threadSums;
   const rankParts = groups * (threadSums ? DECIDE_THREADS : 1);
-  // The tail's grid: a norm's (row, group) workgroups, or a convolution's the measure kernel's.
-  const [tx, ty] = tail?.kind === 'norm' ? tail.norm.grid : [groups, 1];
-  const denseParts = product ? denseGroups * (threadSums ? product.threads : 1) : tail ? tx * ty * (threadSums ? TAIL_STEP_THREADS : 1) : 0;
+  const [tx, ty] = tailStep?.grid ?? [0, 0];
+  const denseParts = product ? denseGroups * (threadSums ? product.threads : 1) : tailStep ? tx * ty * (threadSums ? STAGE_STEP_THREADS : 1) : 0;
   // Entries per row of `sums`: one per workgroup (or thread) of the kernel that measures, and of the decide kernel.
   const rows = Math.max(groups, rankParts, denseParts);
   const sumsFlags = { rank_parts: rankParts, thread_sums: threadSums ? 1 : 0 };
@@ -247,19 +236,17 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
     measure = (pass, cur) => {
       for (const binding of denseBindings[cur]) dense.dispatch(pass, binding, gx, gy);
     };
-  } else if (tail) {
+  } else if (tail && tailStep) {
     // The prefix at x_{t+1}, then the norm or the convolution measuring.
-    const tailStep = k(tailShader);
-    const shape = tail.kind === 'norm' ? normShape(run, tail.norm) : convShape(tail.conv);
-    const operands: Record<string, GPUBuffer> = tail.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : { weight: tail.conv.weight, bias: tail.conv.bias };
+    const tailKernel = k(tailStep.shader);
     const tailBindings = byParity((cur) =>
-      tailStep.bind({
-        ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params(tailShader, { ...sumsFlags, rows, stride, cur, memory, n, ...shape }),
+      tailKernel.bind({
+        ctrl: run.ctrl, ctrl_b: ctrlB, params: run.params(tailStep.shader, { ...sumsFlags, rows, stride, cur, memory, n, ...tailStep.members }),
         // product_a: the prefix's output, or (the stage alone: WHOLE_LAYER) a read-only buffer never read.
-        sums, state, factors, aux, ...operands, epi_qd: run.qdBuffer, product_a: tail.prefix?.output ?? run.qdBuffer,
+        sums, state, factors, aux, ...tailStep.operands, epi_qd: run.qdBuffer, product_a: tail.prefix?.output ?? run.qdBuffer,
       }),
     );
-    measure = (pass, cur) => tailStep.dispatch(pass, tailBindings[cur], tx, ty);
+    measure = (pass, cur) => tailKernel.dispatch(pass, tailBindings[cur], tx, ty);
   }
   if (measure) {
     const measureStep = measure;
@@ -280,7 +267,7 @@ async function broydenPlan(run: SolveRun): Promise<Plan> {
         ? byParity((cur) =>
             headKernel.bind({
               ctrl: run.ctrl, ctrl_b: ctrlB,
-              params: run.params('broydenPrefixNormHead', { ...sumsFlags, rows, stride, cur, memory, n, ...normShape(run, normHead.norm) }),
+              params: run.params('broydenPrefixNormHead', { ...sumsFlags, rows, stride, cur, memory, n, ...stageMembers(run, normHead) }),
               sums, state, factors, aux, gamma: normHead.norm.gamma, beta: normHead.norm.beta, epi_qd: run.qdBuffer, out: normHead.output,
             }),
           )

@@ -24,10 +24,7 @@ import { picardPerSample } from './per-sample';
 import { solve } from './program';
 import { FinishMode, type Plan, type SolveRun } from './run';
 import type { SolveResult } from '../results';
-import { wgslConstant } from '../gpu/shaders';
-
-/** The norm and convolution steps' threads (both 64: test/shader-reflection.test.ts): their partials per workgroup with thread sums. */
-const TAIL_STEP_THREADS = wgslConstant('picardNormStep', 'REDUCE_SIZE', 'u32');
+import { STAGE_STEP_THREADS, stageStep, type StageStep } from './stage-tail';
 
 /** Finds u* = f(u*, Qd) by fixed-point iteration. See {@link SolverOptions}. */
 export function picard(f: ImplicitLayer, Qd: Tensor, options?: SolverOptions): Promise<SolveResult> {
@@ -55,12 +52,14 @@ async function picardPlan(run: SolveRun): Promise<Plan> {
     const prime = product.split ? await run.entryKernel(shader, constants, `prime_${product.body}_main`) : undefined;
     return picardSteps(run, { path: fused, product, shader, prime });
   }
-  // A layer ending in a normalisation: its kernels before the norm, then the norm with the step
-  // around it (shaders/picard_norm_step.wgsl).
-  const tail = fused ? null : run.stageTail({ norm: 'picardNormStep', conv: 'picardConvStep' });
+  // A layer ending in a normalisation or a convolution: its kernels before that one, then it with
+  // the step around it (shaders/picard_norm_step.wgsl, picard_conv_step.wgsl).
+  const shaders = { norm: 'picardNormStep', conv: 'picardConvStep' } as const;
+  const tail = fused ? null : run.stageTail(shaders);
   if (tail) {
-    await run.addKernel(tail.kind === 'norm' ? 'picardNormStep' : 'picardConvStep', tail.kind === 'norm' ? tail.norm.constants : tail.conv.constants);
-    return picardSteps(run, undefined, tail);
+    const step = stageStep(run, tail, shaders);
+    await run.addKernel(step.shader, step.constants);
+    return picardSteps(run, undefined, { tail, step });
   }
   return picardSteps(run);
 }
@@ -90,16 +89,16 @@ function measuredParts(product: FusedProduct, threadSums: boolean): number {
  * step kernel, which measures iteration t − 1 (and commits it) and sums iteration t's residual; one
  * more step after the last evaluation measures that.
  */
-function picardSteps(run: SolveRun, dense?: DenseSteps, tail?: FusedStageTail): Plan {
+function picardSteps(run: SolveRun, dense?: DenseSteps, stage?: { tail: FusedStageTail; step: StageStep }): Plan {
+  const tail = stage?.tail;
   // Three buffers, not slots of one: an evaluation reads one iterate and writes the next, and a
   // buffer written by a dispatch may not be bound to it otherwise.
   const ring = [run.scratchBuffer(run.n), run.scratchBuffer(run.n), run.scratchBuffer(run.n)];
   const slot = (t: number) => ring[t % 3];
   // The dense kernels leave one partial per thread on a CPU adapter (not split-k, which only column block 0 measures).
   const threadSums = ((dense !== undefined && !dense.product.split) || tail !== undefined) && run.threadSums;
-  // The tail's grid: a norm's (row, group) workgroups, or a convolution's the generic step's.
-  const [tx, ty] = tail?.kind === 'norm' ? tail.norm.grid : [run.stepGroups(), 1];
-  const denseParts = dense ? measuredParts(dense.product, threadSums) : tail ? tx * ty * (threadSums ? TAIL_STEP_THREADS : 1) : 0;
+  const [tx, ty] = stage?.step.grid ?? [0, 0];
+  const denseParts = dense ? measuredParts(dense.product, threadSums) : tail ? tx * ty * (threadSums ? STAGE_STEP_THREADS : 1) : 0;
   const steps = run.stepState(denseParts);
   // The partials each step reads: those the step before wrote (the dense or norm kernel's, or the generic kernel's).
   const measured = dense || tail ? denseParts : steps.groups;
@@ -160,23 +159,19 @@ function picardSteps(run: SolveRun, dense?: DenseSteps, tail?: FusedStageTail): 
     }
   }
 
-  if (tail) {
+  if (stage) {
     // The prefix of u_t (gated by the header the step of iteration t reads, as an evaluation is),
     // then the norm's or the convolution's forward with the step around it.
-    const stepShader = tail.kind === 'norm' ? 'picardNormStep' : 'picardConvStep';
-    const tailKernel = run.kernel(stepShader);
-    const shape: Record<string, number> = tail.kind === 'norm'
-      ? { m: run.batch, norm_groups: tail.norm.groups, norm_channels: tail.norm.channels, norm_spatial: tail.norm.spatial, norm_eps: tail.norm.eps }
-      : { conv_height: tail.conv.height, conv_width: tail.conv.width, conv_in: tail.conv.inChannels, conv_out: tail.conv.outChannels };
-    const operands: Record<string, GPUBuffer> = tail.kind === 'norm' ? { gamma: tail.norm.gamma, beta: tail.norm.beta } : { weight: tail.conv.weight, bias: tail.conv.bias };
+    const { tail: layerTail, step } = stage;
+    const tailKernel = run.kernel(step.shader);
     const tailGroupsOf = Array.from({ length: 6 }, (_, t) =>
       tailKernel.bind({
-        ...common(t), params: run.params(stepShader, { ...run.stepRules(FinishMode.picard, t, denseParts), ...shape, ...sumsFlag }),
-        ...operands, epi_qd: run.qdBuffer, next: slot(t + 1), product_a: tail.prefix?.output ?? slot(t),
+        ...common(t), params: run.params(step.shader, { ...run.stepRules(FinishMode.picard, t, denseParts), ...step.members, ...sumsFlag }),
+        ...step.operands, epi_qd: run.qdBuffer, next: slot(t + 1), product_a: layerTail.prefix?.output ?? slot(t),
       }),
     );
     iterate = (pass, t) => {
-      if (tail.prefix) run.evaluatePrefix(pass, tail.prefix, slot(t), run.header(t), t % 6);
+      if (layerTail.prefix) run.evaluatePrefix(pass, layerTail.prefix, slot(t), run.header(t), t % 6);
       tailKernel.dispatch(pass, tailGroupsOf[t % 6], tx, ty);
       last = t;
     };

@@ -12,6 +12,7 @@ import type { FusedProduct } from '../layers/dense';
 import type { FusedPicardPath, FusedPrefix, FusedStageTail, ImplicitLayer } from '../layers/layer';
 import { Tensor } from '../tensor';
 import { CONTROL_HEADER_BYTES, CONTROL_HEADER_SIZE, TRACE_ENTRY_BYTES, decodeControl, initialControl, type ControlSnapshot } from './control';
+import { NO_STAGE, STAGE_STEP_THREADS } from './stage-tail';
 import { AUTO_LONGEST_CHUNK, resolveOptions, type ResolvedOptions, type SolverName, type SolverOptions } from './options';
 import { readLayer, readTensor } from '../validate';
 import { ChunkPace } from './pace';
@@ -137,11 +138,11 @@ const MAX_STEP_GROUPS = 256;
  */
 const MAX_STEP_GROUPS_CPU = 2;
 /**
- * A convolution's step kernels (picard_conv_step.wgsl) run the generic steps' workgroups
- * (`stepGroups`): on a GPU only while each thread takes at most CONV_STEP_ELEMENTS outputs (the
- * convolution's own forward has a thread per output); a CPU adapter's few workgroups fill its cores.
+ * A convolution's step kernels (picard_conv_step.wgsl, anderson_conv_measure.wgsl,
+ * broyden_conv_step.wgsl) run the generic steps' workgroups (`stepGroups`): on a GPU only while
+ * each thread takes at most CONV_STEP_ELEMENTS outputs (the convolution's own forward has a thread
+ * per output); a CPU adapter's few workgroups fill its cores.
  */
-const CONV_STEP_THREADS = wgslConstant('picardConvStep', 'REDUCE_SIZE', 'u32');
 const CONV_STEP_ELEMENTS = 4;
 /**
  * On a CPU adapter, the most workgroups a dense step kernel (picard_dense_step, anderson_dense_step,
@@ -487,12 +488,11 @@ export class SolveRun {
    * convolution's outputs at most CONV_STEP_ELEMENTS per thread of the step's workgroups
    * (`stepGroups`), which a large convolution would leave with too few threads.
    */
-  stageTail(shaders: Partial<Record<FusedStageTail['kind'], ShaderName>>): FusedStageTail | null {
+  stageTail(shaders: Record<FusedStageTail['kind'], ShaderName>): FusedStageTail | null {
     const tail = this.opts.fused ? (this.layer.fusedStageTail?.(this.batch) ?? null) : null;
-    const shader = tail ? shaders[tail.kind] : undefined;
-    if (!tail || !shader || !this.binds(shader)) return null;
+    if (!tail || !this.binds(shaders[tail.kind])) return null;
     if (tail.kind === 'norm') return this.fewGroups(tail.norm.grid[0] * tail.norm.grid[1]) ? tail : null;
-    return this.engine.cpuAdapter || this.n <= this.stepGroups() * CONV_STEP_THREADS * CONV_STEP_ELEMENTS ? tail : null;
+    return this.engine.cpuAdapter || this.n <= this.stepGroups() * STAGE_STEP_THREADS * CONV_STEP_ELEMENTS ? tail : null;
   }
 
   /**
@@ -581,8 +581,7 @@ export class SolveRun {
     return {
       ...this.finishRules(), mode, header_in_b: 1 - parity, partial_groups: partialGroups,
       partial_in: (1 - parity) * steps.half, partial_out: parity * steps.half, state_size: this.n, m: 0, n: 0, k: 0, stride: 0, slots: 0, reg: 0, beta: 0, chunk: 0, splits: 0, split_in: 0, split_out: 0,
-      thread_sums: 0, norm_groups: 0, norm_channels: 0, norm_spatial: 0, norm_eps: 0,
-      conv_height: 0, conv_width: 0, conv_in: 0, conv_out: 0,
+      thread_sums: 0, ...NO_STAGE,
     };
   }
 
